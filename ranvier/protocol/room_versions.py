@@ -96,8 +96,8 @@ _V6_FLAGS: dict[str, object] = dict(
     limit_notifications_power_levels=True,
 )
 V6 = _version("6", **_V6_FLAGS)
-V7 = _version("7", **_V6_FLAGS, knock_join_rule=True)
-V8 = _version("8", **_V6_FLAGS, knock_join_rule=True, restricted_join_rule=True)
+V7 = _version("7", **dict(_V6_FLAGS, knock_join_rule=True))
+V8 = _version("8", **dict(_V6_FLAGS, knock_join_rule=True, restricted_join_rule=True))
 _V9_FLAGS = dict(_V6_FLAGS, knock_join_rule=True, restricted_join_rule=True,
                  restricted_join_rule_fix=True)
 V9 = _version("9", **_V9_FLAGS)
@@ -105,8 +105,15 @@ _V10_FLAGS = dict(_V9_FLAGS, knock_restricted_join_rule=True, enforce_int_power_
 V10 = _version("10", **_V10_FLAGS)
 _V11_FLAGS = dict(_V10_FLAGS, implicit_room_creator=True, updated_redaction_rules=True)
 V11 = _version("11", **_V11_FLAGS)
-V12 = _version("12", **_V11_FLAGS, state_res=StateResAlgorithm.V2_1,
-               room_id_from_create_event=True, privileged_creators=True)
+V12 = _version(
+    "12",
+    **dict(
+        _V11_FLAGS,
+        state_res=StateResAlgorithm.V2_1,
+        room_id_from_create_event=True,
+        privileged_creators=True,
+    ),
+)
 
 KNOWN_ROOM_VERSIONS: dict[str, RoomVersion] = {
     v.identifier: v for v in (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12)
