@@ -85,8 +85,9 @@ V1 = _version("1")
 V2 = _version("2", state_res=StateResAlgorithm.V2)
 V3 = _version("3", state_res=StateResAlgorithm.V2, event_format=EventFormat.V3)
 V4 = _version("4", state_res=StateResAlgorithm.V2, event_format=EventFormat.V4)
-V5 = _version("5", state_res=StateResAlgorithm.V2, event_format=EventFormat.V4,
-              enforce_key_validity=True)
+V5 = _version(
+    "5", state_res=StateResAlgorithm.V2, event_format=EventFormat.V4, enforce_key_validity=True
+)
 _V6_FLAGS: dict[str, object] = dict(
     state_res=StateResAlgorithm.V2,
     event_format=EventFormat.V4,
@@ -98,8 +99,9 @@ _V6_FLAGS: dict[str, object] = dict(
 V6 = _version("6", **_V6_FLAGS)
 V7 = _version("7", **dict(_V6_FLAGS, knock_join_rule=True))
 V8 = _version("8", **dict(_V6_FLAGS, knock_join_rule=True, restricted_join_rule=True))
-_V9_FLAGS = dict(_V6_FLAGS, knock_join_rule=True, restricted_join_rule=True,
-                 restricted_join_rule_fix=True)
+_V9_FLAGS = dict(
+    _V6_FLAGS, knock_join_rule=True, restricted_join_rule=True, restricted_join_rule_fix=True
+)
 V9 = _version("9", **_V9_FLAGS)
 _V10_FLAGS = dict(_V9_FLAGS, knock_restricted_join_rule=True, enforce_int_power_levels=True)
 V10 = _version("10", **_V10_FLAGS)
