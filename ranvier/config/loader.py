@@ -19,7 +19,8 @@ def load_config(path: str | Path) -> HomeserverConfig:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError([f"cannot read the configuration file: {exc.strerror}"], str(path))
+        problem = f"cannot read the configuration file: {exc.strerror}"
+        raise ConfigError([problem], str(path)) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,0 +1,151 @@
+"""The `ranvier` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ranvier import __version__
+from ranvier.config import ConfigError, load_config
+from ranvier.config.generate import generate_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ranvier", description="Ranvier Matrix homeserver")
+    parser.add_argument("--version", action="version", version=f"ranvier {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gen = commands.add_parser("generate-config", help="write a new homeserver.yaml and key")
+    gen.add_argument("--server-name", required=True, help="the server's public name")
+    gen.add_argument("--config-path", "-c", required=True, help="where to write the config")
+    gen.add_argument(
+        "--data-dir", help="where the database, media and pid file go (default: next to the config)"
+    )
+    gen.set_defaults(func=_generate_config)
+
+    run = commands.add_parser("run", help="run the homeserver in the foreground")
+    _config_arg(run)
+    run.set_defaults(func=_run)
+
+    for name, func, help_text in (
+        ("start", _start, "start the homeserver in the background"),
+        ("stop", _stop, "stop the background homeserver"),
+        ("restart", _restart, "stop, then start the background homeserver"),
+        ("status", _status, "say whether the background homeserver is running"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        _config_arg(sub)
+        sub.add_argument(
+            "--log-file",
+            help="where a started server writes its output "
+            "(default: homeserver.log beside the pid file)",
+        )
+        sub.set_defaults(func=func)
+
+    db = commands.add_parser("db", help="database schema: status, upgrade, downgrade")
+    db_commands = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
+    status = db_commands.add_parser("status", help="schema revision and pending work")
+    _config_arg(status)
+    status.set_defaults(func=_db_status)
+    upgrade = db_commands.add_parser("upgrade", help="apply pending migrations")
+    _config_arg(upgrade)
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=_db_upgrade)
+    downgrade = db_commands.add_parser("downgrade", help="roll the schema back to REVISION")
+    _config_arg(downgrade)
+    downgrade.add_argument("revision")
+    downgrade.set_defaults(func=_db_downgrade)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config-path",
+        default="homeserver.yaml",
+        help="the homeserver.yaml to use (default: ./homeserver.yaml)",
+    )
+
+
+def _generate_config(args: argparse.Namespace) -> int:
+    try:
+        written = generate_config(args.server_name, args.config_path, args.data_dir)
+    except FileExistsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ranvier import process
+
+    return process.run_foreground(load_config(args.config_path))
+
+
+def _start(args: argparse.Namespace) -> int:
+    from ranvier import process
+
+    return process.start(Path(args.config_path), load_config(args.config_path), args.log_file)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from ranvier import process
+
+    return process.stop(load_config(args.config_path))
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from ranvier import process
+
+    config = load_config(args.config_path)
+    process.stop(config)
+    return process.start(Path(args.config_path), config, args.log_file)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ranvier import process
+
+    return process.status(load_config(args.config_path))
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    from ranvier.storage import commands
+
+    print(commands.db_status(load_config(args.config_path), print))
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from ranvier.storage import commands
+
+    print(commands.db_upgrade(load_config(args.config_path), args.revision, print))
+    return 0
+
+
+def _db_downgrade(args: argparse.Namespace) -> int:
+    from ranvier.storage import commands
+
+    print(commands.db_downgrade(load_config(args.config_path), args.revision, print))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

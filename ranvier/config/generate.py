@@ -1,0 +1,169 @@
+"""`ranvier generate-config`: a commented homeserver.yaml, a log config and a signing key."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import signedjson.key
+import yaml
+
+from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION
+
+_TEMPLATE = """\
+# Ranvier homeserver configuration. Key names follow Synapse's where the meaning is the same,
+# so an existing homeserver.yaml mostly carries over. Unknown keys refuse start-up.
+# Relative paths below are relative to the directory of this file.
+
+# The public name of this server: the part after ':' in @user:{server_name}. It cannot be
+# changed once users and rooms exist.
+server_name: {server_name}
+
+# The URL clients use to reach this server. Defaults to https://<server_name>/.
+#public_baseurl: https://matrix.example.com/
+
+# Where `ranvier start` keeps the process ID.
+pid_file: {pid_file}
+
+# HTTP listeners. Put a TLS-terminating reverse proxy in front for production and set
+# x_forwarded: true so client addresses are logged correctly.
+listeners:
+  - port: 8008
+    type: http
+    tls: false
+    bind_addresses: ['127.0.0.1']
+    x_forwarded: false
+    resources:
+      - names: [client, federation]
+        compress: false
+
+# The database. sqlite3 suits small servers and testing; for anything else use PostgreSQL:
+#database:
+#  name: psycopg2            # Synapse's name for PostgreSQL; Ranvier talks to it with asyncpg
+#  allow_unsafe_locale: false
+#  args:
+#    user: ranvier
+#    password: secretpassword
+#    database: ranvier       # must have LC_COLLATE and LC_CTYPE 'C'
+#    host: 127.0.0.1
+#    port: 5432
+#    cp_min: 5
+#    cp_max: 10
+database:
+  name: sqlite3
+  args:
+    database: {database_path}
+
+# Logging, as a Python logging dictConfig in YAML.
+log_config: {log_config}
+
+# Where uploaded media is stored, and the largest upload accepted.
+media_store_path: {media_store_path}
+max_upload_size: 50M
+max_image_pixels: 32M
+
+# The key this server signs events and requests with. Keep it safe and never share it.
+signing_key_path: {signing_key_path}
+
+# Lets `register_new_matrix_user`-style tools create accounts with an HMAC of this secret.
+registration_shared_secret: {registration_shared_secret}
+
+# Registration. Open registration needs a verification step (a token, captcha or email);
+# set enable_registration_without_verification only if you accept unverified sign-ups.
+enable_registration: false
+#registration_requires_token: true
+#enable_registration_without_verification: false
+
+# Whether to report anonymous usage statistics.
+report_stats: false
+
+# Cache sizing: multiply every cache size by global_factor; drop entries unused for
+# cache_entry_ttl when expire_caches is true.
+caches:
+  global_factor: 0.5
+  expire_caches: true
+  cache_entry_ttl: 30m
+
+# The room version new rooms get unless the client asks for another.
+default_room_version: "{default_room_version}"
+
+# The public room directory is private to this server's users unless these are set.
+allow_public_rooms_without_auth: false
+allow_public_rooms_over_federation: false
+"""
+
+_LOG_CONFIG = {
+    "version": 1,
+    "formatters": {
+        "precise": {
+            "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
+            "%(request)s - %(message)s",
+        }
+    },
+    "filters": {"request": {"()": "ranvier.http.logging.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "precise",
+            "filters": ["request"],
+        }
+    },
+    "loggers": {"ranvier": {"level": "INFO"}, "aiohttp.access": {"level": "WARNING"}},
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "disable_existing_loggers": False,
+}
+
+
+def generate_config(
+    server_name: str, config_path: str | Path, data_dir: str | Path | None = None
+) -> list[Path]:
+    """Write the config, its log config and a signing key; never overwrite existing files.
+
+    Returns the files written.
+    """
+    config_path = Path(config_path).absolute()
+    if config_path.exists():
+        raise FileExistsError(f"{config_path} already exists; not overwriting it")
+    config_dir = config_path.parent
+    data = Path(data_dir).absolute() if data_dir else config_dir
+    data.mkdir(parents=True, exist_ok=True)
+    config_dir.mkdir(parents=True, exist_ok=True)
+
+    signing_key_path = config_dir / f"{server_name}.signing.key"
+    log_config_path = config_dir / f"{server_name}.log.config"
+    written = [config_path]
+    if not signing_key_path.exists():
+        write_signing_key(signing_key_path)
+        written.append(signing_key_path)
+    if not log_config_path.exists():
+        log_config_path.write_text(yaml.safe_dump(_LOG_CONFIG, sort_keys=False))
+        written.append(log_config_path)
+
+    config_path.write_text(
+        _TEMPLATE.format(
+            server_name=server_name,
+            pid_file=_relative(data / "homeserver.pid", config_dir),
+            database_path=_relative(data / "homeserver.db", config_dir),
+            log_config=_relative(log_config_path, config_dir),
+            media_store_path=_relative(data / "media_store", config_dir),
+            signing_key_path=_relative(signing_key_path, config_dir),
+            registration_shared_secret=secrets.token_urlsafe(32),
+            default_room_version=DEFAULT_ROOM_VERSION.identifier,
+        )
+    )
+    return written
+
+
+def write_signing_key(path: Path) -> None:
+    """One line per key, `ed25519 <version> <unpadded base64 seed>`, as Synapse writes it."""
+    key = signedjson.key.generate_signing_key("a_" + secrets.token_hex(2))
+    with open(path, "x") as stream:
+        signedjson.key.write_signing_keys(stream, [key])
+    path.chmod(0o600)
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,33 @@
+"""Matrix errors: an HTTP status plus `{"errcode": ..., "error": ...}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MatrixError(Exception):
+    def __init__(self, status: int, errcode: str, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.status = status
+        self.errcode = errcode
+        self.error = error
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"errcode": self.errcode, "error": self.error, **self.extra}
+
+
+def unrecognized(status: int = 404, error: str = "Unrecognized request") -> MatrixError:
+    return MatrixError(status, "M_UNRECOGNIZED", error)
+
+
+def not_json(error: str = "Content not JSON.") -> MatrixError:
+    return MatrixError(400, "M_NOT_JSON", error)
+
+
+def bad_json(error: str) -> MatrixError:
+    return MatrixError(400, "M_BAD_JSON", error)
+
+
+def too_large(error: str) -> MatrixError:
+    return MatrixError(413, "M_TOO_LARGE", error)

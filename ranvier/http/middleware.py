@@ -1,0 +1,79 @@
+"""The middlewares every listener runs: request IDs, CORS, and Matrix error bodies."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ranvier.http.errors import MatrixError, too_large, unrecognized
+from ranvier.http.json import json_response
+from ranvier.http.logging import current_request_id
+
+logger = logging.getLogger("ranvier.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# spec: client-server-api "Web Browser Clients"
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization",
+}
+
+_request_counter = itertools.count(1)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = f"{request.method}-{next(_request_counter)}"
+    token = current_request_id.set(request_id)
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+        return response
+    finally:
+        logger.debug(
+            "%s %s took %.1f ms",
+            request.method,
+            request.path,
+            (time.perf_counter() - started) * 1000,
+        )
+        current_request_id.reset(token)
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # spec: OPTIONS must not run endpoint logic, on any path, known or not
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
+    response = await handler(request)
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+@web.middleware
+async def matrix_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except MatrixError as exc:
+        return json_response(exc.body(), status=exc.status)
+    except web.HTTPNotFound:
+        return json_response(unrecognized(404).body(), status=404)
+    except web.HTTPMethodNotAllowed:
+        return json_response(unrecognized(405, "Unrecognized request method").body(), 405)
+    except web.HTTPRequestEntityTooLarge as exc:
+        error = too_large(f"Request body too large (limit {exc.max_size} bytes)")
+        return json_response(error.body(), status=413)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        body = {"errcode": "M_UNKNOWN", "error": exc.reason}
+        return json_response(body, status=exc.status)
+    except Exception:
+        logger.exception("Unhandled error while handling %s %s", request.method, request.path)
+        body = {"errcode": "M_UNKNOWN", "error": "Internal server error"}
+        return json_response(body, status=500)
