@@ -1,0 +1,310 @@
+"""The database handle: one SQLAlchemy async engine over SQLite (aiosqlite) or PostgreSQL
+(asyncpg), opened from the `database` section of homeserver.yaml, with the start-up checks.
+
+Stores get a `Database` and use `transaction()` for anything that writes and `read()` for
+reads; neither they nor the services above them need to know which engine is underneath.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
+
+from ranvier.config.models import DatabaseConfig
+from ranvier.storage.checks import (
+    check_postgres_locale,
+    check_postgres_version,
+    check_sqlite_version,
+)
+from ranvier.storage.errors import StorageStartupError
+
+logger = logging.getLogger(__name__)
+
+Dialect = Literal["sqlite", "postgresql"]
+
+# Synapse's defaults for its connection pool (twisted adbapi's cp_min/cp_max).
+DEFAULT_CP_MIN = 5
+DEFAULT_CP_MAX = 10
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+_POOL_ARGS = {"cp_min", "cp_max", "cp_reconnect", "cp_openfun", "cp_noisy"}
+_SQLITE_ARGS = _POOL_ARGS | {"database", "check_same_thread"}
+# psycopg2 options that asyncpg has no equivalent for and that only tune the TCP connection.
+_IGNORED_POSTGRES_ARGS = {
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+}
+_POSTGRES_ARGS = (
+    _POOL_ARGS
+    | _IGNORED_POSTGRES_ARGS
+    | {
+        "user",
+        "password",
+        "database",
+        "dbname",
+        "host",
+        "port",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "application_name",
+        "connect_timeout",
+    }
+)
+_READ_ONLY = "ranvier_read_only"
+
+
+@dataclass
+class Database:
+    """An open database: the engine plus what start-up learned about the server."""
+
+    engine: AsyncEngine
+    dialect: Dialect
+    # e.g. (3, 45, 1) for SQLite, (16, 2) for PostgreSQL
+    server_version: tuple[int, ...]
+    # where the data lives, for messages: a file path or host:port/dbname
+    location: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def description(self) -> str:
+        name = "SQLite" if self.dialect == "sqlite" else "PostgreSQL"
+        version = ".".join(str(part) for part in self.server_version)
+        return f"{name} {version} ({self.location})"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction, committed when the block exits cleanly."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction that is only read from (never blocks writers on
+        SQLite); rolled back at the end."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**{_READ_ONLY: True})
+            async with conn.begin() as txn:
+                yield conn
+                await txn.rollback()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _pool_bounds(args: dict[str, Any]) -> tuple[int, int]:
+    try:
+        cp_min = int(args.get("cp_min", DEFAULT_CP_MIN))
+        cp_max = int(args.get("cp_max", DEFAULT_CP_MAX))
+    except (TypeError, ValueError) as exc:
+        raise StorageStartupError(
+            "database.args.cp_min and cp_max must be whole numbers of connections"
+        ) from exc
+    if cp_max < 1 or cp_min < 0 or cp_min > cp_max:
+        raise StorageStartupError(
+            f"database.args has cp_min={cp_min} and cp_max={cp_max}: cp_max must be at least 1 "
+            "and cp_min must not be more than cp_max"
+        )
+    return cp_min, cp_max
+
+
+def _refuse_unknown_args(args: dict[str, Any], known: set[str], engine: str) -> None:
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise StorageStartupError(
+            f"database.args has option(s) Ranvier does not understand for {engine}: "
+            f"{', '.join(unknown)}. Supported: {', '.join(sorted(known))}."
+        )
+
+
+def _sqlite_engine(config: DatabaseConfig) -> tuple[AsyncEngine, str]:
+    args = config.args
+    _refuse_unknown_args(args, _SQLITE_ARGS, "sqlite3")
+    path = args.get("database")
+    if not isinstance(path, str) or not path:
+        raise StorageStartupError(
+            "database.args.database must be the path of the SQLite file, "
+            "e.g. database: /var/lib/ranvier/homeserver.db"
+        )
+    _, cp_max = _pool_bounds(args)
+    if path == ":memory:":
+        # every connection to :memory: would be its own empty database; share one
+        engine = create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
+        location = "in memory"
+    else:
+        file = Path(path).expanduser()
+        if not file.parent.is_dir():
+            raise StorageStartupError(
+                f"The directory of the SQLite database {str(file)!r} does not exist; "
+                "create it or change database.args.database"
+            )
+        engine = create_async_engine(
+            URL.create("sqlite+aiosqlite", database=str(file)),
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=cp_max,
+            max_overflow=0,
+        )
+        location = str(file)
+
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transactions out of the sqlite3 module's hands so that BEGIN is ours (below),
+        # which makes DDL transactional and lets SAVEPOINT work.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the write lock up front: a deferred transaction that reads and then
+        # writes fails with SQLITE_BUSY at once (busy_timeout cannot help) if another
+        # writer got in between.
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine, location
+
+
+def _postgres_ssl(args: dict[str, Any]) -> ssl.SSLContext | str | None:
+    mode = args.get("sslmode")
+    rootcert, cert, key = args.get("sslrootcert"), args.get("sslcert"), args.get("sslkey")
+    if mode is None and rootcert is None and cert is None:
+        return None
+    if mode in ("disable", "allow", "prefer", "require") and rootcert is None and cert is None:
+        return str(mode)
+    context = ssl.create_default_context(cafile=rootcert)
+    if mode in ("require", "prefer", "allow") and rootcert is None:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif mode == "verify-ca":
+        context.check_hostname = False
+    if cert is not None:
+        context.load_cert_chain(cert, keyfile=key)
+    return context
+
+
+def _postgres_engine(config: DatabaseConfig) -> tuple[AsyncEngine, str, str]:
+    args = config.args
+    _refuse_unknown_args(args, _POSTGRES_ARGS, "psycopg2 (PostgreSQL)")
+    for name in sorted(_IGNORED_POSTGRES_ARGS & set(args)):
+        logger.info("database.args.%s has no effect with Ranvier's PostgreSQL driver", name)
+    dbname = args.get("database", args.get("dbname"))
+    if not dbname:
+        raise StorageStartupError(
+            "database.args.database must name the PostgreSQL database, e.g. database: ranvier"
+        )
+    _, cp_max = _pool_bounds(args)
+    port = args.get("port")
+    url = URL.create(
+        "postgresql+asyncpg",
+        username=args.get("user"),
+        password=args.get("password"),
+        host=args.get("host"),
+        port=int(port) if port is not None else None,
+        database=str(dbname),
+    )
+    connect_args: dict[str, Any] = {}
+    ssl_arg = _postgres_ssl(args)
+    if ssl_arg is not None:
+        connect_args["ssl"] = ssl_arg
+    if "application_name" in args:
+        connect_args["server_settings"] = {"application_name": str(args["application_name"])}
+    if "connect_timeout" in args:
+        connect_args["timeout"] = float(args["connect_timeout"])
+    engine = create_async_engine(
+        url,
+        # cp_max is the cap Synapse admins set; keep that many, never open more
+        pool_size=cp_max,
+        max_overflow=0,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+    location = f"{args.get('host') or 'local socket'}:{port or 5432}/{dbname}"
+    return engine, location, str(dbname)
+
+
+async def _check_sqlite(engine: AsyncEngine) -> tuple[int, ...]:
+    async with engine.connect() as conn:
+        version = str((await conn.execute(text("SELECT sqlite_version()"))).scalar_one())
+    version_tuple = tuple(int(part) for part in version.split("."))
+    check_sqlite_version(version_tuple)
+    return version_tuple
+
+
+async def _check_postgres(
+    engine: AsyncEngine, dbname: str, allow_unsafe_locale: bool
+) -> tuple[tuple[int, ...], list[str]]:
+    async with engine.connect() as conn:
+        version_num = int((await conn.execute(text("SHOW server_version_num"))).scalar_one())
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT pg_encoding_to_char(encoding), datcollate, datctype "
+                    "FROM pg_database WHERE datname = current_database()"
+                )
+            )
+        ).one()
+    check_postgres_version(version_num)
+    warning = check_postgres_locale(
+        dbname,
+        encoding=str(row[0]),
+        collate=str(row[1]),
+        ctype=str(row[2]),
+        allow_unsafe_locale=allow_unsafe_locale,
+    )
+    warnings = []
+    if warning is not None:
+        logger.warning("%s", warning)
+        warnings.append(warning)
+    return (version_num // 10000, version_num % 10000), warnings
+
+
+async def open_database(config: DatabaseConfig) -> Database:
+    """Open the configured database and run the start-up checks on it (but not migrations;
+    see `prepare_database` for what server start-up does)."""
+    if config.name == "sqlite3":
+        # the library aiosqlite will load; refuse before touching the file
+        check_sqlite_version(sqlite3.sqlite_version_info)
+        engine, location = _sqlite_engine(config)
+        try:
+            version = await _check_sqlite(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return Database(engine, "sqlite", version, location)
+
+    engine, location, dbname = _postgres_engine(config)
+    try:
+        version, warnings = await _check_postgres(engine, dbname, config.allow_unsafe_locale)
+    except StorageStartupError:
+        await engine.dispose()
+        raise
+    except Exception as exc:
+        await engine.dispose()
+        raise StorageStartupError(
+            f"Cannot connect to PostgreSQL at {location}: {exc}. Check that the server is "
+            "running and that database.args (host, port, user, password, database) are right."
+        ) from exc
+    return Database(engine, "postgresql", version, location, warnings)
