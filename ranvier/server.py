@@ -76,7 +76,8 @@ class Homeserver:
                 continue
             runner = web.AppRunner(
                 self.build_app(listener),
-                access_log=logging.getLogger("ranvier.access"),
+                # the request-ID middleware writes the access lines
+                access_log=None,
                 shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
                 handle_signals=False,
             )

@@ -14,6 +14,7 @@ from ranvier.http.json import json_response
 from ranvier.http.logging import current_request_id
 
 logger = logging.getLogger("ranvier.http")
+access_logger = logging.getLogger("ranvier.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
