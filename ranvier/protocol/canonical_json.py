@@ -31,9 +31,10 @@ class CanonicalJSONError(ValueError):
 def encode_canonical_json(value: Any, *, strict: bool = False) -> bytes:
     """The canonical JSON bytes of `value`.
 
-    Floats with an integral value (`-0.0`, `1e10`) are written as integers, as the spec's
-    examples require. Other floats raise in strict mode; in lax mode they are written the
-    way the stdlib writes them, which is how legacy (room version 1-5) events were hashed.
+    Floats with an integral value in the safe range (`-0.0`, `1e10`) are written as
+    integers, as the spec's examples require. Other floats raise in strict mode; in lax
+    mode they are written the way the stdlib writes them, which is how legacy (room
+    version 1-5) events were hashed.
 
     Raises CanonicalJSONError for NaN/infinity, non-string object keys, unsupported types,
     strings that are not valid Unicode (lone surrogates), and, when `strict`, fractional
@@ -101,10 +102,13 @@ def _normalise(value: Any, strict: bool, path: str) -> tuple[Any, bool]:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise CanonicalJSONError(f"{value} at {_where(path)} is not allowed in JSON")
-        if value.is_integer():
-            return _normalise(int(value), strict, path)
+        # beyond the safe range a float's integer value is not what the sender wrote
+        if value.is_integer() and MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return int(value), True
         if strict:
-            raise CanonicalJSONError(f"float at {_where(path)} is not allowed: {value!r}")
+            raise CanonicalJSONError(
+                f"non-integer number at {_where(path)} is not allowed: {value!r}"
+            )
         return value, False
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
