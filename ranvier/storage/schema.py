@@ -86,6 +86,14 @@ def known_revisions() -> list[str]:
     return [script.revision for script in reversed(list(_scripts().walk_revisions()))]
 
 
+def known_revision_summaries() -> dict[str, str]:
+    """Revision -> the first line of its docstring, oldest first."""
+    return {
+        script.revision: (script.doc or "").strip().splitlines()[0] if script.doc else ""
+        for script in reversed(list(_scripts().walk_revisions()))
+    }
+
+
 def head_revision() -> str:
     heads = _scripts().get_heads()
     if len(heads) != 1:  # a merge was forgotten; never ship that
@@ -129,7 +137,8 @@ def newer_than_code_message(current: str, head: str) -> str:
     )
 
 
-def _resolve(revision: str, *, allow_base: bool) -> str:
+def resolve_revision(revision: str, *, allow_base: bool) -> str:
+    """The revision `revision` names ("head" included); UnknownRevisionError if none."""
     if revision == "head":
         return head_revision()
     if allow_base and revision == BASE:
@@ -193,7 +202,7 @@ async def upgrade(db: Database, target: str = "head", progress: Progress | None 
     if status.ahead_of_code:
         assert status.current is not None
         raise StorageStartupError(newer_than_code_message(status.current, status.head))
-    destination = _resolve(target, allow_base=False)
+    destination = resolve_revision(target, allow_base=False)
     steps = _order(destination) - _order(status.current)
     if steps < 0:
         raise StorageError(
@@ -214,7 +223,7 @@ async def downgrade(db: Database, revision: str, progress: Progress | None = Non
     """Revert migrations until the database is at `revision` (or `base`, which drops all of
     Ranvier's tables); returns how many were reverted."""
     say = progress or _ignore
-    destination = _resolve(revision, allow_base=True)
+    destination = resolve_revision(revision, allow_base=True)
     status = await schema_status(db)
     if status.ahead_of_code:
         raise StorageError(

@@ -1,0 +1,129 @@
+"""What `ranvier db status | upgrade | downgrade` do, as plain functions.
+
+Each prints progress through `echo` as it goes and returns its final summary. The `*_async`
+forms are for callers that already run an event loop; the plain ones start their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import orjson
+
+from ranvier.config.models import HomeserverConfig
+from ranvier.storage.background_updates import pending_background_updates
+from ranvier.storage.database import open_database
+from ranvier.storage.schema import (
+    BASE,
+    downgrade,
+    known_revision_summaries,
+    resolve_revision,
+    schema_status,
+    upgrade,
+)
+
+Echo = Callable[[str], None]
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _seconds(ms: float) -> str:
+    return f"{ms / 1000:.1f} s"
+
+
+async def db_status_async(config: HomeserverConfig) -> str:
+    db = await open_database(config.database)
+    try:
+        status = await schema_status(db)
+        summaries = known_revision_summaries()
+        lines = [
+            f"Database: {db.description}",
+            f"Schema revision: {status.current or 'none (empty database)'}",
+            f"Newest revision this Ranvier knows: {status.head}",
+        ]
+        lines += [f"Warning: {warning}" for warning in db.warnings]
+        if status.ahead_of_code:
+            lines.append(
+                f"The database is NEWER than this Ranvier: {status.current} is unknown here. "
+                f"Downgrade it to {status.head} with the newer Ranvier, or upgrade Ranvier."
+            )
+        elif status.pending:
+            lines.append(f"Pending migrations ({len(status.pending)}):")
+            lines += [f"  {revision}: {summaries[revision]}" for revision in status.pending]
+        else:
+            lines.append("Schema is up to date.")
+
+        if status.current is None:
+            # no background_updates table before the first migration
+            return "\n".join(lines)
+        updates = await pending_background_updates(db)
+        if not updates:
+            lines.append("Background updates: none pending.")
+        else:
+            lines.append(f"Background updates pending ({len(updates)}, in run order):")
+            for update in updates:
+                after = f", after {update.depends_on}" if update.depends_on else ""
+                lines.append(
+                    f"  {update.name} (ordering {update.ordering}{after}): "
+                    f"{update.total_item_count} items done in "
+                    f"{_seconds(update.total_duration_ms)}; "
+                    f"progress {orjson.dumps(update.progress).decode()}"
+                )
+        return "\n".join(lines)
+    finally:
+        await db.close()
+
+
+async def db_upgrade_async(
+    config: HomeserverConfig, target: str = "head", echo: Echo = _quiet
+) -> str:
+    # an unknown revision fails before connecting
+    destination = resolve_revision(target, allow_base=False)
+    db = await open_database(config.database)
+    try:
+        echo(f"Database: {db.description}")
+        await upgrade(db, destination, echo)
+        return f"Schema is at {destination}."
+    finally:
+        await db.close()
+
+
+async def db_downgrade_async(config: HomeserverConfig, revision: str, echo: Echo = _quiet) -> str:
+    destination = resolve_revision(revision, allow_base=True)
+    db = await open_database(config.database)
+    try:
+        echo(f"Database: {db.description}")
+        await downgrade(db, destination, echo)
+        if destination == BASE:
+            return "All of Ranvier's tables are gone; the database is empty."
+        return (
+            f"Schema is at {destination}. Start the Ranvier version whose newest revision is "
+            f"{destination} now; starting this one would upgrade the database again."
+        )
+    finally:
+        await db.close()
+
+
+def db_status(config: HomeserverConfig, echo: Echo = print) -> str:
+    """`ranvier db status`: engine, schema revision against this code, pending migrations and
+    pending background updates with their progress."""
+    report = asyncio.run(db_status_async(config))
+    echo(report)
+    return report
+
+
+def db_upgrade(config: HomeserverConfig, target: str = "head", echo: Echo = print) -> str:
+    """`ranvier db upgrade [REV]`."""
+    summary = asyncio.run(db_upgrade_async(config, target, echo))
+    echo(summary)
+    return summary
+
+
+def db_downgrade(config: HomeserverConfig, revision: str, echo: Echo = print) -> str:
+    """`ranvier db downgrade REV`."""
+    summary = asyncio.run(db_downgrade_async(config, revision, echo))
+    echo(summary)
+    return summary
