@@ -53,7 +53,7 @@ def test_content_hash_mismatches() -> None:
     signed = copy.deepcopy(REDACTABLE_EVENT_SIGNED)
     signed["content"]["body"] = "edited"
     assert not content_hash_matches(signed)
-    for hashes in ({}, {"sha256": 5}, {"sha256": "@@@"}, "nope"):
+    for hashes in ({}, {"sha256": 5}, {"sha256": "@@@"}, {"sha256": "é"}, "nope"):
         signed["hashes"] = hashes
         assert not content_hash_matches(signed)
 
