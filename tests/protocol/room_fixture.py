@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,8 @@ class Room:
         self.rv = room_version
         self.events: dict[str, Event] = {}
         self.state: dict[StateKey, str] = {}
-        self.counter = 0
+        # shared between forks so that event IDs stay unique
+        self.ids = [0]
         self.last: str | None = None
         content: dict[str, Any] = {"room_version": room_version.identifier}
         if not room_version.implicit_room_creator:
@@ -41,9 +43,19 @@ class Room:
             self.room_id = "!" + create.event_id[1:]
         self.create = self.add_event(create)
 
+    @property
+    def counter(self) -> int:
+        return self.ids[0]
+
     def next_id(self) -> str:
-        self.counter += 1
-        return f"$e{self.counter}:a.test"
+        self.ids[0] += 1
+        return f"$e{self.ids[0]:05d}:a.test"
+
+    def fork(self) -> Room:
+        """Another branch from the current tip: same events, its own state and tip."""
+        other = copy.copy(self)
+        other.state = dict(self.state)
+        return other
 
     def make(
         self,
@@ -73,7 +85,7 @@ class Room:
             "content": dict(content),
             "prev_events": prev,
             "auth_events": auth,
-            "depth": self.counter,
+            "depth": 1 + max((self.events[p].depth for p in prev if p in self.events), default=0),
             "origin_server_ts": 1000 + self.counter if ts is None else ts,
             "signatures": {sender.partition(":")[2]: {"ed25519:k": "sig"}},
         }

@@ -9,12 +9,14 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 
 from ranvier.protocol.auth import AuthError, check_auth
+from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import RoomVersion
 
 StateKey = tuple[str, str]
 StateMap = Mapping[StateKey, str]
 EventLookup = Callable[[str], Event | None]
+CREATE_KEY: StateKey = ("m.room.create", "")
 
 # spec: power levels first, then join rules, then members: "No other events affect the
 # authorisation rules"
@@ -27,8 +29,19 @@ def _sha1(event_id: str) -> str:
 
 def _allowed(event: Event, resolved: Mapping[StateKey, str], lookup: EventLookup) -> bool:
     state: dict[StateKey, Event] = {}
-    for key, event_id in resolved.items():
-        state_event = lookup(event_id)
+    # Keys still conflicted are missing from R (e.g. the sender's membership while join rules
+    # are resolved); for those the event's own auth events stand in, as in v2's iterative
+    # auth checks, so that a linear history resolves to its latest state.
+    for auth_id in event.auth_event_ids:
+        auth_event = lookup(auth_id)
+        if auth_event is not None and auth_event.state_key is not None:
+            state[(auth_event.type, auth_event.state_key)] = auth_event
+    wanted = auth_types_for_event(
+        event.room_version, event.type, event.sender, event.state_key, event.content
+    )
+    for key in wanted | {CREATE_KEY}:
+        event_id = resolved.get(key)
+        state_event = lookup(event_id) if event_id is not None else None
         if state_event is not None:
             state[key] = state_event
     try:
