@@ -56,7 +56,10 @@ def test_unsafe_locale_is_refused_naming_the_option_and_the_fix(collate: str, ct
 
 def test_unsafe_locale_allowed_gives_a_warning() -> None:
     warning = check_postgres_locale(
-        "synapse", encoding="UTF8", collate="en_US.UTF-8", ctype="en_US.UTF-8",
+        "synapse",
+        encoding="UTF8",
+        collate="en_US.UTF-8",
+        ctype="en_US.UTF-8",
         allow_unsafe_locale=True,
     )
     assert warning is not None
@@ -65,7 +68,7 @@ def test_unsafe_locale_allowed_gives_a_warning() -> None:
 
 
 def test_non_utf8_encoding_is_refused_even_when_unsafe_locale_is_allowed() -> None:
-    with pytest.raises(StorageStartupError, match="encoding 'SQL_ASCII'.*'UTF8'"):
+    with pytest.raises(StorageStartupError, match=r"encoding 'SQL_ASCII'.*'UTF8'"):
         check_postgres_locale(
             "synapse", encoding="SQL_ASCII", collate="C", ctype="C", allow_unsafe_locale=True
         )

@@ -126,7 +126,7 @@ async def test_moving_the_wrong_way_or_to_unknown_revisions_is_refused(
     db = await open_database(database_config)
     try:
         await upgrade(db)
-        with pytest.raises(UnknownRevisionError, match="'0999_nope'.*knows: 0001_background"):
+        with pytest.raises(UnknownRevisionError, match=r"'0999_nope'.*knows: 0001_background"):
             await downgrade(db, "0999_nope")
         with pytest.raises(UnknownRevisionError, match="'0999_nope'"):
             await upgrade(db, "0999_nope")
