@@ -280,22 +280,44 @@ def test_resolution_is_independent_of_input_order(
     assert expected[("m.room.create", "")] == room.create.event_id
 
 
+def creator_step(room: Room, rnd: random.Random) -> None:
+    """One event by the creator, whose power never changes: the history's order is unambiguous."""
+    kind = rnd.randrange(5)
+    if kind == 0:
+        table = {u: rnd.choice([0, 10, 50, 75]) for u in rnd.sample(USERS[1:], 2)}
+        if not room.rv.privileged_creators:
+            table[ALICE] = 100
+        room.add("m.room.power_levels", ALICE, {"users": table}, "")
+    elif kind == 1:
+        room.add("m.room.join_rules", ALICE, {"join_rule": rnd.choice(["public", "invite"])}, "")
+    elif kind == 2:
+        room.add("m.room.topic", ALICE, {"topic": str(rnd.random())}, "")
+    elif kind == 3:
+        room.add("m.room.name", ALICE, {"name": str(rnd.random())}, "")
+    else:
+        room.add("m.room.message", ALICE, {"body": "x"})
+
+
 @PROPERTY_SETTINGS
 @given(rv=st.sampled_from(ALL_VERSIONS), seed=st.integers(0, 2**32), data=st.data())
 def test_linear_history_resolves_to_its_latest_state(
     rv: Any, seed: int, data: st.DataObject
 ) -> None:
+    """With no fork, an older state and a newer one resolve to the newer one.
+
+    The history is the creator's alone: state res orders by power before time (v2) or
+    re-checks against the state being built (v1), so with several senders of differing power
+    an older state can legitimately win - which is not a fork-free history's answer anyway,
+    since an event with one prev event needs no resolution at all.
+    """
     rnd = random.Random(seed)
     room = standard_room(rv, "public")
     snapshots = [dict(room.state)]
     for _ in range(12):
-        random_step(room, rnd)
+        creator_step(room, rnd)
         snapshots.append(dict(room.state))
-    i = data.draw(st.integers(0, len(snapshots) - 2))
-    # Adjacent states only: across a longer gap both algorithms re-check older events against
-    # the newer power levels (rooms/v1 by design, v2 in its iterative auth checks), so e.g. a
-    # topic set by a since-demoted moderator is dropped - intended, not linear history.
-    j = i + 1
-    # with no fork, an older state and a newer one resolve to the newer one
+    i = data.draw(st.integers(0, len(snapshots) - 1))
+    j = data.draw(st.integers(i, len(snapshots) - 1))
     assert resolve_state_sync(rv, [snapshots[i], snapshots[j]], room.events) == snapshots[j]
     assert resolve_state_sync(rv, [snapshots[j], snapshots[i]], room.events) == snapshots[j]
+    assert resolve_state_sync(rv, [snapshots[j]], room.events) == snapshots[j]
