@@ -212,7 +212,15 @@ class _Checker:
                 raise self.fail("room_id_is_create", "room_id is not the create event's ID")
             if self.create.rejected_reason is not None:
                 raise self.fail("room_id_is_create", "the create event was rejected")
-        for auth_event in self.state.values():
+        # only the entries the rules can consult: a full room state may be passed in
+        wanted = auth_types_for_event(
+            self.rv, self.event.type, self.event.sender, self.event.state_key, self.event.content
+        )
+        wanted.add(CREATE_KEY)
+        for key in wanted:
+            auth_event = self.state.get(key)
+            if auth_event is None:
+                continue
             if auth_event.rejected_reason is not None:
                 raise self.fail("auth_events.rejected", f"{auth_event.event_id} was rejected")
             if auth_event.room_id != self.event.room_id:
