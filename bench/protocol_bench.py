@@ -5,6 +5,7 @@ Run: .venv/bin/python -m bench.protocol_bench   (prints medians; not a test)
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -106,7 +107,7 @@ def main() -> None:
     for rv in (V10, V12):
         events, states = build_forked_room(rv)
         resolved = resolve_state_sync(rv, states, events)
-        ms = median_ms(lambda rv=rv, e=events, s=states: resolve_state_sync(rv, s, e))
+        ms = median_ms(functools.partial(resolve_state_sync, rv, states, events))
         print(
             f"state res v{rv.identifier} ({rv.state_res.value}): 2 forks, {MEMBERS} members, "
             f"{len(resolved)} keys resolved: median {ms:.1f} ms"
@@ -126,7 +127,7 @@ def main() -> None:
             rv,
             "$msg:a.test",
         )
-        us = median_ms(lambda m=message, s=state_events, rv=rv: check_auth(m, s, rv), 1001) * 1000
+        us = median_ms(functools.partial(check_auth, message, state_events, rv), 1001) * 1000
         print(f"check_auth v{rv.identifier}, one message in that state: median {us:.1f} us")
 
     try:
