@@ -1,7 +1,8 @@
 """What `ranvier db status | upgrade | downgrade` do, as plain functions.
 
-Each prints progress through `echo` as it goes and returns its final summary. The `*_async`
-forms are for callers that already run an event loop; the plain ones start their own.
+Each reports progress through `echo` as it goes and returns its final summary (or, for
+status, the whole report) for the caller to print. The `*_async` forms are for callers that
+already run an event loop; the plain ones start their own.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ async def db_upgrade_async(
     db = await open_database(config.database)
     try:
         echo(f"Database: {db.description}")
-        await upgrade(db, destination, echo)
-        return f"Schema is at {destination}."
+        applied = await upgrade(db, destination, echo)
+        return f"Done: the schema is at {destination} ({applied} applied)."
     finally:
         await db.close()
 
@@ -96,34 +97,30 @@ async def db_downgrade_async(config: HomeserverConfig, revision: str, echo: Echo
     db = await open_database(config.database)
     try:
         echo(f"Database: {db.description}")
-        await downgrade(db, destination, echo)
+        reverted = await downgrade(db, destination, echo)
         if destination == BASE:
-            return "All of Ranvier's tables are gone; the database is empty."
+            return f"Done ({reverted} reverted): Ranvier's tables are gone."
         return (
-            f"Schema is at {destination}. Start the Ranvier version whose newest revision is "
-            f"{destination} now; starting this one would upgrade the database again."
+            f"Done: the schema is at {destination} ({reverted} reverted). Now start the "
+            f"Ranvier version whose newest revision is {destination}; starting this one "
+            "would upgrade the database again."
         )
     finally:
         await db.close()
 
 
-def db_status(config: HomeserverConfig, echo: Echo = print) -> str:
+def db_status(config: HomeserverConfig, echo: Echo = _quiet) -> str:
     """`ranvier db status`: engine, schema revision against this code, pending migrations and
-    pending background updates with their progress."""
-    report = asyncio.run(db_status_async(config))
-    echo(report)
-    return report
+    pending background updates with their progress. `echo` is unused (nothing is slow here);
+    it is taken for symmetry with the other commands."""
+    return asyncio.run(db_status_async(config))
 
 
 def db_upgrade(config: HomeserverConfig, target: str = "head", echo: Echo = print) -> str:
     """`ranvier db upgrade [REV]`."""
-    summary = asyncio.run(db_upgrade_async(config, target, echo))
-    echo(summary)
-    return summary
+    return asyncio.run(db_upgrade_async(config, target, echo))
 
 
 def db_downgrade(config: HomeserverConfig, revision: str, echo: Echo = print) -> str:
     """`ranvier db downgrade REV`."""
-    summary = asyncio.run(db_downgrade_async(config, revision, echo))
-    echo(summary)
-    return summary
+    return asyncio.run(db_downgrade_async(config, revision, echo))
