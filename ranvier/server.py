@@ -28,7 +28,7 @@ from ranvier.http.middleware import (
 )
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
-from ranvier.storage.migrations import prepare_database
+from ranvier.storage.schema import prepare_database
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Homeserver:
 
 async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     load_signing_key(config.signing_key_path)
-    database = await prepare_database(config.database)
+    database = await prepare_database(config)
     updater = BackgroundUpdater(database)
     return Homeserver(config=config, database=database, background_updater=updater)
 

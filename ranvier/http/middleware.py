@@ -15,6 +15,7 @@ from ranvier.http.logging import current_request_id
 
 logger = logging.getLogger("ranvier.http")
 access_logger = logging.getLogger("ranvier.access")
+access_logger = logging.getLogger("ranvier.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,14 +34,19 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     request_id = f"{request.method}-{next(_request_counter)}"
     token = current_request_id.set(request_id)
     started = time.perf_counter()
+    status = 500
     try:
         response = await handler(request)
+        status = response.status
         return response
     finally:
-        logger.debug(
-            "%s %s took %.1f ms",
+        # one access line per request, carrying the same ID as everything logged while it ran
+        access_logger.info(
+            "%s %s %s %d %.1fms",
+            request.remote,
             request.method,
-            request.path,
+            request.rel_url.path,
+            status,
             (time.perf_counter() - started) * 1000,
         )
         current_request_id.reset(token)
@@ -66,8 +72,8 @@ async def matrix_error_middleware(request: web.Request, handler: Handler) -> web
         return json_response(unrecognized(404).body(), status=404)
     except web.HTTPMethodNotAllowed:
         return json_response(unrecognized(405, "Unrecognized request method").body(), 405)
-    except web.HTTPRequestEntityTooLarge as exc:
-        error = too_large(f"Request body too large (limit {exc.max_size} bytes)")
+    except web.HTTPRequestEntityTooLarge:
+        error = too_large("Request body too large")
         return json_response(error.body(), status=413)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -6,9 +6,8 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
-
 from email.message import Message
+from typing import Any
 
 
 @dataclass

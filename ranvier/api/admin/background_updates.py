@@ -4,19 +4,37 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.json import json_response
+from ranvier.http.errors import MatrixError
+from ranvier.http.json import json_response, read_json_object
 from ranvier.storage.background_updates import BackgroundUpdater
 
 
 class BackgroundUpdateEndpoints:
-    # Accounts arrive with issue 4; until then there is no admin to check, and this
-    # endpoint reveals only schema-maintenance progress.
+    # Accounts arrive with issue 4; until then there is no admin to check, and these
+    # endpoints reveal and pause only schema maintenance.
     def __init__(self, updater: BackgroundUpdater) -> None:
         self._updater = updater
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/_synapse/admin/v1/background_updates/status", self.get_status)]
+        return [
+            web.get("/_synapse/admin/v1/background_updates/status", self.get_status),
+            web.get("/_synapse/admin/v1/background_updates/enabled", self.get_enabled),
+            web.post("/_synapse/admin/v1/background_updates/enabled", self.set_enabled),
+        ]
 
     async def get_status(self, request: web.Request) -> web.Response:
         """GET /_synapse/admin/v1/background_updates/status"""
-        return json_response(await self._updater.status())
+        return json_response(self._updater.status())
+
+    async def get_enabled(self, request: web.Request) -> web.Response:
+        """GET /_synapse/admin/v1/background_updates/enabled"""
+        return json_response({"enabled": self._updater.enabled})
+
+    async def set_enabled(self, request: web.Request) -> web.Response:
+        """POST /_synapse/admin/v1/background_updates/enabled"""
+        body = await read_json_object(request)
+        enabled = body.get("enabled")
+        if not isinstance(enabled, bool):
+            raise MatrixError(400, "M_INVALID_PARAM", "'enabled' must be true or false")
+        self._updater.enabled = enabled
+        return json_response({"enabled": enabled})

@@ -1,0 +1,31 @@
+"""Databases for the server processes that integration tests start."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import ENGINES, new_database_config
+
+
+def as_yaml_section(config: Any) -> dict[str, Any]:
+    section: dict[str, Any] = config.model_dump()
+    return section
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=ENGINES)
+async def module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, Any]]:
+    """The `database:` section for a server shared by one test module, on each engine."""
+    async for config in new_database_config(request.param, tmp_path_factory.mktemp("db")):
+        yield as_yaml_section(config)
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> dict[str, Any]:
+    return {"name": "sqlite3", "args": {"database": str(tmp_path / "homeserver.db")}}
