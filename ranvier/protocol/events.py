@@ -36,10 +36,14 @@ class Event:
     @property
     def room_id(self) -> str:
         room_id: str = self._pdu.get("room_id", "")
-        if not room_id and self.room_version.room_id_from_create_event:
-            # spec: rooms/v12 - the create event has no room_id; it is its own ID with `!`
-            if self.type == "m.room.create" and self._pdu.get("state_key") == "":
-                return "!" + self._event_id[1:]
+        # spec: rooms/v12 - the create event has no room_id; it is its own ID with `!`
+        if (
+            not room_id
+            and self.room_version.room_id_from_create_event
+            and self.type == "m.room.create"
+            and self._pdu.get("state_key") == ""
+        ):
+            return "!" + self._event_id[1:]
         return room_id
 
     @property
