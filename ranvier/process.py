@@ -30,7 +30,7 @@ def run_foreground(config: HomeserverConfig, log_file: Path | None = None) -> in
     setup_logging(config.log_config, log_file)
     pid_file = pid_file_of(config)
 
-    def write_pid_file(_bound: list[tuple[str, int]]) -> None:
+    def write_pid_file(_bound: list[str]) -> None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n")
 

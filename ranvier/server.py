@@ -67,9 +67,9 @@ class Homeserver:
         app.add_routes(route_defs)
         return app
 
-    async def start(self) -> list[tuple[str, int]]:
-        """Bind every HTTP listener; returns the (host, port) pairs actually bound."""
-        bound: list[tuple[str, int]] = []
+    async def start(self) -> list[str]:
+        """Bind every HTTP listener; returns their URLs."""
+        bound: list[str] = []
         for listener in self.config.listeners:
             if listener.type != "http":
                 logger.warning("Listener type %r is not served yet; skipping it", listener.type)
@@ -86,10 +86,8 @@ class Homeserver:
             for address in listener.bind_addresses:
                 site = web.TCPSite(runner, address, listener.port)
                 await site.start()
-                for sock in site._server.sockets if site._server else ():  # type: ignore[union-attr]
-                    host, port = sock.getsockname()[:2]
-                    bound.append((host, port))
-                    logger.info("Listening on http://%s:%d", host, port)
+                bound.append(site.name)
+                logger.info("Listening on %s", site.name)
         return bound
 
     async def stop(self) -> None:
@@ -109,7 +107,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
 
 async def serve(
     config: HomeserverConfig,
-    on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
+    on_ready: Callable[[list[str]], None] | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then finish in-flight requests and close the database."""
     homeserver = await create_homeserver(config)
@@ -130,9 +128,7 @@ async def serve(
         logger.info("Stopped")
 
 
-def run(
-    config: HomeserverConfig, on_ready: Callable[[list[tuple[str, int]]], None] | None = None
-) -> None:
+def run(config: HomeserverConfig, on_ready: Callable[[list[str]], None] | None = None) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS

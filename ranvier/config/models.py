@@ -34,8 +34,12 @@ ResourceName = Literal[
 ]
 
 
+def _client_only() -> list[ResourceName]:
+    return ["client"]
+
+
 class ListenerResource(Section):
-    names: list[ResourceName] = Field(default_factory=lambda: ["client"])
+    names: list[ResourceName] = Field(default_factory=_client_only)
     compress: bool = False
 
 
