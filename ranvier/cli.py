@@ -18,9 +18,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from ranvier.storage.errors import StorageError
+
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, StorageError) as exc:
         print(exc, file=sys.stderr)
         return 1
     return code

@@ -4,6 +4,8 @@ The public API of each module is re-exported here; docs/protocol.md says which e
 does which job and what it raises.
 """
 
+from ranvier.protocol.auth import AuthError, check_auth, check_auth_events_consistency
+from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.canonical_json import (
     MAX_SAFE_INTEGER,
     MIN_SAFE_INTEGER,
@@ -28,6 +30,7 @@ from ranvier.protocol.hashing import (
     content_hash_matches,
 )
 from ranvier.protocol.pdu_receipt import CheckedPDU, check_pdu_on_receipt
+from ranvier.protocol.power_levels import INFINITE, PowerLevels, room_creators
 from ranvier.protocol.redaction import redact
 from ranvier.protocol.room_versions import (
     DEFAULT_ROOM_VERSION,
@@ -53,15 +56,18 @@ from ranvier.protocol.signing_keys import (
     format_signing_key_file,
     parse_signing_key_file,
 )
+from ranvier.protocol.state_res import resolve_state, resolve_state_sync
 from ranvier.protocol.unpadded_base64 import decode_base64, encode_base64
 from ranvier.protocol.validation import MAX_PDU_SIZE, PDUValidationError, validate_pdu
 
 __all__ = [
     "DEFAULT_ROOM_VERSION",
+    "INFINITE",
     "KNOWN_ROOM_VERSIONS",
     "MAX_PDU_SIZE",
     "MAX_SAFE_INTEGER",
     "MIN_SAFE_INTEGER",
+    "AuthError",
     "CanonicalJSONError",
     "CheckedPDU",
     "Event",
@@ -72,6 +78,7 @@ __all__ = [
     "InvalidSignatureError",
     "MissingSignatureError",
     "PDUValidationError",
+    "PowerLevels",
     "PrevEvent",
     "RoomVersion",
     "ServerSigningKey",
@@ -79,8 +86,11 @@ __all__ = [
     "StateResAlgorithm",
     "VerifyKeys",
     "add_content_hash",
+    "auth_types_for_event",
     "build_create_event",
     "build_event",
+    "check_auth",
+    "check_auth_events_consistency",
     "check_pdu_on_receipt",
     "check_strict_canonical_json",
     "compute_content_hash",
@@ -96,6 +106,9 @@ __all__ = [
     "parse_signing_key_file",
     "redact",
     "required_signers",
+    "resolve_state",
+    "resolve_state_sync",
+    "room_creators",
     "room_id_from_create_event",
     "sign_event",
     "sign_json",

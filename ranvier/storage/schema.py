@@ -259,8 +259,8 @@ async def _refuse_foreign_database(db: Database) -> None:
         raise StorageStartupError(
             f"The database at {db.location} already has tables ({shown}) but no Ranvier schema "
             f"revision (table {VERSION_TABLE}). It was not created by Ranvier (a Synapse "
-            "database?). Point the database section at an empty database; to bring data over "
-            "from Synapse use `ranvier db port`."
+            "database?). Point the database section at an empty database; importing a Synapse "
+            "database is not supported yet."
         )
 
 
