@@ -129,3 +129,43 @@ async def test_stop_lets_a_request_in_flight_finish(tmp_path: Path, sqlite_datab
         assert (response.status, await response.text()) == (200, "finished")
         with pytest.raises(aiohttp.ClientConnectionError):
             await session.get(f"http://127.0.0.1:{port}/health")
+
+
+def test_db_commands_from_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "homeserver.yaml"
+    ranvier("generate-config", "--server-name", "example.org", "-c", str(config))
+
+    before = ranvier("db", "status", "-c", str(config))
+    assert before.returncode == 0, before.stderr
+    assert "Schema revision: none (empty database)" in before.stdout
+    assert "Pending migrations (2)" in before.stdout
+
+    upgraded = ranvier("db", "upgrade", "-c", str(config))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "Schema is up to date." in ranvier("db", "status", "-c", str(config)).stdout
+
+    downgraded = ranvier("db", "downgrade", "-c", str(config), "0001_background_updates")
+    assert downgraded.returncode == 0, downgraded.stderr
+    status = ranvier("db", "status", "-c", str(config)).stdout
+    assert "Schema revision: 0001_background_updates" in status
+
+    unknown = ranvier("db", "downgrade", "-c", str(config), "0099_from_the_future")
+    assert unknown.returncode == 1
+    assert "0099_from_the_future" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_run_refuses_a_database_newer_than_the_code(tmp_path: Path) -> None:
+    import sqlite3
+
+    config = tmp_path / "homeserver.yaml"
+    ranvier("generate-config", "--server-name", "example.org", "-c", str(config))
+    assert ranvier("db", "upgrade", "-c", str(config)).returncode == 0
+    database = yaml.safe_load(config.read_text())["database"]["args"]["database"]
+    with sqlite3.connect(tmp_path / database) as conn:
+        # what a newer Ranvier would leave behind
+        conn.execute("UPDATE schema_revision SET version_num = '0099_from_the_future'")
+    result = ranvier("run", "-c", str(config))
+    assert result.returncode == 1
+    assert "0099_from_the_future" in result.stderr
+    assert "ranvier db downgrade" in result.stderr
