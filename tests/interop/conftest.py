@@ -1,0 +1,3 @@
+from tests.integration.conftest import module_database
+
+__all__ = ["module_database"]
