@@ -80,6 +80,56 @@ class ThreepidDelegates(Section):
     msisdn: str | None = None
 
 
+class RatelimitSettings(Section):
+    """One token bucket: `burst_count` actions at once, refilled at `per_second`."""
+
+    # > 0: a bucket that never refills would lock clients out until the server restarts
+    per_second: float = Field(gt=0)
+    burst_count: float = Field(ge=1)
+
+
+def _ratelimit_defaults(per_second: float, burst_count: float) -> Any:
+    """A `mode="before"` validator filling keys left out with Synapse's default for that
+    option, as Synapse does (`rc_login: {address: {per_second: 1}}` keeps burst_count 5)."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {"per_second": per_second, "burst_count": burst_count, **value}
+        return value
+
+    return fill
+
+
+# Synapse's defaults
+RC_MESSAGE = (0.2, 10)
+RC_REGISTRATION = (0.17, 3)
+RC_REGISTRATION_TOKEN_VALIDITY = (0.1, 5)
+RC_LOGIN_ADDRESS = (0.003, 5)
+RC_LOGIN_ACCOUNT = (0.003, 5)
+RC_LOGIN_FAILED_ATTEMPTS = (0.17, 3)
+
+
+def _settings(defaults: tuple[float, float]) -> RatelimitSettings:
+    return RatelimitSettings(per_second=defaults[0], burst_count=defaults[1])
+
+
+class LoginRatelimits(Section):
+    # per client IP, every login attempt
+    address: RatelimitSettings = Field(default_factory=lambda: _settings(RC_LOGIN_ADDRESS))
+    # per account, every successful login
+    account: RatelimitSettings = Field(default_factory=lambda: _settings(RC_LOGIN_ACCOUNT))
+    # per account, every wrong password
+    failed_attempts: RatelimitSettings = Field(
+        default_factory=lambda: _settings(RC_LOGIN_FAILED_ATTEMPTS)
+    )
+
+    _address = field_validator("address", mode="before")(_ratelimit_defaults(*RC_LOGIN_ADDRESS))
+    _account = field_validator("account", mode="before")(_ratelimit_defaults(*RC_LOGIN_ACCOUNT))
+    _failed = field_validator("failed_attempts", mode="before")(
+        _ratelimit_defaults(*RC_LOGIN_FAILED_ATTEMPTS)
+    )
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -110,6 +160,21 @@ class HomeserverConfig(Section):
     extra_well_known_client_content: dict[str, Any] = Field(default_factory=dict)
     # the request body limit for everything but media uploads
     max_request_body_size: int = parse_size("1M")
+    # rate limits (in memory, per process); Synapse's names and defaults
+    rc_message: RatelimitSettings = Field(default_factory=lambda: _settings(RC_MESSAGE))
+    rc_registration: RatelimitSettings = Field(default_factory=lambda: _settings(RC_REGISTRATION))
+    rc_registration_token_validity: RatelimitSettings = Field(
+        default_factory=lambda: _settings(RC_REGISTRATION_TOKEN_VALIDITY)
+    )
+    rc_login: LoginRatelimits = Field(default_factory=LoginRatelimits)
+
+    _rc_message = field_validator("rc_message", mode="before")(_ratelimit_defaults(*RC_MESSAGE))
+    _rc_registration = field_validator("rc_registration", mode="before")(
+        _ratelimit_defaults(*RC_REGISTRATION)
+    )
+    _rc_registration_token_validity = field_validator(
+        "rc_registration_token_validity", mode="before"
+    )(_ratelimit_defaults(*RC_REGISTRATION_TOKEN_VALIDITY))
 
     @field_validator("max_upload_size", "max_image_pixels", "max_request_body_size", mode="before")
     @classmethod
