@@ -12,6 +12,8 @@ class MatrixError(Exception):
         self.errcode = errcode
         self.error = error
         self.extra = extra
+        # HTTP headers the answer carries besides the body (e.g. Retry-After on a 429)
+        self.headers: dict[str, str] = {}
 
     def body(self) -> dict[str, Any]:
         return {"errcode": self.errcode, "error": self.error, **self.extra}

@@ -67,7 +67,7 @@ async def matrix_error_middleware(request: web.Request, handler: Handler) -> web
     try:
         return await handler(request)
     except MatrixError as exc:
-        return json_response(exc.body(), status=exc.status)
+        return json_response(exc.body(), status=exc.status, headers=exc.headers or None)
     except web.HTTPNotFound:
         return json_response(unrecognized(404).body(), status=404)
     except web.HTTPMethodNotAllowed:
