@@ -25,7 +25,21 @@ from ranvier.storage.server_info import get_server_info
 
 FIRST, SECOND = "0001_background_updates", "0002_server_info"
 # the tables each revision adds, in order
-TABLES_BY_REVISION = {FIRST: {"background_updates"}, SECOND: {"server_info"}}
+TABLES_BY_REVISION = {
+    FIRST: {"background_updates"},
+    SECOND: {"server_info"},
+    "0003_accounts": {
+        "users",
+        "profiles",
+        "devices",
+        "access_tokens",
+        "refresh_tokens",
+        "login_tokens",
+        "user_ips",
+        "ui_auth_sessions",
+        "ui_auth_sessions_credentials",
+    },
+}
 
 
 async def tables(db: Database) -> set[str]:
