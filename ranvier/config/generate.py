@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-import signedjson.key
 import yaml
 
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION
+from ranvier.protocol.signing_keys import ServerSigningKey, format_signing_key_file
 
 _TEMPLATE = """\
 # Ranvier homeserver configuration. Key names follow Synapse's where the meaning is the same,
@@ -156,9 +156,9 @@ def generate_config(
 
 def write_signing_key(path: Path) -> None:
     """One line per key, `ed25519 <version> <unpadded base64 seed>`, as Synapse writes it."""
-    key = signedjson.key.generate_signing_key("a_" + secrets.token_hex(2))
+    key = ServerSigningKey.generate("a_" + secrets.token_hex(2))
     with open(path, "x") as stream:
-        signedjson.key.write_signing_keys(stream, [key])
+        stream.write(format_signing_key_file([key]))
     path.chmod(0o600)
 
 

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import signedjson.key
-from signedjson.types import SigningKey
-
 from ranvier.config.errors import ConfigError
+from ranvier.protocol.signing_keys import ServerSigningKey, parse_signing_key_file
 
 
-def load_signing_key(path: str | Path) -> SigningKey:
+def load_signing_key(path: str | Path) -> ServerSigningKey:
     """The first key in the file; refuses with the fix when it is missing or unreadable."""
     path = Path(path)
     try:
-        with open(path) as stream:
-            keys = signedjson.key.read_signing_keys(stream)
+        keys = parse_signing_key_file(path.read_text())
     except FileNotFoundError:
         raise ConfigError(
             [
-                f"signing_key_path: {str(path)!r} does not exist; restore the key from a backup "
-                "(other servers trust it) or, for a new server, run `ranvier generate-config`"
+                f"signing_key_path: {str(path)!r} does not exist; restore the key from a "
+                "backup (other servers trust it) or, for a new server, run "
+                "`ranvier generate-config`"
             ]
         ) from None
     except (OSError, ValueError) as exc:
@@ -32,5 +30,4 @@ def load_signing_key(path: str | Path) -> SigningKey:
         ) from None
     if not keys:
         raise ConfigError([f"signing_key_path: {str(path)!r} holds no key"])
-    key: SigningKey = keys[0]
-    return key
+    return keys[0]

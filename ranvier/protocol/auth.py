@@ -15,10 +15,10 @@ from typing import Any
 
 import nacl.exceptions
 import nacl.signing
-from canonicaljson import encode_canonical_json
 from unpaddedbase64 import decode_base64
 
 from ranvier.protocol.auth_selection import auth_types_for_event
+from ranvier.protocol.canonical_json import encode_canonical_json
 from ranvier.protocol.events import Event
 from ranvier.protocol.power_levels import (
     SCALAR_KEYS,

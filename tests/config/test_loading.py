@@ -87,7 +87,7 @@ def test_signing_key_is_in_synapse_format(generated: Path) -> None:
     assert version.startswith("a_")
     assert len(seed) == 43  # 32 bytes, unpadded base64
     key = load_signing_key(config.signing_key_path)
-    assert key.version == version
+    assert key.key_id == f"ed25519:{version}"
 
 
 def test_generate_refuses_to_overwrite(generated: Path) -> None:
