@@ -130,6 +130,28 @@ class LoginRatelimits(Section):
     )
 
 
+class PasswordPolicy(Section):
+    """Rules for new passwords (registration and password change): M_WEAK_PASSWORD."""
+
+    enabled: bool = False
+    minimum_length: int = Field(default=0, ge=0)
+    require_digit: bool = False
+    require_symbol: bool = False
+    require_lowercase: bool = False
+    require_uppercase: bool = False
+
+
+class PasswordConfig(Section):
+    # False turns password login and registration off; "only_for_reauth" (Synapse) keeps
+    # passwords only for confirming who you are in user-interactive auth
+    enabled: bool | Literal["only_for_reauth"] = True
+    # check passwords against the database (off when only a password provider module may)
+    localdb_enabled: bool = True
+    # a secret mixed into every new hash; Synapse's bcrypt hashes need Synapse's pepper
+    pepper: str = ""
+    policy: PasswordPolicy = Field(default_factory=PasswordPolicy)
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -145,6 +167,16 @@ class HomeserverConfig(Section):
     registration_requires_token: bool = False
     registrations_require_3pid: list[Literal["email", "msisdn"]] = Field(default_factory=list)
     allow_guest_access: bool = False
+    # report a taken user ID only when the registration completes (then as M_USER_IN_USE),
+    # not from /register/available or an early check
+    inhibit_user_in_use_error: bool = False
+    password_config: PasswordConfig = Field(default_factory=PasswordConfig)
+    # token lifetimes (durations: "5m", "1h", or ms); None means no expiry
+    refreshable_access_token_lifetime: int | None = parse_duration_ms("5m")
+    refresh_token_lifetime: int | None = None
+    nonrefreshable_access_token_lifetime: int | None = None
+    # however often a session refreshes, it ends this long after login
+    session_lifetime: int | None = None
     log_config: str | None = None
     media_store_path: str = "media_store"
     max_upload_size: int = parse_size("50M")
@@ -175,6 +207,17 @@ class HomeserverConfig(Section):
     _rc_registration_token_validity = field_validator(
         "rc_registration_token_validity", mode="before"
     )(_ratelimit_defaults(*RC_REGISTRATION_TOKEN_VALIDITY))
+
+    @field_validator(
+        "refreshable_access_token_lifetime",
+        "refresh_token_lifetime",
+        "nonrefreshable_access_token_lifetime",
+        "session_lifetime",
+        mode="before",
+    )
+    @classmethod
+    def _optional_duration(cls, value: int | str | None) -> int | None:
+        return None if value is None else parse_duration_ms(value)
 
     @field_validator("max_upload_size", "max_image_pixels", "max_request_body_size", mode="before")
     @classmethod
