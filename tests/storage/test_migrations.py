@@ -39,6 +39,13 @@ TABLES_BY_REVISION = {
         "ui_auth_sessions",
         "ui_auth_sessions_credentials",
     },
+    "0004_user_data": {
+        "stream_positions",
+        "account_data",
+        "room_account_data",
+        "user_filters",
+        "profile_fields",
+    },
 }
 
 
