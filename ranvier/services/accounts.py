@@ -136,6 +136,8 @@ class AccountService:
         inhibit_login: bool,
         refresh: bool,
         admin: bool = False,
+        user_type: str | None = None,
+        displayname: str | None = None,
     ) -> Registered:
         password_hash = None if password is None else await self._hasher.hash(password)
         if localpart is None:
@@ -151,7 +153,9 @@ class AccountService:
                     password_hash=password_hash,
                     creation_ts=now_ms(),
                     admin=admin,
-                    displayname=localpart,
+                    user_type=user_type,
+                    # the localpart unless the admin chose a display name
+                    displayname=displayname or localpart,
                 )
             except UserExistsError:
                 raise user_in_use() from None

@@ -136,6 +136,27 @@ class UserStore:
                 sql_update(users).where(users.c.user_id == user_id).values(admin=admin)
             )
 
+    async def set_locked(self, user_id: str, locked: bool) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                sql_update(users).where(users.c.user_id == user_id).values(locked=locked)
+            )
+
+    async def set_user_type(self, user_id: str, user_type: str | None) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                sql_update(users).where(users.c.user_id == user_id).values(user_type=user_type)
+            )
+
+    async def reactivate(self, user_id: str) -> None:
+        """Undo deactivation (an admin's decision); the account is no longer erased either."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                sql_update(users)
+                .where(users.c.user_id == user_id)
+                .values(deactivated=False, erased=False)
+            )
+
     async def deactivate(self, user_id: str, *, erase: bool) -> None:
         """Mark the user deactivated and forget its password; with `erase`, also its
         profile. The caller removes devices and tokens first."""
