@@ -12,7 +12,7 @@ import pytest
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
-from tests.integration.matrix import Session, register
+from tests.integration.matrix import Session, make_admin, register
 
 V3 = "/_matrix/client/v3"
 ROOM = "!room:test.localhost"
@@ -29,6 +29,7 @@ def server(
         port,
         enable_registration=True,
         enable_registration_without_verification=True,
+        allow_guest_access=True,
     )
     running = start_server(config, port)
     yield running
@@ -195,6 +196,48 @@ def test_unknown_and_malformed_users(server: RunningServer) -> None:
     assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM")
     reply = call(server, "GET", f"/profile/{u('@a:test.localhost')}/Bad.Key")
     assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM")
+
+
+def test_admins_may_change_other_users_profiles(server: RunningServer, bob: Session) -> None:
+    admin = make_admin(server.config_path, f"admin{next(_counter)}")
+    path = f"/profile/{u(bob.user_id)}/displayname"
+    assert call(server, "PUT", path, admin, {"displayname": "Renamed"}).status == 200
+    assert call(server, "GET", path).json() == {"displayname": "Renamed"}
+    reply = call(
+        server,
+        "PUT",
+        f"/profile/{u('@ghost:test.localhost')}/displayname",
+        admin,
+        {"displayname": "x"},
+    )
+    assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
+    reply = call(
+        server,
+        "PUT",
+        f"/profile/{u('@a:elsewhere.example')}/displayname",
+        admin,
+        {"displayname": "x"},
+    )
+    assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM")
+
+
+def test_guests_may_only_change_their_display_name(server: RunningServer) -> None:
+    reply = request("POST", server.url + V3 + "/register?kind=guest", {})
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    guest = Session(body["user_id"], body["access_token"], body["device_id"])
+    me = u(guest.user_id)
+    assert (
+        call(server, "PUT", f"/profile/{me}/displayname", guest, {"displayname": "Visitor"}).status
+        == 200
+    )
+    assert call(server, "GET", f"/profile/{me}/displayname").json() == {"displayname": "Visitor"}
+    for key, value in (("avatar_url", "mxc://test.localhost/a"), ("m.tz", "UTC")):
+        reply = call(server, "PUT", f"/profile/{me}/{key}", guest, {key: value})
+        assert (reply.status, reply.errcode) == (403, "M_GUEST_ACCESS_FORBIDDEN")
+    reply = call(server, "PUT", f"/user/{me}/account_data/org.example.c", guest, {})
+    assert (reply.status, reply.errcode) == (403, "M_GUEST_ACCESS_FORBIDDEN")
+    assert call(server, "GET", "/capabilities", guest).status == 200
 
 
 # --- account data ----------------------------------------------------------------------

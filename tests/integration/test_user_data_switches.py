@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
-from tests.integration.matrix import Session, register
+from tests.integration.matrix import Session, make_admin, register
 
 V3 = "/_matrix/client/v3"
 
@@ -71,6 +71,14 @@ def test_display_name_cannot_be_changed_once_set(server: RunningServer, alice: S
         assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
     localpart = alice.user_id[1:].split(":")[0]
     assert call(server, "GET", path, alice).json() == {"displayname": localpart}
+
+
+def test_admins_are_not_bound_by_the_switches(server: RunningServer, bob: Session) -> None:
+    admin = make_admin(server.config_path, f"admin{next(_counter)}")
+    for user in (admin, bob):
+        path = f"/profile/{u(user.user_id)}/displayname"
+        assert call(server, "PUT", path, admin, {"displayname": "Set by admin"}).status == 200
+        assert call(server, "GET", path, user).json() == {"displayname": "Set by admin"}
 
 
 def test_first_avatar_may_be_set_but_not_changed(server: RunningServer, alice: Session) -> None:
