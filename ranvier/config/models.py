@@ -192,6 +192,14 @@ class HomeserverConfig(Section):
     extra_well_known_client_content: dict[str, Any] = Field(default_factory=dict)
     # the request body limit for everything but media uploads
     max_request_body_size: int = parse_size("1M")
+    # profiles: off refuses users changing their own (admins still may), as in Synapse
+    enable_set_displayname: bool = True
+    enable_set_avatar_url: bool = True
+    enable_3pid_changes: bool = True
+    require_auth_for_profile_requests: bool = False
+    limit_profile_requests_to_users_who_share_rooms: bool = False
+    # the largest room.timeline.limit a stored filter may ask for
+    filter_timeline_limit: int = Field(default=100, ge=1)
     # rate limits (in memory, per process); Synapse's names and defaults
     rc_message: RatelimitSettings = Field(default_factory=lambda: _settings(RC_MESSAGE))
     rc_registration: RatelimitSettings = Field(default_factory=lambda: _settings(RC_REGISTRATION))

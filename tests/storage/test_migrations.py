@@ -46,6 +46,7 @@ TABLES_BY_REVISION = {
         "user_filters",
         "profile_fields",
     },
+    "0005_registration_tokens": {"registration_tokens", "registration_token_sessions"},
 }
 
 
