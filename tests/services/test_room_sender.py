@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 from typing import Any
 
@@ -79,7 +80,8 @@ async def test_create_room_persists_signed_events_and_state(
     current = await state_store.get_current_state_ids(database, room_id)
     assert current == {(e.type, e.state_key or ""): e.event_id for e in created}
     groups = await state_store.get_event_state_groups(database, [created[-1].event_id])
-    assert await state_store.get_state_group_state(database, groups[created[-1].event_id]) == current
+    last_group = groups[created[-1].event_id]
+    assert await state_store.get_state_group_state(database, last_group) == current
     assert await state_store.get_rooms_for_user(database, ALICE) == {room_id: "join"}
 
 
@@ -91,7 +93,7 @@ async def test_concurrent_sends_are_serialised_without_loss(database: Database) 
     stored = await event_store.get_events(database, [e.event_id for e in sent])
     by_stream = sorted(stored.values(), key=lambda s: s.stream_ordering)
     # a single chain: each event's only parent is the one persisted before it
-    for before, after in zip(by_stream, by_stream[1:], strict=False):
+    for before, after in itertools.pairwise(by_stream):
         assert after.pdu["prev_events"] == [before.event_id]
         assert after.pdu["depth"] == before.pdu["depth"] + 1
     extremities = await event_store.get_forward_extremities(database, room_id)

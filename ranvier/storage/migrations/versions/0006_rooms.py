@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_rooms"
-down_revision = "0004_user_data"  # TEMP in worktree
+down_revision = "0005_registration_tokens"
 branch_labels = None
 depends_on = None
 
@@ -96,9 +96,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.Text(), nullable=False),
         sa.Column("membership", sa.Text(), nullable=True),
     )
-    op.create_index(
-        "ix_current_state_events_member", "current_state_events", ["state_key", "type"]
-    )
+    op.create_index("ix_current_state_events_member", "current_state_events", ["state_key", "type"])
     op.create_table(
         "room_memberships",
         sa.Column("event_id", sa.Text(), primary_key=True),
