@@ -231,10 +231,28 @@ class TokenStore:
                 .values(next_token_id=new_id)
             )
             condition = access_tokens.c.refresh_token_id == old_id
-            dropped = (
+            dropped = list(
                 (await conn.execute(select(access_tokens.c.id).where(condition))).scalars().all()
             )
             await conn.execute(delete(access_tokens).where(condition))
+            # spec: using the new refresh token revokes the one it replaced
+            predecessor = refresh_tokens.c.next_token_id == old_id
+            predecessor_ids = select(refresh_tokens.c.id).where(predecessor)
+            dropped += (
+                (
+                    await conn.execute(
+                        select(access_tokens.c.id).where(
+                            access_tokens.c.refresh_token_id.in_(predecessor_ids)
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            await conn.execute(
+                delete(access_tokens).where(access_tokens.c.refresh_token_id.in_(predecessor_ids))
+            )
+            await conn.execute(delete(refresh_tokens).where(predecessor))
         return [int(token_id) for token_id in dropped]
 
     async def delete_tokens_without_device(self, user_id: str) -> list[int]:

@@ -18,6 +18,7 @@ from aiohttp import web
 from ranvier import __version__
 from ranvier.config import Listener, load_config
 from ranvier.server import create_homeserver
+from ranvier.storage.schema import known_revisions
 from tests.integration.client import request
 from tests.integration.homeserver import free_port, start_server, write_test_config
 
@@ -138,7 +139,7 @@ def test_db_commands_from_the_command_line(tmp_path: Path) -> None:
     before = ranvier("db", "status", "-c", str(config))
     assert before.returncode == 0, before.stderr
     assert "Schema revision: none (empty database)" in before.stdout
-    assert "Pending migrations (2)" in before.stdout
+    assert f"Pending migrations ({len(known_revisions())})" in before.stdout
 
     upgraded = ranvier("db", "upgrade", "-c", str(config))
     assert upgraded.returncode == 0, upgraded.stderr

@@ -1,0 +1,25 @@
+"""Capabilities: spec client-server-api "Capabilities negotiation" (capabilities.yaml)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.config.models import HomeserverConfig
+from ranvier.http.auth import RequestAuthenticator
+from ranvier.http.json import json_response
+from ranvier.services.capabilities import capabilities
+
+
+class CapabilitiesEndpoints:
+    def __init__(self, auth: RequestAuthenticator, config: HomeserverConfig) -> None:
+        self._auth = auth
+        # the configuration cannot change while the process runs: render once
+        self._body = {"capabilities": capabilities(config)}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/_matrix/client/v3/capabilities", self.get_capabilities)]
+
+    async def get_capabilities(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/capabilities"""
+        await self._auth.require_user(request, allow_guest=True)
+        return json_response(self._body)

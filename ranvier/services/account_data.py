@@ -1,0 +1,146 @@
+"""Account data (spec: client-server-api "Client Config") and room tags ("Room Tagging").
+
+Tags are room account data of type `m.tag`, so /sync delivers them with the rest; every
+change has a position in the account_data stream, returned to the caller so that the
+notifier (with /sync) can wake whoever waits for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ranvier.http.errors import MatrixError, bad_json
+from ranvier.storage.account_data import AccountDataStore
+
+FULLY_READ = "m.fully_read"
+PUSH_RULES = "m.push_rules"
+# spec: "Room Tagging" - tag names are at most 255 bytes
+MAX_TAG_BYTES = 255
+
+
+def forbidden(error: str) -> MatrixError:
+    return MatrixError(403, "M_FORBIDDEN", error)
+
+
+def not_found(error: str) -> MatrixError:
+    return MatrixError(404, "M_NOT_FOUND", error)
+
+
+def check_settable(data_type: str) -> None:
+    """spec: 405 M_BAD_JSON for types the server controls; Synapse refuses these two."""
+    if data_type == FULLY_READ:
+        raise MatrixError(
+            405,
+            "M_BAD_JSON",
+            "Cannot set m.fully_read through this API. Use /rooms/{roomId}/read_markers",
+        )
+    if data_type == PUSH_RULES:
+        raise MatrixError(
+            405, "M_BAD_JSON", "Cannot set m.push_rules through this API. Use /pushrules"
+        )
+
+
+def check_room_id(room_id: str) -> None:
+    # room IDs of room version 12 have no server name, so only the sigil is certain
+    if not room_id.startswith("!") or len(room_id) < 2:
+        raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a valid room ID")
+
+
+def check_tag_content(tag: str, content: dict[str, Any]) -> None:
+    if len(tag.encode()) > MAX_TAG_BYTES:
+        raise MatrixError(
+            400, "M_INVALID_PARAM", f"Tag names are at most {MAX_TAG_BYTES} bytes long"
+        )
+    if "order" not in content:
+        return
+    order = content["order"]
+    # bool is an int in Python, never a number in JSON
+    if isinstance(order, bool) or not isinstance(order, int | float):
+        raise bad_json("'order' must be a number")
+    if not 0 <= order <= 1:
+        raise MatrixError(400, "M_INVALID_PARAM", "'order' must be between 0 and 1")
+
+
+class AccountDataService:
+    def __init__(self, store: AccountDataStore) -> None:
+        self._store = store
+
+    @staticmethod
+    def _check_owner(requester: str, user_id: str, action: str) -> None:
+        if requester != user_id:
+            raise forbidden(f"Cannot {action} for other users")
+
+    async def set_global(
+        self, requester: str, user_id: str, data_type: str, content: dict[str, Any]
+    ) -> int:
+        self._check_owner(requester, user_id, "set account data")
+        check_settable(data_type)
+        return await self._store.set_global(user_id, data_type, content)
+
+    async def get_global(self, requester: str, user_id: str, data_type: str) -> dict[str, Any]:
+        self._check_owner(requester, user_id, "get account data")
+        # m.push_rules is served from the push rules (they arrive with push); until then it
+        # is never stored, so 404 like any type never set
+        content = await self._store.get_global(user_id, data_type)
+        if content is None:
+            raise not_found("Account data not found")
+        return content
+
+    async def set_room(
+        self,
+        requester: str,
+        user_id: str,
+        room_id: str,
+        data_type: str,
+        content: dict[str, Any],
+    ) -> int:
+        self._check_owner(requester, user_id, "set account data")
+        check_room_id(room_id)
+        check_settable(data_type)
+        return await self._store.set_room(user_id, room_id, data_type, content)
+
+    async def get_room(
+        self, requester: str, user_id: str, room_id: str, data_type: str
+    ) -> dict[str, Any]:
+        self._check_owner(requester, user_id, "get account data")
+        check_room_id(room_id)
+        if data_type == PUSH_RULES:
+            # as Synapse: there are no per-room push rules
+            return {}
+        content = await self._store.get_room(user_id, room_id, data_type)
+        if content is None:
+            raise not_found("Room account data not found")
+        return content
+
+    async def get_tags(self, requester: str, user_id: str, room_id: str) -> dict[str, Any]:
+        self._check_owner(requester, user_id, "get tags")
+        check_room_id(room_id)
+        return await self._store.get_tags(user_id, room_id)
+
+    async def add_tag(
+        self, requester: str, user_id: str, room_id: str, tag: str, content: dict[str, Any]
+    ) -> int | None:
+        self._check_owner(requester, user_id, "add tags")
+        check_room_id(room_id)
+        check_tag_content(tag, content)
+
+        def put(tags: dict[str, Any]) -> bool:
+            if tags.get(tag) == content:
+                return False
+            tags[tag] = content
+            return True
+
+        return await self._store.change_tags(user_id, room_id, put)
+
+    async def remove_tag(self, requester: str, user_id: str, room_id: str, tag: str) -> int | None:
+        self._check_owner(requester, user_id, "remove tags")
+        check_room_id(room_id)
+
+        def drop(tags: dict[str, Any]) -> bool:
+            if tag not in tags:
+                return False
+            del tags[tag]
+            return True
+
+        # removing a tag the room does not have succeeds, as in Synapse
+        return await self._store.change_tags(user_id, room_id, drop)

@@ -1,0 +1,233 @@
+"""Accounts: user ID rules, registration (users and guests), password change, deactivation.
+
+spec: appendices "User Identifiers" and client-server-api "Account registration and
+management".
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from ranvier.config.models import HomeserverConfig
+from ranvier.http.errors import MatrixError
+from ranvier.services.devices import DeviceService
+from ranvier.services.login import LoginService, Session
+from ranvier.services.passwords import PasswordHasher
+from ranvier.services.tokens import AccessTokens, now_ms
+from ranvier.services.uia import DUMMY, PASSWORD
+from ranvier.storage.users import UserExistsError, UserStore
+
+# spec: appendices "User Identifiers" - the characters new user IDs may use
+_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
+MAX_USER_ID_BYTES = 255
+REGISTRATION_TOKEN = "m.login.registration_token"
+# how many digits a generated (guest or unnamed) localpart has
+_GENERATED_DIGITS = 10
+
+
+def invalid_username(error: str) -> MatrixError:
+    return MatrixError(400, "M_INVALID_USERNAME", error)
+
+
+def user_in_use() -> MatrixError:
+    return MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+
+
+@dataclass(frozen=True)
+class Registered:
+    user_id: str
+    session: Session | None  # None with inhibit_login
+
+    def response(self, server_name: str) -> dict[str, Any]:
+        if self.session is None:
+            return {"user_id": self.user_id, "home_server": server_name}
+        return self.session.response(server_name)
+
+
+class AccountService:
+    def __init__(
+        self,
+        config: HomeserverConfig,
+        users: UserStore,
+        hasher: PasswordHasher,
+        login: LoginService,
+        devices: DeviceService,
+        access_tokens: AccessTokens,
+    ) -> None:
+        self._config = config
+        self._users = users
+        self._hasher = hasher
+        self._login = login
+        self._devices = devices
+        self._access_tokens = access_tokens
+
+    def user_id(self, localpart: str) -> str:
+        return f"@{localpart}:{self._config.server_name}"
+
+    # -- user IDs --
+
+    def validate_localpart(self, localpart: str, *, guest: bool = False) -> None:
+        if not localpart:
+            raise invalid_username("User ID cannot be empty")
+        if not _LOCALPART.fullmatch(localpart):
+            raise invalid_username("User ID can only contain characters a-z, 0-9, or '=_-./+'")
+        if localpart.startswith("_"):
+            # reserved for application services' users, as in Synapse
+            raise invalid_username("User ID may not begin with _")
+        if localpart.isdigit() and not guest:
+            raise invalid_username("Numeric user IDs are reserved for guest users.")
+        if len(self.user_id(localpart).encode()) > MAX_USER_ID_BYTES:
+            raise invalid_username(f"User ID may not be longer than {MAX_USER_ID_BYTES} bytes")
+
+    async def check_available(self, localpart: str) -> None:
+        """400 M_INVALID_USERNAME or M_USER_IN_USE unless `localpart` could be registered."""
+        self.validate_localpart(localpart)
+        if self._config.inhibit_user_in_use_error:
+            return
+        if await self._users.user_exists_case_insensitive(self.user_id(localpart)):
+            raise user_in_use()
+
+    # -- registration --
+
+    def require_registration_enabled(self) -> None:
+        if not self._config.enable_registration or not self.registration_flows():
+            raise MatrixError(403, "M_FORBIDDEN", "Registration has been disabled")
+
+    def registration_flows(self) -> list[list[str]]:
+        if self._config.registration_requires_token:
+            return [[REGISTRATION_TOKEN]]
+        if self._config.enable_registration_without_verification:
+            return [[DUMMY]]
+        return []
+
+    def check_registration_body(self, body: dict[str, Any]) -> tuple[str | None, str | None]:
+        """Parse and check username and password before any auth is asked for, so the
+        client learns of a bad choice at once. Returns (localpart, password)."""
+        username = body.get("username")
+        if username is not None and not isinstance(username, str):
+            raise invalid_username("'username' must be a string")
+        password = body.get("password")
+        if password is not None and not isinstance(password, str):
+            raise MatrixError(400, "M_BAD_JSON", "'password' must be a string")
+        if password is None and self._login.password_login_enabled:
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'password'")
+        if password is not None:
+            self._hasher.check_policy(password)
+        if username is not None:
+            # Synapse lower-cases the requested name rather than refusing it
+            username = username.lower()
+            self.validate_localpart(username)
+        return username, password
+
+    async def precheck_username(self, localpart: str | None) -> None:
+        if localpart is not None:
+            await self.check_available(localpart)
+
+    async def register(
+        self,
+        *,
+        localpart: str | None,
+        password: str | None,
+        device_id: str | None,
+        display_name: str | None,
+        inhibit_login: bool,
+        refresh: bool,
+        admin: bool = False,
+    ) -> Registered:
+        password_hash = None if password is None else await self._hasher.hash(password)
+        if localpart is None:
+            user_id = await self._create_generated(password_hash, guest=False)
+        else:
+            self.validate_localpart(localpart)
+            user_id = self.user_id(localpart)
+            if await self._users.user_exists_case_insensitive(user_id):
+                raise user_in_use()
+            try:
+                await self._users.create_user(
+                    user_id,
+                    password_hash=password_hash,
+                    creation_ts=now_ms(),
+                    admin=admin,
+                    displayname=localpart,
+                )
+            except UserExistsError:
+                raise user_in_use() from None
+        if inhibit_login:
+            return Registered(user_id, None)
+        session = await self._login.start_session(user_id, device_id, display_name, refresh=refresh)
+        return Registered(user_id, session)
+
+    async def register_guest(
+        self, *, device_id: str | None, display_name: str | None, refresh: bool
+    ) -> Registered:
+        if not self._config.allow_guest_access:
+            raise MatrixError(403, "M_FORBIDDEN", "Guest access is disabled")
+        user_id = await self._create_generated(None, guest=True)
+        session = await self._login.start_session(user_id, device_id, display_name, refresh=refresh)
+        return Registered(user_id, session)
+
+    async def _create_generated(self, password_hash: str | None, *, guest: bool) -> str:
+        # numeric localparts: the namespace the username rules keep free for this
+        while True:
+            localpart = str(secrets.randbelow(9 * 10 ** (_GENERATED_DIGITS - 1)) + 10**9)
+            user_id = self.user_id(localpart)
+            try:
+                await self._users.create_user(
+                    user_id,
+                    password_hash=password_hash,
+                    creation_ts=now_ms(),
+                    is_guest=guest,
+                    displayname=localpart,
+                )
+            except UserExistsError:
+                continue
+            return user_id
+
+    # -- password and deactivation --
+
+    def password_change_flows(self) -> list[list[str]]:
+        return [[PASSWORD]] if self._login.password_auth_enabled else []
+
+    def require_password_changes_enabled(self) -> None:
+        if self._config.password_config.enabled is not True:
+            raise MatrixError(403, "M_FORBIDDEN", "Password changes are disabled on this server")
+
+    async def change_password(
+        self,
+        user_id: str,
+        new_password: str,
+        *,
+        logout_devices: bool,
+        keep_device_id: str | None,
+    ) -> None:
+        self._hasher.check_policy(new_password)
+        await self._users.set_password_hash(user_id, await self._hasher.hash(new_password))
+        if logout_devices:
+            # spec: every other session is logged out; the one that asked stays
+            await self._devices.delete_all_devices(user_id, except_device_id=keep_device_id)
+
+    async def deactivate(self, user_id: str, *, erase: bool) -> None:
+        await self._devices.delete_all_devices(user_id)
+        await self._users.deactivate(user_id, erase=erase)
+        self._access_tokens.invalidate_user(user_id)
+
+    # -- command line --
+
+    async def register_from_command_line(
+        self, localpart: str, password: str, *, admin: bool
+    ) -> str:
+        """`ranvier register-user`: the username rules apply, the password policy and the
+        registration switches do not (the admin is deciding)."""
+        registered = await self.register(
+            localpart=localpart,
+            password=password,
+            device_id=None,
+            display_name=None,
+            inhibit_login=True,
+            refresh=False,
+            admin=admin,
+        )
+        return registered.user_id

@@ -1,0 +1,64 @@
+"""Devices: a user's logged-in sessions. Deleting one logs it out (its tokens go with it)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from ranvier.services.tokens import AccessTokens, now_ms
+from ranvier.storage.devices import Device, DeviceStore
+from ranvier.storage.tokens import TokenStore
+
+# the shape Synapse gives generated device IDs: ten upper-case letters
+_DEVICE_ID_ALPHABET = string.ascii_uppercase
+_DEVICE_ID_LENGTH = 10
+
+
+def generate_device_id() -> str:
+    return "".join(secrets.choice(_DEVICE_ID_ALPHABET) for _ in range(_DEVICE_ID_LENGTH))
+
+
+class DeviceService:
+    def __init__(
+        self, devices: DeviceStore, tokens: TokenStore, access_tokens: AccessTokens
+    ) -> None:
+        self._devices = devices
+        self._tokens = tokens
+        self._access_tokens = access_tokens
+
+    async def ensure_device(
+        self, user_id: str, device_id: str | None, display_name: str | None
+    ) -> str:
+        """The given device (created if new) or a newly generated one; returns its ID."""
+        if device_id is not None:
+            await self._devices.ensure_device(user_id, device_id, display_name, now_ms())
+            return device_id
+        while True:
+            candidate = generate_device_id()
+            if await self._devices.ensure_device(user_id, candidate, display_name, now_ms()):
+                return candidate
+
+    async def list_devices(self, user_id: str) -> list[Device]:
+        return await self._devices.get_devices(user_id)
+
+    async def get_device(self, user_id: str, device_id: str) -> Device | None:
+        return await self._devices.get_device(user_id, device_id)
+
+    async def rename_device(self, user_id: str, device_id: str, display_name: str) -> bool:
+        return await self._devices.set_display_name(user_id, device_id, display_name)
+
+    async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
+        token_ids = await self._devices.delete_devices(user_id, device_ids)
+        self._access_tokens.invalidate(token_ids)
+
+    async def delete_all_devices(
+        self, user_id: str, *, except_device_id: str | None = None
+    ) -> None:
+        """Log out everywhere (but on `except_device_id`), device-less tokens included."""
+        device_ids = [
+            device.device_id
+            for device in await self._devices.get_devices(user_id)
+            if device.device_id != except_device_id
+        ]
+        await self.delete_devices(user_id, device_ids)
+        self._access_tokens.invalidate(await self._tokens.delete_tokens_without_device(user_id))

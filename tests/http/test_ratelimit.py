@@ -1,0 +1,98 @@
+"""Token buckets: bursts, refill, retry hints, and the config's Synapse defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from ranvier.config.models import HomeserverConfig, RatelimitSettings
+from ranvier.http.errors import MatrixError
+from ranvier.http.ratelimit import Ratelimiter, Ratelimiters
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limiter(per_second: float, burst_count: float) -> tuple[Ratelimiter, FakeClock]:
+    clock = FakeClock()
+    settings = RatelimitSettings(per_second=per_second, burst_count=burst_count)
+    return Ratelimiter(settings, clock), clock
+
+
+def test_burst_then_refused_with_retry_hint() -> None:
+    bucket, clock = limiter(per_second=0.5, burst_count=3)
+    for _ in range(3):
+        bucket.check("ip")
+    with pytest.raises(MatrixError) as refused:
+        bucket.check("ip")
+    error = refused.value
+    assert (error.status, error.errcode) == (429, "M_LIMIT_EXCEEDED")
+    assert error.body()["retry_after_ms"] == 2000
+    assert error.headers == {"Retry-After": "2"}
+    clock.now += 2.0
+    bucket.check("ip")
+    with pytest.raises(MatrixError):
+        bucket.check("ip")
+
+
+def test_keys_are_independent() -> None:
+    bucket, _ = limiter(per_second=1, burst_count=1)
+    bucket.check("a")
+    bucket.check("b")
+    with pytest.raises(MatrixError):
+        bucket.check("a")
+
+
+def test_refill_never_exceeds_the_burst() -> None:
+    bucket, clock = limiter(per_second=1, burst_count=2)
+    bucket.check("k")
+    clock.now += 1000
+    bucket.check("k")
+    bucket.check("k")
+    with pytest.raises(MatrixError):
+        bucket.check("k")
+
+
+def test_check_without_update_spends_nothing_and_record_spends() -> None:
+    bucket, _ = limiter(per_second=0.1, burst_count=2)
+    for _ in range(5):
+        bucket.check("k", update=False)
+    bucket.record("k")
+    bucket.record("k")
+    with pytest.raises(MatrixError) as refused:
+        bucket.check("k", update=False)
+    assert refused.value.body()["retry_after_ms"] == 10_000
+
+
+def test_retry_after_header_rounds_up() -> None:
+    bucket, _ = limiter(per_second=3, burst_count=1)
+    bucket.check("k")
+    with pytest.raises(MatrixError) as refused:
+        bucket.check("k")
+    assert refused.value.body()["retry_after_ms"] == 334
+    assert refused.value.headers["Retry-After"] == "1"
+
+
+def test_synapse_defaults_and_partial_settings() -> None:
+    config = HomeserverConfig(
+        server_name="example.com",
+        signing_key_path="key",
+        rc_login={"failed_attempts": {"burst_count": 10}},
+    )
+    assert (config.rc_message.per_second, config.rc_message.burst_count) == (0.2, 10)
+    assert (config.rc_registration.per_second, config.rc_registration.burst_count) == (0.17, 3)
+    assert config.rc_login.address == RatelimitSettings(per_second=0.003, burst_count=5)
+    assert config.rc_login.failed_attempts == RatelimitSettings(per_second=0.17, burst_count=10)
+    limiters = Ratelimiters.from_config(config)
+    assert limiters.login_failed_attempts.burst_count == 10
+
+
+def test_a_bucket_that_never_refills_is_refused() -> None:
+    with pytest.raises(ValueError, match="per_second"):
+        HomeserverConfig(
+            server_name="example.com", signing_key_path="key", rc_message={"per_second": 0}
+        )
