@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.protocol.auth import AuthError, check_auth
 from ranvier.protocol.auth_selection import auth_types_for_event
@@ -242,11 +243,13 @@ class RoomEventSender:
         initial: Sequence[EventTemplate],
         room_id: str | None = None,
         is_public: bool = False,
+        in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
     ) -> tuple[str, list[Event]]:
         """Create a room from its create event and the initial events, in one transaction.
 
-        `initial` templates carry no room_id; it is filled in. Raises AuthError,
-        EventBuildError or PDUValidationError without writing anything.
+        `initial` templates carry no room_id; it is filled in. `in_transaction` writes what
+        must exist only if the room does (an alias). Raises AuthError, EventBuildError or
+        PDUValidationError without writing anything.
         """
         create = build_create_event(
             room_version=room_version,
@@ -269,7 +272,9 @@ class RoomEventSender:
             event = await self._build_and_check(template, head)
             self.loader.remember([event])
             built.append(self._advance(head, event, None, None))
-        await self._persist(room_id, built, head, new_room=(creator, is_public))
+        await self._persist(
+            room_id, built, head, new_room=(creator, is_public), in_transaction=in_transaction
+        )
         return room_id, [item.event for item in built]
 
     # -- heads and persistence ------------------------------------------------------------
@@ -307,6 +312,7 @@ class RoomEventSender:
         built: list[_Built],
         head: RoomHead,
         new_room: tuple[str, bool] | None = None,
+        in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
     ) -> None:
         positions = self.positions.allocate(len(built))
         now = int(time.time() * 1000)
@@ -364,6 +370,8 @@ class RoomEventSender:
                 await event_store.replace_forward_extremities(
                     conn, room_id, [p.event_id for p in head.extremities]
                 )
+                if in_transaction is not None:
+                    await in_transaction(conn, room_id)
         finally:
             current = self.positions.finish(positions)
         self._room_id_to_head[room_id] = head

@@ -1,5 +1,6 @@
 """Create the room DAG: rooms, events with their edges and auth, forward extremities, state
-groups stored as deltas, current state, memberships, transaction IDs, redactions, relations.
+groups stored as deltas, current state, memberships, transaction IDs, redactions, relations,
+aliases.
 
 Revision ID: 0006_rooms
 Revises: 0005_registration_tokens
@@ -130,10 +131,19 @@ def upgrade() -> None:
         sa.Column("aggregation_key", sa.Text(), nullable=True),
     )
     op.create_index("ix_event_relations_parent", "event_relations", ["relates_to_id"])
+    op.create_table(
+        "room_aliases",
+        sa.Column("room_alias", sa.Text(), primary_key=True),
+        sa.Column("room_id", sa.Text(), nullable=False),
+        sa.Column("creator", sa.Text(), nullable=False),
+        sa.Column("created_ts", sa.BigInteger(), nullable=False),
+    )
+    op.create_index("ix_room_aliases_room", "room_aliases", ["room_id"])
 
 
 def downgrade() -> None:
     for table in (
+        "room_aliases",
         "event_relations",
         "redactions",
         "event_txn_ids",
