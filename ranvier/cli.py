@@ -60,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.set_defaults(func=func)
 
+    register_user = commands.add_parser(
+        "register-user", help="create a user (works whether or not the server is running)"
+    )
+    _config_arg(register_user)
+    register_user.add_argument("--user", "-u", required=True, help="localpart or full user ID")
+    register_user.add_argument("--password", "-p", help="the password (asked for if left out)")
+    register_user.add_argument("--admin", action="store_true", help="make the user a server admin")
+    register_user.set_defaults(func=_register_user)
+
     db = commands.add_parser("db", help="database schema: status, upgrade, downgrade")
     db_commands = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
     status = db_commands.add_parser("status", help="schema revision and pending work")
@@ -126,6 +135,35 @@ def _status(args: argparse.Namespace) -> int:
     from ranvier import process
 
     return process.status(load_config(args.config_path))
+
+
+def _register_user(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+
+    from ranvier.http.errors import MatrixError
+    from ranvier.server import register_user
+
+    config = load_config(args.config_path)
+    password = args.password
+    if password is None:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Confirm password: "):
+            print("The passwords do not match", file=sys.stderr)
+            return 1
+    if not password:
+        print("The password must not be empty", file=sys.stderr)
+        return 1
+    try:
+        user_id = asyncio.run(register_user(config, args.user, password, admin=args.admin))
+    except MatrixError as exc:
+        if exc.errcode == "M_USER_IN_USE":
+            print(f"The user {args.user} already exists", file=sys.stderr)
+        else:
+            print(f"Cannot register {args.user}: {exc.error}", file=sys.stderr)
+        return 1
+    print(user_id)
+    return 0
 
 
 def _db_status(args: argparse.Namespace) -> int:

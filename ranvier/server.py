@@ -17,18 +17,40 @@ from ranvier import __version__
 from ranvier.api import root, wellknown
 from ranvier.api.admin import background_updates as admin_background_updates
 from ranvier.api.admin import server_version
-from ranvier.api.client import versions
+from ranvier.api.client import account, devices, login, register, versions
+from ranvier.api.client import account_data as account_data_api
+from ranvier.api.client import capabilities as capabilities_api
+from ranvier.api.client import filter as filter_api
+from ranvier.api.client import profile as profile_api
 from ranvier.api.federation import version as federation_version
 from ranvier.config.models import HomeserverConfig, Listener
 from ranvier.config.signing_key import load_signing_key
+from ranvier.http.auth import RequestAuthenticator
+from ranvier.http.errors import MatrixError
 from ranvier.http.middleware import (
     cors_middleware,
     matrix_error_middleware,
     request_id_middleware,
 )
+from ranvier.services.account_data import AccountDataService
+from ranvier.services.accounts import AccountService
+from ranvier.services.devices import DeviceService
+from ranvier.services.filters import FilterService
+from ranvier.services.login import LoginService, PasswordStage
+from ranvier.services.passwords import PasswordHasher
+from ranvier.services.profiles import ProfileService
+from ranvier.services.tokens import AccessTokens
+from ranvier.services.uia import PASSWORD, UserInteractiveAuth
+from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
+from ranvier.storage.devices import DeviceStore
+from ranvier.storage.filters import FilterStore
+from ranvier.storage.profiles import ProfileStore
 from ranvier.storage.schema import prepare_database
+from ranvier.storage.tokens import TokenStore
+from ranvier.storage.ui_auth import UIAuthStore
+from ranvier.storage.users import UserStore
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +58,70 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
 
 
+@dataclass(frozen=True)
+class Accounts:
+    """Users, devices, tokens and the authentication of requests."""
+
+    users: UserStore
+    access_tokens: AccessTokens
+    auth: RequestAuthenticator
+    uia: UserInteractiveAuth
+    login: LoginService
+    devices: DeviceService
+    accounts: AccountService
+
+
+def build_accounts(config: HomeserverConfig, database: Database) -> Accounts:
+    users = UserStore(database)
+    tokens = TokenStore(database)
+    device_store = DeviceStore(database)
+    access_tokens = AccessTokens(tokens, device_store)
+    hasher = PasswordHasher(config.password_config)
+    device_service = DeviceService(device_store, tokens, access_tokens)
+    login_service = LoginService(config, users, tokens, access_tokens, device_service, hasher)
+    uia = UserInteractiveAuth(UIAuthStore(database))
+    uia.register_stage(PASSWORD, PasswordStage(login_service))
+    account_service = AccountService(
+        config, users, hasher, login_service, device_service, access_tokens
+    )
+    return Accounts(
+        users=users,
+        access_tokens=access_tokens,
+        auth=RequestAuthenticator(access_tokens),
+        uia=uia,
+        login=login_service,
+        devices=device_service,
+        accounts=account_service,
+    )
+
+
+@dataclass(frozen=True)
+class UserData:
+    """What users keep on the server besides their account: profiles, account data and
+    room tags, filters."""
+
+    profiles: ProfileService
+    account_data: AccountDataService
+    filters: FilterService
+
+
+def build_user_data(config: HomeserverConfig, database: Database) -> UserData:
+    # the rooms service will pass `shares_room` to ProfileService and subscribe to its
+    # changes (ProfileService.on_change) to update m.room.member events
+    return UserData(
+        profiles=ProfileService(config, ProfileStore(database)),
+        account_data=AccountDataService(AccountDataStore(database)),
+        filters=FilterService(config, FilterStore(database)),
+    )
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
     database: Database
     background_updater: BackgroundUpdater
+    accounts: Accounts
+    user_data: UserData
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def build_app(self, listener: Listener) -> web.Application:
@@ -58,14 +139,35 @@ class Homeserver:
             # Synapse serves its admin API on the client resource; admin tools expect that
             route_defs += server_version.routes()
             route_defs += admin_background_updates.BackgroundUpdateEndpoints(
-                self.background_updater
+                self.background_updater, self.accounts.auth
             ).routes()
+            route_defs += self._account_routes()
+            route_defs += self._user_data_routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
             if "client" not in resources:
                 route_defs += wellknown.WellKnownEndpoints(self.config).routes()
         app.add_routes(route_defs)
         return app
+
+    def _account_routes(self) -> list[web.RouteDef]:
+        a = self.accounts
+        server_name = self.config.server_name
+        return [
+            *register.RegisterEndpoints(a.accounts, a.uia, server_name).routes(),
+            *login.LoginEndpoints(a.auth, a.login, server_name).routes(),
+            *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
+            *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),
+        ]
+
+    def _user_data_routes(self) -> list[web.RouteDef]:
+        auth, data = self.accounts.auth, self.user_data
+        return [
+            *profile_api.ProfileEndpoints(auth, data.profiles).routes(),
+            *account_data_api.AccountDataEndpoints(auth, data.account_data).routes(),
+            *filter_api.FilterEndpoints(auth, data.filters).routes(),
+            *capabilities_api.CapabilitiesEndpoints(auth, self.config).routes(),
+        ]
 
     async def start(self) -> list[str]:
         """Bind every HTTP listener; returns their URLs."""
@@ -95,6 +197,7 @@ class Homeserver:
             await runner.cleanup()
         self.runners.clear()
         await self.background_updater.stop()
+        await self.accounts.access_tokens.wait_idle()
         await self.database.close()
 
 
@@ -102,7 +205,31 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     load_signing_key(config.signing_key_path)
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
-    return Homeserver(config=config, database=database, background_updater=updater)
+    return Homeserver(
+        config=config,
+        database=database,
+        background_updater=updater,
+        accounts=build_accounts(config, database),
+        user_data=build_user_data(config, database),
+    )
+
+
+async def register_user(config: HomeserverConfig, user: str, password: str, *, admin: bool) -> str:
+    """`ranvier register-user`: straight into the database, so it works with the server
+    running or not. `user` is a localpart or a full user ID on this server."""
+    localpart = user
+    if user.startswith("@"):
+        localpart, _, server_name = user[1:].partition(":")
+        if server_name != config.server_name:
+            raise MatrixError(
+                400, "M_INVALID_USERNAME", f"{user} is not a user ID on {config.server_name}"
+            )
+    database = await prepare_database(config)
+    try:
+        accounts = build_accounts(config, database)
+        return await accounts.accounts.register_from_command_line(localpart, password, admin=admin)
+    finally:
+        await database.close()
 
 
 async def serve(

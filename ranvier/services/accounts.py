@@ -188,7 +188,7 @@ class AccountService:
 
     # -- password and deactivation --
 
-    def password_change_flows(self) -> list[list[str]]:
+    def reauth_flows(self) -> list[list[str]]:
         return [[PASSWORD]] if self._login.password_auth_enabled else []
 
     def require_password_changes_enabled(self) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranvier.config.models import HomeserverConfig
+from ranvier.http.body import optional_bool, optional_str
 from ranvier.http.errors import MatrixError
 from ranvier.services.devices import DeviceService
 from ranvier.services.passwords import PasswordHasher
@@ -168,9 +169,9 @@ class LoginService:
             user_id = await self._check_login_token(body)
         else:
             raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {login_type!r}")
-        device_id = _optional_str(body, "device_id")
-        display_name = _optional_str(body, "initial_device_display_name")
-        refresh = _optional_bool(body, "refresh_token")
+        device_id = optional_str(body, "device_id")
+        display_name = optional_str(body, "initial_device_display_name")
+        refresh = optional_bool(body, "refresh_token")
         return await self.start_session(user_id, device_id, display_name, refresh=refresh)
 
     async def _check_login_token(self, body: dict[str, Any]) -> str:
@@ -318,17 +319,3 @@ def _after(now: int, lifetime: int | None) -> int | None:
 def _earliest(*times: int | None) -> int | None:
     known = [t for t in times if t is not None]
     return min(known) if known else None
-
-
-def _optional_str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be a string")
-    return value
-
-
-def _optional_bool(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key, False)
-    if not isinstance(value, bool):
-        raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be true or false")
-    return value

@@ -11,6 +11,7 @@ import pytest
 from ranvier import __version__
 from tests.integration.client import request
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, make_admin, register
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +27,7 @@ def server(
         serve_server_wellknown=True,
         extra_well_known_client_content={"org.example.custom": {"x": 1}},
         max_request_body_size="4K",
+        **REGISTRATION_CONFIG,
     )
     running = start_server(config, port)
     yield running
@@ -54,23 +56,32 @@ def test_wrong_method_is_405_unrecognized(server: RunningServer) -> None:
     assert reply.errcode == "M_UNRECOGNIZED"
 
 
+LOGIN = "/_matrix/client/v3/login"
+BACKGROUND_UPDATES = "/_synapse/admin/v1/background_updates"
+
+
+@pytest.fixture(scope="module")
+def admin(server: RunningServer) -> Session:
+    return make_admin(server.config_path, "admin")
+
+
 def test_bad_json_is_400_not_json(server: RunningServer) -> None:
-    url = server.url + "/_synapse/admin/v1/background_updates/enabled"
+    url = server.url + LOGIN
     reply = request("POST", url, b"{not json", {"Content-Type": "application/json"})
     assert reply.status == 400
     assert reply.errcode == "M_NOT_JSON"
 
 
 def test_json_that_is_not_an_object_is_bad_json(server: RunningServer) -> None:
-    url = server.url + "/_synapse/admin/v1/background_updates/enabled"
+    url = server.url + LOGIN
     reply = request("POST", url, b"[1, 2]")
     assert reply.status == 400
     assert reply.errcode == "M_BAD_JSON"
 
 
 def test_too_large_body_is_413(server: RunningServer) -> None:
-    url = server.url + "/_synapse/admin/v1/background_updates/enabled"
-    reply = request("POST", url, b'{"enabled": true, "pad": "' + b"x" * 8192 + b'"}')
+    url = server.url + LOGIN
+    reply = request("POST", url, b'{"type": "m.login.password", "pad": "' + b"x" * 8192 + b'"}')
     assert reply.status == 413
     assert reply.errcode == "M_TOO_LARGE"
 
@@ -130,29 +141,44 @@ def test_root_page_says_it_runs(server: RunningServer) -> None:
     assert b"Ranvier is running" in reply.body
 
 
-def test_background_updates_status_shape(server: RunningServer) -> None:
-    reply = request("GET", server.url + "/_synapse/admin/v1/background_updates/status")
+def test_background_updates_need_an_admin(server: RunningServer) -> None:
+    user = register(server.url, "not_an_admin")
+    for method, path, body in (
+        ("GET", "/status", None),
+        ("GET", "/enabled", None),
+        ("POST", "/enabled", {"enabled": False}),
+    ):
+        url = server.url + BACKGROUND_UPDATES + path
+        missing = request(method, url, body)
+        assert (missing.status, missing.errcode) == (401, "M_MISSING_TOKEN")
+        forbidden = authed(user, method, url, body)
+        assert (forbidden.status, forbidden.errcode) == (403, "M_FORBIDDEN")
+        assert forbidden.json()["error"] == "You are not a server admin"
+
+
+def test_background_updates_status_shape(server: RunningServer, admin: Session) -> None:
+    reply = authed(admin, "GET", server.url + BACKGROUND_UPDATES + "/status")
     assert reply.status == 200
     body = reply.json()
     assert body["enabled"] is True
     assert isinstance(body["current_updates"], dict)
 
 
-def test_background_updates_can_be_paused(server: RunningServer) -> None:
-    url = server.url + "/_synapse/admin/v1/background_updates/enabled"
+def test_background_updates_can_be_paused(server: RunningServer, admin: Session) -> None:
+    url = server.url + BACKGROUND_UPDATES + "/enabled"
     try:
-        reply = request("POST", url, {"enabled": False})
+        reply = authed(admin, "POST", url, {"enabled": False})
         assert (reply.status, reply.json()) == (200, {"enabled": False})
-        status = request("GET", server.url + "/_synapse/admin/v1/background_updates/status")
+        status = authed(admin, "GET", server.url + BACKGROUND_UPDATES + "/status")
         assert status.json()["enabled"] is False
-        assert request("GET", url).json() == {"enabled": False}
+        assert authed(admin, "GET", url).json() == {"enabled": False}
     finally:
-        assert request("POST", url, {"enabled": True}).json() == {"enabled": True}
+        assert authed(admin, "POST", url, {"enabled": True}).json() == {"enabled": True}
 
 
-def test_background_updates_enabled_needs_a_boolean(server: RunningServer) -> None:
-    url = server.url + "/_synapse/admin/v1/background_updates/enabled"
-    reply = request("POST", url, {"enabled": "yes"})
+def test_background_updates_enabled_needs_a_boolean(server: RunningServer, admin: Session) -> None:
+    url = server.url + BACKGROUND_UPDATES + "/enabled"
+    reply = authed(admin, "POST", url, {"enabled": "yes"})
     assert reply.status == 400
     assert reply.errcode == "M_INVALID_PARAM"
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ranvier.http.auth import RequestAuthenticator
 from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.storage.background_updates import BackgroundUpdater
 
 
 class BackgroundUpdateEndpoints:
-    # Accounts arrive with issue 4; until then there is no admin to check, and these
-    # endpoints reveal and pause only schema maintenance.
-    def __init__(self, updater: BackgroundUpdater) -> None:
+    def __init__(self, updater: BackgroundUpdater, auth: RequestAuthenticator) -> None:
         self._updater = updater
+        self._auth = auth
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -24,14 +24,17 @@ class BackgroundUpdateEndpoints:
 
     async def get_status(self, request: web.Request) -> web.Response:
         """GET /_synapse/admin/v1/background_updates/status"""
+        await self._auth.require_admin(request)
         return json_response(self._updater.status())
 
     async def get_enabled(self, request: web.Request) -> web.Response:
         """GET /_synapse/admin/v1/background_updates/enabled"""
+        await self._auth.require_admin(request)
         return json_response({"enabled": self._updater.enabled})
 
     async def set_enabled(self, request: web.Request) -> web.Response:
         """POST /_synapse/admin/v1/background_updates/enabled"""
+        await self._auth.require_admin(request)
         body = await read_json_object(request)
         enabled = body.get("enabled")
         if not isinstance(enabled, bool):

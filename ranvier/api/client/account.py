@@ -1,0 +1,82 @@
+"""Account management: spec client-server-api "Account registration and management"
+(password_management.yaml, account_deactivation.yaml, administrative_contact.yaml)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.http.auth import RequestAuthenticator, Requester
+from ranvier.http.body import optional_bool, required_str
+from ranvier.http.errors import MatrixError
+from ranvier.http.json import json_response, read_json_object
+from ranvier.services.accounts import AccountService
+from ranvier.services.uia import PASSWORD, AuthResult, UserInteractiveAuth
+
+ACCOUNT = "/_matrix/client/v3/account"
+
+
+def require_same_user(auth: AuthResult, requester: Requester) -> None:
+    """A password proves who typed it; it must be the account the request acts on."""
+    proven = auth.completed.get(PASSWORD)
+    if proven is not None and proven != requester.user_id:
+        raise MatrixError(403, "M_FORBIDDEN", "The password given is not this account's")
+
+
+class AccountEndpoints:
+    def __init__(
+        self, auth: RequestAuthenticator, accounts: AccountService, uia: UserInteractiveAuth
+    ) -> None:
+        self._auth = auth
+        self._accounts = accounts
+        self._uia = uia
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(ACCOUNT + "/password", self.change_password),
+            web.post(ACCOUNT + "/deactivate", self.deactivate),
+            web.get(ACCOUNT + "/3pid", self.get_3pids),
+        ]
+
+    async def change_password(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/account/password"""
+        requester = await self._auth.require_user(request)
+        body = await read_json_object(request)
+        self._accounts.require_password_changes_enabled()
+        new_password = required_str(body, "new_password")
+        logout_devices = optional_bool(body, "logout_devices", default=True)
+        auth = await self._uia.authenticate(
+            body,
+            self._accounts.reauth_flows(),
+            operation=f"POST {ACCOUNT}/password {requester.user_id}",
+        )
+        require_same_user(auth, requester)
+        await self._accounts.change_password(
+            requester.user_id,
+            new_password,
+            logout_devices=logout_devices,
+            keep_device_id=requester.device_id,
+        )
+        await self._uia.operation_completed(auth)
+        return json_response({})
+
+    async def deactivate(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/account/deactivate"""
+        requester = await self._auth.require_user(request)
+        body = await read_json_object(request)
+        erase = optional_bool(body, "erase")
+        auth = await self._uia.authenticate(
+            body,
+            self._accounts.reauth_flows(),
+            operation=f"POST {ACCOUNT}/deactivate {requester.user_id}",
+        )
+        require_same_user(auth, requester)
+        await self._accounts.deactivate(requester.user_id, erase=erase)
+        await self._uia.operation_completed(auth)
+        # no identity server bindings exist to remove
+        return json_response({"id_server_unbind_result": "no-support"})
+
+    async def get_3pids(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/account/3pid"""
+        await self._auth.require_user(request)
+        # third-party identifiers arrive with email support
+        return json_response({"threepids": []})

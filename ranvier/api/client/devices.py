@@ -1,0 +1,122 @@
+"""Device management: spec client-server-api "Device management" (device_management.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ranvier.api.client.account import require_same_user
+from ranvier.http.auth import RequestAuthenticator
+from ranvier.http.body import optional_str
+from ranvier.http.errors import MatrixError
+from ranvier.http.json import json_response, read_json_object
+from ranvier.services.accounts import AccountService
+from ranvier.services.devices import DeviceService
+from ranvier.services.uia import UserInteractiveAuth
+from ranvier.storage.devices import Device
+
+CLIENT = "/_matrix/client/v3"
+
+
+def render(device: Device) -> dict[str, Any]:
+    return {
+        "device_id": device.device_id,
+        "display_name": device.display_name,
+        "last_seen_ip": device.last_seen_ip,
+        "last_seen_ts": device.last_seen_ts,
+    }
+
+
+def no_such_device() -> MatrixError:
+    return MatrixError(404, "M_NOT_FOUND", "No device with this ID")
+
+
+class DeviceEndpoints:
+    def __init__(
+        self,
+        auth: RequestAuthenticator,
+        devices: DeviceService,
+        accounts: AccountService,
+        uia: UserInteractiveAuth,
+    ) -> None:
+        self._auth = auth
+        self._devices = devices
+        self._accounts = accounts
+        self._uia = uia
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(CLIENT + "/devices", self.list_devices),
+            web.get(CLIENT + "/devices/{deviceId}", self.get_device),
+            web.put(CLIENT + "/devices/{deviceId}", self.update_device),
+            web.delete(CLIENT + "/devices/{deviceId}", self.delete_device),
+            web.post(CLIENT + "/delete_devices", self.delete_devices),
+        ]
+
+    async def list_devices(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/devices"""
+        requester = await self._auth.require_user(request)
+        devices = await self._devices.list_devices(requester.user_id)
+        return json_response({"devices": [render(device) for device in devices]})
+
+    async def get_device(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/devices/{deviceId}"""
+        requester = await self._auth.require_user(request)
+        device = await self._devices.get_device(requester.user_id, request.match_info["deviceId"])
+        if device is None:
+            raise no_such_device()
+        return json_response(render(device))
+
+    async def update_device(self, request: web.Request) -> web.Response:
+        """PUT /_matrix/client/v3/devices/{deviceId}"""
+        requester = await self._auth.require_user(request)
+        body = await read_json_object(request)
+        device_id = request.match_info["deviceId"]
+        display_name = optional_str(body, "display_name")
+        if display_name is None:
+            exists = await self._devices.get_device(requester.user_id, device_id) is not None
+        else:
+            exists = await self._devices.rename_device(requester.user_id, device_id, display_name)
+        if not exists:
+            raise no_such_device()
+        return json_response({})
+
+    async def delete_device(self, request: web.Request) -> web.Response:
+        """DELETE /_matrix/client/v3/devices/{deviceId}"""
+        requester = await self._auth.require_user(request)
+        device_id = request.match_info["deviceId"]
+        # a body is optional here: the first request of the auth dance may have none
+        body = await read_json_object(request) if request.can_read_body else {}
+        if await self._devices.get_device(requester.user_id, device_id) is None:
+            raise no_such_device()
+        auth = await self._uia.authenticate(
+            body,
+            self._accounts.reauth_flows(),
+            operation=f"DELETE {CLIENT}/devices/{device_id} {requester.user_id}",
+        )
+        require_same_user(auth, requester)
+        await self._devices.delete_devices(requester.user_id, [device_id])
+        await self._uia.operation_completed(auth)
+        return json_response({})
+
+    async def delete_devices(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/delete_devices"""
+        requester = await self._auth.require_user(request)
+        body = await read_json_object(request)
+        device_ids = body.get("devices")
+        if device_ids is None:
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'devices'")
+        if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
+            raise MatrixError(400, "M_BAD_JSON", "'devices' must be a list of device IDs")
+        auth = await self._uia.authenticate(
+            body,
+            self._accounts.reauth_flows(),
+            # the device list is part of the operation: a session that authorised deleting
+            # some devices must not delete others
+            operation=f"POST {CLIENT}/delete_devices {requester.user_id} {sorted(device_ids)}",
+        )
+        require_same_user(auth, requester)
+        await self._devices.delete_devices(requester.user_id, device_ids)
+        await self._uia.operation_completed(auth)
+        return json_response({})

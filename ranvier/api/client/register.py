@@ -1,0 +1,71 @@
+"""Registration: spec client-server-api "Account registration" (registration.yaml)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.http.body import optional_bool, optional_str
+from ranvier.http.errors import MatrixError
+from ranvier.http.json import json_response, read_json_object
+from ranvier.services.accounts import AccountService
+from ranvier.services.uia import UserInteractiveAuth
+
+REGISTER = "/_matrix/client/v3/register"
+
+
+class RegisterEndpoints:
+    def __init__(
+        self, accounts: AccountService, uia: UserInteractiveAuth, server_name: str
+    ) -> None:
+        self._accounts = accounts
+        self._uia = uia
+        self._server_name = server_name
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(REGISTER, self.register),
+            web.get(REGISTER + "/available", self.available),
+        ]
+
+    async def register(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/register"""
+        body = await read_json_object(request)
+        kind = request.query.get("kind", "user")
+        device_id = optional_str(body, "device_id")
+        display_name = optional_str(body, "initial_device_display_name")
+        refresh = optional_bool(body, "refresh_token")
+        if kind == "guest":
+            registered = await self._accounts.register_guest(
+                device_id=device_id, display_name=display_name, refresh=refresh
+            )
+            return json_response(registered.response(self._server_name))
+        if kind != "user":
+            raise MatrixError(400, "M_INVALID_PARAM", "'kind' must be 'user' or 'guest'")
+        self._accounts.require_registration_enabled()
+        inhibit_login = optional_bool(body, "inhibit_login")
+        localpart, password = self._accounts.check_registration_body(body)
+        await self._accounts.precheck_username(localpart)
+        auth = await self._uia.authenticate(
+            body, self._accounts.registration_flows(), operation=f"POST {REGISTER}"
+        )
+        # a request carrying only `auth` registers what the session's first request asked
+        localpart, password = self._accounts.check_registration_body(auth.clientdict)
+        registered = await self._accounts.register(
+            localpart=localpart,
+            password=password,
+            device_id=optional_str(auth.clientdict, "device_id"),
+            display_name=optional_str(auth.clientdict, "initial_device_display_name"),
+            inhibit_login=optional_bool(auth.clientdict, "inhibit_login") or inhibit_login,
+            refresh=optional_bool(auth.clientdict, "refresh_token") or refresh,
+        )
+        await self._uia.operation_completed(auth)
+        return json_response(registered.response(self._server_name))
+
+    async def available(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/register/available"""
+        self._accounts.require_registration_enabled()
+        username = request.query.get("username")
+        if username is None:
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'username'")
+        await self._accounts.check_available(username)
+        return json_response({"available": True})
