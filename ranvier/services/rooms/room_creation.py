@@ -96,6 +96,10 @@ class RoomCreationService:
         alias = None
         if request.room_alias_name is not None:
             alias = f"#{request.room_alias_name}:{self._server_name}"
+            if not is_valid_alias_localpart(request.room_alias_name) or len(alias) > 255:
+                raise MatrixError(
+                    400, "M_INVALID_PARAM", f"{request.room_alias_name!r} is not a valid alias name"
+                )
         if alias is not None and await alias_store.get_alias(self._sender.db, alias):
             raise MatrixError(400, "M_ROOM_IN_USE", f"The alias {alias} is already in use")
         profile = await self._profile_lookup(creator)
@@ -189,6 +193,11 @@ class RoomCreationService:
                 invite["is_direct"] = True
             events.append(EventTemplate("m.room.member", creator, invite, state_key=invitee))
         return events
+
+
+def is_valid_alias_localpart(localpart: str) -> bool:
+    # spec: appendices "Room aliases" - no colon; whitespace and '#' make unusable aliases
+    return bool(localpart) and not any(c in ":#" or c.isspace() for c in localpart)
 
 
 def default_power_levels(
