@@ -22,6 +22,7 @@ from ranvier.api.client import account_data as account_data_api
 from ranvier.api.client import capabilities as capabilities_api
 from ranvier.api.client import filter as filter_api
 from ranvier.api.client import profile as profile_api
+from ranvier.api.client import rooms as rooms_api
 from ranvier.api.federation import version as federation_version
 from ranvier.config.models import HomeserverConfig, Listener
 from ranvier.config.signing_key import load_signing_key
@@ -32,6 +33,7 @@ from ranvier.http.middleware import (
     matrix_error_middleware,
     request_id_middleware,
 )
+from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import AccountService
 from ranvier.services.devices import DeviceService
@@ -39,6 +41,10 @@ from ranvier.services.filters import FilterService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.profiles import ProfileService
+from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.services.rooms.event_sending import EventSendingService
+from ranvier.services.rooms.room_creation import RoomCreationService
+from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.uia import PASSWORD, UserInteractiveAuth
 from ranvier.storage.account_data import AccountDataStore
@@ -115,6 +121,40 @@ def build_user_data(config: HomeserverConfig, database: Database) -> UserData:
     )
 
 
+@dataclass(frozen=True)
+class Rooms:
+    """The room DAG and everything that writes to it."""
+
+    sender: RoomEventSender
+    creation: RoomCreationService
+    sending: EventSendingService
+
+
+async def build_rooms(
+    config: HomeserverConfig, database: Database, signing_key: ServerSigningKey
+) -> Rooms:
+    factor = config.caches.global_factor
+    loader = EventLoader(
+        database,
+        events_cache_size=max(1000, int(100_000 * factor)),
+        state_cache_size=max(10, int(1000 * factor)),
+    )
+    sender = await RoomEventSender.create(database, loader, config.server_name, signing_key)
+    profiles = ProfileStore(database)
+
+    async def profile_of(user_id: str) -> tuple[str | None, str | None]:
+        profile = await profiles.get_profile(user_id)
+        return (profile.displayname, profile.avatar_url) if profile else (None, None)
+
+    return Rooms(
+        sender=sender,
+        creation=RoomCreationService(
+            sender, config.server_name, config.default_room_version, profile_of
+        ),
+        sending=EventSendingService(sender),
+    )
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
@@ -122,6 +162,7 @@ class Homeserver:
     background_updater: BackgroundUpdater
     accounts: Accounts
     user_data: UserData
+    rooms: Rooms
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def build_app(self, listener: Listener) -> web.Application:
@@ -143,6 +184,7 @@ class Homeserver:
             ).routes()
             route_defs += self._account_routes()
             route_defs += self._user_data_routes()
+            route_defs += self._room_routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
             if "client" not in resources:
@@ -167,6 +209,12 @@ class Homeserver:
             *account_data_api.AccountDataEndpoints(auth, data.account_data).routes(),
             *filter_api.FilterEndpoints(auth, data.filters).routes(),
             *capabilities_api.CapabilitiesEndpoints(auth, self.config).routes(),
+        ]
+
+    def _room_routes(self) -> list[web.RouteDef]:
+        auth, rooms = self.accounts.auth, self.rooms
+        return [
+            *rooms_api.RoomEndpoints(auth, rooms.creation, rooms.sending).routes(),
         ]
 
     async def start(self) -> list[str]:
@@ -202,7 +250,7 @@ class Homeserver:
 
 
 async def create_homeserver(config: HomeserverConfig) -> Homeserver:
-    load_signing_key(config.signing_key_path)
+    signing_key = load_signing_key(config.signing_key_path)
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
     return Homeserver(
@@ -211,6 +259,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         background_updater=updater,
         accounts=build_accounts(config, database),
         user_data=build_user_data(config, database),
+        rooms=await build_rooms(config, database, signing_key),
     )
 
 

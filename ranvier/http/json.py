@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from ranvier.http.errors import bad_json, not_json
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def json_response(
@@ -31,3 +34,16 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_json("The request body must be a JSON object.")
     return body
+
+
+async def read_body(request: web.Request, model: type[Model]) -> Model:
+    """The body validated against a pydantic model; the first problem becomes M_BAD_JSON
+    naming the field, so a client can see what to fix."""
+    body = await read_json_object(request)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        message = error["msg"].removeprefix("Value error, ")
+        raise bad_json(f"{where}: {message}") from None

@@ -1,0 +1,114 @@
+"""Creating rooms and sending events into them: spec client-server-api "Rooms",
+create_room.yaml, room_send.yaml, room_state.yaml."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from ranvier.http.auth import RequestAuthenticator
+from ranvier.http.json import json_response, read_body, read_json_object
+from ranvier.services.rooms.event_sending import EventSendingService
+from ranvier.services.rooms.room_creation import (
+    CreateRoomRequest,
+    InitialStateEvent,
+    RoomCreationService,
+)
+
+CLIENT = "/_matrix/client/v3"
+
+
+class _InitialStateBody(BaseModel):
+    type: str
+    state_key: str = ""
+    content: dict[str, Any]
+
+
+class _CreateRoomBody(BaseModel):
+    # clients send extra keys (e.g. invite_3pid, unstable fields): ignore what we don't use
+    model_config = ConfigDict(extra="ignore")
+
+    visibility: Literal["public", "private"] = "private"
+    preset: Literal["private_chat", "trusted_private_chat", "public_chat"] | None = None
+    room_version: str | None = None
+    room_alias_name: str | None = None
+    name: str | None = None
+    topic: str | None = None
+    invite: list[str] = Field(default_factory=list)
+    is_direct: bool = False
+    creation_content: dict[str, Any] = Field(default_factory=dict)
+    initial_state: list[_InitialStateBody] = Field(default_factory=list)
+    power_level_content_override: dict[str, Any] | None = None
+
+
+class RoomEndpoints:
+    def __init__(
+        self,
+        auth: RequestAuthenticator,
+        creation: RoomCreationService,
+        sending: EventSendingService,
+    ) -> None:
+        self._auth = auth
+        self._creation = creation
+        self._sending = sending
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(CLIENT + "/createRoom", self.create_room),
+            web.put(CLIENT + "/rooms/{roomId}/send/{eventType}/{txnId}", self.send_message),
+            web.put(CLIENT + "/rooms/{roomId}/state/{eventType}/{stateKey}", self.send_state),
+            # spec: an empty state key may be left out of the path
+            web.put(CLIENT + "/rooms/{roomId}/state/{eventType}", self.send_state),
+        ]
+
+    async def create_room(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/createRoom"""
+        requester = await self._auth.require_user(request)
+        body = await read_body(request, _CreateRoomBody)
+        room_id = await self._creation.create_room(
+            requester,
+            CreateRoomRequest(
+                visibility=body.visibility,
+                preset=body.preset,
+                room_version=body.room_version,
+                room_alias_name=body.room_alias_name,
+                name=body.name,
+                topic=body.topic,
+                invite=body.invite,
+                is_direct=body.is_direct,
+                creation_content=body.creation_content,
+                initial_state=[
+                    InitialStateEvent(s.type, s.state_key, s.content) for s in body.initial_state
+                ],
+                power_level_content_override=body.power_level_content_override,
+            ),
+        )
+        return json_response({"room_id": room_id})
+
+    async def send_message(self, request: web.Request) -> web.Response:
+        """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
+        requester = await self._auth.require_user(request, allow_guest=True)
+        content = await read_json_object(request)
+        event = await self._sending.send_message(
+            requester,
+            request.match_info["roomId"],
+            request.match_info["eventType"],
+            content,
+            request.match_info["txnId"],
+        )
+        return json_response({"event_id": event.event_id})
+
+    async def send_state(self, request: web.Request) -> web.Response:
+        """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
+        requester = await self._auth.require_user(request)
+        content = await read_json_object(request)
+        event = await self._sending.send_state(
+            requester,
+            request.match_info["roomId"],
+            request.match_info["eventType"],
+            request.match_info.get("stateKey", ""),
+            content,
+        )
+        return json_response({"event_id": event.event_id})

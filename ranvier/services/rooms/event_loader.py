@@ -1,0 +1,57 @@
+"""Events and state groups by ID, through bounded caches, so hot paths never hit the
+database for the same event twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cachetools import LRUCache
+
+from ranvier.protocol.events import Event
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
+from ranvier.storage import events as event_store
+from ranvier.storage import state as state_store
+from ranvier.storage.database import Database
+from ranvier.storage.state import StateMap
+
+
+class EventLoader:
+    def __init__(self, db: Database, *, events_cache_size: int, state_cache_size: int) -> None:
+        self._db = db
+        self._event_id_to_event: LRUCache[str, Event] = LRUCache(maxsize=events_cache_size)
+        self._group_to_state: LRUCache[int, StateMap] = LRUCache(maxsize=state_cache_size)
+
+    def remember(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._event_id_to_event[event.event_id] = event
+
+    async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        """The events found, by ID; unknown IDs are left out."""
+        found: dict[str, Event] = {}
+        missing: list[str] = []
+        for event_id in event_ids:
+            event = self._event_id_to_event.get(event_id)
+            if event is None:
+                missing.append(event_id)
+            else:
+                found[event_id] = event
+        if missing:
+            for event_id, stored in (await event_store.get_events(self._db, missing)).items():
+                event = Event(stored.pdu, KNOWN_ROOM_VERSIONS[stored.room_version], event_id)
+                event.rejected_reason = stored.rejected_reason
+                self._event_id_to_event[event_id] = event
+                found[event_id] = event
+        return found
+
+    async def get_event(self, event_id: str) -> Event | None:
+        return (await self.get_events([event_id])).get(event_id)
+
+    def remember_state_group(self, group: int, state: StateMap) -> None:
+        self._group_to_state[group] = dict(state)
+
+    async def get_state_group(self, group: int) -> StateMap:
+        state = self._group_to_state.get(group)
+        if state is None:
+            state = await state_store.get_state_group_state(self._db, group)
+            self._group_to_state[group] = state
+        return dict(state)

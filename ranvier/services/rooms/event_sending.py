@@ -1,0 +1,64 @@
+"""Clients sending messages and state into rooms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ranvier.http.auth import Requester
+from ranvier.http.errors import MatrixError
+from ranvier.protocol.event_builder import EventTemplate
+from ranvier.protocol.events import Event
+from ranvier.services.rooms.errors import as_matrix_error
+from ranvier.services.rooms.sender import RoomEventSender
+
+# state the client API must not set directly: membership has its own endpoints
+MEMBERSHIP_EVENT = "m.room.member"
+
+
+class EventSendingService:
+    def __init__(self, sender: RoomEventSender) -> None:
+        self._sender = sender
+
+    async def send_message(
+        self,
+        requester: Requester,
+        room_id: str,
+        event_type: str,
+        content: dict[str, Any],
+        txn_id: str,
+    ) -> Event:
+        """PUT /rooms/{roomId}/send/{eventType}/{txnId}: idempotent per device and txn ID."""
+        template = EventTemplate(event_type, requester.user_id, content, room_id)
+        return await self.send(template, txn=self._txn(requester, txn_id))
+
+    async def send_state(
+        self,
+        requester: Requester,
+        room_id: str,
+        event_type: str,
+        state_key: str,
+        content: dict[str, Any],
+    ) -> Event:
+        if event_type == MEMBERSHIP_EVENT and state_key != requester.user_id:
+            # spec: membership of others changes through invite/kick/ban, which check more
+            raise MatrixError(
+                403, "M_FORBIDDEN", "Use the invite, kick and ban endpoints for other members"
+            )
+        template = EventTemplate(event_type, requester.user_id, content, room_id, state_key)
+        return await self.send(template)
+
+    async def send(self, template: EventTemplate, txn: tuple[str, str, str] | None = None) -> Event:
+        """Send through the room pipeline; refusals become the client's Matrix error."""
+        try:
+            return await self._sender.send(template, txn)
+        except Exception as exc:
+            error = as_matrix_error(exc)
+            if error is None:
+                raise
+            raise error from None
+
+    @staticmethod
+    def _txn(requester: Requester, txn_id: str) -> tuple[str, str, str]:
+        # spec: transaction IDs are scoped to the device (or the token, without one)
+        scope = requester.device_id or f"token:{requester.access_token_id}"
+        return (requester.user_id, scope, txn_id)

@@ -1,0 +1,422 @@
+"""Sending events into rooms: built, authorised and persisted through `protocol/`.
+
+Sends to one room are serialised in memory: a per-room worker drains the room's queue,
+builds each event on top of the previous one (so prev_events chain within a batch),
+checks it against the auth rules, and persists the whole batch in one transaction. Other
+rooms proceed in parallel. The room's head (forward extremities, current state, state
+group) is kept in memory between batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetools import LRUCache
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ranvier.protocol.auth import AuthError, check_auth
+from ranvier.protocol.auth_selection import auth_types_for_event
+from ranvier.protocol.event_builder import (
+    EventTemplate,
+    PrevEvent,
+    build_create_event,
+    build_event,
+)
+from ranvier.protocol.events import Event
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from ranvier.protocol.signing_keys import ServerSigningKey
+from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.storage import events as event_store
+from ranvier.storage import rooms as room_store
+from ranvier.storage import state as state_store
+from ranvier.storage.database import Database
+from ranvier.storage.events import EventRow
+from ranvier.storage.memberships import MembershipRow, insert_memberships
+from ranvier.storage.state import StateKey, StateMap
+from ranvier.streams.positions import StreamPositions
+
+logger = logging.getLogger(__name__)
+
+# a fresh full snapshot after this many deltas keeps state loads to one short chain
+MAX_STATE_CHAIN_LENGTH = 50
+MAX_BATCH = 100
+
+Txn = tuple[str, str, str]  # user_id, device_id, txn_id
+PersistedCallback = Callable[[Sequence[Event], int], Awaitable[None]]
+
+
+class RoomNotFound(Exception):
+    pass
+
+
+@dataclass
+class RoomHead:
+    """What the next event in a room is built on."""
+
+    room_version: RoomVersion
+    extremities: list[PrevEvent]
+    state: StateMap
+    state_group: int
+    chain_length: int
+
+
+@dataclass
+class _Pending:
+    template: EventTemplate
+    txn: Txn | None
+    future: asyncio.Future[Event]
+
+
+@dataclass
+class _Built:
+    event: Event
+    txn: Txn | None
+    state_group: int
+    new_group: tuple[int | None, int, dict[StateKey, str | None]] | None = None
+    future: asyncio.Future[Event] | None = None
+
+
+@dataclass
+class _Counter:
+    value: int
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+@dataclass
+class RoomEventSender:
+    db: Database
+    loader: EventLoader
+    server_name: str
+    signing_key: ServerSigningKey
+    positions: StreamPositions
+    state_group_ids: _Counter
+    heads_cache_size: int = 1000
+    on_persisted: list[PersistedCallback] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._room_id_to_head: LRUCache[str, RoomHead] = LRUCache(maxsize=self.heads_cache_size)
+        self._room_id_to_queue: dict[str, list[_Pending]] = {}
+        self._room_id_to_worker: dict[str, asyncio.Task[None]] = {}
+        self._txn_to_future: dict[Txn, asyncio.Future[Event]] = {}
+
+    @classmethod
+    async def create(
+        cls, db: Database, loader: EventLoader, server_name: str, signing_key: ServerSigningKey
+    ) -> RoomEventSender:
+        positions = StreamPositions(await event_store.max_stream_ordering(db))
+        groups = _Counter(await state_store.max_state_group_id(db))
+        return cls(db, loader, server_name, signing_key, positions, groups)
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, template: EventTemplate, txn: Txn | None = None) -> Event:
+        """Build, authorise and persist one event; the same txn returns the same event.
+
+        Raises RoomNotFound, AuthError (the rules refuse it), EventBuildError or
+        PDUValidationError (the event cannot exist in this room version).
+        """
+        assert template.room_id is not None
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        if txn is not None:
+            in_flight = self._txn_to_future.get(txn)
+            if in_flight is not None:
+                return await asyncio.shield(in_flight)
+            # registered before the first await, so a concurrent retry joins this send
+            self._txn_to_future[txn] = future
+            future.add_done_callback(lambda _: self._txn_to_future.pop(txn, None))
+            event_id = await event_store.get_event_id_for_txn(self.db, *txn)
+            if event_id is not None:
+                event = await self.loader.get_event(event_id)
+                assert event is not None
+                future.set_result(event)
+                return event
+        self._room_id_to_queue.setdefault(template.room_id, []).append(
+            _Pending(template, txn, future)
+        )
+        if template.room_id not in self._room_id_to_worker:
+            self._room_id_to_worker[template.room_id] = asyncio.create_task(
+                self._drain(template.room_id)
+            )
+        return await asyncio.shield(future)
+
+    async def _drain(self, room_id: str) -> None:
+        try:
+            while queue := self._room_id_to_queue.get(room_id):
+                batch, self._room_id_to_queue[room_id] = queue[:MAX_BATCH], queue[MAX_BATCH:]
+                try:
+                    await self._send_batch(room_id, batch)
+                except Exception as exc:
+                    logger.exception("Persisting events in %s failed", room_id)
+                    self._room_id_to_head.pop(room_id, None)
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(exc)
+        finally:
+            self._room_id_to_queue.pop(room_id, None)
+            self._room_id_to_worker.pop(room_id, None)
+
+    async def _send_batch(self, room_id: str, batch: list[_Pending]) -> None:
+        try:
+            head = await self.head(room_id)
+        except RoomNotFound as exc:
+            for pending in batch:
+                pending.future.set_exception(exc)
+            return
+        working = RoomHead(
+            head.room_version,
+            list(head.extremities),
+            dict(head.state),
+            head.state_group,
+            head.chain_length,
+        )
+        built: list[_Built] = []
+        for pending in batch:
+            try:
+                event = await self._build_and_check(pending.template, working)
+            except Exception as exc:
+                pending.future.set_exception(exc)
+                continue
+            built.append(self._advance(working, event, pending.txn, pending.future))
+        if built:
+            await self._persist(room_id, built, working)
+        for item in built:
+            assert item.future is not None
+            item.future.set_result(item.event)
+
+    async def _build_and_check(self, template: EventTemplate, head: RoomHead) -> Event:
+        version = head.room_version
+        keys = auth_types_for_event(
+            version, template.type, template.sender, template.state_key, template.content
+        )
+        keys.add(("m.room.create", ""))
+        wanted = {key: head.state[key] for key in keys if key in head.state}
+        loaded = await self.loader.get_events(wanted.values())
+        auth_state = {key: loaded[event_id] for key, event_id in wanted.items()}
+        event = build_event(
+            template,
+            room_version=version,
+            prev_events=head.extremities,
+            current_state=auth_state,
+            server_name=self.server_name,
+            signing_key=self.signing_key,
+        )
+        check_auth(event, auth_state, version)
+        return event
+
+    def _advance(
+        self, head: RoomHead, event: Event, txn: Txn | None, future: asyncio.Future[Event] | None
+    ) -> _Built:
+        """Move the working head past `event`, allocating a state group if it is state."""
+        head.extremities = [PrevEvent.of(event)]
+        if not event.is_state():
+            return _Built(event, txn, head.state_group, future=future)
+        key = (event.type, event.state_key or "")
+        head.state[key] = event.event_id
+        group = self.state_group_ids.next()
+        if head.chain_length >= MAX_STATE_CHAIN_LENGTH:
+            new_group: tuple[int | None, int, dict[StateKey, str | None]] = (
+                None,
+                0,
+                dict(head.state),
+            )
+        else:
+            new_group = (head.state_group, head.chain_length + 1, {key: event.event_id})
+        head.state_group, head.chain_length = group, new_group[1]
+        return _Built(event, txn, group, new_group, future)
+
+    # -- creating rooms ------------------------------------------------------------------
+
+    async def create_room(
+        self,
+        *,
+        room_version: RoomVersion,
+        creator: str,
+        create_content: Mapping[str, Any],
+        initial: Sequence[EventTemplate],
+        room_id: str | None = None,
+        is_public: bool = False,
+        in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
+    ) -> tuple[str, list[Event]]:
+        """Create a room from its create event and the initial events, in one transaction.
+
+        `initial` templates carry no room_id; it is filled in. `in_transaction` writes what
+        must exist only if the room does (an alias). Raises AuthError, EventBuildError or
+        PDUValidationError without writing anything.
+        """
+        create = build_create_event(
+            room_version=room_version,
+            sender=creator,
+            content=create_content,
+            server_name=self.server_name,
+            signing_key=self.signing_key,
+            room_id=None if room_version.room_id_from_create_event else room_id,
+        )
+        check_auth(create, {}, room_version)
+        room_id = create.room_id
+        key = ("m.room.create", "")
+        head = RoomHead(room_version, [PrevEvent.of(create)], {key: create.event_id}, 0, 0)
+        group = self.state_group_ids.next()
+        head.state_group = group
+        built = [_Built(create, None, group, (None, 0, {key: create.event_id}))]
+        self.loader.remember([create])
+        for template in initial:
+            template = _with_room(template, room_id)
+            event = await self._build_and_check(template, head)
+            self.loader.remember([event])
+            built.append(self._advance(head, event, None, None))
+        await self._persist(
+            room_id, built, head, new_room=(creator, is_public), in_transaction=in_transaction
+        )
+        return room_id, [item.event for item in built]
+
+    # -- heads and persistence ------------------------------------------------------------
+
+    async def head(self, room_id: str) -> RoomHead:
+        head = self._room_id_to_head.get(room_id)
+        if head is not None:
+            return head
+        room = await room_store.get_room(self.db, room_id)
+        if room is None:
+            raise RoomNotFound(room_id)
+        version = KNOWN_ROOM_VERSIONS[room.room_version]
+        extremity_ids = [
+            eid for eid, _ in await event_store.get_forward_extremities(self.db, room_id)
+        ]
+        extremities = await self.loader.get_events(extremity_ids)
+        # Local rooms have one extremity. Several (from federation) will be merged by
+        # state resolution when federation lands; until then build on all of them and use
+        # the current state.
+        groups = await state_store.get_event_state_groups(self.db, extremity_ids)
+        state_group = groups[extremity_ids[-1]]
+        head = RoomHead(
+            room_version=version,
+            extremities=[PrevEvent.of(extremities[eid]) for eid in extremity_ids],
+            state=await state_store.get_current_state_ids(self.db, room_id),
+            state_group=state_group,
+            chain_length=await state_store.get_state_group_chain_length(self.db, state_group),
+        )
+        self._room_id_to_head[room_id] = head
+        return head
+
+    async def _persist(
+        self,
+        room_id: str,
+        built: list[_Built],
+        head: RoomHead,
+        new_room: tuple[str, bool] | None = None,
+        in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
+    ) -> None:
+        positions = self.positions.allocate(len(built))
+        now = int(time.time() * 1000)
+        rows: list[EventRow] = []
+        memberships: list[MembershipRow] = []
+        changes: dict[StateKey, tuple[str, str | None] | None] = {}
+        for item, position in zip(built, positions, strict=True):
+            event = item.event
+            rows.append(_event_row(event, position, now, item.txn))
+            if event.is_state():
+                changes[(event.type, event.state_key or "")] = (
+                    event.event_id,
+                    event.membership if event.type == "m.room.member" else None,
+                )
+            if event.type == "m.room.member" and event.state_key is not None:
+                memberships.append(
+                    MembershipRow(
+                        event.event_id,
+                        room_id,
+                        event.state_key,
+                        event.sender,
+                        event.membership or "",
+                        position,
+                    )
+                )
+        try:
+            async with self.db.transaction() as conn:
+                if new_room is not None:
+                    await room_store.insert_room(
+                        conn,
+                        room_id,
+                        head.room_version.identifier,
+                        new_room[0],
+                        now,
+                        new_room[1],
+                    )
+                await event_store.insert_events(conn, rows)
+                for item in built:
+                    if item.new_group is not None:
+                        prev_group, chain_length, entries = item.new_group
+                        await state_store.insert_state_group(
+                            conn,
+                            item.state_group,
+                            room_id,
+                            item.event.event_id,
+                            prev_group,
+                            chain_length,
+                            entries,
+                        )
+                await state_store.set_event_state_groups(
+                    conn, {item.event.event_id: item.state_group for item in built}
+                )
+                await state_store.apply_current_state_delta(conn, room_id, changes)
+                await insert_memberships(conn, memberships)
+                await event_store.replace_forward_extremities(
+                    conn, room_id, [p.event_id for p in head.extremities]
+                )
+                if in_transaction is not None:
+                    await in_transaction(conn, room_id)
+        finally:
+            current = self.positions.finish(positions)
+        self._room_id_to_head[room_id] = head
+        events = [item.event for item in built]
+        self.loader.remember(events)
+        for callback in self.on_persisted:
+            await callback(events, current)
+
+
+def _with_room(template: EventTemplate, room_id: str) -> EventTemplate:
+    return EventTemplate(
+        template.type,
+        template.sender,
+        template.content,
+        room_id,
+        template.state_key,
+        template.redacts,
+    )
+
+
+def _event_row(event: Event, position: int, now: int, txn: Txn | None) -> EventRow:
+    relates = event.content.get("m.relates_to")
+    relation = None
+    if isinstance(relates, dict):
+        parent, rel_type = relates.get("event_id"), relates.get("rel_type")
+        if isinstance(parent, str) and isinstance(rel_type, str):
+            key = relates.get("key")
+            relation = (parent, rel_type, key if isinstance(key, str) else None)
+    return EventRow(
+        event_id=event.event_id,
+        room_id=event.room_id,
+        pdu=event.pdu,
+        type=event.type,
+        state_key=event.state_key,
+        sender=event.sender,
+        depth=event.depth,
+        origin_server_ts=event.origin_server_ts,
+        prev_event_ids=event.prev_event_ids,
+        auth_event_ids=event.auth_event_ids,
+        stream_ordering=position,
+        received_ts=now,
+        redacts=event.redacts if event.type == "m.room.redaction" else None,
+        relation=relation,
+        txn=txn,
+    )
+
+
+__all__ = ["AuthError", "RoomEventSender", "RoomHead", "RoomNotFound"]

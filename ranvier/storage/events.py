@@ -1,0 +1,280 @@
+"""The room DAG: events as full PDUs, their prev and auth edges, forward extremities,
+transaction IDs for idempotent sends, redactions and relations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Table,
+    Text,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ranvier.storage.database import Database
+from ranvier.storage.metadata import metadata
+from ranvier.storage.rooms import rooms
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("stream_ordering", BigInteger, nullable=False, unique=True),
+    Column("topological_ordering", BigInteger, nullable=False),
+    Column("room_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("state_key", Text, nullable=True),
+    Column("sender", Text, nullable=False),
+    Column("origin_server_ts", BigInteger, nullable=False),
+    Column("received_ts", BigInteger, nullable=False),
+    Column("outlier", Boolean, nullable=False, server_default=false()),
+    Column("rejected_reason", Text, nullable=True),
+    Column("json", Text, nullable=False),
+)
+
+event_edges = Table(
+    "event_edges",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("prev_event_id", Text, primary_key=True),
+)
+
+event_auth = Table(
+    "event_auth",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("auth_id", Text, primary_key=True),
+)
+
+room_forward_extremities = Table(
+    "room_forward_extremities",
+    metadata,
+    Column("room_id", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+)
+
+event_txn_ids = Table(
+    "event_txn_ids",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("txn_id", Text, primary_key=True),
+    Column("event_id", Text, nullable=False),
+    Column("inserted_ts", BigInteger, nullable=False),
+)
+
+redactions = Table(
+    "redactions",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("redacts", Text, nullable=False),
+)
+
+event_relations = Table(
+    "event_relations",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("relates_to_id", Text, nullable=False),
+    Column("relation_type", Text, nullable=False),
+    Column("aggregation_key", Text, nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One event to store, with what persistence decided about it."""
+
+    event_id: str
+    room_id: str
+    pdu: dict[str, Any]
+    type: str
+    state_key: str | None
+    sender: str
+    depth: int
+    origin_server_ts: int
+    prev_event_ids: Sequence[str]
+    auth_event_ids: Sequence[str]
+    stream_ordering: int
+    received_ts: int
+    rejected_reason: str | None = None
+    outlier: bool = False
+    redacts: str | None = None
+    # (relates_to_id, rel_type, aggregation key) from content["m.relates_to"]
+    relation: tuple[str, str, str | None] | None = None
+    # (user_id, device_id, txn_id) of the client request that sent it
+    txn: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: str
+    room_id: str
+    room_version: str
+    pdu: dict[str, Any]
+    stream_ordering: int
+    outlier: bool
+    rejected_reason: str | None
+
+
+async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None:
+    """Write a batch of events and their edges in the caller's transaction."""
+    if not rows:
+        return
+    await conn.execute(
+        insert(events),
+        [
+            {
+                "event_id": row.event_id,
+                "stream_ordering": row.stream_ordering,
+                "topological_ordering": row.depth,
+                "room_id": row.room_id,
+                "type": row.type,
+                "state_key": row.state_key,
+                "sender": row.sender,
+                "origin_server_ts": row.origin_server_ts,
+                "received_ts": row.received_ts,
+                "outlier": row.outlier,
+                "rejected_reason": row.rejected_reason,
+                "json": orjson.dumps(row.pdu).decode(),
+            }
+            for row in rows
+        ],
+    )
+    edges = [
+        {"event_id": row.event_id, "prev_event_id": prev}
+        for row in rows
+        for prev in dict.fromkeys(row.prev_event_ids)
+    ]
+    if edges:
+        await conn.execute(insert(event_edges), edges)
+    auth = [
+        {"event_id": row.event_id, "auth_id": auth_id}
+        for row in rows
+        for auth_id in dict.fromkeys(row.auth_event_ids)
+    ]
+    if auth:
+        await conn.execute(insert(event_auth), auth)
+    redaction_rows = [
+        {"event_id": row.event_id, "redacts": row.redacts}
+        for row in rows
+        if row.redacts is not None and row.rejected_reason is None
+    ]
+    if redaction_rows:
+        await conn.execute(insert(redactions), redaction_rows)
+    relation_rows = [
+        {
+            "event_id": row.event_id,
+            "relates_to_id": row.relation[0],
+            "relation_type": row.relation[1],
+            "aggregation_key": row.relation[2],
+        }
+        for row in rows
+        if row.relation is not None and row.rejected_reason is None
+    ]
+    if relation_rows:
+        await conn.execute(insert(event_relations), relation_rows)
+    txn_rows = [
+        {
+            "user_id": row.txn[0],
+            "device_id": row.txn[1],
+            "txn_id": row.txn[2],
+            "event_id": row.event_id,
+            "inserted_ts": row.received_ts,
+        }
+        for row in rows
+        if row.txn is not None
+    ]
+    if txn_rows:
+        await conn.execute(insert(event_txn_ids), txn_rows)
+
+
+async def replace_forward_extremities(
+    conn: AsyncConnection, room_id: str, event_ids: Iterable[str]
+) -> None:
+    await conn.execute(
+        delete(room_forward_extremities).where(room_forward_extremities.c.room_id == room_id)
+    )
+    values = [{"room_id": room_id, "event_id": event_id} for event_id in event_ids]
+    if values:
+        await conn.execute(insert(room_forward_extremities), values)
+
+
+async def get_forward_extremities(db: Database, room_id: str) -> list[tuple[str, int]]:
+    """(event_id, depth) of the room's forward extremities."""
+    query = (
+        select(events.c.event_id, events.c.topological_ordering)
+        .select_from(
+            room_forward_extremities.join(
+                events, events.c.event_id == room_forward_extremities.c.event_id
+            )
+        )
+        .where(room_forward_extremities.c.room_id == room_id)
+        .order_by(events.c.topological_ordering, events.c.event_id)
+    )
+    async with db.read() as conn:
+        return [(row.event_id, row.topological_ordering) for row in await conn.execute(query)]
+
+
+async def get_events(db: Database, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, StoredEvent] = {}
+    if not ids:
+        return found
+    async with db.read() as conn:
+        # chunks keep the IN list well inside every engine's parameter limit
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = (
+                select(
+                    events.c.event_id,
+                    events.c.room_id,
+                    events.c.json,
+                    events.c.stream_ordering,
+                    events.c.outlier,
+                    events.c.rejected_reason,
+                    rooms.c.room_version,
+                )
+                .select_from(events.join(rooms, rooms.c.room_id == events.c.room_id))
+                .where(events.c.event_id.in_(chunk))
+            )
+            for row in await conn.execute(query):
+                found[row.event_id] = StoredEvent(
+                    event_id=row.event_id,
+                    room_id=row.room_id,
+                    room_version=row.room_version,
+                    pdu=orjson.loads(row.json),
+                    stream_ordering=row.stream_ordering,
+                    outlier=row.outlier,
+                    rejected_reason=row.rejected_reason,
+                )
+    return found
+
+
+async def max_stream_ordering(db: Database) -> int:
+    async with db.read() as conn:
+        value = (await conn.execute(select(func.max(events.c.stream_ordering)))).scalar()
+    return int(value or 0)
+
+
+async def get_event_id_for_txn(
+    db: Database, user_id: str, device_id: str, txn_id: str
+) -> str | None:
+    query = select(event_txn_ids.c.event_id).where(
+        event_txn_ids.c.user_id == user_id,
+        event_txn_ids.c.device_id == device_id,
+        event_txn_ids.c.txn_id == txn_id,
+    )
+    async with db.read() as conn:
+        value = (await conn.execute(query)).scalar()
+    return str(value) if value is not None else None

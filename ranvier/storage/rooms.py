@@ -1,0 +1,64 @@
+"""rooms: one row per room this server knows, with its version (which fixes every algorithm)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Boolean, Column, Table, Text, false, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ranvier.storage.database import Database
+from ranvier.storage.metadata import metadata
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("room_id", Text, primary_key=True),
+    Column("room_version", Text, nullable=False),
+    Column("creator", Text, nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("is_public", Boolean, nullable=False, server_default=false()),
+)
+
+
+@dataclass(frozen=True)
+class RoomRecord:
+    room_id: str
+    room_version: str
+    creator: str
+    created_ts: int
+    is_public: bool
+
+
+async def insert_room(
+    conn: AsyncConnection,
+    room_id: str,
+    room_version: str,
+    creator: str,
+    created_ts: int,
+    is_public: bool,
+) -> None:
+    await conn.execute(
+        insert(rooms).values(
+            room_id=room_id,
+            room_version=room_version,
+            creator=creator,
+            created_ts=created_ts,
+            is_public=is_public,
+        )
+    )
+
+
+async def get_room(db: Database, room_id: str) -> RoomRecord | None:
+    async with db.read() as conn:
+        row = (await conn.execute(select(rooms).where(rooms.c.room_id == room_id))).first()
+    if row is None:
+        return None
+    return RoomRecord(row.room_id, row.room_version, row.creator, row.created_ts, row.is_public)
+
+
+async def set_room_public(db: Database, room_id: str, is_public: bool) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(rooms).where(rooms.c.room_id == room_id).values(is_public=is_public)
+        )

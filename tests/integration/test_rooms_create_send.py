@@ -1,0 +1,119 @@
+"""Creating rooms and sending into them over real HTTP, on both engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.matrix import Session, authed, register
+
+CLIENT = "/_matrix/client/v3"
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
+) -> Iterator[RunningServer]:
+    port = free_port()
+    config = write_test_config(
+        tmp_path_factory.mktemp("hs"),
+        module_database,
+        port,
+        enable_registration=True,
+        enable_registration_without_verification=True,
+    )
+    running = start_server(config, port)
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+@pytest.fixture(scope="module")
+def alice(server: RunningServer) -> Session:
+    return register(server.url, "alice")
+
+
+@pytest.fixture(scope="module")
+def bob(server: RunningServer) -> Session:
+    return register(server.url, "bob")
+
+
+def create_room(server: RunningServer, session: Session, **body: Any) -> str:
+    reply = authed(session, "POST", server.url + CLIENT + "/createRoom", body)
+    assert reply.status == 200, reply.body
+    room_id: str = reply.json()["room_id"]
+    return room_id
+
+
+@pytest.mark.parametrize("version", ["1", "6", "10", "11", "12"])
+def test_create_room_in_each_version(server: RunningServer, alice: Session, version: str) -> None:
+    room_id = create_room(server, alice, room_version=version, name="Versioned")
+    assert room_id.startswith("!")
+    assert (":" in room_id) == (version != "12")
+
+
+def test_send_message_and_state(server: RunningServer, alice: Session) -> None:
+    room_id = create_room(server, alice, preset="private_chat", topic="hello")
+    url = f"{server.url}{CLIENT}/rooms/{room_id}/send/m.room.message/txn1"
+    first = authed(alice, "PUT", url, {"msgtype": "m.text", "body": "hi"})
+    assert first.status == 200, first.body
+    again = authed(alice, "PUT", url, {"msgtype": "m.text", "body": "hi"})
+    assert again.json()["event_id"] == first.json()["event_id"]
+    other = authed(alice, "PUT", url.replace("txn1", "txn2"), {"msgtype": "m.text", "body": "hi"})
+    assert other.json()["event_id"] != first.json()["event_id"]
+
+    state = authed(
+        alice, "PUT", f"{server.url}{CLIENT}/rooms/{room_id}/state/m.room.name", {"name": "N"}
+    )
+    assert state.status == 200, state.body
+    assert state.json()["event_id"].startswith("$")
+
+
+def test_non_member_cannot_send(server: RunningServer, alice: Session, bob: Session) -> None:
+    room_id = create_room(server, alice)
+    url = f"{server.url}{CLIENT}/rooms/{room_id}/send/m.room.message/t"
+    reply = authed(bob, "PUT", url, {"msgtype": "m.text", "body": "intruder"})
+    assert reply.status == 403
+    assert reply.errcode == "M_FORBIDDEN"
+
+
+def test_unknown_room_looks_like_a_room_one_is_not_in(
+    server: RunningServer, alice: Session
+) -> None:
+    url = f"{server.url}{CLIENT}/rooms/!nowhere:test.localhost/send/m.room.message/t"
+    reply = authed(alice, "PUT", url, {"body": "x"})
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+
+
+def test_create_room_refusals(server: RunningServer, alice: Session) -> None:
+    url = server.url + CLIENT + "/createRoom"
+    unsupported = authed(alice, "POST", url, {"room_version": "99"})
+    assert (unsupported.status, unsupported.errcode) == (400, "M_UNSUPPORTED_ROOM_VERSION")
+    bad_preset = authed(alice, "POST", url, {"preset": "party"})
+    assert (bad_preset.status, bad_preset.errcode) == (400, "M_BAD_JSON")
+    bad_alias = authed(alice, "POST", url, {"room_alias_name": "a:b"})
+    assert (bad_alias.status, bad_alias.errcode) == (400, "M_INVALID_PARAM")
+    create_room(server, alice, room_alias_name="taken")
+    taken = authed(alice, "POST", url, {"room_alias_name": "taken"})
+    assert (taken.status, taken.errcode) == (400, "M_ROOM_IN_USE")
+    # the creator's power to change power levels is removed: the initial state is invalid
+    invalid = authed(
+        alice,
+        "POST",
+        url,
+        {"room_version": "10", "power_level_content_override": {"users": {}, "state_default": 101}},
+    )
+    assert (invalid.status, invalid.errcode) == (400, "M_INVALID_ROOM_STATE")
+    unauthenticated = authed(Session("@x:test.localhost", "nope", "D"), "POST", url, {})
+    assert (unauthenticated.status, unauthenticated.errcode) == (401, "M_UNKNOWN_TOKEN")
+
+
+def test_state_of_other_members_is_refused(
+    server: RunningServer, alice: Session, bob: Session
+) -> None:
+    room_id = create_room(server, alice)
+    url = f"{server.url}{CLIENT}/rooms/{room_id}/state/m.room.member/{bob.user_id}"
+    reply = authed(alice, "PUT", url, {"membership": "join"})
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
