@@ -16,8 +16,17 @@ from aiohttp import web
 from ranvier import __version__
 from ranvier.api import root, wellknown
 from ranvier.api.admin import background_updates as admin_background_updates
+from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import server_version
-from ranvier.api.client import account, devices, login, register, versions
+from ranvier.api.admin import users as admin_users_api
+from ranvier.api.client import (
+    account,
+    devices,
+    login,
+    register,
+    registration_token_validity,
+    versions,
+)
 from ranvier.api.client import account_data as account_data_api
 from ranvier.api.client import capabilities as capabilities_api
 from ranvier.api.client import filter as filter_api
@@ -33,29 +42,34 @@ from ranvier.http.middleware import (
     matrix_error_middleware,
     request_id_middleware,
 )
+from ranvier.http.ratelimit import X_FORWARDED, Ratelimiters
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.account_data import AccountDataService
-from ranvier.services.accounts import AccountService
+from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
+from ranvier.services.admin_users import AdminUserService
 from ranvier.services.devices import DeviceService
 from ranvier.services.filters import FilterService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.profiles import ProfileService
+from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.event_sending import EventSendingService
 from ranvier.services.rooms.room_creation import RoomCreationService
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.tokens import AccessTokens
-from ranvier.services.uia import PASSWORD, UserInteractiveAuth
+from ranvier.services.uia import PASSWORD, SESSION_LIFETIME_MS, UserInteractiveAuth
 from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.filters import FilterStore
 from ranvier.storage.profiles import ProfileStore
+from ranvier.storage.registration_tokens import RegistrationTokenStore
 from ranvier.storage.schema import prepare_database
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
+from ranvier.storage.user_admin import UserAdminQueries
 from ranvier.storage.users import UserStore
 
 logger = logging.getLogger(__name__)
@@ -122,6 +136,35 @@ def build_user_data(config: HomeserverConfig, database: Database) -> UserData:
 
 
 @dataclass(frozen=True)
+class Admin:
+    """The server admin's tools: registration tokens and the user admin API."""
+
+    registration_tokens: RegistrationTokenService
+    users: AdminUserService
+
+
+def build_admin(
+    config: HomeserverConfig, database: Database, accounts: Accounts, user_data: UserData
+) -> Admin:
+    registration_tokens = RegistrationTokenService(
+        RegistrationTokenStore(database, SESSION_LIFETIME_MS)
+    )
+    accounts.uia.register_stage(REGISTRATION_TOKEN, registration_tokens.stage())
+    users = AdminUserService(
+        config,
+        UserAdminQueries(database),
+        accounts.users,
+        DeviceStore(database),
+        accounts.accounts,
+        accounts.login,
+        accounts.devices,
+        user_data.profiles,
+        PasswordHasher(config.password_config),
+    )
+    return Admin(registration_tokens=registration_tokens, users=users)
+
+
+@dataclass(frozen=True)
 class Rooms:
     """The room DAG and everything that writes to it."""
 
@@ -163,6 +206,8 @@ class Homeserver:
     accounts: Accounts
     user_data: UserData
     rooms: Rooms
+    admin: Admin
+    ratelimiters: Ratelimiters
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def build_app(self, listener: Listener) -> web.Application:
@@ -170,6 +215,7 @@ class Homeserver:
             middlewares=[request_id_middleware, cors_middleware, matrix_error_middleware],
             client_max_size=self.config.max_request_body_size,
         )
+        app[X_FORWARDED] = listener.x_forwarded
         resources = {name for resource in listener.resources for name in resource.names}
         route_defs: list[web.RouteDef] = list(
             root.RootEndpoints(self.config.web_client_location).routes()
@@ -183,6 +229,7 @@ class Homeserver:
                 self.background_updater, self.accounts.auth
             ).routes()
             route_defs += self._account_routes()
+            route_defs += self._admin_routes()
             route_defs += self._user_data_routes()
             route_defs += self._room_routes()
         if "federation" in resources:
@@ -197,9 +244,23 @@ class Homeserver:
         server_name = self.config.server_name
         return [
             *register.RegisterEndpoints(a.accounts, a.uia, server_name).routes(),
-            *login.LoginEndpoints(a.auth, a.login, server_name).routes(),
+            *login.LoginEndpoints(a.auth, a.login, server_name, self.ratelimiters).routes(),
             *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
             *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),
+        ]
+
+    def _admin_routes(self) -> list[web.RouteDef]:
+        auth, admin = self.accounts.auth, self.admin
+        return [
+            *admin_registration_tokens.RegistrationTokenEndpoints(
+                auth, admin.registration_tokens
+            ).routes(),
+            *registration_token_validity.RegistrationTokenValidityEndpoints(
+                admin.registration_tokens,
+                self.ratelimiters.registration_token_validity,
+                self.config.enable_registration,
+            ).routes(),
+            *admin_users_api.AdminUserEndpoints(auth, admin.users).routes(),
         ]
 
     def _user_data_routes(self) -> list[web.RouteDef]:
@@ -253,13 +314,17 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     signing_key = load_signing_key(config.signing_key_path)
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
+    accounts = build_accounts(config, database)
+    user_data = build_user_data(config, database)
     return Homeserver(
         config=config,
         database=database,
         background_updater=updater,
-        accounts=build_accounts(config, database),
-        user_data=build_user_data(config, database),
+        accounts=accounts,
+        user_data=user_data,
         rooms=await build_rooms(config, database, signing_key),
+        admin=build_admin(config, database, accounts, user_data),
+        ratelimiters=Ratelimiters.from_config(config),
     )
 
 

@@ -28,6 +28,15 @@ def free_port() -> int:
         return port
 
 
+_GENEROUS = {"per_second": 1000, "burst_count": 1000}
+RELAXED_RATELIMITS: dict[str, Any] = {
+    "rc_message": _GENEROUS,
+    "rc_registration": _GENEROUS,
+    "rc_registration_token_validity": _GENEROUS,
+    "rc_login": {"address": _GENEROUS, "account": _GENEROUS, "failed_attempts": _GENEROUS},
+}
+
+
 def write_test_config(
     directory: Path, database: dict[str, Any], port: int, **overrides: Any
 ) -> Path:
@@ -44,6 +53,9 @@ def write_test_config(
             "resources": [{"names": ["client", "federation"]}],
         }
     ]
+    # test modules register and log in far faster than people; tests of the limits
+    # themselves override these with small buckets
+    raw.update(RELAXED_RATELIMITS)
     raw.update(overrides)
     path.write_text(yaml.safe_dump(raw))
     return path

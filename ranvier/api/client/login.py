@@ -7,17 +7,26 @@ from aiohttp import web
 
 from ranvier.http.auth import RequestAuthenticator
 from ranvier.http.body import required_str
+from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
+from ranvier.http.ratelimit import Ratelimiters, client_address
 from ranvier.services.login import LoginService
 
 CLIENT = "/_matrix/client/v3"
 
 
 class LoginEndpoints:
-    def __init__(self, auth: RequestAuthenticator, login: LoginService, server_name: str) -> None:
+    def __init__(
+        self,
+        auth: RequestAuthenticator,
+        login: LoginService,
+        server_name: str,
+        ratelimiters: Ratelimiters,
+    ) -> None:
         self._auth = auth
         self._login = login
         self._server_name = server_name
+        self._limits = ratelimiters
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -37,8 +46,32 @@ class LoginEndpoints:
     async def login(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/login"""
         body = await read_json_object(request)
-        session = await self._login.login(body)
+        # rc_login.address: every attempt from one IP
+        self._limits.login_address.check(client_address(request))
+        account = self._account_key(body)
+        if account is not None:
+            # rc_login.failed_attempts counts wrong passwords; rc_login.account successful
+            # logins. Both are only asked here, so a refused request costs nothing.
+            self._limits.login_failed_attempts.check(account, update=False)
+            self._limits.login_account.check(account, update=False)
+        try:
+            session = await self._login.login(body)
+        except MatrixError as error:
+            if account is not None and error.errcode == "M_FORBIDDEN":
+                self._limits.login_failed_attempts.record(account)
+            raise
+        self._limits.login_account.record(session.user_id.lower())
         return json_response(session.response(self._server_name))
+
+    def _account_key(self, body: dict[str, object]) -> str | None:
+        """The account a password login names (lower case, as user IDs are registered), or
+        None for other login types and bodies the login itself will refuse."""
+        if body.get("type") != "m.login.password":
+            return None
+        try:
+            return self._login.user_id_from_identifier(body).lower()
+        except MatrixError:
+            return None
 
     async def refresh(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/refresh"""
