@@ -47,6 +47,23 @@ TABLES_BY_REVISION = {
         "profile_fields",
     },
     "0005_registration_tokens": {"registration_tokens", "registration_token_sessions"},
+    "0006_rooms": {
+        "rooms",
+        "events",
+        "event_edges",
+        "event_auth",
+        "room_forward_extremities",
+        "state_groups",
+        "state_group_state",
+        "event_to_state_groups",
+        "current_state_events",
+        "room_memberships",
+        "event_txn_ids",
+        "redactions",
+        "event_relations",
+        "room_aliases",
+    },
+    "0007_event_reports": {"event_reports", "room_reports"},
 }
 
 
