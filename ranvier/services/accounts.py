@@ -103,24 +103,26 @@ class AccountService:
             return [[DUMMY]]
         return []
 
-    def check_registration_body(self, body: dict[str, Any]) -> tuple[str | None, str | None]:
-        """Parse and check username and password before any auth is asked for, so the
-        client learns of a bad choice at once. Returns (localpart, password)."""
+    def check_username(self, body: dict[str, Any]) -> str | None:
+        """The requested localpart (lower-cased, as Synapse does) if any, checked."""
         username = body.get("username")
-        if username is not None and not isinstance(username, str):
+        if username is None:
+            return None
+        if not isinstance(username, str):
             raise invalid_username("'username' must be a string")
-        password = body.get("password")
-        if password is not None and not isinstance(password, str):
-            raise MatrixError(400, "M_BAD_JSON", "'password' must be a string")
-        if password is None and self._login.password_login_enabled:
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'password'")
-        if password is not None:
-            self._hasher.check_policy(password)
-        if username is not None:
-            # Synapse lower-cases the requested name rather than refusing it
-            username = username.lower()
-            self.validate_localpart(username)
-        return username, password
+        username = username.lower()
+        self.validate_localpart(username)
+        return username
+
+    def check_new_password(self, password: str | None) -> None:
+        if password is None:
+            if self._login.password_login_enabled:
+                raise MatrixError(400, "M_MISSING_PARAM", "Missing 'password'")
+            return
+        self._hasher.check_policy(password)
+
+    async def hash_password(self, password: str) -> str:
+        return await self._hasher.hash(password)
 
     async def precheck_username(self, localpart: str | None) -> None:
         if localpart is not None:
@@ -130,7 +132,7 @@ class AccountService:
         self,
         *,
         localpart: str | None,
-        password: str | None,
+        password_hash: str | None,
         device_id: str | None,
         display_name: str | None,
         inhibit_login: bool,
@@ -139,7 +141,6 @@ class AccountService:
         user_type: str | None = None,
         displayname: str | None = None,
     ) -> Registered:
-        password_hash = None if password is None else await self._hasher.hash(password)
         if localpart is None:
             user_id = await self._create_generated(password_hash, guest=False)
         else:
@@ -227,7 +228,7 @@ class AccountService:
         registration switches do not (the admin is deciding)."""
         registered = await self.register(
             localpart=localpart,
-            password=password,
+            password_hash=await self._hasher.hash(password),
             device_id=None,
             display_name=None,
             inhibit_login=True,

@@ -99,11 +99,13 @@ class UserInteractiveAuth:
         flows: list[list[str]],
         *,
         operation: str,
+        server_values: dict[str, Any] | None = None,
     ) -> AuthResult:
         """Return once some flow is complete; until then raise the spec's 401 body.
 
         `operation` names the request ("POST /_matrix/client/v3/delete_devices"): a session
-        started for one operation is refused for any other.
+        started for one operation is refused for any other. `server_values` are kept in the
+        session for the request that completes it (e.g. a password hash, never the password).
         """
         clientdict = {key: value for key, value in request_body.items() if key != "auth"}
         auth = request_body.get("auth")
@@ -118,6 +120,9 @@ class UserInteractiveAuth:
             # a client may send only `auth` on later requests, relying on the first body
             if not clientdict:
                 clientdict = session.clientdict
+
+        for key, value in (server_values or {}).items():
+            await self.set_session_value(session, key, value)
 
         stage_type = auth.get("type") if auth else None
         if stage_type is not None:

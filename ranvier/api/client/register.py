@@ -11,6 +11,8 @@ from ranvier.services.accounts import AccountService
 from ranvier.services.uia import UserInteractiveAuth
 
 REGISTER = "/_matrix/client/v3/register"
+# where a registration session keeps the hash of the password its first request chose
+PASSWORD_HASH = "password_hash"
 
 
 class RegisterEndpoints:
@@ -42,21 +44,36 @@ class RegisterEndpoints:
         if kind != "user":
             raise MatrixError(400, "M_INVALID_PARAM", "'kind' must be 'user' or 'guest'")
         self._accounts.require_registration_enabled()
-        inhibit_login = optional_bool(body, "inhibit_login")
-        localpart, password = self._accounts.check_registration_body(body)
-        await self._accounts.precheck_username(localpart)
+        password = optional_str(body, "password")
+        # the password never enters the auth session: its hash does
+        params = {key: value for key, value in body.items() if key not in ("auth", "password")}
+        if params or password is not None:
+            # check the choices before asking for auth, so a bad one is known at once
+            localpart = self._accounts.check_username(body)
+            self._accounts.check_new_password(password)
+            await self._accounts.precheck_username(localpart)
+            optional_bool(body, "inhibit_login")
+        server_values = {}
+        if password is not None:
+            server_values[PASSWORD_HASH] = await self._accounts.hash_password(password)
         auth = await self._uia.authenticate(
-            body, self._accounts.registration_flows(), operation=f"POST {REGISTER}"
+            {**params, "auth": body.get("auth")},
+            self._accounts.registration_flows(),
+            operation=f"POST {REGISTER}",
+            server_values=server_values,
         )
         # a request carrying only `auth` registers what the session's first request asked
-        localpart, password = self._accounts.check_registration_body(auth.clientdict)
+        chosen = auth.clientdict
+        password_hash = auth.session.serverdict.get(PASSWORD_HASH)
+        if password_hash is None:
+            self._accounts.check_new_password(None)
         registered = await self._accounts.register(
-            localpart=localpart,
-            password=password,
-            device_id=optional_str(auth.clientdict, "device_id"),
-            display_name=optional_str(auth.clientdict, "initial_device_display_name"),
-            inhibit_login=optional_bool(auth.clientdict, "inhibit_login") or inhibit_login,
-            refresh=optional_bool(auth.clientdict, "refresh_token") or refresh,
+            localpart=self._accounts.check_username(chosen),
+            password_hash=password_hash,
+            device_id=optional_str(chosen, "device_id"),
+            display_name=optional_str(chosen, "initial_device_display_name"),
+            inhibit_login=optional_bool(chosen, "inhibit_login"),
+            refresh=optional_bool(chosen, "refresh_token"),
         )
         await self._uia.operation_completed(auth)
         return json_response(registered.response(self._server_name))
