@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ranvier.http.auth import Requester
@@ -14,10 +15,19 @@ from ranvier.services.rooms.sender import RoomEventSender
 # state the client API must not set directly: membership has its own endpoints
 MEMBERSHIP_EVENT = "m.room.member"
 
+# (requester, room_id, state_key, content): raises MatrixError to refuse a state event that
+# is valid to the auth rules but not to the client API (e.g. m.room.canonical_alias naming
+# aliases of other rooms)
+StateValidator = Callable[[Requester, str, str, dict[str, Any]], Awaitable[None]]
+
 
 class EventSendingService:
     def __init__(self, sender: RoomEventSender) -> None:
         self._sender = sender
+        self._state_validators: dict[str, list[StateValidator]] = {}
+
+    def add_state_validator(self, event_type: str, validator: StateValidator) -> None:
+        self._state_validators.setdefault(event_type, []).append(validator)
 
     async def send_message(
         self,
@@ -44,6 +54,8 @@ class EventSendingService:
             raise MatrixError(
                 403, "M_FORBIDDEN", "Use the invite, kick and ban endpoints for other members"
             )
+        for validator in self._state_validators.get(event_type, []):
+            await validator(requester, room_id, state_key, content)
         template = EventTemplate(event_type, requester.user_id, content, room_id, state_key)
         return await self.send(template)
 
