@@ -186,6 +186,9 @@ class HomeserverConfig(Section):
     default_room_version: str = DEFAULT_ROOM_VERSION.identifier
     allow_public_rooms_without_auth: bool = False
     allow_public_rooms_over_federation: bool = False
+    # room directory: off lists no rooms and refuses publishing; aliases need membership
+    enable_room_list_search: bool = True
+    require_membership_for_aliases: bool = True
     web_client_location: str | None = None
     account_threepid_delegates: ThreepidDelegates = Field(default_factory=ThreepidDelegates)
     serve_server_wellknown: bool = False
