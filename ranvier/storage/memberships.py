@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Boolean, Column, Table, Text, false, insert
+from sqlalchemy import BigInteger, Boolean, Column, Table, Text, false, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ranvier.storage.database import Database
 from ranvier.storage.metadata import metadata
 
 room_memberships = Table(
@@ -50,3 +51,81 @@ async def insert_memberships(conn: AsyncConnection, rows: Sequence[MembershipRow
                 for row in rows
             ],
         )
+
+
+async def forget_room(db: Database, user_id: str, room_id: str) -> None:
+    """Mark every membership of the user in the room forgotten; a later membership event
+    makes a new, unforgotten row, which is how rejoining un-forgets."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(room_memberships)
+            .where(room_memberships.c.user_id == user_id, room_memberships.c.room_id == room_id)
+            .values(forgotten=True)
+        )
+
+
+async def is_room_forgotten(db: Database, user_id: str, room_id: str) -> bool:
+    """Whether the user's latest membership in the room is forgotten."""
+    query = (
+        select(room_memberships.c.forgotten)
+        .where(room_memberships.c.user_id == user_id, room_memberships.c.room_id == room_id)
+        .order_by(room_memberships.c.stream_ordering.desc())
+        .limit(1)
+    )
+    async with db.read() as conn:
+        return bool((await conn.execute(query)).scalar())
+
+
+async def get_forgotten_room_ids(db: Database, user_id: str) -> set[str]:
+    """Rooms the user has forgotten (for sync to leave out): forgetting marks every row,
+    so a room is forgotten while none of the user's memberships in it is unforgotten."""
+    query = select(room_memberships.c.room_id, room_memberships.c.forgotten).where(
+        room_memberships.c.user_id == user_id
+    )
+    forgotten: set[str] = set()
+    remembered: set[str] = set()
+    async with db.read() as conn:
+        for row in await conn.execute(query):
+            (forgotten if row.forgotten else remembered).add(row.room_id)
+    return forgotten - remembered
+
+
+@dataclass(frozen=True)
+class MembershipHistory:
+    """One user's memberships in one room, as far as history visibility needs them."""
+
+    # stream positions of every join, oldest first
+    join_positions: tuple[int, ...]
+    # the latest membership event, or None if the user never had one
+    latest_event_id: str | None
+    latest_membership: str | None
+    latest_position: int | None
+    forgotten: bool
+
+    def joined_after(self, position: int) -> bool:
+        return bool(self.join_positions) and self.join_positions[-1] > position
+
+
+async def get_membership_history(db: Database, room_id: str, user_id: str) -> MembershipHistory:
+    query = (
+        select(
+            room_memberships.c.event_id,
+            room_memberships.c.membership,
+            room_memberships.c.stream_ordering,
+            room_memberships.c.forgotten,
+        )
+        .where(room_memberships.c.room_id == room_id, room_memberships.c.user_id == user_id)
+        .order_by(room_memberships.c.stream_ordering)
+    )
+    async with db.read() as conn:
+        rows = list(await conn.execute(query))
+    if not rows:
+        return MembershipHistory((), None, None, None, False)
+    last = rows[-1]
+    return MembershipHistory(
+        tuple(row.stream_ordering for row in rows if row.membership == "join"),
+        last.event_id,
+        last.membership,
+        last.stream_ordering,
+        bool(last.forgotten),
+    )

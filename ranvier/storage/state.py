@@ -227,3 +227,49 @@ async def get_members(
     )
     async with db.read() as conn:
         return {row.state_key: row.membership for row in await conn.execute(query)}
+
+
+async def get_current_state_ids_for_rooms(
+    db: Database, room_ids: Iterable[str], event_types: Iterable[str]
+) -> dict[str, dict[str, str]]:
+    """room_id -> event type -> event_id of the current state with an empty state key, for
+    the given types (the room-wide state a room list shows)."""
+    ids = list(dict.fromkeys(room_ids))
+    types = list(event_types)
+    found: dict[str, dict[str, str]] = {room_id: {} for room_id in ids}
+    async with db.read() as conn:
+        # chunks keep the IN list well inside every engine's parameter limit
+        for start in range(0, len(ids), 500):
+            query = select(
+                current_state_events.c.room_id,
+                current_state_events.c.type,
+                current_state_events.c.event_id,
+            ).where(
+                current_state_events.c.room_id.in_(ids[start : start + 500]),
+                current_state_events.c.type.in_(types),
+                current_state_events.c.state_key == "",
+            )
+            for row in await conn.execute(query):
+                found[row.room_id][row.type] = row.event_id
+    return found
+
+
+async def users_share_room(db: Database, user_a: str, user_b: str) -> bool:
+    """Whether both users are currently joined to at least one common room."""
+    a = current_state_events.alias("a")
+    b = current_state_events.alias("b")
+    query = (
+        select(a.c.room_id)
+        .select_from(a.join(b, a.c.room_id == b.c.room_id))
+        .where(
+            a.c.type == "m.room.member",
+            a.c.state_key == user_a,
+            a.c.membership == "join",
+            b.c.type == "m.room.member",
+            b.c.state_key == user_b,
+            b.c.membership == "join",
+        )
+        .limit(1)
+    )
+    async with db.read() as conn:
+        return (await conn.execute(query)).first() is not None

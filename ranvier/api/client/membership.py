@@ -1,0 +1,153 @@
+"""Room membership: spec client-server-api "Room membership" - joining.yaml, inviting.yaml,
+leaving.yaml, kicking.yaml, banning.yaml, knocking.yaml, list_joined_rooms.yaml."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from ranvier.http.auth import RequestAuthenticator
+from ranvier.http.errors import MatrixError
+from ranvier.http.json import json_response, read_body, read_json_object
+from ranvier.services.rooms.membership import MembershipService
+
+CLIENT = "/_matrix/client/v3"
+
+
+class _ReasonBody(BaseModel):
+    # third_party_signed and unstable keys are ignored, as a join without them
+    model_config = ConfigDict(extra="ignore")
+
+    reason: str | None = None
+
+
+class _TargetBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: str
+    reason: str | None = None
+
+
+# the keys of the third-party form of POST /rooms/{roomId}/invite (third_party_membership.yaml)
+_THIRD_PARTY_INVITE_KEYS = ("id_server", "medium", "address")
+
+
+async def _optional_reason(request: web.Request) -> _ReasonBody:
+    # Clients often send no body at all to join or leave; Synapse accepts that.
+    if not await request.read():
+        return _ReasonBody()
+    return await read_body(request, _ReasonBody)
+
+
+def _via(request: web.Request) -> list[str]:
+    # `server_name` is the name `via` had before Matrix 1.12
+    return [*request.query.getall("via", []), *request.query.getall("server_name", [])]
+
+
+class MembershipEndpoints:
+    def __init__(self, auth: RequestAuthenticator, membership: MembershipService) -> None:
+        self._auth = auth
+        self._membership = membership
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(CLIENT + "/joined_rooms", self.joined_rooms),
+            web.post(CLIENT + "/rooms/{roomId}/join", self.join_room_by_id),
+            web.post(CLIENT + "/join/{roomIdOrAlias}", self.join_room),
+            web.post(CLIENT + "/knock/{roomIdOrAlias}", self.knock_room),
+            web.post(CLIENT + "/rooms/{roomId}/invite", self.invite),
+            web.post(CLIENT + "/rooms/{roomId}/leave", self.leave),
+            web.post(CLIENT + "/rooms/{roomId}/forget", self.forget),
+            web.post(CLIENT + "/rooms/{roomId}/kick", self.kick),
+            web.post(CLIENT + "/rooms/{roomId}/ban", self.ban),
+            web.post(CLIENT + "/rooms/{roomId}/unban", self.unban),
+        ]
+
+    async def joined_rooms(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/joined_rooms"""
+        requester = await self._auth.require_user(request, allow_guest=True)
+        rooms = await self._membership.joined_rooms(requester.user_id)
+        return json_response({"joined_rooms": rooms})
+
+    async def join_room_by_id(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/rooms/{roomId}/join"""
+        requester = await self._auth.require_user(request, allow_guest=True)
+        body = await _optional_reason(request)
+        room_id = request.match_info["roomId"]
+        if not room_id.startswith("!"):
+            raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID")
+        joined = await self._membership.join(requester, room_id, reason=body.reason)
+        return json_response({"room_id": joined})
+
+    async def join_room(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
+        requester = await self._auth.require_user(request, allow_guest=True)
+        body = await _optional_reason(request)
+        room_id = await self._membership.join(
+            requester, request.match_info["roomIdOrAlias"], reason=body.reason, via=_via(request)
+        )
+        return json_response({"room_id": room_id})
+
+    async def knock_room(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/knock/{roomIdOrAlias}"""
+        requester = await self._auth.require_user(request)
+        body = await _optional_reason(request)
+        room_id = await self._membership.knock(
+            requester, request.match_info["roomIdOrAlias"], reason=body.reason, via=_via(request)
+        )
+        return json_response({"room_id": room_id})
+
+    async def invite(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/rooms/{roomId}/invite"""
+        requester = await self._auth.require_user(request)
+        raw = await read_json_object(request)
+        if "user_id" not in raw and any(key in raw for key in _THIRD_PARTY_INVITE_KEYS):
+            raise MatrixError(
+                400, "M_UNRECOGNIZED", "Invites by third-party identifier are not supported yet"
+            )
+        body = await read_body(request, _TargetBody)
+        await self._membership.invite(
+            requester, request.match_info["roomId"], body.user_id, reason=body.reason
+        )
+        return json_response({})
+
+    async def leave(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/rooms/{roomId}/leave"""
+        requester = await self._auth.require_user(request, allow_guest=True)
+        body = await _optional_reason(request)
+        await self._membership.leave(requester, request.match_info["roomId"], reason=body.reason)
+        return json_response({})
+
+    async def forget(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/rooms/{roomId}/forget"""
+        requester = await self._auth.require_user(request)
+        await _optional_reason(request)
+        await self._membership.forget(requester, request.match_info["roomId"])
+        return json_response({})
+
+    async def kick(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/rooms/{roomId}/kick"""
+        requester = await self._auth.require_user(request)
+        body = await read_body(request, _TargetBody)
+        await self._membership.kick(
+            requester, request.match_info["roomId"], body.user_id, reason=body.reason
+        )
+        return json_response({})
+
+    async def ban(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/rooms/{roomId}/ban"""
+        requester = await self._auth.require_user(request)
+        body = await read_body(request, _TargetBody)
+        await self._membership.ban(
+            requester, request.match_info["roomId"], body.user_id, reason=body.reason
+        )
+        return json_response({})
+
+    async def unban(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/rooms/{roomId}/unban"""
+        requester = await self._auth.require_user(request)
+        body = await read_body(request, _TargetBody)
+        await self._membership.unban(
+            requester, request.match_info["roomId"], body.user_id, reason=body.reason
+        )
+        return json_response({})

@@ -1,0 +1,388 @@
+"""Room membership: join, invite, leave, forget, kick, ban, unban, knock, restricted joins,
+and keeping member events in step with profiles.
+
+spec: client-server-api "Room membership" (joining.yaml, inviting.yaml, leaving.yaml,
+kicking.yaml, banning.yaml, knocking.yaml, "Restricted rooms"). The auth rules of the room
+version decide every transition in the event pipeline; the checks here come first only
+where the spec or Synapse give a more precise answer than the rule that would fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from ranvier.http.auth import Requester
+from ranvier.http.errors import MatrixError
+from ranvier.protocol.event_builder import EventTemplate
+from ranvier.protocol.events import Event
+from ranvier.protocol.power_levels import PowerLevels, is_valid_user_id
+from ranvier.services.profiles import ProfileChange
+from ranvier.services.rooms.errors import as_matrix_error
+from ranvier.services.rooms.sender import RoomEventSender, RoomHead, RoomNotFound
+from ranvier.storage import aliases as alias_store
+from ranvier.storage import memberships as membership_store
+from ranvier.storage import state as state_store
+
+logger = logging.getLogger(__name__)
+
+MEMBER = "m.room.member"
+JOIN_RULES = ("m.room.join_rules", "")
+GUEST_ACCESS = ("m.room.guest_access", "")
+POWER_LEVELS = ("m.room.power_levels", "")
+CREATE = ("m.room.create", "")
+# spec: m.room.member - the key naming the user who authorised a restricted join
+AUTHORISING_USER = "join_authorised_via_users_server"
+
+# (displayname, avatar_url) of a user, for their member events
+ProfileLookup = Callable[[str], Awaitable[tuple[str | None, str | None]]]
+
+
+def forbidden(error: str) -> MatrixError:
+    return MatrixError(403, "M_FORBIDDEN", error)
+
+
+def not_found(error: str) -> MatrixError:
+    return MatrixError(404, "M_NOT_FOUND", error)
+
+
+def _domain(identifier: str) -> str:
+    return identifier.partition(":")[2]
+
+
+class MembershipService:
+    def __init__(
+        self, sender: RoomEventSender, server_name: str, profile_lookup: ProfileLookup
+    ) -> None:
+        self._sender = sender
+        self._db = sender.db
+        self._server_name = server_name
+        self._profile_lookup = profile_lookup
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def shares_room(self, user_a: str, user_b: str) -> bool:
+        """Whether the two users are joined to a common room now."""
+        if user_a == user_b:
+            return True
+        return await state_store.users_share_room(self._db, user_a, user_b)
+
+    async def joined_rooms(self, user_id: str) -> list[str]:
+        """GET /joined_rooms"""
+        return sorted(await state_store.get_rooms_for_user(self._db, user_id))
+
+    async def resolve_room(self, room_id_or_alias: str, via: Sequence[str] = ()) -> str:
+        """The ID of a room known here, named by ID or by a local alias; 404 otherwise."""
+        if room_id_or_alias.startswith("#"):
+            if ":" not in room_id_or_alias:
+                raise MatrixError(
+                    400, "M_INVALID_PARAM", f"{room_id_or_alias!r} is not a valid room alias"
+                )
+            if _domain(room_id_or_alias) != self._server_name:
+                raise not_found(
+                    f"{room_id_or_alias} is an alias on another server; "
+                    "remote rooms need federation, which this server does not have yet"
+                )
+            room_id = await alias_store.get_alias(self._db, room_id_or_alias)
+            if room_id is None:
+                raise not_found(f"Room alias {room_id_or_alias} not found")
+            return room_id
+        if not room_id_or_alias.startswith("!"):
+            raise MatrixError(
+                400, "M_INVALID_PARAM", f"{room_id_or_alias!r} is not a room ID or room alias"
+            )
+        try:
+            await self._sender.head(room_id_or_alias)
+        except RoomNotFound:
+            remote = [server for server in via if server != self._server_name]
+            if remote or (
+                ":" in room_id_or_alias and _domain(room_id_or_alias) != self._server_name
+            ):
+                raise not_found(
+                    "This server is not in that room; remote rooms need federation, "
+                    "which this server does not have yet"
+                ) from None
+            raise not_found(f"Unknown room {room_id_or_alias}") from None
+        return room_id_or_alias
+
+    # -- joining -------------------------------------------------------------------------
+
+    async def join(
+        self,
+        requester: Requester,
+        room_id_or_alias: str,
+        *,
+        reason: str | None = None,
+        via: Sequence[str] = (),
+    ) -> str:
+        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room ID."""
+        room_id = await self.resolve_room(room_id_or_alias, via)
+        user_id = requester.user_id
+        head = await self._head(room_id, missing=not_found(f"Unknown room {room_id}"))
+        current = await self._state_event(head, (MEMBER, user_id))
+        if current is not None and current.membership == "ban":
+            raise forbidden("You are banned from this room")
+        if requester.is_guest and not await self._guests_can_join(head):
+            # spec: guest access - guests join only rooms with guest_access can_join
+            raise forbidden("Guest access is not allowed in this room")
+        content = await self._content_with_profile("join", user_id, reason)
+        if current is None or current.membership not in ("join", "invite"):
+            authoriser = await self._restricted_join_authoriser(head, room_id, user_id)
+            if authoriser is not None:
+                content[AUTHORISING_USER] = authoriser
+        await self._update(room_id, user_id, user_id, content, current)
+        return room_id
+
+    async def knock(
+        self,
+        requester: Requester,
+        room_id_or_alias: str,
+        *,
+        reason: str | None = None,
+        via: Sequence[str] = (),
+    ) -> str:
+        """POST /knock/{roomIdOrAlias}; returns the room ID."""
+        room_id = await self.resolve_room(room_id_or_alias, via)
+        user_id = requester.user_id
+        head = await self._head(room_id, missing=not_found(f"Unknown room {room_id}"))
+        current = await self._state_event(head, (MEMBER, user_id))
+        if current is not None and current.membership == "ban":
+            raise forbidden("You are banned from this room")
+        content = await self._content_with_profile("knock", user_id, reason)
+        await self._update(room_id, user_id, user_id, content, current)
+        return room_id
+
+    async def _restricted_join_authoriser(
+        self, head: RoomHead, room_id: str, user_id: str
+    ) -> str | None:
+        """For a restricted room (v8+) the joined local user with invite power who vouches
+        for the join, if the user is in one of the allowed rooms; None if the room is not
+        restricted. spec: client-server-api "Restricted rooms"."""
+        version = head.room_version
+        rules = await self._state_event(head, JOIN_RULES)
+        if rules is None:
+            return None
+        rule = rules.content.get("join_rule")
+        restricted = (rule == "restricted" and version.restricted_join_rule) or (
+            rule == "knock_restricted" and version.knock_restricted_join_rule
+        )
+        if not restricted:
+            return None
+        allowed = _allowed_room_ids(rules.content)
+        joined = await state_store.get_rooms_for_user(self._db, user_id)
+        if not any(allowed_room in joined for allowed_room in allowed):
+            raise forbidden(
+                "You do not belong to any of the rooms or spaces this room allows joining from"
+            )
+        levels = await self._power_levels(head)
+        members = await state_store.get_members(self._db, room_id)
+        local = sorted(member for member in members if _domain(member) == self._server_name)
+        # as Synapse: the local member with the highest level, if that level may invite
+        chosen = max(local, key=levels.user_level, default=None)
+        if chosen is None or levels.user_level(chosen) < levels.invite:
+            raise MatrixError(
+                400,
+                "M_UNABLE_TO_GRANT_JOIN",
+                "No member of this room on this server may invite you; ask for an invite",
+            )
+        return chosen
+
+    async def _guests_can_join(self, head: RoomHead) -> bool:
+        event = await self._state_event(head, GUEST_ACCESS)
+        return event is not None and event.content.get("guest_access") == "can_join"
+
+    # -- acting on others ----------------------------------------------------------------
+
+    async def invite(
+        self, requester: Requester, room_id: str, target: str, *, reason: str | None = None
+    ) -> None:
+        """POST /rooms/{roomId}/invite"""
+        _check_user_id(target)
+        if _domain(target) != self._server_name:
+            raise forbidden(
+                "Users on other servers cannot be invited until this server supports federation"
+            )
+        head = await self._head(room_id)
+        inviter = await self._state_event(head, (MEMBER, requester.user_id))
+        current = await self._state_event(head, (MEMBER, target))
+        # Only members learn the target's membership from the answer; for others the
+        # auth rules refuse the invite ("sender is not joined").
+        if inviter is not None and inviter.membership == "join" and current is not None:
+            if current.membership == "ban":
+                raise forbidden(f"{target} is banned from the room")
+            if current.membership == "join":
+                raise forbidden(f"{target} is already in the room")
+        content = await self._content_with_profile("invite", target, reason)
+        await self._update(room_id, requester.user_id, target, content, current)
+
+    async def kick(
+        self, requester: Requester, room_id: str, target: str, *, reason: str | None = None
+    ) -> None:
+        """POST /rooms/{roomId}/kick"""
+        _check_user_id(target)
+        head = await self._head(room_id)
+        current = await self._state_event(head, (MEMBER, target))
+        if current is None or current.membership in ("leave", "ban"):
+            raise forbidden(f"{target} is not in the room")
+        await self._update(
+            room_id, requester.user_id, target, _content("leave", reason), current, dedupe=False
+        )
+
+    async def ban(
+        self, requester: Requester, room_id: str, target: str, *, reason: str | None = None
+    ) -> None:
+        """POST /rooms/{roomId}/ban"""
+        _check_user_id(target)
+        head = await self._head(room_id)
+        current = await self._state_event(head, (MEMBER, target))
+        await self._update(room_id, requester.user_id, target, _content("ban", reason), current)
+
+    async def unban(
+        self, requester: Requester, room_id: str, target: str, *, reason: str | None = None
+    ) -> None:
+        """POST /rooms/{roomId}/unban"""
+        _check_user_id(target)
+        head = await self._head(room_id)
+        current = await self._state_event(head, (MEMBER, target))
+        if current is None or current.membership != "ban":
+            # as Synapse: unbanning someone who is not banned is a state error
+            membership = current.membership if current is not None else "none"
+            raise MatrixError(
+                403, "M_BAD_STATE", f"{target} is not banned (membership is {membership})"
+            )
+        await self._update(
+            room_id, requester.user_id, target, _content("leave", reason), current, dedupe=False
+        )
+
+    # -- leaving -------------------------------------------------------------------------
+
+    async def leave(self, requester: Requester, room_id: str, *, reason: str | None = None) -> None:
+        """POST /rooms/{roomId}/leave: leave, reject an invite or retract a knock."""
+        user_id = requester.user_id
+        head = await self._head(room_id)
+        current = await self._state_event(head, (MEMBER, user_id))
+        await self._update(room_id, user_id, user_id, _content("leave", reason), current)
+
+    async def forget(self, requester: Requester, room_id: str) -> None:
+        """POST /rooms/{roomId}/forget"""
+        user_id = requester.user_id
+        membership = (
+            await state_store.get_rooms_for_user(self._db, user_id, ("join", "invite", "knock"))
+        ).get(room_id)
+        if membership is not None:
+            # as Synapse: only rooms one has left (or been banned from) can be forgotten
+            raise MatrixError(400, "M_UNKNOWN", f"User {user_id} is in room {room_id}")
+        await membership_store.forget_room(self._db, user_id, room_id)
+
+    # -- profiles ------------------------------------------------------------------------
+
+    async def on_profile_change(self, change: ProfileChange) -> None:
+        """Send a fresh join event, with the new name and avatar, into every joined room."""
+        if not change.membership_fields_changed:
+            return
+        user_id = change.user_id
+        rooms = await state_store.get_rooms_for_user(self._db, user_id)
+        content: dict[str, Any] = {"membership": "join"}
+        if change.after.displayname is not None:
+            content["displayname"] = change.after.displayname
+        if change.after.avatar_url is not None:
+            content["avatar_url"] = change.after.avatar_url
+        results = await asyncio.gather(
+            *(
+                self._sender.send(EventTemplate(MEMBER, user_id, content, room_id, user_id))
+                for room_id in sorted(rooms)
+            ),
+            return_exceptions=True,
+        )
+        for room_id, result in zip(sorted(rooms), results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning(
+                    "Could not update %s's member event in %s: %s", user_id, room_id, result
+                )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _head(self, room_id: str, missing: MatrixError | None = None) -> RoomHead:
+        try:
+            return await self._sender.head(room_id)
+        except RoomNotFound:
+            # the same answer as for a room one is not in: room IDs are not to be probed
+            raise missing or forbidden("You are not in this room") from None
+
+    async def _state_event(self, head: RoomHead, key: tuple[str, str]) -> Event | None:
+        event_id = head.state.get(key)
+        return None if event_id is None else await self._sender.loader.get_event(event_id)
+
+    async def _power_levels(self, head: RoomHead) -> PowerLevels:
+        create = await self._state_event(head, CREATE)
+        levels = await self._state_event(head, POWER_LEVELS)
+        return PowerLevels.from_events(head.room_version, create, levels)
+
+    async def _content_with_profile(
+        self, membership: str, user_id: str, reason: str | None
+    ) -> dict[str, Any]:
+        # as Synapse: joins, knocks and invites carry the user's global profile
+        content = _content(membership, reason)
+        if _domain(user_id) == self._server_name:
+            displayname, avatar_url = await self._profile_lookup(user_id)
+            if displayname is not None:
+                content["displayname"] = displayname
+            if avatar_url is not None:
+                content["avatar_url"] = avatar_url
+        return content
+
+    async def _update(
+        self,
+        room_id: str,
+        sender: str,
+        target: str,
+        content: dict[str, Any],
+        current: Event | None,
+        *,
+        dedupe: bool = True,
+    ) -> Event:
+        if (
+            dedupe
+            and current is not None
+            and current.sender == sender
+            and current.content == content
+        ):
+            # as Synapse: repeating a membership change is answered with the event already
+            # there (spec: inviting.yaml "or was already invited")
+            return current
+        template = EventTemplate(MEMBER, sender, content, room_id, target)
+        try:
+            return await self._sender.send(template)
+        except Exception as exc:
+            error = as_matrix_error(exc)
+            if error is None:
+                raise
+            raise error from None
+
+
+def _content(membership: str, reason: str | None) -> dict[str, Any]:
+    content: dict[str, Any] = {"membership": membership}
+    if reason is not None:
+        content["reason"] = reason
+    return content
+
+
+def _check_user_id(user_id: str) -> None:
+    if not is_valid_user_id(user_id):
+        raise MatrixError(400, "M_INVALID_PARAM", f"{user_id!r} is not a valid user ID")
+
+
+def _allowed_room_ids(content: Mapping[str, Any]) -> list[str]:
+    """The rooms of the `allow` conditions of a join rule; malformed entries are skipped."""
+    allow = content.get("allow")
+    if not isinstance(allow, list):
+        return []
+    return [
+        entry["room_id"]
+        for entry in allow
+        if isinstance(entry, Mapping)
+        and entry.get("type") == "m.room_membership"
+        and isinstance(entry.get("room_id"), str)
+    ]
