@@ -29,6 +29,7 @@ from ranvier.api.client import (
 )
 from ranvier.api.client import account_data as account_data_api
 from ranvier.api.client import capabilities as capabilities_api
+from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
 from ranvier.api.client import profile as profile_api
 from ranvier.api.client import rooms as rooms_api
@@ -53,10 +54,16 @@ from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.profiles import ProfileService
 from ranvier.services.registration_tokens import RegistrationTokenService
+from ranvier.services.rooms.aliases import AliasService
+from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.event_sending import EventSendingService
+from ranvier.services.rooms.public_rooms import PublicRoomsService
+from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.services.rooms.room_creation import RoomCreationService
+from ranvier.services.rooms.redactions import Redactions
 from ranvier.services.rooms.sender import RoomEventSender
+from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.uia import PASSWORD, SESSION_LIFETIME_MS, UserInteractiveAuth
 from ranvier.storage.account_data import AccountDataStore
@@ -171,6 +178,10 @@ class Rooms:
     sender: RoomEventSender
     creation: RoomCreationService
     sending: EventSendingService
+    serializer: ClientEventSerializer
+    visibility: HistoryVisibility
+    aliases: AliasService
+    public_rooms: PublicRoomsService
 
 
 async def build_rooms(
@@ -183,18 +194,42 @@ async def build_rooms(
         state_cache_size=max(10, int(1000 * factor)),
     )
     sender = await RoomEventSender.create(database, loader, config.server_name, signing_key)
+    redactions = Redactions(database, loader, cache_size=max(1000, int(100_000 * factor)))
+    sender.on_persisted.append(redactions.on_persisted)
+    serializer = ClientEventSerializer(database, loader, redactions)
+    visibility = HistoryVisibility(database, loader)
     profiles = ProfileStore(database)
 
     async def profile_of(user_id: str) -> tuple[str | None, str | None]:
         profile = await profiles.get_profile(user_id)
         return (profile.displayname, profile.avatar_url) if profile else (None, None)
 
+    access = RoomAccess(sender, loader)
+    aliases = AliasService(
+        database,
+        sender,
+        access,
+        config.server_name,
+        require_membership=config.require_membership_for_aliases,
+    )
+    sending = EventSendingService(sender)
+    sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
     return Rooms(
         sender=sender,
         creation=RoomCreationService(
             sender, config.server_name, config.default_room_version, profile_of
         ),
-        sending=EventSendingService(sender),
+        sending=sending,
+        aliases=aliases,
+        public_rooms=PublicRoomsService(
+            database,
+            loader,
+            access,
+            config.server_name,
+            enable_room_list_search=config.enable_room_list_search,
+        ),
+        serializer=serializer,
+        visibility=visibility,
     )
 
 
@@ -243,7 +278,9 @@ class Homeserver:
         a = self.accounts
         server_name = self.config.server_name
         return [
-            *register.RegisterEndpoints(a.accounts, a.uia, server_name).routes(),
+            *register.RegisterEndpoints(
+                a.accounts, a.uia, server_name, self.ratelimiters.registration
+            ).routes(),
             *login.LoginEndpoints(a.auth, a.login, server_name, self.ratelimiters).routes(),
             *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
             *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),
@@ -276,6 +313,12 @@ class Homeserver:
         auth, rooms = self.accounts.auth, self.rooms
         return [
             *rooms_api.RoomEndpoints(auth, rooms.creation, rooms.sending).routes(),
+            *directory_api.AliasEndpoints(auth, rooms.aliases).routes(),
+            *directory_api.RoomDirectoryEndpoints(
+                auth,
+                rooms.public_rooms,
+                allow_public_rooms_without_auth=self.config.allow_public_rooms_without_auth,
+            ).routes(),
         ]
 
     async def start(self) -> list[str]:

@@ -7,6 +7,7 @@ from aiohttp import web
 from ranvier.http.body import optional_bool, optional_str
 from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
+from ranvier.http.ratelimit import Ratelimiter, client_address
 from ranvier.services.accounts import AccountService
 from ranvier.services.uia import UserInteractiveAuth
 
@@ -17,11 +18,18 @@ PASSWORD_HASH = "password_hash"
 
 class RegisterEndpoints:
     def __init__(
-        self, accounts: AccountService, uia: UserInteractiveAuth, server_name: str
+        self,
+        accounts: AccountService,
+        uia: UserInteractiveAuth,
+        server_name: str,
+        ratelimiter: Ratelimiter,
     ) -> None:
         self._accounts = accounts
         self._uia = uia
         self._server_name = server_name
+        # rc_registration, per client IP; only accounts actually created count, so the
+        # round trips of user-interactive auth cost nothing
+        self._ratelimiter = ratelimiter
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -32,6 +40,8 @@ class RegisterEndpoints:
     async def register(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/register"""
         body = await read_json_object(request)
+        address = client_address(request)
+        self._ratelimiter.check(address, update=False)
         kind = request.query.get("kind", "user")
         device_id = optional_str(body, "device_id")
         display_name = optional_str(body, "initial_device_display_name")
@@ -40,6 +50,7 @@ class RegisterEndpoints:
             registered = await self._accounts.register_guest(
                 device_id=device_id, display_name=display_name, refresh=refresh
             )
+            self._ratelimiter.record(address)
             return json_response(registered.response(self._server_name))
         if kind != "user":
             raise MatrixError(400, "M_INVALID_PARAM", "'kind' must be 'user' or 'guest'")
@@ -75,6 +86,7 @@ class RegisterEndpoints:
             inhibit_login=optional_bool(chosen, "inhibit_login"),
             refresh=optional_bool(chosen, "refresh_token"),
         )
+        self._ratelimiter.record(address)
         await self._uia.operation_completed(auth)
         return json_response(registered.response(self._server_name))
 
