@@ -64,12 +64,21 @@ TABLES_BY_REVISION = {
         "room_aliases",
     },
     "0007_event_reports": {"event_reports", "room_reports"},
+    "0008_search_and_user_directory": {
+        "event_search",
+        "user_directory_public_rooms",
+        "user_directory_remote_users",
+    },
 }
+# the tables SQLite's FTS5 keeps behind each full text index, named after it
+FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
 
 
 async def tables(db: Database) -> set[str]:
     def names(conn: Connection) -> set[str]:
-        return set(inspect(conn).get_table_names()) - {VERSION_TABLE}
+        found = set(inspect(conn).get_table_names()) - {VERSION_TABLE}
+        shadows = {name + suffix for name in found for suffix in FTS5_SHADOW_SUFFIXES}
+        return found - shadows
 
     async with db.engine.connect() as conn:
         return await conn.run_sync(names)
@@ -153,8 +162,11 @@ async def test_downgrade_keeps_rows_of_tables_it_does_not_touch(
         await downgrade(db, FIRST)
         await upgrade(db)
         async with db.read() as conn:
-            rows = (await conn.execute(text("SELECT update_name FROM background_updates"))).all()
-        assert [row[0] for row in rows] == ["x"]
+            rows = (
+                await conn.execute(text("SELECT update_name, ordering FROM background_updates"))
+            ).all()
+        # later revisions queue their own updates again; the admin's row survives untouched
+        assert ("x", 3) in [tuple(row) for row in rows]
     finally:
         await db.close()
 
