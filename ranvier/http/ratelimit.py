@@ -116,6 +116,11 @@ class Ratelimiters:
             login_failed_attempts=Ratelimiter(config.rc_login.failed_attempts, clock),
         )
 
+    def check_message(self, user_id: str, *, is_admin: bool) -> None:
+        """rc_message, per sending user: call before sending an event to a room."""
+        if not is_exempt(is_admin=is_admin):
+            self.message.check(user_id)
+
 
 def is_exempt(*, is_admin: bool) -> bool:
     """Whether a requester skips per-user limits (rc_message): server admins, whom Ranvier

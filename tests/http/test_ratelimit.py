@@ -96,3 +96,19 @@ def test_a_bucket_that_never_refills_is_refused() -> None:
         HomeserverConfig(
             server_name="example.com", signing_key_path="key", rc_message={"per_second": 0}
         )
+
+
+def test_message_limit_spares_admins() -> None:
+    config = HomeserverConfig(
+        server_name="example.com",
+        signing_key_path="key",
+        rc_message={"per_second": 0.001, "burst_count": 2},
+    )
+    limiters = Ratelimiters.from_config(config, FakeClock())
+    for _ in range(2):
+        limiters.check_message("@user:example.com", is_admin=False)
+    with pytest.raises(MatrixError):
+        limiters.check_message("@user:example.com", is_admin=False)
+    for _ in range(5):
+        limiters.check_message("@admin:example.com", is_admin=True)
+    limiters.check_message("@other:example.com", is_admin=False)
