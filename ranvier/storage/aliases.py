@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Table, Text, insert, select
+from sqlalchemy import BigInteger, Column, Table, Text, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,3 +48,46 @@ async def get_alias(db: Database, alias: str) -> str | None:
     async with db.read() as conn:
         value = (await conn.execute(query)).scalar()
     return str(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    room_alias: str
+    room_id: str
+    creator: str
+
+
+async def create_alias(db: Database, alias: str, room_id: str, creator: str) -> None:
+    """Raises AliasInUse if the alias exists."""
+    async with db.transaction() as conn:
+        await insert_alias(conn, alias, room_id, creator)
+
+
+async def get_alias_record(db: Database, alias: str) -> AliasRecord | None:
+    query = select(room_aliases).where(room_aliases.c.room_alias == alias)
+    async with db.read() as conn:
+        row = (await conn.execute(query)).first()
+    return AliasRecord(row.room_alias, row.room_id, row.creator) if row is not None else None
+
+
+async def delete_alias(db: Database, alias: str) -> str | None:
+    """Remove the alias; returns the room it pointed at, or None if it did not exist."""
+    # no RETURNING: the oldest SQLite supported (3.27) lacks it
+    where = room_aliases.c.room_alias == alias
+    async with db.transaction() as conn:
+        value = (await conn.execute(select(room_aliases.c.room_id).where(where))).scalar()
+        if value is None:
+            return None
+        await conn.execute(delete(room_aliases).where(where))
+    return str(value)
+
+
+async def get_aliases_for_room(db: Database, room_id: str) -> list[str]:
+    """The local aliases pointing at the room, oldest first."""
+    query = (
+        select(room_aliases.c.room_alias)
+        .where(room_aliases.c.room_id == room_id)
+        .order_by(room_aliases.c.created_ts, room_aliases.c.room_alias)
+    )
+    async with db.read() as conn:
+        return [str(value) for value in (await conn.execute(query)).scalars()]

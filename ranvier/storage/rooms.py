@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Boolean, Column, Table, Text, false, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Table,
+    Text,
+    and_,
+    false,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.storage.database import Database
 from ranvier.storage.metadata import metadata
+from ranvier.storage.state import current_state_events
 
 rooms = Table(
     "rooms",
@@ -62,3 +75,20 @@ async def set_room_public(db: Database, room_id: str, is_public: bool) -> None:
         await conn.execute(
             update(rooms).where(rooms.c.room_id == room_id).values(is_public=is_public)
         )
+
+
+async def get_published_rooms(db: Database) -> list[tuple[str, int]]:
+    """(room_id, joined member count) of every room published in the room directory."""
+    joined = and_(
+        current_state_events.c.room_id == rooms.c.room_id,
+        current_state_events.c.type == "m.room.member",
+        current_state_events.c.membership == "join",
+    )
+    query = (
+        select(rooms.c.room_id, func.count(current_state_events.c.state_key).label("joined"))
+        .select_from(rooms.outerjoin(current_state_events, joined))
+        .where(rooms.c.is_public)
+        .group_by(rooms.c.room_id)
+    )
+    async with db.read() as conn:
+        return [(row.room_id, int(row.joined)) for row in await conn.execute(query)]

@@ -1,0 +1,143 @@
+"""Room aliases and the published room directory: spec client-server-api "Room aliases"
+(directory.yaml) and "Published room directory" (list_public_rooms.yaml)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from ranvier.http.auth import RequestAuthenticator
+from ranvier.http.errors import MatrixError
+from ranvier.http.json import json_response, read_body, read_json_object
+from ranvier.http.params import query_int, query_string
+from ranvier.services.rooms.aliases import AliasService
+from ranvier.services.rooms.public_rooms import PublicRoomsQuery, PublicRoomsService
+
+CLIENT = "/_matrix/client/v3"
+
+
+class _AliasBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    room_id: str
+
+
+class _PublicRoomsFilter(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    generic_search_term: str | None = None
+    room_types: list[str | None] | None = None
+
+
+class _PublicRoomsBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int | None = Field(default=None, ge=0)
+    since: str | None = None
+    filter: _PublicRoomsFilter = Field(default_factory=_PublicRoomsFilter)
+    include_all_networks: bool = False
+    third_party_instance_id: str | None = None
+
+
+class AliasEndpoints:
+    def __init__(self, auth: RequestAuthenticator, aliases: AliasService) -> None:
+        self._auth = auth
+        self._aliases = aliases
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.put(CLIENT + "/directory/room/{roomAlias}", self.set_alias),
+            web.get(CLIENT + "/directory/room/{roomAlias}", self.get_alias),
+            web.delete(CLIENT + "/directory/room/{roomAlias}", self.delete_alias),
+            web.get(CLIENT + "/rooms/{roomId}/aliases", self.local_aliases),
+        ]
+
+    async def set_alias(self, request: web.Request) -> web.Response:
+        """PUT /_matrix/client/v3/directory/room/{roomAlias}"""
+        requester = await self._auth.require_user(request)
+        body = await read_body(request, _AliasBody)
+        await self._aliases.create(requester, request.match_info["roomAlias"], body.room_id)
+        return json_response({})
+
+    async def get_alias(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/directory/room/{roomAlias}"""
+        room_id, servers = await self._aliases.resolve(request.match_info["roomAlias"])
+        return json_response({"room_id": room_id, "servers": servers})
+
+    async def delete_alias(self, request: web.Request) -> web.Response:
+        """DELETE /_matrix/client/v3/directory/room/{roomAlias}"""
+        requester = await self._auth.require_user(request)
+        await self._aliases.delete(requester, request.match_info["roomAlias"])
+        return json_response({})
+
+    async def local_aliases(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/rooms/{roomId}/aliases"""
+        requester = await self._auth.require_user(request)
+        aliases = await self._aliases.local_aliases(requester, request.match_info["roomId"])
+        return json_response({"aliases": aliases})
+
+
+class RoomDirectoryEndpoints:
+    def __init__(
+        self,
+        auth: RequestAuthenticator,
+        public_rooms: PublicRoomsService,
+        *,
+        allow_public_rooms_without_auth: bool,
+    ) -> None:
+        self._auth = auth
+        self._public_rooms = public_rooms
+        self._allow_without_auth = allow_public_rooms_without_auth
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(CLIENT + "/directory/list/room/{roomId}", self.get_visibility),
+            web.put(CLIENT + "/directory/list/room/{roomId}", self.set_visibility),
+            web.get(CLIENT + "/publicRooms", self.get_public_rooms),
+            web.post(CLIENT + "/publicRooms", self.query_public_rooms),
+        ]
+
+    async def get_visibility(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/directory/list/room/{roomId}"""
+        visibility = await self._public_rooms.get_visibility(request.match_info["roomId"])
+        return json_response({"visibility": visibility})
+
+    async def set_visibility(self, request: web.Request) -> web.Response:
+        """PUT /_matrix/client/v3/directory/list/room/{roomId}"""
+        requester = await self._auth.require_user(request)
+        body = await read_json_object(request)
+        visibility = body.get("visibility", "public")
+        if visibility not in ("public", "private"):
+            raise MatrixError(400, "M_INVALID_PARAM", "visibility must be 'public' or 'private'")
+        await self._public_rooms.set_visibility(requester, request.match_info["roomId"], visibility)
+        return json_response({})
+
+    async def get_public_rooms(self, request: web.Request) -> web.Response:
+        """GET /_matrix/client/v3/publicRooms"""
+        if not self._allow_without_auth:
+            await self._auth.require_user(request, allow_guest=True)
+        page = await self._public_rooms.list_rooms(
+            PublicRoomsQuery(
+                limit=query_int(request, "limit", 0),
+                since=query_string(request, "since"),
+                server=query_string(request, "server"),
+            )
+        )
+        return json_response(page)
+
+    async def query_public_rooms(self, request: web.Request) -> web.Response:
+        """POST /_matrix/client/v3/publicRooms"""
+        await self._auth.require_user(request, allow_guest=True)
+        body = await read_body(request, _PublicRoomsBody)
+        page = await self._public_rooms.list_rooms(
+            PublicRoomsQuery(
+                limit=body.limit,
+                since=body.since,
+                generic_search_term=body.filter.generic_search_term,
+                room_types=body.filter.room_types,
+                include_all_networks=body.include_all_networks,
+                third_party_instance_id=body.third_party_instance_id,
+                server=query_string(request, "server"),
+            )
+        )
+        return json_response(page)

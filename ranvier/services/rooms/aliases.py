@@ -1,0 +1,206 @@
+"""Room aliases (spec: client-server-api "Room aliases", directory.yaml) and the check that
+an m.room.canonical_alias event only names aliases that point at its room.
+
+Only aliases on this server are hosted here. Resolving another server's aliases needs the
+federation query API; until federation lands they are answered as not found.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ranvier.http.auth import Requester
+from ranvier.http.errors import MatrixError
+from ranvier.protocol.event_builder import EventTemplate
+from ranvier.services.rooms.room_access import CANONICAL_ALIAS, RoomAccess
+from ranvier.services.rooms.room_creation import is_valid_alias_localpart
+from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound
+from ranvier.storage import aliases as alias_store
+from ranvier.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+# spec: appendices "Room aliases" - at most 255 bytes including the sigil and domain
+MAX_ALIAS_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class RoomAlias:
+    localpart: str
+    server_name: str
+
+    def __str__(self) -> str:
+        return f"#{self.localpart}:{self.server_name}"
+
+
+def parse_room_alias(value: Any) -> RoomAlias:
+    """The alias, or 400 M_INVALID_PARAM saying what is wrong with it."""
+    if not isinstance(value, str) or not value.startswith("#") or ":" not in value:
+        raise MatrixError(400, "M_INVALID_PARAM", f"{value!r} is not a room alias (#name:server)")
+    if len(value.encode()) > MAX_ALIAS_LENGTH:
+        raise MatrixError(
+            400, "M_INVALID_PARAM", f"Room aliases are at most {MAX_ALIAS_LENGTH} bytes long"
+        )
+    localpart, _, server_name = value[1:].partition(":")
+    if not is_valid_alias_localpart(localpart) or not server_name:
+        raise MatrixError(400, "M_INVALID_PARAM", f"{value!r} is not a valid room alias")
+    return RoomAlias(localpart, server_name)
+
+
+class AliasService:
+    def __init__(
+        self,
+        db: Database,
+        sender: RoomEventSender,
+        access: RoomAccess,
+        server_name: str,
+        *,
+        require_membership: bool,
+    ) -> None:
+        self._db = db
+        self._sender = sender
+        self._access = access
+        self._server_name = server_name
+        self._require_membership = require_membership
+
+    async def create(self, requester: Requester, alias_text: str, room_id: str) -> None:
+        """PUT /directory/room/{roomAlias}"""
+        alias = parse_room_alias(alias_text)
+        if alias.server_name != self._server_name:
+            raise MatrixError(
+                400, "M_INVALID_PARAM", f"Aliases can only be created on {self._server_name}"
+            )
+        if not isinstance(room_id, str) or not room_id.startswith("!"):
+            raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID")
+        # admins may alias rooms they are not in, as in Synapse
+        if self._require_membership and not requester.is_admin:
+            if not await self._access.is_joined(room_id, requester.user_id):
+                raise MatrixError(403, "M_FORBIDDEN", "You must be in the room to alias it")
+        elif not await self._access.room_exists(room_id):
+            raise MatrixError(404, "M_NOT_FOUND", f"Room {room_id} not found")
+        try:
+            await alias_store.create_alias(self._db, str(alias), room_id, requester.user_id)
+        except alias_store.AliasInUse:
+            # spec: directory.yaml PUT - 409 when the alias exists
+            raise MatrixError(409, "M_ROOM_IN_USE", f"Room alias {alias} already exists") from None
+
+    async def resolve(self, alias_text: str) -> tuple[str, list[str]]:
+        """GET /directory/room/{roomAlias}: (room_id, servers that know the room)."""
+        alias = parse_room_alias(alias_text)
+        room_id = None
+        if alias.server_name == self._server_name:
+            room_id = await alias_store.get_alias(self._db, str(alias))
+        if room_id is None:
+            raise MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found")
+        # every member is local until federation lands
+        return room_id, [self._server_name]
+
+    async def delete(self, requester: Requester, alias_text: str) -> None:
+        """DELETE /directory/room/{roomAlias}: by the alias's creator, a server admin, or
+        someone with the power to change the room's canonical alias."""
+        alias = parse_room_alias(alias_text)
+        record = None
+        if alias.server_name == self._server_name:
+            record = await alias_store.get_alias_record(self._db, str(alias))
+        if record is None:
+            raise MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found")
+        if record.creator != requester.user_id and not await self._access.can_edit_directory(
+            requester, record.room_id
+        ):
+            raise MatrixError(403, "M_FORBIDDEN", "You don't have permission to delete the alias")
+        room_id = await alias_store.delete_alias(self._db, str(alias))
+        if room_id is None:
+            # deleted by someone else since the lookup
+            raise MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found")
+        await self._drop_from_canonical_alias(requester, room_id, str(alias))
+
+    async def local_aliases(self, requester: Requester, room_id: str) -> list[str]:
+        """GET /rooms/{roomId}/aliases: members (and anyone, if the room is world readable)."""
+        if not room_id.startswith("!"):
+            raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID")
+        allowed = (
+            requester.is_admin
+            or await self._access.is_joined(room_id, requester.user_id)
+            or await self._access.is_world_readable(room_id)
+        )
+        if not allowed:
+            raise MatrixError(403, "M_FORBIDDEN", "You are not a member of the room")
+        return await alias_store.get_aliases_for_room(self._db, room_id)
+
+    async def check_canonical_alias(
+        self, requester: Requester, room_id: str, state_key: str, content: dict[str, Any]
+    ) -> None:
+        """Refuse an m.room.canonical_alias whose newly named aliases are malformed (400
+        M_INVALID_PARAM) or do not point at the room (400 M_BAD_ALIAS). Aliases the current
+        event already names are let through, so that one alias drifting elsewhere does not
+        block every later change."""
+        if state_key != "":
+            return
+        try:
+            current = await self._access.current_state_event(room_id, CANONICAL_ALIAS)
+        except RoomNotFound:
+            return  # the send itself refuses it
+        before = current.content if current is not None else {}
+        named_before = {before.get("alias"), *_string_list(before.get("alt_aliases"))}
+
+        wanted: list[Any] = []
+        alias = content.get("alias")
+        if alias is not None and alias != "":
+            wanted.append(alias)
+        alt_aliases = content.get("alt_aliases")
+        if alt_aliases is not None:
+            if not isinstance(alt_aliases, list):
+                raise MatrixError(400, "M_INVALID_PARAM", "alt_aliases must be a list of aliases")
+            wanted.extend(alt_aliases)
+        for value in wanted:
+            if isinstance(value, str) and value in named_before:
+                continue
+            parsed = parse_room_alias(value)
+            target = None
+            if parsed.server_name == self._server_name:
+                target = await alias_store.get_alias(self._db, str(parsed))
+            if target != room_id:
+                raise MatrixError(
+                    400, "M_BAD_ALIAS", f"The alias {parsed} does not point to this room"
+                )
+
+    async def _drop_from_canonical_alias(
+        self, requester: Requester, room_id: str, alias: str
+    ) -> None:
+        # spec: directory.yaml DELETE - servers may update alt_aliases; the deletion stands
+        # even if the requester may not change the canonical alias event
+        try:
+            current = await self._access.current_state_event(room_id, CANONICAL_ALIAS)
+        except RoomNotFound:
+            return
+        if current is None:
+            return
+        content = dict(current.content)
+        changed = False
+        if content.get("alias") == alias:
+            del content["alias"]
+            changed = True
+        alt_aliases = content.get("alt_aliases")
+        if isinstance(alt_aliases, list) and alias in alt_aliases:
+            remaining = [value for value in alt_aliases if value != alias]
+            if remaining:
+                content["alt_aliases"] = remaining
+            else:
+                del content["alt_aliases"]
+            changed = True
+        if not changed:
+            return
+        template = EventTemplate(CANONICAL_ALIAS, requester.user_id, content, room_id, "")
+        try:
+            await self._sender.send(template)
+        except Exception as exc:  # the alias is gone either way; the event is a courtesy
+            logger.info(
+                "Not updating the canonical alias of %s after deleting %s: %s", room_id, alias, exc
+            )
+
+
+def _string_list(value: Any) -> Sequence[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
