@@ -152,6 +152,18 @@ class PasswordConfig(Section):
     policy: PasswordPolicy = Field(default_factory=PasswordPolicy)
 
 
+class UserDirectoryConfig(Section):
+    """Who POST /user_directory/search finds (Synapse's `user_directory` section)."""
+
+    enabled: bool = True
+    # every local user, not only those sharing a room with the searcher or in public rooms
+    search_all_users: bool = False
+    # local users before remote ones in the results
+    prefer_local_users: bool = False
+    show_locked_users: bool = False
+    exclude_remote_users: bool = False
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -203,6 +215,7 @@ class HomeserverConfig(Section):
     limit_profile_requests_to_users_who_share_rooms: bool = False
     # the largest room.timeline.limit a stored filter may ask for
     filter_timeline_limit: int = Field(default=100, ge=1)
+    user_directory: UserDirectoryConfig = Field(default_factory=UserDirectoryConfig)
     # rate limits (in memory, per process); Synapse's names and defaults
     rc_message: RatelimitSettings = Field(default_factory=lambda: _settings(RC_MESSAGE))
     rc_registration: RatelimitSettings = Field(default_factory=lambda: _settings(RC_REGISTRATION))
