@@ -69,6 +69,7 @@ TABLES_BY_REVISION = {
         "user_directory_public_rooms",
         "user_directory_remote_users",
     },
+    "0009_room_admin": {"blocked_rooms", "room_deletions"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
