@@ -103,6 +103,7 @@ def build_accounts(config: HomeserverConfig, database: Database) -> Accounts:
     tokens = TokenStore(database)
     device_store = DeviceStore(database)
     access_tokens = AccessTokens(tokens, device_store)
+    users.on_user_changed(access_tokens.invalidate_user)
     hasher = PasswordHasher(config.password_config)
     device_service = DeviceService(device_store, tokens, access_tokens)
     login_service = LoginService(config, users, tokens, access_tokens, device_service, hasher)

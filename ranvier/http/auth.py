@@ -47,7 +47,10 @@ class RequestAuthenticator:
     def __init__(self, access_tokens: AccessTokens) -> None:
         self._access_tokens = access_tokens
 
-    async def require_user(self, request: web.Request, *, allow_guest: bool = False) -> Requester:
+    async def require_user(
+        self, request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False
+    ) -> Requester:
+        """`allow_locked`: for the few endpoints a locked account may still use (logout)."""
         token = bearer_token(request)
         if token is None:
             raise missing_token()
@@ -58,6 +61,12 @@ class RequestAuthenticator:
             # spec: an expired token is a soft logout: the client may refresh or log in
             # again to the same device and keep its keys
             raise unknown_token(soft_logout=True)
+        if info.locked and not allow_locked:
+            # Synapse's answer for an account an admin locked: the client keeps its session
+            # (soft logout) and can resume once the lock is lifted
+            raise MatrixError(
+                401, "M_USER_LOCKED", "This account has been locked", soft_logout=True
+            )
         if info.is_guest and not allow_guest:
             raise MatrixError(
                 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is not allowed for this endpoint"

@@ -82,6 +82,7 @@ class AccessTokenInfo:
     is_guest: bool
     admin: bool
     deactivated: bool
+    locked: bool
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class TokenStore:
                 users.c.is_guest,
                 users.c.admin,
                 users.c.deactivated,
+                users.c.locked,
             )
             .join(users, users.c.user_id == access_tokens.c.user_id)
             .where(access_tokens.c.token_hash == token_hash)

@@ -6,6 +6,7 @@ taken, as the spec requires (user IDs must not be reused).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Boolean, Column, Table, Text, false, func, insert, select, true
@@ -64,6 +65,21 @@ _USER_COLUMNS = [getattr(users.c, name) for name in User.__dataclass_fields__]
 class UserStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._change_listeners: list[Callable[[str], None]] = []
+
+    def on_user_changed(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(user_id)` after any change to a user's row, so caches of user
+        flags (the access token cache holds admin/deactivated/locked) drop it at once."""
+        self._change_listeners.append(listener)
+
+    async def _update(self, user_id: str, **values: object) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(sql_update(users).where(users.c.user_id == user_id).values(**values))
+        self._changed(user_id)
+
+    def _changed(self, user_id: str) -> None:
+        for listener in self._change_listeners:
+            listener(user_id)
 
     async def create_user(
         self,
@@ -123,39 +139,20 @@ class UserStore:
         return int(count)
 
     async def set_password_hash(self, user_id: str, password_hash: str | None) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                sql_update(users)
-                .where(users.c.user_id == user_id)
-                .values(password_hash=password_hash)
-            )
+        await self._update(user_id, password_hash=password_hash)
 
     async def set_admin(self, user_id: str, admin: bool) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                sql_update(users).where(users.c.user_id == user_id).values(admin=admin)
-            )
+        await self._update(user_id, admin=admin)
 
     async def set_locked(self, user_id: str, locked: bool) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                sql_update(users).where(users.c.user_id == user_id).values(locked=locked)
-            )
+        await self._update(user_id, locked=locked)
 
     async def set_user_type(self, user_id: str, user_type: str | None) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                sql_update(users).where(users.c.user_id == user_id).values(user_type=user_type)
-            )
+        await self._update(user_id, user_type=user_type)
 
     async def reactivate(self, user_id: str) -> None:
         """Undo deactivation (an admin's decision); the account is no longer erased either."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                sql_update(users)
-                .where(users.c.user_id == user_id)
-                .values(deactivated=False, erased=False)
-            )
+        await self._update(user_id, deactivated=False, erased=False)
 
     async def deactivate(self, user_id: str, *, erase: bool) -> None:
         """Mark the user deactivated and forget its password; with `erase`, also its
@@ -167,3 +164,4 @@ class UserStore:
             await conn.execute(sql_update(users).where(users.c.user_id == user_id).values(**values))
             if erase:
                 await clear_profile(conn, user_id)
+        self._changed(user_id)

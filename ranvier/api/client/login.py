@@ -87,13 +87,13 @@ class LoginEndpoints:
 
     async def logout(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/logout"""
-        requester = await self._auth.require_user(request, allow_guest=True)
+        requester = await self._auth.require_user(request, allow_guest=True, allow_locked=True)
         await self._login.logout(requester.user_id, requester.device_id, requester.access_token_id)
         return json_response({})
 
     async def logout_all(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/logout/all"""
-        requester = await self._auth.require_user(request, allow_guest=True)
+        requester = await self._auth.require_user(request, allow_guest=True, allow_locked=True)
         await self._login.logout_all(requester.user_id)
         return json_response({})
 
