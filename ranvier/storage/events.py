@@ -278,3 +278,54 @@ async def get_event_id_for_txn(
     async with db.read() as conn:
         value = (await conn.execute(query)).scalar()
     return str(value) if value is not None else None
+
+
+async def get_redactions_of(db: Database, event_ids: Iterable[str]) -> dict[str, list[str]]:
+    """redacted event ID -> IDs of the redaction events naming it, oldest first.
+
+    Whether a redaction applies (the redacter's power) is the caller's rule, not ours.
+    """
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, list[str]] = {}
+    if not ids:
+        return found
+    async with db.read() as conn:
+        for start in range(0, len(ids), 500):
+            query = (
+                select(redactions.c.redacts, redactions.c.event_id)
+                .select_from(redactions.join(events, events.c.event_id == redactions.c.event_id))
+                .where(redactions.c.redacts.in_(ids[start : start + 500]))
+                .order_by(events.c.stream_ordering)
+            )
+            for row in await conn.execute(query):
+                found.setdefault(row.redacts, []).append(row.event_id)
+    return found
+
+
+async def get_txn_ids(
+    db: Database, user_id: str, device_id: str, event_ids: Iterable[str]
+) -> dict[str, str]:
+    """event ID -> the transaction ID this user's device sent it with."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return {}
+    query = select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
+        event_txn_ids.c.user_id == user_id,
+        event_txn_ids.c.device_id == device_id,
+        event_txn_ids.c.event_id.in_(ids),
+    )
+    async with db.read() as conn:
+        return {row.event_id: row.txn_id for row in await conn.execute(query)}
+
+
+async def get_stream_orderings(db: Database, event_ids: Iterable[str]) -> dict[str, int]:
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, int] = {}
+    async with db.read() as conn:
+        for start in range(0, len(ids), 500):
+            query = select(events.c.event_id, events.c.stream_ordering).where(
+                events.c.event_id.in_(ids[start : start + 500])
+            )
+            for row in await conn.execute(query):
+                found[row.event_id] = row.stream_ordering
+    return found
