@@ -48,6 +48,8 @@ MAX_BATCH = 100
 
 Txn = tuple[str, str, str]  # user_id, device_id, txn_id
 PersistedCallback = Callable[[Sequence[Event], int], Awaitable[None]]
+# writes that must commit together with the events, e.g. the search index
+PersistHook = Callable[[AsyncConnection, Sequence[Event]], Awaitable[None]]
 
 
 class RoomNotFound(Exception):
@@ -100,6 +102,7 @@ class RoomEventSender:
     state_group_ids: _Counter
     heads_cache_size: int = 1000
     on_persisted: list[PersistedCallback] = field(default_factory=list)
+    in_persist_transaction: list[PersistHook] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._room_id_to_head: LRUCache[str, RoomHead] = LRUCache(maxsize=self.heads_cache_size)
@@ -370,6 +373,8 @@ class RoomEventSender:
                 await event_store.replace_forward_extremities(
                     conn, room_id, [p.event_id for p in head.extremities]
                 )
+                for hook in self.in_persist_transaction:
+                    await hook(conn, [item.event for item in built])
                 if in_transaction is not None:
                     await in_transaction(conn, room_id)
         finally:
