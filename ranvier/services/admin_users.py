@@ -17,7 +17,7 @@ from ranvier.services.accounts import AccountService
 from ranvier.services.devices import DeviceService
 from ranvier.services.login import LoginService, Session
 from ranvier.services.passwords import PasswordHasher
-from ranvier.services.profiles import AVATAR_URL, DISPLAYNAME, ProfileService
+from ranvier.services.profiles import AVATAR_URL, DISPLAYNAME, ProfileService, validated_value
 from ranvier.services.shared_secret import NonceStore, mac_matches, registration_mac
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.user_admin import UserAdminQueries, UserAdminView, UserListQuery
@@ -183,6 +183,10 @@ class AdminUserService:
             self._accounts.require_password_changes_enabled()
         if changes.deactivated and changes.locked:
             raise invalid_param("A user cannot be deactivated and locked at once")
+        # profile values are checked before anything is written: no partial changes
+        for key, value in ((DISPLAYNAME, changes.displayname), (AVATAR_URL, changes.avatar_url)):
+            if value is not None:
+                validated_value(key, value)
         existing = await self._queries.get_user(user_id)
         if existing is None:
             await self._create(user_id, changes)
