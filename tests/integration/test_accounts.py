@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -19,6 +20,7 @@ from tests.integration.matrix import (
     Session,
     authed,
     login,
+    make_admin,
     register,
     register_user_command,
 )
@@ -535,3 +537,28 @@ def test_registration_disabled(tmp_path: Path, module_database: dict[str, Any]) 
         assert_error(guest, 403, "M_FORBIDDEN")
     finally:
         assert running.stop() == 0, running.log()
+
+
+# -- changes an admin makes take effect on the next request --
+
+
+def test_demoted_admin_loses_admin_access_at_once(server: RunningServer) -> None:
+    root = make_admin(server.config_path, "root")
+    deputy = make_admin(server.config_path, "deputy")
+    status_url = server.url + "/_synapse/admin/v1/background_updates/status"
+    assert authed(deputy, "GET", status_url).status == 200
+    demote = server.url + f"/_synapse/admin/v2/users/{quote(deputy.user_id)}"
+    assert authed(root, "PUT", demote, {"admin": False}).status == 200
+    assert_error(authed(deputy, "GET", status_url), 403, "M_FORBIDDEN")
+
+
+def test_locked_account_is_soft_logged_out_but_may_log_out(server: RunningServer) -> None:
+    root = make_admin(server.config_path, "locksmith")
+    sam = register(server.url, "sam")
+    assert whoami(server, sam).status == 200
+    lock = server.url + f"/_synapse/admin/v2/users/{quote(sam.user_id)}"
+    assert authed(root, "PUT", lock, {"locked": True}).status == 200
+    reply = whoami(server, sam)
+    assert_error(reply, 401, "M_USER_LOCKED")
+    assert reply.json()["soft_logout"] is True
+    assert post(server, "/logout", {}, sam).status == 200
