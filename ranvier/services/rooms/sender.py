@@ -50,6 +50,9 @@ Txn = tuple[str, str, str]  # user_id, device_id, txn_id
 PersistedCallback = Callable[[Sequence[Event], int], Awaitable[None]]
 # writes that must commit together with the events, e.g. the search index
 PersistHook = Callable[[AsyncConnection, Sequence[Event]], Awaitable[None]]
+# raises (e.g. MatrixError) to refuse an event before it is built: rules of this server,
+# not of the room, such as joins to a room the admins blocked
+SendCheck = Callable[[EventTemplate], Awaitable[None]]
 
 
 class RoomNotFound(Exception):
@@ -103,6 +106,7 @@ class RoomEventSender:
     heads_cache_size: int = 1000
     on_persisted: list[PersistedCallback] = field(default_factory=list)
     in_persist_transaction: list[PersistHook] = field(default_factory=list)
+    before_send: list[SendCheck] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._room_id_to_head: LRUCache[str, RoomHead] = LRUCache(maxsize=self.heads_cache_size)
@@ -127,6 +131,8 @@ class RoomEventSender:
         PDUValidationError (the event cannot exist in this room version).
         """
         assert template.room_id is not None
+        for check in self.before_send:
+            await check(template)
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         if txn is not None:
             in_flight = self._txn_to_future.get(txn)
@@ -279,6 +285,11 @@ class RoomEventSender:
             room_id, built, head, new_room=(creator, is_public), in_transaction=in_transaction
         )
         return room_id, [item.event for item in built]
+
+    def forget_room(self, room_id: str) -> None:
+        """Drop what is kept in memory about a room whose rows were purged, so that the
+        next send finds the room gone instead of building on its old head."""
+        self._room_id_to_head.pop(room_id, None)
 
     # -- heads and persistence ------------------------------------------------------------
 
