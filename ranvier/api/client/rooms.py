@@ -8,8 +8,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.http.auth import RequestAuthenticator, Requester
 from ranvier.http.json import json_response, read_body, read_json_object
+from ranvier.http.ratelimit import Ratelimiters
 from ranvier.services.rooms.event_sending import EventSendingService
 from ranvier.services.rooms.room_creation import (
     CreateRoomRequest,
@@ -49,10 +50,17 @@ class RoomEndpoints:
         auth: RequestAuthenticator,
         creation: RoomCreationService,
         sending: EventSendingService,
+        ratelimiters: Ratelimiters | None = None,
     ) -> None:
         self._auth = auth
         self._creation = creation
         self._sending = sending
+        self._ratelimiters = ratelimiters
+
+    def _ratelimit(self, requester: Requester) -> None:
+        # rc_message, per user as Synapse; counted once the body is known to be usable
+        if self._ratelimiters is not None:
+            self._ratelimiters.check_message(requester.user_id, is_admin=requester.is_admin)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -91,6 +99,7 @@ class RoomEndpoints:
         """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
         requester = await self._auth.require_user(request, allow_guest=True)
         content = await read_json_object(request)
+        self._ratelimit(requester)
         event = await self._sending.send_message(
             requester,
             request.match_info["roomId"],
@@ -104,6 +113,7 @@ class RoomEndpoints:
         """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
         requester = await self._auth.require_user(request)
         content = await read_json_object(request)
+        self._ratelimit(requester)
         event = await self._sending.send_state(
             requester,
             request.match_info["roomId"],
