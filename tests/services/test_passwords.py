@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bcrypt
 import pytest
 
@@ -10,9 +12,9 @@ from ranvier.http.errors import MatrixError
 from ranvier.services.passwords import PasswordHasher
 
 
-def hasher(pepper: str = "", **policy: object) -> PasswordHasher:
+def hasher(pepper: str = "", **policy: Any) -> PasswordHasher:
     return PasswordHasher(
-        PasswordConfig(pepper=pepper, policy=PasswordPolicy(enabled=True, **policy))  # type: ignore[arg-type]
+        PasswordConfig(pepper=pepper, policy=PasswordPolicy(enabled=True, **policy))
     )
 
 
@@ -62,9 +64,7 @@ async def test_unknown_hash_formats_do_not_verify() -> None:
         ({"require_uppercase": True}, "lower123!", "uppercase"),
     ],
 )
-def test_policy_names_the_broken_rule(
-    policy: dict[str, object], password: str, message: str
-) -> None:
+def test_policy_names_the_broken_rule(policy: dict[str, Any], password: str, message: str) -> None:
     with pytest.raises(MatrixError) as caught:
         hasher(**policy).check_policy(password)
     assert (caught.value.status, caught.value.errcode) == (400, "M_WEAK_PASSWORD")
