@@ -223,7 +223,7 @@ def test_list_rooms_with_search_order_and_pages(
 
     search = f"search_term={tag}"
     reply = admin_get(server, admin, f"/v1/rooms?{search}&order_by=joined_members")
-    assert [room["room_id"] for room in reply.json()["rooms"]][0] == big
+    assert reply.json()["rooms"][0]["room_id"] == big
     reply = admin_get(server, admin, f"/v1/rooms?{search}&order_by=name&dir=b")
     assert [room["room_id"] for room in reply.json()["rooms"]] == [encrypted, big, small]
     reply = admin_get(server, admin, f"/v1/rooms?{search}&public_rooms=true")
