@@ -31,10 +31,10 @@ from ranvier.api.client import account_data as account_data_api
 from ranvier.api.client import capabilities as capabilities_api
 from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
-from ranvier.api.client import membership as membership_api
 from ranvier.api.client import profile as profile_api
-from ranvier.api.client import relations as relations_api
 from ranvier.api.client import rooms as rooms_api
+from ranvier.api.client import search as search_api
+from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.federation import version as federation_version
 from ranvier.config.models import HomeserverConfig, Listener
 from ranvier.config.signing_key import load_signing_key
@@ -54,22 +54,22 @@ from ranvier.services.devices import DeviceService
 from ranvier.services.filters import FilterService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
-from ranvier.services.profiles import ProfileService, SharedRoomCheck
+from ranvier.services.profiles import ProfileService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.aliases import AliasService
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.event_sending import EventSendingService
-from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.public_rooms import PublicRoomsService
-from ranvier.services.rooms.redactions import Redactions
-from ranvier.services.rooms.relations import RelationsService
 from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.services.rooms.room_creation import RoomCreationService
+from ranvier.services.rooms.redactions import Redactions
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.rooms.visibility import HistoryVisibility
+from ranvier.services.search import SearchService
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.uia import PASSWORD, SESSION_LIFETIME_MS, UserInteractiveAuth
+from ranvier.services.user_directory import POPULATE_USER_DIRECTORY, UserDirectoryService
 from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
@@ -137,13 +137,11 @@ class UserData:
     filters: FilterService
 
 
-def build_user_data(
-    config: HomeserverConfig, database: Database, shares_room: SharedRoomCheck
-) -> UserData:
-    # `shares_room` comes from the rooms' membership service, which also subscribes to
-    # profile changes (ProfileService.on_change) to update m.room.member events
+def build_user_data(config: HomeserverConfig, database: Database) -> UserData:
+    # the rooms service will pass `shares_room` to ProfileService and subscribe to its
+    # changes (ProfileService.on_change) to update m.room.member events
     return UserData(
-        profiles=ProfileService(config, ProfileStore(database), shares_room),
+        profiles=ProfileService(config, ProfileStore(database)),
         account_data=AccountDataService(AccountDataStore(database)),
         filters=FilterService(config, FilterStore(database)),
     )
@@ -183,14 +181,14 @@ class Rooms:
     """The room DAG and everything that writes to it."""
 
     sender: RoomEventSender
-    membership: MembershipService
     creation: RoomCreationService
     sending: EventSendingService
     serializer: ClientEventSerializer
     visibility: HistoryVisibility
+    search: SearchService
+    user_directory: UserDirectoryService
     aliases: AliasService
     public_rooms: PublicRoomsService
-    relations: RelationsService
 
 
 async def build_rooms(
@@ -207,7 +205,11 @@ async def build_rooms(
     sender.on_persisted.append(redactions.on_persisted)
     serializer = ClientEventSerializer(database, loader, redactions)
     visibility = HistoryVisibility(database, loader)
-    relations = RelationsService(database, loader, serializer, visibility, redactions)
+    search = SearchService(database, loader, visibility, serializer, redactions)
+    sender.in_persist_transaction.append(search.index_in_transaction)
+    sender.on_persisted.append(search.on_persisted)
+    user_directory = UserDirectoryService(config.user_directory, database, config.server_name)
+    sender.on_persisted.append(user_directory.on_persisted)
     profiles = ProfileStore(database)
 
     async def profile_of(user_id: str) -> tuple[str | None, str | None]:
@@ -226,13 +228,11 @@ async def build_rooms(
     sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
     return Rooms(
         sender=sender,
-        membership=MembershipService(sender, config.server_name, profile_of),
         creation=RoomCreationService(
             sender, config.server_name, config.default_room_version, profile_of
         ),
         sending=sending,
         aliases=aliases,
-        relations=relations,
         public_rooms=PublicRoomsService(
             database,
             loader,
@@ -242,6 +242,8 @@ async def build_rooms(
         ),
         serializer=serializer,
         visibility=visibility,
+        search=search,
+        user_directory=user_directory,
     )
 
 
@@ -256,6 +258,11 @@ class Homeserver:
     admin: Admin
     ratelimiters: Ratelimiters
     runners: list[web.AppRunner] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # the rooms' indexes are filled by background updates that their services run
+        self.rooms.search.register_background_updates(self.background_updater)
+        self.rooms.user_directory.register_background_updates(self.background_updater)
 
     def build_app(self, listener: Listener) -> web.Application:
         app = web.Application(
@@ -273,7 +280,9 @@ class Homeserver:
             # Synapse serves its admin API on the client resource; admin tools expect that
             route_defs += server_version.routes()
             route_defs += admin_background_updates.BackgroundUpdateEndpoints(
-                self.background_updater, self.accounts.auth
+                self.background_updater,
+                self.accounts.auth,
+                jobs={"regenerate_directory": POPULATE_USER_DIRECTORY},
             ).routes()
             route_defs += self._account_routes()
             route_defs += self._admin_routes()
@@ -325,9 +334,9 @@ class Homeserver:
         auth, rooms = self.accounts.auth, self.rooms
         return [
             *rooms_api.RoomEndpoints(auth, rooms.creation, rooms.sending).routes(),
-            *membership_api.MembershipEndpoints(auth, rooms.membership).routes(),
             *directory_api.AliasEndpoints(auth, rooms.aliases).routes(),
-            *relations_api.RelationEndpoints(auth, rooms.relations).routes(),
+            *search_api.SearchEndpoints(auth, rooms.search).routes(),
+            *user_directory_api.UserDirectoryEndpoints(auth, rooms.user_directory).routes(),
             *directory_api.RoomDirectoryEndpoints(
                 auth,
                 rooms.public_rooms,
@@ -372,16 +381,14 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
     accounts = build_accounts(config, database)
-    rooms = await build_rooms(config, database, signing_key)
-    user_data = build_user_data(config, database, rooms.membership.shares_room)
-    user_data.profiles.on_change(rooms.membership.on_profile_change)
+    user_data = build_user_data(config, database)
     return Homeserver(
         config=config,
         database=database,
         background_updater=updater,
         accounts=accounts,
         user_data=user_data,
-        rooms=rooms,
+        rooms=await build_rooms(config, database, signing_key),
         admin=build_admin(config, database, accounts, user_data),
         ratelimiters=Ratelimiters.from_config(config),
     )

@@ -283,6 +283,21 @@ class BackgroundUpdater:
             batches += 1
         return batches
 
+    async def queue(self, name: str) -> bool:
+        """Queue `name` to run (again) from the start; False if it is queued already."""
+        async with self.db.transaction() as conn:
+            queued = (
+                await conn.execute(
+                    select(background_updates.c.update_name).where(
+                        background_updates.c.update_name == name
+                    )
+                )
+            ).first()
+            if queued is not None:
+                return False
+            await schedule_background_update(conn, name)
+        return True
+
     async def has_completed_all(self) -> bool:
         return not await pending_background_updates(self.db)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from ranvier.http.auth import RequestAuthenticator
@@ -11,15 +13,23 @@ from ranvier.storage.background_updates import BackgroundUpdater
 
 
 class BackgroundUpdateEndpoints:
-    def __init__(self, updater: BackgroundUpdater, auth: RequestAuthenticator) -> None:
+    def __init__(
+        self,
+        updater: BackgroundUpdater,
+        auth: RequestAuthenticator,
+        jobs: Mapping[str, str] | None = None,
+    ) -> None:
         self._updater = updater
         self._auth = auth
+        # Synapse's job names an admin may start again -> the update that does the job
+        self._jobs = dict(jobs or {})
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/_synapse/admin/v1/background_updates/status", self.get_status),
             web.get("/_synapse/admin/v1/background_updates/enabled", self.get_enabled),
             web.post("/_synapse/admin/v1/background_updates/enabled", self.set_enabled),
+            web.post("/_synapse/admin/v1/background_updates/start_job", self.start_job),
         ]
 
     async def get_status(self, request: web.Request) -> web.Response:
@@ -41,3 +51,21 @@ class BackgroundUpdateEndpoints:
             raise MatrixError(400, "M_INVALID_PARAM", "'enabled' must be true or false")
         self._updater.enabled = enabled
         return json_response({"enabled": enabled})
+
+    async def start_job(self, request: web.Request) -> web.Response:
+        """POST /_synapse/admin/v1/background_updates/start_job"""
+        await self._auth.require_admin(request)
+        body = await read_json_object(request)
+        job_name = body.get("job_name")
+        if job_name is None:
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'job_name'")
+        update = self._jobs.get(job_name) if isinstance(job_name, str) else None
+        if update is None:
+            known = ", ".join(sorted(self._jobs)) or "none"
+            # Synapse's status and errcode, which admin tools expect
+            raise MatrixError(400, "M_UNKNOWN", f"Invalid job_name; known jobs: {known}")
+        if not await self._updater.queue(update):
+            raise MatrixError(
+                400, "M_UNKNOWN", f"Job {job_name} is already in queue of background updates."
+            )
+        return json_response({})

@@ -74,3 +74,6 @@ class EventSendingService:
         # spec: transaction IDs are scoped to the device (or the token, without one)
         scope = requester.device_id or f"token:{requester.access_token_id}"
         return (requester.user_id, scope, txn_id)
+
+    # for other client sends that are idempotent per transaction (redactions)
+    txn = _txn
