@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Table, Text, delete, insert, select
+from sqlalchemy import BigInteger, Column, Table, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -91,3 +91,12 @@ async def get_aliases_for_room(db: Database, room_id: str) -> list[str]:
     )
     async with db.read() as conn:
         return [str(value) for value in (await conn.execute(query)).scalars()]
+
+
+async def move_aliases(conn: AsyncConnection, old_room_id: str, new_room_id: str) -> None:
+    """Point every local alias of the old room at the new one (room upgrades)."""
+    await conn.execute(
+        update(room_aliases)
+        .where(room_aliases.c.room_id == old_room_id)
+        .values(room_id=new_room_id)
+    )
