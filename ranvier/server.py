@@ -31,7 +31,9 @@ from ranvier.api.client import account_data as account_data_api
 from ranvier.api.client import capabilities as capabilities_api
 from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
+from ranvier.api.client import membership as membership_api
 from ranvier.api.client import profile as profile_api
+from ranvier.api.client import relations as relations_api
 from ranvier.api.client import rooms as rooms_api
 from ranvier.api.client import search as search_api
 from ranvier.api.client import user_directory as user_directory_api
@@ -54,16 +56,18 @@ from ranvier.services.devices import DeviceService
 from ranvier.services.filters import FilterService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
-from ranvier.services.profiles import ProfileService
+from ranvier.services.profiles import ProfileService, SharedRoomCheck
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.aliases import AliasService
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.event_sending import EventSendingService
+from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.public_rooms import PublicRoomsService
+from ranvier.services.rooms.redactions import Redactions
+from ranvier.services.rooms.relations import RelationsService
 from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.services.rooms.room_creation import RoomCreationService
-from ranvier.services.rooms.redactions import Redactions
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
@@ -137,11 +141,13 @@ class UserData:
     filters: FilterService
 
 
-def build_user_data(config: HomeserverConfig, database: Database) -> UserData:
-    # the rooms service will pass `shares_room` to ProfileService and subscribe to its
-    # changes (ProfileService.on_change) to update m.room.member events
+def build_user_data(
+    config: HomeserverConfig, database: Database, shares_room: SharedRoomCheck
+) -> UserData:
+    # `shares_room` comes from the rooms' membership service, which also subscribes to
+    # profile changes (ProfileService.on_change) to update m.room.member events
     return UserData(
-        profiles=ProfileService(config, ProfileStore(database)),
+        profiles=ProfileService(config, ProfileStore(database), shares_room),
         account_data=AccountDataService(AccountDataStore(database)),
         filters=FilterService(config, FilterStore(database)),
     )
@@ -181,6 +187,7 @@ class Rooms:
     """The room DAG and everything that writes to it."""
 
     sender: RoomEventSender
+    membership: MembershipService
     creation: RoomCreationService
     sending: EventSendingService
     serializer: ClientEventSerializer
@@ -189,6 +196,7 @@ class Rooms:
     user_directory: UserDirectoryService
     aliases: AliasService
     public_rooms: PublicRoomsService
+    relations: RelationsService
 
 
 async def build_rooms(
@@ -210,6 +218,7 @@ async def build_rooms(
     sender.on_persisted.append(search.on_persisted)
     user_directory = UserDirectoryService(config.user_directory, database, config.server_name)
     sender.on_persisted.append(user_directory.on_persisted)
+    relations = RelationsService(database, loader, serializer, visibility, redactions)
     profiles = ProfileStore(database)
 
     async def profile_of(user_id: str) -> tuple[str | None, str | None]:
@@ -228,11 +237,13 @@ async def build_rooms(
     sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
     return Rooms(
         sender=sender,
+        membership=MembershipService(sender, config.server_name, profile_of),
         creation=RoomCreationService(
             sender, config.server_name, config.default_room_version, profile_of
         ),
         sending=sending,
         aliases=aliases,
+        relations=relations,
         public_rooms=PublicRoomsService(
             database,
             loader,
@@ -334,9 +345,11 @@ class Homeserver:
         auth, rooms = self.accounts.auth, self.rooms
         return [
             *rooms_api.RoomEndpoints(auth, rooms.creation, rooms.sending).routes(),
+            *membership_api.MembershipEndpoints(auth, rooms.membership).routes(),
             *directory_api.AliasEndpoints(auth, rooms.aliases).routes(),
             *search_api.SearchEndpoints(auth, rooms.search).routes(),
             *user_directory_api.UserDirectoryEndpoints(auth, rooms.user_directory).routes(),
+            *relations_api.RelationEndpoints(auth, rooms.relations).routes(),
             *directory_api.RoomDirectoryEndpoints(
                 auth,
                 rooms.public_rooms,
@@ -381,14 +394,16 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
     accounts = build_accounts(config, database)
-    user_data = build_user_data(config, database)
+    rooms = await build_rooms(config, database, signing_key)
+    user_data = build_user_data(config, database, rooms.membership.shares_room)
+    user_data.profiles.on_change(rooms.membership.on_profile_change)
     return Homeserver(
         config=config,
         database=database,
         background_updater=updater,
         accounts=accounts,
         user_data=user_data,
-        rooms=await build_rooms(config, database, signing_key),
+        rooms=rooms,
         admin=build_admin(config, database, accounts, user_data),
         ratelimiters=Ratelimiters.from_config(config),
     )
