@@ -16,6 +16,7 @@ from aiohttp import web
 from ranvier import __version__
 from ranvier.api import root, wellknown
 from ranvier.api.admin import background_updates as admin_background_updates
+from ranvier.api.admin import event_reports as admin_event_reports_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import server_version
 from ranvier.api.admin import users as admin_users_api
@@ -34,6 +35,7 @@ from ranvier.api.client import filter as filter_api
 from ranvier.api.client import membership as membership_api
 from ranvier.api.client import profile as profile_api
 from ranvier.api.client import relations as relations_api
+from ranvier.api.client import room_reading as room_reading_api
 from ranvier.api.client import rooms as rooms_api
 from ranvier.api.client import search as search_api
 from ranvier.api.client import user_directory as user_directory_api
@@ -64,8 +66,11 @@ from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.event_sending import EventSendingService
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.public_rooms import PublicRoomsService
+from ranvier.services.rooms.reading import RoomReadingService
+from ranvier.services.rooms.redacting import RedactionService
 from ranvier.services.rooms.redactions import Redactions
 from ranvier.services.rooms.relations import RelationsService
+from ranvier.services.rooms.reports import ReportService
 from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.services.rooms.room_creation import RoomCreationService
 from ranvier.services.rooms.sender import RoomEventSender
@@ -81,6 +86,7 @@ from ranvier.storage.devices import DeviceStore
 from ranvier.storage.filters import FilterStore
 from ranvier.storage.profiles import ProfileStore
 from ranvier.storage.registration_tokens import RegistrationTokenStore
+from ranvier.storage.reports import ReportStore
 from ranvier.storage.schema import prepare_database
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
@@ -197,6 +203,9 @@ class Rooms:
     aliases: AliasService
     public_rooms: PublicRoomsService
     relations: RelationsService
+    reading: RoomReadingService
+    redacting: RedactionService
+    reports: ReportService
 
 
 async def build_rooms(
@@ -255,6 +264,11 @@ async def build_rooms(
         visibility=visibility,
         search=search,
         user_directory=user_directory,
+        reading=RoomReadingService(
+            database, loader, visibility, serializer, relations.bundled_aggregations
+        ),
+        redacting=RedactionService(sender, sending, loader, redactions),
+        reports=ReportService(database, ReportStore(database), loader, serializer),
     )
 
 
@@ -350,6 +364,10 @@ class Homeserver:
             *search_api.SearchEndpoints(auth, rooms.search).routes(),
             *user_directory_api.UserDirectoryEndpoints(auth, rooms.user_directory).routes(),
             *relations_api.RelationEndpoints(auth, rooms.relations).routes(),
+            *room_reading_api.RoomReadingEndpoints(
+                auth, rooms.reading, rooms.redacting, rooms.reports
+            ).routes(),
+            *admin_event_reports_api.EventReportEndpoints(auth, rooms.reports).routes(),
             *directory_api.RoomDirectoryEndpoints(
                 auth,
                 rooms.public_rooms,

@@ -14,10 +14,13 @@ from sqlalchemy import (
     Column,
     Table,
     Text,
+    and_,
     delete,
     false,
     func,
     insert,
+    not_,
+    or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -329,3 +332,119 @@ async def get_stream_orderings(db: Database, event_ids: Iterable[str]) -> dict[s
             for row in await conn.execute(query):
                 found[row.event_id] = row.stream_ordering
     return found
+
+
+# -- reading a room's timeline -----------------------------------------------------------------
+# A timeline position is the pair (topological_ordering, stream_ordering); see
+# ranvier/streams/tokens.py. Outliers and rejected events are not in any timeline.
+
+
+def _at_or_before(depth: int, stream: int) -> Any:
+    return or_(
+        events.c.topological_ordering < depth,
+        and_(events.c.topological_ordering == depth, events.c.stream_ordering <= stream),
+    )
+
+
+def _in_timeline(room_id: str) -> Any:
+    return and_(
+        events.c.room_id == room_id,
+        events.c.outlier == false(),
+        events.c.rejected_reason.is_(None),
+    )
+
+
+@dataclass(frozen=True)
+class TimelinePosition:
+    event_id: str
+    depth: int
+    stream: int
+
+
+async def paginate_room_events(
+    db: Database,
+    room_id: str,
+    *,
+    backwards: bool,
+    start: tuple[int, int] | None,
+    stop: tuple[int, int] | None,
+    limit: int,
+) -> list[TimelinePosition]:
+    """Up to `limit` events of a room's timeline in order of travel.
+
+    Backwards: events at or before `start` (None: the newest) and after `stop`.
+    Forwards: events after `start` (None: the oldest) and at or before `stop`.
+    """
+    query = select(
+        events.c.event_id, events.c.topological_ordering, events.c.stream_ordering
+    ).where(_in_timeline(room_id))
+    if backwards:
+        if start is not None:
+            query = query.where(_at_or_before(*start))
+        if stop is not None:
+            query = query.where(not_(_at_or_before(*stop)))
+        query = query.order_by(
+            events.c.topological_ordering.desc(), events.c.stream_ordering.desc()
+        )
+    else:
+        if start is not None:
+            query = query.where(not_(_at_or_before(*start)))
+        if stop is not None:
+            query = query.where(_at_or_before(*stop))
+        query = query.order_by(events.c.topological_ordering, events.c.stream_ordering)
+    async with db.read() as conn:
+        rows = await conn.execute(query.limit(limit))
+        return [
+            TimelinePosition(row.event_id, row.topological_ordering, row.stream_ordering)
+            for row in rows
+        ]
+
+
+async def get_timeline_position(db: Database, event_id: str) -> tuple[str, TimelinePosition] | None:
+    """(room_id, position) of an event in its room's timeline."""
+    query = select(events.c.room_id, events.c.topological_ordering, events.c.stream_ordering).where(
+        events.c.event_id == event_id,
+        events.c.outlier == false(),
+        events.c.rejected_reason.is_(None),
+    )
+    async with db.read() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return row.room_id, TimelinePosition(event_id, row.topological_ordering, row.stream_ordering)
+
+
+async def latest_position_at_stream(
+    db: Database, room_id: str, stream: int
+) -> TimelinePosition | None:
+    """The room's last timeline event with a stream position at or below `stream`."""
+    query = (
+        select(events.c.event_id, events.c.topological_ordering, events.c.stream_ordering)
+        .where(_in_timeline(room_id), events.c.stream_ordering <= stream)
+        .order_by(events.c.topological_ordering.desc(), events.c.stream_ordering.desc())
+        .limit(1)
+    )
+    async with db.read() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return TimelinePosition(row.event_id, row.topological_ordering, row.stream_ordering)
+
+
+async def event_closest_to_ts(
+    db: Database, room_id: str, ts: int, *, forwards: bool
+) -> tuple[str, int] | None:
+    """(event_id, origin_server_ts) of the first event at or after `ts` (forwards) or the
+    last at or before it (backwards)."""
+    query = select(events.c.event_id, events.c.origin_server_ts).where(_in_timeline(room_id))
+    if forwards:
+        query = query.where(events.c.origin_server_ts >= ts).order_by(
+            events.c.origin_server_ts, events.c.stream_ordering
+        )
+    else:
+        query = query.where(events.c.origin_server_ts <= ts).order_by(
+            events.c.origin_server_ts.desc(), events.c.stream_ordering.desc()
+        )
+    async with db.read() as conn:
+        row = (await conn.execute(query.limit(1))).first()
+    return None if row is None else (row.event_id, row.origin_server_ts)
