@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     case,
     cast,
+    column,
     delete,
     false,
     func,
@@ -32,11 +33,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    table,
     true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import TableClause
 
 from ranvier.storage.aliases import room_aliases
 from ranvier.storage.database import Database
@@ -559,32 +562,28 @@ class RoomAdminStore:
     async def purge_room(self, room_id: str) -> None:
         """Delete every row about the room, in one transaction per group of tables.
 
-        Every table of the live schema that has a `room_id` column is swept, so tables that
-        later features add are purged without a change here; tables keyed by event alone are
-        swept through the room's events. The `rooms` row goes last: until then a failed
-        purge can be started again and finds the room.
+        The tables are found in the database itself, not in a list kept here: every table
+        with a `room_id` column is swept by room, and every table keyed by `event_id` alone
+        through the room's events, so what later features add (full text indexes made in
+        raw SQL included) is purged without a change here. The `rooms` row goes last: until
+        then a failed purge can be started again and finds the room.
         """
         async with self._db.read() as conn:
-            existing = set(await conn.run_sync(_table_names))
-        live = [
-            table
-            for table in metadata.sorted_tables
-            if table.name in existing and table.name not in KEPT_ON_PURGE
-        ]
+            columns_by_table = await conn.run_sync(_columns_by_table)
+        special = {rooms.name, events.name, state_groups.name, state_group_state.name}
+        by_event: list[TableClause] = []
+        by_room: list[TableClause] = []
+        for name, columns in sorted(columns_by_table.items()):
+            if name in KEPT_ON_PURGE or name in special:
+                continue
+            if "room_id" in columns:
+                by_room.append(table(name, column("room_id")))
+            elif "event_id" in columns:
+                by_event.append(table(name, column("event_id")))
         room_events = select(events.c.event_id).where(events.c.room_id == room_id)
-        by_event = [
-            table
-            for table in live
-            if "event_id" in table.c and "room_id" not in table.c and table is not events
-        ]
-        by_room = [
-            table
-            for table in live
-            if "room_id" in table.c and table not in (rooms, events, state_groups)
-        ]
         async with self._db.transaction() as conn:
-            for table in by_event:
-                await conn.execute(delete(table).where(table.c.event_id.in_(room_events)))
+            for swept in by_event:
+                await conn.execute(delete(swept).where(swept.c.event_id.in_(room_events)))
         async with self._db.transaction() as conn:
             groups = select(state_groups.c.id).where(state_groups.c.room_id == room_id)
             await conn.execute(
@@ -592,8 +591,8 @@ class RoomAdminStore:
             )
             await conn.execute(delete(state_groups).where(state_groups.c.room_id == room_id))
         async with self._db.transaction() as conn:
-            for table in by_room:
-                await conn.execute(delete(table).where(table.c.room_id == room_id))
+            for swept in by_room:
+                await conn.execute(delete(swept).where(swept.c.room_id == room_id))
         async with self._db.transaction() as conn:
             await conn.execute(delete(events).where(events.c.room_id == room_id))
             await conn.execute(delete(rooms).where(rooms.c.room_id == room_id))
@@ -604,8 +603,12 @@ class RoomAdminStore:
             return (await conn.execute(query)).first() is not None
 
 
-def _table_names(conn: Connection) -> list[str]:
-    return list(inspect(conn).get_table_names())
+def _columns_by_table(conn: Connection) -> dict[str, set[str]]:
+    inspector = inspect(conn)
+    return {
+        name: {str(info["name"]) for info in inspector.get_columns(name)}
+        for name in inspector.get_table_names()
+    }
 
 
 __all__ = [
