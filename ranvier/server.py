@@ -18,6 +18,7 @@ from ranvier.api import root, wellknown
 from ranvier.api.admin import background_updates as admin_background_updates
 from ranvier.api.admin import event_reports as admin_event_reports_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
+from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_version
 from ranvier.api.admin import users as admin_users_api
 from ranvier.api.client import (
@@ -60,8 +61,10 @@ from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.profiles import ProfileService, SharedRoomCheck
 from ranvier.services.registration_tokens import RegistrationTokenService
+from ranvier.services.rooms.admin import RoomAdminService
 from ranvier.services.rooms.aliases import AliasService
 from ranvier.services.rooms.client_events import ClientEventSerializer
+from ranvier.services.rooms.deletion import RoomDeletionService
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.event_sending import EventSendingService
 from ranvier.services.rooms.membership import MembershipService
@@ -87,6 +90,7 @@ from ranvier.storage.filters import FilterStore
 from ranvier.storage.profiles import ProfileStore
 from ranvier.storage.registration_tokens import RegistrationTokenStore
 from ranvier.storage.reports import ReportStore
+from ranvier.storage.room_admin import RoomAdminStore
 from ranvier.storage.schema import prepare_database
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
@@ -222,12 +226,12 @@ async def build_rooms(
     sender.on_persisted.append(redactions.on_persisted)
     serializer = ClientEventSerializer(database, loader, redactions)
     visibility = HistoryVisibility(database, loader)
+    relations = RelationsService(database, loader, serializer, visibility, redactions)
     search = SearchService(database, loader, visibility, serializer, redactions)
     sender.in_persist_transaction.append(search.index_in_transaction)
     sender.on_persisted.append(search.on_persisted)
     user_directory = UserDirectoryService(config.user_directory, database, config.server_name)
     sender.on_persisted.append(user_directory.on_persisted)
-    relations = RelationsService(database, loader, serializer, visibility, redactions)
     profiles = ProfileStore(database)
 
     async def profile_of(user_id: str) -> tuple[str | None, str | None]:
@@ -272,6 +276,23 @@ async def build_rooms(
     )
 
 
+@dataclass(frozen=True)
+class RoomAdmin:
+    """The server admin's tools for rooms: the room admin API, blocking, deleting."""
+
+    rooms: RoomAdminService
+    deletion: RoomDeletionService
+
+
+async def build_room_admin(config: HomeserverConfig, database: Database, rooms: Rooms) -> RoomAdmin:
+    store = RoomAdminStore(database, config.server_name)
+    admin = RoomAdminService(store, rooms.sender, rooms.serializer)
+    rooms.sender.before_send.append(admin.refuse_joins_to_blocked_rooms)
+    deletion = RoomDeletionService(store, rooms.sender, rooms.creation, rooms.membership)
+    await deletion.recover()
+    return RoomAdmin(rooms=admin, deletion=deletion)
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
@@ -281,6 +302,7 @@ class Homeserver:
     user_data: UserData
     rooms: Rooms
     admin: Admin
+    room_admin: RoomAdmin
     ratelimiters: Ratelimiters
     runners: list[web.AppRunner] = field(default_factory=list)
 
@@ -358,16 +380,21 @@ class Homeserver:
     def _room_routes(self) -> list[web.RouteDef]:
         auth, rooms = self.accounts.auth, self.rooms
         return [
-            *rooms_api.RoomEndpoints(auth, rooms.creation, rooms.sending).routes(),
+            *rooms_api.RoomEndpoints(
+                auth, rooms.creation, rooms.sending, self.ratelimiters
+            ).routes(),
+            *admin_rooms_api.RoomAdminEndpoints(
+                auth, self.room_admin.rooms, self.room_admin.deletion, self.config.server_name
+            ).routes(),
             *membership_api.MembershipEndpoints(auth, rooms.membership).routes(),
             *directory_api.AliasEndpoints(auth, rooms.aliases).routes(),
-            *search_api.SearchEndpoints(auth, rooms.search).routes(),
-            *user_directory_api.UserDirectoryEndpoints(auth, rooms.user_directory).routes(),
             *relations_api.RelationEndpoints(auth, rooms.relations).routes(),
             *room_reading_api.RoomReadingEndpoints(
                 auth, rooms.reading, rooms.redacting, rooms.reports
             ).routes(),
             *admin_event_reports_api.EventReportEndpoints(auth, rooms.reports).routes(),
+            *search_api.SearchEndpoints(auth, rooms.search).routes(),
+            *user_directory_api.UserDirectoryEndpoints(auth, rooms.user_directory).routes(),
             *directory_api.RoomDirectoryEndpoints(
                 auth,
                 rooms.public_rooms,
@@ -403,6 +430,8 @@ class Homeserver:
             await runner.cleanup()
         self.runners.clear()
         await self.background_updater.stop()
+        # an interrupted deletion is marked failed at the next start
+        await self.room_admin.deletion.stop()
         await self.accounts.access_tokens.wait_idle()
         await self.database.close()
 
@@ -423,6 +452,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         user_data=user_data,
         rooms=rooms,
         admin=build_admin(config, database, accounts, user_data),
+        room_admin=await build_room_admin(config, database, rooms),
         ratelimiters=Ratelimiters.from_config(config),
     )
 
