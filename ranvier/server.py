@@ -37,6 +37,7 @@ from ranvier.api.client import membership as membership_api
 from ranvier.api.client import profile as profile_api
 from ranvier.api.client import relations as relations_api
 from ranvier.api.client import room_reading as room_reading_api
+from ranvier.api.client import room_upgrades as room_upgrades_api
 from ranvier.api.client import rooms as rooms_api
 from ranvier.api.client import search as search_api
 from ranvier.api.client import user_directory as user_directory_api
@@ -77,6 +78,7 @@ from ranvier.services.rooms.reports import ReportService
 from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.services.rooms.room_creation import RoomCreationService
 from ranvier.services.rooms.sender import RoomEventSender
+from ranvier.services.rooms.upgrade import RoomUpgradeService
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
 from ranvier.services.tokens import AccessTokens
@@ -198,6 +200,7 @@ class Rooms:
 
     sender: RoomEventSender
     membership: MembershipService
+    upgrades: RoomUpgradeService
     creation: RoomCreationService
     sending: EventSendingService
     serializer: ClientEventSerializer
@@ -251,6 +254,7 @@ async def build_rooms(
     return Rooms(
         sender=sender,
         membership=MembershipService(sender, config.server_name, profile_of),
+        upgrades=RoomUpgradeService(sender, config.server_name, profile_of),
         creation=RoomCreationService(
             sender, config.server_name, config.default_room_version, profile_of
         ),
@@ -387,6 +391,7 @@ class Homeserver:
                 auth, self.room_admin.rooms, self.room_admin.deletion, self.config.server_name
             ).routes(),
             *membership_api.MembershipEndpoints(auth, rooms.membership).routes(),
+            *room_upgrades_api.RoomUpgradeEndpoints(auth, rooms.upgrades).routes(),
             *directory_api.AliasEndpoints(auth, rooms.aliases).routes(),
             *relations_api.RelationEndpoints(auth, rooms.relations).routes(),
             *room_reading_api.RoomReadingEndpoints(
