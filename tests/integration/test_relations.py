@@ -378,3 +378,49 @@ def test_thread_list_refusals(server: RunningServer, alice: Session, bob: Sessio
         assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")
     anonymous = request("GET", f"{server.url}{CLIENT_V1}/rooms/{quote(room_id)}/threads")
     assert (anonymous.status, anonymous.errcode) == (401, "M_MISSING_TOKEN")
+
+
+def redact(server: RunningServer, session: Session, room_id: str, event_id: str) -> None:
+    url = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/redact/{quote(event_id)}/r{next(_txns)}"
+    reply = authed(session, "PUT", url, {"reason": "test"})
+    assert reply.status == 200, reply.body
+
+
+def get_event(server: RunningServer, session: Session, room_id: str, event_id: str) -> Any:
+    url = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/event/{quote(event_id)}"
+    reply = authed(session, "GET", url)
+    assert reply.status == 200, reply.body
+    return reply.json()
+
+
+def test_redaction_breaks_relations(server: RunningServer, alice: Session) -> None:
+    room_id = create_room(server, alice)
+    root = send(server, alice, room_id, "root")
+    kept = send(server, alice, room_id, "kept", thread(root))
+    dropped = send(server, alice, room_id, "dropped", thread(root))
+    first_edit = edit(server, alice, room_id, root, "root, edited")
+    second_edit = edit(server, alice, room_id, root, "root, edited again")
+
+    bundled = get_event(server, alice, room_id, root)["unsigned"]["m.relations"]
+    assert bundled["m.thread"]["count"] == 2
+    assert bundled["m.thread"]["latest_event"]["event_id"] == dropped
+    assert bundled["m.replace"]["event_id"] == second_edit
+
+    redact(server, alice, room_id, dropped)
+    redact(server, alice, room_id, second_edit)
+    assert ids(relations(server, alice, room_id, root, "m.thread")) == [kept]
+    bundled = get_event(server, alice, room_id, root)["unsigned"]["m.relations"]
+    assert bundled["m.thread"]["count"] == 1
+    assert bundled["m.thread"]["latest_event"]["event_id"] == kept
+    # the previous edit counts again
+    assert bundled["m.replace"]["event_id"] == first_edit
+
+    # a redacted original is served without its edits
+    redact(server, alice, room_id, kept)
+    edited = send(server, alice, room_id, "to be redacted")
+    edit(server, alice, room_id, edited, "edited")
+    assert "m.replace" in get_event(server, alice, room_id, edited)["unsigned"]["m.relations"]
+    redact(server, alice, room_id, edited)
+    served = get_event(server, alice, room_id, edited)
+    assert "m.relations" not in served["unsigned"]
+    assert "redacted_because" in served["unsigned"]
