@@ -265,3 +265,17 @@ def test_search_errors(server: RunningServer, alice: Session) -> None:
     assert (empty.status, empty.json()) == (200, {"search_categories": {}})
     # a term without any word finds nothing
     assert room_events(search(server, alice, search_term="  !! "))["results"] == []
+
+
+def test_redacted_events_vanish_from_results(server: RunningServer, alice: Session) -> None:
+    room_id = create_room(server, alice)
+    kept = send(server, alice, room_id, "the wombat stays")
+    gone = send(server, alice, room_id, "the wombat goes")
+    assert set(ids(room_events(search(server, alice, search_term="wombat")))) == {kept, gone}
+    url = f"{server.url}{CLIENT}/rooms/{room_id}/redact/{gone}/r{next(_txn)}"
+    reply = authed(alice, "PUT", url, {"reason": "oops"})
+    assert reply.status == 200, reply.body
+    for order in ("rank", "recent"):
+        result = room_events(search(server, alice, search_term="wombat", order_by=order))
+        assert ids(result) == [kept]
+        assert result["count"] == 1
