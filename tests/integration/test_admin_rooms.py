@@ -469,6 +469,16 @@ def test_delete_room_v2_moves_people_and_aliases_then_purges(
     assert new_room["canonical_alias"] is None
     members = admin_get(server, admin, f"/v1/rooms/{new_room_id}/members").json()["members"]
     assert set(members) == {admin.user_id, alice.user_id, bob.user_id}
+    messages = authed(
+        bob, "GET", f"{server.url}{CLIENT}/rooms/{quote(new_room_id)}/messages?dir=b&limit=50"
+    )
+    assert messages.status == 200, messages.body
+    notices = [
+        (event["sender"], event["content"].get("body"))
+        for event in messages.json()["chunk"]
+        if event["type"] == "m.room.message"
+    ]
+    assert notices == [(admin.user_id, "Moved here")]
     joined = authed(bob, "GET", f"{server.url}{CLIENT}/joined_rooms").json()["joined_rooms"]
     assert new_room_id in joined and room_id not in joined
     alias = quote(f"#{alias_name}:{SERVER_NAME}")
