@@ -205,7 +205,14 @@ def test_recursive_relations(server: RunningServer, alice: Session) -> None:
     grandchild = send(server, alice, room_id, "grandchild", reference(child))
     great = send(server, alice, room_id, "great-grandchild", reference(grandchild))
     too_deep = send(server, alice, room_id, "too deep", reference(great))
-    beside = send(server, alice, room_id, "thread reply to child", thread(child))
+    beside = send(
+        server,
+        alice,
+        room_id,
+        "",
+        {"rel_type": "m.annotation", "event_id": child, "key": "👍"},
+        event_type="m.reaction",
+    )
 
     direct = relations(server, alice, room_id, root, recurse="false")
     assert ids(direct) == [child]
@@ -214,7 +221,7 @@ def test_recursive_relations(server: RunningServer, alice: Session) -> None:
     assert ids(deep) == [beside, great, grandchild, child]
     assert deep.json()["recursion_depth"] == 3
     assert too_deep not in ids(deep)
-    # the filter applies at every level: the thread reply hangs off a reference
+    # the filter applies at every level: the reaction hangs off a reference
     filtered = relations(server, alice, room_id, root, "m.reference", recurse="true")
     assert ids(filtered) == [great, grandchild, child]
 
@@ -424,3 +431,23 @@ def test_redaction_breaks_relations(server: RunningServer, alice: Session) -> No
     served = get_event(server, alice, room_id, edited)
     assert "m.relations" not in served["unsigned"]
     assert "redacted_because" in served["unsigned"]
+
+
+def test_threads_cannot_start_from_an_event_with_a_relation(
+    server: RunningServer, alice: Session
+) -> None:
+    room_id = create_room(server, alice)
+    root = send(server, alice, room_id, "root")
+    reply = send(server, alice, room_id, "reply", thread(root))
+    url = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/bad-thread"
+    content = {"msgtype": "m.text", "body": "nested", "m.relates_to": thread(reply)}
+    refused = authed(alice, "PUT", url, content)
+    assert (refused.status, refused.errcode) == (400, "M_UNKNOWN")
+    assert ids(relations(server, alice, room_id, reply)) == []
+    # replying inside a thread targets the root, with the reply as m.in_reply_to
+    in_thread_reply = {**thread(root), "m.in_reply_to": {"event_id": reply}}
+    answered = send(server, alice, room_id, "answer", in_thread_reply)
+    assert ids(relations(server, alice, room_id, root)) == [answered, reply]
+    # a rich reply has no rel_type, so a thread may start from it
+    rich = send(server, alice, room_id, "rich", {"m.in_reply_to": {"event_id": root}})
+    send(server, alice, room_id, "thread off a reply", thread(rich))

@@ -19,15 +19,22 @@ MEMBERSHIP_EVENT = "m.room.member"
 # is valid to the auth rules but not to the client API (e.g. m.room.canonical_alias naming
 # aliases of other rooms)
 StateValidator = Callable[[Requester, str, str, dict[str, Any]], Awaitable[None]]
+# (requester, room_id, event_type, content): the same for message events (e.g. a thread
+# started off an event that itself relates to another)
+MessageValidator = Callable[[Requester, str, str, dict[str, Any]], Awaitable[None]]
 
 
 class EventSendingService:
     def __init__(self, sender: RoomEventSender) -> None:
         self._sender = sender
         self._state_validators: dict[str, list[StateValidator]] = {}
+        self._message_validators: list[MessageValidator] = []
 
     def add_state_validator(self, event_type: str, validator: StateValidator) -> None:
         self._state_validators.setdefault(event_type, []).append(validator)
+
+    def add_message_validator(self, validator: MessageValidator) -> None:
+        self._message_validators.append(validator)
 
     async def send_message(
         self,
@@ -38,6 +45,8 @@ class EventSendingService:
         txn_id: str,
     ) -> Event:
         """PUT /rooms/{roomId}/send/{eventType}/{txnId}: idempotent per device and txn ID."""
+        for validator in self._message_validators:
+            await validator(requester, room_id, event_type, content)
         template = EventTemplate(event_type, requester.user_id, content, room_id)
         return await self.send(template, txn=self._txn(requester, txn_id))
 

@@ -116,6 +116,24 @@ class RelationsService:
         self._visibility = visibility
         self._redactions = redactions
 
+    # -- sending -------------------------------------------------------------------------
+
+    async def check_new_relation(
+        self, requester: Requester, room_id: str, event_type: str, content: dict[str, Any]
+    ) -> None:
+        """A message validator for EventSendingService: refuse a thread whose root relates
+        to another event (spec: threading, "Validation of m.thread relationships")."""
+        relates = content.get("m.relates_to")
+        if not isinstance(relates, dict) or relates.get("rel_type") != THREAD:
+            return
+        root_id = relates.get("event_id")
+        root = await self._loader.get_event(root_id) if isinstance(root_id, str) else None
+        if root is not None and root.room_id == room_id and relation_of(root) is not None:
+            # spec: no specific error code exists for this; M_UNKNOWN with a 400
+            raise MatrixError(
+                400, "M_UNKNOWN", "Cannot start a thread from an event that has a relation"
+            )
+
     # -- GET /relations ------------------------------------------------------------------
 
     async def get_relations(
