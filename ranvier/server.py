@@ -251,6 +251,7 @@ async def build_rooms(
     )
     sending = EventSendingService(sender)
     sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
+    sending.add_message_validator(relations.check_new_relation)
     return Rooms(
         sender=sender,
         membership=MembershipService(sender, config.server_name, profile_of),
