@@ -493,6 +493,11 @@ def test_delete_room_v2_moves_people_and_aliases_then_purges(
         {"msgtype": "m.text", "body": "still?"},
     )
     assert again.status == 403
+    # nothing of the old room is served any more
+    old = f"{server.url}{CLIENT}/rooms/{quote(room_id)}"
+    for path in (f"/event/{quote(send.json()['event_id'])}", "/messages?dir=b", "/state"):
+        gone = authed(bob, "GET", old + path)
+        assert gone.status in (403, 404), (path, gone.status, gone.body)
 
 
 def test_delete_without_purge_keeps_the_room_blocked_and_empty(
