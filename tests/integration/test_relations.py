@@ -451,3 +451,18 @@ def test_threads_cannot_start_from_an_event_with_a_relation(
     # a rich reply has no rel_type, so a thread may start from it
     rich = send(server, alice, room_id, "rich", {"m.in_reply_to": {"event_id": root}})
     send(server, alice, room_id, "thread off a reply", thread(rich))
+
+
+def test_messages_tokens_page_relations(server: RunningServer, alice: Session) -> None:
+    room_id = create_room(server, alice)
+    parent = send(server, alice, room_id, "parent")
+    children = [send(server, alice, room_id, f"reply {i}", thread(parent)) for i in range(3)]
+    url = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/messages?dir=b&limit=1"
+    page = authed(alice, "GET", url)
+    assert page.status == 200, page.body
+    assert [event["event_id"] for event in page.json()["chunk"]] == [children[2]]
+    # /messages' `end` lies before the newest reply: relations from there skip it
+    after_newest = relations(server, alice, room_id, parent, **{"from": page.json()["end"]})
+    assert ids(after_newest) == [children[1], children[0]]
+    from_start = relations(server, alice, room_id, parent, **{"from": page.json()["start"]})
+    assert ids(from_start) == children[::-1]

@@ -9,7 +9,6 @@ out of lists and aggregations, and a parent they may not see is not found.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.storage import relations as relation_store
 from ranvier.storage.database import Database
 from ranvier.storage.relations import ChildRow, Position
+from ranvier.streams.tokens import InvalidToken, RoomPosition, StreamToken, parse_token
 
 REPLACE = "m.replace"
 THREAD = "m.thread"
@@ -35,24 +35,22 @@ RECURSION_DEPTH = 3
 # how far back a thread is searched for a latest event the user may see
 LATEST_THREAD_EVENT_SEARCH = 50
 
-# Pagination tokens. `t{topological}-{stream}` is a point just after that event (the
-# form /relations hands out); `s{stream}` is a stream position, as sync tokens carry.
-_TOPOLOGICAL_TOKEN = re.compile(r"t(-?\d+)-(\d+)")
-_STREAM_TOKEN = re.compile(r"s(\d+)(?:_.*)?")
-
 
 def parse_position(token: str) -> Position:
-    if match := _TOPOLOGICAL_TOKEN.fullmatch(token):
-        return Position(int(match[1]), int(match[2]))
-    if match := _STREAM_TOKEN.fullmatch(token):
-        return Position(None, int(match[1]))
-    raise MatrixError(400, "M_INVALID_PARAM", "Unknown pagination token")
+    """A /relations, /messages or /sync token (streams/tokens.py) as a point to page from."""
+    try:
+        parsed = parse_token(token)
+    except InvalidToken:
+        raise MatrixError(400, "M_INVALID_PARAM", "Unknown pagination token") from None
+    if isinstance(parsed, StreamToken):
+        return Position(None, parsed.stream)
+    return Position(parsed.depth, parsed.stream)
 
 
 def format_position(position: Position) -> str:
     if position.topological is None:
-        return f"s{position.stream}"
-    return f"t{position.topological}-{position.stream}"
+        return str(StreamToken(position.stream))
+    return str(RoomPosition(position.topological, position.stream))
 
 
 def relation_of(event: Event) -> tuple[str, str] | None:
