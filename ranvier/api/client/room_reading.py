@@ -96,8 +96,9 @@ class RoomReadingEndpoints:
             web.get(rooms + "/event/{eventId}", self.get_event),
             web.get(rooms + "/state", self.get_state),
             web.get(rooms + "/state/{eventType}/{stateKey}", self.get_state_event),
-            # spec: an empty state key may be left out of the path
+            # spec: an empty state key may be left out of the path (with or without the slash)
             web.get(rooms + "/state/{eventType}", self.get_state_event),
+            web.get(rooms + "/state/{eventType}/", self.get_state_event),
             web.get(rooms + "/members", self.get_members),
             web.get(rooms + "/joined_members", self.get_joined_members),
             web.get(rooms + "/messages", self.get_messages),
