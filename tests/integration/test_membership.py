@@ -480,3 +480,100 @@ def test_joined_rooms(server: RunningServer) -> None:
     assert sorted(joined_rooms(server, dora)) == sorted([created, second])
     ok(post(server, dora, f"/rooms/{second}/leave"))
     assert joined_rooms(server, dora) == [created]
+
+
+# -- what member events say ------------------------------------------------------------------
+
+
+def member_content(server: RunningServer, session: Session, room_id: str, user_id: str) -> Any:
+    url = f"{server.url}{CLIENT}/rooms/{room_id}/state/m.room.member/{user_id}"
+    return ok(authed(session, "GET", url))
+
+
+def set_profile(server: RunningServer, session: Session, key: str, value: str) -> None:
+    url = f"{server.url}{CLIENT}/profile/{session.user_id}/{key}"
+    ok(authed(session, "PUT", url, {key: value}))
+
+
+def test_member_events_carry_profile_and_reason(server: RunningServer, cast: Cast) -> None:
+    erin = register(server.url, f"erin{next(_names)}")
+    set_profile(server, erin, "displayname", "Erin")
+    set_profile(server, erin, "avatar_url", "mxc://test.localhost/erin")
+    room_id = make_room(server, cast, "10")
+    reply = post(
+        server,
+        cast.alice,
+        f"/rooms/{room_id}/invite",
+        {"user_id": erin.user_id, "reason": "welcome"},
+    )
+    ok(reply)
+    invite = member_content(server, cast.alice, room_id, erin.user_id)
+    assert invite == {
+        "membership": "invite",
+        "reason": "welcome",
+        "displayname": "Erin",
+        "avatar_url": "mxc://test.localhost/erin",
+    }
+    ok(post(server, erin, f"/rooms/{room_id}/join", {"reason": "thanks"}))
+    assert member_content(server, erin, room_id, erin.user_id) == {
+        "membership": "join",
+        "reason": "thanks",
+        "displayname": "Erin",
+        "avatar_url": "mxc://test.localhost/erin",
+    }
+    ok(post(server, cast.mod, f"/rooms/{room_id}/ban", {"user_id": erin.user_id, "reason": "spam"}))
+    assert member_content(server, cast.alice, room_id, erin.user_id) == {
+        "membership": "ban",
+        "reason": "spam",
+    }
+
+
+def test_profile_changes_reach_joined_rooms(server: RunningServer, cast: Cast) -> None:
+    frank = register(server.url, f"frank{next(_names)}")
+    joined = [make_room(server, cast, version, join_rule="public") for version in ("1", "12")]
+    left = make_room(server, cast, "10", join_rule="public")
+    for room_id in [*joined, left]:
+        ok(post(server, frank, f"/rooms/{room_id}/join"))
+    ok(post(server, frank, f"/rooms/{left}/leave"))
+
+    set_profile(server, frank, "displayname", "Frank the Second")
+    set_profile(server, frank, "avatar_url", "mxc://test.localhost/frank")
+    for room_id in joined:
+        assert member_content(server, frank, room_id, frank.user_id) == {
+            "membership": "join",
+            "displayname": "Frank the Second",
+            "avatar_url": "mxc://test.localhost/frank",
+        }
+        assert can_send(server, frank, room_id)
+    # a room he has left gets no new join
+    assert member_content(server, cast.alice, left, frank.user_id)["membership"] == "leave"
+    # removing the display name removes it from the member events
+    ok(authed(frank, "DELETE", f"{server.url}{CLIENT}/profile/{frank.user_id}/displayname"))
+    assert member_content(server, frank, joined[0], frank.user_id) == {
+        "membership": "join",
+        "avatar_url": "mxc://test.localhost/frank",
+    }
+
+
+def test_restricted_join_names_the_authorising_user(server: RunningServer, cast: Cast) -> None:
+    space = make_room(server, cast, "10", join_rule="public")
+    room_id = make_room(
+        server,
+        cast,
+        "10",
+        join_rule="restricted",
+        allow=[{"type": "m.room_membership", "room_id": space}],
+    )
+    insider = register(server.url, f"insider{next(_names)}")
+    ok(post(server, insider, f"/rooms/{space}/join"))
+    ok(post(server, insider, f"/rooms/{room_id}/join"))
+    content = member_content(server, insider, room_id, insider.user_id)
+    # the highest-powered local member who may invite: the creator
+    assert content["join_authorised_via_users_server"] == cast.alice.user_id
+    # an invited user needs nobody to vouch for them
+    bring_to(server, cast, room_id, cast.carol, "invite")
+    ok(post(server, cast.carol, f"/rooms/{room_id}/join"))
+    assert "join_authorised_via_users_server" not in member_content(
+        server, cast.carol, room_id, cast.carol.user_id
+    )
+
