@@ -576,4 +576,3 @@ def test_restricted_join_names_the_authorising_user(server: RunningServer, cast:
     assert "join_authorised_via_users_server" not in member_content(
         server, cast.carol, room_id, cast.carol.user_id
     )
-
