@@ -293,6 +293,7 @@ async def build_room_admin(config: HomeserverConfig, database: Database, rooms: 
     store = RoomAdminStore(database, config.server_name)
     admin = RoomAdminService(store, rooms.sender, rooms.serializer)
     rooms.sender.before_send.append(admin.refuse_joins_to_blocked_rooms)
+    rooms.membership.join_checks.append(admin.refuse_blocked_room)
     deletion = RoomDeletionService(store, rooms.sender, rooms.creation, rooms.membership)
     await deletion.recover()
     return RoomAdmin(rooms=admin, deletion=deletion)

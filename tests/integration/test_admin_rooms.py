@@ -462,6 +462,8 @@ def test_delete_room_v2_moves_people_and_aliases_then_purges(
     assert listed["total_rooms"] == 0
     block = admin_get(server, admin, f"/v1/rooms/{room_id}/block").json()
     assert block == {"block": True, "user_id": admin.user_id}
+    refused = join(server, bob, room_id)
+    assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")
 
     # the people and the alias are in the new room, which says why
     new_room = admin_get(server, admin, f"/v1/rooms/{new_room_id}").json()

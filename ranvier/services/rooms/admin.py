@@ -132,5 +132,9 @@ class RoomAdminService:
             return
         if template.content.get("membership") in ALLOWED_IN_BLOCKED_ROOMS:
             return
-        if await self._store.is_blocked(template.room_id):
+        await self.refuse_blocked_room(template.room_id)
+
+    async def refuse_blocked_room(self, room_id: str) -> None:
+        """403 if the room is blocked, whether this server still has the room or not."""
+        if await self._store.is_blocked(room_id):
             raise MatrixError(403, "M_FORBIDDEN", "This room has been blocked on this server")

@@ -60,6 +60,9 @@ class MembershipService:
         self._db = sender.db
         self._server_name = server_name
         self._profile_lookup = profile_lookup
+        # raise to refuse joins and knocks to a room ID before the room is looked up, so
+        # that rules about a room hold even once it is gone here (a blocked, purged room)
+        self.join_checks: list[Callable[[str], Awaitable[None]]] = []
 
     # -- queries -------------------------------------------------------------------------
 
@@ -118,6 +121,7 @@ class MembershipService:
         via: Sequence[str] = (),
     ) -> str:
         """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room ID."""
+        await self._check_join(room_id_or_alias)
         room_id = await self.resolve_room(room_id_or_alias, via)
         user_id = requester.user_id
         head = await self._head(room_id, missing=not_found(f"Unknown room {room_id}"))
@@ -144,6 +148,7 @@ class MembershipService:
         via: Sequence[str] = (),
     ) -> str:
         """POST /knock/{roomIdOrAlias}; returns the room ID."""
+        await self._check_join(room_id_or_alias)
         room_id = await self.resolve_room(room_id_or_alias, via)
         user_id = requester.user_id
         head = await self._head(room_id, missing=not_found(f"Unknown room {room_id}"))
@@ -153,6 +158,11 @@ class MembershipService:
         content = await self._content_with_profile("knock", user_id, reason)
         await self._update(room_id, user_id, user_id, content, current)
         return room_id
+
+    async def _check_join(self, room_id_or_alias: str) -> None:
+        if room_id_or_alias.startswith("!"):
+            for check in self.join_checks:
+                await check(room_id_or_alias)
 
     async def _restricted_join_authoriser(
         self, head: RoomHead, room_id: str, user_id: str
