@@ -6,17 +6,29 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from ranvier.config.models import UserDirectoryConfig
+from ranvier.config.models import DatabaseConfig, UserDirectoryConfig
 from ranvier.http.errors import MatrixError
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.redactions import Redactions
 from ranvier.services.rooms.visibility import HistoryVisibility
-from ranvier.services.search import BatchToken, SearchService, _text_of, highlights, search_words
-from ranvier.services.user_directory import UserDirectoryService, is_public_to_directory
+from ranvier.services.search import (
+    POPULATE_EVENT_SEARCH,
+    BatchToken,
+    SearchService,
+    _text_of,
+    highlights,
+    search_words,
+)
+from ranvier.services.user_directory import (
+    POPULATE_USER_DIRECTORY,
+    UserDirectoryService,
+    is_public_to_directory,
+)
 from ranvier.storage import search as search_store
-from ranvier.storage.background_updates import BackgroundUpdater
-from ranvier.storage.database import Database
+from ranvier.storage.background_updates import BackgroundUpdater, pending_background_updates
+from ranvier.storage.database import Database, open_database
+from ranvier.storage.schema import upgrade
 from ranvier.storage.search import SearchQuery
 from tests.services.test_room_sender import ALICE, SERVER, create_room, message, new_sender
 
@@ -83,7 +95,10 @@ async def test_background_updates_index_what_existed_before(database: Database) 
     updater = BackgroundUpdater(database, batch_size=1)
     search.register_background_updates(updater)
     directory.register_background_updates(updater)
-    # the migration queued both updates
+    # as the migration does on a database that already has rooms
+    for name in (POPULATE_EVENT_SEARCH, POPULATE_USER_DIRECTORY):
+        assert await updater.queue(name)
+    assert not await updater.queue(POPULATE_EVENT_SEARCH)
     assert await updater.run_until_done() > 2
     assert await updater.has_completed_all()
 
@@ -93,3 +108,24 @@ async def test_background_updates_index_what_existed_before(database: Database) 
     async with database.read() as conn:
         rows = await conn.execute(text("SELECT room_id FROM user_directory_public_rooms"))
         assert [row.room_id for row in rows] == [room_id]
+
+
+async def test_the_migration_queues_indexing_only_where_rooms_exist(
+    database_config: DatabaseConfig,
+) -> None:
+    db = await open_database(database_config)
+    try:
+        await upgrade(db, "0007_event_reports")
+        async with db.transaction() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO rooms (room_id, room_version, creator, created_ts) "
+                    "VALUES ('!r:x', '10', '@a:x', 0)"
+                )
+            )
+        await upgrade(db)
+        pending = [update.name for update in await pending_background_updates(db)]
+        # a room but no events yet: only the directory has something to rebuild
+        assert pending == [POPULATE_USER_DIRECTORY]
+    finally:
+        await db.close()

@@ -1,5 +1,5 @@
 """Create the full text index of room events (event_search) and the user directory's tables,
-and queue the background updates that fill them from the rooms that already exist.
+and, on a database that already has rooms, queue the background updates that index them.
 
 event_search is an FTS5 virtual table on SQLite (its rowid is the event's stream_ordering)
 and a table with a GIN-indexed tsvector on PostgreSQL. The user directory keeps only what
@@ -63,19 +63,23 @@ def upgrade() -> None:
         sa.Column("display_name", sa.Text(), nullable=True),
         sa.Column("avatar_url", sa.Text(), nullable=True),
     )
-    updates = sa.table(
-        "background_updates",
-        sa.column("update_name", sa.String()),
-        sa.column("progress_json", sa.Text()),
-        sa.column("ordering", sa.Integer()),
-    )
-    op.bulk_insert(
-        updates,
-        [
-            {"update_name": POPULATE_EVENT_SEARCH, "progress_json": "{}", "ordering": 8},
-            {"update_name": POPULATE_USER_DIRECTORY, "progress_json": "{}", "ordering": 8},
-        ],
-    )
+    # only a database with rooms has anything to index; a new one starts with nothing queued
+    bind = op.get_bind()
+    queued = []
+    if bind.execute(sa.text("SELECT 1 FROM events LIMIT 1")).first() is not None:
+        queued.append({"update_name": POPULATE_EVENT_SEARCH, "progress_json": "{}", "ordering": 8})
+    if bind.execute(sa.text("SELECT 1 FROM rooms LIMIT 1")).first() is not None:
+        queued.append(
+            {"update_name": POPULATE_USER_DIRECTORY, "progress_json": "{}", "ordering": 8}
+        )
+    if queued:
+        updates = sa.table(
+            "background_updates",
+            sa.column("update_name", sa.String()),
+            sa.column("progress_json", sa.Text()),
+            sa.column("ordering", sa.Integer()),
+        )
+        op.bulk_insert(updates, queued)
 
 
 def downgrade() -> None:
