@@ -67,7 +67,9 @@ async def test_create_room_persists_signed_events_and_state(
     sender = await new_sender(database)
     room_version = KNOWN_ROOM_VERSIONS[version]
     room_id, created = await sender.create_room(
-        room_version=room_version, creator=ALICE, create_content={},
+        room_version=room_version,
+        creator=ALICE,
+        create_content={},
         initial=initial_state(ALICE, room_version),
         room_id=None if room_version.room_id_from_create_event else f"!r:{SERVER}",
     )
