@@ -72,6 +72,7 @@ event_txn_ids = Table(
     metadata,
     Column("user_id", Text, primary_key=True),
     Column("device_id", Text, primary_key=True),
+    Column("endpoint", Text, primary_key=True),
     Column("txn_id", Text, primary_key=True),
     Column("event_id", Text, nullable=False),
     Column("inserted_ts", BigInteger, nullable=False),
@@ -115,8 +116,8 @@ class EventRow:
     redacts: str | None = None
     # (relates_to_id, rel_type, aggregation key) from content["m.relates_to"]
     relation: tuple[str, str, str | None] | None = None
-    # (user_id, device_id, txn_id) of the client request that sent it
-    txn: tuple[str, str, str] | None = None
+    # (user_id, device_id, endpoint, txn_id) of the client request that sent it
+    txn: tuple[str, str, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,8 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
         {
             "user_id": row.txn[0],
             "device_id": row.txn[1],
-            "txn_id": row.txn[2],
+            "endpoint": row.txn[2],
+            "txn_id": row.txn[3],
             "event_id": row.event_id,
             "inserted_ts": row.received_ts,
         }
@@ -271,11 +273,12 @@ async def max_stream_ordering(db: Database) -> int:
 
 
 async def get_event_id_for_txn(
-    db: Database, user_id: str, device_id: str, txn_id: str
+    db: Database, user_id: str, device_id: str, endpoint: str, txn_id: str
 ) -> str | None:
     query = select(event_txn_ids.c.event_id).where(
         event_txn_ids.c.user_id == user_id,
         event_txn_ids.c.device_id == device_id,
+        event_txn_ids.c.endpoint == endpoint,
         event_txn_ids.c.txn_id == txn_id,
     )
     async with db.read() as conn:

@@ -117,3 +117,17 @@ def test_state_of_other_members_is_refused(
     url = f"{server.url}{CLIENT}/rooms/{room_id}/state/m.room.member/{bob.user_id}"
     reply = authed(alice, "PUT", url, {"membership": "join"})
     assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+
+
+def test_transaction_ids_are_scoped_to_the_endpoint(server: RunningServer, alice: Session) -> None:
+    first_room = create_room(server, alice)
+    second_room = create_room(server, alice)
+    body = {"msgtype": "m.text", "body": "same txn"}
+    sends = [
+        authed(alice, "PUT", f"{server.url}{CLIENT}/rooms/{room}/send/{kind}/shared-txn", body)
+        for room in (first_room, second_room)
+        for kind in ("m.room.message", "org.example.other")
+    ]
+    assert all(reply.status == 200 for reply in sends), [r.body for r in sends]
+    # four endpoints, four events: one txn ID means one request only on the same path
+    assert len({reply.json()["event_id"] for reply in sends}) == 4

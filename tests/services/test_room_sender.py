@@ -137,7 +137,7 @@ async def test_unknown_room(database: Database) -> None:
 async def test_transaction_ids_make_sends_idempotent_across_restarts(database: Database) -> None:
     sender = await new_sender(database)
     room_id = await create_room(sender, KNOWN_ROOM_VERSIONS["10"])
-    txn = (ALICE, "DEVICE", "txn-1")
+    txn = (ALICE, "DEVICE", f"send/{room_id}/m.room.message", "txn-1")
     first, second = await asyncio.gather(
         sender.send(message(room_id, "once"), txn), sender.send(message(room_id, "once"), txn)
     )
@@ -145,7 +145,9 @@ async def test_transaction_ids_make_sends_idempotent_across_restarts(database: D
     restarted = await new_sender(database)
     again = await restarted.send(message(room_id, "once"), txn)
     assert again.event_id == first.event_id
-    other_device = await restarted.send(message(room_id, "once"), (ALICE, "OTHER", "txn-1"))
+    other_device = await restarted.send(
+        message(room_id, "once"), (ALICE, "OTHER", f"send/{room_id}/m.room.message", "txn-1")
+    )
     assert other_device.event_id != first.event_id
 
 

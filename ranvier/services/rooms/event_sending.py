@@ -10,7 +10,7 @@ from ranvier.http.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
 from ranvier.services.rooms.errors import as_matrix_error
-from ranvier.services.rooms.sender import RoomEventSender
+from ranvier.services.rooms.sender import RoomEventSender, Txn
 
 # state the client API must not set directly: membership has its own endpoints
 MEMBERSHIP_EVENT = "m.room.member"
@@ -48,7 +48,8 @@ class EventSendingService:
         for validator in self._message_validators:
             await validator(requester, room_id, event_type, content)
         template = EventTemplate(event_type, requester.user_id, content, room_id)
-        return await self.send(template, txn=self._txn(requester, txn_id))
+        endpoint = f"send/{room_id}/{event_type}"
+        return await self.send(template, txn=self.txn(requester, endpoint, txn_id))
 
     async def send_state(
         self,
@@ -68,7 +69,7 @@ class EventSendingService:
         template = EventTemplate(event_type, requester.user_id, content, room_id, state_key)
         return await self.send(template)
 
-    async def send(self, template: EventTemplate, txn: tuple[str, str, str] | None = None) -> Event:
+    async def send(self, template: EventTemplate, txn: Txn | None = None) -> Event:
         """Send through the room pipeline; refusals become the client's Matrix error."""
         try:
             return await self._sender.send(template, txn)
@@ -79,10 +80,8 @@ class EventSendingService:
             raise error from None
 
     @staticmethod
-    def _txn(requester: Requester, txn_id: str) -> tuple[str, str, str]:
-        # spec: transaction IDs are scoped to the device (or the token, without one)
+    def txn(requester: Requester, endpoint: str, txn_id: str) -> Txn:
+        """The idempotency key of a client send. spec: "Transaction identifiers" - scoped to
+        the device (the token, without one) and to the endpoint, i.e. its path."""
         scope = requester.device_id or f"token:{requester.access_token_id}"
-        return (requester.user_id, scope, txn_id)
-
-    # for other client sends that are idempotent per transaction (redactions)
-    txn = _txn
+        return (requester.user_id, scope, endpoint, txn_id)

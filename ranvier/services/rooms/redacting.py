@@ -63,4 +63,5 @@ class RedactionService:
             content["redacts"] = event_id
             redacts = None
         template = EventTemplate(REDACTION, requester.user_id, content, room_id, None, redacts)
-        return await self._sending.send(template, txn=self._sending.txn(requester, txn_id))
+        txn = self._sending.txn(requester, f"redact/{room_id}/{event_id}", txn_id)
+        return await self._sending.send(template, txn=txn)

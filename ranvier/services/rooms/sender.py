@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 MAX_STATE_CHAIN_LENGTH = 50
 MAX_BATCH = 100
 
-Txn = tuple[str, str, str]  # user_id, device_id, txn_id
+Txn = tuple[str, str, str, str]  # user_id, device_id, endpoint, txn_id
 PersistedCallback = Callable[[Sequence[Event], int], Awaitable[None]]
 # writes that must commit together with the events, e.g. the search index
 PersistHook = Callable[[AsyncConnection, Sequence[Event]], Awaitable[None]]

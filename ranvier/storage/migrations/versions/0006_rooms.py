@@ -113,6 +113,8 @@ def upgrade() -> None:
         "event_txn_ids",
         sa.Column("user_id", sa.Text(), primary_key=True),
         sa.Column("device_id", sa.Text(), primary_key=True),
+        # spec: a transaction ID is scoped to one device and one endpoint (its path)
+        sa.Column("endpoint", sa.Text(), primary_key=True),
         sa.Column("txn_id", sa.Text(), primary_key=True),
         sa.Column("event_id", sa.Text(), nullable=False),
         sa.Column("inserted_ts", sa.BigInteger(), nullable=False),
