@@ -1,0 +1,1 @@
+"""The /sync service: what changed for one user's device between two sync tokens."""

@@ -1,0 +1,105 @@
+"""The contract between /sync and the streams other services write.
+
+Each source owns one stream of the sync token. It says how far that stream may be read
+(`current_position`: everything up to it has committed) and what changed for a user's
+device between two positions (`from_pos` exclusive, `to_pos` inclusive; `from_pos` 0 means
+an initial sync). On every change the source calls
+`Notifier.notify(stream_name, position, rooms=..., users=...)` so long-polls wake.
+
+Sources that do not exist yet are simply not registered with the sync service; their
+stream stays at 0 in tokens and their sections stay empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Protocol, runtime_checkable
+
+JsonDict = dict[str, Any]
+
+
+@runtime_checkable
+class SyncSource(Protocol):
+    stream_name: str
+
+    def current_position(self) -> int: ...
+
+
+class TypingSource(SyncSource, Protocol):
+    async def get_updates(
+        self,
+        user_id: str,
+        device_id: str | None,
+        room_ids: Collection[str],
+        from_pos: int,
+        to_pos: int,
+    ) -> dict[str, JsonDict]:
+        """{room_id: m.typing ephemeral event} for rooms whose typing set changed."""
+        ...
+
+
+class ReceiptsSource(SyncSource, Protocol):
+    async def get_updates(
+        self,
+        user_id: str,
+        device_id: str | None,
+        room_ids: Collection[str],
+        from_pos: int,
+        to_pos: int,
+    ) -> dict[str, JsonDict]:
+        """{room_id: m.receipt ephemeral event}; m.read.private only for its owner."""
+        ...
+
+
+class PresenceSource(SyncSource, Protocol):
+    async def get_updates(
+        self,
+        user_id: str,
+        device_id: str | None,
+        room_ids: Collection[str],
+        from_pos: int,
+        to_pos: int,
+    ) -> list[JsonDict]:
+        """m.presence events for users sharing a room with `user_id` (and the user)."""
+        ...
+
+    async def set_presence_from_sync(self, user_id: str, presence: str) -> None:
+        """Apply `set_presence` of a /sync request ("online", "unavailable", "offline")."""
+        ...
+
+
+class ToDeviceSource(SyncSource, Protocol):
+    async def get_updates(
+        self,
+        user_id: str,
+        device_id: str | None,
+        room_ids: Collection[str],
+        from_pos: int,
+        to_pos: int,
+    ) -> list[JsonDict]:
+        """The to-device events for the device, oldest first."""
+        ...
+
+    async def ack(self, user_id: str, device_id: str, up_to_pos: int) -> None:
+        """The device synced with a token past `up_to_pos`: delete what it has seen."""
+        ...
+
+
+class PushRulesSource(SyncSource, Protocol):
+    async def get_updates(
+        self,
+        user_id: str,
+        device_id: str | None,
+        room_ids: Collection[str],
+        from_pos: int,
+        to_pos: int,
+    ) -> JsonDict | None:
+        """The `m.push_rules` global account data content if it changed, else None."""
+        ...
+
+
+class UnreadCounts(Protocol):
+    async def unread_counts(self, user_id: str, room_ids: Collection[str]) -> dict[str, JsonDict]:
+        """{room_id: {"notification_count", "highlight_count", "threads": {thread_id: {...}}}}
+        for the rooms with anything unread; rooms missing count as zero."""
+        ...
