@@ -70,6 +70,7 @@ TABLES_BY_REVISION = {
         "user_directory_remote_users",
     },
     "0009_room_admin": {"blocked_rooms", "room_deletions"},
+    "0010_ephemeral": {"receipts", "device_inbox", "device_inbox_txns", "presence"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
