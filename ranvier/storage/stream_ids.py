@@ -29,6 +29,7 @@ stream_positions = Table(
 # the streams that exist so far; any name works, these keep callers from misspelling one
 ACCOUNT_DATA_STREAM = "account_data"
 FILTER_IDS = "user_filters"
+PUSH_RULES_STREAM = "push_rules"
 
 
 async def next_position(conn: AsyncConnection, stream: str) -> int:
