@@ -1,0 +1,250 @@
+"""event_push_actions and push_read_positions: which events notify (or highlight) which
+user, and how far each user has read each room (per thread), from their receipts.
+
+Unread counts are the actions after the read position that applies to them: the later of
+the room's unthreaded receipt ("" thread) and the receipt of the event's own thread. Rows
+are kept after they are read, for /notifications ("read": true).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import BigInteger, Boolean, Column, Table, Text, select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ranvier.storage.database import Database
+from ranvier.storage.metadata import metadata
+
+event_push_actions = Table(
+    "event_push_actions",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("room_id", Text, nullable=False),
+    Column("stream_ordering", BigInteger, nullable=False),
+    Column("thread_id", Text, nullable=False),
+    Column("actions", Text, nullable=False),
+    Column("highlight", Boolean, nullable=False),
+    Column("received_ts", BigInteger, nullable=False),
+)
+
+push_read_positions = Table(
+    "push_read_positions",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("room_id", Text, primary_key=True),
+    Column("thread_id", Text, primary_key=True),
+    Column("stream_ordering", BigInteger, nullable=False),
+)
+
+MAIN_THREAD = "main"
+# the thread_id of an unthreaded receipt, which reads every thread
+UNTHREADED = ""
+# chunks keep IN lists inside every engine's parameter limit
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class PushAction:
+    event_id: str
+    user_id: str
+    room_id: str
+    stream_ordering: int
+    thread_id: str
+    actions: list[Any]
+    highlight: bool
+    received_ts: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    notifications: int = 0
+    highlights: int = 0
+
+
+@dataclass(frozen=True)
+class RoomCounts:
+    # thread_id ("main" or a root event ID) -> counts
+    threads: dict[str, Counts]
+
+
+def _insert_for(conn: AsyncConnection) -> Callable[..., Any]:
+    return postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+async def _read_positions(
+    conn: AsyncConnection, user_id: str, room_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for start in range(0, len(room_ids), _CHUNK):
+        rows = await conn.execute(
+            select(push_read_positions).where(
+                push_read_positions.c.user_id == user_id,
+                push_read_positions.c.room_id.in_(room_ids[start : start + _CHUNK]),
+            )
+        )
+        for row in rows:
+            found.setdefault(row.room_id, {})[row.thread_id] = int(row.stream_ordering)
+    return found
+
+
+def _is_read(positions: dict[str, int], thread_id: str, stream_ordering: int) -> bool:
+    read_up_to = max(positions.get(UNTHREADED, 0), positions.get(thread_id, 0))
+    return stream_ordering <= read_up_to
+
+
+class EventPushActionStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, actions: Sequence[PushAction]) -> None:
+        if not actions:
+            return
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                _insert_for(conn)(event_push_actions).on_conflict_do_nothing(
+                    index_elements=["event_id", "user_id"]
+                ),
+                [
+                    {
+                        "event_id": a.event_id,
+                        "user_id": a.user_id,
+                        "room_id": a.room_id,
+                        "stream_ordering": a.stream_ordering,
+                        "thread_id": a.thread_id,
+                        "actions": orjson.dumps(a.actions).decode(),
+                        "highlight": a.highlight,
+                        "received_ts": a.received_ts,
+                    }
+                    for a in actions
+                ],
+            )
+
+    async def mark_read(
+        self, user_id: str, room_id: str, thread_id: str, stream_ordering: int
+    ) -> None:
+        """Move the read position forward (never back: receipts may arrive out of order)."""
+        async with self._db.transaction() as conn:
+            current = (
+                await conn.execute(
+                    select(push_read_positions.c.stream_ordering).where(
+                        push_read_positions.c.user_id == user_id,
+                        push_read_positions.c.room_id == room_id,
+                        push_read_positions.c.thread_id == thread_id,
+                    )
+                )
+            ).scalar_one_or_none()
+            if current is not None and current >= stream_ordering:
+                return
+            await conn.execute(
+                _insert_for(conn)(push_read_positions)
+                .values(
+                    user_id=user_id,
+                    room_id=room_id,
+                    thread_id=thread_id,
+                    stream_ordering=stream_ordering,
+                )
+                .on_conflict_do_update(
+                    index_elements=["user_id", "room_id", "thread_id"],
+                    set_={"stream_ordering": stream_ordering},
+                )
+            )
+
+    async def unread_counts(self, user_id: str, room_ids: Collection[str]) -> dict[str, RoomCounts]:
+        """Unread notification and highlight counts per room and thread, for rooms with any."""
+        ids = list(dict.fromkeys(room_ids))
+        result: dict[str, dict[str, list[int]]] = {}
+        async with self._db.read() as conn:
+            positions = await _read_positions(conn, user_id, ids)
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                rows = await conn.execute(
+                    select(
+                        event_push_actions.c.room_id,
+                        event_push_actions.c.thread_id,
+                        event_push_actions.c.stream_ordering,
+                        event_push_actions.c.highlight,
+                    ).where(
+                        event_push_actions.c.user_id == user_id,
+                        event_push_actions.c.room_id.in_(chunk),
+                    )
+                )
+                for row in rows:
+                    room_positions = positions.get(row.room_id, {})
+                    if _is_read(room_positions, row.thread_id, row.stream_ordering):
+                        continue
+                    counts = result.setdefault(row.room_id, {}).setdefault(row.thread_id, [0, 0])
+                    counts[0] += 1
+                    counts[1] += 1 if row.highlight else 0
+        return {
+            room_id: RoomCounts({t: Counts(c[0], c[1]) for t, c in threads.items()})
+            for room_id, threads in result.items()
+        }
+
+    async def notifications(
+        self, user_id: str, before: int | None, limit: int, only_highlight: bool
+    ) -> list[tuple[PushAction, bool]]:
+        """The user's notifications, newest first, below stream ordering `before`; each
+        with whether it is read."""
+        query = select(event_push_actions).where(event_push_actions.c.user_id == user_id)
+        if before is not None:
+            query = query.where(event_push_actions.c.stream_ordering < before)
+        if only_highlight:
+            query = query.where(event_push_actions.c.highlight.is_(True))
+        query = query.order_by(event_push_actions.c.stream_ordering.desc()).limit(limit)
+        async with self._db.read() as conn:
+            rows = list(await conn.execute(query))
+            positions = await _read_positions(conn, user_id, list({row.room_id for row in rows}))
+        return [
+            (
+                PushAction(
+                    event_id=row.event_id,
+                    user_id=row.user_id,
+                    room_id=row.room_id,
+                    stream_ordering=int(row.stream_ordering),
+                    thread_id=row.thread_id,
+                    actions=orjson.loads(row.actions),
+                    highlight=bool(row.highlight),
+                    received_ts=int(row.received_ts),
+                ),
+                _is_read(positions.get(row.room_id, {}), row.thread_id, row.stream_ordering),
+            )
+            for row in rows
+        ]
+
+    async def actions_after(self, user_id: str, after: int, limit: int) -> list[PushAction]:
+        """Notifying actions of the user after stream ordering `after`, oldest first: what a
+        pusher delivers next."""
+        query = (
+            select(event_push_actions)
+            .where(
+                event_push_actions.c.user_id == user_id,
+                event_push_actions.c.stream_ordering > after,
+            )
+            .order_by(event_push_actions.c.stream_ordering)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            rows = list(await conn.execute(query))
+        return [
+            PushAction(
+                event_id=row.event_id,
+                user_id=row.user_id,
+                room_id=row.room_id,
+                stream_ordering=int(row.stream_ordering),
+                thread_id=row.thread_id,
+                actions=orjson.loads(row.actions),
+                highlight=bool(row.highlight),
+                received_ts=int(row.received_ts),
+            )
+            for row in rows
+        ]
+
+
+__all__ = ["MAIN_THREAD", "UNTHREADED", "EventPushActionStore", "PushAction"]
