@@ -99,6 +99,11 @@ class AccountDataService:
         check_settable(data_type)
         return await self._store.set_room(user_id, room_id, data_type, content)
 
+    async def set_fully_read(self, user_id: str, room_id: str, event_id: str) -> int:
+        """Move the user's read marker (spec: "Fully read markers"); the receipts service
+        calls this for /read_markers and m.fully_read receipts, after its own checks."""
+        return await self._store.set_room(user_id, room_id, FULLY_READ, {"event_id": event_id})
+
     async def get_room(
         self, requester: str, user_id: str, room_id: str, data_type: str
     ) -> dict[str, Any]:
