@@ -71,6 +71,14 @@ TABLES_BY_REVISION = {
     },
     "0009_room_admin": {"blocked_rooms", "room_deletions"},
     "0010_ephemeral": {"receipts", "device_inbox", "device_inbox_txns", "presence"},
+    "0011_push": {
+        "push_rules",
+        "push_rule_settings",
+        "push_rules_stream",
+        "event_push_actions",
+        "push_read_positions",
+        "pushers",
+    },
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
