@@ -93,8 +93,9 @@ class Homeserver:
         body: dict[str, Any] = {"username": localpart, "auth": {"type": "m.login.dummy"}}
         if password is not None:
             body["password"] = password
-        status, payload = await self.call("POST", "/_matrix/client/v3/register", None, body,
-                                          ok=(200, 401))  # fmt: skip
+        status, payload = await self.call(
+            "POST", "/_matrix/client/v3/register", None, body, ok=(200, 401)
+        )
         if status == 401:
             # a server that wants the session first: answer the dummy stage inside it
             body["auth"]["session"] = payload["session"]
@@ -213,9 +214,7 @@ class LoadGenerator:
         started = time.perf_counter()
         await gather_limited(
             [
-                lambda: timed(
-                    self.server.register(self.server.unique("reg"), PASSWORD), samples
-                )  # fmt: skip
+                lambda: timed(self.server.register(self.server.unique("reg"), PASSWORD), samples)
                 for _ in range(n)
             ],
             SETUP_CONCURRENCY,
@@ -236,7 +235,7 @@ class LoadGenerator:
         return {
             "createRoom (sequential)": Figure(
                 self.sizes.create_rooms / elapsed, "rooms/s", "higher"
-            ),  # fmt: skip
+            ),
             "createRoom p50": Figure(percentile(samples, 0.5), "ms", "lower"),
         }
 
