@@ -164,6 +164,13 @@ class UserDirectoryConfig(Section):
     exclude_remote_users: bool = False
 
 
+class PresenceConfig(Section):
+    """Synapse's `presence` section."""
+
+    # off: nobody's presence is tracked; GET answers offline, PUT is accepted and ignored
+    enabled: bool = True
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -183,6 +190,7 @@ class HomeserverConfig(Section):
     # not from /register/available or an early check
     inhibit_user_in_use_error: bool = False
     password_config: PasswordConfig = Field(default_factory=PasswordConfig)
+    presence: PresenceConfig = Field(default_factory=PresenceConfig)
     # token lifetimes (durations: "5m", "1h", or ms); None means no expiry
     refreshable_access_token_lifetime: int | None = parse_duration_ms("5m")
     refresh_token_lifetime: int | None = None
