@@ -34,12 +34,16 @@ from ranvier.api.client import capabilities as capabilities_api
 from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
 from ranvier.api.client import membership as membership_api
+from ranvier.api.client import presence as presence_api
 from ranvier.api.client import profile as profile_api
+from ranvier.api.client import receipts as receipts_api
 from ranvier.api.client import relations as relations_api
 from ranvier.api.client import room_reading as room_reading_api
 from ranvier.api.client import room_upgrades as room_upgrades_api
 from ranvier.api.client import rooms as rooms_api
 from ranvier.api.client import search as search_api
+from ranvier.api.client import to_device as to_device_api
+from ranvier.api.client import typing as typing_api
 from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.federation import version as federation_version
 from ranvier.config.models import HomeserverConfig, Listener
@@ -60,7 +64,9 @@ from ranvier.services.devices import DeviceService
 from ranvier.services.filters import FilterService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
+from ranvier.services.presence import PresenceService
 from ranvier.services.profiles import ProfileService, SharedRoomCheck
+from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
 from ranvier.services.rooms.aliases import AliasService
@@ -81,15 +87,20 @@ from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.rooms.upgrade import RoomUpgradeService
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
+from ranvier.services.to_device import ToDeviceService
 from ranvier.services.tokens import AccessTokens
+from ranvier.services.typing import TypingService
 from ranvier.services.uia import PASSWORD, SESSION_LIFETIME_MS, UserInteractiveAuth
 from ranvier.services.user_directory import POPULATE_USER_DIRECTORY, UserDirectoryService
 from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
+from ranvier.storage.device_inbox import DeviceInboxStore
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.filters import FilterStore
+from ranvier.storage.presence import PresenceStore
 from ranvier.storage.profiles import ProfileStore
+from ranvier.storage.receipts import ReceiptStore
 from ranvier.storage.registration_tokens import RegistrationTokenStore
 from ranvier.storage.reports import ReportStore
 from ranvier.storage.room_admin import RoomAdminStore
@@ -98,6 +109,7 @@ from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.user_admin import UserAdminQueries
 from ranvier.storage.users import UserStore
+from ranvier.streams.notifier import Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -299,6 +311,48 @@ async def build_room_admin(config: HomeserverConfig, database: Database, rooms: 
     return RoomAdmin(rooms=admin, deletion=deletion)
 
 
+@dataclass(frozen=True)
+class Ephemeral:
+    """What /sync carries besides rooms' events: typing, receipts and read markers,
+    presence, to-device messages. Each is a sync source and wakes long-polls through the
+    notifier."""
+
+    typing: TypingService
+    receipts: ReceiptService
+    presence: PresenceService
+    to_device: ToDeviceService
+
+
+async def build_ephemeral(
+    config: HomeserverConfig,
+    database: Database,
+    rooms: Rooms,
+    user_data: UserData,
+    notifier: Notifier,
+) -> Ephemeral:
+    membership = rooms.membership
+
+    async def is_joined(room_id: str, user_id: str) -> bool:
+        return room_id in await membership.joined_rooms(user_id)
+
+    return Ephemeral(
+        typing=TypingService(is_joined, notifier.notify),
+        receipts=await ReceiptService.create(
+            ReceiptStore(database), user_data.account_data, is_joined, notifier.notify
+        ),
+        presence=await PresenceService.create(
+            PresenceStore(database),
+            membership.shares_room,
+            membership.joined_rooms,
+            notifier.notify,
+            enabled=config.presence.enabled,
+        ),
+        to_device=await ToDeviceService.create(
+            DeviceInboxStore(database), config.server_name, notifier.notify
+        ),
+    )
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
@@ -310,6 +364,8 @@ class Homeserver:
     admin: Admin
     room_admin: RoomAdmin
     ratelimiters: Ratelimiters
+    notifier: Notifier
+    ephemeral: Ephemeral
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -341,6 +397,7 @@ class Homeserver:
             route_defs += self._admin_routes()
             route_defs += self._user_data_routes()
             route_defs += self._room_routes()
+            route_defs += self._ephemeral_routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
             if "client" not in resources:
@@ -409,6 +466,15 @@ class Homeserver:
             ).routes(),
         ]
 
+    def _ephemeral_routes(self) -> list[web.RouteDef]:
+        auth, ephemeral = self.accounts.auth, self.ephemeral
+        return [
+            *typing_api.TypingEndpoints(auth, ephemeral.typing).routes(),
+            *receipts_api.ReceiptEndpoints(auth, ephemeral.receipts).routes(),
+            *presence_api.PresenceEndpoints(auth, ephemeral.presence).routes(),
+            *to_device_api.ToDeviceEndpoints(auth, ephemeral.to_device).routes(),
+        ]
+
     async def start(self) -> list[str]:
         """Bind every HTTP listener; returns their URLs."""
         bound: list[str] = []
@@ -430,6 +496,7 @@ class Homeserver:
                 await site.start()
                 bound.append(site.name)
                 logger.info("Listening on %s", site.name)
+        self.ephemeral.presence.start()
         return bound
 
     async def stop(self) -> None:
@@ -437,6 +504,8 @@ class Homeserver:
             await runner.cleanup()
         self.runners.clear()
         await self.background_updater.stop()
+        await self.ephemeral.presence.stop()
+        self.ephemeral.typing.stop()
         # an interrupted deletion is marked failed at the next start
         await self.room_admin.deletion.stop()
         await self.accounts.access_tokens.wait_idle()
@@ -451,6 +520,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     rooms = await build_rooms(config, database, signing_key)
     user_data = build_user_data(config, database, rooms.membership.shares_room)
     user_data.profiles.on_change(rooms.membership.on_profile_change)
+    notifier = Notifier()
     return Homeserver(
         config=config,
         database=database,
@@ -461,6 +531,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         admin=build_admin(config, database, accounts, user_data),
         room_admin=await build_room_admin(config, database, rooms),
         ratelimiters=Ratelimiters.from_config(config),
+        notifier=notifier,
+        ephemeral=await build_ephemeral(config, database, rooms, user_data, notifier),
     )
 
 

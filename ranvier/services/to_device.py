@@ -1,0 +1,151 @@
+"""Send-to-device messaging (spec: client-server-api "Send-to-Device messaging").
+
+Messages wait in the recipient device's inbox, each with its position in the to_device
+stream, and /sync hands them out oldest first, at most MAX_PER_SYNC at a time. A message is
+deleted once the device syncs with a token past the response that carried it: that proves
+the client got it, and until then a retried sync gets it again.
+
+When a response had to leave messages out (more than MAX_PER_SYNC), its token still carries
+the stream position /sync read up to. The service remembers, per device, where that batch
+stopped, so that the next sync (with that token) resumes right after the last message
+handed out and its acknowledgement deletes only what was handed out. That note is kept in
+memory: after a restart, acknowledging such a token deletes the messages left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ranvier.http.errors import MatrixError
+from ranvier.services.stream_notify import Notify
+from ranvier.services.tokens import now_ms
+from ranvier.storage.device_inbox import TO_DEVICE_STREAM, DeviceInboxStore
+
+logger = logging.getLogger(__name__)
+
+# as Synapse: a sync carries at most this many to-device messages
+MAX_PER_SYNC = 100
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _CutBatch:
+    # the to_device position of the token that response carried
+    token_pos: int
+    # the position of the last message it handed out
+    last_delivered: int
+
+
+def _domain(user_id: str) -> str:
+    return user_id.partition(":")[2]
+
+
+def parse_messages(body: Mapping[str, Any]) -> dict[str, dict[str, JsonDict]]:
+    """The `messages` field: user ID -> device ID or "*" -> content object."""
+    if "messages" not in body:
+        raise MatrixError(400, "M_MISSING_PARAM", "Missing 'messages'")
+    messages = body["messages"]
+    if not isinstance(messages, dict):
+        raise MatrixError(400, "M_BAD_JSON", "'messages' must be an object")
+    for user_id, by_device in messages.items():
+        if not isinstance(by_device, dict):
+            raise MatrixError(400, "M_BAD_JSON", f"messages.{user_id} must be an object")
+        for device_id, content in by_device.items():
+            if not isinstance(content, dict):
+                raise MatrixError(
+                    400, "M_BAD_JSON", f"messages.{user_id}.{device_id} must be an object"
+                )
+    return messages
+
+
+class ToDeviceService:
+    stream_name = TO_DEVICE_STREAM
+
+    def __init__(
+        self, store: DeviceInboxStore, server_name: str, notify: Notify, position: int
+    ) -> None:
+        self._store = store
+        self._server_name = server_name
+        self._notify = notify
+        self._position = position
+        self._device_to_cut_batch: dict[tuple[str, str], _CutBatch] = {}
+
+    @classmethod
+    async def create(
+        cls, store: DeviceInboxStore, server_name: str, notify: Notify
+    ) -> ToDeviceService:
+        return cls(store, server_name, notify, await store.current_stream_position())
+
+    def current_position(self) -> int:
+        return self._position
+
+    async def send(
+        self,
+        sender: str,
+        sender_device: str | None,
+        event_type: str,
+        txn_id: str,
+        messages: Mapping[str, Mapping[str, JsonDict]],
+    ) -> None:
+        """PUT /sendToDevice/{eventType}/{txnId}"""
+        local: dict[str, Mapping[str, JsonDict]] = {}
+        for user_id, by_device in messages.items():
+            if _domain(user_id) == self._server_name:
+                local[user_id] = by_device
+            else:
+                # reaching other servers needs federation, which is not served yet
+                logger.warning(
+                    "Dropping %s to-device message(s) of type %s from %s for remote user %s",
+                    len(by_device),
+                    event_type,
+                    sender,
+                    user_id,
+                )
+        result = await self._store.send(sender, sender_device, event_type, txn_id, now_ms(), local)
+        if result.position is None:
+            return
+        self._position = max(self._position, result.position)
+        self._notify(TO_DEVICE_STREAM, result.position, users=result.recipients)
+
+    async def get_updates(
+        self,
+        user_id: str,
+        device_id: str | None,
+        room_ids: Collection[str],
+        from_pos: int,
+        to_pos: int,
+    ) -> list[JsonDict]:
+        """The device's messages after `from_pos` up to `to_pos`, oldest first, at most
+        MAX_PER_SYNC."""
+        if device_id is None:
+            return []
+        key = (user_id, device_id)
+        cut = self._device_to_cut_batch.get(key)
+        after = cut.last_delivered if cut is not None and cut.token_pos == from_pos else from_pos
+        messages = await self._store.get_messages(
+            user_id, device_id, after, to_pos, MAX_PER_SYNC + 1
+        )
+        if len(messages) > MAX_PER_SYNC:
+            messages = messages[:MAX_PER_SYNC]
+            self._device_to_cut_batch[key] = _CutBatch(
+                token_pos=to_pos, last_delivered=messages[-1].stream_id
+            )
+        return [message.event for message in messages]
+
+    async def ack(self, user_id: str, device_id: str, up_to_pos: int) -> None:
+        """The device synced with a token whose to_device position is `up_to_pos`: delete
+        what the response carrying that token handed out."""
+        key = (user_id, device_id)
+        cut = self._device_to_cut_batch.get(key)
+        up_to = up_to_pos
+        if cut is not None and cut.token_pos == up_to_pos:
+            up_to = cut.last_delivered
+        elif cut is not None and cut.token_pos < up_to_pos:
+            # the client got a later response: the cut batch is behind it
+            del self._device_to_cut_batch[key]
+        if up_to > 0:
+            await self._store.delete_messages(user_id, device_id, up_to)
