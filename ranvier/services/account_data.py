@@ -7,10 +7,11 @@ notifier (with /sync) can wake whoever waits for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ranvier.http.errors import MatrixError, bad_json
-from ranvier.storage.account_data import AccountDataStore
+from ranvier.storage.account_data import AccountDataChanges, AccountDataStore
 
 FULLY_READ = "m.fully_read"
 PUSH_RULES = "m.push_rules"
@@ -64,6 +65,18 @@ def check_tag_content(tag: str, content: dict[str, Any]) -> None:
 class AccountDataService:
     def __init__(self, store: AccountDataStore) -> None:
         self._store = store
+        # (user_id, position) after every change: the notifier wakes the user's syncs
+        self.on_change: list[Callable[[str, int], None]] = []
+
+    def _changed(self, user_id: str, position: int | None) -> int | None:
+        if position is not None:
+            for callback in self.on_change:
+                callback(user_id, position)
+        return position
+
+    async def changes_since(self, user_id: str, since: int) -> AccountDataChanges:
+        """For /sync: what changed after stream position `since` (0: everything)."""
+        return await self._store.get_changes_since(user_id, since)
 
     @staticmethod
     def _check_owner(requester: str, user_id: str, action: str) -> None:
@@ -75,7 +88,9 @@ class AccountDataService:
     ) -> int:
         self._check_owner(requester, user_id, "set account data")
         check_settable(data_type)
-        return await self._store.set_global(user_id, data_type, content)
+        position = await self._store.set_global(user_id, data_type, content)
+        self._changed(user_id, position)
+        return position
 
     async def get_global(self, requester: str, user_id: str, data_type: str) -> dict[str, Any]:
         self._check_owner(requester, user_id, "get account data")
@@ -97,7 +112,9 @@ class AccountDataService:
         self._check_owner(requester, user_id, "set account data")
         check_room_id(room_id)
         check_settable(data_type)
-        return await self._store.set_room(user_id, room_id, data_type, content)
+        position = await self._store.set_room(user_id, room_id, data_type, content)
+        self._changed(user_id, position)
+        return position
 
     async def set_fully_read(self, user_id: str, room_id: str, event_id: str) -> int:
         """Move the user's read marker (spec: "Fully read markers"); the receipts service
@@ -135,7 +152,7 @@ class AccountDataService:
             tags[tag] = content
             return True
 
-        return await self._store.change_tags(user_id, room_id, put)
+        return self._changed(user_id, await self._store.change_tags(user_id, room_id, put))
 
     async def remove_tag(self, requester: str, user_id: str, room_id: str, tag: str) -> int | None:
         self._check_owner(requester, user_id, "remove tags")
@@ -148,4 +165,4 @@ class AccountDataService:
             return True
 
         # removing a tag the room does not have succeeds, as in Synapse
-        return await self._store.change_tags(user_id, room_id, drop)
+        return self._changed(user_id, await self._store.change_tags(user_id, room_id, drop))

@@ -1,0 +1,265 @@
+"""The `rooms` part of /sync: which rooms go in join, invite, knock and leave, and each
+joined or left room's timeline, state and summary.
+
+Memberships are read as of the two tokens' room-event positions. A room the user joined
+since the token (or every room on an initial or full_state sync) gets its full state and
+its newest events; any other joined room gets what happened since the token.
+Forgotten rooms never appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ranvier.protocol.events import Event
+from ranvier.protocol.filters import Filter
+from ranvier.services.rooms.client_events import ClientEventSerializer
+from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.services.sync.state import StateLoader, calculate_state
+from ranvier.services.sync.summary import room_summary
+from ranvier.services.sync.timeline import Timeline, TimelineLoader, TimelineRange
+from ranvier.storage import sync as sync_store
+from ranvier.storage.database import Database
+from ranvier.storage.state import StateMap
+from ranvier.storage.sync import MembershipAt, UserMemberships
+
+JsonDict = dict[str, Any]
+Bundler = Callable[[list[str], str], Awaitable[Mapping[str, Mapping[str, Any]]]]
+
+DEPARTED = ("leave", "ban")
+
+
+@dataclass
+class RoomExtras:
+    """What other streams contribute to the rooms, by room ID."""
+
+    ephemeral: dict[str, list[JsonDict]] = field(default_factory=dict)
+    account_data: dict[str, list[JsonDict]] = field(default_factory=dict)
+    unread: dict[str, JsonDict] = field(default_factory=dict)
+    # whether unread counts exist at all (zeros are sent until they do)
+    unread_known: bool = False
+
+
+@dataclass(frozen=True)
+class RoomsRequest:
+    user_id: str
+    device_id: str | None
+    # room-event positions: `since` 0 for an initial sync
+    since: int
+    upto: int
+    full: bool
+    filter: Filter
+    timeline_limit: int
+
+
+@dataclass
+class _Plan:
+    join_newly: list[str] = field(default_factory=list)
+    join_since: list[str] = field(default_factory=list)
+    invite: list[MembershipAt] = field(default_factory=list)
+    knock: list[MembershipAt] = field(default_factory=list)
+    # room_id -> (its range, whether its full state is sent)
+    leave: dict[str, tuple[TimelineRange, bool]] = field(default_factory=dict)
+
+
+def plan_rooms(memberships: UserMemberships, request: RoomsRequest) -> _Plan:
+    """Sort the user's rooms into sections; pure."""
+    plan = _Plan()
+    room_filter = request.filter.room
+    for room_id, now in memberships.now.items():
+        if now.forgotten or not room_filter.allows_room(room_id):
+            continue
+        before = memberships.before.get(room_id)
+        changed = before is None or before.event_id != now.event_id
+        if now.membership == "join":
+            if request.full or before is None or before.membership != "join":
+                plan.join_newly.append(room_id)
+            else:
+                plan.join_since.append(room_id)
+        elif now.membership == "invite" and (request.full or changed):
+            plan.invite.append(now)
+        elif now.membership == "knock" and (request.full or changed):
+            plan.knock.append(now)
+        elif now.membership in DEPARTED:
+            if request.full:
+                # spec: include_leave asks for the rooms left before too
+                if room_filter.include_leave:
+                    plan.leave[room_id] = (TimelineRange(0, now.stream), True)
+            elif changed:
+                # a member who left sees what happened up to their leaving; someone who
+                # only declined an invite or withdrew a knock, just that event
+                was_joined = before is not None and before.membership == "join"
+                after = request.since if was_joined else now.stream - 1
+                plan.leave[room_id] = (TimelineRange(after, now.stream), False)
+    return plan
+
+
+class RoomsBuilder:
+    def __init__(
+        self,
+        db: Database,
+        loader: EventLoader,
+        timelines: TimelineLoader,
+        states: StateLoader,
+        serializer: ClientEventSerializer,
+        bundler: Bundler | None = None,
+    ) -> None:
+        self._db = db
+        self._loader = loader
+        self._timelines = timelines
+        self._states = states
+        self._serializer = serializer
+        self._bundler = bundler
+
+    async def build(
+        self, request: RoomsRequest, memberships: UserMemberships, extras: RoomExtras
+    ) -> JsonDict:
+        plan = plan_rooms(memberships, request)
+        timeline_filter = request.filter.room.timeline
+        ranges: dict[str, TimelineRange] = {}
+        for room_id in plan.join_newly:
+            ranges[room_id] = TimelineRange(0, request.upto)
+        for room_id in plan.join_since:
+            ranges[room_id] = TimelineRange(request.since, request.upto)
+        for room_id, (span, _) in plan.leave.items():
+            ranges[room_id] = span
+        timelines = await self._timelines.load(
+            request.user_id, ranges, timeline_filter, request.timeline_limit
+        )
+        full_rooms = {*plan.join_newly, *(r for r, (_, full) in plan.leave.items() if full)}
+        previous = await self._previous_states(request, timelines, full_rooms)
+
+        join: JsonDict = {}
+        joined_ids = [*plan.join_newly, *plan.join_since]
+        members = await sync_store.get_room_members(
+            self._db, [r for r in joined_ids if r in plan.join_newly or r in timelines]
+        )
+        for room_id in joined_ids:
+            timeline = timelines.get(room_id)
+            newly = room_id in plan.join_newly
+            ephemeral = extras.ephemeral.get(room_id, [])
+            account_data = extras.account_data.get(room_id, [])
+            if not newly and timeline is None and not ephemeral and not account_data:
+                continue
+            room = await self._room(request, room_id, timeline, previous.get(room_id), newly)
+            room["ephemeral"] = {"events": ephemeral}
+            room["account_data"] = {"events": account_data}
+            if newly or (timeline is not None and await self._members_changed(timeline)):
+                room["summary"] = room_summary(request.user_id, members.get(room_id, {}))
+            else:
+                room["summary"] = {}
+            counts = extras.unread.get(room_id, {})
+            room["unread_notifications"] = {
+                "notification_count": counts.get("notification_count", 0),
+                "highlight_count": counts.get("highlight_count", 0),
+            }
+            if timeline_filter.unread_thread_notifications:
+                room["unread_thread_notifications"] = counts.get("threads", {})
+            join[room_id] = room
+
+        leave: JsonDict = {}
+        for room_id, (_, full) in plan.leave.items():
+            room = await self._room(
+                request, room_id, timelines.get(room_id), previous.get(room_id), full
+            )
+            room["account_data"] = {"events": extras.account_data.get(room_id, [])}
+            leave[room_id] = room
+
+        sections: JsonDict = {}
+        if join:
+            sections["join"] = join
+        invite = {
+            m.room_id: {"invite_state": {"events": await self._states.stripped_state(m.event_id)}}
+            for m in plan.invite
+        }
+        if invite:
+            sections["invite"] = invite
+        knock = {
+            m.room_id: {"knock_state": {"events": await self._states.stripped_state(m.event_id)}}
+            for m in plan.knock
+        }
+        if knock:
+            sections["knock"] = knock
+        if leave:
+            sections["leave"] = leave
+        return sections
+
+    async def _previous_states(
+        self, request: RoomsRequest, timelines: dict[str, Timeline], full_rooms: set[str]
+    ) -> dict[str, StateMap]:
+        """The state each incrementally synced room had at the token: what the client
+        has. A window that was not limited starts right after the token, so the state
+        before it is that state already; limited ones need a lookup."""
+        limited = [
+            room_id
+            for room_id, timeline in timelines.items()
+            if room_id not in full_rooms and timeline.limited
+        ]
+        at_token = await sync_store.get_last_events_at(self._db, limited, request.since)
+        states = await self._states.state_after(at_token.values())
+        return {room_id: states.get(event_id, {}) for room_id, event_id in at_token.items()}
+
+    async def _room(
+        self,
+        request: RoomsRequest,
+        room_id: str,
+        timeline: Timeline | None,
+        previous: StateMap | None,
+        full: bool,
+    ) -> JsonDict:
+        room_filter = request.filter.room
+        if timeline is None:
+            return {
+                "timeline": {"events": [], "limited": False},
+                "state": {"events": []},
+            }
+        wanted = [e for e in (timeline.before_event_id, timeline.last_event_id) if e]
+        states = await self._states.state_after(wanted)
+        start = states.get(timeline.before_event_id or "", {})
+        end = states.get(timeline.last_event_id or "", {})
+        if full:
+            previous = {}
+        elif previous is None:
+            # not limited: the window starts right after the token
+            previous = start
+        state = calculate_state(
+            timeline_start=start,
+            timeline_end=end,
+            previous=previous,
+            timeline=timeline.events,
+            lazy_load_members=room_filter.state.lazy_load_members,
+        )
+        state_events = await self._states.events(state, room_filter.state)
+        body: JsonDict = {
+            "timeline": {
+                "events": await self._serve(request, timeline.events, bundle=True),
+                "limited": timeline.limited,
+            },
+            "state": {"events": await self._serve(request, state_events, bundle=False)},
+        }
+        if timeline.prev_batch is not None:
+            body["timeline"]["prev_batch"] = timeline.prev_batch
+        return body
+
+    async def _serve(
+        self, request: RoomsRequest, events: list[Event], *, bundle: bool
+    ) -> list[JsonDict]:
+        bundled = None
+        if bundle and self._bundler is not None and events:
+            bundled = await self._bundler([e.event_id for e in events], request.user_id)
+        served = await self._serializer.serialize_events(
+            events,
+            requester_user_id=request.user_id,
+            requester_device_id=request.device_id,
+            bundled_aggregations=bundled,
+        )
+        for event in served:
+            # spec: sync's events are ClientEventWithoutRoomID; the room is the key
+            event.pop("room_id", None)
+        return served
+
+    async def _members_changed(self, timeline: Timeline) -> bool:
+        loaded = await self._loader.get_events(row.event_id for row in timeline.rows)
+        return any(event.type == "m.room.member" for event in loaded.values())

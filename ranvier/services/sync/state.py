@@ -1,0 +1,118 @@
+"""The `state` section of a room in /sync, and stripped state for invites and knocks.
+
+spec: the state section holds the state at the start of the timeline, after what the
+client already has (nothing on a full sync; the state at its token on an incremental
+one). Computed with sets of event IDs: what was in force at the timeline's start or end,
+minus what the client had, minus what the timeline itself carries. Taking the end into
+account matters when the timeline filter hides a state change the client must learn.
+
+Lazy loading (spec: "Lazy-loading room members"): member events are left out, except
+those of the timeline's senders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ranvier.protocol.events import Event
+from ranvier.protocol.filters import RoomEventFilter
+from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.storage import state as state_store
+from ranvier.storage.database import Database
+from ranvier.storage.state import StateKey, StateMap
+
+MEMBER = "m.room.member"
+# what an invited or knocking user sees of a room before joining (as Synapse's default
+# room_prejoin_state)
+STRIPPED_STATE_TYPES = (
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.canonical_alias",
+    "m.room.avatar",
+    "m.room.encryption",
+    "m.room.name",
+    "m.room.topic",
+)
+
+
+def calculate_state(
+    *,
+    timeline_start: StateMap,
+    timeline_end: StateMap,
+    previous: StateMap,
+    timeline: Iterable[Event],
+    lazy_load_members: bool,
+) -> StateMap:
+    """The state entries to send; pure."""
+    timeline = list(timeline)
+    event_id_to_key: dict[str, StateKey] = {}
+    for state in (previous, timeline_end, timeline_start):
+        for key, event_id in state.items():
+            event_id_to_key[event_id] = key
+    in_timeline = {e.event_id for e in timeline}
+    wanted = (set(timeline_start.values()) | set(timeline_end.values())) - in_timeline
+    wanted -= set(previous.values())
+    if lazy_load_members:
+        wanted = {eid for eid in wanted if event_id_to_key[eid][0] != MEMBER}
+        # Which members a device already holds is not tracked, so the senders' members are
+        # always sent: what include_redundant_members=true asks for, and harmless otherwise
+        for sender in {e.sender for e in timeline}:
+            # the sender's membership as the timeline starts, else as it ends
+            member = timeline_start.get((MEMBER, sender)) or timeline_end.get((MEMBER, sender))
+            if member is not None and member not in in_timeline:
+                wanted.add(member)
+    # one entry per key: the timeline's start (what the spec asks for), unless the end
+    # differs by an event the timeline does not carry (a filter hid it)
+    chosen: StateMap = {}
+    for state in (timeline_start, timeline_end):
+        for key, event_id in state.items():
+            if event_id in wanted:
+                chosen[key] = event_id
+    return chosen
+
+
+class StateLoader:
+    def __init__(self, db: Database, loader: EventLoader) -> None:
+        self._db = db
+        self._loader = loader
+
+    async def state_after(self, event_ids: Iterable[str]) -> dict[str, StateMap]:
+        """event ID -> the room state after it."""
+        groups = await state_store.get_event_state_groups(self._db, event_ids)
+        found: dict[str, StateMap] = {}
+        for event_id, group in groups.items():
+            found[event_id] = await self._loader.get_state_group(group)
+        return found
+
+    async def events(self, state: StateMap, state_filter: RoomEventFilter) -> list[Event]:
+        loaded = await self._loader.get_events(state.values())
+        return [
+            loaded[event_id]
+            for event_id in state.values()
+            if event_id in loaded and state_filter.matches(loaded[event_id].pdu)
+        ]
+
+    async def stripped_state(self, membership_event_id: str) -> list[dict[str, Any]]:
+        """spec: stripped state events for invite_state / knock_state, as of the user's
+        membership event, which comes last."""
+        state = (await self.state_after([membership_event_id])).get(membership_event_id, {})
+        ids = [state[(kind, "")] for kind in STRIPPED_STATE_TYPES if (kind, "") in state]
+        loaded = await self._loader.get_events([*ids, membership_event_id])
+        stripped = [_strip(loaded[event_id]) for event_id in ids if event_id in loaded]
+        own = loaded.get(membership_event_id)
+        if own is not None:
+            served = _strip(own)
+            served["event_id"] = own.event_id
+            served["origin_server_ts"] = own.origin_server_ts
+            stripped.append(served)
+        return stripped
+
+
+def _strip(event: Event) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "state_key": event.state_key,
+        "sender": event.sender,
+        "content": event.content,
+    }

@@ -1,0 +1,165 @@
+"""Reads for /sync: a user's memberships as of a stream position, and the newest events of
+many rooms in one query. Tables belong to their own stores (events, room_memberships,
+state); this module only reads them the way sync needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import false, func, select
+
+from ranvier.storage.database import Database
+from ranvier.storage.events import events
+from ranvier.storage.memberships import room_memberships
+from ranvier.storage.state import current_state_events
+
+# IN lists are chunked to stay inside every engine's parameter limit
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class MembershipAt:
+    """A user's latest membership in one room at some stream position."""
+
+    room_id: str
+    event_id: str
+    membership: str
+    stream: int
+    forgotten: bool
+
+
+@dataclass(frozen=True)
+class UserMemberships:
+    # room_id -> the latest membership at the upper position
+    now: dict[str, MembershipAt]
+    # room_id -> the latest membership at or before the lower position (rooms with one)
+    before: dict[str, MembershipAt]
+
+
+async def get_memberships(db: Database, user_id: str, since: int, upto: int) -> UserMemberships:
+    """The user's memberships at `since` and at `upto`, from one read of their history."""
+    query = (
+        select(
+            room_memberships.c.room_id,
+            room_memberships.c.event_id,
+            room_memberships.c.membership,
+            room_memberships.c.stream_ordering,
+            room_memberships.c.forgotten,
+        )
+        .where(room_memberships.c.user_id == user_id, room_memberships.c.stream_ordering <= upto)
+        .order_by(room_memberships.c.stream_ordering)
+    )
+    now: dict[str, MembershipAt] = {}
+    before: dict[str, MembershipAt] = {}
+    async with db.read() as conn:
+        for row in await conn.execute(query):
+            found = MembershipAt(
+                row.room_id, row.event_id, row.membership, row.stream_ordering, bool(row.forgotten)
+            )
+            now[row.room_id] = found
+            if row.stream_ordering <= since:
+                before[row.room_id] = found
+    return UserMemberships(now, before)
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    event_id: str
+    depth: int
+    stream: int
+
+
+async def get_recent_events(
+    db: Database, room_ids: Iterable[str], after: int, upto: int, limit: int
+) -> dict[str, list[TimelineRow]]:
+    """room_id -> up to `limit` of its newest timeline events with a stream position in
+    (after, upto], oldest first. Rooms with none are absent. One query per chunk of rooms:
+    a window function numbers each room's events from the newest."""
+    ids = list(dict.fromkeys(room_ids))
+    found: dict[str, list[TimelineRow]] = {}
+    if not ids or limit <= 0:
+        return found
+    async with db.read() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            numbered = (
+                select(
+                    events.c.room_id,
+                    events.c.event_id,
+                    events.c.topological_ordering,
+                    events.c.stream_ordering,
+                    func.row_number()
+                    .over(partition_by=events.c.room_id, order_by=events.c.stream_ordering.desc())
+                    .label("n"),
+                )
+                .where(
+                    events.c.room_id.in_(ids[start : start + _CHUNK]),
+                    events.c.stream_ordering > after,
+                    events.c.stream_ordering <= upto,
+                    events.c.outlier == false(),
+                    events.c.rejected_reason.is_(None),
+                )
+                .subquery()
+            )
+            query = (
+                select(
+                    numbered.c.room_id,
+                    numbered.c.event_id,
+                    numbered.c.topological_ordering,
+                    numbered.c.stream_ordering,
+                )
+                .where(numbered.c.n <= limit)
+                .order_by(numbered.c.stream_ordering)
+            )
+            for row in await conn.execute(query):
+                found.setdefault(row.room_id, []).append(
+                    TimelineRow(row.event_id, row.topological_ordering, row.stream_ordering)
+                )
+    return found
+
+
+async def get_last_events_at(db: Database, room_ids: Iterable[str], upto: int) -> dict[str, str]:
+    """room_id -> its last timeline event with a stream position at or below `upto`."""
+    ids = list(dict.fromkeys(room_ids))
+    found: dict[str, str] = {}
+    if not ids:
+        return found
+    async with db.read() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            last = (
+                select(events.c.room_id, func.max(events.c.stream_ordering).label("stream"))
+                .where(
+                    events.c.room_id.in_(ids[start : start + _CHUNK]),
+                    events.c.stream_ordering <= upto,
+                    events.c.outlier == false(),
+                    events.c.rejected_reason.is_(None),
+                )
+                .group_by(events.c.room_id)
+                .subquery()
+            )
+            query = select(events.c.room_id, events.c.event_id).select_from(
+                events.join(last, events.c.stream_ordering == last.c.stream)
+            )
+            for row in await conn.execute(query):
+                found[row.room_id] = row.event_id
+    return found
+
+
+async def get_room_members(db: Database, room_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """room_id -> user_id -> membership, from the rooms' current state."""
+    ids = list(dict.fromkeys(room_ids))
+    found: dict[str, dict[str, str]] = {room_id: {} for room_id in ids}
+    async with db.read() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            query = select(
+                current_state_events.c.room_id,
+                current_state_events.c.state_key,
+                current_state_events.c.membership,
+            ).where(
+                current_state_events.c.room_id.in_(ids[start : start + _CHUNK]),
+                current_state_events.c.type == "m.room.member",
+            )
+            for row in await conn.execute(query):
+                if row.membership is not None:
+                    found[row.room_id][row.state_key] = row.membership
+    return found
