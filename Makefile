@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= homeserver.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench bench-servers bench-protocol clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,15 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+# `make bench` races Ranvier against a Synapse it installs into bench/synapse-venv (A B A B);
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--only ranvier --quick" or "--postgres"
+BENCH_ARGS ?=
+bench: bench-servers bench-protocol
+
+bench-servers: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-protocol: $(STAMP)
 	$(BIN)/python -m bench.protocol_bench
 
 clean:
