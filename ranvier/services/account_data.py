@@ -8,6 +8,7 @@ notifier (with /sync) can wake whoever waits for it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ranvier.http.errors import MatrixError, bad_json
@@ -65,6 +66,13 @@ def check_tag_content(tag: str, content: dict[str, Any]) -> None:
 class AccountDataService:
     def __init__(self, store: AccountDataStore) -> None:
         self._store = store
+        # global types the server makes rather than stores: m.push_rules, from push
+        self._type_to_generator: dict[str, Callable[[str], Awaitable[dict[str, Any]]]] = {}
+
+    def serve_generated(
+        self, data_type: str, generate: Callable[[str], Awaitable[dict[str, Any]]]
+    ) -> None:
+        self._type_to_generator[data_type] = generate
         # (user_id, position) after every change: the notifier wakes the user's syncs
         self.on_change: list[Callable[[str, int], None]] = []
 
@@ -94,8 +102,9 @@ class AccountDataService:
 
     async def get_global(self, requester: str, user_id: str, data_type: str) -> dict[str, Any]:
         self._check_owner(requester, user_id, "get account data")
-        # m.push_rules is served from the push rules (they arrive with push); until then it
-        # is never stored, so 404 like any type never set
+        generate = self._type_to_generator.get(data_type)
+        if generate is not None:
+            return await generate(user_id)
         content = await self._store.get_global(user_id, data_type)
         if content is None:
             raise not_found("Account data not found")

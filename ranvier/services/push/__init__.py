@@ -1,0 +1,1 @@
+"""Push: push rules, the notify/highlight actions of events with unread counts, and pushers."""

@@ -1,0 +1,234 @@
+"""What every new event means to each member's notifications (spec: client-server-api
+"Push Notifications", "Receiving notifications", "Marking notifications as read").
+
+After events persist, each is evaluated against the push rules of every local member it
+concerns (joined members and an invited user), except its sender; notifying actions are
+recorded with the event's thread. Receipts move read positions, which clear counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any
+
+from ranvier.http.errors import MatrixError
+from ranvier.protocol.events import Event
+from ranvier.protocol.power_levels import PowerLevels
+from ranvier.protocol.push_rules import PushContext, evaluate, outcome
+from ranvier.services.push.rules import PushRuleService
+from ranvier.services.rooms.client_events import ClientEventSerializer
+from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.storage import events as event_store
+from ranvier.storage import state as state_store
+from ranvier.storage.database import Database
+from ranvier.storage.event_push_actions import (
+    MAIN_THREAD,
+    UNTHREADED,
+    EventPushActionStore,
+    PushAction,
+)
+
+logger = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+# users with new actions: pushers deliver them
+ActionsListener = Callable[[Collection[str]], Awaitable[None]]
+MAX_NOTIFICATIONS_LIMIT = 1000
+
+
+def thread_of(event: Event) -> str:
+    """spec: "Threading" - an event in a thread names its root with rel_type m.thread."""
+    relates = event.content.get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("rel_type") == "m.thread":
+        root = relates.get("event_id")
+        if isinstance(root, str):
+            return root
+    return MAIN_THREAD
+
+
+class PushActionService:
+    def __init__(
+        self,
+        db: Database,
+        store: EventPushActionStore,
+        rules: PushRuleService,
+        loader: EventLoader,
+        serializer: ClientEventSerializer,
+        server_name: str,
+    ) -> None:
+        self._db = db
+        self._store = store
+        self._rules = rules
+        self._loader = loader
+        self._serializer = serializer
+        self._local_suffix = ":" + server_name
+        self.on_new_actions: list[ActionsListener] = []
+
+    # -- recording -----------------------------------------------------------------------
+
+    async def on_persisted(self, events: Sequence[Event], position: int) -> None:
+        """RoomEventSender.on_persisted: evaluate the new events. A failure is logged, never
+        raised: the events are already sent."""
+        try:
+            await self._record(events)
+        except Exception:
+            logger.exception("Evaluating push rules failed for %d events", len(events))
+
+    async def _record(self, events: Sequence[Event]) -> None:
+        orderings = await event_store.get_stream_orderings(self._db, [e.event_id for e in events])
+        now = int(time.time() * 1000)
+        found: list[PushAction] = []
+        for event in events:
+            if event.event_id not in orderings:
+                continue
+            found += await self._evaluate(event, orderings[event.event_id], now)
+        if not found:
+            return
+        await self._store.add(found)
+        users = {action.user_id for action in found}
+        for listener in self.on_new_actions:
+            await listener(users)
+
+    async def _evaluate(self, event: Event, stream_ordering: int, now: int) -> list[PushAction]:
+        # the state after the event, as the spec's room_member_count and power levels mean
+        state = await state_store.get_current_state_ids(self._db, event.room_id)
+        members = {
+            user_id for (event_type, user_id), _ in state.items() if event_type == "m.room.member"
+        }
+        member_events = await self._loader.get_events(
+            state[("m.room.member", user_id)] for user_id in members
+        )
+        joined: dict[str, str | None] = {}
+        for member_event in member_events.values():
+            if member_event.membership == "join" and member_event.state_key is not None:
+                name = member_event.content.get("displayname")
+                joined[member_event.state_key] = name if isinstance(name, str) else None
+        targets = set(joined)
+        if event.type == "m.room.member" and event.membership == "invite" and event.state_key:
+            targets.add(event.state_key)
+        targets = {u for u in targets if u.endswith(self._local_suffix) and u != event.sender}
+        if not targets:
+            return []
+        levels = await self._power_levels(event, state)
+        sender_level = levels.user_level(event.sender)
+        member_count = len(joined)
+        sender_power = sender_level if isinstance(sender_level, int) else 2**53
+        notification_levels = {
+            key: levels.notification_level(key) for key in ("room", *levels.notifications)
+        }
+        matchable = {**event.pdu, "event_id": event.event_id}
+        thread_id = thread_of(event)
+        actions: list[PushAction] = []
+        for user_id in sorted(targets):
+            ctx = PushContext(
+                user_id=user_id,
+                display_name=joined.get(user_id),
+                member_count=member_count,
+                sender_power_level=sender_power,
+                notification_levels=notification_levels,
+            )
+            chosen = evaluate(await self._rules.ruleset(user_id), matchable, ctx)
+            result = outcome(chosen)
+            if not result.notify:
+                continue
+            actions.append(
+                PushAction(
+                    event_id=event.event_id,
+                    user_id=user_id,
+                    room_id=event.room_id,
+                    stream_ordering=stream_ordering,
+                    thread_id=thread_id,
+                    actions=chosen,
+                    highlight=result.highlight,
+                    received_ts=now,
+                )
+            )
+        return actions
+
+    async def _power_levels(self, event: Event, state: dict[tuple[str, str], str]) -> PowerLevels:
+        wanted = [
+            state[key]
+            for key in (("m.room.create", ""), ("m.room.power_levels", ""))
+            if key in state
+        ]
+        loaded = await self._loader.get_events(wanted)
+        create = loaded.get(state.get(("m.room.create", ""), ""))
+        power = loaded.get(state.get(("m.room.power_levels", ""), ""))
+        return PowerLevels.from_events(event.room_version, create, power)
+
+    # -- reading and clearing ------------------------------------------------------------
+
+    async def on_receipt(
+        self, user_id: str, room_id: str, event_id: str, thread_id: str | None
+    ) -> None:
+        """ReceiptService.on_receipt: a read receipt reads everything up to its event, in
+        its thread ("main" or a root) or, unthreaded, in every thread."""
+        orderings = await event_store.get_stream_orderings(self._db, [event_id])
+        if event_id not in orderings:
+            return
+        thread = UNTHREADED if thread_id is None else thread_id
+        await self._store.mark_read(user_id, room_id, thread, orderings[event_id])
+
+    async def unread_counts(self, user_id: str, room_ids: Collection[str]) -> dict[str, JsonDict]:
+        """{room_id: {"notification_count", "highlight_count", "threads": {root: {...}}}} for
+        rooms with anything unread. The room's counts include every thread; "threads" lists
+        the threads other than the main timeline, so the main timeline's own counts are the
+        room's minus the threads'."""
+        counts = await self._store.unread_counts(user_id, room_ids)
+        result: dict[str, JsonDict] = {}
+        for room_id, room in counts.items():
+            threads = {
+                thread_id: {
+                    "notification_count": c.notifications,
+                    "highlight_count": c.highlights,
+                }
+                for thread_id, c in room.threads.items()
+                if thread_id != MAIN_THREAD
+            }
+            result[room_id] = {
+                "notification_count": sum(c.notifications for c in room.threads.values()),
+                "highlight_count": sum(c.highlights for c in room.threads.values()),
+                "threads": threads,
+            }
+        return result
+
+    async def pending(self, user_id: str, after: int, limit: int) -> list[PushAction]:
+        """The user's notifying actions after stream ordering `after`, oldest first."""
+        return await self._store.actions_after(user_id, after, limit)
+
+    async def notifications(
+        self, user_id: str, from_token: str | None, limit: int, only: str | None
+    ) -> JsonDict:
+        """GET /notifications: newest first, `from` is the previous page's next_token."""
+        before: int | None = None
+        if from_token is not None:
+            if not from_token.isdigit():
+                raise MatrixError(400, "M_INVALID_PARAM", "Invalid 'from' token")
+            before = int(from_token)
+        limit = min(limit, MAX_NOTIFICATIONS_LIMIT)
+        rows = await self._store.notifications(
+            user_id, before, limit, only_highlight=only == "highlight"
+        )
+        events = await self._loader.get_events(action.event_id for action, _ in rows)
+        shown = [(action, read) for action, read in rows if action.event_id in events]
+        served = await self._serializer.serialize_events(
+            [events[action.event_id] for action, _ in shown], requester_user_id=user_id
+        )
+        body: JsonDict = {
+            "notifications": [
+                {
+                    "actions": action.actions,
+                    "event": client_event,
+                    "profile_tag": None,
+                    "read": read,
+                    "room_id": action.room_id,
+                    "ts": action.received_ts,
+                }
+                for (action, read), client_event in zip(shown, served, strict=True)
+            ]
+        }
+        if rows:
+            body["next_token"] = str(rows[-1][0].stream_ordering)
+        return body

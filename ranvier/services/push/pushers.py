@@ -1,0 +1,329 @@
+"""Pushers (spec: client-server-api "Pushers") and their delivery to push gateways
+(spec: push-gateway-api, POST /_matrix/push/v1/notify).
+
+Each pusher has one delivery task. It pushes the owner's notifying actions in stream
+order, one request per event; on a failure it retries the same event with exponential
+backoff (as Synapse: from one second to an hour, giving the event up after a day), so a
+gateway that is down gets everything once it is back, in order. Progress is stored, so a
+restart resumes where delivery stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ranvier.http.errors import MatrixError
+from ranvier.protocol.push_rules import tweaks
+from ranvier.services.push.actions import PushActionService
+from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.storage import state as state_store
+from ranvier.storage.database import Database
+from ranvier.storage.event_push_actions import PushAction
+from ranvier.storage.pushers import Pusher, PusherStore
+
+logger = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+NOTIFY_PATH = "/_matrix/push/v1/notify"
+# spec: pushers/set field limits
+MAX_APP_ID_CHARS = 64
+MAX_PUSHKEY_BYTES = 512
+MAX_BACKOFF_SECONDS = 3600.0
+GIVE_UP_AFTER_SECONDS = 24 * 3600.0
+REQUEST_TIMEOUT_SECONDS = 20.0
+BATCH = 50
+
+
+def missing(names: Collection[str]) -> MatrixError:
+    return MatrixError(400, "M_MISSING_PARAM", "Missing parameters: " + ", ".join(names))
+
+
+def invalid(error: str) -> MatrixError:
+    return MatrixError(400, "M_INVALID_PARAM", error)
+
+
+def check_gateway_url(data: Any) -> None:
+    """The gateway URL of an http pusher: http(s) with the spec's notify path."""
+    if not isinstance(data, dict):
+        raise invalid("'data' must be an object")
+    url = data.get("url")
+    if url is None:
+        raise missing(["data.url"])
+    if not isinstance(url, str):
+        raise invalid("'data.url' must be a string")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise invalid("'data.url' must be an http or https URL")
+    if not parts.path.endswith(NOTIFY_PATH):
+        raise invalid(f"'data.url' must have the path {NOTIFY_PATH}")
+    if "format" in data and data["format"] != "event_id_only":
+        raise invalid("'data.format' can only be 'event_id_only'")
+
+
+def render(pusher: Pusher) -> JsonDict:
+    """spec: GET /pushers - a pusher as its owner sees it."""
+    body: JsonDict = {
+        "app_display_name": pusher.app_display_name,
+        "app_id": pusher.app_id,
+        "data": pusher.data,
+        "device_display_name": pusher.device_display_name,
+        "kind": pusher.kind,
+        "lang": pusher.lang,
+        "pushkey": pusher.pushkey,
+    }
+    if pusher.profile_tag is not None:
+        body["profile_tag"] = pusher.profile_tag
+    return body
+
+
+class PusherService:
+    def __init__(
+        self,
+        db: Database,
+        store: PusherStore,
+        actions: PushActionService,
+        loader: EventLoader,
+        current_stream_ordering: Callable[[], int],
+        initial_backoff_seconds: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._store = store
+        self._actions = actions
+        self._loader = loader
+        self._current_stream_ordering = current_stream_ordering
+        self._initial_backoff = initial_backoff_seconds
+        self._user_id_to_pushers: dict[str, dict[int, Pusher]] = {}
+        self._pusher_id_to_wakeup: dict[int, asyncio.Event] = {}
+        self._pusher_id_to_task: dict[int, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- the API -------------------------------------------------------------------------
+
+    async def get_pushers(self, user_id: str) -> list[JsonDict]:
+        return [render(p) for p in await self._store.get_for_user(user_id)]
+
+    async def set_pusher(self, user_id: str, body: JsonDict) -> None:
+        """POST /pushers/set: create, replace or (kind null) delete a pusher."""
+        absent = [k for k in ("app_id", "pushkey") if body.get(k) is None]
+        if "kind" not in body:
+            absent.append("kind")
+        if absent:
+            raise missing(absent)
+        app_id, pushkey, kind = body["app_id"], body["pushkey"], body["kind"]
+        if not isinstance(app_id, str) or not isinstance(pushkey, str):
+            raise invalid("'app_id' and 'pushkey' must be strings")
+        if len(app_id) > MAX_APP_ID_CHARS:
+            raise invalid(f"'app_id' is at most {MAX_APP_ID_CHARS} characters")
+        if len(pushkey.encode()) > MAX_PUSHKEY_BYTES:
+            raise invalid(f"'pushkey' is at most {MAX_PUSHKEY_BYTES} bytes")
+        if kind is None:
+            deleted = await self._store.delete_pusher(user_id, app_id, pushkey)
+            if deleted is not None:
+                self._stop(deleted)
+            return
+        if kind != "http":
+            # email pushers need an email sender, which this server does not have yet
+            raise invalid(f"Unsupported pusher kind {kind!r}")
+        required = ("app_display_name", "device_display_name", "lang", "data")
+        absent = [k for k in required if body.get(k) is None]
+        if absent:
+            raise missing(absent)
+        for key in ("app_display_name", "device_display_name", "lang"):
+            if not isinstance(body[key], str):
+                raise invalid(f"'{key}' must be a string")
+        profile_tag = body.get("profile_tag")
+        if profile_tag is not None and not isinstance(profile_tag, str):
+            raise invalid("'profile_tag' must be a string")
+        append = body.get("append", False)
+        if not isinstance(append, bool):
+            raise invalid("'append' must be true or false")
+        check_gateway_url(body["data"])
+        pusher, removed = await self._store.set_pusher(
+            Pusher(
+                id=0,
+                user_id=user_id,
+                kind=kind,
+                app_id=app_id,
+                pushkey=pushkey,
+                app_display_name=body["app_display_name"],
+                device_display_name=body["device_display_name"],
+                profile_tag=profile_tag,
+                lang=body["lang"],
+                data=body["data"],
+                created_ts=int(time.time() * 1000),
+                # a new pusher pushes what happens from now on, not the past
+                last_stream_ordering=self._current_stream_ordering(),
+            ),
+            append=append,
+        )
+        for old in removed:
+            self._stop(old)
+        self._start(pusher)
+
+    # -- delivery ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for pusher in await self._store.get_all():
+            self._start(pusher)
+
+    async def stop(self) -> None:
+        tasks = list(self._pusher_id_to_task.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pusher_id_to_task.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def on_new_actions(self, user_ids: Collection[str]) -> None:
+        """PushActionService.on_new_actions: wake the pushers of these users."""
+        for user_id in user_ids:
+            for pusher_id in self._user_id_to_pushers.get(user_id, {}):
+                wakeup = self._pusher_id_to_wakeup.get(pusher_id)
+                if wakeup is not None:
+                    wakeup.set()
+
+    def _start(self, pusher: Pusher) -> None:
+        self._stop(pusher)
+        self._user_id_to_pushers.setdefault(pusher.user_id, {})[pusher.id] = pusher
+        wakeup = asyncio.Event()
+        wakeup.set()
+        self._pusher_id_to_wakeup[pusher.id] = wakeup
+        self._pusher_id_to_task[pusher.id] = asyncio.create_task(self._run(pusher, wakeup))
+
+    def _stop(self, pusher: Pusher) -> None:
+        self._user_id_to_pushers.get(pusher.user_id, {}).pop(pusher.id, None)
+        self._pusher_id_to_wakeup.pop(pusher.id, None)
+        task = self._pusher_id_to_task.pop(pusher.id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _run(self, pusher: Pusher, wakeup: asyncio.Event) -> None:
+        position = pusher.last_stream_ordering
+        while True:
+            await wakeup.wait()
+            wakeup.clear()
+            try:
+                while batch := await self._actions.pending(pusher.user_id, position, BATCH):
+                    for action in batch:
+                        rejected = await self._deliver_with_retries(pusher, action)
+                        position = action.stream_ordering
+                        await self._store.set_progress(pusher.id, position)
+                        if rejected:
+                            logger.info("Gateway rejected pushkey of %s; removing", pusher.app_id)
+                            await self._store.delete_pusher(
+                                pusher.user_id, pusher.app_id, pusher.pushkey
+                            )
+                            self._stop(pusher)
+                            return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Pusher %s of %s failed", pusher.app_id, pusher.user_id)
+
+    async def _deliver_with_retries(self, pusher: Pusher, action: PushAction) -> bool:
+        """Push one event until the gateway takes it; returns whether it rejected the key."""
+        backoff = self._initial_backoff
+        first_failure: float | None = None
+        body = await self._notification(pusher, action)
+        while True:
+            try:
+                return await self._post(pusher, body)
+            except (aiohttp.ClientError, TimeoutError, GatewayError) as exc:
+                now = time.monotonic()
+                if first_failure is None:
+                    first_failure = now
+                    await self._store.set_failing(pusher.id, int(time.time() * 1000))
+                if now - first_failure > GIVE_UP_AFTER_SECONDS:
+                    logger.warning("Giving up pushing %s to %s", action.event_id, pusher.app_id)
+                    return False
+                logger.info(
+                    "Push to %s failed (%s); retrying in %.0fs", pusher.app_id, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def _post(self, pusher: Pusher, body: JsonDict) -> bool:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+            )
+        async with self._session.post(pusher.data["url"], json=body) as response:
+            if response.status != 200:
+                raise GatewayError(f"HTTP {response.status}")
+            try:
+                reply = await response.json(content_type=None)
+            except ValueError:
+                reply = {}
+        rejected = reply.get("rejected") if isinstance(reply, dict) else None
+        return isinstance(rejected, list) and pusher.pushkey in rejected
+
+    async def _notification(self, pusher: Pusher, action: PushAction) -> JsonDict:
+        counts = await self._badge(pusher.user_id)
+        data = {key: value for key, value in pusher.data.items() if key != "url"}
+        device = {
+            "app_id": pusher.app_id,
+            "pushkey": pusher.pushkey,
+            "pushkey_ts": pusher.created_ts // 1000,
+            "data": data,
+            "tweaks": tweaks(action.actions),
+        }
+        notification: JsonDict = {
+            "event_id": action.event_id,
+            "room_id": action.room_id,
+            "counts": counts,
+            "devices": [device],
+        }
+        if pusher.data.get("format") == "event_id_only":
+            return {"notification": notification}
+        event = await self._loader.get_event(action.event_id)
+        if event is not None:
+            notification["type"] = event.type
+            notification["sender"] = event.sender
+            notification["content"] = event.content
+            notification["prio"] = "high" if _is_high(action.actions) else "low"
+            if event.type == "m.room.member":
+                notification["user_is_target"] = event.state_key == pusher.user_id
+            notification.update(await self._room_names(event.room_id, event.sender))
+        return {"notification": notification}
+
+    async def _badge(self, user_id: str) -> JsonDict:
+        # as Synapse by default: the badge counts rooms with unread notifications
+        rooms = await state_store.get_rooms_for_user(self._db, user_id)
+        counts = await self._actions.unread_counts(user_id, list(rooms))
+        unread = sum(1 for room in counts.values() if room["notification_count"] > 0)
+        return {"unread": unread} if unread else {}
+
+    async def _room_names(self, room_id: str, sender: str) -> JsonDict:
+        state = await state_store.get_current_state_ids(self._db, room_id)
+        keys = {
+            "room_name": ("m.room.name", ""),
+            "room_alias": ("m.room.canonical_alias", ""),
+            "sender_display_name": ("m.room.member", sender),
+        }
+        loaded = await self._loader.get_events(state[k] for k in keys.values() if k in state)
+        fields = {"room_name": "name", "room_alias": "alias", "sender_display_name": "displayname"}
+        found: JsonDict = {}
+        for name, key in keys.items():
+            event = loaded.get(state.get(key, ""))
+            value = event.content.get(fields[name]) if event is not None else None
+            if isinstance(value, str) and value:
+                found[name] = value
+        return found
+
+
+class GatewayError(Exception):
+    pass
+
+
+def _is_high(actions: list[Any]) -> bool:
+    found = tweaks(actions)
+    return bool(found.get("highlight")) or "sound" in found
