@@ -36,6 +36,7 @@ from ranvier.api.client import filter as filter_api
 from ranvier.api.client import membership as membership_api
 from ranvier.api.client import presence as presence_api
 from ranvier.api.client import profile as profile_api
+from ranvier.api.client import push as push_api
 from ranvier.api.client import receipts as receipts_api
 from ranvier.api.client import relations as relations_api
 from ranvier.api.client import room_reading as room_reading_api
@@ -66,6 +67,9 @@ from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.presence import PresenceService
 from ranvier.services.profiles import ProfileService, SharedRoomCheck
+from ranvier.services.push.actions import PushActionService
+from ranvier.services.push.pushers import PusherService
+from ranvier.services.push.rules import PushRuleService
 from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
@@ -97,9 +101,12 @@ from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
 from ranvier.storage.device_inbox import DeviceInboxStore
 from ranvier.storage.devices import DeviceStore
+from ranvier.storage.event_push_actions import EventPushActionStore
 from ranvier.storage.filters import FilterStore
 from ranvier.storage.presence import PresenceStore
 from ranvier.storage.profiles import ProfileStore
+from ranvier.storage.push_rules import PushRuleStore
+from ranvier.storage.pushers import PusherStore
 from ranvier.storage.receipts import ReceiptStore
 from ranvier.storage.registration_tokens import RegistrationTokenStore
 from ranvier.storage.reports import ReportStore
@@ -353,6 +360,45 @@ async def build_ephemeral(
     )
 
 
+@dataclass(frozen=True)
+class Push:
+    """Push rules, the notifications they make of new events with unread counts, and
+    pushers that deliver them to push gateways."""
+
+    rules: PushRuleService
+    actions: PushActionService
+    pushers: PusherService
+
+
+async def build_push(
+    config: HomeserverConfig,
+    database: Database,
+    rooms: Rooms,
+    user_data: UserData,
+    ephemeral: Ephemeral,
+    notifier: Notifier,
+) -> Push:
+    rules = await PushRuleService.create(PushRuleStore(database), notifier.notify)
+    user_data.account_data.serve_generated("m.push_rules", rules.get_all)
+    loader = rooms.sender.loader
+    actions = PushActionService(
+        database,
+        EventPushActionStore(database),
+        rules,
+        loader,
+        rooms.serializer,
+        config.server_name,
+    )
+    # recorded before sync's own callback wakes long-polls, so counts are there to read
+    rooms.sender.on_persisted.append(actions.on_persisted)
+    ephemeral.receipts.on_receipt.append(actions.on_receipt)
+    pushers = PusherService(
+        database, PusherStore(database), actions, loader, lambda: rooms.sender.positions.current
+    )
+    actions.on_new_actions.append(pushers.on_new_actions)
+    return Push(rules=rules, actions=actions, pushers=pushers)
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
@@ -366,6 +412,7 @@ class Homeserver:
     ratelimiters: Ratelimiters
     notifier: Notifier
     ephemeral: Ephemeral
+    push: Push
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -398,6 +445,7 @@ class Homeserver:
             route_defs += self._user_data_routes()
             route_defs += self._room_routes()
             route_defs += self._ephemeral_routes()
+            route_defs += self._push_routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
             if "client" not in resources:
@@ -475,6 +523,14 @@ class Homeserver:
             *to_device_api.ToDeviceEndpoints(auth, ephemeral.to_device).routes(),
         ]
 
+    def _push_routes(self) -> list[web.RouteDef]:
+        auth, push = self.accounts.auth, self.push
+        return [
+            *push_api.PushRuleEndpoints(auth, push.rules).routes(),
+            *push_api.NotificationEndpoints(auth, push.actions).routes(),
+            *push_api.PusherEndpoints(auth, push.pushers).routes(),
+        ]
+
     async def start(self) -> list[str]:
         """Bind every HTTP listener; returns their URLs."""
         bound: list[str] = []
@@ -497,6 +553,7 @@ class Homeserver:
                 bound.append(site.name)
                 logger.info("Listening on %s", site.name)
         self.ephemeral.presence.start()
+        await self.push.pushers.start()
         return bound
 
     async def stop(self) -> None:
@@ -505,6 +562,7 @@ class Homeserver:
         self.runners.clear()
         await self.background_updater.stop()
         await self.ephemeral.presence.stop()
+        await self.push.pushers.stop()
         self.ephemeral.typing.stop()
         # an interrupted deletion is marked failed at the next start
         await self.room_admin.deletion.stop()
@@ -521,6 +579,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     user_data = build_user_data(config, database, rooms.membership.shares_room)
     user_data.profiles.on_change(rooms.membership.on_profile_change)
     notifier = Notifier()
+    ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
     return Homeserver(
         config=config,
         database=database,
@@ -532,7 +591,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         room_admin=await build_room_admin(config, database, rooms),
         ratelimiters=Ratelimiters.from_config(config),
         notifier=notifier,
-        ephemeral=await build_ephemeral(config, database, rooms, user_data, notifier),
+        ephemeral=ephemeral,
+        push=await build_push(config, database, rooms, user_data, ephemeral, notifier),
     )
 
 
