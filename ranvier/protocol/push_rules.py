@@ -418,7 +418,11 @@ def evaluate(
     for kind in KINDS:
         for rule in ruleset.get(kind, ()):
             if rule.get("enabled", True) and rule_matches(kind, rule, event, ctx):
-                return [a for a in rule.get("actions", []) if a not in HISTORICAL_ACTIONS]
+                return [
+                    a
+                    for a in rule.get("actions", [])
+                    if not (isinstance(a, str) and a in HISTORICAL_ACTIONS)
+                ]
     return []
 
 
