@@ -45,7 +45,12 @@ async def send_all(server: RunningServer, room_id: str, sessions: list[Session])
                 event_id: str = (await response.json())["event_id"]
                 return event_id
 
-        return await asyncio.gather(*(send(s, n) for n in range(MESSAGES_EACH) for s in sessions))
+        async def send_in_order(session: Session) -> list[str]:
+            # each user waits for its own answer, as a client does; users race each other
+            return [await send(session, n) for n in range(MESSAGES_EACH)]
+
+        per_user = await asyncio.gather(*(send_in_order(s) for s in sessions))
+        return [event_id for events in per_user for event_id in events]
 
 
 def test_concurrent_senders_lose_nothing(server: RunningServer) -> None:
