@@ -43,6 +43,7 @@ from ranvier.api.client import room_reading as room_reading_api
 from ranvier.api.client import room_upgrades as room_upgrades_api
 from ranvier.api.client import rooms as rooms_api
 from ranvier.api.client import search as search_api
+from ranvier.api.client import sync as sync_api
 from ranvier.api.client import to_device as to_device_api
 from ranvier.api.client import typing as typing_api
 from ranvier.api.client import user_directory as user_directory_api
@@ -91,6 +92,12 @@ from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.rooms.upgrade import RoomUpgradeService
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
+from ranvier.services.sync.account_data import AccountDataReader
+from ranvier.services.sync.rooms import RoomsBuilder
+from ranvier.services.sync.service import SyncService
+from ranvier.services.sync.state import StateLoader
+from ranvier.services.sync.timeline import TimelineLoader
+from ranvier.services.sync.wakeups import RoomEventWakeups
 from ranvier.services.to_device import ToDeviceService
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.typing import TypingService
@@ -399,6 +406,47 @@ async def build_push(
     return Push(rules=rules, actions=actions, pushers=pushers)
 
 
+def build_sync(
+    config: HomeserverConfig,
+    database: Database,
+    rooms: Rooms,
+    user_data: UserData,
+    ephemeral: Ephemeral,
+    push: Push,
+    notifier: Notifier,
+) -> SyncService:
+    loader = rooms.sender.loader
+    # after the other on_persisted callbacks (push counts), so a woken sync reads them
+    wakeups = RoomEventWakeups(database, notifier, rooms.sender.positions)
+    rooms.sender.on_persisted.append(wakeups.on_persisted)
+    user_data.account_data.on_change.append(
+        lambda user_id, position: notifier.notify("account_data", position, users=(user_id,))
+    )
+    sync = SyncService(
+        database,
+        rooms.sender,
+        user_data.filters,
+        notifier,
+        RoomsBuilder(
+            database,
+            loader,
+            TimelineLoader(database, loader, rooms.visibility),
+            StateLoader(database, loader),
+            rooms.serializer,
+            rooms.relations.bundled_aggregations,
+        ),
+        AccountDataReader(user_data.account_data),
+        max_timeline_limit=config.filter_timeline_limit,
+    )
+    sync.typing = ephemeral.typing
+    sync.receipts = ephemeral.receipts
+    sync.presence = ephemeral.presence
+    sync.to_device = ephemeral.to_device
+    sync.set_push_rules(push.rules)
+    sync.unread = push.actions
+    return sync
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
@@ -413,6 +461,7 @@ class Homeserver:
     notifier: Notifier
     ephemeral: Ephemeral
     push: Push
+    sync: SyncService
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -446,6 +495,7 @@ class Homeserver:
             route_defs += self._room_routes()
             route_defs += self._ephemeral_routes()
             route_defs += self._push_routes()
+            route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
             if "client" not in resources:
@@ -580,6 +630,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     user_data.profiles.on_change(rooms.membership.on_profile_change)
     notifier = Notifier()
     ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
+    push = await build_push(config, database, rooms, user_data, ephemeral, notifier)
     return Homeserver(
         config=config,
         database=database,
@@ -592,7 +643,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         ratelimiters=Ratelimiters.from_config(config),
         notifier=notifier,
         ephemeral=ephemeral,
-        push=await build_push(config, database, rooms, user_data, ephemeral, notifier),
+        push=push,
+        sync=build_sync(config, database, rooms, user_data, ephemeral, push, notifier),
     )
 
 

@@ -19,6 +19,11 @@ class StreamPositions:
         """Every position up to and including this one has committed (or was abandoned)."""
         return self._current
 
+    @property
+    def allocated(self) -> int:
+        """The highest position handed out so far, committed or not."""
+        return self._next - 1
+
     def allocate(self, count: int = 1) -> list[int]:
         positions = list(range(self._next, self._next + count))
         self._next += count

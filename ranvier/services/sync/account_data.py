@@ -31,10 +31,13 @@ class AccountDataReader:
         self,
         user_id: str,
         device_id: str | None,
-        since: int,
+        since: int | None,
         push_rules_since: int,
         sync_filter: Filter,
     ) -> AccountDataUpdates:
+        """`since` None: a full sync, everything."""
+        full = since is None
+        since = since or 0
         changes = await self._account_data.changes_since(user_id, since)
         global_events = [
             {"type": data_type, "content": content}
@@ -44,9 +47,9 @@ class AccountDataReader:
         push_rules_position = push_rules_since
         if self.push_rules is not None:
             push_rules_position = self.push_rules.current_position()
-            if push_rules_position > push_rules_since or push_rules_since == 0:
+            if full or push_rules_position > push_rules_since:
                 content = await self.push_rules.get_updates(
-                    user_id, device_id, (), push_rules_since, push_rules_position
+                    user_id, device_id, (), 0 if full else push_rules_since, push_rules_position
                 )
                 if content is not None and sync_filter.account_data.allows_type(PUSH_RULES):
                     global_events = [e for e in global_events if e["type"] != PUSH_RULES]

@@ -96,6 +96,32 @@ def plan_rooms(memberships: UserMemberships, request: RoomsRequest) -> _Plan:
     return plan
 
 
+def unread_sections(counts: JsonDict, per_thread: bool) -> JsonDict:
+    """unread_notifications, and unread_thread_notifications when the client asked for
+    them; then (spec: "Receiving notifications") the room's counts are the main
+    timeline's only, so the threads' are taken out."""
+    notifications = int(counts.get("notification_count", 0))
+    highlights = int(counts.get("highlight_count", 0))
+    if not per_thread:
+        return {
+            "unread_notifications": {
+                "notification_count": notifications,
+                "highlight_count": highlights,
+            }
+        }
+    threads: dict[str, JsonDict] = counts.get("threads", {})
+    for thread in threads.values():
+        notifications -= int(thread.get("notification_count", 0))
+        highlights -= int(thread.get("highlight_count", 0))
+    return {
+        "unread_notifications": {
+            "notification_count": max(0, notifications),
+            "highlight_count": max(0, highlights),
+        },
+        "unread_thread_notifications": threads,
+    }
+
+
 class RoomsBuilder:
     def __init__(
         self,
@@ -150,13 +176,11 @@ class RoomsBuilder:
                 room["summary"] = room_summary(request.user_id, members.get(room_id, {}))
             else:
                 room["summary"] = {}
-            counts = extras.unread.get(room_id, {})
-            room["unread_notifications"] = {
-                "notification_count": counts.get("notification_count", 0),
-                "highlight_count": counts.get("highlight_count", 0),
-            }
-            if timeline_filter.unread_thread_notifications:
-                room["unread_thread_notifications"] = counts.get("threads", {})
+            room.update(
+                unread_sections(
+                    extras.unread.get(room_id, {}), timeline_filter.unread_thread_notifications
+                )
+            )
             join[room_id] = room
 
         leave: JsonDict = {}

@@ -1,0 +1,227 @@
+"""GET /sync: everything that changed for one device between its token and now.
+
+spec: client-server-api "Syncing". The response's `next_batch` is read before anything
+else: each stream's position is one up to which everything has committed, and each part
+of the response is read up to that position, so the next sync continues exactly where
+this one stopped: no gaps, no duplicates. With `timeout`, an incremental sync that finds
+nothing waits on the notifier (never polling the database) and answers as soon as
+something for the user happens, or with an empty response and a new token at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ranvier.http.errors import MatrixError
+from ranvier.protocol.filters import DEFAULT_EVENT_LIMIT, Filter
+from ranvier.services.filters import FilterService
+from ranvier.services.rooms.sender import RoomEventSender
+from ranvier.services.sync.account_data import AccountDataReader
+from ranvier.services.sync.rooms import RoomExtras, RoomsBuilder, RoomsRequest
+from ranvier.services.sync.sources import (
+    PresenceSource,
+    PushRulesSource,
+    ReceiptsSource,
+    SyncSource,
+    ToDeviceSource,
+    TypingSource,
+    UnreadCounts,
+)
+from ranvier.storage import sync as sync_store
+from ranvier.storage.database import Database
+from ranvier.storage.sync import UserMemberships
+from ranvier.streams.notifier import Notifier
+from ranvier.streams.sync_token import (
+    PRESENCE,
+    RECEIPTS,
+    TO_DEVICE,
+    TYPING,
+    SyncToken,
+)
+
+JsonDict = dict[str, Any]
+
+# memberships in which a room's changes concern the user
+ACTIVE = ("join", "invite", "knock")
+SET_PRESENCE_VALUES = ("online", "offline", "unavailable")
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    user_id: str
+    device_id: str | None
+    since: SyncToken | None
+    timeout_ms: int
+    full_state: bool
+    set_presence: str | None
+    # a filter ID or inline JSON, as given
+    filter: str | None
+
+
+class SyncService:
+    def __init__(
+        self,
+        db: Database,
+        sender: RoomEventSender,
+        filters: FilterService,
+        notifier: Notifier,
+        rooms: RoomsBuilder,
+        account_data: AccountDataReader,
+        *,
+        max_timeline_limit: int,
+    ) -> None:
+        self._db = db
+        self._sender = sender
+        self._filters = filters
+        self._notifier = notifier
+        self._rooms = rooms
+        self._account_data = account_data
+        self._max_timeline_limit = max_timeline_limit
+        self.typing: TypingSource | None = None
+        self.receipts: ReceiptsSource | None = None
+        self.presence: PresenceSource | None = None
+        self.to_device: ToDeviceSource | None = None
+        self.unread: UnreadCounts | None = None
+
+    def set_push_rules(self, source: PushRulesSource) -> None:
+        self._account_data.push_rules = source
+
+    # -- the endpoint ------------------------------------------------------------------------
+
+    async def sync(self, request: SyncRequest) -> JsonDict:
+        sync_filter = await self._load_filter(request.user_id, request.filter)
+        if request.set_presence is not None and request.set_presence not in SET_PRESENCE_VALUES:
+            raise MatrixError(
+                400,
+                "M_INVALID_PARAM",
+                f"set_presence must be one of {', '.join(SET_PRESENCE_VALUES)}",
+            )
+        if self.presence is not None:
+            await self.presence.set_presence_from_sync(
+                request.user_id, request.set_presence or "online"
+            )
+        since = request.since
+        if since is not None and self.to_device is not None and request.device_id is not None:
+            # the client holds this token: it has what the response carrying it handed out
+            await self.to_device.ack(request.user_id, request.device_id, since.to_device)
+        deadline = time.monotonic() + request.timeout_ms / 1000
+        while True:
+            body, token, room_ids = await self._sync_once(request, sync_filter)
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if since is None or request.full_state or not _is_empty(body) or remaining_ms <= 0:
+                return body
+            # everything up to `token` has been looked at: wait for what comes after
+            await self._notifier.wait(request.user_id, room_ids, token, remaining_ms)
+
+    async def _load_filter(self, user_id: str, value: str | None) -> Filter:
+        if value is None:
+            return Filter()
+        try:
+            return await self._filters.load(user_id, value)
+        except MatrixError as exc:
+            if exc.status == 404:
+                # as Synapse: an unknown filter ID is a bad parameter of /sync
+                raise MatrixError(400, "M_INVALID_PARAM", "No such filter") from None
+            raise
+
+    # -- one pass ----------------------------------------------------------------------------
+
+    def _position(self, source: SyncSource | None, since: SyncToken | None, stream: str) -> int:
+        if source is not None:
+            return source.current_position()
+        return since.get(stream) if since is not None else 0
+
+    async def _sync_once(
+        self, request: SyncRequest, sync_filter: Filter
+    ) -> tuple[JsonDict, SyncToken, list[str]]:
+        since = request.since
+        start = since or SyncToken()
+        full = since is None or request.full_state
+        user_id, device_id = request.user_id, request.device_id
+        # positions first: every read below stops at them
+        events_upto = self._sender.positions.current
+        upto = {
+            TYPING: self._position(self.typing, since, TYPING),
+            RECEIPTS: self._position(self.receipts, since, RECEIPTS),
+            PRESENCE: self._position(self.presence, since, PRESENCE),
+            TO_DEVICE: self._position(self.to_device, since, TO_DEVICE),
+        }
+        memberships = await sync_store.get_memberships(
+            self._db, user_id, 0 if full else start.events, events_upto
+        )
+        active_rooms = _active_rooms(memberships)
+        joined = [r for r, m in memberships.now.items() if m.membership == "join"]
+        account_data = await self._account_data.updates(
+            user_id, device_id, None if full else start.account_data, start.push_rules, sync_filter
+        )
+        extras = RoomExtras(account_data=account_data.room_events)
+        ephemeral_filter = sync_filter.room.ephemeral
+        for source in (self.typing, self.receipts):
+            if source is None or ephemeral_filter.blocks_everything():
+                continue
+            from_pos = 0 if full else start.get(source.stream_name)
+            updates = await source.get_updates(
+                user_id, device_id, joined, from_pos, upto[source.stream_name]
+            )
+            for room_id, event in updates.items():
+                if ephemeral_filter.allows_room(room_id) and ephemeral_filter.matches(event):
+                    extras.ephemeral.setdefault(room_id, []).append(event)
+        if self.unread is not None:
+            extras.unread = await self.unread.unread_counts(user_id, joined)
+
+        limit = min(
+            sync_filter.room.timeline.limit_or(DEFAULT_EVENT_LIMIT), self._max_timeline_limit
+        )
+        rooms = await self._rooms.build(
+            RoomsRequest(
+                user_id=user_id,
+                device_id=device_id,
+                since=0 if full else start.events,
+                upto=events_upto,
+                full=full,
+                filter=sync_filter,
+                timeline_limit=limit,
+            ),
+            memberships,
+            extras,
+        )
+        token = SyncToken(
+            events=events_upto,
+            account_data=account_data.position,
+            receipts=upto[RECEIPTS],
+            typing=upto[TYPING],
+            presence=upto[PRESENCE],
+            to_device=upto[TO_DEVICE],
+            device_lists=start.device_lists,
+            push_rules=account_data.push_rules_position,
+        )
+        body: JsonDict = {"next_batch": str(token)}
+        if rooms:
+            body["rooms"] = rooms
+        if account_data.global_events:
+            body["account_data"] = {"events": account_data.global_events}
+        if self.presence is not None and not sync_filter.presence.blocks_everything():
+            presence = await self.presence.get_updates(
+                user_id, device_id, joined, 0 if full else start.presence, upto[PRESENCE]
+            )
+            presence = [e for e in presence if sync_filter.presence.matches(e)]
+            if presence:
+                body["presence"] = {"events": presence}
+        if self.to_device is not None and device_id is not None:
+            # to-device messages wait for their device even across full_state syncs
+            messages = await self.to_device.get_updates(
+                user_id, device_id, (), start.to_device, upto[TO_DEVICE]
+            )
+            if messages:
+                body["to_device"] = {"events": messages}
+        return body, token, active_rooms
+
+
+def _active_rooms(memberships: UserMemberships) -> list[str]:
+    return [r for r, m in memberships.now.items() if m.membership in ACTIVE]
+
+
+def _is_empty(body: JsonDict) -> bool:
+    return not any(key in body for key in ("rooms", "account_data", "presence", "to_device"))
