@@ -5,18 +5,16 @@ stream, and /sync hands them out oldest first, at most MAX_PER_SYNC at a time. A
 deleted once the device syncs with a token past the response that carried it: that proves
 the client got it, and until then a retried sync gets it again.
 
-When a response had to leave messages out (more than MAX_PER_SYNC), its token still carries
-the stream position /sync read up to. The service remembers, per device, where that batch
-stopped, so that the next sync (with that token) resumes right after the last message
-handed out and its acknowledgement deletes only what was handed out. That note is kept in
-memory: after a restart, acknowledging such a token deletes the messages left out.
+When a response has to leave messages out, its token must not claim them: `get_updates`
+returns a ToDeviceEvents list whose `position` is the to_device position that response's
+token carries (the last message handed out, or `to_pos` when nothing was left out). The
+next sync then acknowledges exactly what was handed out and resumes after it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ranvier.http.errors import MatrixError
@@ -32,12 +30,13 @@ MAX_PER_SYNC = 100
 JsonDict = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class _CutBatch:
-    # the to_device position of the token that response carried
-    token_pos: int
-    # the position of the last message it handed out
-    last_delivered: int
+class ToDeviceEvents(list[JsonDict]):
+    """To-device events for one sync response, and the to_device position its token must
+    carry: below `to_pos` when messages were left out for the next sync."""
+
+    def __init__(self, events: list[JsonDict], position: int) -> None:
+        super().__init__(events)
+        self.position = position
 
 
 def _domain(user_id: str) -> str:
@@ -72,7 +71,6 @@ class ToDeviceService:
         self._server_name = server_name
         self._notify = notify
         self._position = position
-        self._device_to_cut_batch: dict[tuple[str, str], _CutBatch] = {}
 
     @classmethod
     async def create(
@@ -118,34 +116,21 @@ class ToDeviceService:
         room_ids: Collection[str],
         from_pos: int,
         to_pos: int,
-    ) -> list[JsonDict]:
+    ) -> ToDeviceEvents:
         """The device's messages after `from_pos` up to `to_pos`, oldest first, at most
-        MAX_PER_SYNC."""
+        MAX_PER_SYNC; see ToDeviceEvents.position for the next token."""
         if device_id is None:
-            return []
-        key = (user_id, device_id)
-        cut = self._device_to_cut_batch.get(key)
-        after = cut.last_delivered if cut is not None and cut.token_pos == from_pos else from_pos
+            return ToDeviceEvents([], to_pos)
         messages = await self._store.get_messages(
-            user_id, device_id, after, to_pos, MAX_PER_SYNC + 1
+            user_id, device_id, from_pos, to_pos, MAX_PER_SYNC + 1
         )
         if len(messages) > MAX_PER_SYNC:
-            messages = messages[:MAX_PER_SYNC]
-            self._device_to_cut_batch[key] = _CutBatch(
-                token_pos=to_pos, last_delivered=messages[-1].stream_id
-            )
-        return [message.event for message in messages]
+            handed_out = messages[:MAX_PER_SYNC]
+            return ToDeviceEvents([m.event for m in handed_out], handed_out[-1].stream_id)
+        return ToDeviceEvents([m.event for m in messages], to_pos)
 
     async def ack(self, user_id: str, device_id: str, up_to_pos: int) -> None:
         """The device synced with a token whose to_device position is `up_to_pos`: delete
-        what the response carrying that token handed out."""
-        key = (user_id, device_id)
-        cut = self._device_to_cut_batch.get(key)
-        up_to = up_to_pos
-        if cut is not None and cut.token_pos == up_to_pos:
-            up_to = cut.last_delivered
-        elif cut is not None and cut.token_pos < up_to_pos:
-            # the client got a later response: the cut batch is behind it
-            del self._device_to_cut_batch[key]
-        if up_to > 0:
-            await self._store.delete_messages(user_id, device_id, up_to)
+        what it has been handed."""
+        if up_to_pos > 0:
+            await self._store.delete_messages(user_id, device_id, up_to_pos)
