@@ -19,6 +19,7 @@ from typing import Any
 
 from ranvier.http.errors import MatrixError
 from ranvier.services.stream_notify import Notify
+from ranvier.services.sync.sources import ToDeviceEvents
 from ranvier.services.tokens import now_ms
 from ranvier.storage.device_inbox import TO_DEVICE_STREAM, DeviceInboxStore
 
@@ -28,15 +29,6 @@ logger = logging.getLogger(__name__)
 MAX_PER_SYNC = 100
 
 JsonDict = dict[str, Any]
-
-
-class ToDeviceEvents(list[JsonDict]):
-    """To-device events for one sync response, and the to_device position its token must
-    carry: below `to_pos` when messages were left out for the next sync."""
-
-    def __init__(self, events: list[JsonDict], position: int) -> None:
-        super().__init__(events)
-        self.position = position
 
 
 def _domain(user_id: str) -> str:

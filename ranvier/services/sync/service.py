@@ -187,6 +187,14 @@ class SyncService:
             memberships,
             extras,
         )
+        to_device: list[JsonDict] = []
+        if self.to_device is not None and device_id is not None:
+            # to-device messages wait for their device even across full_state syncs
+            to_device = await self.to_device.get_updates(
+                user_id, device_id, (), start.to_device, upto[TO_DEVICE]
+            )
+            # a bounded batch: the token resumes after the last message handed out
+            upto[TO_DEVICE] = to_device.position
         token = SyncToken(
             events=events_upto,
             account_data=account_data.position,
@@ -202,6 +210,8 @@ class SyncService:
             body["rooms"] = rooms
         if account_data.global_events:
             body["account_data"] = {"events": account_data.global_events}
+        if to_device:
+            body["to_device"] = {"events": to_device}
         if self.presence is not None and not sync_filter.presence.blocks_everything():
             presence = await self.presence.get_updates(
                 user_id, device_id, joined, 0 if full else start.presence, upto[PRESENCE]
@@ -209,13 +219,6 @@ class SyncService:
             presence = [e for e in presence if sync_filter.presence.matches(e)]
             if presence:
                 body["presence"] = {"events": presence}
-        if self.to_device is not None and device_id is not None:
-            # to-device messages wait for their device even across full_state syncs
-            messages = await self.to_device.get_updates(
-                user_id, device_id, (), start.to_device, upto[TO_DEVICE]
-            )
-            if messages:
-                body["to_device"] = {"events": messages}
         return body, token, active_rooms
 
 

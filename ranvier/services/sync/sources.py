@@ -68,6 +68,17 @@ class PresenceSource(SyncSource, Protocol):
         ...
 
 
+class ToDeviceEvents(list[JsonDict]):
+    """To-device events for one sync response, oldest first, and the to_device position
+    that response's token must carry: below `to_pos` when the source left messages out
+    (it hands out a bounded number per sync), so the next sync acknowledges only what was
+    handed out and resumes right after it."""
+
+    def __init__(self, events: list[JsonDict], position: int) -> None:
+        super().__init__(events)
+        self.position = position
+
+
 class ToDeviceSource(SyncSource, Protocol):
     async def get_updates(
         self,
@@ -76,7 +87,7 @@ class ToDeviceSource(SyncSource, Protocol):
         room_ids: Collection[str],
         from_pos: int,
         to_pos: int,
-    ) -> list[JsonDict]:
+    ) -> ToDeviceEvents:
         """The to-device events for the device, oldest first."""
         ...
 
