@@ -242,3 +242,247 @@ def test_long_poll_returns_empty_at_timeout(server: RunningServer) -> None:
     elapsed = time.monotonic() - started
     assert 0.9 <= elapsed < 5
     assert "rooms" not in body and isinstance(body["next_batch"], str)
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+def test_timeline_filter_types_senders_and_limit(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    token = sync(server, bob)["next_batch"]
+    say(server, alice, room_id, "a1")
+    say(server, bob, room_id, "b1")
+    authed(alice, "PUT", room_url(server, room_id, "/state/m.room.topic"), {"topic": "T"})
+    say(server, alice, room_id, "a2")
+    only_alice = {"room": {"timeline": {"senders": [alice.user_id], "types": ["m.room.message"]}}}
+    timeline = joined_room(sync(server, bob, since=token, filter=only_alice), room_id)["timeline"]
+    assert texts(timeline["events"]) == ["a1", "a2"]
+    assert {e["type"] for e in timeline["events"]} == {"m.room.message"}
+    not_alice = {"room": {"timeline": {"not_senders": [alice.user_id]}}}
+    timeline = joined_room(sync(server, bob, since=token, filter=not_alice), room_id)["timeline"]
+    assert texts(timeline["events"]) == ["b1"]
+    # the topic change the filter hid still reaches the client, as state
+    room = joined_room(sync(server, bob, since=token, filter=not_alice), room_id)
+    assert [e["content"] for e in room["state"]["events"] if e["type"] == "m.room.topic"] == [
+        {"topic": "T"}
+    ]
+    no_topic = {"room": {"timeline": {"not_types": ["m.room.topic"], "limit": 2}}}
+    timeline = joined_room(sync(server, bob, since=token, filter=no_topic), room_id)["timeline"]
+    assert texts(timeline["events"]) == ["b1", "a2"]
+    assert timeline["limited"] is True
+    # rooms/not_rooms on the room filter
+    other = create_room(server, bob)
+    body = sync(server, bob, filter={"room": {"not_rooms": [room_id]}})
+    assert other in body["rooms"]["join"] and room_id not in body["rooms"]["join"]
+    body = sync(server, bob, filter={"room": {"rooms": [room_id]}})
+    assert list(body["rooms"]["join"]) == [room_id]
+
+
+def test_lazy_loading_sends_only_the_timeline_senders_members(server: RunningServer) -> None:
+    alice, bob, carol = user(server, "alice"), user(server, "bob"), user(server, "carol")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    act(server, carol, room_id, "/join")
+    for i in range(4):
+        say(server, bob, room_id, f"b{i}")
+    lazy = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 3}}}
+    room = joined_room(sync(server, alice, filter=lazy), room_id)
+    members = {e["state_key"] for e in room["state"]["events"] if e["type"] == "m.room.member"}
+    assert members == {bob.user_id}
+    assert {e["sender"] for e in room["timeline"]["events"]} == {bob.user_id}
+    assert any(e["type"] == "m.room.create" for e in room["state"]["events"])
+    # the summary still counts everyone
+    assert room["summary"]["m.joined_member_count"] == 3
+    # without lazy loading every member is there
+    room = joined_room(sync(server, alice, filter={"room": {"timeline": {"limit": 3}}}), room_id)
+    members = {e["state_key"] for e in room["state"]["events"] if e["type"] == "m.room.member"}
+    assert members == {alice.user_id, bob.user_id, carol.user_id}
+
+
+def test_stored_filter_by_id(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    room_id = create_room(server, alice)
+    say(server, alice, room_id, "one")
+    say(server, alice, room_id, "two")
+    reply = authed(
+        alice,
+        "POST",
+        f"{server.url}{CLIENT}/user/{urllib.parse.quote(alice.user_id)}/filter",
+        {"room": {"timeline": {"limit": 1}}},
+    )
+    assert reply.status == 200, reply.body
+    filter_id = reply.json()["filter_id"]
+    timeline = joined_room(sync(server, alice, filter=filter_id), room_id)["timeline"]
+    assert texts(timeline["events"]) == ["two"] and len(timeline["events"]) == 1
+
+
+# --- invites, leaving ------------------------------------------------------------------------
+
+
+def test_invite_and_leave_sections(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, name="Invited", preset="private_chat")
+    token = sync(server, bob)["next_batch"]
+    act(server, alice, room_id, "/invite", {"user_id": bob.user_id})
+    body = sync(server, bob, since=token)
+    invite = body["rooms"]["invite"][room_id]["invite_state"]["events"]
+    kinds = {(e["type"], e["state_key"]) for e in invite}
+    assert ("m.room.name", "") in kinds and ("m.room.create", "") in kinds
+    own = [e for e in invite if e["type"] == "m.room.member"]
+    assert own[-1]["state_key"] == bob.user_id and own[-1]["content"]["membership"] == "invite"
+    assert own[-1]["sender"] == alice.user_id
+    assert room_id in sync(server, bob)["rooms"]["invite"]
+
+    act(server, bob, room_id, "/join")
+    say(server, alice, room_id, "while you were here")
+    token = sync(server, bob)["next_batch"]
+    say(server, alice, room_id, "just before you left")
+    act(server, bob, room_id, "/leave")
+    say(server, alice, room_id, "after you left")
+    body = sync(server, bob, since=token)
+    left = body["rooms"]["leave"][room_id]
+    events = left["timeline"]["events"]
+    assert texts(events) == ["just before you left"]
+    assert events[-1]["type"] == "m.room.member"
+    assert events[-1]["content"]["membership"] == "leave"
+    assert room_id not in body["rooms"].get("join", {})
+    # initial syncs leave out rooms left, unless asked
+    assert room_id not in sync(server, bob).get("rooms", {}).get("leave", {})
+    include = sync(server, bob, filter={"room": {"include_leave": True}})
+    assert texts(include["rooms"]["leave"][room_id]["timeline"]["events"])[-1] == (
+        "just before you left"
+    )
+    # a forgotten room is gone from sync
+    act(server, bob, room_id, "/forget")
+    include = sync(server, bob, filter={"room": {"include_leave": True}})
+    assert room_id not in include.get("rooms", {}).get("leave", {})
+
+
+def test_rejected_invite_is_in_leave(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="private_chat")
+    act(server, alice, room_id, "/invite", {"user_id": bob.user_id})
+    token = sync(server, bob)["next_batch"]
+    act(server, bob, room_id, "/leave")
+    body = sync(server, bob, since=token)
+    events = body["rooms"]["leave"][room_id]["timeline"]["events"]
+    assert [e["content"]["membership"] for e in events] == ["leave"]
+    assert room_id not in body["rooms"].get("invite", {})
+
+
+# --- account data and ephemeral -------------------------------------------------------------
+
+
+def test_account_data_global_and_per_room(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    room_id = create_room(server, alice)
+    token = sync(server, alice)["next_batch"]
+    base = f"{server.url}{CLIENT}/user/{urllib.parse.quote(alice.user_id)}"
+    assert authed(alice, "PUT", base + "/account_data/org.example.a", {"a": 1}).status == 200
+    room_data = f"/rooms/{urllib.parse.quote(room_id)}/account_data/org.example.r"
+    assert authed(alice, "PUT", base + room_data, {"r": 2}).status == 200
+    body = sync(server, alice, since=token)
+    assert {"type": "org.example.a", "content": {"a": 1}} in body["account_data"]["events"]
+    assert joined_room(body, room_id)["account_data"]["events"] == [
+        {"type": "org.example.r", "content": {"r": 2}}
+    ]
+    # nothing new after that
+    again = sync(server, alice, since=body["next_batch"])
+    assert "account_data" not in again and "rooms" not in again
+    # an initial sync has everything, push rules included
+    initial = sync(server, alice)
+    types = {e["type"] for e in initial["account_data"]["events"]}
+    assert {"org.example.a", "m.push_rules"} <= types
+    filtered = sync(server, alice, filter={"account_data": {"not_types": ["org.example.a"]}})
+    assert "org.example.a" not in {e["type"] for e in filtered["account_data"]["events"]}
+
+
+def test_account_data_wakes_a_long_poll(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    token = sync(server, alice)["next_batch"]
+    base = f"{server.url}{CLIENT}/user/{urllib.parse.quote(alice.user_id)}"
+
+    def put_later() -> None:
+        time.sleep(0.3)
+        authed(alice, "PUT", base + "/account_data/org.example.wake", {"w": True})
+
+    thread = threading.Thread(target=put_later)
+    started = time.monotonic()
+    thread.start()
+    body = sync(server, alice, since=token, timeout=10_000)
+    thread.join()
+    assert time.monotonic() - started < 3
+    assert body["account_data"]["events"] == [{"type": "org.example.wake", "content": {"w": True}}]
+
+
+def test_typing_and_receipts_arrive_as_ephemeral_events(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    event_id = say(server, alice, room_id, "read me")
+    token = sync(server, bob)["next_batch"]
+    typing = room_url(server, room_id, f"/typing/{urllib.parse.quote(alice.user_id)}")
+    assert authed(alice, "PUT", typing, {"typing": True, "timeout": 30000}).status == 200
+    body = sync(server, bob, since=token, timeout=5000)
+    events = joined_room(body, room_id)["ephemeral"]["events"]
+    assert {"type": "m.typing", "content": {"user_ids": [alice.user_id]}} in events
+    receipt = room_url(server, room_id, f"/receipt/m.read/{urllib.parse.quote(event_id)}")
+    assert authed(bob, "POST", receipt, {}).status == 200
+    body = sync(server, alice, since=token)
+    receipts = [
+        e for e in joined_room(body, room_id)["ephemeral"]["events"] if e["type"] == "m.receipt"
+    ]
+    assert bob.user_id in receipts[0]["content"][event_id]["m.read"]
+    # the ephemeral filter can hide them
+    hidden = sync(server, alice, since=token, filter={"room": {"ephemeral": {"types": []}}})
+    assert (
+        room_id not in hidden.get("rooms", {}).get("join", {})
+        or not joined_room(hidden, room_id)["ephemeral"]["events"]
+    )
+
+
+def test_to_device_messages_are_delivered_once(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    token = sync(server, bob)["next_batch"]
+    reply = authed(
+        alice,
+        "PUT",
+        f"{server.url}{CLIENT}/sendToDevice/org.example.ping/t{next(_counter)}",
+        {"messages": {bob.user_id: {bob.device_id: {"n": 1}}}},
+    )
+    assert reply.status == 200, reply.body
+    body = sync(server, bob, since=token, timeout=5000)
+    assert [e["content"] for e in body["to_device"]["events"]] == [{"n": 1}]
+    assert body["to_device"]["events"][0]["sender"] == alice.user_id
+    assert "to_device" not in sync(server, bob, since=body["next_batch"])
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "errcode"),
+    [
+        ({"since": "nonsense"}, "M_INVALID_PARAM"),
+        ({"since": "s1_x"}, "M_INVALID_PARAM"),
+        ({"timeout": "soon"}, "M_INVALID_PARAM"),
+        ({"full_state": "yes"}, "M_INVALID_PARAM"),
+        ({"set_presence": "busy"}, "M_INVALID_PARAM"),
+        ({"filter": "{not json"}, "M_NOT_JSON"),
+        ({"filter": "424242"}, "M_INVALID_PARAM"),
+        ({"filter": '{"room": {"timeline": {"limit": "ten"}}}'}, "M_BAD_JSON"),
+    ],
+)
+def test_bad_parameters_are_400(server: RunningServer, query: dict[str, str], errcode: str) -> None:
+    alice = user(server, "alice")
+    reply = sync_reply(server, alice, **query)
+    assert (reply.status, reply.errcode) == (400, errcode), reply.body
+
+
+def test_sync_needs_an_access_token(server: RunningServer) -> None:
+    reply = request("GET", server.url + CLIENT + "/sync")
+    assert (reply.status, reply.errcode) == (401, "M_MISSING_TOKEN")
+    reply = request("GET", server.url + CLIENT + "/sync", headers={"Authorization": "Bearer x"})
+    assert (reply.status, reply.errcode) == (401, "M_UNKNOWN_TOKEN")

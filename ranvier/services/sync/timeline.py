@@ -138,7 +138,16 @@ class TimelineLoader:
             for row in rows
             if row.event_id in loaded and event_filter.matches(loaded[row.event_id].pdu)
         ]
-        return await self._visibility.filter_events_for_client(user_id, candidates)
+        visible = {
+            e.event_id for e in await self._visibility.filter_events_for_client(user_id, candidates)
+        }
+        # as Synapse: users always see their own membership changes, or a declined invite
+        # would never leave the client's room list
+        return [
+            e
+            for e in candidates
+            if e.event_id in visible or (e.type == "m.room.member" and e.state_key == user_id)
+        ]
 
     async def _fill_before(
         self, timelines: dict[str, Timeline], room_to_range: dict[str, TimelineRange]
