@@ -1,0 +1,615 @@
+"""Push over real HTTP on both engines: the push rules API and its default ruleset, the
+notifications every message makes for the other members, counts cleared by receipts, and
+pushers delivering to a local push gateway that records what it gets."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+
+from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, register
+
+CLIENT = "/_matrix/client/v3"
+RULES = CLIENT + "/pushrules"
+
+SPEC_OVERRIDE_IDS = [
+    ".m.rule.master",
+    ".m.rule.suppress_notices",
+    ".m.rule.invite_for_me",
+    ".m.rule.member_event",
+    ".m.rule.is_user_mention",
+    ".m.rule.is_room_mention",
+    ".m.rule.tombstone",
+    ".m.rule.reaction",
+    ".m.rule.room.server_acl",
+    ".m.rule.suppress_edits",
+]
+SPEC_UNDERRIDE_IDS = [
+    ".m.rule.call",
+    ".m.rule.encrypted_room_one_to_one",
+    ".m.rule.room_one_to_one",
+    ".m.rule.message",
+    ".m.rule.encrypted",
+]
+
+
+class Gateway:
+    """A push gateway on loopback: records each notify request, fails the first `fail`."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/_matrix/push/v1/notify"
+        self.received: list[dict[str, Any]] = []
+        self.fail = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    async def _notify(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body)
+        if self.fail > 0:
+            self.fail -= 1
+            return web.json_response({"error": "try later"}, status=500)
+        return web.json_response({"rejected": []})
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/_matrix/push/v1/notify", self._notify)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        assert self._runner is not None
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
+) -> Iterator[RunningServer]:
+    port = free_port()
+    config = write_test_config(
+        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
+    )
+    running = start_server(config, port)
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    running = Gateway()
+    running.start()
+    yield running
+    running.stop()
+
+
+_counter = iter(range(10_000))
+
+
+def fresh_user(server: RunningServer, name: str) -> Session:
+    return register(server.url, f"{name}{next(_counter)}")
+
+
+def create_room(server: RunningServer, creator: Session, *joiners: Session, **body: Any) -> str:
+    invite = [j.user_id for j in joiners]
+    reply = authed(creator, "POST", server.url + CLIENT + "/createRoom", {**body, "invite": invite})
+    assert reply.status == 200, reply.body
+    room_id: str = reply.json()["room_id"]
+    for joiner in joiners:
+        joined = authed(joiner, "POST", f"{server.url}{CLIENT}/join/{quote(room_id)}", {})
+        assert joined.status == 200, joined.body
+    return room_id
+
+
+def send(server: RunningServer, session: Session, room_id: str, content: dict[str, Any]) -> str:
+    txn = f"t{next(_counter)}"
+    url = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/{txn}"
+    reply = authed(session, "PUT", url, content)
+    assert reply.status == 200, reply.body
+    event_id: str = reply.json()["event_id"]
+    return event_id
+
+
+def text(body: str, **extra: Any) -> dict[str, Any]:
+    return {"msgtype": "m.text", "body": body, **extra}
+
+
+def notifications(server: RunningServer, session: Session, query: str = "") -> dict[str, Any]:
+    reply = authed(session, "GET", f"{server.url}{CLIENT}/notifications{query}")
+    assert reply.status == 200, reply.body
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def messages_only(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # the invite into each test's room notifies too (.m.rule.invite_for_me)
+    return [n for n in found if n["event"]["type"] == "m.room.message"]
+
+
+def wait_notifications(
+    server: RunningServer, session: Session, count: int, query: str = ""
+) -> list[dict[str, Any]]:
+    """The m.room.message notifications; actions are recorded right after the send
+    returns, so give them a moment."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = messages_only(notifications(server, session, query)["notifications"])
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+# -- the ruleset --------------------------------------------------------------------------
+
+
+def test_default_ruleset_is_the_spec(server: RunningServer) -> None:
+    user = fresh_user(server, "rules")
+    reply = authed(user, "GET", server.url + RULES + "/")
+    assert reply.status == 200
+    ruleset = reply.json()["global"]
+    assert set(ruleset) == {"override", "content", "room", "sender", "underride"}
+    assert [r["rule_id"] for r in ruleset["override"]] == SPEC_OVERRIDE_IDS
+    assert [r["rule_id"] for r in ruleset["underride"]] == SPEC_UNDERRIDE_IDS
+    assert ruleset["content"] == ruleset["room"] == ruleset["sender"] == []
+    assert all(r["default"] for r in ruleset["override"] + ruleset["underride"])
+    master = ruleset["override"][0]
+    assert master == {
+        "rule_id": ".m.rule.master",
+        "default": True,
+        "enabled": False,
+        "conditions": [],
+        "actions": [],
+    }
+    mention = ruleset["override"][4]
+    assert mention["conditions"] == [
+        {
+            "kind": "event_property_contains",
+            "key": "content.m\\.mentions.user_ids",
+            "value": user.user_id,
+        }
+    ]
+    assert authed(user, "GET", server.url + RULES + "/global/").json() == ruleset
+    # the same rules are the user's m.push_rules account data
+    data = authed(
+        user, "GET", f"{server.url}{CLIENT}/user/{user.user_id}/account_data/m.push_rules"
+    )
+    assert data.status == 200
+    assert data.json() == {"global": ruleset}
+    assert (
+        authed(user, "GET", server.url + RULES + "/global/underride/").json()
+        == ruleset["underride"]
+    )
+
+
+def test_rules_need_a_token(server: RunningServer) -> None:
+    from tests.integration.client import request
+
+    reply = request("GET", server.url + RULES + "/")
+    assert reply.status == 401
+    assert reply.errcode == "M_MISSING_TOKEN"
+
+
+def _ids(server: RunningServer, user: Session, kind: str) -> list[str]:
+    rules = authed(user, "GET", server.url + RULES + "/").json()["global"][kind]
+    return [r["rule_id"] for r in rules if not r["default"]]
+
+
+def test_put_get_delete_with_before_and_after(server: RunningServer) -> None:
+    user = fresh_user(server, "order")
+    base = server.url + RULES + "/global/override/"
+    rule = {
+        "conditions": [{"kind": "event_match", "key": "type", "pattern": "x.y"}],
+        "actions": ["notify"],
+    }
+    for name in ("a", "b"):
+        assert authed(user, "PUT", base + name, rule).status == 200
+    # a new rule without before/after is the most important
+    assert _ids(server, user, "override") == ["b", "a"]
+    assert authed(user, "PUT", base + "c?before=a", rule).status == 200
+    assert _ids(server, user, "override") == ["b", "c", "a"]
+    assert authed(user, "PUT", base + "d?after=b", rule).status == 200
+    assert _ids(server, user, "override") == ["b", "d", "c", "a"]
+    # replacing keeps the place; moving with after works
+    assert authed(user, "PUT", base + "c", {**rule, "actions": []}).status == 200
+    assert _ids(server, user, "override") == ["b", "d", "c", "a"]
+    assert authed(user, "PUT", base + "b?after=a", rule).status == 200
+    assert _ids(server, user, "override") == ["d", "c", "a", "b"]
+    got = authed(user, "GET", base + "c")
+    assert got.status == 200
+    assert got.json() == {
+        "rule_id": "c",
+        "default": False,
+        "enabled": True,
+        "conditions": rule["conditions"],
+        "actions": [],
+    }
+    assert authed(user, "DELETE", base + "c").status == 200
+    assert authed(user, "GET", base + "c").status == 404
+    assert _ids(server, user, "override") == ["d", "a", "b"]
+    # the user defined rules rank below master and above the defaults
+    ids = [
+        r["rule_id"]
+        for r in authed(user, "GET", server.url + RULES + "/").json()["global"]["override"]
+    ]
+    assert ids[:4] == [".m.rule.master", "d", "a", "b"]
+
+
+def test_content_room_and_sender_rules(server: RunningServer) -> None:
+    user = fresh_user(server, "kinds")
+    base = server.url + RULES + "/global/"
+    assert (
+        authed(
+            user, "PUT", base + "content/cake", {"pattern": "cake*", "actions": ["notify"]}
+        ).status
+        == 200
+    )
+    room = quote("!someroom:localhost")
+    assert authed(user, "PUT", base + f"room/{room}", {"actions": []}).status == 200
+    sender = quote("@boss:localhost")
+    assert authed(user, "PUT", base + f"sender/{sender}", {"actions": ["notify"]}).status == 200
+    ruleset = authed(user, "GET", server.url + RULES + "/").json()["global"]
+    assert ruleset["content"] == [
+        {
+            "rule_id": "cake",
+            "default": False,
+            "enabled": True,
+            "pattern": "cake*",
+            "actions": ["notify"],
+        }
+    ]
+    assert [r["rule_id"] for r in ruleset["room"]] == ["!someroom:localhost"]
+    assert [r["rule_id"] for r in ruleset["sender"]] == ["@boss:localhost"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "errcode"),
+    [
+        ("PUT", "/global/override/.mine", {"actions": []}, 400, "M_INVALID_PARAM"),
+        ("PUT", "/global/nonsense/x", {"actions": []}, 400, "M_INVALID_PARAM"),
+        ("PUT", "/device/override/x", {"actions": []}, 400, "M_INVALID_PARAM"),
+        ("PUT", "/global/override/x?before=nope", {"actions": []}, 400, "M_UNKNOWN"),
+        ("PUT", "/global/override/x?after=.m.rule.message", {"actions": []}, 400, "M_UNKNOWN"),
+        ("PUT", "/global/override/x", {"conditions": []}, 400, "M_BAD_JSON"),
+        ("PUT", "/global/override/x", {"actions": ["explode"]}, 400, "M_BAD_JSON"),
+        ("PUT", "/global/content/x", {"actions": []}, 400, "M_BAD_JSON"),
+        ("PUT", "/global/room/notaroom", {"actions": []}, 400, "M_INVALID_PARAM"),
+        ("GET", "/global/override/nope", None, 404, "M_NOT_FOUND"),
+        ("DELETE", "/global/override/nope", None, 404, "M_NOT_FOUND"),
+        ("DELETE", "/global/override/.m.rule.master", None, 404, "M_NOT_FOUND"),
+        ("GET", "/global/override/nope/enabled", None, 404, "M_NOT_FOUND"),
+        ("PUT", "/global/override/nope/enabled", {"enabled": True}, 404, "M_NOT_FOUND"),
+        ("PUT", "/global/override/.m.rule.master/enabled", {"enabled": "yes"}, 400, "M_BAD_JSON"),
+        ("GET", "/global/override/nope/actions", None, 404, "M_NOT_FOUND"),
+        ("PUT", "/global/override/nope/actions", {"actions": []}, 404, "M_NOT_FOUND"),
+        ("PUT", "/global/underride/.m.rule.message/actions", {"actions": 5}, 400, "M_BAD_JSON"),
+        ("GET", "/global/nonsense/", None, 400, "M_INVALID_PARAM"),
+    ],
+)
+def test_rule_errors(
+    server: RunningServer,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    status: int,
+    errcode: str,
+) -> None:
+    user = fresh_user(server, "errs")
+    reply = authed(user, method, server.url + RULES + path, body)
+    assert reply.status == status, reply.body
+    assert reply.errcode == errcode
+    # nothing was written
+    assert _ids(server, user, "override") == []
+
+
+def test_enabled_and_actions_of_default_rules(server: RunningServer) -> None:
+    user = fresh_user(server, "switch")
+    url = server.url + RULES + "/global/override/.m.rule.master"
+    assert authed(user, "GET", url + "/enabled").json() == {"enabled": False}
+    assert authed(user, "PUT", url + "/enabled", {"enabled": True}).status == 200
+    assert authed(user, "GET", url + "/enabled").json() == {"enabled": True}
+    message = server.url + RULES + "/global/underride/.m.rule.message"
+    assert authed(user, "GET", message + "/actions").json() == {"actions": ["notify"]}
+    new = ["notify", {"set_tweak": "sound", "value": "bell"}]
+    # historical actions are dropped
+    assert authed(user, "PUT", message + "/actions", {"actions": ["coalesce", *new]}).status == 200
+    assert authed(user, "GET", message + "/actions").json() == {"actions": new}
+    data = authed(
+        user, "GET", f"{server.url}{CLIENT}/user/{user.user_id}/account_data/m.push_rules"
+    )
+    underride = data.json()["global"]["underride"]
+    assert next(r for r in underride if r["rule_id"] == ".m.rule.message")["actions"] == new
+
+
+# -- notifications and counts ---------------------------------------------------------------
+
+
+def test_messages_notify_other_members_and_mentions_highlight(server: RunningServer) -> None:
+    alice, bob, carol = (fresh_user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, bob, carol)
+    plain = send(server, alice, room_id, text("hello all"))
+    mention = send(
+        server, alice, room_id, text("bob!", **{"m.mentions": {"user_ids": [bob.user_id]}})
+    )
+    send(server, alice, room_id, {"msgtype": "m.notice", "body": "a bot says hi"})
+    found = wait_notifications(server, bob, 2)
+    assert [n["event"]["event_id"] for n in found] == [mention, plain]
+    newest = found[0]
+    assert newest["room_id"] == room_id
+    assert newest["read"] is False
+    assert newest["actions"] == [
+        "notify",
+        {"set_tweak": "sound", "value": "default"},
+        {"set_tweak": "highlight"},
+    ]
+    assert newest["event"]["content"]["body"] == "bob!"
+    assert isinstance(newest["ts"], int)
+    assert "profile_tag" in newest
+    assert found[1]["actions"] == ["notify"]
+    # carol was not mentioned, and the sender never notifies herself
+    assert [n["event"]["event_id"] for n in wait_notifications(server, carol, 2)] == [
+        mention,
+        plain,
+    ]
+    assert notifications(server, alice)["notifications"] == []
+    # bob's invite notified him, without a highlight
+    everything = notifications(server, bob)["notifications"]
+    invites = [n for n in everything if n["event"]["type"] == "m.room.member"]
+    assert [n["event"]["content"]["membership"] for n in invites] == ["invite"]
+    assert invites[0]["actions"] == ["notify", {"set_tweak": "sound", "value": "default"}]
+    only = notifications(server, bob, "?only=highlight")["notifications"]
+    assert [n["event"]["event_id"] for n in only] == [mention]
+
+
+def test_one_to_one_rooms_and_disabled_rules(server: RunningServer) -> None:
+    alice, bob = fresh_user(server, "alice"), fresh_user(server, "bob")
+    room_id = create_room(server, alice, bob)
+    first = send(server, alice, room_id, text("just us"))
+    found = wait_notifications(server, bob, 1)
+    # .m.rule.room_one_to_one: two members, with a sound
+    assert found[0]["event"]["event_id"] == first
+    assert found[0]["actions"] == ["notify", {"set_tweak": "sound", "value": "default"}]
+    master = server.url + RULES + "/global/override/.m.rule.master/enabled"
+    assert authed(bob, "PUT", master, {"enabled": True}).status == 200
+    send(server, alice, room_id, text("silenced"))
+    send(server, alice, room_id, text("still silenced"))
+    time.sleep(0.5)
+    assert len(messages_only(notifications(server, bob)["notifications"])) == 1
+
+
+def test_notifications_paginate(server: RunningServer) -> None:
+    alice, bob, carol = (fresh_user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, bob, carol)
+    sent = [send(server, alice, room_id, text(f"m{i}")) for i in range(3)]
+    wait_notifications(server, bob, 3)
+    page = notifications(server, bob, "?limit=2")
+    assert [n["event"]["event_id"] for n in page["notifications"]] == sent[::-1][:2]
+    rest = notifications(server, bob, f"?limit=1&from={page['next_token']}")
+    assert [n["event"]["event_id"] for n in rest["notifications"]] == [sent[0]]
+    # then the invite, then nothing
+    invite = notifications(server, bob, f"?from={rest['next_token']}")
+    assert [n["event"]["type"] for n in invite["notifications"]] == ["m.room.member"]
+    end = notifications(server, bob, f"?from={invite['next_token']}")
+    assert end["notifications"] == []
+    assert "next_token" not in end
+
+
+@pytest.mark.parametrize("query", ["?from=abc", "?limit=abc", "?limit=0"])
+def test_notifications_bad_parameters(server: RunningServer, query: str) -> None:
+    user = fresh_user(server, "badq")
+    reply = authed(user, "GET", f"{server.url}{CLIENT}/notifications{query}")
+    assert reply.status == 400
+    assert reply.errcode == "M_INVALID_PARAM"
+
+
+def receipt(
+    server: RunningServer, session: Session, room_id: str, event_id: str, **body: Any
+) -> None:
+    url = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/receipt/m.read/{quote(event_id)}"
+    reply = authed(session, "POST", url, body)
+    assert reply.status == 200, reply.body
+
+
+def read_flags(server: RunningServer, session: Session) -> dict[str, bool]:
+    found = messages_only(notifications(server, session)["notifications"])
+    return {n["event"]["event_id"]: n["read"] for n in found}
+
+
+def test_receipts_clear_counts_per_thread(server: RunningServer) -> None:
+    alice, bob, carol = (fresh_user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, bob, carol)
+    root = send(server, alice, room_id, text("root"))
+    in_thread = send(
+        server,
+        alice,
+        room_id,
+        text("in thread", **{"m.relates_to": {"rel_type": "m.thread", "event_id": root}}),
+    )
+    later = send(server, alice, room_id, text("main again"))
+    wait_notifications(server, bob, 3)
+    assert read_flags(server, bob) == {root: False, in_thread: False, later: False}
+    # a receipt in the main timeline reads the main timeline only
+    receipt(server, bob, room_id, later, thread_id="main")
+    assert read_flags(server, bob) == {root: True, in_thread: False, later: True}
+    # the thread's own receipt reads the thread
+    receipt(server, bob, room_id, in_thread, thread_id=root)
+    assert read_flags(server, bob) == {root: True, in_thread: True, later: True}
+    # an unthreaded receipt reads every thread up to its event
+    receipt(server, carol, room_id, in_thread)
+    assert read_flags(server, carol) == {root: True, in_thread: True, later: False}
+
+
+# -- pushers -------------------------------------------------------------------------------
+
+
+def pusher_body(url: str, pushkey: str = "key1", **changes: Any) -> dict[str, Any]:
+    body = {
+        "kind": "http",
+        "app_id": "org.example.app",
+        "pushkey": pushkey,
+        "app_display_name": "Example",
+        "device_display_name": "Phone",
+        "lang": "en",
+        "data": {"url": url},
+    }
+    body.update(changes)
+    return body
+
+
+def pushers_of(server: RunningServer, session: Session) -> list[dict[str, Any]]:
+    reply = authed(session, "GET", f"{server.url}{CLIENT}/pushers")
+    assert reply.status == 200
+    found: list[dict[str, Any]] = reply.json()["pushers"]
+    return found
+
+
+def set_pusher(server: RunningServer, session: Session, body: dict[str, Any]) -> Any:
+    return authed(session, "POST", f"{server.url}{CLIENT}/pushers/set", body)
+
+
+def test_pusher_set_list_update_delete(server: RunningServer, gateway: Gateway) -> None:
+    user, other = fresh_user(server, "pusher"), fresh_user(server, "other")
+    assert pushers_of(server, user) == []
+    body = pusher_body(gateway.url, profile_tag="tag1")
+    assert set_pusher(server, user, body).status == 200
+    assert pushers_of(server, user) == [
+        {
+            "app_display_name": "Example",
+            "app_id": "org.example.app",
+            "data": {"url": gateway.url},
+            "device_display_name": "Phone",
+            "kind": "http",
+            "lang": "en",
+            "profile_tag": "tag1",
+            "pushkey": "key1",
+        }
+    ]
+    # the same app_id and pushkey replace the pusher
+    assert set_pusher(server, user, {**body, "lang": "fr"}).status == 200
+    assert [p["lang"] for p in pushers_of(server, user)] == ["fr"]
+    # another user taking the pushkey takes it away, unless appending
+    assert set_pusher(server, other, {**body, "append": True}).status == 200
+    assert len(pushers_of(server, user)) == 1
+    assert set_pusher(server, other, body).status == 200
+    assert pushers_of(server, user) == []
+    assert len(pushers_of(server, other)) == 1
+    # kind null deletes
+    assert (
+        set_pusher(
+            server, other, {"kind": None, "app_id": "org.example.app", "pushkey": "key1"}
+        ).status
+        == 200
+    )
+    assert pushers_of(server, other) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "errcode"),
+    [
+        ({"lang": None}, "M_MISSING_PARAM"),
+        ({"data": None}, "M_MISSING_PARAM"),
+        ({"app_id": None}, "M_MISSING_PARAM"),
+        ({"data": {}}, "M_MISSING_PARAM"),
+        ({"data": {"url": "ftp://127.0.0.1/_matrix/push/v1/notify"}}, "M_INVALID_PARAM"),
+        ({"data": {"url": "http://127.0.0.1/notify"}}, "M_INVALID_PARAM"),
+        ({"data": {"url": 5}}, "M_INVALID_PARAM"),
+        ({"kind": "email"}, "M_INVALID_PARAM"),
+        ({"app_id": "x" * 65}, "M_INVALID_PARAM"),
+        ({"pushkey": "x" * 513}, "M_INVALID_PARAM"),
+        ({"append": "yes"}, "M_INVALID_PARAM"),
+    ],
+)
+def test_pusher_errors(
+    server: RunningServer, gateway: Gateway, changes: dict[str, Any], errcode: str
+) -> None:
+    user = fresh_user(server, "perr")
+    body = {k: v for k, v in {**pusher_body(gateway.url), **changes}.items() if v is not None}
+    reply = set_pusher(server, user, body)
+    assert reply.status == 400, reply.body
+    assert reply.errcode == errcode
+    assert pushers_of(server, user) == []
+
+
+def test_pusher_delivers_to_the_gateway_with_retries(
+    server: RunningServer, gateway: Gateway
+) -> None:
+    alice, bob, carol = (fresh_user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, bob, carol, name="Push room")
+    pushkey = f"bobkey{next(_counter)}"
+    assert (
+        set_pusher(
+            server,
+            bob,
+            pusher_body(gateway.url, pushkey, data={"url": gateway.url, "extra": "kept"}),
+        ).status
+        == 200
+    )
+    gateway.received.clear()
+    gateway.fail = 1
+    event_id = send(server, alice, room_id, text("ping"))
+    # the first attempt fails with a 500; the retry after a second's backoff succeeds
+    received = gateway.wait_for(2)
+    assert len(received) == 2
+    assert received[0] == received[1]
+    notification = received[1]["notification"]
+    assert notification["event_id"] == event_id
+    assert notification["room_id"] == room_id
+    assert notification["type"] == "m.room.message"
+    assert notification["sender"] == alice.user_id
+    assert notification["content"] == text("ping")
+    assert notification["room_name"] == "Push room"
+    assert notification["counts"] == {"unread": 1}
+    (device,) = notification["devices"]
+    assert device["app_id"] == "org.example.app"
+    assert device["pushkey"] == pushkey
+    assert device["data"] == {"extra": "kept"}
+    assert device["tweaks"] == {}
+    # nothing more for bob's own messages, and carol has no pusher
+    send(server, bob, room_id, text("mine"))
+    time.sleep(0.5)
+    assert len(gateway.received) == 2
+
+
+def test_event_id_only_pusher(server: RunningServer, gateway: Gateway) -> None:
+    alice, bob = fresh_user(server, "alice"), fresh_user(server, "bob")
+    room_id = create_room(server, alice, bob)
+    pushkey = f"idonly{next(_counter)}"
+    data = {"url": gateway.url, "format": "event_id_only"}
+    assert set_pusher(server, bob, pusher_body(gateway.url, pushkey, data=data)).status == 200
+    gateway.received.clear()
+    event_id = send(server, alice, room_id, text("secret"))
+    (received,) = gateway.wait_for(1)
+    notification = received["notification"]
+    assert notification["event_id"] == event_id
+    assert notification["room_id"] == room_id
+    assert notification["counts"] == {"unread": 1}
+    assert "content" not in notification and "sender" not in notification
+    assert notification["devices"][0]["tweaks"] == {"sound": "default"}
+    assert notification["devices"][0]["data"] == {"format": "event_id_only"}
