@@ -1,0 +1,54 @@
+"""Sync tokens survive a server restart, on both engines: positions come from the
+database, so a client continues where it left off."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.homeserver import free_port, start_server, write_test_config
+from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, login, register
+from tests.integration.test_sync import create_room, joined_room, say, sync, texts
+
+
+@pytest.fixture(scope="module")
+def config(
+    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
+) -> Iterator[tuple[Path, int]]:
+    port = free_port()
+    path = write_test_config(
+        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
+    )
+    yield path, port
+
+
+def test_tokens_survive_a_restart(config: tuple[Path, int]) -> None:
+    path, port = config
+    server = start_server(path, port)
+    try:
+        alice = register(server.url, "alice")
+        room_id = create_room(server, alice)
+        say(server, alice, room_id, "before the restart")
+        token = sync(server, alice)["next_batch"]
+        say(server, alice, room_id, "not yet seen")
+    finally:
+        assert server.stop() == 0, server.log()
+    server = start_server(path, port)
+    try:
+        again = Session(alice.user_id, alice.access_token, alice.device_id)
+        body = sync(server, again, since=token)
+        assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["not yet seen"]
+        after = body["next_batch"]
+        say(server, again, room_id, "after the restart")
+        body = sync(server, again, since=after)
+        assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["after the restart"]
+        # a second device's initial sync agrees
+        other = login(server.url, "alice")
+        timeline = joined_room(sync(server, other), room_id)["timeline"]["events"]
+        assert texts(timeline)[-3:] == ["before the restart", "not yet seen", "after the restart"]
+        assert authed(other, "GET", server.url + "/_matrix/client/v3/account/whoami").status == 200
+    finally:
+        assert server.stop() == 0, server.log()
