@@ -613,3 +613,91 @@ def test_event_id_only_pusher(server: RunningServer, gateway: Gateway) -> None:
     assert "content" not in notification and "sender" not in notification
     assert notification["devices"][0]["tweaks"] == {"sound": "default"}
     assert notification["devices"][0]["data"] == {"format": "event_id_only"}
+
+
+# -- through /sync ---------------------------------------------------------------------------
+
+
+def sync(server: RunningServer, session: Session, query: str = "") -> dict[str, Any]:
+    reply = authed(session, "GET", f"{server.url}{CLIENT}/sync?timeout=0{query}")
+    assert reply.status == 200, reply.body
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def room_counts(server: RunningServer, session: Session, room_id: str, query: str = "") -> Any:
+    room = sync(server, session, query)["rooms"]["join"][room_id]
+    return room["unread_notifications"], room.get("unread_thread_notifications")
+
+
+PER_THREAD = "&filter=" + quote('{"room": {"timeline": {"unread_thread_notifications": true}}}')
+
+
+def wait_counts(
+    server: RunningServer, session: Session, room_id: str, notifications: int
+) -> dict[str, int]:
+    deadline = time.monotonic() + 10
+    while True:
+        counts, _ = room_counts(server, session, room_id)
+        if counts["notification_count"] >= notifications or time.monotonic() > deadline:
+            result: dict[str, int] = counts
+            return result
+        time.sleep(0.05)
+
+
+def test_sync_counts_rise_with_messages_and_clear_with_receipts(server: RunningServer) -> None:
+    alice, bob, carol = (fresh_user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, bob, carol)
+    joined = send(server, alice, room_id, text("welcome"))
+    # reading up to here leaves the invite behind
+    receipt(server, bob, room_id, joined)
+    assert room_counts(server, bob, room_id)[0] == {"notification_count": 0, "highlight_count": 0}
+    send(server, alice, room_id, text("one"))
+    last = send(server, alice, room_id, text("two", **{"m.mentions": {"user_ids": [bob.user_id]}}))
+    assert wait_counts(server, bob, room_id, 2) == {"notification_count": 2, "highlight_count": 1}
+    receipt(server, bob, room_id, last)
+    assert room_counts(server, bob, room_id)[0] == {"notification_count": 0, "highlight_count": 0}
+
+
+def test_sync_counts_per_thread(server: RunningServer) -> None:
+    alice, bob, carol = (fresh_user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, bob, carol)
+    root = send(server, alice, room_id, text("root"))
+    receipt(server, bob, room_id, root)
+    threaded = {"m.relates_to": {"rel_type": "m.thread", "event_id": root}}
+    send(server, alice, room_id, text("t1", **threaded))
+    in_thread = send(
+        server,
+        alice,
+        room_id,
+        text("t2", **threaded, **{"m.mentions": {"user_ids": [bob.user_id]}}),
+    )
+    send(server, alice, room_id, text("main"))
+    wait_counts(server, bob, room_id, 3)
+    main, threads = room_counts(server, bob, room_id, PER_THREAD)
+    assert main == {"notification_count": 1, "highlight_count": 0}
+    assert threads == {root: {"notification_count": 2, "highlight_count": 1}}
+    # without the filter flag the room's counts include its threads
+    assert room_counts(server, bob, room_id)[0] == {"notification_count": 3, "highlight_count": 1}
+    receipt(server, bob, room_id, in_thread, thread_id=root)
+    main, threads = room_counts(server, bob, room_id, PER_THREAD)
+    assert main == {"notification_count": 1, "highlight_count": 0}
+    assert not threads
+
+
+def test_push_rule_changes_reach_sync(server: RunningServer) -> None:
+    user = fresh_user(server, "syncrules")
+    first = sync(server, user)
+    rules = [e for e in first["account_data"]["events"] if e["type"] == "m.push_rules"]
+    assert len(rules) == 1
+    assert [r["rule_id"] for r in rules[0]["content"]["global"]["underride"]] == SPEC_UNDERRIDE_IDS
+    since = first["next_batch"]
+    again = sync(server, user, f"&since={since}")
+    assert not [
+        e for e in again.get("account_data", {}).get("events", []) if e["type"] == "m.push_rules"
+    ]
+    url = server.url + RULES + "/global/override/.m.rule.master/enabled"
+    assert authed(user, "PUT", url, {"enabled": True}).status == 200
+    changed = sync(server, user, f"&since={again['next_batch']}")
+    (event,) = [e for e in changed["account_data"]["events"] if e["type"] == "m.push_rules"]
+    assert event["content"]["global"]["override"][0]["enabled"] is True
