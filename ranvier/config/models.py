@@ -171,6 +171,18 @@ class PresenceConfig(Section):
     enabled: bool = True
 
 
+class PushConfig(Section):
+    """Synapse's `push` section."""
+
+    # off: no notifications are worked out for new events, so no unread counts, no
+    # /notifications and nothing for pushers to send
+    enabled: bool = True
+    # off: pushes to gateways leave out the event's content (sender and room still go)
+    include_content: bool = True
+    # the badge (`counts.unread`) counts rooms with unread notifications; off: notifications
+    group_unread_count_by_room: bool = True
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -191,6 +203,7 @@ class HomeserverConfig(Section):
     inhibit_user_in_use_error: bool = False
     password_config: PasswordConfig = Field(default_factory=PasswordConfig)
     presence: PresenceConfig = Field(default_factory=PresenceConfig)
+    push: PushConfig = Field(default_factory=PushConfig)
     # token lifetimes (durations: "5m", "1h", or ms); None means no expiry
     refreshable_access_token_lifetime: int | None = parse_duration_ms("5m")
     refresh_token_lifetime: int | None = None
