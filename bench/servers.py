@@ -2,7 +2,7 @@
 
 Both are configured the same way where they can be: server name `bench.localhost`, one HTTP
 listener on 127.0.0.1, open registration without verification, rate limits out of the way,
-presence off, no usage stats, the default logging each server generates, and the same
+presence off (on both), no usage stats, the default logging each server generates, and the same
 database engine (SQLite by default, a fresh C-collated PostgreSQL database with --postgres).
 """
 
@@ -171,6 +171,7 @@ def start_ranvier(directory: Path, database: Database) -> RunningServer:
     ]
     raw["enable_registration"] = True
     raw["enable_registration_without_verification"] = True
+    raw["presence"] = {"enabled": False}
     raw.update(SHARED_RATELIMITS)
     path.write_text(yaml.safe_dump(raw))
     argv = [str(REPO_DIR / ".venv" / "bin" / "ranvier"), "run", "-c", str(path)]
@@ -236,7 +237,7 @@ def start_synapse(directory: Path, database: Database) -> RunningServer:
     # no federation in the benchmark: no key fetching from matrix.org on start
     raw["trusted_key_servers"] = []
     raw["suppress_key_server_warning"] = True
-    # features Ranvier does not have yet are switched off so both do the same work
+    # presence is off on both; the rest Ranvier does not have yet, so both do the same work
     raw["presence"] = {"enabled": False}
     raw["url_preview_enabled"] = False
     raw["stats"] = {"enabled": False}
