@@ -92,6 +92,9 @@ class PusherService:
         loader: EventLoader,
         current_stream_ordering: Callable[[], int],
         initial_backoff_seconds: float = 1.0,
+        *,
+        include_content: bool = True,
+        group_unread_count_by_room: bool = True,
     ) -> None:
         self._db = db
         self._store = store
@@ -99,6 +102,8 @@ class PusherService:
         self._loader = loader
         self._current_stream_ordering = current_stream_ordering
         self._initial_backoff = initial_backoff_seconds
+        self._include_content = include_content
+        self._group_by_room = group_unread_count_by_room
         self._user_id_to_pushers: dict[str, dict[int, Pusher]] = {}
         self._pusher_id_to_wakeup: dict[int, asyncio.Event] = {}
         self._pusher_id_to_task: dict[int, asyncio.Task[None]] = {}
@@ -288,7 +293,8 @@ class PusherService:
         if event is not None:
             notification["type"] = event.type
             notification["sender"] = event.sender
-            notification["content"] = event.content
+            if self._include_content:
+                notification["content"] = event.content
             notification["prio"] = "high" if _is_high(action.actions) else "low"
             if event.type == "m.room.member":
                 notification["user_is_target"] = event.state_key == pusher.user_id
@@ -296,10 +302,12 @@ class PusherService:
         return {"notification": notification}
 
     async def _badge(self, user_id: str) -> JsonDict:
-        # as Synapse by default: the badge counts rooms with unread notifications
         rooms = await state_store.get_rooms_for_user(self._db, user_id)
         counts = await self._actions.unread_counts(user_id, list(rooms))
-        unread = sum(1 for room in counts.values() if room["notification_count"] > 0)
+        if self._group_by_room:
+            unread = sum(1 for room in counts.values() if room["notification_count"] > 0)
+        else:
+            unread = sum(int(room["notification_count"]) for room in counts.values())
         return {"unread": unread} if unread else {}
 
     async def _room_names(self, room_id: str, sender: str) -> JsonDict:
