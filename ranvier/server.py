@@ -396,11 +396,18 @@ async def build_push(
         rooms.serializer,
         config.server_name,
     )
-    # recorded before sync's own callback wakes long-polls, so counts are there to read
-    rooms.sender.on_persisted.append(actions.on_persisted)
+    if config.push.enabled:
+        # recorded before sync's own callback wakes long-polls, so counts are there to read
+        rooms.sender.on_persisted.append(actions.on_persisted)
     ephemeral.receipts.on_receipt.append(actions.on_receipt)
     pushers = PusherService(
-        database, PusherStore(database), actions, loader, lambda: rooms.sender.positions.current
+        database,
+        PusherStore(database),
+        actions,
+        loader,
+        lambda: rooms.sender.positions.current,
+        include_content=config.push.include_content,
+        group_unread_count_by_room=config.push.group_unread_count_by_room,
     )
     actions.on_new_actions.append(pushers.on_new_actions)
     return Push(rules=rules, actions=actions, pushers=pushers)
@@ -437,6 +444,7 @@ def build_sync(
         ),
         AccountDataReader(user_data.account_data),
         max_timeline_limit=config.filter_timeline_limit,
+        response_cache_ms=config.caches.sync_response_cache_duration,
     )
     sync.typing = ephemeral.typing
     sync.receipts = ephemeral.receipts
