@@ -444,6 +444,7 @@ def build_sync(
         ),
         AccountDataReader(user_data.account_data),
         max_timeline_limit=config.filter_timeline_limit,
+        response_cache_ms=config.caches.sync_response_cache_duration,
     )
     sync.typing = ephemeral.typing
     sync.receipts = ephemeral.receipts

@@ -27,7 +27,13 @@ def server(
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = write_test_config(
-        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
+        tmp_path_factory.mktemp("hs"),
+        module_database,
+        port,
+        # these tests repeat identical requests and expect fresh answers; the response
+        # cache is tested in test_sync_restart.py
+        caches={"sync_response_cache_duration": 0},
+        **REGISTRATION_CONFIG,
     )
     running = start_server(config, port)
     yield running

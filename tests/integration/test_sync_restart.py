@@ -52,3 +52,29 @@ def test_tokens_survive_a_restart(config: tuple[Path, int]) -> None:
         assert authed(other, "GET", server.url + "/_matrix/client/v3/account/whoami").status == 200
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_repeated_requests_get_the_same_answer(config: tuple[Path, int]) -> None:
+    # caches.sync_response_cache_duration (2 minutes by default), as Synapse: a client
+    # retrying a request whose answer it lost gets that answer again
+    path, port = config
+    server = start_server(path, port)
+    try:
+        alice = register(server.url, "carol")
+        room_id = create_room(server, alice)
+        token = sync(server, alice)["next_batch"]
+        say(server, alice, room_id, "one")
+        first = sync(server, alice, since=token)
+        say(server, alice, room_id, "two")
+        assert sync(server, alice, since=token) == first
+        # a new token sees the news
+        body = sync(server, alice, since=first["next_batch"])
+        assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["two"]
+        # empty answers are not kept
+        empty = sync(server, alice, since=body["next_batch"])
+        assert "rooms" not in empty
+        say(server, alice, room_id, "three")
+        body = sync(server, alice, since=body["next_batch"])
+        assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["three"]
+    finally:
+        assert server.stop() == 0, server.log()

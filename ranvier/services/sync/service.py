@@ -10,9 +10,12 @@ something for the user happens, or with an empty response and a new token at the
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from cachetools import TTLCache
 
 from ranvier.http.errors import MatrixError
 from ranvier.protocol.filters import DEFAULT_EVENT_LIMIT, Filter
@@ -46,6 +49,8 @@ JsonDict = dict[str, Any]
 # memberships in which a room's changes concern the user
 ACTIVE = ("join", "invite", "knock")
 SET_PRESENCE_VALUES = ("online", "offline", "unavailable")
+# answers kept for repeated requests (caches.sync_response_cache_duration)
+MAX_CACHED_RESPONSES = 10_000
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class SyncService:
         account_data: AccountDataReader,
         *,
         max_timeline_limit: int,
+        response_cache_ms: int = 0,
     ) -> None:
         self._db = db
         self._sender = sender
@@ -84,6 +90,14 @@ class SyncService:
         self.presence: PresenceSource | None = None
         self.to_device: ToDeviceSource | None = None
         self.unread: UnreadCounts | None = None
+        # as Synapse: a client that repeats a request (its connection dropped, or a second
+        # tab) shares the one in flight, and gets the same answer for a while after
+        self._request_to_task: dict[SyncRequest, asyncio.Task[JsonDict]] = {}
+        self._request_to_response: TTLCache[SyncRequest, JsonDict] | None = (
+            TTLCache(MAX_CACHED_RESPONSES, response_cache_ms / 1000)
+            if response_cache_ms > 0
+            else None
+        )
 
     def set_push_rules(self, source: PushRulesSource) -> None:
         self._account_data.push_rules = source
@@ -91,6 +105,28 @@ class SyncService:
     # -- the endpoint ------------------------------------------------------------------------
 
     async def sync(self, request: SyncRequest) -> JsonDict:
+        if self._request_to_response is not None:
+            cached = self._request_to_response.get(request)
+            if cached is not None:
+                return cached
+        task = self._request_to_task.get(request)
+        if task is None:
+            task = asyncio.create_task(self._sync(request))
+            self._request_to_task[request] = task
+            task.add_done_callback(lambda done: self._finished(request, done))
+        # shielded: one client giving up must not cancel the answer others wait for
+        return await asyncio.shield(task)
+
+    def _finished(self, request: SyncRequest, task: asyncio.Task[JsonDict]) -> None:
+        self._request_to_task.pop(request, None)
+        cache = self._request_to_response
+        if cache is None or task.cancelled() or task.exception() is not None:
+            return
+        # an empty answer is not kept: the same request a moment later may find news
+        if not _is_empty(task.result()):
+            cache[request] = task.result()
+
+    async def _sync(self, request: SyncRequest) -> JsonDict:
         sync_filter = await self._load_filter(request.user_id, request.filter)
         if request.set_presence is not None and request.set_presence not in SET_PRESENCE_VALUES:
             raise MatrixError(
