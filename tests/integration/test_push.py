@@ -49,6 +49,8 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.port}/_matrix/push/v1/notify"
         self.received: list[dict[str, Any]] = []
         self.fail = 0
+        # pushkeys answered as rejected (spec: the gateway no longer knows them)
+        self.reject: set[str] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -60,7 +62,8 @@ class Gateway:
         if self.fail > 0:
             self.fail -= 1
             return web.json_response({"error": "try later"}, status=500)
-        return web.json_response({"rejected": []})
+        pushkeys = [d.get("pushkey") for d in body["notification"].get("devices", [])]
+        return web.json_response({"rejected": [k for k in pushkeys if k in self.reject]})
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -701,3 +704,45 @@ def test_push_rule_changes_reach_sync(server: RunningServer) -> None:
     changed = sync(server, user, f"&since={again['next_batch']}")
     (event,) = [e for e in changed["account_data"]["events"] if e["type"] == "m.push_rules"]
     assert event["content"]["global"]["override"][0]["enabled"] is True
+
+
+def test_rejected_pushkeys_remove_the_pusher(server: RunningServer, gateway: Gateway) -> None:
+    alice, bob = fresh_user(server, "alice"), fresh_user(server, "bob")
+    room_id = create_room(server, alice, bob)
+    pushkey = f"stale{next(_counter)}"
+    assert set_pusher(server, bob, pusher_body(gateway.url, pushkey)).status == 200
+    gateway.reject.add(pushkey)
+    gateway.received.clear()
+    send(server, alice, room_id, text("anyone there?"))
+    gateway.wait_for(1)
+    deadline = time.monotonic() + 10
+    while pushers_of(server, bob) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pushers_of(server, bob) == []
+    send(server, alice, room_id, text("gone"))
+    time.sleep(0.5)
+    assert len(gateway.received) == 1
+
+
+def test_push_rule_change_wakes_a_waiting_sync(server: RunningServer) -> None:
+    user = fresh_user(server, "waiter")
+    since = sync(server, user)["next_batch"]
+    result: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        started = time.monotonic()
+        url = f"{server.url}{CLIENT}/sync?timeout=8000&since={since}"
+        result["body"] = authed(user, "GET", url).json()
+        result["seconds"] = time.monotonic() - started
+
+    waiter = threading.Thread(target=long_poll)
+    waiter.start()
+    time.sleep(0.5)
+    url = server.url + RULES + "/global/underride/.m.rule.message/enabled"
+    assert authed(user, "PUT", url, {"enabled": False}).status == 200
+    waiter.join(15)
+    assert result["seconds"] < 5
+    events = result["body"]["account_data"]["events"]
+    (rules,) = [e for e in events if e["type"] == "m.push_rules"]
+    underride = rules["content"]["global"]["underride"]
+    assert next(r for r in underride if r["rule_id"] == ".m.rule.message")["enabled"] is False
