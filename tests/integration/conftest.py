@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,8 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import ENGINES, new_database_config
+from tests.integration.homeserver import RunningServer, serving
+from tests.integration.matrix import REGISTRATION_CONFIG
 
 
 def as_yaml_section(config: Any) -> dict[str, Any]:
@@ -29,3 +31,12 @@ async def module_database(
 @pytest.fixture
 def sqlite_database(tmp_path: Path) -> dict[str, Any]:
     return {"name": "sqlite3", "args": {"database": str(tmp_path / "homeserver.db")}}
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
+) -> Iterator[RunningServer]:
+    """One server per test module, on each engine, with open registration for `register`."""
+    with serving(tmp_path_factory.mktemp("hs"), module_database, **REGISTRATION_CONFIG) as running:
+        yield running

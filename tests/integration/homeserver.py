@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,14 @@ def start_server(config_path: Path, port: int) -> RunningServer:
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"server did not answer within {STARTUP_TIMEOUT}s:\n{server.log()}")
+
+
+@contextmanager
+def serving(directory: Path, database: dict[str, Any], **overrides: Any) -> Iterator[RunningServer]:
+    """A server on a free loopback port for the length of the block; it must stop cleanly."""
+    port = free_port()
+    running = start_server(write_test_config(directory, database, port, **overrides), port)
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0, running.log()

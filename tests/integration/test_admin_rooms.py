@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import (
     CLIENT,
-    REGISTRATION_CONFIG,
     Session,
     authed,
     make_admin,
@@ -25,19 +23,6 @@ from tests.integration.matrix import (
 ADMIN = "/_synapse/admin"
 SERVER_NAME = "test.localhost"
 _names = (f"u{i}" for i in itertools.count())
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
 
 
 @pytest.fixture(scope="module")

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import Session, authed, register
 
 CLIENT = "/_matrix/client/v3"
 USERS = 10
 MESSAGES_EACH = 10
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        enable_registration=True,
-        enable_registration_without_verification=True,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
 
 
 async def send_all(server: RunningServer, room_id: str, sessions: list[Session]) -> list[str]:

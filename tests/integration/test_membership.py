@@ -5,37 +5,19 @@ through a space, forgetting, /joined_rooms and profile changes reaching member e
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import Session, authed, register
 
 CLIENT = "/_matrix/client/v3"
 SERVER_NAME = "test.localhost"
 VERSIONS = ["1", "6", "7", "8", "10", "11", "12"]
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        enable_registration=True,
-        enable_registration_without_verification=True,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
 
 
 @dataclass(frozen=True)

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import Session, authed, register
 
 CLIENT = "/_matrix/client/v3"
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        enable_registration=True,
-        enable_registration_without_verification=True,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
 
 
 @pytest.fixture(scope="module")

@@ -3,31 +3,17 @@ HTTP on both engines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
-from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, make_admin, register
+from tests.integration.homeserver import RunningServer
+from tests.integration.matrix import Session, authed, make_admin, register
 
 CLIENT = "/_matrix/client/v3"
 SERVER_NAME = "test.localhost"
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
 
 
 @pytest.fixture(scope="module")
