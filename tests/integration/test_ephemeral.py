@@ -24,7 +24,12 @@ def server(
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = write_test_config(
-        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
+        tmp_path_factory.mktemp("hs"),
+        module_database,
+        port,
+        # every sync here must be computed afresh, not repeated from the response cache
+        caches={"sync_response_cache_duration": 0},
+        **REGISTRATION_CONFIG,
     )
     running = start_server(config, port)
     yield running
@@ -93,7 +98,7 @@ def test_typing_reaches_sync_and_expires(
 ) -> None:
     since = sync(server, bob)["next_batch"]
     url = typing_url(server, room, alice.user_id)
-    assert authed(alice, "PUT", url, {"typing": True, "timeout": 1000}).status == 200
+    assert authed(alice, "PUT", url, {"typing": True, "timeout": 2000}).status == 200
     body = sync(server, bob, since)
     assert ephemeral(body, room, "m.typing") == [
         {"type": "m.typing", "content": {"user_ids": [alice.user_id]}}
