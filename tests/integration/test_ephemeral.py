@@ -29,6 +29,7 @@ def server(
         port,
         # every sync here must be computed afresh, not repeated from the response cache
         caches={"sync_response_cache_duration": 0},
+        allow_guest_access=True,
         **REGISTRATION_CONFIG,
     )
     running = start_server(config, port)
@@ -467,6 +468,29 @@ def test_to_device_ignores_unknown_devices_and_remote_users(
     }
     url = to_device_url(server, "m.test.void", "void")
     assert authed(alice, "PUT", url, {"messages": messages}).status == 200
+
+
+def test_guests_may_send_to_devices_only(
+    server: RunningServer, alice: Session, bob: Session, room: str
+) -> None:
+    reply = request("POST", f"{server.url}{CLIENT}/register?kind=guest", {})
+    assert reply.status == 200, reply.body
+    guest = Session(
+        reply.json()["user_id"], reply.json()["access_token"], reply.json()["device_id"]
+    )
+    since = sync(server, bob)["next_batch"]
+    body = {"messages": {bob.user_id: {bob.device_id: {"from": "guest"}}}}
+    assert authed(guest, "PUT", to_device_url(server, "m.test.guest", "g1"), body).status == 200
+    assert to_device_in(sync(server, bob, since))[0]["sender"] == guest.user_id
+    # spec "Guest access" lists none of the others
+    for method, url, content in [
+        ("PUT", typing_url(server, room, guest.user_id), {"typing": True}),
+        ("POST", f"{server.url}{CLIENT}/rooms/{room}/read_markers", {"m.read": "$e"}),
+        ("POST", receipt_url(server, room, "m.read", "$e"), {}),
+        ("GET", presence_url(server, guest.user_id), None),
+        ("PUT", presence_url(server, guest.user_id), {"presence": "online"}),
+    ]:
+        assert_error(authed(guest, method, url, content), 403, "M_GUEST_ACCESS_FORBIDDEN")
 
 
 def test_to_device_errors(server: RunningServer, alice: Session, bob: Session) -> None:

@@ -22,13 +22,13 @@ class PresenceEndpoints:
 
     async def get_status(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/presence/{userId}/status"""
-        requester = await self._auth.require_user(request, allow_guest=True)
+        requester = await self._auth.require_user(request)
         content = await self._presence.get_status(requester.user_id, request.match_info["userId"])
         return json_response(content)
 
     async def set_status(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/presence/{userId}/status"""
-        requester = await self._auth.require_user(request, allow_guest=True)
+        requester = await self._auth.require_user(request)
         body = await read_json_object(request)
         await self._presence.set_status(
             requester.user_id,
