@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, Column, Table, Text, select
+from sqlalchemy import BigInteger, Boolean, Column, Table, Text, and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -48,6 +48,8 @@ MAIN_THREAD = "main"
 UNTHREADED = ""
 # chunks keep IN lists inside every engine's parameter limit
 _CHUNK = 500
+# two parameters a room: inside SQLite's 999 before 3.32
+_ROOMS_PER_COUNT_QUERY = 200
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,20 @@ class EventPushActionStore:
         result: dict[str, dict[str, list[int]]] = {}
         async with self._db.read() as conn:
             positions = await _read_positions(conn, user_id, ids)
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
+            for start in range(0, len(ids), _ROOMS_PER_COUNT_QUERY):
+                chunk = ids[start : start + _ROOMS_PER_COUNT_QUERY]
+                # only rows past the room's unthreaded receipt can be unread, which keeps
+                # the read history (kept for /notifications) out of every sync
+                past_receipt = or_(
+                    *(
+                        and_(
+                            event_push_actions.c.room_id == room_id,
+                            event_push_actions.c.stream_ordering
+                            > positions.get(room_id, {}).get(UNTHREADED, 0),
+                        )
+                        for room_id in chunk
+                    )
+                )
                 rows = await conn.execute(
                     select(
                         event_push_actions.c.room_id,
@@ -172,7 +186,7 @@ class EventPushActionStore:
                         event_push_actions.c.highlight,
                     ).where(
                         event_push_actions.c.user_id == user_id,
-                        event_push_actions.c.room_id.in_(chunk),
+                        past_receipt,
                     )
                 )
                 for row in rows:
