@@ -32,6 +32,7 @@ def server(
         module_database,
         port,
         push={"enabled": False},
+        caches={"sync_response_cache_duration": 0},
         **REGISTRATION_CONFIG,
     )
     running = start_server(config, port)
