@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,6 +93,8 @@ class PusherService:
         current_stream_ordering: Callable[[], int],
         initial_backoff_seconds: float = 1.0,
         *,
+        server_name: str,
+        user_exists: Callable[[str], Awaitable[bool]],
         include_content: bool = True,
         group_unread_count_by_room: bool = True,
     ) -> None:
@@ -103,6 +105,8 @@ class PusherService:
         self._current_stream_ordering = current_stream_ordering
         self._initial_backoff = initial_backoff_seconds
         self._include_content = include_content
+        self._local_suffix = ":" + server_name
+        self._user_exists = user_exists
         self._group_by_room = group_unread_count_by_room
         self._user_id_to_pushers: dict[str, dict[int, Pusher]] = {}
         self._pusher_id_to_wakeup: dict[int, asyncio.Event] = {}
@@ -113,6 +117,15 @@ class PusherService:
 
     async def get_pushers(self, user_id: str) -> list[JsonDict]:
         return [render(p) for p in await self._store.get_for_user(user_id)]
+
+    async def admin_get_pushers(self, user_id: str) -> JsonDict:
+        """Synapse's admin API: a local user's pushers, with their total."""
+        if not user_id.endswith(self._local_suffix):
+            raise MatrixError(400, "M_UNKNOWN", "Can only look up local users")
+        if not await self._user_exists(user_id):
+            raise MatrixError(404, "M_NOT_FOUND", "User not found")
+        pushers = await self.get_pushers(user_id)
+        return {"pushers": pushers, "total": len(pushers)}
 
     async def set_pusher(self, user_id: str, body: JsonDict) -> None:
         """POST /pushers/set: create, replace or (kind null) delete a pusher."""
