@@ -17,6 +17,7 @@ from ranvier import __version__
 from ranvier.api import root, wellknown
 from ranvier.api.admin import background_updates as admin_background_updates
 from ranvier.api.admin import event_reports as admin_event_reports_api
+from ranvier.api.admin import pushers as admin_pushers_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_version
@@ -400,12 +401,19 @@ async def build_push(
         # recorded before sync's own callback wakes long-polls, so counts are there to read
         rooms.sender.on_persisted.append(actions.on_persisted)
     ephemeral.receipts.on_receipt.append(actions.on_receipt)
+    users = UserStore(database)
+
+    async def user_exists(user_id: str) -> bool:
+        return await users.get_user(user_id) is not None
+
     pushers = PusherService(
         database,
         PusherStore(database),
         actions,
         loader,
         lambda: rooms.sender.positions.current,
+        server_name=config.server_name,
+        user_exists=user_exists,
         include_content=config.push.include_content,
         group_unread_count_by_room=config.push.group_unread_count_by_room,
     )
@@ -587,6 +595,7 @@ class Homeserver:
             *push_api.PushRuleEndpoints(auth, push.rules).routes(),
             *push_api.NotificationEndpoints(auth, push.actions).routes(),
             *push_api.PusherEndpoints(auth, push.pushers).routes(),
+            *admin_pushers_api.PusherAdminEndpoints(auth, push.pushers).routes(),
         ]
 
     async def start(self) -> list[str]:
