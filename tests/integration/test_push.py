@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
-from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, register
+from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, make_admin, register
 
 CLIENT = "/_matrix/client/v3"
 RULES = CLIENT + "/pushrules"
@@ -751,3 +751,25 @@ def test_push_rule_change_wakes_a_waiting_sync(server: RunningServer) -> None:
     (rules,) = [e for e in events if e["type"] == "m.push_rules"]
     underride = rules["content"]["global"]["underride"]
     assert next(r for r in underride if r["rule_id"] == ".m.rule.message")["enabled"] is False
+
+
+def test_pushers_admin_api(server: RunningServer, gateway: Gateway) -> None:
+    admin = make_admin(server.config_path, f"pushadmin{next(_counter)}")
+    user = fresh_user(server, "listed")
+    assert set_pusher(server, user, pusher_body(gateway.url, "admin-listed")).status == 200
+    base = f"{server.url}/_synapse/admin/v1/users"
+    reply = authed(admin, "GET", f"{base}/{quote(user.user_id)}/pushers")
+    assert reply.status == 200
+    body = reply.json()
+    assert body["total"] == 1
+    assert body["pushers"] == pushers_of(server, user)
+    empty = authed(admin, "GET", f"{base}/{quote(admin.user_id)}/pushers")
+    assert empty.json() == {"pushers": [], "total": 0}
+    for user_id, status, errcode in [
+        ("@someone:elsewhere.example", 400, "M_UNKNOWN"),
+        ("@nobody:test.localhost", 404, "M_NOT_FOUND"),
+    ]:
+        reply = authed(admin, "GET", f"{base}/{quote(user_id)}/pushers")
+        assert (reply.status, reply.errcode) == (status, errcode)
+    refused = authed(user, "GET", f"{base}/{quote(user.user_id)}/pushers")
+    assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")
