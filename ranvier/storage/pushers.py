@@ -136,6 +136,13 @@ class PusherStore:
             await conn.execute(delete(pushers).where(where))
         return _pusher(row)
 
+    async def delete_for_user(self, user_id: str) -> list[Pusher]:
+        async with self._db.transaction() as conn:
+            rows = await conn.execute(select(pushers).where(pushers.c.user_id == user_id))
+            removed = [_pusher(row) for row in rows]
+            await conn.execute(delete(pushers).where(pushers.c.user_id == user_id))
+        return removed
+
     async def set_progress(self, pusher_id: int, last_stream_ordering: int) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(

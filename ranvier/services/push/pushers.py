@@ -27,6 +27,7 @@ from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 from ranvier.storage.event_push_actions import PushAction
 from ranvier.storage.pushers import Pusher, PusherStore
+from ranvier.storage.users import User
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class PusherService:
         initial_backoff_seconds: float = 1.0,
         *,
         server_name: str,
-        user_exists: Callable[[str], Awaitable[bool]],
+        get_user: Callable[[str], Awaitable[User | None]],
         include_content: bool = True,
         group_unread_count_by_room: bool = True,
     ) -> None:
@@ -106,7 +107,9 @@ class PusherService:
         self._initial_backoff = initial_backoff_seconds
         self._include_content = include_content
         self._local_suffix = ":" + server_name
-        self._user_exists = user_exists
+        self._get_user = get_user
+        # deactivation checks in flight, kept so they are not collected mid-way
+        self._checks: set[asyncio.Task[None]] = set()
         self._group_by_room = group_unread_count_by_room
         self._user_id_to_pushers: dict[str, dict[int, Pusher]] = {}
         self._pusher_id_to_wakeup: dict[int, asyncio.Event] = {}
@@ -122,7 +125,7 @@ class PusherService:
         """Synapse's admin API: a local user's pushers, with their total."""
         if not user_id.endswith(self._local_suffix):
             raise MatrixError(400, "M_UNKNOWN", "Can only look up local users")
-        if not await self._user_exists(user_id):
+        if await self._get_user(user_id) is None:
             raise MatrixError(404, "M_NOT_FOUND", "User not found")
         pushers = await self.get_pushers(user_id)
         return {"pushers": pushers, "total": len(pushers)}
@@ -208,6 +211,21 @@ class PusherService:
                 wakeup = self._pusher_id_to_wakeup.get(pusher_id)
                 if wakeup is not None:
                     wakeup.set()
+
+    def on_user_changed(self, user_id: str) -> None:
+        """UserStore.on_user_changed: a deactivated user's pushers are deleted (as Synapse),
+        so their devices stop getting pushes."""
+        if not self._user_id_to_pushers.get(user_id):
+            return
+        task = asyncio.create_task(self._drop_if_deactivated(user_id))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _drop_if_deactivated(self, user_id: str) -> None:
+        user = await self._get_user(user_id)
+        if user is None or user.deactivated:
+            for pusher in await self._store.delete_for_user(user_id):
+                self._stop(pusher)
 
     def _start(self, pusher: Pusher) -> None:
         self._stop(pusher)
