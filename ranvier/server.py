@@ -381,6 +381,7 @@ class Push:
 async def build_push(
     config: HomeserverConfig,
     database: Database,
+    accounts: Accounts,
     rooms: Rooms,
     user_data: UserData,
     ephemeral: Ephemeral,
@@ -401,11 +402,6 @@ async def build_push(
         # recorded before sync's own callback wakes long-polls, so counts are there to read
         rooms.sender.on_persisted.append(actions.on_persisted)
     ephemeral.receipts.on_receipt.append(actions.on_receipt)
-    users = UserStore(database)
-
-    async def user_exists(user_id: str) -> bool:
-        return await users.get_user(user_id) is not None
-
     pushers = PusherService(
         database,
         PusherStore(database),
@@ -413,11 +409,12 @@ async def build_push(
         loader,
         lambda: rooms.sender.positions.current,
         server_name=config.server_name,
-        user_exists=user_exists,
+        get_user=accounts.users.get_user,
         include_content=config.push.include_content,
         group_unread_count_by_room=config.push.group_unread_count_by_room,
     )
     actions.on_new_actions.append(pushers.on_new_actions)
+    accounts.users.on_user_changed(pushers.on_user_changed)
     return Push(rules=rules, actions=actions, pushers=pushers)
 
 
@@ -647,7 +644,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     user_data.profiles.on_change(rooms.membership.on_profile_change)
     notifier = Notifier()
     ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
-    push = await build_push(config, database, rooms, user_data, ephemeral, notifier)
+    push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
     return Homeserver(
         config=config,
         database=database,
