@@ -773,3 +773,17 @@ def test_pushers_admin_api(server: RunningServer, gateway: Gateway) -> None:
         assert (reply.status, reply.errcode) == (status, errcode)
     refused = authed(user, "GET", f"{base}/{quote(user.user_id)}/pushers")
     assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")
+
+
+def test_deactivation_deletes_pushers(server: RunningServer, gateway: Gateway) -> None:
+    admin = make_admin(server.config_path, f"deadmin{next(_counter)}")
+    user = fresh_user(server, "leaving")
+    assert set_pusher(server, user, pusher_body(gateway.url, "leaving-key")).status == 200
+    url = f"{server.url}/_synapse/admin/v1/users/{quote(user.user_id)}/pushers"
+    assert authed(admin, "GET", url).json()["total"] == 1
+    deactivate = f"{server.url}/_synapse/admin/v1/deactivate/{quote(user.user_id)}"
+    assert authed(admin, "POST", deactivate, {}).status == 200
+    deadline = time.monotonic() + 10
+    while authed(admin, "GET", url).json()["total"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert authed(admin, "GET", url).json() == {"pushers": [], "total": 0}
