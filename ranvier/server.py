@@ -350,18 +350,26 @@ async def build_ephemeral(
     async def is_joined(room_id: str, user_id: str) -> bool:
         return room_id in await membership.joined_rooms(user_id)
 
+    presence = await PresenceService.create(
+        PresenceStore(database),
+        membership.shares_room,
+        membership.joined_rooms,
+        notifier.notify,
+        server_name=config.server_name,
+        enabled=config.presence.enabled,
+    )
+    # sending, typing and reading count as activity for presence
+    rooms.sender.on_persisted.append(presence.on_persisted)
     return Ephemeral(
-        typing=TypingService(is_joined, notifier.notify),
+        typing=TypingService(is_joined, notifier.notify, presence.bump_active),
         receipts=await ReceiptService.create(
-            ReceiptStore(database), user_data.account_data, is_joined, notifier.notify
-        ),
-        presence=await PresenceService.create(
-            PresenceStore(database),
-            membership.shares_room,
-            membership.joined_rooms,
+            ReceiptStore(database),
+            user_data.account_data,
+            is_joined,
             notifier.notify,
-            enabled=config.presence.enabled,
+            presence.bump_active,
         ),
+        presence=presence,
         to_device=await ToDeviceService.create(
             DeviceInboxStore(database), config.server_name, notifier.notify
         ),

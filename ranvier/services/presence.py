@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ranvier.http.errors import MatrixError
+from ranvier.protocol.events import Event
 from ranvier.services.stream_notify import Notify
 from ranvier.services.tokens import now_ms
 from ranvier.storage.presence import PRESENCE_STREAM, PresenceState, PresenceStore
@@ -96,9 +97,11 @@ class PresenceService:
         joined_rooms: JoinedRooms,
         notify: Notify,
         *,
+        server_name: str,
         enabled: bool,
         position: int,
     ) -> None:
+        self._server_name = server_name
         self._store = store
         self._shares_room = shares_room
         self._joined_rooms = joined_rooms
@@ -117,6 +120,7 @@ class PresenceService:
         joined_rooms: JoinedRooms,
         notify: Notify,
         *,
+        server_name: str,
         enabled: bool,
     ) -> PresenceService:
         service = cls(
@@ -124,6 +128,7 @@ class PresenceService:
             shares_room,
             joined_rooms,
             notify,
+            server_name=server_name,
             enabled=enabled,
             position=await store.current_stream_position(),
         )
@@ -226,6 +231,27 @@ class PresenceService:
         elif presence == ONLINE and state.state == OFFLINE:
             new = replace(new, state=ONLINE, last_active_ts=now, currently_active=True)
         await self._update(state, new)
+
+    async def bump_active(self, user_id: str) -> None:
+        """The user did something (sent an event, typed, read): active now, and online
+        again if the idle timeout had made them unavailable, as Synapse does."""
+        if not self.enabled:
+            return
+        state = await self._current(user_id)
+        new = replace(state, last_active_ts=now_ms(), currently_active=state.state != OFFLINE)
+        if state.state == UNAVAILABLE:
+            new = replace(new, state=ONLINE, currently_active=True)
+        await self._update(state, new)
+
+    async def on_persisted(self, events: Sequence[Event], _position: int) -> None:
+        """RoomEventSender callback: sending an event is activity of its (local) sender."""
+        senders = {e.sender for e in events if e.sender.endswith(":" + self._server_name)}
+        for user_id in senders:
+            try:
+                await self.bump_active(user_id)
+            except Exception:
+                # presence is best effort; the event is persisted whatever happens here
+                logger.exception("Could not record activity of %s", user_id)
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
         """GET /presence/{userId}/status"""

@@ -15,7 +15,7 @@ from ranvier.http.errors import MatrixError
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.stream_notify import Notify
 from ranvier.services.tokens import now_ms
-from ranvier.services.typing import JoinedCheck
+from ranvier.services.typing import ActivityCallback, JoinedCheck, ignore_activity
 from ranvier.storage.receipts import RECEIPTS_STREAM, Receipt, ReceiptStore
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ class ReceiptService:
         is_joined: JoinedCheck,
         notify: Notify,
         position: int,
+        on_activity: ActivityCallback = ignore_activity,
     ) -> None:
+        self._on_activity = on_activity
         self._store = store
         self._account_data = account_data
         self._is_joined = is_joined
@@ -67,9 +69,10 @@ class ReceiptService:
         account_data: AccountDataService,
         is_joined: JoinedCheck,
         notify: Notify,
+        on_activity: ActivityCallback = ignore_activity,
     ) -> ReceiptService:
         position = await store.current_stream_position()
-        return cls(store, account_data, is_joined, notify, position)
+        return cls(store, account_data, is_joined, notify, position, on_activity)
 
     def current_position(self) -> int:
         return self._position
@@ -77,6 +80,8 @@ class ReceiptService:
     async def _check_joined(self, user_id: str, room_id: str) -> None:
         if not await self._is_joined(room_id, user_id):
             raise MatrixError(403, "M_FORBIDDEN", "You are not joined to this room")
+        # reading is activity, as in Synapse
+        await self._on_activity(user_id)
 
     async def send_receipt(
         self,

@@ -22,13 +22,25 @@ DEFAULT_TIMEOUT_MS = 30_000
 
 # (room_id, user_id) -> whether the user is joined to the room now
 JoinedCheck = Callable[[str, str], Awaitable[bool]]
+# user_id -> None: the user did something (presence counts it as activity)
+ActivityCallback = Callable[[str], Awaitable[None]]
+
+
+async def ignore_activity(user_id: str) -> None:
+    pass
 
 
 class TypingService:
     stream_name = TYPING_STREAM
 
-    def __init__(self, is_joined: JoinedCheck, notify: Notify) -> None:
+    def __init__(
+        self,
+        is_joined: JoinedCheck,
+        notify: Notify,
+        on_activity: ActivityCallback = ignore_activity,
+    ) -> None:
         self._is_joined = is_joined
+        self._on_activity = on_activity
         self._notify = notify
         self._position = 0
         self._room_id_to_typists: dict[str, set[str]] = {}
@@ -52,6 +64,8 @@ class TypingService:
             raise MatrixError(403, "M_FORBIDDEN", "Cannot set typing state for another user")
         if not await self._is_joined(room_id, user_id):
             raise MatrixError(403, "M_FORBIDDEN", "You are not joined to this room")
+        if typing:
+            await self._on_activity(user_id)
         key = (room_id, user_id)
         timer = self._expiry_timers.pop(key, None)
         if timer is not None:

@@ -323,7 +323,7 @@ async def test_presence_reaches_users_sharing_a_room(database: Database) -> None
 
     notify = Recorder()
     presence = await PresenceService.create(
-        PresenceStore(database), shares_room, joined_rooms, notify, enabled=True
+        PresenceStore(database), shares_room, joined_rooms, notify, server_name=SERVER, enabled=True
     )
     await presence.set_status(ALICE, ALICE, "online", "here")
     await presence.set_status(CAROL, CAROL, "unavailable", None)
@@ -359,7 +359,7 @@ async def test_presence_from_sync(database: Database) -> None:
         return False
 
     presence = await PresenceService.create(
-        PresenceStore(database), shares, nobody, Recorder(), enabled=True
+        PresenceStore(database), shares, nobody, Recorder(), server_name=SERVER, enabled=True
     )
     await presence.set_presence_from_sync(ALICE, "offline")
     assert (await presence.get_status(ALICE, ALICE))["presence"] == "offline"
@@ -375,7 +375,7 @@ async def test_presence_from_sync(database: Database) -> None:
     assert presence.current_position() == before
     # the state survives a restart
     again = await PresenceService.create(
-        PresenceStore(database), shares, nobody, Recorder(), enabled=True
+        PresenceStore(database), shares, nobody, Recorder(), server_name=SERVER, enabled=True
     )
     assert (await again.get_status(ALICE, ALICE))["presence"] == "unavailable"
     assert again.current_position() == before
@@ -389,10 +389,39 @@ async def test_presence_disabled_records_nothing(database: Database) -> None:
         return True
 
     presence = await PresenceService.create(
-        PresenceStore(database), shares, nobody, Recorder(), enabled=False
+        PresenceStore(database), shares, nobody, Recorder(), server_name=SERVER, enabled=False
     )
     await presence.set_status(ALICE, ALICE, "online", "hi")
     await presence.set_presence_from_sync(ALICE, "online")
     assert await presence.get_status(BOB, ALICE) == {"presence": "offline"}
     assert presence.current_position() == 0
     assert await presence.get_updates(BOB, None, [ROOM], 0, 10) == []
+
+
+async def test_activity_brings_an_idle_user_back_online(database: Database) -> None:
+    async def nobody(user_id: str) -> list[str]:
+        return []
+
+    async def shares(a: str, b: str) -> bool:
+        return False
+
+    presence = await PresenceService.create(
+        PresenceStore(database), shares, nobody, Recorder(), server_name=SERVER, enabled=True
+    )
+    await presence.set_status(ALICE, ALICE, "unavailable", None)
+    await presence.set_presence_from_sync(ALICE, "online")
+    assert (await presence.get_status(ALICE, ALICE))["presence"] == "unavailable"
+    # typing, reading or sending counts as activity
+    typing = TypingService(always_joined, Recorder(), presence.bump_active)
+    await typing.set_typing(ALICE, ALICE, ROOM, typing=True, timeout_ms=1000)
+    status = await presence.get_status(ALICE, ALICE)
+    assert status["presence"] == "online" and status["currently_active"] is True
+    typing.stop()
+    # sending an event: only local senders count
+    await presence.set_status(BOB, BOB, "unavailable", None)
+    sender = await new_sender(database)
+    room_id = await create_room(sender, KNOWN_ROOM_VERSIONS["10"])
+    await sender.send(EventTemplate("m.room.member", BOB, {"membership": "join"}, room_id, BOB))
+    events = [await sender.send(EventTemplate("m.room.message", BOB, {"body": "hi"}, room_id))]
+    await presence.on_persisted(events, 0)
+    assert (await presence.get_status(BOB, BOB))["presence"] == "online"
