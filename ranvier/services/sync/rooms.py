@@ -157,21 +157,31 @@ class RoomsBuilder:
         full_rooms = {*plan.join_newly, *(r for r, (_, full) in plan.leave.items() if full)}
         previous = await self._previous_states(request, timelines, full_rooms)
 
-        join: JsonDict = {}
         joined_ids = [*plan.join_newly, *plan.join_since]
+        shown_joined = [
+            room_id
+            for room_id in joined_ids
+            if room_id in plan.join_newly
+            or room_id in timelines
+            or room_id in extras.ephemeral
+            or room_id in extras.account_data
+        ]
+        room_to_full = {room_id: room_id in plan.join_newly for room_id in shown_joined}
+        room_to_full.update((room_id, full) for room_id, (_, full) in plan.leave.items())
+        # every room's timeline and state, loaded and served together: a few queries per
+        # sync rather than a few per room
+        bodies = await self._rooms(request, room_to_full, timelines, previous)
         members = await sync_store.get_room_members(
-            self._db, [r for r in joined_ids if r in plan.join_newly or r in timelines]
+            self._db, [r for r in shown_joined if r in plan.join_newly or r in timelines]
         )
-        for room_id in joined_ids:
+
+        join: JsonDict = {}
+        for room_id in shown_joined:
             timeline = timelines.get(room_id)
             newly = room_id in plan.join_newly
-            ephemeral = extras.ephemeral.get(room_id, [])
-            account_data = extras.account_data.get(room_id, [])
-            if not newly and timeline is None and not ephemeral and not account_data:
-                continue
-            room = await self._room(request, room_id, timeline, previous.get(room_id), newly)
-            room["ephemeral"] = {"events": ephemeral}
-            room["account_data"] = {"events": account_data}
+            room = bodies[room_id]
+            room["ephemeral"] = {"events": extras.ephemeral.get(room_id, [])}
+            room["account_data"] = {"events": extras.account_data.get(room_id, [])}
             if newly or (timeline is not None and await self._members_changed(timeline)):
                 room["summary"] = room_summary(request.user_id, members.get(room_id, {}))
             else:
@@ -184,10 +194,8 @@ class RoomsBuilder:
             join[room_id] = room
 
         leave: JsonDict = {}
-        for room_id, (_, full) in plan.leave.items():
-            room = await self._room(
-                request, room_id, timelines.get(room_id), previous.get(room_id), full
-            )
+        for room_id in plan.leave:
+            room = bodies[room_id]
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
             leave[room_id] = room
 
@@ -225,51 +233,67 @@ class RoomsBuilder:
         states = await self._states.state_after(at_token.values())
         return {room_id: states.get(event_id, {}) for room_id, event_id in at_token.items()}
 
-    async def _room(
+    async def _rooms(
         self,
         request: RoomsRequest,
-        room_id: str,
-        timeline: Timeline | None,
-        previous: StateMap | None,
-        full: bool,
-    ) -> JsonDict:
+        room_to_full: dict[str, bool],
+        timelines: dict[str, Timeline],
+        previous: dict[str, StateMap],
+    ) -> dict[str, JsonDict]:
+        """room_id -> {"timeline", "state"} for each room; `full`: send the whole state."""
         room_filter = request.filter.room
-        if timeline is None:
-            return {
-                "timeline": {"events": [], "limited": False},
-                "state": {"events": []},
-            }
-        wanted = [e for e in (timeline.before_event_id, timeline.last_event_id) if e]
-        states = await self._states.state_after(wanted)
-        start = states.get(timeline.before_event_id or "", {})
-        end = states.get(timeline.last_event_id or "", {})
-        if full:
-            previous = {}
-        elif previous is None:
-            # not limited: the window starts right after the token
-            previous = start
-        state = calculate_state(
-            timeline_start=start,
-            timeline_end=end,
-            previous=previous,
-            timeline=timeline.events,
-            lazy_load_members=room_filter.state.lazy_load_members,
-        )
-        state_events = await self._states.events(state, room_filter.state)
-        body: JsonDict = {
-            "timeline": {
-                "events": await self._serve(request, timeline.events, bundle=True),
-                "limited": timeline.limited,
-            },
-            "state": {"events": await self._serve(request, state_events, bundle=False)},
+        wanted = {
+            event_id
+            for room_id in room_to_full
+            if (timeline := timelines.get(room_id)) is not None
+            for event_id in (timeline.before_event_id, timeline.last_event_id)
+            if event_id
         }
-        if timeline.prev_batch is not None:
-            body["timeline"]["prev_batch"] = timeline.prev_batch
-        return body
+        states = await self._states.state_after(wanted)
+        room_to_state: dict[str, StateMap] = {}
+        for room_id, full in room_to_full.items():
+            timeline = timelines.get(room_id)
+            if timeline is None:
+                continue
+            start = states.get(timeline.before_event_id or "", {})
+            end = states.get(timeline.last_event_id or "", {})
+            # not limited (no lookup made): the window starts right after the token
+            had = {} if full else previous.get(room_id, start)
+            room_to_state[room_id] = calculate_state(
+                timeline_start=start,
+                timeline_end=end,
+                previous=had,
+                timeline=timeline.events,
+                lazy_load_members=room_filter.state.lazy_load_members,
+            )
+        state_events = await self._states.events(
+            [event_id for state in room_to_state.values() for event_id in state.values()],
+            room_filter.state,
+        )
+        timeline_events = [
+            e for t in timelines.values() if t.room_id in room_to_full for e in t.events
+        ]
+        served_timeline = await self._serve(request, timeline_events, bundle=True)
+        served_state = await self._serve(request, state_events, bundle=False)
+        bodies: dict[str, JsonDict] = {}
+        for room_id in room_to_full:
+            timeline = timelines.get(room_id)
+            body: JsonDict = {
+                "timeline": {
+                    "events": served_timeline.get(room_id, []),
+                    "limited": timeline.limited if timeline is not None else False,
+                },
+                "state": {"events": served_state.get(room_id, [])},
+            }
+            if timeline is not None and timeline.prev_batch is not None:
+                body["timeline"]["prev_batch"] = timeline.prev_batch
+            bodies[room_id] = body
+        return bodies
 
     async def _serve(
         self, request: RoomsRequest, events: list[Event], *, bundle: bool
-    ) -> list[JsonDict]:
+    ) -> dict[str, list[JsonDict]]:
+        """room_id -> its events served, in the order given."""
         bundled = None
         if bundle and self._bundler is not None and events:
             bundled = await self._bundler([e.event_id for e in events], request.user_id)
@@ -278,11 +302,16 @@ class RoomsBuilder:
             requester_user_id=request.user_id,
             requester_device_id=request.device_id,
             bundled_aggregations=bundled,
+            # prev_content is for showing a change; the state section shows no changes
+            # and finding what each state event replaced costs a state load per event
+            include_previous=bundle,
         )
-        for event in served:
+        room_to_served: dict[str, list[JsonDict]] = {}
+        for event, body in zip(events, served, strict=True):
             # spec: sync's events are ClientEventWithoutRoomID; the room is the key
-            event.pop("room_id", None)
-        return served
+            body.pop("room_id", None)
+            room_to_served.setdefault(event.room_id, []).append(body)
+        return room_to_served
 
     async def _members_changed(self, timeline: Timeline) -> bool:
         loaded = await self._loader.get_events(row.event_id for row in timeline.rows)

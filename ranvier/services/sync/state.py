@@ -85,11 +85,13 @@ class StateLoader:
             found[event_id] = await self._loader.get_state_group(group)
         return found
 
-    async def events(self, state: StateMap, state_filter: RoomEventFilter) -> list[Event]:
-        loaded = await self._loader.get_events(state.values())
+    async def events(self, event_ids: Iterable[str], state_filter: RoomEventFilter) -> list[Event]:
+        """The events, in the order given, that the state filter lets through."""
+        ids = list(event_ids)
+        loaded = await self._loader.get_events(ids)
         return [
             loaded[event_id]
-            for event_id in state.values()
+            for event_id in ids
             if event_id in loaded and state_filter.matches(loaded[event_id].pdu)
         ]
 

@@ -68,15 +68,29 @@ class TimelineLoader:
         range_to_rooms: dict[TimelineRange, list[str]] = {}
         for room_id, span in room_to_range.items():
             range_to_rooms.setdefault(span, []).append(room_id)
-        timelines: dict[str, Timeline] = {}
+        room_to_rows: dict[str, list[TimelineRow]] = {}
         for span, room_ids in range_to_rooms.items():
-            windows = await sync_store.get_recent_events(
-                self._db, room_ids, span.after, span.upto, limit + 1
-            )
-            for room_id, rows in windows.items():
-                timelines[room_id] = await self._timeline(
-                    user_id, room_id, rows, span, event_filter, limit
+            room_to_rows.update(
+                await sync_store.get_recent_events(
+                    self._db, room_ids, span.after, span.upto, limit + 1
                 )
+            )
+        # filter and check visibility for every room at once: one pass, not one per room
+        everything = [row for rows in room_to_rows.values() for row in _window(rows, limit)]
+        room_to_kept: dict[str, list[Event]] = {}
+        for event in await self._keep(user_id, everything, event_filter):
+            room_to_kept.setdefault(event.room_id, []).append(event)
+        timelines: dict[str, Timeline] = {}
+        for room_id, rows in room_to_rows.items():
+            timelines[room_id] = await self._timeline(
+                user_id,
+                room_id,
+                rows,
+                room_to_range[room_id],
+                event_filter,
+                limit,
+                room_to_kept.get(room_id, []),
+            )
         await self._fill_before(timelines, room_to_range)
         return timelines
 
@@ -88,13 +102,13 @@ class TimelineLoader:
         span: TimelineRange,
         event_filter: RoomEventFilter,
         limit: int,
+        kept: list[Event],
     ) -> Timeline:
         # rows holds up to limit + 1 of the newest events; one more than the limit means
         # there is something before the timeline, and that row is the event before it
         more_before = len(rows) > limit
         before = rows[0] if more_before else None
-        window = rows[1:] if more_before else rows
-        kept = await self._keep(user_id, window, event_filter)
+        window = _window(rows, limit)
         widenings = 0
         while more_before and len(kept) < limit and widenings < MAX_WIDENINGS:
             # the filter or history visibility hid some: look further back
@@ -164,6 +178,11 @@ class TimelineLoader:
             found = await sync_store.get_last_events_at(self._db, room_ids, after)
             for room_id in room_ids:
                 timelines[room_id].before_event_id = found.get(room_id)
+
+
+def _window(rows: list[TimelineRow], limit: int) -> list[TimelineRow]:
+    """The rows of a timeline window: without the extra one that shows more lie before."""
+    return rows[1:] if len(rows) > limit else rows
 
 
 def ranges_for(room_ids: Collection[str], after: int, upto: int) -> dict[str, TimelineRange]:
