@@ -366,6 +366,28 @@ def test_invite_and_leave_sections(server: RunningServer) -> None:
     assert room_id not in include.get("rooms", {}).get("leave", {})
 
 
+def test_knock_section(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(
+        server,
+        alice,
+        name="Knock here",
+        initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+    )
+    token = sync(server, bob)["next_batch"]
+    reply = authed(bob, "POST", f"{server.url}{CLIENT}/knock/{urllib.parse.quote(room_id)}", {})
+    assert reply.status == 200, reply.body
+    body = sync(server, bob, since=token)
+    knock = body["rooms"]["knock"][room_id]["knock_state"]["events"]
+    kinds = {(e["type"], e["state_key"]) for e in knock}
+    assert ("m.room.name", "") in kinds and ("m.room.join_rules", "") in kinds
+    assert knock[-1]["state_key"] == bob.user_id
+    assert knock[-1]["content"]["membership"] == "knock"
+    # the room's members see the knock in their timeline
+    timeline = joined_room(sync(server, alice), room_id)["timeline"]["events"]
+    assert timeline[-1]["content"]["membership"] == "knock"
+
+
 def test_rejected_invite_is_in_leave(server: RunningServer) -> None:
     alice, bob = user(server, "alice"), user(server, "bob")
     room_id = create_room(server, alice, preset="private_chat")
