@@ -307,6 +307,15 @@ def test_lazy_loading_sends_only_the_timeline_senders_members(server: RunningSer
     assert members == {alice.user_id, bob.user_id, carol.user_id}
 
 
+def test_event_fields(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    room_id = create_room(server, alice)
+    say(server, alice, room_id, "only the body")
+    body = sync(server, alice, filter={"event_fields": ["type", "content.body"]})
+    events = joined_room(body, room_id)["timeline"]["events"]
+    assert events[-1] == {"type": "m.room.message", "content": {"body": "only the body"}}
+
+
 def test_stored_filter_by_id(server: RunningServer) -> None:
     alice = user(server, "alice")
     room_id = create_room(server, alice)

@@ -8,6 +8,7 @@ from typing import Any
 from ranvier.protocol.events import Event
 from ranvier.protocol.filters import Filter, RoomFilter
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
+from ranvier.services.sync.event_fields import only_fields
 from ranvier.services.sync.rooms import RoomsRequest, plan_rooms, unread_sections
 from ranvier.services.sync.state import calculate_state
 from ranvier.services.sync.summary import room_summary
@@ -163,3 +164,20 @@ def test_unread_counts_with_and_without_threads() -> None:
         "unread_thread_notifications": counts["threads"],
     }
     assert unread_sections({}, False)["unread_notifications"]["notification_count"] == 0
+
+
+def test_event_fields_keep_only_the_named_paths() -> None:
+    served = {
+        "type": "m.room.message",
+        "sender": "@a:hs",
+        "content": {"body": "hi", "msgtype": "m.text", "m.relates_to": {"rel_type": "x"}},
+        "unsigned": {"age": 1},
+    }
+    assert only_fields(served, ["type", "content.body"]) == {
+        "type": "m.room.message",
+        "content": {"body": "hi"},
+    }
+    assert only_fields(served, ["content.m\\.relates_to.rel_type", "nope.deeper"]) == {
+        "content": {"m.relates_to": {"rel_type": "x"}}
+    }
+    assert only_fields(served, []) == {}

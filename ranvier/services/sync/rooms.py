@@ -17,6 +17,7 @@ from ranvier.protocol.events import Event
 from ranvier.protocol.filters import Filter
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.services.sync.event_fields import only_fields
 from ranvier.services.sync.state import StateLoader, calculate_state
 from ranvier.services.sync.summary import room_summary
 from ranvier.services.sync.timeline import Timeline, TimelineLoader, TimelineRange
@@ -306,10 +307,13 @@ class RoomsBuilder:
             # and finding what each state event replaced costs a state load per event
             include_previous=bundle,
         )
+        fields = request.filter.event_fields
         room_to_served: dict[str, list[JsonDict]] = {}
         for event, body in zip(events, served, strict=True):
             # spec: sync's events are ClientEventWithoutRoomID; the room is the key
             body.pop("room_id", None)
+            if fields is not None:
+                body = only_fields(body, fields)
             room_to_served.setdefault(event.room_id, []).append(body)
         return room_to_served
 
