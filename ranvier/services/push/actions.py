@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ranvier.http.errors import MatrixError
@@ -48,6 +49,13 @@ def thread_of(event: Event) -> str:
     return MAIN_THREAD
 
 
+@dataclass(frozen=True)
+class _Room:
+    # joined user -> display name in the room
+    joined: dict[str, str | None]
+    levels: PowerLevels
+
+
 class PushActionService:
     def __init__(
         self,
@@ -80,10 +88,16 @@ class PushActionService:
         orderings = await event_store.get_stream_orderings(self._db, [e.event_id for e in events])
         now = int(time.time() * 1000)
         found: list[PushAction] = []
+        # one look at each room per batch: a batch is one room's, and its current state is
+        # what the spec's member count and power levels mean for every event in it
+        room_id_to_room: dict[str, _Room] = {}
         for event in events:
             if event.event_id not in orderings:
                 continue
-            found += await self._evaluate(event, orderings[event.event_id], now)
+            room = room_id_to_room.get(event.room_id)
+            if room is None:
+                room = room_id_to_room[event.room_id] = await self._room(event)
+            found += await self._evaluate(event, room, orderings[event.event_id], now)
         if not found:
             return
         await self._store.add(found)
@@ -91,8 +105,7 @@ class PushActionService:
         for listener in self.on_new_actions:
             await listener(users)
 
-    async def _evaluate(self, event: Event, stream_ordering: int, now: int) -> list[PushAction]:
-        # the state after the event, as the spec's room_member_count and power levels mean
+    async def _room(self, event: Event) -> _Room:
         state = await state_store.get_current_state_ids(self._db, event.room_id)
         members = {
             user_id for (event_type, user_id), _ in state.items() if event_type == "m.room.member"
@@ -105,13 +118,18 @@ class PushActionService:
             if member_event.membership == "join" and member_event.state_key is not None:
                 name = member_event.content.get("displayname")
                 joined[member_event.state_key] = name if isinstance(name, str) else None
+        return _Room(joined, await self._power_levels(event, state))
+
+    async def _evaluate(
+        self, event: Event, room: _Room, stream_ordering: int, now: int
+    ) -> list[PushAction]:
+        joined, levels = room.joined, room.levels
         targets = set(joined)
         if event.type == "m.room.member" and event.membership == "invite" and event.state_key:
             targets.add(event.state_key)
         targets = {u for u in targets if u.endswith(self._local_suffix) and u != event.sender}
         if not targets:
             return []
-        levels = await self._power_levels(event, state)
         sender_level = levels.user_level(event.sender)
         member_count = len(joined)
         sender_power = sender_level if isinstance(sender_level, int) else 2**53
