@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from ranvier.http.errors import MatrixError
 from ranvier.protocol.filters import DEFAULT_EVENT_LIMIT, Filter
@@ -51,6 +51,8 @@ ACTIVE = ("join", "invite", "knock")
 SET_PRESENCE_VALUES = ("online", "offline", "unavailable")
 # answers kept for repeated requests (caches.sync_response_cache_duration)
 MAX_CACHED_RESPONSES = 10_000
+# users whose room lists are remembered between syncs
+MAX_CACHED_ROOM_LISTS = 50_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class SyncService:
         self.unread: UnreadCounts | None = None
         # as Synapse: a client that repeats a request (its connection dropped, or a second
         # tab) shares the one in flight, and gets the same answer for a while after
+        # user_id -> (room-events position, rooms whose changes concern them): unchanged
+        # while that position is, which lets a sync that finds nothing skip the rooms
+        self._user_to_rooms: LRUCache[str, tuple[int, list[str]]] = LRUCache(MAX_CACHED_ROOM_LISTS)
         self._request_to_task: dict[SyncRequest, asyncio.Task[JsonDict]] = {}
         self._request_to_response: TTLCache[SyncRequest, JsonDict] | None = (
             TTLCache(MAX_CACHED_RESPONSES, response_cache_ms / 1000)
@@ -169,6 +174,35 @@ class SyncService:
             return source.current_position()
         return since.get(stream) if since is not None else 0
 
+    async def _nothing_new(
+        self,
+        request: SyncRequest,
+        sync_filter: Filter,
+        since: SyncToken,
+        events_upto: int,
+        upto: dict[str, int],
+    ) -> tuple[JsonDict, SyncToken, list[str]] | None:
+        """The answer when no stream but account data moved past the token (the common
+        case for a long-poll's checks): one query instead of a pass over every room.
+        None when something did move, or the user's rooms are not remembered."""
+        remembered = self._user_to_rooms.get(request.user_id)
+        push_rules = self._account_data.push_rules
+        if (
+            remembered is None
+            or remembered[0] != events_upto
+            or events_upto != since.events
+            or any(position != since.get(stream) for stream, position in upto.items())
+            or (push_rules is not None and push_rules.current_position() != since.push_rules)
+        ):
+            return None
+        account_data = await self._account_data.updates(
+            request.user_id, request.device_id, since.account_data, since.push_rules, sync_filter
+        )
+        if account_data.global_events or account_data.room_events:
+            return None
+        token = since.advanced(account_data=account_data.position)
+        return {"next_batch": str(token)}, token, remembered[1]
+
     async def _sync_once(
         self, request: SyncRequest, sync_filter: Filter
     ) -> tuple[JsonDict, SyncToken, list[str]]:
@@ -184,10 +218,15 @@ class SyncService:
             PRESENCE: self._position(self.presence, since, PRESENCE),
             TO_DEVICE: self._position(self.to_device, since, TO_DEVICE),
         }
+        if since is not None and not full:
+            quiet = await self._nothing_new(request, sync_filter, since, events_upto, upto)
+            if quiet is not None:
+                return quiet
         memberships = await sync_store.get_memberships(
             self._db, user_id, 0 if full else start.events, events_upto
         )
         active_rooms = _active_rooms(memberships)
+        self._user_to_rooms[user_id] = (events_upto, active_rooms)
         joined = [r for r, m in memberships.now.items() if m.membership == "join"]
         account_data = await self._account_data.updates(
             user_id, device_id, None if full else start.account_data, start.push_rules, sync_filter
