@@ -360,8 +360,10 @@ async def build_ephemeral(
     )
     # sending, typing and reading count as activity for presence
     rooms.sender.on_persisted.append(presence.on_persisted)
+    typing = TypingService(is_joined, notifier.notify, presence.bump_active)
+    rooms.sender.on_persisted.append(typing.on_persisted)
     return Ephemeral(
-        typing=TypingService(is_joined, notifier.notify, presence.bump_active),
+        typing=typing,
         receipts=await ReceiptService.create(
             ReceiptStore(database),
             user_data.account_data,

@@ -244,14 +244,36 @@ class PresenceService:
         await self._update(state, new)
 
     async def on_persisted(self, events: Sequence[Event], _position: int) -> None:
-        """RoomEventSender callback: sending an event is activity of its (local) sender."""
-        senders = {e.sender for e in events if e.sender.endswith(":" + self._server_name)}
-        for user_id in senders:
-            try:
+        """RoomEventSender callback: sending an event is activity of its (local) sender,
+        and a user joining a room tells its members their presence."""
+        local = ":" + self._server_name
+        senders = {e.sender for e in events if e.sender.endswith(local)}
+        joiners = {
+            e.state_key
+            for e in events
+            if e.type == "m.room.member"
+            and e.membership == "join"
+            and e.state_key is not None
+            and e.state_key.endswith(local)
+            and e.rejected_reason is None
+        }
+        try:
+            for user_id in senders:
                 await self.bump_active(user_id)
-            except Exception:
-                # presence is best effort; the event is persisted whatever happens here
-                logger.exception("Could not record activity of %s", user_id)
+            for user_id in joiners:
+                await self._announce(user_id)
+        except Exception:
+            # presence is best effort; the events are persisted whatever happens here
+            logger.exception("Could not record presence for %s", sorted(senders | joiners))
+
+    async def _announce(self, user_id: str) -> None:
+        """Give the user's presence a new position, so that everyone now sharing a room
+        with them gets it in their next sync."""
+        if not self.enabled:
+            return
+        state = await self._current(user_id)
+        if state.state != OFFLINE:
+            await self._write(state)
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
         """GET /presence/{userId}/status"""

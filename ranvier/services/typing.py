@@ -9,10 +9,11 @@ carries a higher position, which is read as "from the start" so nobody misses a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from ranvier.http.errors import MatrixError
+from ranvier.protocol.events import Event
 from ranvier.services.stream_notify import Notify
 
 TYPING_STREAM = "typing"
@@ -102,6 +103,21 @@ class TypingService:
         if not self._room_id_to_typists.get(room_id):
             self._room_id_to_typists.pop(room_id, None)
         self._notify(TYPING_STREAM, self._position, rooms=(room_id,))
+
+    async def on_persisted(self, events: Sequence[Event], _position: int) -> None:
+        """RoomEventSender callback: someone who leaves a room stops typing in it."""
+        for event in events:
+            if (
+                event.type == "m.room.member"
+                and event.state_key is not None
+                and event.membership != "join"
+                and event.state_key in self._room_id_to_typists.get(event.room_id, ())
+            ):
+                timer = self._expiry_timers.pop((event.room_id, event.state_key), None)
+                if timer is not None:
+                    timer.cancel()
+                self._room_id_to_typists[event.room_id].discard(event.state_key)
+                self._changed(event.room_id)
 
     def typing_in(self, room_id: str) -> list[str]:
         return sorted(self._room_id_to_typists.get(room_id, ()))

@@ -425,3 +425,35 @@ async def test_activity_brings_an_idle_user_back_online(database: Database) -> N
     events = [await sender.send(EventTemplate("m.room.message", BOB, {"body": "hi"}, room_id))]
     await presence.on_persisted(events, 0)
     assert (await presence.get_status(BOB, BOB))["presence"] == "online"
+
+
+async def test_joining_a_room_announces_presence_and_leaving_stops_typing(
+    database: Database,
+) -> None:
+    sender = await new_sender(database)
+    room_id = await create_room(sender, KNOWN_ROOM_VERSIONS["10"])
+
+    async def joined_rooms(user_id: str) -> list[str]:
+        return [room_id]
+
+    async def shares(a: str, b: str) -> bool:
+        return True
+
+    presence = await PresenceService.create(
+        PresenceStore(database), shares, joined_rooms, Recorder(), server_name=SERVER, enabled=True
+    )
+    typing = TypingService(always_joined, Recorder())
+    sender.on_persisted.extend([presence.on_persisted, typing.on_persisted])
+    await presence.set_status(BOB, BOB, "online", "new here")
+    before = presence.current_position()
+    await sender.send(EventTemplate("m.room.member", BOB, {"membership": "join"}, room_id, BOB))
+    after = presence.current_position()
+    assert after > before
+    events = await presence.get_updates(ALICE, None, [room_id], before, after)
+    assert [(e["sender"], e["content"]["status_msg"]) for e in events] == [(BOB, "new here")]
+
+    await typing.set_typing(BOB, BOB, room_id, typing=True, timeout_ms=30_000)
+    assert typing.typing_in(room_id) == [BOB]
+    await sender.send(EventTemplate("m.room.member", BOB, {"membership": "leave"}, room_id, BOB))
+    assert typing.typing_in(room_id) == []
+    typing.stop()
