@@ -787,3 +787,15 @@ def test_deactivation_deletes_pushers(server: RunningServer, gateway: Gateway) -
     while authed(admin, "GET", url).json()["total"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert authed(admin, "GET", url).json() == {"pushers": [], "total": 0}
+
+
+def test_room_mentions_highlight_only_from_senders_with_the_power(server: RunningServer) -> None:
+    alice, bob, carol = (fresh_user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, bob, carol)
+    everyone = {"m.mentions": {"room": True}}
+    # alice created the room (power 100, above notifications.room's default 50); carol has 0
+    from_alice = send(server, alice, room_id, text("@room lunch", **everyone))
+    from_carol = send(server, carol, room_id, text("@room me too", **everyone))
+    found = {n["event"]["event_id"]: n["actions"] for n in wait_notifications(server, bob, 2)}
+    assert found[from_alice] == ["notify", {"set_tweak": "highlight"}]
+    assert found[from_carol] == ["notify"]
