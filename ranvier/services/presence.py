@@ -108,7 +108,7 @@ class PresenceService:
         self._notify = notify
         self.enabled = enabled
         self._position = position
-        # users not offline (their timers run), and anyone looked up since
+        # users not offline, whose timers run; bounded by who is online, not who is known
         self._user_id_to_state: dict[str, PresenceState] = {}
         self._timer: asyncio.Task[None] | None = None
 
@@ -168,16 +168,12 @@ class PresenceService:
         state = self._user_id_to_state.get(user_id)
         if state is None:
             state = await self._store.get(user_id) or offline(user_id)
-            self._user_id_to_state[user_id] = state
         return state
 
     async def _write(self, state: PresenceState) -> None:
         position = await self._store.put(state)
         self._position = max(self._position, position)
-        self._user_id_to_state[state.user_id] = state
-        if state.state == OFFLINE:
-            # offline users need no timer; the next lookup reads the stored row
-            self._user_id_to_state.pop(state.user_id, None)
+        self._remember(state)
         rooms = await self._joined_rooms(state.user_id)
         self._notify(PRESENCE_STREAM, position, rooms=rooms, users=(state.user_id,))
 
@@ -190,7 +186,14 @@ class PresenceService:
         if visible:
             await self._write(new)
         else:
-            self._user_id_to_state[new.user_id] = new
+            self._remember(new)
+
+    def _remember(self, state: PresenceState) -> None:
+        if state.state == OFFLINE:
+            # offline users need no timer; the next lookup reads the stored row
+            self._user_id_to_state.pop(state.user_id, None)
+        else:
+            self._user_id_to_state[state.user_id] = state
 
     async def set_status(
         self, requester: str, user_id: str, presence: str, status_msg: str | None
