@@ -33,6 +33,9 @@ from ranvier.storage.stream_ids import current_position, next_position
 TO_DEVICE_STREAM = "to_device"
 # "" stands for "no device" (an access token without one) in the transaction table
 NO_DEVICE = ""
+# how long a transaction ID is remembered: a client retries within minutes, and Synapse
+# forgets them after 30 minutes; a day leaves room for a client that was offline a while
+TXN_ID_LIFETIME_MS = 24 * 60 * 60 * 1000
 
 device_inbox = Table(
     "device_inbox",
@@ -94,6 +97,15 @@ class DeviceInboxStore:
         type and transaction ID."""
         async with self._db.transaction() as conn:
             insert = postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            # the sending device's old transaction IDs go as it sends new ones (primary
+            # key prefix), so the table stays small without a cleanup job
+            await conn.execute(
+                delete(device_inbox_txns).where(
+                    device_inbox_txns.c.user_id == sender,
+                    device_inbox_txns.c.device_id == (sender_device or NO_DEVICE),
+                    device_inbox_txns.c.ts < now_ms - TXN_ID_LIFETIME_MS,
+                )
+            )
             claimed = await conn.execute(
                 insert(device_inbox_txns)
                 .values(

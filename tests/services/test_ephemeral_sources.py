@@ -457,3 +457,15 @@ async def test_joining_a_room_announces_presence_and_leaving_stops_typing(
     await sender.send(EventTemplate("m.room.member", BOB, {"membership": "leave"}, room_id, BOB))
     assert typing.typing_in(room_id) == []
     typing.stop()
+
+
+async def test_to_device_txn_ids_are_forgotten_after_a_day(database: Database) -> None:
+    await with_devices(database, (ALICE, "A1"), (BOB, "B1"))
+    store = DeviceInboxStore(database)
+    day = 24 * 60 * 60 * 1000
+    first = await store.send(ALICE, "A1", "m.a", "t", 1_000, {BOB: {"B1": {}}})
+    assert first.position is not None
+    retry = await store.send(ALICE, "A1", "m.a", "t", 1_000 + day - 1, {BOB: {"B1": {}}})
+    assert retry.position is None
+    much_later = await store.send(ALICE, "A1", "m.a", "t", 2_000 + day, {BOB: {"B1": {}}})
+    assert much_later.position is not None and much_later.recipients == {BOB}
