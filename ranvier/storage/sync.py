@@ -5,7 +5,7 @@ state); this module only reads them the way sync needs."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import false, func, select
 
@@ -35,6 +35,8 @@ class UserMemberships:
     now: dict[str, MembershipAt]
     # room_id -> the latest membership at or before the lower position (rooms with one)
     before: dict[str, MembershipAt]
+    # rooms the user joined (or rejoined) after the lower position
+    joined_since: set[str] = field(default_factory=set)
 
 
 async def get_memberships(db: Database, user_id: str, since: int, upto: int) -> UserMemberships:
@@ -52,6 +54,7 @@ async def get_memberships(db: Database, user_id: str, since: int, upto: int) -> 
     )
     now: dict[str, MembershipAt] = {}
     before: dict[str, MembershipAt] = {}
+    joined_since: set[str] = set()
     async with db.read() as conn:
         for row in await conn.execute(query):
             found = MembershipAt(
@@ -60,7 +63,9 @@ async def get_memberships(db: Database, user_id: str, since: int, upto: int) -> 
             now[row.room_id] = found
             if row.stream_ordering <= since:
                 before[row.room_id] = found
-    return UserMemberships(now, before)
+            elif row.membership == "join":
+                joined_since.add(row.room_id)
+    return UserMemberships(now, before, joined_since)
 
 
 @dataclass(frozen=True)

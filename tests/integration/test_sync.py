@@ -397,6 +397,24 @@ def test_knock_section(server: RunningServer) -> None:
     assert timeline[-1]["content"]["membership"] == "knock"
 
 
+def test_room_joined_and_left_since_the_token(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat", name="Brief visit")
+    token = sync(server, bob)["next_batch"]
+    act(server, bob, room_id, "/join")
+    say(server, alice, room_id, "hello and goodbye")
+    act(server, bob, room_id, "/leave")
+    left = sync(server, bob, since=token)["rooms"]["leave"][room_id]
+    events = left["timeline"]["events"]
+    assert texts(events) == ["hello and goodbye"]
+    assert [e["content"].get("membership") for e in events if e["type"] == "m.room.member"] == [
+        "join",
+        "leave",
+    ]
+    # bob never had this room's state: it comes with it
+    assert any(e["type"] == "m.room.name" for e in left["state"]["events"])
+
+
 def test_rejected_invite_is_in_leave(server: RunningServer) -> None:
     alice, bob = user(server, "alice"), user(server, "bob")
     room_id = create_room(server, alice, preset="private_chat")

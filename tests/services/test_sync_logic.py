@@ -181,3 +181,14 @@ def test_event_fields_keep_only_the_named_paths() -> None:
         "content": {"m.relates_to": {"rel_type": "x"}}
     }
     assert only_fields(served, []) == {}
+
+
+def test_a_room_joined_and_left_since_the_token_is_in_leave_with_full_state() -> None:
+    now = {"!brief": member("!brief", "leave", 70), "!declined": member("!declined", "leave", 80)}
+    before = {"!declined": member("!declined", "invite", 20)}
+    memberships = UserMemberships(now, before, joined_since={"!brief"})
+    plan = plan_rooms(memberships, request(since=50, full=False))
+    span, full = plan.leave["!brief"]
+    assert (span.after, span.upto, full) == (50, 70, True)
+    span, full = plan.leave["!declined"]
+    assert (span.after, span.upto, full) == (79, 80, False)

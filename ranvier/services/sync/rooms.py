@@ -89,11 +89,14 @@ def plan_rooms(memberships: UserMemberships, request: RoomsRequest) -> _Plan:
                 if room_filter.include_leave:
                     plan.leave[room_id] = (TimelineRange(0, now.stream), True)
             elif changed:
-                # a member who left sees what happened up to their leaving; someone who
-                # only declined an invite or withdrew a knock, just that event
-                was_joined = before is not None and before.membership == "join"
-                after = request.since if was_joined else now.stream - 1
-                plan.leave[room_id] = (TimelineRange(after, now.stream), False)
+                # a member who left sees what happened up to their leaving (with the whole
+                # state if they joined after the token); someone who only declined an
+                # invite or withdrew a knock, just that event
+                had_joined = before is not None and before.membership == "join"
+                joined_between = room_id in memberships.joined_since
+                after = request.since if had_joined or joined_between else now.stream - 1
+                full = joined_between and not had_joined
+                plan.leave[room_id] = (TimelineRange(after, now.stream), full)
     return plan
 
 
