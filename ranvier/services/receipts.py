@@ -149,17 +149,19 @@ class ReceiptService:
         )
         position = await self._store.put_receipt(receipt)
         self._position = max(self._position, position)
-        if receipt_type == READ_PRIVATE:
-            # nobody else ever sees it: wake only its owner
-            self._notify(RECEIPTS_STREAM, position, users=(user_id,))
-        else:
-            self._notify(RECEIPTS_STREAM, position, rooms=(room_id,))
+        # listeners first: a sync woken by the receipt must already see what they change
+        # (push clears the reader's unread counts)
         for listener in self.on_receipt:
             try:
                 await listener(user_id, room_id, event_id, thread_id)
             except Exception:
                 # the receipt is stored; a listener's failure must not fail the request
                 logger.exception("Receipt listener failed for %s in %s", user_id, room_id)
+        if receipt_type == READ_PRIVATE:
+            # nobody else ever sees it: wake only its owner
+            self._notify(RECEIPTS_STREAM, position, users=(user_id,))
+        else:
+            self._notify(RECEIPTS_STREAM, position, rooms=(room_id,))
 
     async def get_updates(
         self,
