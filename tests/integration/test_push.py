@@ -799,3 +799,26 @@ def test_room_mentions_highlight_only_from_senders_with_the_power(server: Runnin
     found = {n["event"]["event_id"]: n["actions"] for n in wait_notifications(server, bob, 2)}
     assert found[from_alice] == ["notify", {"set_tweak": "highlight"}]
     assert found[from_carol] == ["notify"]
+
+
+def test_a_sync_woken_by_a_receipt_sees_the_cleared_counts(server: RunningServer) -> None:
+    alice, bob, carol = (fresh_user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, bob, carol)
+    send(server, alice, room_id, text("one"))
+    last = send(server, alice, room_id, text("two"))
+    wait_counts(server, bob, room_id, 2)
+    since = sync(server, bob)["next_batch"]
+    result: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        url = f"{server.url}{CLIENT}/sync?timeout=8000&since={since}"
+        result["body"] = authed(bob, "GET", url).json()
+
+    waiter = threading.Thread(target=long_poll)
+    waiter.start()
+    time.sleep(0.5)
+    receipt(server, bob, room_id, last)
+    waiter.join(15)
+    room = result["body"]["rooms"]["join"][room_id]
+    assert [e["type"] for e in room["ephemeral"]["events"]] == ["m.receipt"]
+    assert room["unread_notifications"] == {"notification_count": 0, "highlight_count": 0}
