@@ -498,6 +498,31 @@ def test_typing_and_receipts_arrive_as_ephemeral_events(server: RunningServer) -
     )
 
 
+def test_unread_counts_per_room_and_per_thread(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    root = say(server, alice, room_id, "root")
+    reply = authed(
+        alice,
+        "PUT",
+        room_url(server, room_id, f"/send/m.room.message/th{next(_counter)}"),
+        {
+            "msgtype": "m.text",
+            "body": "in the thread",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root},
+        },
+    )
+    assert reply.status == 200, reply.body
+    room = joined_room(sync(server, bob), room_id)
+    assert room["unread_notifications"]["notification_count"] == 2
+    assert "unread_thread_notifications" not in room
+    threads = {"room": {"timeline": {"unread_thread_notifications": True}}}
+    room = joined_room(sync(server, bob, filter=threads), room_id)
+    assert room["unread_notifications"]["notification_count"] == 1
+    assert room["unread_thread_notifications"][root]["notification_count"] == 1
+
+
 def test_to_device_messages_are_delivered_once(server: RunningServer) -> None:
     alice, bob = user(server, "alice"), user(server, "bob")
     token = sync(server, bob)["next_batch"]
