@@ -51,6 +51,8 @@ ACTIVE = ("join", "invite", "knock")
 SET_PRESENCE_VALUES = ("online", "offline", "unavailable")
 # answers kept for repeated requests (caches.sync_response_cache_duration)
 MAX_CACHED_RESPONSES = 10_000
+# a long-poll woken at once that then finds nothing pauses this long before looking again
+MIN_WAIT_SECONDS = 0.005
 # users whose room lists are remembered between syncs
 MAX_CACHED_ROOM_LISTS = 50_000
 
@@ -154,7 +156,12 @@ class SyncService:
             if since is None or request.full_state or not _is_empty(body) or remaining_ms <= 0:
                 return body
             # everything up to `token` has been looked at: wait for what comes after
+            waited = time.monotonic()
             await self._notifier.wait(request.user_id, room_ids, token, remaining_ms)
+            if time.monotonic() - waited < MIN_WAIT_SECONDS:
+                # notified of a position a source does not hand out yet: let it catch up
+                # rather than spin
+                await asyncio.sleep(MIN_WAIT_SECONDS)
 
     async def _load_filter(self, user_id: str, value: str | None) -> Filter:
         if value is None:
