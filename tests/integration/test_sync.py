@@ -483,6 +483,12 @@ def test_typing_and_receipts_arrive_as_ephemeral_events(server: RunningServer) -
     body = sync(server, bob, since=token, timeout=5000)
     events = joined_room(body, room_id)["ephemeral"]["events"]
     assert {"type": "m.typing", "content": {"user_ids": [alice.user_id]}} in events
+    # no new events, yet a timeline a client can page back from
+    timeline = joined_room(body, room_id)["timeline"]
+    assert timeline["events"] == [] and timeline["limited"] is False
+    query = urllib.parse.urlencode({"from": timeline["prev_batch"], "dir": "b", "limit": 1})
+    older = authed(bob, "GET", room_url(server, room_id, "/messages?" + query)).json()
+    assert texts(older["chunk"]) == ["read me"]
     receipt = room_url(server, room_id, f"/receipt/m.read/{urllib.parse.quote(event_id)}")
     assert authed(bob, "POST", receipt, {}).status == 200
     body = sync(server, alice, since=token)

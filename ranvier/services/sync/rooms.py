@@ -25,6 +25,7 @@ from ranvier.storage import sync as sync_store
 from ranvier.storage.database import Database
 from ranvier.storage.state import StateMap
 from ranvier.storage.sync import MembershipAt, UserMemberships
+from ranvier.streams.tokens import StreamToken
 
 JsonDict = dict[str, Any]
 Bundler = Callable[[list[str], str], Awaitable[Mapping[str, Mapping[str, Any]]]]
@@ -291,6 +292,9 @@ class RoomsBuilder:
             }
             if timeline is not None and timeline.prev_batch is not None:
                 body["timeline"]["prev_batch"] = timeline.prev_batch
+            else:
+                # nothing new in the room: paging back starts from where the sync stands
+                body["timeline"]["prev_batch"] = str(StreamToken(request.upto))
             bodies[room_id] = body
         return bodies
 
