@@ -155,6 +155,53 @@ async def get_state_group_state(db: Database, group_id: int) -> StateMap:
     return state
 
 
+async def get_state_group_states(db: Database, group_ids: Iterable[int]) -> dict[int, StateMap]:
+    """The full state of many groups in one query per chunk: each group's delta chain is
+    walked with the group it started from carried along."""
+    ids = list(dict.fromkeys(group_ids))
+    found: dict[int, StateMap] = {}
+    async with db.read() as conn:
+        for start in range(0, len(ids), 500):
+            chain = (
+                select(
+                    state_groups.c.id.label("root"),
+                    state_groups.c.id,
+                    state_groups.c.prev_group,
+                    literal(0).label("hops"),
+                )
+                .where(state_groups.c.id.in_(ids[start : start + 500]))
+                .cte("chains", recursive=True)
+            )
+            chain = chain.union_all(
+                select(
+                    chain.c.root, state_groups.c.id, state_groups.c.prev_group, chain.c.hops + 1
+                ).where(state_groups.c.id == chain.c.prev_group)
+            )
+            query = (
+                select(
+                    chain.c.root,
+                    chain.c.hops,
+                    state_group_state.c.type,
+                    state_group_state.c.state_key,
+                    state_group_state.c.event_id,
+                )
+                .select_from(
+                    chain.join(state_group_state, state_group_state.c.state_group == chain.c.id)
+                )
+                .order_by(chain.c.root, chain.c.hops.desc())
+            )
+            for group_id in ids[start : start + 500]:
+                found[group_id] = {}
+            for row in await conn.execute(query):
+                state = found[row.root]
+                key = (row.type, row.state_key)
+                if row.event_id is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = row.event_id
+    return found
+
+
 async def max_state_group_id(db: Database) -> int:
     async with db.read() as conn:
         value = (await conn.execute(select(func.max(state_groups.c.id)))).scalar()

@@ -49,6 +49,15 @@ class EventLoader:
     def remember_state_group(self, group: int, state: StateMap) -> None:
         self._group_to_state[group] = dict(state)
 
+    async def load_state_groups(self, groups: Iterable[int]) -> None:
+        """Bring many groups into the cache with one query, ahead of per-group reads."""
+        missing = [group for group in dict.fromkeys(groups) if group not in self._group_to_state]
+        if missing:
+            for group, state in (
+                await state_store.get_state_group_states(self._db, missing)
+            ).items():
+                self._group_to_state[group] = state
+
     async def get_state_group(self, group: int) -> StateMap:
         state = self._group_to_state.get(group)
         if state is None:

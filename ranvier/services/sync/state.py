@@ -80,6 +80,7 @@ class StateLoader:
     async def state_after(self, event_ids: Iterable[str]) -> dict[str, StateMap]:
         """event ID -> the room state after it."""
         groups = await state_store.get_event_state_groups(self._db, event_ids)
+        await self._loader.load_state_groups(groups.values())
         found: dict[str, StateMap] = {}
         for event_id, group in groups.items():
             found[event_id] = await self._loader.get_state_group(group)
