@@ -7,7 +7,6 @@ notifier (with /sync) can wake whoever waits for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Awaitable, Callable
 from typing import Any
 
