@@ -67,13 +67,13 @@ class AccountDataService:
         self._store = store
         # global types the server makes rather than stores: m.push_rules, from push
         self._type_to_generator: dict[str, Callable[[str], Awaitable[dict[str, Any]]]] = {}
+        # (user_id, position) after every change: the notifier wakes the user's syncs
+        self.on_change: list[Callable[[str, int], None]] = []
 
     def serve_generated(
         self, data_type: str, generate: Callable[[str], Awaitable[dict[str, Any]]]
     ) -> None:
         self._type_to_generator[data_type] = generate
-        # (user_id, position) after every change: the notifier wakes the user's syncs
-        self.on_change: list[Callable[[str, int], None]] = []
 
     def _changed(self, user_id: str, position: int | None) -> int | None:
         if position is not None:
