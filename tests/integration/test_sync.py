@@ -186,6 +186,40 @@ def test_limited_timeline_pages_back_through_messages_without_gaps(server: Runni
     assert texts(latest["chunk"]) == list(reversed(sent[-3:]))
 
 
+def test_no_gaps_or_duplicates_while_rooms_are_written_concurrently(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    rooms = [create_room(server, alice, preset="public_chat") for _ in range(4)]
+    for room_id in rooms:
+        act(server, bob, room_id, "/join")
+    token = sync(server, bob)["next_batch"]
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def send_many(room_id: str) -> None:
+        for i in range(8):
+            event_id = say(server, alice, room_id, f"c{i}")
+            with lock:
+                sent.append(event_id)
+
+    senders = [threading.Thread(target=send_many, args=(room_id,)) for room_id in rooms]
+    for thread in senders:
+        thread.start()
+    seen: list[str] = []
+    limit = {"room": {"timeline": {"limit": 100}}}
+    while any(thread.is_alive() for thread in senders):
+        body = sync(server, bob, since=token, filter=limit)
+        token = body["next_batch"]
+        for room in body.get("rooms", {}).get("join", {}).values():
+            assert room["timeline"]["limited"] is False
+            seen += [e["event_id"] for e in room["timeline"]["events"]]
+    for thread in senders:
+        thread.join()
+    body = sync(server, bob, since=token, filter=limit)
+    for room in body.get("rooms", {}).get("join", {}).values():
+        seen += [e["event_id"] for e in room["timeline"]["events"]]
+    assert sorted(seen) == sorted(sent) and len(seen) == len(set(seen)) == 32
+
+
 def test_room_joined_since_the_token_comes_with_full_state(server: RunningServer) -> None:
     alice, bob = user(server, "alice"), user(server, "bob")
     room_id = create_room(server, alice, preset="public_chat", name="Joined later")
