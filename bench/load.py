@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -156,6 +157,10 @@ async def timed(job: Awaitable[Any], samples: list[float]) -> Any:
     return result
 
 
+async def timed_call(samples: list[float], call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    return await timed(call(*args), samples)
+
+
 def latency_figures(prefix: str, samples: list[float]) -> dict[str, Figure]:
     return {
         f"{prefix} p50": Figure(percentile(samples, 0.50), "ms", "lower"),
@@ -258,13 +263,13 @@ class LoadGenerator:
         if shared_room:
             room_id = await self.server.create_room(senders[0])
             await gather_limited(
-                [lambda u=u: self.server.join(u, room_id) for u in senders[1:]],
+                [partial(self.server.join, u, room_id) for u in senders[1:]],
                 SETUP_CONCURRENCY,
             )
             rooms = [room_id] * len(senders)
         else:
             rooms = await gather_limited(
-                [lambda u=u: self.server.create_room(u) for u in senders], SETUP_CONCURRENCY
+                [partial(self.server.create_room, u) for u in senders], SETUP_CONCURRENCY
             )
         samples: list[float] = []
 
@@ -296,7 +301,7 @@ class LoadGenerator:
             SETUP_CONCURRENCY,
         )
         await gather_limited(
-            [lambda u=u, r=r: self.server.join(u, r) for r in rooms for u in others],
+            [partial(self.server.join, u, r) for r in rooms for u in others],
             SETUP_CONCURRENCY,
         )
 
@@ -304,7 +309,7 @@ class LoadGenerator:
             for i in range(s.sync_messages_per_room):
                 await self.server.send(owner, room_id, f"history {i}")
 
-        await gather_limited([lambda r=r: fill(r) for r in rooms], SETUP_CONCURRENCY)
+        await gather_limited([partial(fill, r) for r in rooms], SETUP_CONCURRENCY)
         samples: list[float] = []
         for _ in range(s.sync_runs):
             payload = await timed(self.server.sync(owner), samples)
@@ -354,7 +359,7 @@ class LoadGenerator:
         samples: list[float] = []
         started = time.perf_counter()
         await gather_limited(
-            [lambda u=u: timed(self.server.join(u, room_id), samples) for u in joiners],
+            [partial(timed_call, samples, self.server.join, u, room_id) for u in joiners],
             SETUP_CONCURRENCY,
         )
         elapsed = time.perf_counter() - started
@@ -369,7 +374,7 @@ class LoadGenerator:
         (alice,) = await self._users(1)
         missing = max(0, self.sizes.pagination_events - already)
         await gather_limited(
-            [lambda i=i: self.server.send(alice, room_id, f"filler {i}") for i in range(missing)],
+            [partial(self.server.send, alice, room_id, f"filler {i}") for i in range(missing)],
             SETUP_CONCURRENCY,
         )
         samples: list[float] = []
@@ -421,11 +426,12 @@ class LoadGenerator:
         return figures
 
 
+# in the order run_all runs them
 SCENARIOS = [
-    "register",
-    "create_rooms",
     "sequential_send",
     "pagination",
+    "register",
+    "create_rooms",
     "concurrent_one_room",
     "concurrent_own_rooms",
     "joins",

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -55,7 +54,7 @@ def combine(rounds: list[dict[str, Figure]]) -> dict[str, Figure]:
     """The median of each figure over the rounds that measured it."""
     combined: dict[str, Figure] = {}
     for key in rounds[0]:
-        values = [r[key].value for r in rounds if key in r and r[key].value is not None]
+        values = [v for r in rounds if key in r and (v := r[key].value) is not None]
         first = rounds[0][key]
         value = statistics.median(values) if values else None
         combined[key] = Figure(value, first.unit, first.better, first.note)
@@ -137,4 +136,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -191,7 +191,8 @@ def synapse_version() -> str:
         text=True,
         check=True,
     )
-    return out.stdout.strip()
+    # Synapse appends git details of the working directory ("1.163.2 (b=main,...)"): not its own
+    return out.stdout.split()[0]
 
 
 def start_synapse(directory: Path, database: Database) -> RunningServer:

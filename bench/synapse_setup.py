@@ -36,7 +36,7 @@ def _installed_version() -> str | None:
     if not synapse_python().exists():
         return None
     try:
-        return synapse_version().split()[0]
+        return synapse_version()
     except subprocess.CalledProcessError:
         return None
 
