@@ -563,6 +563,23 @@ def test_unread_counts_per_room_and_per_thread(server: RunningServer) -> None:
     assert room["unread_thread_notifications"][root]["notification_count"] == 1
 
 
+def test_presence_of_room_mates_and_the_presence_filter(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    status = f"{server.url}{CLIENT}/presence/{urllib.parse.quote(alice.user_id)}/status"
+    reply = authed(alice, "PUT", status, {"presence": "online", "status_msg": "here"})
+    assert reply.status == 200, reply.body
+    body = sync(server, bob)
+    mine = [e for e in body["presence"]["events"] if e["sender"] == alice.user_id]
+    assert mine and mine[-1]["content"]["status_msg"] == "here"
+    hidden = sync(server, bob, filter={"presence": {"not_types": ["m.presence"]}})
+    assert "presence" not in hidden
+    only_bob = sync(server, bob, filter={"presence": {"senders": [bob.user_id]}})
+    senders = {e["sender"] for e in only_bob.get("presence", {}).get("events", [])}
+    assert alice.user_id not in senders
+
+
 def test_to_device_messages_are_delivered_once(server: RunningServer) -> None:
     alice, bob = user(server, "alice"), user(server, "bob")
     token = sync(server, bob)["next_batch"]
