@@ -150,21 +150,66 @@ async def get_last_events_at(db: Database, room_ids: Iterable[str], upto: int) -
     return found
 
 
-async def get_room_members(db: Database, room_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-    """room_id -> user_id -> membership, from the rooms' current state."""
+@dataclass(frozen=True)
+class RoomMemberSummary:
+    joined: int
+    invited: int
+    # up to `heroes` other members, joined or invited (else departed), by user ID
+    heroes: list[str]
+
+
+async def get_member_summaries(
+    db: Database, room_ids: Iterable[str], user_id: str, heroes: int
+) -> dict[str, RoomMemberSummary]:
+    """room_id -> member counts and heroes from the rooms' current state, without loading
+    every member of a large room."""
     ids = list(dict.fromkeys(room_ids))
-    found: dict[str, dict[str, str]] = {room_id: {} for room_id in ids}
+    counts: dict[str, dict[str, int]] = {room_id: {} for room_id in ids}
+    room_to_heroes: dict[str, list[str]] = {room_id: [] for room_id in ids}
+    members = current_state_events
     async with db.read() as conn:
         for start in range(0, len(ids), _CHUNK):
-            query = select(
-                current_state_events.c.room_id,
-                current_state_events.c.state_key,
-                current_state_events.c.membership,
-            ).where(
-                current_state_events.c.room_id.in_(ids[start : start + _CHUNK]),
-                current_state_events.c.type == "m.room.member",
+            chunk = ids[start : start + _CHUNK]
+            query = (
+                select(members.c.room_id, members.c.membership, func.count().label("n"))
+                .where(members.c.room_id.in_(chunk), members.c.type == "m.room.member")
+                .group_by(members.c.room_id, members.c.membership)
             )
             for row in await conn.execute(query):
-                if row.membership is not None:
-                    found[row.room_id][row.state_key] = row.membership
-    return found
+                counts[row.room_id][row.membership] = row.n
+            for memberships in (("join", "invite"), ("leave", "ban")):
+                # spec: when nobody else is joined or invited, those who left stand in
+                rooms = [r for r in chunk if not room_to_heroes[r]]
+                if not rooms:
+                    continue
+                numbered = (
+                    select(
+                        members.c.room_id,
+                        members.c.state_key,
+                        func.row_number()
+                        .over(partition_by=members.c.room_id, order_by=members.c.state_key)
+                        .label("n"),
+                    )
+                    .where(
+                        members.c.room_id.in_(rooms),
+                        members.c.type == "m.room.member",
+                        members.c.membership.in_(memberships),
+                        members.c.state_key != user_id,
+                    )
+                    .subquery()
+                )
+                query = (
+                    select(numbered.c.room_id, numbered.c.state_key)
+                    .where(numbered.c.n <= heroes)
+                    .order_by(numbered.c.room_id, numbered.c.state_key)
+                )
+                for row in await conn.execute(query):
+                    room_to_heroes[row.room_id].append(row.state_key)
+    return {
+        room_id: RoomMemberSummary(
+            counts[room_id].get("join", 0),
+            counts[room_id].get("invite", 0),
+            room_to_heroes[room_id],
+        )
+        for room_id in ids
+    }

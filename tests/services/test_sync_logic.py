@@ -11,7 +11,6 @@ from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from ranvier.services.sync.event_fields import only_fields
 from ranvier.services.sync.rooms import RoomsRequest, plan_rooms, unread_sections
 from ranvier.services.sync.state import calculate_state
-from ranvier.services.sync.summary import room_summary
 from ranvier.storage.sync import MembershipAt, UserMemberships
 
 ME = "@me:hs"
@@ -134,20 +133,6 @@ def test_lazy_loading_keeps_only_the_senders_members() -> None:
     )
     # even though the client had it at its token: it may never have been sent
     assert state == {("m.room.member", "@a:hs"): "$ma"}
-
-
-def test_summary_heroes_and_counts() -> None:
-    members = {ME: "join", "@z:hs": "join", "@a:hs": "invite", "@gone:hs": "leave"}
-    summary = room_summary(ME, members)
-    assert summary == {
-        "m.heroes": ["@a:hs", "@z:hs"],
-        "m.joined_member_count": 2,
-        "m.invited_member_count": 1,
-    }
-    alone = room_summary(ME, {ME: "join", "@gone:hs": "leave"})
-    assert alone["m.heroes"] == ["@gone:hs"]
-    many = room_summary(ME, {f"@u{i}:hs": "join" for i in range(9)})
-    assert len(many["m.heroes"]) == 5
 
 
 def test_unread_counts_with_and_without_threads() -> None:

@@ -19,7 +19,7 @@ from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.sync.event_fields import only_fields
 from ranvier.services.sync.state import StateLoader, calculate_state
-from ranvier.services.sync.summary import room_summary
+from ranvier.services.sync.summary import MAX_HEROES, room_summary
 from ranvier.services.sync.timeline import Timeline, TimelineLoader, TimelineRange
 from ranvier.storage import sync as sync_store
 from ranvier.storage.database import Database
@@ -176,8 +176,11 @@ class RoomsBuilder:
         # every room's timeline and state, loaded and served together: a few queries per
         # sync rather than a few per room
         bodies = await self._rooms(request, room_to_full, timelines, previous)
-        members = await sync_store.get_room_members(
-            self._db, [r for r in shown_joined if r in plan.join_newly or r in timelines]
+        members = await sync_store.get_member_summaries(
+            self._db,
+            [r for r in shown_joined if r in plan.join_newly or r in timelines],
+            request.user_id,
+            MAX_HEROES,
         )
 
         join: JsonDict = {}
@@ -188,7 +191,7 @@ class RoomsBuilder:
             room["ephemeral"] = {"events": extras.ephemeral.get(room_id, [])}
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
             if newly or (timeline is not None and await self._members_changed(timeline)):
-                room["summary"] = room_summary(request.user_id, members.get(room_id, {}))
+                room["summary"] = room_summary(members[room_id])
             else:
                 room["summary"] = {}
             room.update(
