@@ -149,7 +149,8 @@ async def test_serialized_events_carry_prev_content_and_txn_ids(database: Databa
         EventTemplate("m.room.topic", ALICE, {"topic": "two"}, room_id, "")
     )
     sent = await s.sender.send(
-        EventTemplate("m.room.message", ALICE, {"body": "hi"}, room_id), (ALICE, "DEV", "txn1")
+        EventTemplate("m.room.message", ALICE, {"body": "hi"}, room_id),
+        (ALICE, "DEV", f"send/{room_id}/m.room.message", "txn1"),
     )
     served = await s.serializer.serialize_events(
         [first, second, sent], requester_user_id=ALICE, requester_device_id="DEV"

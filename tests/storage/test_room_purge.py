@@ -39,7 +39,7 @@ async def make_room(sender: RoomEventSender) -> tuple[str, list[str]]:
     )
     message = await sender.send(
         EventTemplate("m.room.message", ALICE, {"msgtype": "m.text", "body": "hi"}, room_id),
-        (ALICE, "DEVICE", secrets.token_hex(4)),
+        (ALICE, "DEVICE", f"send/{room_id}/m.room.message", secrets.token_hex(4)),
     )
     reply = await sender.send(
         EventTemplate(
