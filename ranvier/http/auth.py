@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
-from ranvier.services.tokens import AccessTokens, now_ms
+from ranvier.services.tokens import AccessTokens
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
 from ranvier.http.errors import MatrixError
 from ranvier.services.devices import DeviceService
 from ranvier.services.login import LoginService, Session
 from ranvier.services.passwords import PasswordHasher
-from ranvier.services.tokens import AccessTokens, now_ms
+from ranvier.services.tokens import AccessTokens
 from ranvier.services.uia import DUMMY, PASSWORD
 from ranvier.storage.users import UserExistsError, UserStore
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 import string
 
-from ranvier.services.tokens import AccessTokens, now_ms
+from ranvier.clock import now_ms
+from ranvier.services.tokens import AccessTokens
 from ranvier.storage.devices import Device, DeviceStore
 from ranvier.storage.tokens import TokenStore
 

@@ -7,12 +7,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
 from ranvier.http.body import optional_bool, optional_str
 from ranvier.http.errors import MatrixError
 from ranvier.services.devices import DeviceService
 from ranvier.services.passwords import PasswordHasher
-from ranvier.services.tokens import AccessTokens, hash_token, new_token, now_ms
+from ranvier.services.tokens import AccessTokens, hash_token, new_token
 from ranvier.services.uia import UIASession
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.users import UserStore

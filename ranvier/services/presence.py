@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.services.stream_notify import Notify
-from ranvier.services.tokens import now_ms
 from ranvier.storage.presence import PRESENCE_STREAM, PresenceState, PresenceStore
 
 logger = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.stream_notify import Notify
-from ranvier.services.tokens import now_ms
 from ranvier.services.typing import ActivityCallback, JoinedCheck, ignore_activity
 from ranvier.storage.receipts import RECEIPTS_STREAM, Receipt, ReceiptStore
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import secrets
 import string
-import time
 from collections.abc import Callable
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
 from ranvier.services.uia import UIASession
 from ranvier.storage.registration_tokens import (
@@ -52,7 +52,7 @@ class RegistrationTokenService:
     def __init__(
         self,
         store: RegistrationTokenStore,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
         self._clock_ms = clock_ms

@@ -17,10 +17,10 @@ import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
 from ranvier.services.stream_notify import Notify
 from ranvier.services.sync.sources import ToDeviceEvents
-from ranvier.services.tokens import now_ms
 from ranvier.storage.device_inbox import TO_DEVICE_STREAM, DeviceInboxStore
 
 logger = logging.getLogger(__name__)

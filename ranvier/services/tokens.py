@@ -12,11 +12,11 @@ import asyncio
 import hashlib
 import logging
 import secrets
-import time
 from dataclasses import dataclass, replace
 
 from cachetools import LRUCache
 
+from ranvier.clock import now_ms
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.tokens import AccessTokenInfo, TokenStore
 
@@ -24,10 +24,6 @@ logger = logging.getLogger(__name__)
 
 TOKEN_CACHE_SIZE = 10_000
 LAST_SEEN_INTERVAL_MS = 60_000
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def hash_token(token: str) -> str:

@@ -15,8 +15,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
-from ranvier.services.tokens import now_ms
 from ranvier.storage.ui_auth import UIAuthStore
 
 logger = logging.getLogger(__name__)

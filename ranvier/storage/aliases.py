@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Table, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ranvier.clock import now_ms
 from ranvier.storage.database import Database
 from ranvier.storage.metadata import metadata
 
@@ -35,7 +35,7 @@ async def insert_alias(conn: AsyncConnection, alias: str, room_id: str, creator:
                     room_alias=alias,
                     room_id=room_id,
                     creator=creator,
-                    created_ts=int(time.time() * 1000),
+                    created_ts=now_ms(),
                 )
             )
     except IntegrityError:

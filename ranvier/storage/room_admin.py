@@ -8,7 +8,6 @@ with the room itself and need no statistics table kept in step.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,6 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import TableClause
 
+from ranvier.clock import now_ms
 from ranvier.storage.aliases import room_aliases
 from ranvier.storage.database import Database
 from ranvier.storage.devices import devices
@@ -153,10 +153,6 @@ class RoomDeletionRecord:
     error: str | None
     started_ts: int
     finished_ts: int | None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _escape_like(value: str) -> str:
@@ -417,7 +413,7 @@ class RoomAdminStore:
             if exists is None:
                 await conn.execute(
                     insert(blocked_rooms).values(
-                        room_id=room_id, user_id=user_id, blocked_ts=_now_ms()
+                        room_id=room_id, user_id=user_id, blocked_ts=now_ms()
                     )
                 )
 
@@ -446,7 +442,7 @@ class RoomAdminStore:
                 await conn.execute(
                     update(room_aliases)
                     .where(room_aliases.c.room_id == room_id)
-                    .values(room_id=new_room_id, creator=creator, created_ts=_now_ms())
+                    .values(room_id=new_room_id, creator=creator, created_ts=now_ms())
                 )
             await conn.execute(
                 update(rooms).where(rooms.c.room_id == room_id).values(is_public=False)
@@ -464,7 +460,7 @@ class RoomAdminStore:
                     room_id=room_id,
                     status=status,
                     requester=requester,
-                    started_ts=_now_ms(),
+                    started_ts=now_ms(),
                 )
             )
 
@@ -495,7 +491,7 @@ class RoomAdminStore:
         if error is not None:
             values["error"] = error
         if finished:
-            values["finished_ts"] = _now_ms()
+            values["finished_ts"] = now_ms()
         async with self._db.transaction() as conn:
             await conn.execute(
                 update(room_deletions)
@@ -509,7 +505,7 @@ class RoomAdminStore:
             result = await conn.execute(
                 update(room_deletions)
                 .where(room_deletions.c.status.in_(list(unfinished)))
-                .values(status="failed", error=error, finished_ts=_now_ms())
+                .values(status="failed", error=error, finished_ts=now_ms())
             )
         return int(result.rowcount or 0)
 

@@ -9,11 +9,11 @@ recorded with the event's thread. Receipts move read positions, which clear coun
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.protocol.power_levels import PowerLevels
@@ -86,7 +86,7 @@ class PushActionService:
 
     async def _record(self, events: Sequence[Event]) -> None:
         orderings = await event_store.get_stream_orderings(self._db, [e.event_id for e in events])
-        now = int(time.time() * 1000)
+        now = now_ms()
         found: list[PushAction] = []
         # one look at each room per batch: a batch is one room's, and its current state is
         # what the spec's member count and power levels mean for every event in it

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
 from ranvier.protocol.push_rules import tweaks
 from ranvier.services.push.actions import PushActionService
@@ -178,7 +179,7 @@ class PusherService:
                 profile_tag=profile_tag,
                 lang=body["lang"],
                 data=body["data"],
-                created_ts=int(time.time() * 1000),
+                created_ts=now_ms(),
                 # a new pusher pushes what happens from now on, not the past
                 last_stream_ordering=self._current_stream_ordering(),
             ),
@@ -277,7 +278,7 @@ class PusherService:
                 now = time.monotonic()
                 if first_failure is None:
                     first_failure = now
-                    await self._store.set_failing(pusher.id, int(time.time() * 1000))
+                    await self._store.set_failing(pusher.id, now_ms())
                 if now - first_failure > GIVE_UP_AFTER_SECONDS:
                     logger.warning("Giving up pushing %s to %s", action.event_id, pusher.app_id)
                     return False

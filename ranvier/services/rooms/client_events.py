@@ -9,10 +9,10 @@ aggregations (`m.relations`) from the relations service.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.protocol.events import Event
 from ranvier.protocol.redaction import redact
 from ranvier.services.rooms.event_loader import EventLoader
@@ -22,10 +22,6 @@ from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 
 REDACTION = "m.room.redaction"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def client_event(

@@ -14,10 +14,10 @@ import asyncio
 import logging
 import secrets
 import string
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.http.auth import Requester
 from ranvier.http.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
@@ -84,10 +84,6 @@ def _acting_as(user_id: str) -> Requester:
     return Requester(
         user_id=user_id, device_id=None, is_guest=False, is_admin=False, access_token_id=None
     )
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _new_delete_id() -> str:
@@ -193,7 +189,7 @@ class RoomDeletionService:
 
     async def status_by_room(self, room_id: str) -> dict[str, Any]:
         """GET /_synapse/admin/v2/rooms/{room_id}/delete_status"""
-        records = await self._store.get_deletions_for_room(room_id, _now_ms() - STATUS_RETENTION_MS)
+        records = await self._store.get_deletions_for_room(room_id, now_ms() - STATUS_RETENTION_MS)
         if not records:
             raise MatrixError(404, "M_NOT_FOUND", f"No deletion of {room_id} found")
         return {"results": [deletion_status(record) for record in records]}
@@ -202,7 +198,7 @@ class RoomDeletionService:
         """GET /_synapse/admin/v2/rooms/delete_status/{delete_id}"""
         record = await self._store.get_deletion(delete_id)
         if record is None or (
-            record.finished_ts is not None and record.finished_ts < _now_ms() - STATUS_RETENTION_MS
+            record.finished_ts is not None and record.finished_ts < now_ms() - STATUS_RETENTION_MS
         ):
             raise MatrixError(404, "M_NOT_FOUND", f"Deletion {delete_id} not found")
         return deletion_status(record)

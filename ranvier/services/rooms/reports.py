@@ -4,9 +4,9 @@ reports (spec: client-server-api "Reporting content"; Synapse's event reports ad
 
 from __future__ import annotations
 
-import time
 from typing import Any, Literal
 
+from ranvier.clock import now_ms
 from ranvier.http.auth import Requester
 from ranvier.http.errors import MatrixError
 from ranvier.services.rooms.client_events import ClientEventSerializer
@@ -18,10 +18,6 @@ from ranvier.storage.reports import EventReport, ReportStore
 
 # Synapse's range for the (since removed from the spec) score of an event report
 MIN_SCORE, MAX_SCORE = -100, 0
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class ReportService:
@@ -72,14 +68,14 @@ class ReportService:
             user_id=requester.user_id,
             reason=reason,
             content=content,
-            received_ts=_now_ms(),
+            received_ts=now_ms(),
         )
 
     async def report_room(self, requester: Requester, room_id: str, reason: str) -> None:
         if await room_store.get_room(self._db, room_id) is None:
             raise MatrixError(404, "M_NOT_FOUND", "The room was not found")
         await self._store.add_room_report(
-            room_id=room_id, user_id=requester.user_id, reason=reason, received_ts=_now_ms()
+            room_id=room_id, user_id=requester.user_id, reason=reason, received_ts=now_ms()
         )
 
     # -- admin -------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ranvier.clock import now_ms
 from ranvier.protocol.auth import AuthError, check_auth
 from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.event_builder import (
@@ -329,7 +329,7 @@ class RoomEventSender:
         in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
     ) -> None:
         positions = self.positions.allocate(len(built))
-        now = int(time.time() * 1000)
+        now = now_ms()
         rows: list[EventRow] = []
         memberships: list[MembershipRow] = []
         changes: dict[StateKey, tuple[str, str | None] | None] = {}
