@@ -183,6 +183,29 @@ class PushConfig(Section):
     group_unread_count_by_room: bool = True
 
 
+class ThumbnailSize(Section):
+    """One entry of `thumbnail_sizes`: a box and how an image is fitted into it."""
+
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    # crop: exactly this box (the image's middle); scale: within this box, aspect kept
+    method: Literal["crop", "scale"] = "scale"
+
+
+def _default_thumbnail_sizes() -> list[ThumbnailSize]:
+    # spec: client-server-api "Thumbnails", the sizes servers SHOULD produce
+    return [
+        ThumbnailSize(width=32, height=32, method="crop"),
+        ThumbnailSize(width=96, height=96, method="crop"),
+        ThumbnailSize(width=320, height=240, method="scale"),
+        ThumbnailSize(width=640, height=480, method="scale"),
+        ThumbnailSize(width=800, height=600, method="scale"),
+    ]
+
+
+RC_MEDIA_CREATE = (10, 50)
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -214,6 +237,15 @@ class HomeserverConfig(Section):
     media_store_path: str = "media_store"
     max_upload_size: int = parse_size("50M")
     max_image_pixels: int = parse_size("32M")
+    # media: thumbnails of any requested size, not only the nearest of `thumbnail_sizes`
+    dynamic_thumbnails: bool = False
+    thumbnail_sizes: list[ThumbnailSize] = Field(default_factory=_default_thumbnail_sizes)
+    # media uploaded while on is served only by the authenticated /_matrix/client/v1/media
+    # endpoints; older media stays reachable on the legacy /_matrix/media ones
+    enable_authenticated_media: bool = True
+    # POST /_matrix/media/v1/create: IDs a user may hold without content, and for how long
+    max_pending_media_uploads: int = Field(default=5, ge=1)
+    unused_expiration_time: int = parse_duration_ms("24h")
     report_stats: bool = False
     caches: CachesConfig = Field(default_factory=CachesConfig)
     default_room_version: str = DEFAULT_ROOM_VERSION.identifier
@@ -244,8 +276,12 @@ class HomeserverConfig(Section):
         default_factory=lambda: _settings(RC_REGISTRATION_TOKEN_VALIDITY)
     )
     rc_login: LoginRatelimits = Field(default_factory=LoginRatelimits)
+    rc_media_create: RatelimitSettings = Field(default_factory=lambda: _settings(RC_MEDIA_CREATE))
 
     _rc_message = field_validator("rc_message", mode="before")(_ratelimit_defaults(*RC_MESSAGE))
+    _rc_media_create = field_validator("rc_media_create", mode="before")(
+        _ratelimit_defaults(*RC_MEDIA_CREATE)
+    )
     _rc_registration = field_validator("rc_registration", mode="before")(
         _ratelimit_defaults(*RC_REGISTRATION)
     )
@@ -263,6 +299,11 @@ class HomeserverConfig(Section):
     @classmethod
     def _optional_duration(cls, value: int | str | None) -> int | None:
         return None if value is None else parse_duration_ms(value)
+
+    @field_validator("unused_expiration_time", mode="before")
+    @classmethod
+    def _duration(cls, value: int | str) -> int:
+        return parse_duration_ms(value)
 
     @field_validator("max_upload_size", "max_image_pixels", "max_request_body_size", mode="before")
     @classmethod
