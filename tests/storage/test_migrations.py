@@ -79,6 +79,7 @@ TABLES_BY_REVISION = {
         "push_read_positions",
         "pushers",
     },
+    "0012_media": {"local_media", "local_media_thumbnails"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
