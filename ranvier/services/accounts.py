@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,9 @@ class AccountService:
         self._login = login
         self._devices = devices
         self._access_tokens = access_tokens
+        # what else a user keeps on the server that deactivation erases: each is called with
+        # the user ID after the devices are gone and before the account is marked deactivated
+        self.on_deactivated: list[Callable[[str], Awaitable[None]]] = []
 
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self._config.server_name}"
@@ -217,6 +221,8 @@ class AccountService:
 
     async def deactivate(self, user_id: str, *, erase: bool) -> None:
         await self._devices.delete_all_devices(user_id)
+        for erase_user_data in self.on_deactivated:
+            await erase_user_data(user_id)
         await self._users.deactivate(user_id, erase=erase)
         self._access_tokens.invalidate_user(user_id)
 
