@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= homeserver.yaml
 STAMP := $(VENV)/.installed
+# the matrix-js-sdk clients of tests/interop/test_e2ee_js.py; npm ci needs Node 20+ and npm
+JS_INTEROP := tests/interop/js
+JS_STAMP := $(JS_INTEROP)/node_modules/.installed
 
 .PHONY: run test lint typecheck unit bench bench-servers bench-protocol clean
 
@@ -12,6 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(JS_STAMP): $(JS_INTEROP)/package.json $(JS_INTEROP)/package-lock.json
+	cd $(JS_INTEROP) && npm ci --no-audit --no-fund
+	touch $(JS_STAMP)
 
 $(CONFIG): | $(STAMP)
 	$(BIN)/ranvier generate-config --server-name localhost --config-path $(CONFIG) --data-dir ./data
@@ -26,7 +33,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy ranvier
 
-unit: $(STAMP)
+unit: $(STAMP) $(JS_STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
@@ -43,4 +50,4 @@ bench-protocol: $(STAMP)
 	$(BIN)/python -m bench.protocol_bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(JS_INTEROP)/node_modules
