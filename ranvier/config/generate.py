@@ -74,6 +74,29 @@ enable_registration: false
 #registration_requires_token: true
 #enable_registration_without_verification: false
 
+# URL previews: when a client asks, the server fetches a URL and answers with its title,
+# description and image. That lets users make the server send requests, so before enabling
+# them list every address range it must never connect to - private networks, loopback,
+# link-local, cloud metadata services - in url_preview_ip_range_blacklist (required). These
+# are Synapse's recommended ranges; requests to names that resolve into them are refused too.
+url_preview_enabled: false
+#url_preview_ip_range_blacklist:
+{ip_range_blacklist}
+# Ranges allowed even though the blacklist covers them (e.g. an internal wiki).
+#url_preview_ip_range_whitelist:
+#  - '192.168.1.1'
+# URLs never previewed: each entry maps URL components (scheme, netloc, hostname, port,
+# path, query, fragment, username, password) to a glob, or a regex starting with '^'; a
+# URL matching every component of an entry is refused.
+#url_preview_url_blacklist:
+#  - netloc: 'google.com'
+#  - scheme: 'http'
+#  - netloc: '^(?:.*\\.)?example\\.org$'
+#    path: '/private/*'
+#max_spider_size: 10M
+#url_preview_accept_language:
+#  - en
+
 # Whether to report anonymous usage statistics.
 report_stats: false
 
@@ -91,6 +114,30 @@ default_room_version: "{default_room_version}"
 allow_public_rooms_without_auth: false
 allow_public_rooms_over_federation: false
 """
+
+# Synapse's recommended url_preview_ip_range_blacklist: loopback, private, carrier-grade
+# NAT, link-local, documentation/benchmarking and multicast ranges of IPv4 and IPv6
+SYNAPSE_IP_RANGE_BLACKLIST = (
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "192.0.0.0/24",
+    "169.254.0.0/16",
+    "192.88.99.0/24",
+    "198.18.0.0/15",
+    "192.0.2.0/24",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "::1/128",
+    "fe80::/10",
+    "fc00::/7",
+    "2001:db8::/32",
+    "ff00::/8",
+    "fec0::/10",
+)
 
 _LOG_CONFIG = {
     "version": 1,
@@ -149,6 +196,9 @@ def generate_config(
             signing_key_path=_relative(signing_key_path, config_dir),
             registration_shared_secret=secrets.token_urlsafe(32),
             default_room_version=DEFAULT_ROOM_VERSION.identifier,
+            ip_range_blacklist="\n".join(
+                f"#  - '{ip_range}'" for ip_range in SYNAPSE_IP_RANGE_BLACKLIST
+            ),
         )
     )
     return written

@@ -7,6 +7,8 @@ Cross-field refusals (the start-up checks Synapse's upgrade notes promise) live 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -14,6 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
+
+# the parts of a URL (urllib.parse.urlsplit's names) url_preview_url_blacklist can match
+URL_COMPONENTS = (
+    "scheme",
+    "netloc",
+    "hostname",
+    "port",
+    "path",
+    "query",
+    "fragment",
+    "username",
+    "password",
+)
 
 
 class Section(BaseModel):
@@ -246,6 +261,18 @@ class HomeserverConfig(Section):
     # POST /_matrix/media/v1/create: IDs a user may hold without content, and for how long
     max_pending_media_uploads: int = Field(default=5, ge=1)
     unused_expiration_time: int = parse_duration_ms("24h")
+    # URL previews, off as in Synapse; enabling them requires url_preview_ip_range_blacklist
+    # (validation.py), the address ranges previews must never connect to
+    url_preview_enabled: bool = False
+    url_preview_ip_range_blacklist: list[str] | None = None
+    url_preview_ip_range_whitelist: list[str] = Field(default_factory=list)
+    # each entry: URL components (scheme, netloc, path, ...) to glob or `^regex` patterns;
+    # a URL matching every component of one entry is refused
+    url_preview_url_blacklist: list[dict[str, str]] = Field(default_factory=list)
+    url_preview_accept_language: list[str] = Field(default_factory=lambda: ["en"])
+    max_spider_size: int = parse_size("10M")
+    # Ranvier's: how long a fetched preview answers for its URL (Synapse: fixed at 1h)
+    url_preview_cache_duration: int = parse_duration_ms("1h")
     report_stats: bool = False
     caches: CachesConfig = Field(default_factory=CachesConfig)
     default_room_version: str = DEFAULT_ROOM_VERSION.identifier
@@ -300,15 +327,48 @@ class HomeserverConfig(Section):
     def _optional_duration(cls, value: int | str | None) -> int | None:
         return None if value is None else parse_duration_ms(value)
 
-    @field_validator("unused_expiration_time", mode="before")
+    @field_validator("unused_expiration_time", "url_preview_cache_duration", mode="before")
     @classmethod
     def _duration(cls, value: int | str) -> int:
         return parse_duration_ms(value)
 
-    @field_validator("max_upload_size", "max_image_pixels", "max_request_body_size", mode="before")
+    @field_validator(
+        "max_upload_size",
+        "max_image_pixels",
+        "max_request_body_size",
+        "max_spider_size",
+        mode="before",
+    )
     @classmethod
     def _size(cls, value: int | str) -> int:
         return parse_size(value)
+
+    @field_validator("url_preview_ip_range_blacklist", "url_preview_ip_range_whitelist")
+    @classmethod
+    def _ip_ranges(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or ():
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from exc
+        return value
+
+    @field_validator("url_preview_url_blacklist")
+    @classmethod
+    def _url_patterns(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:
+        for entry in value:
+            for component, pattern in entry.items():
+                if component not in URL_COMPONENTS:
+                    raise ValueError(
+                        f"{component!r} is not a URL component; use one of "
+                        + ", ".join(URL_COMPONENTS)
+                    )
+                if pattern.startswith("^"):
+                    try:
+                        re.compile(pattern)
+                    except re.error as exc:
+                        raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from exc
+        return value
 
     @field_validator("default_room_version")
     @classmethod

@@ -60,6 +60,14 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
             "(or enable captcha or email verification), or, if you really want anyone to "
             "register unverified, set 'enable_registration_without_verification: true'"
         )
+    if config.url_preview_enabled and config.url_preview_ip_range_blacklist is None:
+        problems.append(
+            "url_preview_enabled: URL previews make this server fetch any URL a user names, "
+            "so they need an explicit list of address ranges never to fetch from; set "
+            "'url_preview_ip_range_blacklist' (ranvier generate-config writes Synapse's "
+            "list of private, loopback and link-local ranges to start from), or set "
+            "'url_preview_enabled: false'"
+        )
     if config.log_config is not None:
         problems += log_config_problems(config_dir / config.log_config)
     return problems
