@@ -80,6 +80,15 @@ TABLES_BY_REVISION = {
         "pushers",
     },
     "0012_media": {"local_media", "local_media_thumbnails"},
+    "0013_e2e_keys": {
+        "e2e_device_keys",
+        "e2e_one_time_keys",
+        "e2e_fallback_keys",
+        "e2e_cross_signing_keys",
+        "e2e_cross_signing_signatures",
+        "device_lists_stream",
+    },
+    "0014_room_keys": {"e2e_room_keys_versions", "e2e_room_keys"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
