@@ -40,6 +40,7 @@ from ranvier.api.client import profile as profile_api
 from ranvier.api.client import push as push_api
 from ranvier.api.client import receipts as receipts_api
 from ranvier.api.client import relations as relations_api
+from ranvier.api.client import room_keys as room_keys_api
 from ranvier.api.client import room_reading as room_reading_api
 from ranvier.api.client import room_upgrades as room_upgrades_api
 from ranvier.api.client import rooms as rooms_api
@@ -65,6 +66,7 @@ from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
 from ranvier.services.admin_users import AdminUserService
 from ranvier.services.devices import DeviceService
 from ranvier.services.filters import FilterService
+from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.presence import PresenceService
@@ -111,6 +113,7 @@ from ranvier.storage.device_inbox import DeviceInboxStore
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.event_push_actions import EventPushActionStore
 from ranvier.storage.filters import FilterStore
+from ranvier.storage.key_backup import KeyBackupStore
 from ranvier.storage.presence import PresenceStore
 from ranvier.storage.profiles import ProfileStore
 from ranvier.storage.push_rules import PushRuleStore
@@ -190,6 +193,13 @@ def build_user_data(
         account_data=AccountDataService(AccountDataStore(database)),
         filters=FilterService(config, FilterStore(database)),
     )
+
+
+def build_key_backup(database: Database, accounts: Accounts) -> KeyBackupService:
+    """Server-side room key backups; a deactivated user's backups are deleted."""
+    key_backup = KeyBackupService(KeyBackupStore(database))
+    accounts.accounts.on_deactivated.append(key_backup.delete_user_backups)
+    return key_backup
 
 
 @dataclass(frozen=True)
@@ -485,6 +495,7 @@ class Homeserver:
     ephemeral: Ephemeral
     push: Push
     sync: SyncService
+    key_backup: KeyBackupService
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -518,6 +529,9 @@ class Homeserver:
             route_defs += self._room_routes()
             route_defs += self._ephemeral_routes()
             route_defs += self._push_routes()
+            route_defs += room_keys_api.RoomKeyEndpoints(
+                self.accounts.auth, self.key_backup
+            ).routes()
             route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
@@ -669,6 +683,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         ephemeral=ephemeral,
         push=push,
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, notifier),
+        key_backup=build_key_backup(database, accounts),
     )
 
 
