@@ -34,6 +34,7 @@ from ranvier.api.client import account_data as account_data_api
 from ranvier.api.client import capabilities as capabilities_api
 from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
+from ranvier.api.client import keys as keys_api
 from ranvier.api.client import membership as membership_api
 from ranvier.api.client import presence as presence_api
 from ranvier.api.client import profile as profile_api
@@ -64,7 +65,9 @@ from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
 from ranvier.services.admin_users import AdminUserService
+from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
+from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.login import LoginService, PasswordStage
@@ -110,7 +113,9 @@ from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
 from ranvier.storage.device_inbox import DeviceInboxStore
+from ranvier.storage.device_lists import DeviceListStore
 from ranvier.storage.devices import DeviceStore
+from ranvier.storage.e2e_keys import E2eKeyStore
 from ranvier.storage.event_push_actions import EventPushActionStore
 from ranvier.storage.filters import FilterStore
 from ranvier.storage.key_backup import KeyBackupStore
@@ -438,6 +443,38 @@ async def build_push(
     return Push(rules=rules, actions=actions, pushers=pushers)
 
 
+@dataclass(frozen=True)
+class E2ee:
+    """End-to-end encryption keys and the device_lists stream that tells room-mates to
+    fetch them again."""
+
+    keys: E2eKeyService
+    device_lists: DeviceListService
+
+
+async def build_e2ee(
+    config: HomeserverConfig,
+    database: Database,
+    accounts: Accounts,
+    rooms: Rooms,
+    notifier: Notifier,
+) -> E2ee:
+    key_store = E2eKeyStore(database)
+    device_lists = await DeviceListService.create(
+        database,
+        DeviceListStore(database),
+        key_store,
+        rooms.membership.joined_rooms,
+        notifier.notify,
+    )
+    # renaming or deleting a device changes what room-mates see in /keys/query
+    accounts.devices.on_device_list_change.append(device_lists.changed)
+    return E2ee(
+        keys=E2eKeyService(key_store, device_lists, config.server_name),
+        device_lists=device_lists,
+    )
+
+
 def build_sync(
     config: HomeserverConfig,
     database: Database,
@@ -445,6 +482,7 @@ def build_sync(
     user_data: UserData,
     ephemeral: Ephemeral,
     push: Push,
+    e2ee: E2ee,
     notifier: Notifier,
 ) -> SyncService:
     loader = rooms.sender.loader
@@ -475,6 +513,7 @@ def build_sync(
     sync.receipts = ephemeral.receipts
     sync.presence = ephemeral.presence
     sync.to_device = ephemeral.to_device
+    sync.device_lists = e2ee.device_lists
     sync.set_push_rules(push.rules)
     sync.unread = push.actions
     return sync
@@ -494,6 +533,7 @@ class Homeserver:
     notifier: Notifier
     ephemeral: Ephemeral
     push: Push
+    e2ee: E2ee
     sync: SyncService
     key_backup: KeyBackupService
     runners: list[web.AppRunner] = field(default_factory=list)
@@ -529,6 +569,13 @@ class Homeserver:
             route_defs += self._room_routes()
             route_defs += self._ephemeral_routes()
             route_defs += self._push_routes()
+            route_defs += keys_api.KeyEndpoints(
+                self.accounts.auth,
+                self.e2ee.keys,
+                self.e2ee.device_lists,
+                self.accounts.accounts,
+                self.accounts.uia,
+            ).routes()
             route_defs += room_keys_api.RoomKeyEndpoints(
                 self.accounts.auth, self.key_backup
             ).routes()
@@ -669,6 +716,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     notifier = Notifier()
     ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
     push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
+    e2ee = await build_e2ee(config, database, accounts, rooms, notifier)
     return Homeserver(
         config=config,
         database=database,
@@ -682,7 +730,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         notifier=notifier,
         ephemeral=ephemeral,
         push=push,
-        sync=build_sync(config, database, rooms, user_data, ephemeral, push, notifier),
+        e2ee=e2ee,
+        sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
     )
 

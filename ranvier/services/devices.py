@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 
 from ranvier.clock import now_ms
 from ranvier.services.tokens import AccessTokens
@@ -26,6 +27,9 @@ class DeviceService:
         self._devices = devices
         self._tokens = tokens
         self._access_tokens = access_tokens
+        # called with (user_id, device_lists position) after a device is renamed or deleted,
+        # so the device list stream can wake whoever shares a room with the user
+        self.on_device_list_change: list[Callable[[str, int], Awaitable[None]]] = []
 
     async def ensure_device(
         self, user_id: str, device_id: str | None, display_name: str | None
@@ -46,11 +50,22 @@ class DeviceService:
         return await self._devices.get_device(user_id, device_id)
 
     async def rename_device(self, user_id: str, device_id: str, display_name: str) -> bool:
-        return await self._devices.set_display_name(user_id, device_id, display_name)
+        position = await self._devices.set_display_name(user_id, device_id, display_name)
+        if position is None:
+            return False
+        await self._device_list_changed(user_id, position)
+        return True
 
     async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
-        token_ids = await self._devices.delete_devices(user_id, device_ids)
-        self._access_tokens.invalidate(token_ids)
+        """Log the devices out; their end-to-end keys go with them."""
+        deleted = await self._devices.delete_devices(user_id, device_ids)
+        self._access_tokens.invalidate(deleted.access_token_ids)
+        if deleted.position is not None:
+            await self._device_list_changed(user_id, deleted.position)
+
+    async def _device_list_changed(self, user_id: str, position: int) -> None:
+        for callback in self.on_device_list_change:
+            await callback(user_id, position)
 
     async def delete_all_devices(
         self, user_id: str, *, except_device_id: str | None = None

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from ranvier.storage.database import Database
+from ranvier.storage.device_lists import record_device_list_change
 from ranvier.storage.metadata import metadata
 from ranvier.storage.tokens import access_tokens, refresh_tokens
 
@@ -60,6 +61,13 @@ class Device:
     last_seen_ts: int | None
     last_seen_ip: str | None
     last_seen_user_agent: str | None
+
+
+@dataclass(frozen=True)
+class DeletedDevices:
+    access_token_ids: list[int]
+    # the device_lists position of the deletion; None if no device existed
+    position: int | None
 
 
 @dataclass(frozen=True)
@@ -136,21 +144,25 @@ class DeviceStore:
             ).all()
         return [Device(**row._asdict()) for row in rows]
 
-    async def set_display_name(self, user_id: str, device_id: str, display_name: str) -> bool:
-        """False if there is no such device."""
+    async def set_display_name(self, user_id: str, device_id: str, display_name: str) -> int | None:
+        """The device_lists position of the rename (others see device names in
+        /keys/query); None if there is no such device."""
         async with self._db.transaction() as conn:
             result = await conn.execute(
                 update(devices)
                 .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
                 .values(display_name=display_name)
             )
-        return bool(result.rowcount)
+            if not result.rowcount:
+                return None
+            return await record_device_list_change(conn, user_id, [device_id])
 
-    async def delete_devices(self, user_id: str, device_ids: list[str]) -> list[int]:
-        """Remove the devices with their access and refresh tokens; returns the IDs of the
-        access tokens removed, for the caller to drop from its caches."""
+    async def delete_devices(self, user_id: str, device_ids: list[str]) -> DeletedDevices:
+        """Remove the devices with their access and refresh tokens and (by cascade) their
+        end-to-end keys; returns the IDs of the access tokens removed, for the caller to
+        drop from its caches, and the device_lists position of the change."""
         if not device_ids:
-            return []
+            return DeletedDevices([], None)
         async with self._db.transaction() as conn:
             token_ids = (
                 (
@@ -175,12 +187,17 @@ class DeviceStore:
                     refresh_tokens.c.device_id.in_(device_ids),
                 )
             )
-            await conn.execute(
+            deleted = await conn.execute(
                 delete(devices).where(
                     devices.c.user_id == user_id, devices.c.device_id.in_(device_ids)
                 )
             )
-        return [int(token_id) for token_id in token_ids]
+            position = (
+                await record_device_list_change(conn, user_id, device_ids)
+                if deleted.rowcount
+                else None
+            )
+        return DeletedDevices([int(token_id) for token_id in token_ids], position)
 
     async def record_last_seen(
         self, user_id: str, device_id: str | None, ip: str, user_agent: str, now_ms: int

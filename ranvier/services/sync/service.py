@@ -24,6 +24,7 @@ from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.sync.account_data import AccountDataReader
 from ranvier.services.sync.rooms import RoomExtras, RoomsBuilder, RoomsRequest
 from ranvier.services.sync.sources import (
+    DeviceListsSource,
     PresenceSource,
     PushRulesSource,
     ReceiptsSource,
@@ -37,6 +38,7 @@ from ranvier.storage.database import Database
 from ranvier.storage.sync import UserMemberships
 from ranvier.streams.notifier import Notifier
 from ranvier.streams.sync_token import (
+    DEVICE_LISTS,
     PRESENCE,
     RECEIPTS,
     TO_DEVICE,
@@ -93,6 +95,7 @@ class SyncService:
         self.receipts: ReceiptsSource | None = None
         self.presence: PresenceSource | None = None
         self.to_device: ToDeviceSource | None = None
+        self.device_lists: DeviceListsSource | None = None
         self.unread: UnreadCounts | None = None
         # as Synapse: a client that repeats a request (its connection dropped, or a second
         # tab) shares the one in flight, and gets the same answer for a while after
@@ -154,6 +157,11 @@ class SyncService:
             body, token, room_ids = await self._sync_once(request, sync_filter)
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if since is None or request.full_state or not _is_empty(body) or remaining_ms <= 0:
+                if self.device_lists is not None and request.device_id is not None:
+                    # spec: e2e extensions to sync - a device hears its key counts every time
+                    body.update(
+                        await self.device_lists.key_counts(request.user_id, request.device_id)
+                    )
                 return body
             # everything up to `token` has been looked at: wait for what comes after
             waited = time.monotonic()
@@ -224,6 +232,7 @@ class SyncService:
             RECEIPTS: self._position(self.receipts, since, RECEIPTS),
             PRESENCE: self._position(self.presence, since, PRESENCE),
             TO_DEVICE: self._position(self.to_device, since, TO_DEVICE),
+            DEVICE_LISTS: self._position(self.device_lists, since, DEVICE_LISTS),
         }
         if since is not None and not full:
             quiet = await self._nothing_new(request, sync_filter, since, events_upto, upto)
@@ -284,7 +293,7 @@ class SyncService:
             typing=upto[TYPING],
             presence=upto[PRESENCE],
             to_device=upto[TO_DEVICE],
-            device_lists=start.device_lists,
+            device_lists=upto[DEVICE_LISTS],
             push_rules=account_data.push_rules_position,
         )
         body: JsonDict = {"next_batch": str(token)}
@@ -294,6 +303,12 @@ class SyncService:
             body["account_data"] = {"events": account_data.global_events}
         if to_device:
             body["to_device"] = {"events": to_device}
+        if self.device_lists is not None and since is not None:
+            device_lists = await self.device_lists.get_updates(
+                user_id, memberships, since, events_upto, upto[DEVICE_LISTS]
+            )
+            if device_lists:
+                body["device_lists"] = device_lists
         if self.presence is not None and not sync_filter.presence.blocks_everything():
             presence = await self.presence.get_updates(
                 user_id, device_id, joined, 0 if full else start.presence, upto[PRESENCE]
@@ -309,4 +324,6 @@ def _active_rooms(memberships: UserMemberships) -> list[str]:
 
 
 def _is_empty(body: JsonDict) -> bool:
-    return not any(key in body for key in ("rooms", "account_data", "presence", "to_device"))
+    return not any(
+        key in body for key in ("rooms", "account_data", "presence", "to_device", "device_lists")
+    )

@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Protocol, runtime_checkable
 
+from ranvier.storage.sync import UserMemberships
+from ranvier.streams.sync_token import SyncToken
+
 JsonDict = dict[str, Any]
 
 
@@ -106,6 +109,24 @@ class PushRulesSource(SyncSource, Protocol):
         to_pos: int,
     ) -> JsonDict | None:
         """The `m.push_rules` global account data content if it changed, else None."""
+        ...
+
+
+class DeviceListsSource(SyncSource, Protocol):
+    async def get_updates(
+        self,
+        user_id: str,
+        memberships: UserMemberships,
+        since: SyncToken,
+        events_upto: int,
+        to_pos: int,
+    ) -> JsonDict | None:
+        """`device_lists` ({"changed", "left"}) of an incremental sync, or None if empty:
+        device list changes up to `to_pos` and membership changes up to `events_upto`."""
+        ...
+
+    async def key_counts(self, user_id: str, device_id: str) -> JsonDict:
+        """`device_one_time_keys_count` and `device_unused_fallback_key_types`."""
         ...
 
 

@@ -1,0 +1,411 @@
+"""End-to-end encryption keys (spec: client-server-api "End-to-End Encryption": key
+distribution, one-time and fallback keys, cross-signing).
+
+Devices publish identity keys, one-time keys and fallback keys; others download identity
+keys and claim one key per device to start an Olm session. Users publish cross-signing keys
+(master, self-signing, user-signing) and signatures: of their own devices by their
+self-signing key, of their master key by a device, of other users' master keys by their
+user-signing key. Every signature is verified before it is kept.
+
+Only local users are served: other servers' keys need federation, which is not served yet,
+so their servers are reported in `failures` as unreachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ranvier.clock import now_ms
+from ranvier.http.errors import MatrixError
+from ranvier.protocol.e2e_keys import (
+    MASTER,
+    SELF_SIGNING,
+    USER_SIGNING,
+    CrossSigningKey,
+    KeyFormatError,
+    canonical,
+    check_cross_signing_key,
+    check_device_keys,
+    device_verify_key,
+    parse_key_name,
+    same_signed_content,
+    verify_signature,
+)
+from ranvier.protocol.signing_keys import ED25519
+from ranvier.services.device_lists import DeviceListService
+from ranvier.storage.device_lists import USER_KEYS
+from ranvier.storage.e2e_keys import (
+    DeviceGoneError,
+    E2eKeyStore,
+    KeyConflictError,
+    KeyIdInUseError,
+    Signature,
+)
+
+JsonDict = dict[str, Any]
+
+# what /keys/query and /keys/claim report for a server they cannot reach
+UNREACHABLE: JsonDict = {
+    "status": 503,
+    "errcode": "M_UNKNOWN",
+    "error": "Federation is not available on this server yet",
+    "message": "Not ready for retry",
+}
+USAGE_TO_FIELD = {
+    MASTER: "master_key",
+    SELF_SIGNING: "self_signing_key",
+    USER_SIGNING: "user_signing_key",
+}
+
+
+def invalid(error: str) -> MatrixError:
+    return MatrixError(400, "M_INVALID_PARAM", error)
+
+
+def _domain(user_id: str) -> str:
+    return user_id.partition(":")[2]
+
+
+def _failure(status: int, errcode: str, error: str) -> JsonDict:
+    # Synapse's shape (status, errcode, message) with the spec's `error` beside it
+    return {"status": status, "errcode": errcode, "error": error, "message": error}
+
+
+@dataclass(frozen=True)
+class KeyUpload:
+    device_keys: JsonDict | None
+    one_time_keys: dict[tuple[str, str], Any]
+    fallback_keys: dict[str, tuple[str, Any]]
+
+
+def parse_upload(body: Mapping[str, Any]) -> KeyUpload:
+    """The body of POST /keys/upload, checked."""
+    device_keys = body.get("device_keys")
+    try:
+        if device_keys is not None:
+            device_keys = check_device_keys(device_keys)
+        one_time_keys: dict[tuple[str, str], Any] = {}
+        for name, key in _key_map(body, "one_time_keys").items():
+            one_time_keys[parse_key_name(name)] = key
+        fallback_keys: dict[str, tuple[str, Any]] = {}
+        fallback_body = body.get("fallback_keys")
+        if fallback_body is None:
+            # the name clients used before fallback keys were in the spec (MSC2732)
+            fallback_body = body.get("org.matrix.msc2732.fallback_keys")
+        for name, key in _key_map({"fallback_keys": fallback_body}, "fallback_keys").items():
+            algorithm, key_id = parse_key_name(name)
+            if algorithm in fallback_keys:
+                raise KeyFormatError(f"more than one fallback key for {algorithm}")
+            fallback_keys[algorithm] = (key_id, key)
+    except KeyFormatError as e:
+        raise MatrixError(400, "M_BAD_JSON", str(e)) from None
+    return KeyUpload(device_keys, one_time_keys, fallback_keys)
+
+
+def _key_map(body: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise KeyFormatError(f"{name} must be an object")
+    for key_name, key in value.items():
+        # a key is a key object, or (curve25519 one-time keys of old) a bare string
+        if not isinstance(key, dict | str):
+            raise KeyFormatError(f"{name}.{key_name} must be an object or a string")
+        canonical(key)
+    return value
+
+
+class E2eKeyService:
+    def __init__(
+        self, store: E2eKeyStore, device_lists: DeviceListService, server_name: str
+    ) -> None:
+        self._store = store
+        self._device_lists = device_lists
+        self._server_name = server_name
+
+    def _is_local(self, user_id: str) -> bool:
+        return _domain(user_id) == self._server_name
+
+    # -- device keys ------------------------------------------------------------------------
+
+    async def upload(self, user_id: str, device_id: str | None, upload: KeyUpload) -> JsonDict:
+        """POST /keys/upload"""
+        if device_id is None:
+            raise invalid("This access token has no device to upload keys for")
+        keys = upload.device_keys
+        if keys is not None and (keys["user_id"] != user_id or keys["device_id"] != device_id):
+            raise invalid(
+                f"device_keys are for {keys['user_id']} {keys['device_id']}, "
+                f"but this access token is {user_id} {device_id}"
+            )
+        try:
+            result = await self._store.upload(
+                user_id, device_id, keys, upload.one_time_keys, upload.fallback_keys, now_ms()
+            )
+        except KeyConflictError as e:
+            raise invalid(str(e)) from None
+        except DeviceGoneError:
+            raise MatrixError(401, "M_UNKNOWN_TOKEN", "This device has been logged out") from None
+        if result.position is not None:
+            await self._device_lists.changed(user_id, result.position)
+        return {"one_time_key_counts": result.one_time_key_counts}
+
+    async def query(self, requester: str, user_to_device_ids: Mapping[str, list[str]]) -> JsonDict:
+        """POST /keys/query"""
+        local: dict[str, list[str] | None] = {}
+        failures: JsonDict = {}
+        for user_id, device_ids in user_to_device_ids.items():
+            if self._is_local(user_id):
+                local[user_id] = device_ids or None
+            else:
+                failures[_domain(user_id)] = UNREACHABLE
+        found = await self._store.get_device_keys(local)
+        cross_signing = await self._store.get_cross_signing_keys(local)
+        signatures = await self._store.get_signatures(local, visible_to=requester)
+        device_keys: dict[str, dict[str, JsonDict]] = {user_id: {} for user_id in local}
+        for user_id, by_device in found.items():
+            for device_id, stored in by_device.items():
+                keys = dict(stored.keys)
+                unsigned = keys.get("unsigned")
+                keys["unsigned"] = dict(unsigned) if isinstance(unsigned, dict) else {}
+                if stored.display_name is not None:
+                    keys["unsigned"]["device_display_name"] = stored.display_name
+                device_keys[user_id][device_id] = keys
+        master_keys: dict[str, JsonDict] = {}
+        self_signing_keys: dict[str, JsonDict] = {}
+        user_signing_keys: dict[str, JsonDict] = {}
+        for user_id, by_usage in cross_signing.items():
+            if MASTER in by_usage:
+                master_keys[user_id] = dict(by_usage[MASTER])
+            if SELF_SIGNING in by_usage:
+                self_signing_keys[user_id] = by_usage[SELF_SIGNING]
+            if USER_SIGNING in by_usage and user_id == requester:
+                user_signing_keys[user_id] = by_usage[USER_SIGNING]
+        for signature in signatures:
+            target: JsonDict | None = device_keys.get(signature.target_user_id, {}).get(
+                signature.target_key
+            )
+            master = master_keys.get(signature.target_user_id)
+            if (
+                target is None
+                and master is not None
+                and _public_key(master) == signature.target_key
+            ):
+                target = master
+            if target is None:
+                continue
+            by_user = {k: dict(v) for k, v in target.get("signatures", {}).items()}
+            by_user.setdefault(signature.user_id, {})[signature.key_id] = signature.signature
+            target["signatures"] = by_user
+        return {
+            "device_keys": device_keys,
+            "master_keys": master_keys,
+            "self_signing_keys": self_signing_keys,
+            "user_signing_keys": user_signing_keys,
+            "failures": failures,
+        }
+
+    async def claim(self, wanted: Mapping[str, Mapping[str, str]]) -> JsonDict:
+        """POST /keys/claim"""
+        local: list[tuple[str, str, str]] = []
+        failures: JsonDict = {}
+        for user_id, by_device in wanted.items():
+            if not self._is_local(user_id):
+                failures[_domain(user_id)] = UNREACHABLE
+                continue
+            local.extend(
+                (user_id, device_id, algorithm) for device_id, algorithm in by_device.items()
+            )
+        result = await self._store.claim(local)
+        return {"one_time_keys": result.keys, "failures": failures}
+
+    # -- cross-signing ----------------------------------------------------------------------
+
+    async def check_cross_signing_upload(
+        self, user_id: str, body: Mapping[str, Any]
+    ) -> tuple[dict[str, CrossSigningKey], bool]:
+        """The keys of a /keys/device_signing/upload, checked, and whether the upload needs
+        user-interactive auth: it does unless the user has no master key yet, or every key
+        given is the one already stored (a retried upload)."""
+        keys: dict[str, CrossSigningKey] = {}
+        try:
+            for usage, field_name in USAGE_TO_FIELD.items():
+                if body.get(field_name) is not None:
+                    keys[usage] = check_cross_signing_key(body[field_name], user_id, usage)
+        except KeyFormatError as e:
+            raise invalid(str(e)) from None
+        stored = (await self._store.get_cross_signing_keys([user_id])).get(user_id, {})
+        if MASTER not in stored:
+            return keys, False
+        unchanged = all(
+            usage in stored and same_signed_content(stored[usage], key.json)
+            for usage, key in keys.items()
+        )
+        return keys, not unchanged
+
+    async def upload_cross_signing_keys(
+        self, user_id: str, keys: Mapping[str, CrossSigningKey]
+    ) -> None:
+        """POST /keys/device_signing/upload, once authorised"""
+        if not keys:
+            return
+        stored = (await self._store.get_cross_signing_keys([user_id])).get(user_id, {})
+        master = keys.get(MASTER)
+        if master is None and MASTER in stored:
+            master = check_cross_signing_key(stored[MASTER], user_id, MASTER)
+        if master is None:
+            raise MatrixError(400, "M_MISSING_PARAM", "No master key available")
+        for usage in (SELF_SIGNING, USER_SIGNING):
+            key = keys.get(usage)
+            if key is not None and not verify_signature(
+                key.json, user_id, master.key_id, master.verify_key
+            ):
+                raise MatrixError(
+                    400,
+                    "M_INVALID_SIGNATURE",
+                    f"The {usage} key is not signed by the master key",
+                )
+        changes = {
+            usage: (key.public_key, key.json)
+            for usage, key in keys.items()
+            if usage not in stored
+            or not same_signed_content(stored[usage], key.json)
+            or stored[usage].get("signatures") != key.json.get("signatures")
+        }
+        if not changes:
+            return
+        try:
+            position = await self._store.set_cross_signing_keys(user_id, changes, now_ms())
+        except KeyIdInUseError:
+            raise MatrixError(403, "M_FORBIDDEN", "Key ID in use") from None
+        await self._device_lists.changed(user_id, position)
+
+    async def upload_signatures(self, requester: str, body: Mapping[str, Any]) -> JsonDict:
+        """POST /keys/signatures/upload"""
+        failures: dict[str, dict[str, JsonDict]] = {}
+        accepted: list[Signature] = []
+        changed_devices: list[str] = []
+        own = (await self._store.get_cross_signing_keys([requester])).get(requester, {})
+        for user_id, by_key in body.items():
+            if not isinstance(by_key, dict):
+                raise MatrixError(400, "M_BAD_JSON", f"{user_id} must map key IDs to objects")
+            for key_id, signed in by_key.items():
+                try:
+                    if not isinstance(signed, dict):
+                        raise _SignatureFailure(
+                            400, "M_BAD_JSON", "The signed key must be an object"
+                        )
+                    if user_id == requester:
+                        signatures, device = await self._own_signatures(
+                            requester, own, key_id, signed
+                        )
+                        accepted.extend(signatures)
+                        changed_devices.append(device)
+                    else:
+                        accepted.append(
+                            await self._other_user_signature(
+                                requester, own, user_id, key_id, signed
+                            )
+                        )
+                        changed_devices.append(USER_KEYS)
+                except _SignatureFailure as failure:
+                    failures.setdefault(user_id, {})[key_id] = _failure(
+                        failure.status, failure.errcode, failure.error
+                    )
+        if accepted:
+            position = await self._store.add_signatures(requester, accepted, changed_devices)
+            await self._device_lists.changed(requester, position)
+        return {"failures": failures}
+
+    async def _own_signatures(
+        self, user_id: str, own: Mapping[str, JsonDict], key_id: str, signed: JsonDict
+    ) -> tuple[list[Signature], str]:
+        """Signatures of one of the user's devices by their self-signing key, or of their
+        master key by their devices. Returns them with the changed device."""
+        master = own.get(MASTER)
+        if master is not None and _public_key(master) == key_id:
+            _require_same_key(master, signed)
+            by_user = signed.get("signatures", {}).get(user_id, {})
+            devices = (await self._store.get_device_keys({user_id: None})).get(user_id, {})
+            found = []
+            for signer_key_id, signature in by_user.items():
+                algorithm, _, device_id = signer_key_id.partition(":")
+                device = devices.get(device_id)
+                if algorithm != ED25519 or device is None:
+                    # the master key's own signature, or a key we cannot check
+                    continue
+                verify_key = device_verify_key(device.keys, device_id)
+                if verify_key is None or not verify_signature(
+                    signed, user_id, signer_key_id, verify_key
+                ):
+                    raise _SignatureFailure(400, "M_INVALID_SIGNATURE", "Invalid signature")
+                found.append(Signature(user_id, signer_key_id, user_id, key_id, signature))
+            if not found:
+                raise _SignatureFailure(
+                    400, "M_INVALID_SIGNATURE", "Missing signature by one of the user's devices"
+                )
+            return found, USER_KEYS
+        self_signing = own.get(SELF_SIGNING)
+        device = (
+            (await self._store.get_device_keys({user_id: [key_id]})).get(user_id, {}).get(key_id)
+        )
+        if device is None:
+            raise _SignatureFailure(404, "M_NOT_FOUND", "Unknown device or key")
+        if self_signing is None:
+            raise _SignatureFailure(404, "M_NOT_FOUND", "No self-signing key found")
+        _require_same_key(device.keys, signed)
+        ssk = check_cross_signing_key(self_signing, user_id, SELF_SIGNING)
+        if not verify_signature(signed, user_id, ssk.key_id, ssk.verify_key):
+            raise _SignatureFailure(400, "M_INVALID_SIGNATURE", "Invalid signature")
+        signature = signed["signatures"][user_id][ssk.key_id]
+        return [Signature(user_id, ssk.key_id, user_id, key_id, signature)], key_id
+
+    async def _other_user_signature(
+        self,
+        requester: str,
+        own: Mapping[str, JsonDict],
+        user_id: str,
+        key_id: str,
+        signed: JsonDict,
+    ) -> Signature:
+        """A signature of another user's master key by the requester's user-signing key."""
+        if not self._is_local(user_id):
+            raise _SignatureFailure(503, "M_UNKNOWN", UNREACHABLE["error"])
+        user_signing = own.get(USER_SIGNING)
+        if user_signing is None:
+            raise _SignatureFailure(404, "M_NOT_FOUND", "No user-signing key found")
+        theirs = (await self._store.get_cross_signing_keys([user_id])).get(user_id, {})
+        master = theirs.get(MASTER)
+        if master is None or _public_key(master) != key_id:
+            raise _SignatureFailure(404, "M_NOT_FOUND", "Unknown master key")
+        _require_same_key(master, signed)
+        usk = check_cross_signing_key(user_signing, requester, USER_SIGNING)
+        if not verify_signature(signed, requester, usk.key_id, usk.verify_key):
+            raise _SignatureFailure(400, "M_INVALID_SIGNATURE", "Invalid signature")
+        signature = signed["signatures"][requester][usk.key_id]
+        return Signature(requester, usk.key_id, user_id, key_id, signature)
+
+
+class _SignatureFailure(Exception):
+    def __init__(self, status: int, errcode: str, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.errcode = errcode
+        self.error = error
+
+
+def _public_key(key: Mapping[str, Any]) -> str | None:
+    keys = key.get("keys")
+    if isinstance(keys, dict) and len(keys) == 1:
+        value = next(iter(keys.values()))
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _require_same_key(stored: Mapping[str, Any], signed: Mapping[str, Any]) -> None:
+    # spec: the signed object must be the key as uploaded, but for its signatures
+    if not same_signed_content(stored, signed):
+        raise _SignatureFailure(400, "M_INVALID_PARAM", "The signed object does not match the key")
