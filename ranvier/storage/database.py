@@ -1,5 +1,6 @@
-"""The database handle: one SQLAlchemy async engine over SQLite (aiosqlite) or PostgreSQL
-(asyncpg), opened from the `database` section of homeserver.yaml, with the start-up checks.
+"""The database handle: one SQLAlchemy async engine over SQLite (sqlite3 driven on the event
+loop, see sqlite_driver.py) or PostgreSQL (asyncpg), opened from the `database` section of
+homeserver.yaml, with the start-up checks.
 
 Stores get a `Database` and use `transaction()` for anything that writes and `read()` for
 reads; neither they nor the services above them need to know which engine is underneath.
@@ -7,6 +8,7 @@ reads; neither they nor the services above them need to know which engine is und
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import ssl
@@ -28,6 +30,7 @@ from ranvier.storage.checks import (
     check_sqlite_version,
 )
 from ranvier.storage.errors import StorageStartupError
+from ranvier.storage.sqlite_driver import connector
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,14 @@ class Database:
     # where the data lives, for messages: a file path or host:port/dbname
     location: str
     warnings: list[str] = field(default_factory=list)
+    # SQLite has one writer; its driver runs on the event loop (storage/sqlite_driver.py),
+    # where waiting for the file's write lock would block the holder too, so writers queue
+    # here instead
+    _sqlite_writer: asyncio.Lock | None = None
+
+    def __post_init__(self) -> None:
+        if self.dialect == "sqlite":
+            self._sqlite_writer = asyncio.Lock()
 
     @property
     def description(self) -> str:
@@ -89,8 +100,20 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a write transaction, committed when the block exits cleanly."""
-        async with self.engine.begin() as conn:
-            yield conn
+        if self._sqlite_writer is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        try:
+            await asyncio.wait_for(self._sqlite_writer.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+        except TimeoutError as exc:
+            # what SQLite itself answers when its busy timeout runs out
+            raise sqlite3.OperationalError("database is locked") from exc
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        finally:
+            self._sqlite_writer.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -143,7 +166,9 @@ def _sqlite_engine(config: DatabaseConfig) -> tuple[AsyncEngine, str]:
     _, cp_max = _pool_bounds(args)
     if path == ":memory:":
         # every connection to :memory: would be its own empty database; share one
-        engine = create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
+        engine = create_async_engine(
+            "sqlite+aiosqlite://", poolclass=StaticPool, async_creator=connector(":memory:")
+        )
         location = "in memory"
     else:
         file = Path(path).expanduser()
@@ -154,6 +179,7 @@ def _sqlite_engine(config: DatabaseConfig) -> tuple[AsyncEngine, str]:
             )
         engine = create_async_engine(
             URL.create("sqlite+aiosqlite", database=str(file)),
+            async_creator=connector(str(file)),
             poolclass=AsyncAdaptedQueuePool,
             pool_size=cp_max,
             max_overflow=0,
