@@ -89,6 +89,7 @@ TABLES_BY_REVISION = {
         "device_lists_stream",
     },
     "0014_room_keys": {"e2e_room_keys_versions", "e2e_room_keys"},
+    "0015_url_previews": {"url_previews"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
