@@ -17,6 +17,7 @@ from ranvier import __version__
 from ranvier.api import root, wellknown
 from ranvier.api.admin import background_updates as admin_background_updates
 from ranvier.api.admin import event_reports as admin_event_reports_api
+from ranvier.api.admin import media as admin_media_api
 from ranvier.api.admin import pushers as admin_pushers_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import rooms as admin_rooms_api
@@ -51,6 +52,7 @@ from ranvier.api.client import to_device as to_device_api
 from ranvier.api.client import typing as typing_api
 from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.federation import version as federation_version
+from ranvier.api.media import content as media_api
 from ranvier.config.models import HomeserverConfig, Listener
 from ranvier.config.signing_key import load_signing_key
 from ranvier.http.auth import RequestAuthenticator
@@ -60,7 +62,7 @@ from ranvier.http.middleware import (
     matrix_error_middleware,
     request_id_middleware,
 )
-from ranvier.http.ratelimit import X_FORWARDED, Ratelimiters
+from ranvier.http.ratelimit import X_FORWARDED, Ratelimiter, Ratelimiters
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
@@ -71,6 +73,8 @@ from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.login import LoginService, PasswordStage
+from ranvier.services.media.files import MediaFiles
+from ranvier.services.media.service import MediaService
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.presence import PresenceService
 from ranvier.services.profiles import ProfileService, SharedRoomCheck
@@ -119,6 +123,7 @@ from ranvier.storage.e2e_keys import E2eKeyStore
 from ranvier.storage.event_push_actions import EventPushActionStore
 from ranvier.storage.filters import FilterStore
 from ranvier.storage.key_backup import KeyBackupStore
+from ranvier.storage.media import MediaStore
 from ranvier.storage.presence import PresenceStore
 from ranvier.storage.profiles import ProfileStore
 from ranvier.storage.push_rules import PushRuleStore
@@ -475,6 +480,26 @@ async def build_e2ee(
     )
 
 
+@dataclass(frozen=True)
+class Media:
+    """The media repository and the rate limit on reserving media IDs."""
+
+    service: MediaService
+    create_ratelimiter: Ratelimiter
+
+
+def build_media(config: HomeserverConfig, database: Database, accounts: Accounts) -> Media:
+    async def user_exists(user_id: str) -> bool:
+        return await accounts.users.get_user(user_id) is not None
+
+    files = MediaFiles(config.media_store_path)
+    files.prepare()
+    return Media(
+        service=MediaService(config, MediaStore(database), files, user_exists),
+        create_ratelimiter=Ratelimiter(config.rc_media_create),
+    )
+
+
 def build_sync(
     config: HomeserverConfig,
     database: Database,
@@ -536,6 +561,7 @@ class Homeserver:
     e2ee: E2ee
     sync: SyncService
     key_backup: KeyBackupService
+    media: Media
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -580,6 +606,13 @@ class Homeserver:
                 self.accounts.auth, self.key_backup
             ).routes()
             route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
+            route_defs += admin_media_api.MediaAdminEndpoints(
+                self.accounts.auth, self.media.service
+            ).routes()
+        if "client" in resources or "media" in resources:
+            route_defs += media_api.MediaEndpoints(
+                self.accounts.auth, self.media.service, self.media.create_ratelimiter
+            ).routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
             if "client" not in resources:
@@ -717,6 +750,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
     push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
     e2ee = await build_e2ee(config, database, accounts, rooms, notifier)
+    media = build_media(config, database, accounts)
     return Homeserver(
         config=config,
         database=database,
@@ -733,6 +767,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         e2ee=e2ee,
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
+        media=media,
     )
 
 

@@ -486,9 +486,12 @@ class MediaService:
 
     # --- the admin's tools --------------------------------------------------------------
 
-    def _local_media_id(self, server_name: str, media_id: str) -> str:
+    def check_local_server(self, server_name: str) -> None:
         if server_name != self.server_name:
             raise MatrixError(400, "M_INVALID_PARAM", "Only local media can be managed here")
+
+    def _local_media_id(self, server_name: str, media_id: str) -> str:
+        self.check_local_server(server_name)
         return media_id
 
     async def get_record(self, server_name: str, media_id: str) -> MediaRecord:

@@ -1,0 +1,1 @@
+"""Media endpoints: the content repository's client API (authenticated and legacy)."""
