@@ -286,26 +286,24 @@ class KeyBackupStore:
             if version != current:
                 return NotCurrent(current)
             existing = await self._existing(conn, user_id, version, keys)
-            changed = False
+            # (room_id, session_id) -> the key to store there
+            to_write: dict[tuple[str, str], RoomKey] = {}
             for key in keys:
-                old = existing.get((key.room_id, key.session_id))
-                values = {
-                    "first_message_index": key.first_message_index,
-                    "forwarded_count": key.forwarded_count,
-                    "is_verified": key.is_verified,
-                    "session_data": _dumps(key.session_data),
-                }
-                if old is None:
-                    await conn.execute(
-                        insert(e2e_room_keys).values(
-                            user_id=user_id,
-                            version=version,
-                            room_id=key.room_id,
-                            session_id=key.session_id,
-                            **values,
-                        )
-                    )
-                elif replaces(key, old):
+                where = (key.room_id, key.session_id)
+                old = existing.get(where)
+                if old is None or replaces(key, old):
+                    to_write[where] = key
+            inserts = [key for where, key in to_write.items() if where not in existing]
+            if inserts:
+                await conn.execute(
+                    insert(e2e_room_keys),
+                    [
+                        {"user_id": user_id, "version": version, **_key_values(key)}
+                        for key in inserts
+                    ],
+                )
+            for where, key in to_write.items():
+                if where in existing:
                     await conn.execute(
                         update(e2e_room_keys)
                         .where(
@@ -313,13 +311,9 @@ class KeyBackupStore:
                             e2e_room_keys.c.room_id == key.room_id,
                             e2e_room_keys.c.session_id == key.session_id,
                         )
-                        .values(**values)
+                        .values(**_key_values(key))
                     )
-                else:
-                    continue
-                # the same session twice in one upload: compare with what this one stored
-                existing[(key.room_id, key.session_id)] = key
-                changed = True
+            changed = bool(to_write)
             if changed:
                 etag = await _bump_etag(conn, user_id, version, etag)
             return KeysChanged(etag=etag, count=await _count(conn, user_id, version))
@@ -404,6 +398,17 @@ _KEY_COLUMNS = [
     e2e_room_keys.c.is_verified,
     e2e_room_keys.c.session_data,
 ]
+
+
+def _key_values(key: RoomKey) -> dict[str, Any]:
+    return {
+        "room_id": key.room_id,
+        "session_id": key.session_id,
+        "first_message_index": key.first_message_index,
+        "forwarded_count": key.forwarded_count,
+        "is_verified": key.is_verified,
+        "session_data": _dumps(key.session_data),
+    }
 
 
 def _room_key(row: Any) -> RoomKey:

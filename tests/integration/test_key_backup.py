@@ -438,6 +438,24 @@ def test_etag_and_count_follow_every_change(server: RunningServer) -> None:
     assert call(server, alice, "GET", keys_path(version)).json() == {"rooms": {}}
 
 
+def test_a_large_upload(server: RunningServer) -> None:
+    alice = new_user(server)
+    version = create(server, alice)
+    rooms = {
+        room_id: {"sessions": {f"s{n}": key(n) for n in range(700)}}
+        for room_id in (ROOM, OTHER_ROOM)
+    }
+    etag = assert_counts(call(server, alice, "PUT", keys_path(version), {"rooms": rooms}), 1400)
+    # the same keys again: every one is found and kept
+    again = call(server, alice, "PUT", keys_path(version), {"rooms": rooms})
+    assert assert_counts(again, 1400) == etag
+    # one better key among them is taken
+    rooms[ROOM]["sessions"]["s650"] = key(0, marker="better")
+    better = call(server, alice, "PUT", keys_path(version), {"rooms": rooms})
+    assert assert_counts(better, 1400) != etag
+    assert call(server, alice, "GET", keys_path(version)).json() == {"rooms": rooms}
+
+
 def test_keys_of_an_older_version_can_be_read_and_deleted_but_not_written(
     server: RunningServer,
 ) -> None:
