@@ -53,6 +53,7 @@ from ranvier.api.client import typing as typing_api
 from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.federation import version as federation_version
 from ranvier.api.media import content as media_api
+from ranvier.api.media import preview as preview_api
 from ranvier.config.models import HomeserverConfig, Listener
 from ranvier.config.signing_key import load_signing_key
 from ranvier.http.auth import RequestAuthenticator
@@ -75,6 +76,14 @@ from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.media.files import MediaFiles
 from ranvier.services.media.service import MediaService
+from ranvier.services.media.url_preview.addresses import AddressPolicy
+from ranvier.services.media.url_preview.fetcher import PreviewFetcher
+from ranvier.services.media.url_preview.service import (
+    MediaRepositoryImages,
+    PreviewImageStore,
+    UrlPatterns,
+    UrlPreviewService,
+)
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.presence import PresenceService
 from ranvier.services.profiles import ProfileService, SharedRoomCheck
@@ -135,6 +144,7 @@ from ranvier.storage.room_admin import RoomAdminStore
 from ranvier.storage.schema import prepare_database
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
+from ranvier.storage.url_previews import UrlPreviewStore
 from ranvier.storage.user_admin import UserAdminQueries
 from ranvier.storage.users import UserStore
 from ranvier.streams.notifier import Notifier
@@ -480,6 +490,30 @@ async def build_e2ee(
     )
 
 
+def build_url_previews(
+    config: HomeserverConfig, database: Database, images: PreviewImageStore | None
+) -> UrlPreviewService | None:
+    """None unless url_preview_enabled: then the preview endpoints are not served."""
+    if not config.url_preview_enabled:
+        return None
+    patterns = UrlPatterns(config.url_preview_url_blacklist)
+    fetcher = PreviewFetcher(
+        AddressPolicy.from_config(
+            config.url_preview_ip_range_blacklist or [], config.url_preview_ip_range_whitelist
+        ),
+        max_size=config.max_spider_size,
+        accept_language=config.url_preview_accept_language,
+        url_refused=patterns.refuses,
+    )
+    return UrlPreviewService(
+        UrlPreviewStore(database),
+        fetcher,
+        images,
+        patterns,
+        cache_duration_ms=config.url_preview_cache_duration,
+    )
+
+
 @dataclass(frozen=True)
 class Media:
     """The media repository and the rate limit on reserving media IDs."""
@@ -562,6 +596,7 @@ class Homeserver:
     sync: SyncService
     key_backup: KeyBackupService
     media: Media
+    url_previews: UrlPreviewService | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -613,6 +648,10 @@ class Homeserver:
             route_defs += media_api.MediaEndpoints(
                 self.accounts.auth, self.media.service, self.media.create_ratelimiter
             ).routes()
+            if self.url_previews is not None:
+                route_defs += preview_api.PreviewEndpoints(
+                    self.accounts.auth, self.url_previews
+                ).routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
             if "client" not in resources:
@@ -731,6 +770,8 @@ class Homeserver:
         await self.background_updater.stop()
         await self.ephemeral.presence.stop()
         await self.push.pushers.stop()
+        if self.url_previews is not None:
+            await self.url_previews.close()
         self.ephemeral.typing.stop()
         # an interrupted deletion is marked failed at the next start
         await self.room_admin.deletion.stop()
@@ -768,6 +809,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
         media=media,
+        url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
     )
 
 
