@@ -181,6 +181,14 @@ def _same(stored_json: str, new: Any) -> bool:
     return bool(stored == new)
 
 
+def _with_signatures_of(stored: JsonDict, new: JsonDict) -> JsonDict:
+    """`stored` with `new`'s signatures added (a new one replaces the same key's old one)."""
+    signatures = {user: dict(by_key) for user, by_key in stored.get("signatures", {}).items()}
+    for user, by_key in new.get("signatures", {}).items():
+        signatures.setdefault(user, {}).update(by_key)
+    return {**stored, "signatures": signatures}
+
+
 class E2eKeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -221,12 +229,22 @@ class E2eKeyStore:
         where = (e2e_device_keys.c.user_id == user_id, e2e_device_keys.c.device_id == device_id)
         stored = (await conn.execute(select(e2e_device_keys.c.key_json).where(*where))).scalar()
         if stored is not None:
-            if _same(stored, keys):
+            previous = orjson.loads(stored)
+            if not same_signed_content(previous, keys):
+                raise KeyConflictError(
+                    f"device {device_id} already has different identity keys; "
+                    "a device's keys cannot change (log in as a new device instead)"
+                )
+            # The same keys with more signatures: the Rust crypto SDK re-sends its first
+            # upload with its self-signing key's signature added when cross-signing is set
+            # up before that upload was answered. Keep every signature; room-mates re-query.
+            signed = _with_signatures_of(previous, keys)
+            if signed == previous:
                 return None
-            raise KeyConflictError(
-                f"device {device_id} already has different identity keys; "
-                "a device's keys cannot change (log in as a new device instead)"
+            await conn.execute(
+                update(e2e_device_keys).where(*where).values(key_json=_dumps(signed), ts=now_ms)
             )
+            return await record_device_list_change(conn, user_id, [device_id])
         await conn.execute(
             insert(e2e_device_keys).values(
                 user_id=user_id, device_id=device_id, key_json=_dumps(keys), ts=now_ms

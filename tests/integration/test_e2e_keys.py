@@ -768,3 +768,28 @@ def test_signature_upload_failures(server: RunningServer) -> None:
     )
     not_object = post(server, alice.session, "/keys/signatures/upload", {alice.user_id: []})
     assert_error(not_object, 400, "M_BAD_JSON")
+
+
+def test_device_keys_again_with_more_signatures(server: RunningServer) -> None:
+    # matrix-js-sdk's Rust crypto re-sends its first upload with its self-signing key's
+    # signature added when cross-signing was set up before that upload was answered
+    alice, bob = Device(new_user(server, "alice")), new_user(server, "bob")
+    shared_room(server, alice.session, bob)
+    keys = alice.device_keys()
+    otk = {f"{OTK}:A": alice.one_time_key(1)}
+    assert upload(server, alice.session, {"device_keys": keys, "one_time_keys": otk}).status == 200
+    bob_since = sync(server, bob)["next_batch"]
+    self_signing = CrossSigningKey(alice.user_id, "self_signing")
+    more = sign_json(keys, alice.user_id, self_signing.signing)
+    again = upload(server, alice.session, {"device_keys": more, "one_time_keys": otk})
+    assert again.json() == {"one_time_key_counts": {OTK: 1}}
+
+    shown = query(server, bob, {alice.user_id: []})["device_keys"][alice.user_id]
+    signatures = shown[alice.session.device_id]["signatures"][alice.user_id]
+    assert set(signatures) == {alice.signing.key_id, self_signing.signing.key_id}
+    # room-mates hear of it, to fetch the keys again
+    assert device_lists(sync(server, bob, bob_since)) == ([alice.user_id], [])
+    # an upload without the new signature takes nothing away
+    assert upload(server, alice.session, {"device_keys": keys}).status == 200
+    shown = query(server, bob, {alice.user_id: []})["device_keys"][alice.user_id]
+    assert set(shown[alice.session.device_id]["signatures"][alice.user_id]) == set(signatures)
