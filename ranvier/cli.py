@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ranvier import __version__
 from ranvier.config import ConfigError, load_config
@@ -82,7 +83,47 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(downgrade)
     downgrade.add_argument("revision")
     downgrade.set_defaults(func=_db_downgrade)
+    _media_commands(commands)
     return parser
+
+
+def _media_commands(commands: Any) -> None:
+    media = commands.add_parser("media", help="media admin: quarantine, unquarantine, delete")
+    media_commands = media.add_subparsers(dest="media_command", metavar="MEDIA_COMMAND")
+    media_commands.required = True
+    quarantine = media_commands.add_parser(
+        "quarantine", help="stop serving media: one (ID or mxc:// URI), a room's or a user's"
+    )
+    _config_arg(quarantine)
+    which = quarantine.add_mutually_exclusive_group(required=True)
+    which.add_argument("--media-id", help="a media ID or mxc:// URI")
+    which.add_argument("--room", help="every local media a room's events use")
+    which.add_argument("--user", help="every media a user uploaded")
+    quarantine.add_argument("--by", help="recorded as quarantined_by (default: command line)")
+    quarantine.set_defaults(func=_media_quarantine)
+    unquarantine = media_commands.add_parser("unquarantine", help="serve quarantined media again")
+    _config_arg(unquarantine)
+    unquarantine.add_argument("--media-id", required=True, help="a media ID or mxc:// URI")
+    unquarantine.set_defaults(func=_media_unquarantine)
+    delete = media_commands.add_parser(
+        "delete", help="delete media: one, a user's, or all unused since a time"
+    )
+    _config_arg(delete)
+    which = delete.add_mutually_exclusive_group(required=True)
+    which.add_argument("--media-id", help="a media ID or mxc:// URI")
+    which.add_argument(
+        "--before-ts", type=int, help="media last used before this time (ms since the epoch)"
+    )
+    which.add_argument("--user", help="every media a user uploaded")
+    delete.add_argument(
+        "--size-gt", type=int, default=0, help="with --before-ts: only media bigger (bytes)"
+    )
+    delete.add_argument(
+        "--include-profiles",
+        action="store_true",
+        help="with --before-ts: delete user and room avatars too",
+    )
+    delete.set_defaults(func=_media_delete)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +226,57 @@ def _db_downgrade(args: argparse.Namespace) -> int:
 
     print(commands.db_downgrade(load_config(args.config_path), args.revision, print))
     return 0
+
+
+def _media_command(run: Any) -> int:
+    from ranvier.http.errors import MatrixError
+
+    try:
+        print(run())
+    except MatrixError as exc:
+        print(exc.error, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _media_quarantine(args: argparse.Namespace) -> int:
+    from ranvier.services.media import commands
+
+    config = load_config(args.config_path)
+    return _media_command(
+        lambda: commands.quarantine(
+            config,
+            print,
+            media_id=args.media_id,
+            room_id=args.room,
+            user_id=args.user,
+            by=args.by or commands.COMMAND_LINE,
+        )
+    )
+
+
+def _media_unquarantine(args: argparse.Namespace) -> int:
+    from ranvier.services.media import commands
+
+    config = load_config(args.config_path)
+    return _media_command(lambda: commands.unquarantine(config, args.media_id))
+
+
+def _media_delete(args: argparse.Namespace) -> int:
+    from ranvier.services.media import commands
+
+    config = load_config(args.config_path)
+    return _media_command(
+        lambda: commands.delete(
+            config,
+            print,
+            media_id=args.media_id,
+            before_ts=args.before_ts,
+            size_gt=args.size_gt,
+            keep_profiles=not args.include_profiles,
+            user_id=args.user,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -367,18 +367,14 @@ class MediaStore:
             )
         return result.rowcount
 
-    async def quarantine_user_media(self, user_id: str, quarantined_by: str) -> int:
-        async with self._db.transaction() as conn:
-            result = await conn.execute(
-                update(local_media)
-                .where(
-                    local_media.c.user_id == user_id,
-                    local_media.c.safe_from_quarantine == false(),
-                    local_media.c.quarantined_by.is_(None),
-                )
-                .values(quarantined_by=quarantined_by)
+    async def user_media_ids(self, user_id: str) -> list[str]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(local_media.c.media_id)
+                .where(local_media.c.user_id == user_id)
+                .order_by(local_media.c.created_ts, local_media.c.media_id)
             )
-        return result.rowcount
+            return list(rows.scalars().all())
 
     async def set_protected(self, media_id: str, protected: bool) -> bool:
         async with self._db.transaction() as conn:

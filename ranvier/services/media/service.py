@@ -38,6 +38,7 @@ DEFAULT_TIMEOUT_MS = 20_000
 MAX_TIMEOUT_MS = 60_000
 # last_access_ts is written at most this often per media
 ACCESS_RECORD_INTERVAL_MS = 60_000
+QUARANTINE_BATCH = 100
 _MEDIA_ID_ALPHABET = string.ascii_letters
 _MEDIA_ID_LENGTH = 24
 
@@ -513,16 +514,26 @@ class MediaService:
     ) -> int:
         """Quarantine the local media the room's events point at; how many were."""
         local, _remote = await self.room_media(room_id)
-        ids = [media_id for _server, media_id in (parse_mxc(uri) or ("", "") for uri in local)]
-        count = 0
-        for done, media_id in enumerate(ids, start=1):
-            count += await self._store.set_quarantined([media_id], quarantined_by)
-            if echo is not None:
-                echo(f"quarantined {done}/{len(ids)}: {media_id}")
-        return count
+        media_ids = [parsed[1] for parsed in map(parse_mxc, local) if parsed is not None]
+        return await self._quarantine_all(media_ids, quarantined_by, echo)
 
-    async def quarantine_user(self, user_id: str, quarantined_by: str) -> int:
-        return await self._store.quarantine_user_media(user_id, quarantined_by)
+    async def quarantine_user(
+        self, user_id: str, quarantined_by: str, echo: Echo | None = None
+    ) -> int:
+        """Quarantine everything the user uploaded; how many were."""
+        media_ids = await self._store.user_media_ids(user_id)
+        return await self._quarantine_all(media_ids, quarantined_by, echo)
+
+    async def _quarantine_all(
+        self, media_ids: list[str], quarantined_by: str, echo: Echo | None
+    ) -> int:
+        count = 0
+        for start in range(0, len(media_ids), QUARANTINE_BATCH):
+            batch = media_ids[start : start + QUARANTINE_BATCH]
+            count += await self._store.set_quarantined(batch, quarantined_by)
+            if echo is not None:
+                echo(f"quarantined {start + len(batch)}/{len(media_ids)}")
+        return count
 
     async def set_protected(self, media_id: str, protected: bool) -> None:
         if not await self._store.set_protected(media_id, protected):
