@@ -4,7 +4,8 @@ e2e_device_keys, e2e_one_time_keys and e2e_fallback_keys hold what each device p
 and go with their device (ON DELETE CASCADE). e2e_cross_signing_keys holds each user's
 master, self-signing and user-signing keys; e2e_cross_signing_signatures the signatures
 uploaded for devices and master keys. device_lists_stream records, with a position in the
-device_lists stream, every change that makes others fetch a user's keys again.
+device_lists stream, every change that makes others fetch a user's keys again. An index on
+room_memberships by room and position serves /sync's "who came or went in these rooms".
 
 Revision ID: 0013_e2e_keys
 Revises: 0012_media
@@ -95,9 +96,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_device_lists_stream_user_id", "device_lists_stream", ["user_id", "stream_id"]
     )
+    # /sync asks who came or went in the user's rooms since its token
+    op.create_index(
+        "ix_room_memberships_room_stream", "room_memberships", ["room_id", "stream_ordering"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_room_memberships_room_stream", table_name="room_memberships")
     op.drop_index("ix_device_lists_stream_user_id", table_name="device_lists_stream")
     op.drop_table("device_lists_stream")
     op.drop_table("e2e_cross_signing_signatures")
