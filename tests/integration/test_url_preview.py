@@ -353,6 +353,10 @@ def test_redirects_within_the_whitelist_are_followed(
         "10.0.0.1",
         "169.254.169.254",
         "0.0.0.0",
+        # legacy spellings of 127.0.0.1 that resolvers accept
+        "127.1",
+        "2130706433",
+        "0x7f000001",
     ],
 )
 def test_blacklisted_ip_literals_are_refused_without_a_request(

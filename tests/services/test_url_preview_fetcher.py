@@ -4,6 +4,7 @@ can point anywhere: a name is refused when any address it resolves to is blackli
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -174,3 +175,43 @@ async def test_the_accept_language_and_user_agent_are_sent() -> None:
         await runner.cleanup()
     assert headers["Accept-Language"] == "fr, en;q=0.5"
     assert "Ranvier" in headers["User-Agent"]
+
+
+async def test_slow_sites_time_out() -> None:
+    async def never_answers(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(text="too late")
+
+    async def trickles(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        for _ in range(100):
+            await response.write(b"<p>")
+            await asyncio.sleep(0.1)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/never", never_answers)
+    app.router.add_get("/trickle", trickles)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.2", port).start()
+    previews = PreviewFetcher(
+        POLICY,
+        max_size=1024 * 1024,
+        accept_language=["en"],
+        url_refused=lambda u: False,
+        response_timeout=0.3,
+        body_timeout=0.3,
+    )
+    try:
+        with pytest.raises(MatrixError) as refused:
+            await previews.fetch(f"http://127.0.0.2:{port}/never", html)
+        assert (refused.value.status, refused.value.errcode) == (504, "M_UNKNOWN")
+        with pytest.raises(MatrixError) as refused:
+            await previews.fetch(f"http://127.0.0.2:{port}/trickle", html)
+        assert (refused.value.status, refused.value.errcode) == (502, "M_TOO_LARGE")
+    finally:
+        await previews.close()
+        await runner.cleanup()

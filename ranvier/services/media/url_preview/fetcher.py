@@ -104,8 +104,12 @@ class PreviewFetcher:
         accept_language: list[str],
         url_refused: Callable[[str], bool],
         resolver: AbstractResolver | None = None,
+        response_timeout: float = RESPONSE_TIMEOUT_SECONDS,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self._policy = policy
+        self._response_timeout = response_timeout
+        self._body_timeout = body_timeout
         self._max_size = max_size
         self._headers = {
             "User-Agent": USER_AGENT,
@@ -162,7 +166,7 @@ class PreviewFetcher:
         for _ in range(MAX_REDIRECTS + 1):
             self.check_target(url)
             try:
-                async with asyncio.timeout(RESPONSE_TIMEOUT_SECONDS):
+                async with asyncio.timeout(self._response_timeout):
                     response = await session.get(url, headers=self._headers, allow_redirects=False)
             except TimeoutError as exc:
                 raise MatrixError(
@@ -206,7 +210,7 @@ class PreviewFetcher:
         chunks: list[bytes] = []
         length = 0
         try:
-            async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self._body_timeout):
                 async for chunk in response.content.iter_chunked(64 * 1024):
                     length += len(chunk)
                     # counted after decompression, so a small gzip bomb stops here too
