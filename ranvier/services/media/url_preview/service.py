@@ -151,9 +151,15 @@ class UrlPreviewService:
         if task is None:
             task = asyncio.create_task(self._preview(user_id, url, ts))
             self._in_flight[url] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(url, None))
+            task.add_done_callback(lambda done: self._finished(url, done))
         # shielded: a client hanging up must not cancel the fetch others wait for
         return dict(await asyncio.shield(task))
+
+    def _finished(self, url: str, task: asyncio.Task[OpenGraph]) -> None:
+        self._in_flight.pop(url, None)
+        # every waiter may have hung up; the failure was theirs to see, not the log's
+        if not task.cancelled():
+            task.exception()
 
     async def _preview(self, user_id: str, url: str, ts: int) -> OpenGraph:
         cached = await self._store.get_preview(url, ts)
