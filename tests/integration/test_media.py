@@ -4,6 +4,7 @@ the headers that keep served content safe, and every limit."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -84,6 +85,14 @@ def stored_files(server: RunningServer) -> set[str]:
     return {p.name for p in (media_root(server) / "content").rglob("*") if p.is_file()}
 
 
+def stored_file(server: RunningServer, data: bytes) -> Path:
+    """Where the store keeps these bytes: named by their SHA-256."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    path = media_root(server) / "content" / sha256[:2] / sha256[2:4] / sha256
+    assert path.read_bytes() == data
+    return path
+
+
 # --- upload and download ----------------------------------------------------------------
 
 
@@ -106,6 +115,9 @@ def test_upload_and_download_round_trip_with_safe_headers(
     assert reply.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
     assert reply.headers["Content-Length"] == str(len(data))
+    # kept in media_store_path under the SHA-256 of its bytes, no temporary file left
+    stored_file(server, data)
+    assert not list((media_root(server) / "tmp").iterdir())
 
 
 def test_a_file_name_in_the_path_replaces_the_uploaded_one(
@@ -393,9 +405,13 @@ def test_thumbnails_of_still_images_at_each_size_and_method(
     image = open_image(reply.body)
     assert image.format == fmt
     assert image.size == expected_size(1000, 800, size)
-    # the same request again is the same thumbnail (made once, then kept)
+    # the same request again is the same thumbnail, made once and kept: its file is
+    # not written again
+    kept = stored_file(server, reply.body)
+    made_at = kept.stat().st_ino, kept.stat().st_mtime_ns
     again = thumbnail(server.url, alice, server_name, media_id, query)
     assert again.body == reply.body
+    assert (kept.stat().st_ino, kept.stat().st_mtime_ns) == made_at
 
 
 @pytest.mark.parametrize(("fmt", "content_type"), ANIMATED_FORMATS)
