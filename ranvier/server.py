@@ -33,6 +33,7 @@ from ranvier.api.client import (
 )
 from ranvier.api.client import account_data as account_data_api
 from ranvier.api.client import capabilities as capabilities_api
+from ranvier.api.client import dehydrated_devices as dehydrated_devices_api
 from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
 from ranvier.api.client import keys as keys_api
@@ -68,6 +69,7 @@ from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
 from ranvier.services.admin_users import AdminUserService
+from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
@@ -125,6 +127,7 @@ from ranvier.services.user_directory import POPULATE_USER_DIRECTORY, UserDirecto
 from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
+from ranvier.storage.dehydrated_devices import DehydratedDeviceStore
 from ranvier.storage.device_inbox import DeviceInboxStore
 from ranvier.storage.device_lists import DeviceListStore
 from ranvier.storage.devices import DeviceStore
@@ -595,6 +598,7 @@ class Homeserver:
     e2ee: E2ee
     sync: SyncService
     key_backup: KeyBackupService
+    dehydrated_devices: DehydratedDeviceService
     media: Media
     url_previews: UrlPreviewService | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
@@ -639,6 +643,9 @@ class Homeserver:
             ).routes()
             route_defs += room_keys_api.RoomKeyEndpoints(
                 self.accounts.auth, self.key_backup
+            ).routes()
+            route_defs += dehydrated_devices_api.DehydratedDeviceEndpoints(
+                self.accounts.auth, self.dehydrated_devices
             ).routes()
             route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
             route_defs += admin_media_api.MediaAdminEndpoints(
@@ -808,6 +815,9 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         e2ee=e2ee,
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
+        dehydrated_devices=DehydratedDeviceService(
+            DehydratedDeviceStore(database), accounts.devices, e2ee.keys, ephemeral.to_device
+        ),
         media=media,
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
     )

@@ -88,7 +88,7 @@ TABLES_BY_REVISION = {
         "e2e_cross_signing_signatures",
         "device_lists_stream",
     },
-    "0014_room_keys": {"e2e_room_keys_versions", "e2e_room_keys"},
+    "0014_room_keys": {"e2e_room_keys_versions", "e2e_room_keys", "dehydrated_devices"},
     "0015_url_previews": {"url_previews"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it

@@ -1,9 +1,14 @@
-"""Create the server-side room key backup tables: e2e_room_keys_versions and e2e_room_keys.
+"""Create the server-side room key backup tables, e2e_room_keys_versions and e2e_room_keys,
+and dehydrated_devices.
 
 e2e_room_keys_versions keeps each backup version of a user with its algorithm, auth_data
 and etag. A deleted version stays as a tombstone (`deleted`), so that version numbers keep
 increasing and deleting it again succeeds, as the spec asks. e2e_room_keys holds the
 encrypted megolm session keys of a version, one row per room and session.
+
+dehydrated_devices (MSC3814) names each user's dehydrated device, at most one, with the
+encrypted device data the client stored; the device itself is a row of devices (its keys
+and to-device inbox hang off it), and deleting that row deletes this one.
 
 Revision ID: 0014_room_keys
 Revises: 0013_e2e_keys
@@ -57,8 +62,21 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
     )
+    op.create_table(
+        "dehydrated_devices",
+        sa.Column("user_id", sa.Text(), primary_key=True),
+        sa.Column("device_id", sa.Text(), nullable=False),
+        # JSON object, stored as the client sent it
+        sa.Column("device_data", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id", "device_id"],
+            ["devices.user_id", "devices.device_id"],
+            ondelete="CASCADE",
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("dehydrated_devices")
     op.drop_table("e2e_room_keys")
     op.drop_table("e2e_room_keys_versions")
