@@ -286,7 +286,8 @@ async def build_rooms(
     )
     sender = await RoomEventSender.create(database, loader, config.server_name, signing_key)
     redactions = Redactions(database, loader, cache_size=max(1000, int(100_000 * factor)))
-    sender.on_persisted.append(redactions.on_persisted)
+    # forgets cached redaction lookups before a woken reader serves the redacted event
+    sender.on_readable.append(redactions.on_persisted)
     serializer = ClientEventSerializer(database, loader, redactions)
     visibility = HistoryVisibility(database, loader)
     relations = RelationsService(database, loader, serializer, visibility, redactions)
@@ -442,7 +443,8 @@ async def build_push(
         config.server_name,
     )
     if config.push.enabled:
-        # recorded before sync's own callback wakes long-polls, so counts are there to read
+        # written with the events, so a long-poll they wake reads the counts
+        rooms.sender.prepare_persist.append(actions.prepare)
         rooms.sender.on_persisted.append(actions.on_persisted)
     ephemeral.receipts.on_receipt.append(actions.on_receipt)
     pushers = PusherService(
@@ -548,9 +550,9 @@ def build_sync(
     notifier: Notifier,
 ) -> SyncService:
     loader = rooms.sender.loader
-    # after the other on_persisted callbacks (push counts), so a woken sync reads them
+    # before the slower on_persisted callbacks: readers first, bookkeeping after
     wakeups = RoomEventWakeups(database, notifier, rooms.sender.positions)
-    rooms.sender.on_persisted.append(wakeups.on_persisted)
+    rooms.sender.on_readable.append(wakeups.on_persisted)
     user_data.account_data.on_change.append(
         lambda user_id, position: notifier.notify("account_data", position, users=(user_id,))
     )

@@ -105,10 +105,9 @@ class EventPushActionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add(self, actions: Sequence[PushAction]) -> None:
-        if not actions:
-            return
-        async with self._db.transaction() as conn:
+    async def add_in(self, conn: AsyncConnection, actions: Sequence[PushAction]) -> None:
+        """Record actions in the caller's transaction (the one persisting their events)."""
+        if actions:
             await conn.execute(
                 _insert_for(conn)(event_push_actions).on_conflict_do_nothing(
                     index_elements=["event_id", "user_id"]

@@ -1,17 +1,20 @@
 """What every new event means to each member's notifications (spec: client-server-api
 "Push Notifications", "Receiving notifications", "Marking notifications as read").
 
-After events persist, each is evaluated against the push rules of every local member it
-concerns (joined members and an invited user), except its sender; notifying actions are
-recorded with the event's thread. Receipts move read positions, which clear counts.
+Before a batch of events persists, each is evaluated against the push rules of every local
+member it concerns (joined members and an invited user), except its sender; notifying
+actions are written with the event's thread in the events' own transaction, so a sync woken
+by the events already reads their counts. Receipts move read positions, which clear counts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
@@ -22,7 +25,6 @@ from ranvier.services.push.rules import PushRuleService
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.storage import events as event_store
-from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 from ranvier.storage.event_push_actions import (
     MAIN_THREAD,
@@ -30,12 +32,16 @@ from ranvier.storage.event_push_actions import (
     EventPushActionStore,
     PushAction,
 )
+from ranvier.storage.state import StateMap
 
 logger = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
 # users with new actions: pushers deliver them
 ActionsListener = Callable[[Collection[str]], Awaitable[None]]
+# what was found for one event, before the event has its stream ordering
+_Found = tuple[Event, str, list[Any], bool]  # event, user_id, actions, highlight
+ActionsWriter = Callable[[AsyncConnection, Mapping[str, int]], Awaitable[None]]
 MAX_NOTIFICATIONS_LIMIT = 1000
 
 
@@ -73,40 +79,63 @@ class PushActionService:
         self._serializer = serializer
         self._local_suffix = ":" + server_name
         self.on_new_actions: list[ActionsListener] = []
+        # first event of a batch -> users it gave new actions, until the batch committed
+        self._batch_to_users: dict[str, set[str]] = {}
 
     # -- recording -----------------------------------------------------------------------
 
-    async def on_persisted(self, events: Sequence[Event], position: int) -> None:
-        """RoomEventSender.on_persisted: evaluate the new events. A failure is logged, never
-        raised: the events are already sent."""
+    async def prepare(self, events: Sequence[Event], state: StateMap) -> ActionsWriter | None:
+        """RoomEventSender.prepare_persist: evaluate a batch of one room against the room's
+        state after it (the spec's member count and power levels). A failure is logged,
+        never raised: the events are sent without notifications rather than not at all."""
         try:
-            await self._record(events)
+            found = await self._evaluate_batch(events, state)
         except Exception:
             logger.exception("Evaluating push rules failed for %d events", len(events))
-
-    async def _record(self, events: Sequence[Event]) -> None:
-        orderings = await event_store.get_stream_orderings(self._db, [e.event_id for e in events])
-        now = now_ms()
-        found: list[PushAction] = []
-        # one look at each room per batch: a batch is one room's, and its current state is
-        # what the spec's member count and power levels mean for every event in it
-        room_id_to_room: dict[str, _Room] = {}
-        for event in events:
-            if event.event_id not in orderings:
-                continue
-            room = room_id_to_room.get(event.room_id)
-            if room is None:
-                room = room_id_to_room[event.room_id] = await self._room(event)
-            found += await self._evaluate(event, room, orderings[event.event_id], now)
+            return None
         if not found:
+            return None
+        now = now_ms()
+
+        async def write(conn: AsyncConnection, orderings: Mapping[str, int]) -> None:
+            await self._store.add_in(
+                conn,
+                [
+                    PushAction(
+                        event_id=event.event_id,
+                        user_id=user_id,
+                        room_id=event.room_id,
+                        stream_ordering=orderings[event.event_id],
+                        thread_id=thread_of(event),
+                        actions=actions,
+                        highlight=highlight,
+                        received_ts=now,
+                    )
+                    for event, user_id, actions, highlight in found
+                ],
+            )
+            self._batch_to_users[events[0].event_id] = {user_id for _, user_id, _, _ in found}
+
+        return write
+
+    async def on_persisted(self, events: Sequence[Event], position: int) -> None:
+        """RoomEventSender.on_persisted: tell the pushers about committed actions."""
+        users = self._batch_to_users.pop(events[0].event_id, None) if events else None
+        if not users:
             return
-        await self._store.add(found)
-        users = {action.user_id for action in found}
         for listener in self.on_new_actions:
             await listener(users)
 
-    async def _room(self, event: Event) -> _Room:
-        state = await state_store.get_current_state_ids(self._db, event.room_id)
+    async def _evaluate_batch(self, events: Sequence[Event], state: StateMap) -> list[_Found]:
+        if not events:
+            return []
+        room = await self._room(state, events[0])
+        found: list[_Found] = []
+        for event in events:
+            found += await self._evaluate(event, room)
+        return found
+
+    async def _room(self, state: StateMap, event: Event) -> _Room:
         members = {
             user_id for (event_type, user_id), _ in state.items() if event_type == "m.room.member"
         }
@@ -120,9 +149,7 @@ class PushActionService:
                 joined[member_event.state_key] = name if isinstance(name, str) else None
         return _Room(joined, await self._power_levels(event, state))
 
-    async def _evaluate(
-        self, event: Event, room: _Room, stream_ordering: int, now: int
-    ) -> list[PushAction]:
+    async def _evaluate(self, event: Event, room: _Room) -> list[_Found]:
         joined, levels = room.joined, room.levels
         targets = set(joined)
         if event.type == "m.room.member" and event.membership == "invite" and event.state_key:
@@ -137,8 +164,7 @@ class PushActionService:
             key: levels.notification_level(key) for key in ("room", *levels.notifications)
         }
         matchable = {**event.pdu, "event_id": event.event_id}
-        thread_id = thread_of(event)
-        actions: list[PushAction] = []
+        found: list[_Found] = []
         for user_id in sorted(targets):
             ctx = PushContext(
                 user_id=user_id,
@@ -151,21 +177,10 @@ class PushActionService:
             result = outcome(chosen)
             if not result.notify:
                 continue
-            actions.append(
-                PushAction(
-                    event_id=event.event_id,
-                    user_id=user_id,
-                    room_id=event.room_id,
-                    stream_ordering=stream_ordering,
-                    thread_id=thread_id,
-                    actions=chosen,
-                    highlight=result.highlight,
-                    received_ts=now,
-                )
-            )
-        return actions
+            found.append((event, user_id, chosen, result.highlight))
+        return found
 
-    async def _power_levels(self, event: Event, state: dict[tuple[str, str], str]) -> PowerLevels:
+    async def _power_levels(self, event: Event, state: StateMap) -> PowerLevels:
         wanted = [
             state[key]
             for key in (("m.room.create", ""), ("m.room.power_levels", ""))

@@ -50,6 +50,11 @@ Txn = tuple[str, str, str, str]  # user_id, device_id, endpoint, txn_id
 PersistedCallback = Callable[[Sequence[Event], int], Awaitable[None]]
 # writes that must commit together with the events, e.g. the search index
 PersistHook = Callable[[AsyncConnection, Sequence[Event]], Awaitable[None]]
+# work done before the transaction (reads, evaluation) whose rows commit with the events:
+# given the batch and the room's state after it, returns the writer to run in the
+# transaction (with each event's stream ordering), or None when there is nothing to write
+PersistWriter = Callable[[AsyncConnection, Mapping[str, int]], Awaitable[None]]
+PersistPreparer = Callable[[Sequence[Event], StateMap], Awaitable[PersistWriter | None]]
 # raises (e.g. MatrixError) to refuse an event before it is built: rules of this server,
 # not of the room, such as joins to a room the admins blocked
 SendCheck = Callable[[EventTemplate], Awaitable[None]]
@@ -104,7 +109,11 @@ class RoomEventSender:
     positions: StreamPositions
     state_group_ids: _Counter
     heads_cache_size: int = 1000
+    # run first after each commit, in order: cheap in-memory updates readers depend on
+    # (cache invalidation), then waking the readers; sends answer after on_persisted
+    on_readable: list[PersistedCallback] = field(default_factory=list)
     on_persisted: list[PersistedCallback] = field(default_factory=list)
+    prepare_persist: list[PersistPreparer] = field(default_factory=list)
     in_persist_transaction: list[PersistHook] = field(default_factory=list)
     before_send: list[SendCheck] = field(default_factory=list)
 
@@ -328,6 +337,13 @@ class RoomEventSender:
         new_room: tuple[str, bool] | None = None,
         in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
     ) -> None:
+        events = [item.event for item in built]
+        # before positions are taken: a batch holding positions keeps later ones unreadable
+        writers = [
+            writer
+            for prepare in self.prepare_persist
+            if (writer := await prepare(events, head.state)) is not None
+        ]
         positions = self.positions.allocate(len(built))
         now = now_ms()
         rows: list[EventRow] = []
@@ -385,15 +401,21 @@ class RoomEventSender:
                     conn, room_id, [p.event_id for p in head.extremities]
                 )
                 for hook in self.in_persist_transaction:
-                    await hook(conn, [item.event for item in built])
+                    await hook(conn, events)
+                if writers:
+                    orderings = {
+                        event.event_id: position
+                        for event, position in zip(events, positions, strict=True)
+                    }
+                    for writer in writers:
+                        await writer(conn, orderings)
                 if in_transaction is not None:
                     await in_transaction(conn, room_id)
         finally:
             current = self.positions.finish(positions)
         self._room_id_to_head[room_id] = head
-        events = [item.event for item in built]
         self.loader.remember(events)
-        for callback in self.on_persisted:
+        for callback in (*self.on_readable, *self.on_persisted):
             await callback(events, current)
 
 
