@@ -343,8 +343,11 @@ class MediaService:
             )
         if self._dynamic_thumbnails:
             box = Box(width, height, method)
-        else:
+        elif self._boxes:
             box = thumbnailer.choose_box(self._boxes, width, height, method)
+        else:
+            # `thumbnail_sizes: []` turns thumbnails off
+            raise cannot_thumbnail()
         made = await self._thumbnail_for(record, box, animated)
         ext = thumbnailer.extension_for(made.content_type)
         return MediaContent(
