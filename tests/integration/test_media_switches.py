@@ -1,9 +1,11 @@
 """The media options that change behaviour, on both engines: enable_authenticated_media
 off and then on (media from before the freeze stays reachable unauthenticated),
-dynamic_thumbnails with custom thumbnail_sizes, and rc_media_create."""
+dynamic_thumbnails with custom thumbnail_sizes, rc_media_create and
+unused_expiration_time."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.integration.client import request
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
 from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, login, register
 from tests.integration.media_helpers import download, image_bytes, open_image, thumbnail, uploaded
@@ -22,6 +25,7 @@ SWITCHES: dict[str, Any] = {
     "thumbnail_sizes": [{"width": 50, "height": 40, "method": "scale"}],
     "rc_media_create": {"per_second": 0.001, "burst_count": 2},
     "max_pending_media_uploads": 100,
+    "unused_expiration_time": "1500ms",
 }
 
 
@@ -69,6 +73,21 @@ def test_rc_media_create_limits_creating_media_ids(server: RunningServer) -> Non
     # per user
     carol = register(server.url, "carol")
     assert authed(carol, "POST", url, {}).status == 200
+
+
+def test_a_created_media_id_expires_unused(server: RunningServer) -> None:
+    dave = register(server.url, "dave")
+    before = int(time.time() * 1000)
+    reply = authed(dave, "POST", server.url + "/_matrix/media/v1/create", {})
+    body = reply.json()
+    assert before + 1500 <= body["unused_expires_at"] <= int(time.time() * 1000) + 1500
+    server_name, media_id = body["content_uri"][len("mxc://") :].split("/")
+    time.sleep(1.6)
+    url = f"{server.url}/_matrix/media/v3/upload/{server_name}/{media_id}"
+    reply = request("PUT", url, b"too late", {**dave.headers, "Content-Type": "text/plain"})
+    assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
+    reply = download(server.url, dave, server_name, media_id, query="timeout_ms=5000")
+    assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
 
 
 def test_media_from_before_the_freeze_stays_reachable_unauthenticated(

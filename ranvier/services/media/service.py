@@ -454,6 +454,15 @@ class MediaService:
 
     async def _wait_for_upload(self, media_id: str, timeout_ms: int) -> MediaRecord:
         event = self._uploaded.setdefault(media_id, asyncio.Event())
+        try:
+            return await self._wait_on(event, media_id, timeout_ms)
+        finally:
+            # nobody may ever upload: do not keep the event (a waiter still holding it
+            # falls back to looking every second)
+            if not event.is_set() and self._uploaded.get(media_id) is event:
+                del self._uploaded[media_id]
+
+    async def _wait_on(self, event: asyncio.Event, media_id: str, timeout_ms: int) -> MediaRecord:
         timeout = max(0, min(timeout_ms, MAX_TIMEOUT_MS)) / 1000
         deadline = asyncio.get_running_loop().time() + timeout
         while True:

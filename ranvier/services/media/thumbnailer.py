@@ -70,22 +70,17 @@ def extension_for(content_type: str) -> str:
 
 
 def choose_box(sizes: Sequence[Box], width: int, height: int, method: Method) -> Box:
-    """The configured size that answers a request: at least as big as asked where one
-    is (spec: never smaller than requested), the smallest such; for crop, the closest
-    aspect ratio first. With none big enough, the biggest."""
+    """The configured size that answers a request: one at least as big as asked where
+    there is one (spec: never smaller than requested), for crop the closest in aspect
+    ratio, then the smallest; with none big enough, the biggest."""
     candidates = [box for box in sizes if box.method == method] or list(sizes)
+    wanted_aspect = width / height
 
-    def big_enough(box: Box) -> bool:
-        return box.width >= width and box.height >= height
-
-    def area(box: Box) -> int:
-        return box.width * box.height
-
-    def key(box: Box) -> tuple[int, ...]:
-        fit = (0, area(box)) if big_enough(box) else (1, -area(box))
-        if method == "crop":
-            return (abs(width * box.height - height * box.width), *fit)
-        return fit
+    def key(box: Box) -> tuple[float, ...]:
+        area = box.width * box.height
+        big_enough = box.width >= width and box.height >= height
+        aspect = abs(box.width / box.height - wanted_aspect) if method == "crop" else 0.0
+        return (0, aspect, area) if big_enough else (1, -area, aspect)
 
     return min(candidates, key=key)
 
