@@ -11,16 +11,41 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Hashable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from ranvier.http.errors import MatrixError
 
 
 def upload_too_large(limit: int) -> MatrixError:
     return MatrixError(413, "M_TOO_LARGE", f"Cannot upload files larger than {limit} bytes")
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class KeyedLocks(Generic[K]):
+    """One asyncio lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[K, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: K) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 @dataclass(frozen=True)
@@ -39,7 +64,7 @@ class MediaFiles:
         self._tmp = self.root / "tmp"
         # one lock per hash: putting a file in place and recording its use must not
         # interleave with removing that file because nothing used it a moment ago
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: KeyedLocks[str] = KeyedLocks()
 
     def prepare(self) -> None:
         self._content.mkdir(parents=True, exist_ok=True)
@@ -49,17 +74,8 @@ class MediaFiles:
         # two levels of two hex digits keep directories small
         return self._content / sha256[:2] / sha256[2:4] / sha256
 
-    @asynccontextmanager
-    async def locked(self, sha256: str) -> AsyncIterator[None]:
-        lock = self._locks.get(sha256)
-        if lock is None:
-            lock = self._locks[sha256] = asyncio.Lock()
-        try:
-            async with lock:
-                yield
-        finally:
-            if not lock.locked() and self._locks.get(sha256) is lock:
-                del self._locks[sha256]
+    def locked(self, sha256: str) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(sha256)
 
     async def receive(self, chunks: AsyncIterator[bytes], limit: int) -> ReceivedFile:
         """Write what `chunks` yields to a temporary file; 413 M_TOO_LARGE as soon as it

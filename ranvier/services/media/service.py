@@ -26,7 +26,7 @@ from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
 from ranvier.http.errors import MatrixError
 from ranvier.services.media import thumbnailer
-from ranvier.services.media.files import MediaFiles, ReceivedFile
+from ranvier.services.media.files import KeyedLocks, MediaFiles, ReceivedFile
 from ranvier.services.media.thumbnailer import Box, ImageInfo, Method
 from ranvier.storage.media import MediaOrder, MediaRecord, MediaStore, ThumbnailRecord
 
@@ -131,7 +131,7 @@ class MediaService:
         # media IDs created but not uploaded to, with downloads waiting for them
         self._uploaded: dict[str, asyncio.Event] = {}
         # thumbnails being made, so concurrent requests for one make it once
-        self._rendering: dict[tuple[str, Box, bool], asyncio.Lock] = {}
+        self._rendering: KeyedLocks[tuple[str, Box, bool]] = KeyedLocks()
         self._image_info: LRUCache[str, ImageInfo | None] = LRUCache(maxsize=4096)
         thumbnailer.set_pixel_limit(config.max_image_pixels)
 
@@ -360,7 +360,10 @@ class MediaService:
         record = await self._store.get_media(media_id)
         if record is None or record.sha256 is None:
             return 0
-        info = await self._probe(record.sha256)
+        try:
+            info = await self._probe(record.sha256)
+        except MatrixError:
+            return 0
         if info is None:
             return 0
         made = 0
@@ -375,19 +378,13 @@ class MediaService:
     async def _thumbnail_for(
         self, record: MediaRecord, box: Box, animated: bool
     ) -> ThumbnailRecord:
-        key = (record.media_id, box, animated)
-        lock = self._rendering.setdefault(key, asyncio.Lock())
-        try:
-            async with lock:
-                found = await self._store.get_thumbnail(
-                    record.media_id, box.width, box.height, box.method, animated
-                )
-                if found is not None and self.files.exists(found.sha256):
-                    return found
-                return await self._render(record, box, animated)
-        finally:
-            if not lock.locked() and self._rendering.get(key) is lock:
-                del self._rendering[key]
+        async with self._rendering.hold((record.media_id, box, animated)):
+            found = await self._store.get_thumbnail(
+                record.media_id, box.width, box.height, box.method, animated
+            )
+            if found is not None and self.files.exists(found.sha256):
+                return found
+            return await self._render(record, box, animated)
 
     async def _render(self, record: MediaRecord, box: Box, animated: bool) -> ThumbnailRecord:
         assert record.sha256 is not None
