@@ -60,7 +60,19 @@ log_config: {log_config}
 # Where uploaded media is stored, and the largest upload accepted.
 media_store_path: {media_store_path}
 max_upload_size: 50M
+# Images with more pixels than this are not thumbnailed.
 max_image_pixels: 32M
+# Media uploaded while this is on is served only to clients with an access token
+# (/_matrix/client/v1/media); media from before stays reachable on /_matrix/media/v3.
+#enable_authenticated_media: true
+# Thumbnails are made once for the nearest of these sizes (or any size asked for with
+# dynamic_thumbnails: true). These are the spec's sizes.
+#thumbnail_sizes:
+#  - {{width: 32, height: 32, method: crop}}
+#  - {{width: 96, height: 96, method: crop}}
+#  - {{width: 320, height: 240, method: scale}}
+#  - {{width: 640, height: 480, method: scale}}
+#  - {{width: 800, height: 600, method: scale}}
 
 # The key this server signs events and requests with. Keep it safe and never share it.
 signing_key_path: {signing_key_path}
