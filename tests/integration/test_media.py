@@ -541,3 +541,26 @@ def test_bad_thumbnail_parameters_are_refused(
     server_name, media_id = uploaded(server.url, alice, image_bytes("PNG", 100, 100))
     reply = thumbnail(server.url, alice, server_name, media_id, query)
     assert (reply.status, reply.errcode) == (400, errcode)
+
+
+def test_a_range_of_the_content_can_be_asked_for(server: RunningServer, alice: Session) -> None:
+    data = bytes(range(200))
+    server_name, media_id = uploaded(server.url, alice, data)
+    path = f"{AUTHED}/download/{server_name}/{media_id}"
+    reply = request("GET", server.url + path, None, {**alice.headers, "Range": "bytes=10-19"})
+    assert (reply.status, reply.body) == (206, data[10:20])
+    assert reply.headers["Content-Range"] == "bytes 10-19/200"
+
+
+def test_the_r0_paths_upload_and_serve_too(server: RunningServer, alice: Session) -> None:
+    reply = request(
+        "POST",
+        server.url + "/_matrix/media/r0/upload",
+        b"old client",
+        {**alice.headers, "Content-Type": "text/plain"},
+    )
+    assert reply.status == 200
+    server_name, media_id = reply.json()["content_uri"][len("mxc://") :].split("/")
+    assert download(server.url, alice, server_name, media_id).body == b"old client"
+    reply = authed(alice, "GET", server.url + "/_matrix/media/r0/config")
+    assert reply.json() == {"m.upload.size": MAX_UPLOAD}
