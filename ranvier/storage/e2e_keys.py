@@ -210,6 +210,16 @@ class E2eKeyStore:
         key stored before with other content, DeviceGoneError if the device is gone."""
         try:
             async with self._db.transaction() as conn:
+                # Uploads for one device take turns on its row: the Rust crypto SDK sends a
+                # second upload before the first is answered, and without the lock both would
+                # find no keys stored and collide inserting the same ones.
+                held = await conn.execute(
+                    select(devices.c.device_id)
+                    .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+                    .with_for_update()
+                )
+                if held.first() is None:
+                    raise DeviceGoneError(f"device {device_id} of {user_id} no longer exists")
                 position = None
                 if device_keys is not None:
                     position = await self._put_device_keys(

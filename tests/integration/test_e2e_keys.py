@@ -793,3 +793,18 @@ def test_device_keys_again_with_more_signatures(server: RunningServer) -> None:
     assert upload(server, alice.session, {"device_keys": keys}).status == 200
     shown = query(server, bob, {alice.user_id: []})["device_keys"][alice.user_id]
     assert set(shown[alice.session.device_id]["signatures"][alice.user_id]) == set(signatures)
+
+
+def test_the_same_first_upload_sent_concurrently(server: RunningServer) -> None:
+    # the Rust crypto SDK sends its first upload again before the first answer arrives;
+    # a few fresh devices, as the collision depends on timing
+    for _ in range(3):
+        alice = Device(new_user(server, "alice"))
+        otks = {f"{OTK}:K{n:02d}": alice.one_time_key(n) for n in range(50)}
+        body = {"device_keys": alice.device_keys(), "one_time_keys": otks}
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            sent = [pool.submit(upload, server, alice.session, body) for _ in range(4)]
+            replies = [future.result() for future in sent]
+        assert [(r.status, r.json()) for r in replies] == [
+            (200, {"one_time_key_counts": {OTK: 50}})
+        ] * 4
