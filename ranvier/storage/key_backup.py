@@ -71,6 +71,8 @@ e2e_room_keys = Table(
 JsonObject = dict[str, Any]
 # how many session IDs go into one IN (...) list
 _CHUNK = 500
+# creates of one user's versions that may collide before giving up
+_CREATE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class KeyBackupStore:
 
     async def create_version(self, user_id: str, algorithm: str, auth_data: JsonObject) -> int:
         """A new version, numbered after every earlier one (deleted ones included)."""
-        while True:
+        for attempt in range(_CREATE_ATTEMPTS):
             try:
                 async with self._db.transaction() as conn:
                     highest = (
@@ -214,7 +216,9 @@ class KeyBackupStore:
                 return version
             except IntegrityError:
                 # PostgreSQL: a concurrent create took that number; take the next one
-                continue
+                if attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def get_version(self, user_id: str, version: int | None) -> BackupVersion | None:
         """The live (not deleted) version, or the current one with `version` None."""

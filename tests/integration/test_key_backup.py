@@ -4,6 +4,7 @@ backs up and restores megolm keys sees them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -170,6 +171,24 @@ def test_versions_increase_and_compare_as_numbers(server: RunningServer) -> None
     refused = put_session(server, alice, "9", "s", key())
     assert_error(refused, 403, "M_WRONG_ROOM_KEYS_VERSION")
     assert refused.json()["current_version"] == "11"
+
+
+def test_concurrent_creates_and_uploads(server: RunningServer) -> None:
+    alice = new_user(server)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        versions = list(pool.map(lambda _: create(server, alice), range(8)))
+    assert sorted(versions, key=int) == [str(n) for n in range(1, 9)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(
+            pool.map(lambda n: put_session(server, alice, "8", f"s{n}", key()), range(16))
+        )
+    assert all(reply.status == 200 for reply in replies), [r.body for r in replies]
+    info = call(server, alice, "GET", VERSION).json()
+    assert info["count"] == 16
+    # every upload changed the backup, so each answered an etag of its own
+    etags = {reply.json()["etag"] for reply in replies}
+    assert len(etags) == 16
+    assert info["etag"] in etags
 
 
 def test_every_user_numbers_their_own_versions(server: RunningServer) -> None:
