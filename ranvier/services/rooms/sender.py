@@ -39,6 +39,7 @@ from ranvier.storage.events import EventRow
 from ranvier.storage.memberships import MembershipRow, insert_memberships
 from ranvier.storage.state import StateKey, StateMap
 from ranvier.streams.positions import StreamPositions
+from ranvier.streams.room_changes import RoomChanges
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class RoomEventSender:
         self._room_id_to_queue: dict[str, list[_Pending]] = {}
         self._room_id_to_worker: dict[str, asyncio.Task[None]] = {}
         self._txn_to_future: dict[Txn, asyncio.Future[Event]] = {}
+        self.room_changes = RoomChanges(self.positions.current)
 
     @classmethod
     async def create(
@@ -411,6 +413,8 @@ class RoomEventSender:
                         await writer(conn, orderings)
                 if in_transaction is not None:
                     await in_transaction(conn, room_id)
+            # committed; known before the position is, so no reader can miss the room
+            self.room_changes.record(room_id, positions[-1])
         finally:
             current = self.positions.finish(positions)
         self._room_id_to_head[room_id] = head

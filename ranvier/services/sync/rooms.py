@@ -54,6 +54,8 @@ class RoomsRequest:
     full: bool
     filter: Filter
     timeline_limit: int
+    # rooms with events in (since, upto]; None when unknown (then every room is looked at)
+    changed_rooms: set[str] | None = None
 
 
 @dataclass
@@ -153,7 +155,8 @@ class RoomsBuilder:
         for room_id in plan.join_newly:
             ranges[room_id] = TimelineRange(0, request.upto)
         for room_id in plan.join_since:
-            ranges[room_id] = TimelineRange(request.since, request.upto)
+            if request.changed_rooms is None or room_id in request.changed_rooms:
+                ranges[room_id] = TimelineRange(request.since, request.upto)
         for room_id, (span, _) in plan.leave.items():
             ranges[room_id] = span
         timelines = await self._timelines.load(

@@ -259,8 +259,14 @@ class SyncService:
             for room_id, event in updates.items():
                 if ephemeral_filter.allows_room(room_id) and ephemeral_filter.matches(event):
                     extras.ephemeral.setdefault(room_id, []).append(event)
+        changed = None if full else self._sender.room_changes.changed_since(joined, start.events)
         if self.unread is not None:
-            extras.unread = await self.unread.unread_counts(user_id, joined)
+            # counts are served only with the rooms a response shows
+            shown = joined
+            if changed is not None:
+                moved = changed | extras.ephemeral.keys() | extras.account_data.keys()
+                shown = [r for r in joined if r in moved]
+            extras.unread = await self.unread.unread_counts(user_id, shown)
 
         limit = min(
             sync_filter.room.timeline.limit_or(DEFAULT_EVENT_LIMIT), self._max_timeline_limit
@@ -274,6 +280,7 @@ class SyncService:
                 full=full,
                 filter=sync_filter,
                 timeline_limit=limit,
+                changed_rooms=changed,
             ),
             memberships,
             extras,
