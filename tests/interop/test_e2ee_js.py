@@ -1,0 +1,144 @@
+"""matrix-js-sdk with its Rust crypto, a real client, end to end encrypted against Ranvier.
+
+tests/interop/js/e2ee.mjs runs two clients in Node: Alice sends in an encrypted room, Bob
+decrypts; Bob has a key backup; a new login of Bob cannot read the history until it
+restores the room key from the backup, then it can. The script prints what each step saw
+as one JSON line; these tests assert on that, and on what the server stored.
+
+Node and the project in tests/interop/js (`npm ci`, which `make test` runs) are required:
+without them the tests fail rather than skip.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.integration.homeserver import RunningServer, serving
+from tests.integration.matrix import (
+    CLIENT,
+    DEFAULT_PASSWORD,
+    REGISTRATION_CONFIG,
+    Session,
+    authed,
+    register,
+)
+
+JS_DIR = Path(__file__).parent / "js"
+SCRIPT = JS_DIR / "e2ee.mjs"
+SCRIPT_TIMEOUT = 120.0
+BODY = "The Cheshire Cat's grin, end to end encrypted"
+
+
+def node() -> str:
+    path = shutil.which("node")
+    if path is None:
+        pytest.fail("node is not installed: the matrix-js-sdk interop tests need Node 20 or newer")
+    if not (JS_DIR / "node_modules" / "matrix-js-sdk").is_dir():
+        pytest.fail(f"matrix-js-sdk is not installed: run `npm ci` in {JS_DIR} (make test does)")
+    return path
+
+
+def run_script(server: RunningServer, alice: Session, bob: Session) -> dict[str, Any]:
+    sessions = {
+        name: {"user_id": s.user_id, "access_token": s.access_token, "device_id": s.device_id}
+        for name, s in (("alice", alice), ("bob", bob))
+    }
+    stdin = {"baseUrl": server.url, **sessions, "bobPassword": DEFAULT_PASSWORD, "body": BODY}
+    finished = subprocess.run(
+        [node(), str(SCRIPT)],
+        input=json.dumps(stdin),
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        cwd=JS_DIR,
+    )
+    lines = finished.stdout.strip().splitlines()
+    assert lines, f"no result (exit {finished.returncode}):\n{finished.stderr[-4000:]}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    if "error" in result:
+        pytest.fail(
+            f"{result['error']} at {result['stage']!r}\n"
+            f"{finished.stderr[-4000:]}\n{server.log()[-4000:]}"
+        )
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
+) -> Iterator[RunningServer]:
+    with serving(tmp_path_factory.mktemp("hs"), module_database, **REGISTRATION_CONFIG) as running:
+        yield running
+
+
+@dataclass(frozen=True)
+class Exchange:
+    result: dict[str, Any]
+    alice: Session
+    bob: Session
+
+
+@pytest.fixture(scope="module")
+def exchange(server: RunningServer) -> Exchange:
+    alice = register(server.url, "alice", initial_device_display_name="js-sdk alice")
+    bob = register(server.url, "bob", initial_device_display_name="js-sdk bob")
+    return Exchange(run_script(server, alice, bob), alice, bob)
+
+
+def test_bob_decrypts_what_alice_sent(
+    exchange: Exchange,
+) -> None:
+    result = exchange.result
+    assert result["bob_sees"] == {"type": "m.room.encrypted", "body": BODY}
+
+
+def test_the_server_stores_only_ciphertext(server: RunningServer, exchange: Exchange) -> None:
+    result, alice = exchange.result, exchange.alice
+    room, event = quote(result["room_id"]), quote(result["event_id"])
+    reply = authed(alice, "GET", f"{server.url}{CLIENT}/rooms/{room}/event/{event}")
+    assert reply.status == 200, reply.body
+    stored = reply.json()
+    assert stored["type"] == "m.room.encrypted"
+    assert stored["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
+    assert stored["content"]["device_id"] == alice.device_id
+    assert BODY.encode() not in reply.body
+    reply = authed(alice, "GET", f"{server.url}{CLIENT}/rooms/{room}/state/m.room.encryption")
+    assert reply.json() == {"algorithm": "m.megolm.v1.aes-sha2"}
+
+
+def test_bob_backs_the_room_key_up(server: RunningServer, exchange: Exchange) -> None:
+    result, bob = exchange.result, exchange.bob
+    assert result["bob_cross_signing_ready"] is True
+    assert result["backed_up"] == 1
+    reply = authed(bob, "GET", f"{server.url}{CLIENT}/room_keys/version")
+    assert reply.status == 200, reply.body
+    backup = reply.json()
+    assert backup["version"] == result["backup_version"]
+    assert backup["algorithm"] == "m.megolm_backup.v1.curve25519-aes-sha2"
+    assert backup["count"] == 1
+    # Bob's device signed the backup, so his other devices can trust it
+    assert bob.user_id in backup["auth_data"]["signatures"]
+
+
+def test_a_new_login_reads_history_only_after_restoring_the_backup(
+    exchange: Exchange,
+) -> None:
+    result, bob = exchange.result, exchange.bob
+    assert result["new_device_id"] != bob.device_id
+    # without the room key the new device cannot read the message, and it knows the server
+    # has a backup it has not got the key to
+    assert result["new_login_before_restore"] == {
+        "failure": "HISTORICAL_MESSAGE_BACKUP_UNCONFIGURED"
+    }
+    assert result["restored"] == {"total": 1, "imported": 1}
+    assert result["new_login_after_restore"] == {"type": "m.room.encrypted", "body": BODY}
