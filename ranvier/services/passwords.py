@@ -3,14 +3,18 @@
 New hashes are argon2id. Hashes imported from Synapse are bcrypt (`$2b$...`) over the
 password with `password_config.pepper` appended; they verify here and are replaced by an
 argon2id hash on the next successful login. Hashing is deliberately slow, so it runs in a
-thread, off the event loop.
+thread, off the event loop, and deliberately big (64 MiB each), so no more run at once than
+there are CPUs: a burst of registrations queues instead of multiplying the server's memory,
+and finishes no later, since each hash keeps a CPU busy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import string
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 
 import argon2
 import bcrypt
@@ -32,6 +36,9 @@ class PasswordHasher:
     def __init__(self, config: PasswordConfig) -> None:
         self._config = config
         self._argon2 = argon2.PasswordHasher(type=argon2.Type.ID)
+        self._executor = ThreadPoolExecutor(
+            max_workers=os.cpu_count() or 1, thread_name_prefix="password-hash"
+        )
 
     def _prepare(self, password: str) -> bytes:
         # Synapse normalises to NFKC so that the same password typed on different
@@ -41,12 +48,12 @@ class PasswordHasher:
     async def hash(self, password: str) -> str:
         prepared = self._prepare(password)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._argon2.hash, prepared)
+        return await loop.run_in_executor(self._executor, self._argon2.hash, prepared)
 
     async def verify(self, password: str, stored_hash: str) -> bool:
         prepared = self._prepare(password)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._verify_sync, prepared, stored_hash)
+        return await loop.run_in_executor(self._executor, self._verify_sync, prepared, stored_hash)
 
     def _verify_sync(self, prepared: bytes, stored_hash: str) -> bool:
         if stored_hash.startswith(("$2a$", "$2b$", "$2y$")):
