@@ -108,16 +108,6 @@ async function main() {
     const alice = await startClient(baseUrl, input.alice);
     const bob = await startClient(baseUrl, input.bob);
 
-    stage = "Bob's device keys";
-    // let the client's first /keys/upload land before cross-signing sends its own: two uploads
-    // for one device at once are refused on PostgreSQL (seen as "device logged out")
-    await until("Bob's device keys on the server", async () => {
-        const query = await api(baseUrl, "POST", "/_matrix/client/v3/keys/query", input.bob.access_token, {
-            device_keys: { [bobId]: [] },
-        });
-        return query.device_keys?.[bobId]?.[input.bob.device_id] ? true : undefined;
-    });
-
     stage = "Bob's cross-signing and secret storage";
     await bob.getCrypto().bootstrapCrossSigning({
         authUploadDeviceSigningKeys: async (makeRequest) => {
