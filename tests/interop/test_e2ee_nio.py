@@ -31,6 +31,7 @@ from tests.integration.matrix import CLIENT, REGISTRATION_CONFIG, Session, authe
 PASSWORD = "correct horse battery staple"
 ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
 BODY = "Twinkle, twinkle, little bat, end to end encrypted"
+REPLY = "How I wonder what you're at"
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,17 @@ async def synced(client: AsyncClient) -> SyncResponse:
     return response
 
 
+async def received(client: AsyncClient, room_id: str, event_id: str) -> tuple[Any, SyncResponse]:
+    """The event as `client`'s sync delivered it, and that sync."""
+    for _ in range(10):
+        response = await synced(client)
+        room = response.rooms.join.get(room_id)
+        found = [e for e in room.timeline.events if e.event_id == event_id] if room else []
+        if found:
+            return found[0], response
+    raise AssertionError(f"{event_id} never reached {client.user_id}'s sync")
+
+
 @pytest.fixture
 async def clients(tmp_path: Path, server: RunningServer) -> AsyncIterator[list[AsyncClient]]:
     made: list[AsyncClient] = []
@@ -76,7 +88,7 @@ async def clients(tmp_path: Path, server: RunningServer) -> AsyncIterator[list[A
             await client.close()
 
 
-async def test_bob_decrypts_what_alice_sent(
+async def test_each_decrypts_what_the_other_sent(
     server: RunningServer, clients: list[AsyncClient]
 ) -> None:
     alice, bob = clients
@@ -107,16 +119,7 @@ async def test_bob_decrypts_what_alice_sent(
     assert isinstance(sent, RoomSendResponse), sent
     assert bob.device_id in alice.device_store[bob.user_id]
 
-    seen: list[Any] = []
-    for _ in range(10):
-        response = await synced(bob)
-        room = response.rooms.join.get(room_id)
-        if room is not None:
-            seen += [e for e in room.timeline.events if e.event_id == sent.event_id]
-        if seen:
-            break
-    assert len(seen) == 1, "Alice's message never reached Bob's sync"
-    message = seen[0]
+    message, bob_sync = await received(bob, room_id, sent.event_id)
     # nio decrypts with the room key that came in the same sync's to_device section
     assert not isinstance(message, MegolmEvent), "Bob could not decrypt Alice's message"
     assert isinstance(message, RoomMessageText), message
@@ -124,6 +127,24 @@ async def test_bob_decrypts_what_alice_sent(
     assert message.sender == alice.user_id
     assert message.decrypted
     assert message.session_id
+    # Alice claimed one of Bob's one-time keys
+    full = bob.olm.account.max_one_time_keys
+    assert bob_sync.device_key_count.signed_curve25519 == full - 1
+
+    # and back: Bob shares a room key of his own over the Olm session Alice opened
+    reply_sent = await bob.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": REPLY},
+        ignore_unverified_devices=True,
+    )
+    assert isinstance(reply_sent, RoomSendResponse), reply_sent
+    answer, alice_sync = await received(alice, room_id, reply_sent.event_id)
+    assert isinstance(answer, RoomMessageText), answer
+    assert (answer.sender, answer.body, answer.decrypted) == (bob.user_id, REPLY, True)
+    assert answer.session_id != message.session_id
+    # so none of Alice's one-time keys was needed
+    assert alice_sync.device_key_count.signed_curve25519 == full
 
     # the server holds only ciphertext
     session = Session(bob.user_id, bob.access_token, bob.device_id)
