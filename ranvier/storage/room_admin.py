@@ -168,6 +168,8 @@ class RoomAdminStore:
     def __init__(self, db: Database, server_name: str) -> None:
         self._db = db
         self._server_name = server_name
+        # every join asks; blocks are few and change only through this store
+        self._blocked_room_ids: set[str] | None = None
 
     # -- the engine difference, in one place -----------------------------------------------
 
@@ -400,7 +402,11 @@ class RoomAdminStore:
         return None if value is None else str(value)
 
     async def is_blocked(self, room_id: str) -> bool:
-        return await self.get_blocker(room_id) is not None
+        if self._blocked_room_ids is None:
+            async with self._db.read() as conn:
+                rows = await conn.execute(select(blocked_rooms.c.room_id))
+                self._blocked_room_ids = {str(row.room_id) for row in rows}
+        return room_id in self._blocked_room_ids
 
     async def block(self, room_id: str, user_id: str) -> None:
         """Block the room; a room already blocked keeps who blocked it first."""
@@ -416,10 +422,14 @@ class RoomAdminStore:
                         room_id=room_id, user_id=user_id, blocked_ts=now_ms()
                     )
                 )
+        if self._blocked_room_ids is not None:
+            self._blocked_room_ids.add(room_id)
 
     async def unblock(self, room_id: str) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(delete(blocked_rooms).where(blocked_rooms.c.room_id == room_id))
+        if self._blocked_room_ids is not None:
+            self._blocked_room_ids.discard(room_id)
 
     # -- aliases during a shutdown ---------------------------------------------------------
 
