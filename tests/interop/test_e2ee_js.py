@@ -1,8 +1,9 @@
 """matrix-js-sdk with its Rust crypto, a real client, end to end encrypted against Ranvier.
 
 tests/interop/js/e2ee.mjs runs two clients in Node: Alice sends in an encrypted room, Bob
-decrypts; Bob has a key backup; a new login of Bob cannot read the history until it
-restores the room key from the backup, then it can. The script prints what each step saw
+decrypts; Bob sets up cross-signing and recovery (secret storage and a key backup); a new
+login of Bob cannot read the history until, given the recovery key, it restores the room key
+from the backup, then it can. The script prints what each step saw
 as one JSON line; these tests assert on that, and on what the server stored.
 
 Node and the project in tests/interop/js (`npm ci`, which `make test` runs) are required:
@@ -36,6 +37,8 @@ JS_DIR = Path(__file__).parent / "js"
 SCRIPT = JS_DIR / "e2ee.mjs"
 SCRIPT_TIMEOUT = 120.0
 BODY = "The Cheshire Cat's grin, end to end encrypted"
+DEFAULT_KEY = "m.secret_storage.default_key"
+BACKUP_SECRET = "m.megolm_backup.v1"
 
 
 def node() -> str:
@@ -119,6 +122,7 @@ def test_the_server_stores_only_ciphertext(server: RunningServer, exchange: Exch
 def test_bob_backs_the_room_key_up(server: RunningServer, exchange: Exchange) -> None:
     result, bob = exchange.result, exchange.bob
     assert result["bob_cross_signing_ready"] is True
+    assert result["bob_secret_storage_ready"] is True
     assert result["backed_up"] == 1
     reply = authed(bob, "GET", f"{server.url}{CLIENT}/room_keys/version")
     assert reply.status == 200, reply.body
@@ -128,6 +132,15 @@ def test_bob_backs_the_room_key_up(server: RunningServer, exchange: Exchange) ->
     assert backup["count"] == 1
     # Bob's device signed the backup, so his other devices can trust it
     assert bob.user_id in backup["auth_data"]["signatures"]
+    # the backup's decryption key sits in Bob's account data, encrypted with the key his
+    # recovery key stands for
+    user = quote(bob.user_id)
+    reply = authed(bob, "GET", f"{server.url}{CLIENT}/user/{user}/account_data/{DEFAULT_KEY}")
+    assert reply.status == 200, reply.body
+    key_id = reply.json()["key"]
+    reply = authed(bob, "GET", f"{server.url}{CLIENT}/user/{user}/account_data/{BACKUP_SECRET}")
+    assert reply.status == 200, reply.body
+    assert list(reply.json()["encrypted"]) == [key_id]
 
 
 def test_a_new_login_reads_history_only_after_restoring_the_backup(
@@ -140,5 +153,7 @@ def test_a_new_login_reads_history_only_after_restoring_the_backup(
     assert result["new_login_before_restore"] == {
         "failure": "HISTORICAL_MESSAGE_BACKUP_UNCONFIGURED"
     }
+    # Bob types his recovery key in: the new login opens secret storage with it
+    assert result["new_login_got_the_backup_key"] is True
     assert result["restored"] == {"total": 1, "imported": 1}
     assert result["new_login_after_restore"] == {"type": "m.room.encrypted", "body": BODY}

@@ -1,6 +1,7 @@
 // Two matrix-js-sdk clients with the Rust crypto stack, in an encrypted room on a real server:
-// Alice sends, Bob decrypts; Bob backs the room key up; a new login of Bob restores it from
-// the backup and decrypts the history.
+// Alice sends, Bob decrypts; Bob has set up cross-signing and recovery (secret storage and a
+// key backup), so the room key goes to the backup; a new login of Bob, given the recovery
+// key, takes the backup key from secret storage, restores the room key and decrypts history.
 //
 // Input (stdin, JSON): {baseUrl, alice: {user_id, access_token, device_id},
 //                       bob: {user_id, access_token, device_id}, bobPassword, body}
@@ -25,11 +26,21 @@ if (verbose) {
 
 const sdk = await import("matrix-js-sdk");
 const { logger } = await import("matrix-js-sdk/lib/logger.js");
+const { decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/recovery-key.js");
 logger.setLevel(process.env.INTEROP_JS_LOG ?? "warn");
 
 const STEP_TIMEOUT_MS = 20000;
 let stage = "start";
 const clients = [];
+// the secret storage key a client has at hand: Bob's first device made it, his new login
+// gets it only when he types his recovery key in
+let secretStorageKey = null;
+const cryptoCallbacks = {
+    getSecretStorageKey: async ({ keys }) => {
+        const keyId = Object.keys(keys)[0];
+        return secretStorageKey && keyId ? [keyId, secretStorageKey] : null;
+    },
+};
 
 async function readInput() {
     const chunks = [];
@@ -54,6 +65,7 @@ async function startClient(baseUrl, session, password) {
         userId: session.user_id,
         accessToken: session.access_token,
         deviceId: session.device_id,
+        cryptoCallbacks,
     });
     clients.push(client);
     await client.initRustCrypto({ useIndexedDB: false });
@@ -96,7 +108,7 @@ async function main() {
     const alice = await startClient(baseUrl, input.alice);
     const bob = await startClient(baseUrl, input.bob);
 
-    stage = "Bob's cross-signing and key backup";
+    stage = "Bob's cross-signing, secret storage and key backup";
     await bob.getCrypto().bootstrapCrossSigning({
         authUploadDeviceSigningKeys: async (makeRequest) => {
             await makeRequest({
@@ -107,7 +119,16 @@ async function main() {
         },
     });
     result.bob_cross_signing_ready = await bob.getCrypto().isCrossSigningReady();
-    await bob.getCrypto().resetKeyBackup();
+    // as Element's "set up recovery": a recovery key guards secret storage (in account data),
+    // which keeps the cross-signing keys and the new backup's decryption key
+    const recovery = await bob.getCrypto().createRecoveryKeyFromPassphrase();
+    secretStorageKey = recovery.privateKey;
+    await bob.getCrypto().bootstrapSecretStorage({
+        createSecretStorageKey: async () => recovery,
+        setupNewSecretStorage: true,
+        setupNewKeyBackup: true,
+    });
+    result.bob_secret_storage_ready = await bob.getCrypto().isSecretStorageReady();
     // the backup engine starts once the client has checked the new version's trust
     const backupVersion = await until("Bob's backup to become active", async () =>
         (await bob.getCrypto().getActiveSessionBackupVersion()) ?? undefined,
@@ -163,6 +184,7 @@ async function main() {
     }, STEP_TIMEOUT_MS, 250);
     const backupKey = await bob.getCrypto().getSessionBackupPrivateKey();
     for (const client of [alice, bob]) client.stopClient();
+    secretStorageKey = null;
 
     stage = "Bob's new login";
     const login = await api(baseUrl, "POST", "/_matrix/client/v3/login", undefined, {
@@ -178,8 +200,12 @@ async function main() {
         decryption(bob2, roomId, eventId),
     );
 
-    stage = "restore from backup";
-    await bob2.getCrypto().storeSessionBackupPrivateKey(backupKey, backupVersion);
+    stage = "restore from backup with the recovery key";
+    secretStorageKey = decodeRecoveryKey(recovery.encodedPrivateKey);
+    await bob2.getCrypto().loadSessionBackupPrivateKeyFromSecretStorage();
+    const loadedKey = await bob2.getCrypto().getSessionBackupPrivateKey();
+    result.new_login_got_the_backup_key =
+        loadedKey !== null && Buffer.from(loadedKey).equals(Buffer.from(backupKey));
     const restored = await bob2.getCrypto().restoreKeyBackup();
     result.restored = { total: restored.total, imported: restored.imported };
     result.new_login_after_restore = await until("the new login decrypting history", () => {
