@@ -181,7 +181,7 @@ async function main() {
         );
         const sessions = Object.keys(keys.rooms?.[roomId]?.sessions ?? {});
         return sessions.length > 0 ? sessions.length : undefined;
-    }, STEP_TIMEOUT_MS, 250);
+    }, 2 * STEP_TIMEOUT_MS, 250);
     const backupKey = await bob.getCrypto().getSessionBackupPrivateKey();
     for (const client of [alice, bob]) client.stopClient();
     secretStorageKey = null;
