@@ -80,13 +80,22 @@ class DeviceListService:
         since: SyncToken,
         events_upto: int,
         to_pos: int,
+        moved_rooms: set[str] | None = None,
     ) -> JsonDict | None:
         """`device_lists` of an incremental sync from `since` to (events_upto, to_pos):
-        {"changed": [...], "left": [...]}, or None when both are empty."""
+        {"changed": [...], "left": [...]}, or None when both are empty. `moved_rooms`, when
+        known, are the only rooms with events since the token."""
         joined = [r for r, m in memberships.now.items() if m.membership == "join"]
         was_joined = [r for r, m in memberships.before.items() if m.membership == "join"]
         changed, left = await self._changes(
-            user_id, joined, was_joined, memberships.joined_since, since, events_upto, to_pos
+            user_id,
+            joined,
+            was_joined,
+            memberships.joined_since,
+            since,
+            events_upto,
+            to_pos,
+            moved_rooms,
         )
         if not changed and not left:
             return None
@@ -135,6 +144,7 @@ class DeviceListService:
         since: SyncToken,
         events_upto: int,
         device_lists_upto: int,
+        moved_rooms: set[str] | None = None,
     ) -> tuple[set[str], set[str]]:
         changed: set[str] = set()
         if device_lists_upto > since.device_lists:
@@ -143,6 +153,9 @@ class DeviceListService:
             )
         # who came or went, in the rooms the user is in now or was in at `since`
         rooms = set(joined) | set(was_joined)
+        if moved_rooms is not None:
+            # memberships change only by events
+            rooms &= moved_rooms
         came: set[str] = set()
         went: set[str] = set()
         if events_upto > since.events and rooms:

@@ -179,21 +179,21 @@ class RoomsBuilder:
         # every room's timeline and state, loaded and served together: a few queries per
         # sync rather than a few per room
         bodies = await self._rooms(request, room_to_full, timelines, previous)
+        summarised = set(plan.join_newly)
+        for room_id in shown_joined:
+            timeline = timelines.get(room_id)
+            if timeline is not None and await self._members_changed(timeline):
+                summarised.add(room_id)
         members = await sync_store.get_member_summaries(
-            self._db,
-            [r for r in shown_joined if r in plan.join_newly or r in timelines],
-            request.user_id,
-            MAX_HEROES,
+            self._db, [r for r in shown_joined if r in summarised], request.user_id, MAX_HEROES
         )
 
         join: JsonDict = {}
         for room_id in shown_joined:
-            timeline = timelines.get(room_id)
-            newly = room_id in plan.join_newly
             room = bodies[room_id]
             room["ephemeral"] = {"events": extras.ephemeral.get(room_id, [])}
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
-            if newly or (timeline is not None and await self._members_changed(timeline)):
+            if room_id in summarised:
                 room["summary"] = room_summary(members[room_id])
             else:
                 room["summary"] = {}

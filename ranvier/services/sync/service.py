@@ -253,6 +253,8 @@ class SyncService:
             if source is None or ephemeral_filter.blocks_everything():
                 continue
             from_pos = 0 if full else start.get(source.stream_name)
+            if from_pos == upto[source.stream_name]:
+                continue
             updates = await source.get_updates(
                 user_id, device_id, joined, from_pos, upto[source.stream_name]
             )
@@ -312,7 +314,7 @@ class SyncService:
             body["to_device"] = {"events": to_device}
         if self.device_lists is not None and since is not None:
             device_lists = await self.device_lists.get_updates(
-                user_id, memberships, since, events_upto, upto[DEVICE_LISTS]
+                user_id, memberships, since, events_upto, upto[DEVICE_LISTS], changed
             )
             if device_lists:
                 body["device_lists"] = device_lists

@@ -120,9 +120,11 @@ class DeviceListsSource(SyncSource, Protocol):
         since: SyncToken,
         events_upto: int,
         to_pos: int,
+        moved_rooms: set[str] | None = None,
     ) -> JsonDict | None:
         """`device_lists` ({"changed", "left"}) of an incremental sync, or None if empty:
-        device list changes up to `to_pos` and membership changes up to `events_upto`."""
+        device list changes up to `to_pos` and membership changes up to `events_upto`;
+        `moved_rooms`, when known, are the only rooms with events since the token."""
         ...
 
     async def key_counts(self, user_id: str, device_id: str) -> JsonDict:
