@@ -1,8 +1,9 @@
 """matrix-nio with its end-to-end encryption (vodozemac), a real client, against Ranvier: two
 clients of two users in an encrypted room; Alice's message reaches Bob as Megolm ciphertext
-and Bob reads the plaintext, and Bob's answer reaches Alice the same way. Keys travel the way they do between real clients: device and
-one-time keys through /keys/upload, /keys/query and /keys/claim, the room key in an
-Olm-encrypted to-device message, the one-time key count and device list changes in /sync."""
+and Bob reads the plaintext, and Bob's answer reaches Alice the same way. Keys travel the
+way they do between real clients: device and one-time keys through /keys/upload,
+/keys/query and /keys/claim, the room key in an Olm-encrypted to-device message, the
+one-time key count and device list changes in /sync."""
 
 from __future__ import annotations
 
