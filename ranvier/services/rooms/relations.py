@@ -226,8 +226,16 @@ class RelationsService:
         }
         if not parents:
             return {}
+        # most events have no relations at all: one look first
+        types = await relation_store.get_relation_types_of(self._db, parents)
+        if not types:
+            return {}
         result: dict[str, dict[str, Any]] = {}
-        rows = await relation_store.get_children_of(self._db, parents, (REPLACE, REFERENCE))
+        rows = await relation_store.get_children_of(
+            self._db,
+            [p for p, found in types.items() if REPLACE in found or REFERENCE in found],
+            (REPLACE, REFERENCE),
+        )
         children = await self._visible(user_id, [row.event_id for row in rows])
         await self._add_edits(result, parents, rows, children, user_id)
         for row in rows:
@@ -238,8 +246,9 @@ class RelationsService:
                     REFERENCE, {"chunk": []}
                 )
                 references["chunk"].append({"event_id": row.event_id})
-        if with_threads:
-            await self._add_threads(result, parents, user_id)
+        threads = {p: parents[p] for p, found in types.items() if THREAD in found}
+        if with_threads and threads:
+            await self._add_threads(result, threads, user_id)
         return result
 
     async def _add_edits(
