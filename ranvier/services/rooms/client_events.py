@@ -18,7 +18,6 @@ from ranvier.protocol.redaction import redact
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.redactions import Redactions
 from ranvier.storage import events as event_store
-from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 
 REDACTION = "m.room.redaction"
@@ -131,8 +130,8 @@ class ClientEventSerializer:
         state_events = [event for event in events if event.is_state() and event.prev_event_ids]
         if not state_events:
             return {}
-        prev_groups = await state_store.get_event_state_groups(
-            self._db, {event.prev_event_ids[0] for event in state_events}
+        prev_groups = await self._loader.state_groups_of(
+            event.prev_event_ids[0] for event in state_events
         )
         replaced: dict[str, str] = {}
         for event in state_events:

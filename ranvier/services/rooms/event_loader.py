@@ -3,7 +3,7 @@ database for the same event twice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from cachetools import LRUCache
 
@@ -20,6 +20,8 @@ class EventLoader:
         self._db = db
         self._event_id_to_event: LRUCache[str, Event] = LRUCache(maxsize=events_cache_size)
         self._group_to_state: LRUCache[int, StateMap] = LRUCache(maxsize=state_cache_size)
+        # an event's state group never changes once it is persisted
+        self._event_id_to_state_group: LRUCache[str, int] = LRUCache(maxsize=events_cache_size)
 
     def remember(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -48,6 +50,25 @@ class EventLoader:
 
     def remember_state_group(self, group: int, state: StateMap) -> None:
         self._group_to_state[group] = dict(state)
+
+    def remember_state_groups(self, event_id_to_group: Mapping[str, int]) -> None:
+        self._event_id_to_state_group.update(event_id_to_group)
+
+    async def state_groups_of(self, event_ids: Iterable[str]) -> dict[str, int]:
+        """event ID -> the state group after it, for the events that have one."""
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for event_id in dict.fromkeys(event_ids):
+            group = self._event_id_to_state_group.get(event_id)
+            if group is None:
+                missing.append(event_id)
+            else:
+                found[event_id] = group
+        if missing:
+            loaded = await state_store.get_event_state_groups(self._db, missing)
+            self._event_id_to_state_group.update(loaded)
+            found.update(loaded)
+        return found
 
     async def load_state_groups(self, groups: Iterable[int]) -> None:
         """Bring many groups into the cache with one query, ahead of per-group reads."""

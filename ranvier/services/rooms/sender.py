@@ -419,6 +419,7 @@ class RoomEventSender:
             current = self.positions.finish(positions)
         self._room_id_to_head[room_id] = head
         self.loader.remember(events)
+        self.loader.remember_state_groups({item.event.event_id: item.state_group for item in built})
         for callback in (*self.on_readable, *self.on_persisted):
             await callback(events, current)
 

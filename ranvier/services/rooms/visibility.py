@@ -102,13 +102,11 @@ class HistoryVisibility:
         """The events the user may see, in the order given."""
         if not events:
             return []
-        groups = await state_store.get_event_state_groups(self._db, [e.event_id for e in events])
+        groups = await self._loader.state_groups_of(e.event_id for e in events)
         # the state before a user's own membership change or a visibility change: spec says
         # either side of such an event may allow seeing it
         special = [e for e in events if self._is_special(e, user_id) and e.prev_event_ids]
-        before_groups = await state_store.get_event_state_groups(
-            self._db, {e.prev_event_ids[0] for e in special}
-        )
+        before_groups = await self._loader.state_groups_of(e.prev_event_ids[0] for e in special)
         views: dict[int, tuple[str, str | None]] = {}
         for group_id in {*groups.values(), *before_groups.values()}:
             state = await self._loader.get_state_group(group_id)

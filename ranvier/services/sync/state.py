@@ -18,7 +18,6 @@ from typing import Any
 from ranvier.protocol.events import Event
 from ranvier.protocol.filters import RoomEventFilter
 from ranvier.services.rooms.event_loader import EventLoader
-from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 from ranvier.storage.state import StateKey, StateMap
 
@@ -79,7 +78,7 @@ class StateLoader:
 
     async def state_after(self, event_ids: Iterable[str]) -> dict[str, StateMap]:
         """event ID -> the room state after it."""
-        groups = await state_store.get_event_state_groups(self._db, event_ids)
+        groups = await self._loader.state_groups_of(event_ids)
         await self._loader.load_state_groups(groups.values())
         found: dict[str, StateMap] = {}
         for event_id, group in groups.items():

@@ -15,7 +15,6 @@ from ranvier.protocol.events import Event
 from ranvier.protocol.filters import RoomEventFilter
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.visibility import HistoryVisibility
-from ranvier.storage import state as state_store
 from ranvier.storage import sync as sync_store
 from ranvier.storage.database import Database
 from ranvier.storage.sync import TimelineRow
@@ -155,9 +154,7 @@ class TimelineLoader:
         ]
         # history visibility reads the state at each event, group by group: fetch the
         # groups of every room in one query first
-        groups = await state_store.get_event_state_groups(
-            self._db, [e.event_id for e in candidates]
-        )
+        groups = await self._loader.state_groups_of(e.event_id for e in candidates)
         await self._loader.load_state_groups(groups.values())
         visible = {
             e.event_id for e in await self._visibility.filter_events_for_client(user_id, candidates)
