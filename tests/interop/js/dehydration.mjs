@@ -8,29 +8,12 @@
 // Output (stdout, one JSON line): what each step observed, or {error, stage}. The SDK's own
 // logging goes to stderr.
 
-const writeResult = (result) => process.stdout.write(JSON.stringify(result) + "\n");
-const verbose = process.env.INTEROP_JS_LOG === "debug";
-for (const method of ["log", "info"]) console[method] = console.error;
-for (const method of ["debug", "trace"]) console[method] = verbose ? console.error : () => {};
-if (verbose) {
-    // every request the clients make, with its body, and the answer's status
-    const realFetch = globalThis.fetch;
-    globalThis.fetch = async (url, init) => {
-        const response = await realFetch(url, init);
-        console.error(`HTTP ${init?.method ?? "GET"} ${url} ${init?.body ?? ""} -> ${response.status}`);
-        return response;
-    };
-}
+import { api, decryption, readInput, run, startClient, until } from "./clients.mjs";
 
-const sdk = await import("matrix-js-sdk");
 const { CryptoEvent } = await import("matrix-js-sdk/lib/crypto-api/index.js");
-const { logger } = await import("matrix-js-sdk/lib/logger.js");
-logger.setLevel(process.env.INTEROP_JS_LOG ?? "warn");
 
 const DEHYDRATED = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device";
-const STEP_TIMEOUT_MS = 20000;
 let stage = "start";
-const clients = [];
 // what Bob would type in: the secret storage key, shared by his logins
 const secretStorageKeys = new Map();
 const cryptoCallbacks = {
@@ -43,61 +26,6 @@ const cryptoCallbacks = {
     cacheSecretStorageKey: (keyId, _keyInfo, key) => secretStorageKeys.set(keyId, key),
 };
 
-async function readInput() {
-    const chunks = [];
-    for await (const chunk of process.stdin) chunks.push(chunk);
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-}
-
-async function until(what, probe, timeoutMs = STEP_TIMEOUT_MS, intervalMs = 100) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value !== undefined) return value;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    }
-}
-
-async function startClient(baseUrl, session) {
-    const client = sdk.createClient({
-        baseUrl,
-        userId: session.user_id,
-        accessToken: session.access_token,
-        deviceId: session.device_id,
-        cryptoCallbacks,
-    });
-    clients.push(client);
-    await client.initRustCrypto({ useIndexedDB: false });
-    await client.startClient({ initialSyncLimit: 20 });
-    await until(`${session.user_id}'s first sync`, () =>
-        client.isInitialSyncComplete() ? true : undefined,
-    );
-    return client;
-}
-
-async function api(baseUrl, method, path, token, body) {
-    const response = await fetch(baseUrl + path, {
-        method,
-        headers: {
-            "Content-Type": "application/json",
-            ...(token ? { Authorization: `Bearer ${token}` } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = await response.json();
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-    return json;
-}
-
-function decryption(client, roomId, eventId) {
-    const event = client.getRoom(roomId)?.findEventById(eventId);
-    if (event === undefined || event.isBeingDecrypted()) return undefined;
-    if (event.isDecryptionFailure()) return { failure: event.decryptionFailureReason };
-    if (event.getType() !== "m.room.message") return undefined;
-    return { type: event.getWireType(), body: event.getContent().body };
-}
-
 async function main() {
     const input = await readInput();
     const { baseUrl } = input;
@@ -105,8 +33,8 @@ async function main() {
     const result = {};
 
     stage = "start clients";
-    const alice = await startClient(baseUrl, input.alice);
-    const bob = await startClient(baseUrl, input.bob);
+    const alice = await startClient(baseUrl, input.alice, cryptoCallbacks);
+    const bob = await startClient(baseUrl, input.bob, cryptoCallbacks);
 
     stage = "Bob's cross-signing and secret storage";
     await bob.getCrypto().bootstrapCrossSigning({
@@ -165,7 +93,7 @@ async function main() {
         password: input.bobPassword,
     });
     result.new_device_id = login.device_id;
-    const bob2 = await startClient(baseUrl, login);
+    const bob2 = await startClient(baseUrl, login, cryptoCallbacks);
     await until("the new login seeing the room", () => (bob2.getRoom(roomId) ? true : undefined));
     result.before_rehydration = await until("the new login's first decryption attempt", () =>
         decryption(bob2, roomId, eventId),
@@ -191,19 +119,4 @@ async function main() {
     return result;
 }
 
-const deadline = setTimeout(() => {
-    writeResult({ error: "overall timeout", stage });
-    process.exit(2);
-}, 100000);
-
-try {
-    writeResult(await main());
-    process.exitCode = 0;
-} catch (error) {
-    writeResult({ error: String(error?.stack ?? error), stage });
-    process.exitCode = 1;
-} finally {
-    clearTimeout(deadline);
-    for (const client of clients) client.stopClient();
-    setTimeout(() => process.exit(), 100);
-}
+await run(main, () => stage, 100000);

@@ -8,30 +8,11 @@
 // Output (stdout, one JSON line): what each step observed, or {error, stage, log}; the test
 // asserts on it. The SDK's own logging goes to stderr.
 
-// the SDK logs through console; keep stdout for the one result line, and drop the Rust crypto
-// stack's debug tracing unless INTEROP_JS_LOG=debug asks for it
-const writeResult = (result) => process.stdout.write(JSON.stringify(result) + "\n");
-const verbose = process.env.INTEROP_JS_LOG === "debug";
-for (const method of ["log", "info"]) console[method] = console.error;
-for (const method of ["debug", "trace"]) console[method] = verbose ? console.error : () => {};
-if (verbose) {
-    // show every request the clients make, with its body, and the answer's status
-    const realFetch = globalThis.fetch;
-    globalThis.fetch = async (url, init) => {
-        const response = await realFetch(url, init);
-        console.error(`HTTP ${init?.method ?? "GET"} ${url} ${init?.body ?? ""} -> ${response.status}`);
-        return response;
-    };
-}
+import { api, decryption, readInput, run, startClient, STEP_TIMEOUT_MS, until } from "./clients.mjs";
 
-const sdk = await import("matrix-js-sdk");
-const { logger } = await import("matrix-js-sdk/lib/logger.js");
 const { decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/recovery-key.js");
-logger.setLevel(process.env.INTEROP_JS_LOG ?? "warn");
 
-const STEP_TIMEOUT_MS = 20000;
 let stage = "start";
-const clients = [];
 // the secret storage key a client has at hand: Bob's first device made it, his new login
 // gets it only when he types his recovery key in
 let secretStorageKey = null;
@@ -42,71 +23,14 @@ const cryptoCallbacks = {
     },
 };
 
-async function readInput() {
-    const chunks = [];
-    for await (const chunk of process.stdin) chunks.push(chunk);
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-}
-
-// poll `probe` until it returns something other than undefined
-async function until(what, probe, timeoutMs = STEP_TIMEOUT_MS, intervalMs = 100) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value !== undefined) return value;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    }
-}
-
-async function startClient(baseUrl, session, password) {
-    const client = sdk.createClient({
-        baseUrl,
-        userId: session.user_id,
-        accessToken: session.access_token,
-        deviceId: session.device_id,
-        cryptoCallbacks,
-    });
-    clients.push(client);
-    await client.initRustCrypto({ useIndexedDB: false });
-    await client.startClient({ initialSyncLimit: 20 });
-    await until(`${session.user_id}'s first sync`, () =>
-        client.isInitialSyncComplete() ? true : undefined,
-    );
-    return client;
-}
-
-async function api(baseUrl, method, path, token, body) {
-    const response = await fetch(baseUrl + path, {
-        method,
-        headers: {
-            "Content-Type": "application/json",
-            ...(token ? { Authorization: `Bearer ${token}` } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = await response.json();
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-    return json;
-}
-
-// the event's plaintext once the client has decrypted it, "failure" once it has given up
-function decryption(client, roomId, eventId) {
-    const event = client.getRoom(roomId)?.findEventById(eventId);
-    if (event === undefined || event.isBeingDecrypted()) return undefined;
-    if (event.isDecryptionFailure()) return { failure: event.decryptionFailureReason };
-    if (event.getType() !== "m.room.message") return undefined;
-    return { type: event.getWireType(), body: event.getContent().body };
-}
-
 async function main() {
     const input = await readInput();
     const { baseUrl } = input;
     const result = {};
 
     stage = "start clients";
-    const alice = await startClient(baseUrl, input.alice);
-    const bob = await startClient(baseUrl, input.bob);
+    const alice = await startClient(baseUrl, input.alice, cryptoCallbacks);
+    const bob = await startClient(baseUrl, input.bob, cryptoCallbacks);
 
     stage = "Bob's cross-signing, secret storage and key backup";
     await bob.getCrypto().bootstrapCrossSigning({
@@ -194,7 +118,7 @@ async function main() {
         initial_device_display_name: "js-sdk bob, second login",
     });
     result.new_device_id = login.device_id;
-    const bob2 = await startClient(baseUrl, login);
+    const bob2 = await startClient(baseUrl, login, cryptoCallbacks);
     await until("the new login seeing the room", () => (bob2.getRoom(roomId) ? true : undefined));
     result.new_login_before_restore = await until("the new login's first decryption attempt", () =>
         decryption(bob2, roomId, eventId),
@@ -215,20 +139,4 @@ async function main() {
     return result;
 }
 
-const deadline = setTimeout(() => {
-    writeResult({ error: "overall timeout", stage });
-    process.exit(2);
-}, 90000);
-
-try {
-    writeResult(await main());
-    process.exitCode = 0;
-} catch (error) {
-    writeResult({ error: String(error?.stack ?? error), stage });
-    process.exitCode = 1;
-} finally {
-    clearTimeout(deadline);
-    for (const client of clients) client.stopClient();
-    // the SDK keeps timers alive after stopClient
-    setTimeout(() => process.exit(), 100);
-}
+await run(main, () => stage, 90000);

@@ -6,46 +6,14 @@
 // Output (stdout, JSON lines): {ready: true} once it can be written to; then {seen, reply_event_id}
 // or {error, stage}. The SDK's own logging goes to stderr.
 
-const writeLine = (line) => process.stdout.write(JSON.stringify(line) + "\n");
-for (const method of ["log", "info"]) console[method] = console.error;
-for (const method of ["debug", "trace"]) console[method] = () => {};
+import { readInput, run, startClient, until, writeLine } from "./clients.mjs";
 
-const sdk = await import("matrix-js-sdk");
-const { logger } = await import("matrix-js-sdk/lib/logger.js");
-logger.setLevel(process.env.INTEROP_JS_LOG ?? "warn");
-
-const STEP_TIMEOUT_MS = 20000;
 let stage = "start";
-let client = null;
-
-async function readInput() {
-    const chunks = [];
-    for await (const chunk of process.stdin) chunks.push(chunk);
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-}
-
-async function until(what, probe, timeoutMs = STEP_TIMEOUT_MS) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value !== undefined) return value;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-}
 
 async function main() {
     const { baseUrl, session, roomId, reply } = await readInput();
     stage = "start the client";
-    client = sdk.createClient({
-        baseUrl,
-        userId: session.user_id,
-        accessToken: session.access_token,
-        deviceId: session.device_id,
-    });
-    await client.initRustCrypto({ useIndexedDB: false });
-    await client.startClient({ initialSyncLimit: 20 });
-    await until("the first sync", () => (client.isInitialSyncComplete() ? true : undefined));
+    const client = await startClient(baseUrl, session);
 
     stage = "join and publish keys";
     await client.joinRoom(roomId);
@@ -86,19 +54,4 @@ async function main() {
     return { seen, reply_event_id: replyEventId };
 }
 
-const deadline = setTimeout(() => {
-    writeLine({ error: "overall timeout", stage });
-    process.exit(2);
-}, 60000);
-
-try {
-    writeLine(await main());
-    process.exitCode = 0;
-} catch (error) {
-    writeLine({ error: String(error?.stack ?? error), stage });
-    process.exitCode = 1;
-} finally {
-    clearTimeout(deadline);
-    client?.stopClient();
-    setTimeout(() => process.exit(), 100);
-}
+await run(main, () => stage, 60000);
