@@ -1,3 +1,3 @@
-from tests.integration.conftest import module_database
+from tests.integration.conftest import module_database, server
 
-__all__ = ["module_database"]
+__all__ = ["module_database", "server"]

@@ -12,100 +12,34 @@ without them the tests fail rather than skip.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.integration.homeserver import RunningServer, serving
-from tests.integration.matrix import (
-    CLIENT,
-    DEFAULT_PASSWORD,
-    REGISTRATION_CONFIG,
-    Session,
-    authed,
-    register,
-)
+from tests.integration.homeserver import RunningServer
+from tests.integration.matrix import CLIENT, authed
+from tests.interop.node import Run, run_alice_and_bob
 
-JS_DIR = Path(__file__).parent / "js"
-SCRIPT = JS_DIR / "e2ee.mjs"
+SCRIPT = "e2ee.mjs"
 SCRIPT_TIMEOUT = 120.0
 BODY = "The Cheshire Cat's grin, end to end encrypted"
 DEFAULT_KEY = "m.secret_storage.default_key"
 BACKUP_SECRET = "m.megolm_backup.v1"
 
 
-def node() -> str:
-    path = shutil.which("node")
-    if path is None:
-        pytest.fail("node is not installed: the matrix-js-sdk interop tests need Node 20 or newer")
-    if not (JS_DIR / "node_modules" / "matrix-js-sdk").is_dir():
-        pytest.fail(f"matrix-js-sdk is not installed: run `npm ci` in {JS_DIR} (make test does)")
-    return path
-
-
-def run_script(server: RunningServer, alice: Session, bob: Session) -> dict[str, Any]:
-    sessions = {
-        name: {"user_id": s.user_id, "access_token": s.access_token, "device_id": s.device_id}
-        for name, s in (("alice", alice), ("bob", bob))
-    }
-    stdin = {"baseUrl": server.url, **sessions, "bobPassword": DEFAULT_PASSWORD, "body": BODY}
-    finished = subprocess.run(
-        [node(), str(SCRIPT)],
-        input=json.dumps(stdin),
-        capture_output=True,
-        text=True,
-        timeout=SCRIPT_TIMEOUT,
-        cwd=JS_DIR,
-    )
-    lines = finished.stdout.strip().splitlines()
-    assert lines, f"no result (exit {finished.returncode}):\n{finished.stderr[-4000:]}"
-    result: dict[str, Any] = json.loads(lines[-1])
-    if "error" in result:
-        pytest.fail(
-            f"{result['error']} at {result['stage']!r}\n"
-            f"{finished.stderr[-4000:]}\n{server.log()[-4000:]}"
-        )
-    assert finished.returncode == 0, finished.stderr[-4000:]
-    return result
-
-
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    with serving(tmp_path_factory.mktemp("hs"), module_database, **REGISTRATION_CONFIG) as running:
-        yield running
-
-
-@dataclass(frozen=True)
-class Exchange:
-    result: dict[str, Any]
-    alice: Session
-    bob: Session
-
-
-@pytest.fixture(scope="module")
-def exchange(server: RunningServer) -> Exchange:
-    alice = register(server.url, "alice", initial_device_display_name="js-sdk alice")
-    bob = register(server.url, "bob", initial_device_display_name="js-sdk bob")
-    return Exchange(run_script(server, alice, bob), alice, bob)
+def exchange(server: RunningServer) -> Run:
+    return run_alice_and_bob(server, SCRIPT, BODY, SCRIPT_TIMEOUT)
 
 
 def test_bob_decrypts_what_alice_sent(
-    exchange: Exchange,
+    exchange: Run,
 ) -> None:
     result = exchange.result
     assert result["bob_sees"] == {"type": "m.room.encrypted", "body": BODY}
 
 
-def test_the_server_stores_only_ciphertext(server: RunningServer, exchange: Exchange) -> None:
+def test_the_server_stores_only_ciphertext(server: RunningServer, exchange: Run) -> None:
     result, alice = exchange.result, exchange.alice
     room, event = quote(result["room_id"]), quote(result["event_id"])
     reply = authed(alice, "GET", f"{server.url}{CLIENT}/rooms/{room}/event/{event}")
@@ -119,7 +53,7 @@ def test_the_server_stores_only_ciphertext(server: RunningServer, exchange: Exch
     assert reply.json() == {"algorithm": "m.megolm.v1.aes-sha2"}
 
 
-def test_bob_backs_the_room_key_up(server: RunningServer, exchange: Exchange) -> None:
+def test_bob_backs_the_room_key_up(server: RunningServer, exchange: Run) -> None:
     result, bob = exchange.result, exchange.bob
     assert result["bob_cross_signing_ready"] is True
     assert result["bob_secret_storage_ready"] is True
@@ -144,7 +78,7 @@ def test_bob_backs_the_room_key_up(server: RunningServer, exchange: Exchange) ->
 
 
 def test_a_new_login_reads_history_only_after_restoring_the_backup(
-    exchange: Exchange,
+    exchange: Run,
 ) -> None:
     result, bob = exchange.result, exchange.bob
     assert result["new_device_id"] != bob.device_id

@@ -7,7 +7,7 @@ one-time key count and device list changes in /sync."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,21 +26,13 @@ from nio import (
     SyncResponse,
 )
 
-from tests.integration.homeserver import RunningServer, serving
-from tests.integration.matrix import CLIENT, REGISTRATION_CONFIG, Session, authed
+from tests.integration.homeserver import RunningServer
+from tests.integration.matrix import CLIENT, Session, authed
 
 PASSWORD = "correct horse battery staple"
 ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
 BODY = "Twinkle, twinkle, little bat, end to end encrypted"
 REPLY = "How I wonder what you're at"
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    with serving(tmp_path_factory.mktemp("hs"), module_database, **REGISTRATION_CONFIG) as running:
-        yield running
 
 
 async def encrypting_client(server: RunningServer, localpart: str, store: Path) -> AsyncClient:
@@ -77,6 +69,18 @@ async def received(client: AsyncClient, room_id: str, event_id: str) -> tuple[An
     raise AssertionError(f"{event_id} never reached {client.user_id}'s sync")
 
 
+async def send_text(client: AsyncClient, room_id: str, body: str) -> RoomSendResponse:
+    """`body` sent encrypted to every device in the room, verified or not."""
+    sent = await client.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": body},
+        ignore_unverified_devices=True,
+    )
+    assert isinstance(sent, RoomSendResponse), sent
+    return sent
+
+
 @pytest.fixture
 async def clients(tmp_path: Path, server: RunningServer) -> AsyncIterator[list[AsyncClient]]:
     made: list[AsyncClient] = []
@@ -111,13 +115,7 @@ async def test_each_decrypts_what_the_other_sent(
     assert bob.user_id in alice.rooms[room_id].users
     # room_send queries Bob's device keys, claims a one-time key, sends the room key to his
     # device as an Olm to-device message, and then the Megolm-encrypted message
-    sent = await alice.room_send(
-        room_id,
-        "m.room.message",
-        {"msgtype": "m.text", "body": BODY},
-        ignore_unverified_devices=True,
-    )
-    assert isinstance(sent, RoomSendResponse), sent
+    sent = await send_text(alice, room_id, BODY)
     assert bob.device_id in alice.device_store[bob.user_id]
 
     message, bob_sync = await received(bob, room_id, sent.event_id)
@@ -133,13 +131,7 @@ async def test_each_decrypts_what_the_other_sent(
     assert bob_sync.device_key_count.signed_curve25519 == full - 1
 
     # and back: Bob shares a room key of his own over the Olm session Alice opened
-    reply_sent = await bob.room_send(
-        room_id,
-        "m.room.message",
-        {"msgtype": "m.text", "body": REPLY},
-        ignore_unverified_devices=True,
-    )
-    assert isinstance(reply_sent, RoomSendResponse), reply_sent
+    reply_sent = await send_text(bob, room_id, REPLY)
     answer, alice_sync = await received(alice, room_id, reply_sent.event_id)
     assert isinstance(answer, RoomMessageText), answer
     assert (answer.sender, answer.body, answer.decrypted) == (bob.user_id, REPLY, True)

@@ -6,30 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nio import RoomCreateResponse, RoomMessageText, RoomSendResponse
+from nio import RoomCreateResponse, RoomMessageText
 
-from tests.integration.homeserver import RunningServer, serving
-from tests.integration.matrix import REGISTRATION_CONFIG, register
-from tests.interop.test_e2ee_js import JS_DIR, node
-from tests.interop.test_e2ee_nio import ENCRYPTION, encrypting_client, received, synced
+from tests.integration.homeserver import RunningServer
+from tests.integration.matrix import register
+from tests.interop.node import JS_DIR, node, session_input
+from tests.interop.test_e2ee_nio import ENCRYPTION, encrypting_client, received, send_text, synced
 
 PARTNER = JS_DIR / "partner.mjs"
 LINE_TIMEOUT = 60.0
 BODY = "Off with their heads, from Python"
 REPLY = "Curiouser and curiouser, from Node"
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    with serving(tmp_path_factory.mktemp("hs"), module_database, **REGISTRATION_CONFIG) as running:
-        yield running
 
 
 async def next_line(
@@ -71,12 +62,7 @@ async def test_nio_and_js_sdk_read_each_other(server: RunningServer, tmp_path: P
             )
         try:
             assert process.stdin is not None
-            session = {
-                "user_id": bob.user_id,
-                "access_token": bob.access_token,
-                "device_id": bob.device_id,
-            }
-            request = {"baseUrl": server.url, "session": session, "roomId": room_id}
+            request = {"baseUrl": server.url, "session": session_input(bob), "roomId": room_id}
             process.stdin.write(json.dumps({**request, "reply": REPLY}).encode())
             process.stdin.close()
             # Bob has joined and his device keys are on the server
@@ -84,13 +70,7 @@ async def test_nio_and_js_sdk_read_each_other(server: RunningServer, tmp_path: P
 
             await synced(alice)
             assert bob.user_id in alice.rooms[room_id].users
-            sent = await alice.room_send(
-                room_id,
-                "m.room.message",
-                {"msgtype": "m.text", "body": BODY},
-                ignore_unverified_devices=True,
-            )
-            assert isinstance(sent, RoomSendResponse), sent
+            await send_text(alice, room_id, BODY)
             assert bob.device_id in alice.device_store[bob.user_id]
 
             done = await next_line(process, stderr, server)

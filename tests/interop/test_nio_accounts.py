@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
 from nio import (
     AsyncClient,
     DevicesResponse,
@@ -18,24 +14,7 @@ from nio import (
     WhoamiResponse,
 )
 
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        enable_registration=True,
-        enable_registration_without_verification=True,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+from tests.integration.homeserver import RunningServer
 
 
 async def test_register_login_profile_devices_logout(server: RunningServer) -> None:
