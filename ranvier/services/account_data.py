@@ -12,6 +12,7 @@ from typing import Any
 
 from ranvier.http.errors import MatrixError, bad_json
 from ranvier.storage.account_data import AccountDataChanges, AccountDataStore
+from ranvier.streams.change_log import ChangeLog
 
 FULLY_READ = "m.fully_read"
 PUSH_RULES = "m.push_rules"
@@ -69,6 +70,10 @@ class AccountDataService:
         self._type_to_generator: dict[str, Callable[[str], Awaitable[dict[str, Any]]]] = {}
         # (user_id, position) after every change: the notifier wakes the user's syncs
         self.on_change: list[Callable[[str, int], None]] = []
+        # user ID -> the position of their last change, from the first sync on; every write
+        # below is recorded, so a sync can tell without a query that nothing changed
+        self._user_changes = ChangeLog(floor=0)
+        self._floor_known = False
 
     def serve_generated(
         self, data_type: str, generate: Callable[[str], Awaitable[dict[str, Any]]]
@@ -77,12 +82,20 @@ class AccountDataService:
 
     def _changed(self, user_id: str, position: int | None) -> int | None:
         if position is not None:
+            self._user_changes.record(user_id, position)
             for callback in self.on_change:
                 callback(user_id, position)
         return position
 
     async def changes_since(self, user_id: str, since: int) -> AccountDataChanges:
-        """For /sync: what changed after stream position `since` (0: everything)."""
+        """For /sync: what changed after stream position `since` (0: everything). When
+        nothing did, the answer keeps `since` as its position, without a query."""
+        if not self._floor_known:
+            # changes before this read are at or below it; later ones are all recorded
+            self._user_changes.floor = await self._store.current_stream_position()
+            self._floor_known = True
+        if since and self._user_changes.changed_since([user_id], since) == set():
+            return AccountDataChanges(global_data={}, room_data={}, position=since)
         return await self._store.get_changes_since(user_id, since)
 
     @staticmethod
@@ -127,7 +140,10 @@ class AccountDataService:
     async def set_fully_read(self, user_id: str, room_id: str, event_id: str) -> int:
         """Move the user's read marker (spec: "Fully read markers"); the receipts service
         calls this for /read_markers and m.fully_read receipts, after its own checks."""
-        return await self._store.set_room(user_id, room_id, FULLY_READ, {"event_id": event_id})
+        position = await self._store.set_room(user_id, room_id, FULLY_READ, {"event_id": event_id})
+        # the receipts service tells the notifier itself
+        self._user_changes.record(user_id, position)
+        return position
 
     async def get_room(
         self, requester: str, user_id: str, room_id: str, data_type: str

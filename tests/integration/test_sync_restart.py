@@ -34,6 +34,7 @@ def test_tokens_survive_a_restart(config: tuple[Path, int]) -> None:
         say(server, alice, room_id, "before the restart")
         token = sync(server, alice)["next_batch"]
         say(server, alice, room_id, "not yet seen")
+        set_account_data(server, alice, "org.example.before", {"made": "before"})
     finally:
         assert server.stop() == 0, server.log()
     server = start_server(path, port)
@@ -41,10 +42,15 @@ def test_tokens_survive_a_restart(config: tuple[Path, int]) -> None:
         again = Session(alice.user_id, alice.access_token, alice.device_id)
         body = sync(server, again, since=token)
         assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["not yet seen"]
+        assert account_data(body) == {"org.example.before": {"made": "before"}}
         after = body["next_batch"]
+        body = sync(server, again, since=after)
+        assert account_data(body) == {}
         say(server, again, room_id, "after the restart")
+        set_account_data(server, again, "org.example.after", {"made": "after"})
         body = sync(server, again, since=after)
         assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["after the restart"]
+        assert account_data(body) == {"org.example.after": {"made": "after"}}
         # a second device's initial sync agrees
         other = login(server.url, "alice")
         timeline = joined_room(sync(server, other), room_id)["timeline"]["events"]
@@ -52,6 +58,15 @@ def test_tokens_survive_a_restart(config: tuple[Path, int]) -> None:
         assert authed(other, "GET", server.url + "/_matrix/client/v3/account/whoami").status == 200
     finally:
         assert server.stop() == 0, server.log()
+
+
+def set_account_data(server: Any, session: Session, data_type: str, content: Any) -> None:
+    url = f"{server.url}/_matrix/client/v3/user/{session.user_id}/account_data/{data_type}"
+    assert authed(session, "PUT", url, content).status == 200
+
+
+def account_data(body: dict[str, Any]) -> dict[str, Any]:
+    return {e["type"]: e["content"] for e in body.get("account_data", {}).get("events", [])}
 
 
 def test_repeated_requests_get_the_same_answer(config: tuple[Path, int]) -> None:

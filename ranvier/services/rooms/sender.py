@@ -38,8 +38,8 @@ from ranvier.storage.database import Database
 from ranvier.storage.events import EventRow
 from ranvier.storage.memberships import MembershipRow, insert_memberships
 from ranvier.storage.state import StateKey, StateMap
+from ranvier.streams.change_log import ChangeLog
 from ranvier.streams.positions import StreamPositions
-from ranvier.streams.room_changes import RoomChanges
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,8 @@ class RoomEventSender:
         self._room_id_to_queue: dict[str, list[_Pending]] = {}
         self._room_id_to_worker: dict[str, asyncio.Task[None]] = {}
         self._txn_to_future: dict[Txn, asyncio.Future[Event]] = {}
-        self.room_changes = RoomChanges(self.positions.current)
+        # room ID -> its newest event's position
+        self.room_changes = ChangeLog(self.positions.current)
 
     @classmethod
     async def create(

@@ -1,12 +1,12 @@
-"""The in-memory answer to "which rooms moved after position N"."""
+"""The in-memory answer to "which keys changed after position N"."""
 
 from __future__ import annotations
 
-from ranvier.streams.room_changes import RoomChanges
+from ranvier.streams.change_log import ChangeLog
 
 
 def test_rooms_with_events_after_the_position_are_reported() -> None:
-    changes = RoomChanges(floor=10)
+    changes = ChangeLog(floor=10)
     changes.record("!a", 11)
     changes.record("!b", 12)
     changes.record("!a", 13)
@@ -18,14 +18,14 @@ def test_rooms_with_events_after_the_position_are_reported() -> None:
 
 
 def test_before_the_floor_the_answer_is_unknown() -> None:
-    changes = RoomChanges(floor=10)
+    changes = ChangeLog(floor=10)
     changes.record("!a", 11)
     assert changes.changed_since(["!a"], 9) is None
     assert changes.changed_since(["!a"], 0) is None
 
 
 def test_forgetting_rooms_raises_the_floor_so_no_change_is_missed() -> None:
-    changes = RoomChanges(floor=0, max_rooms=4)
+    changes = ChangeLog(floor=0, max_keys=4)
     for number in range(1, 6):
         changes.record(f"!r{number}", number)
     # the oldest rooms were forgotten: a question from before them is unknown
