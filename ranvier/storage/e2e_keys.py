@@ -32,8 +32,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from ranvier.protocol.e2e_keys import same_signed_content
 from ranvier.storage.database import Database
@@ -189,6 +191,24 @@ def _with_signatures_of(stored: JsonDict, new: JsonDict) -> JsonDict:
     return {**stored, "signatures": signatures}
 
 
+def _fallback_key_of(
+    user_id: str, device_id: str, algorithm: str
+) -> tuple[ColumnElement[bool], ...]:
+    """Where a device's fallback key for an algorithm is: it has at most one."""
+    return (
+        e2e_fallback_keys.c.user_id == user_id,
+        e2e_fallback_keys.c.device_id == device_id,
+        e2e_fallback_keys.c.algorithm == algorithm,
+    )
+
+
+async def _stored_fallback_key(
+    conn: AsyncConnection, where: tuple[ColumnElement[bool], ...]
+) -> Row[Any, Any] | None:
+    query = select(e2e_fallback_keys.c.key_id, e2e_fallback_keys.c.key_json).where(*where)
+    return (await conn.execute(query)).first()
+
+
 class E2eKeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -334,16 +354,8 @@ class E2eKeyStore:
         key_id: str,
         key: Any,
     ) -> None:
-        where = (
-            e2e_fallback_keys.c.user_id == user_id,
-            e2e_fallback_keys.c.device_id == device_id,
-            e2e_fallback_keys.c.algorithm == algorithm,
-        )
-        stored = (
-            await conn.execute(
-                select(e2e_fallback_keys.c.key_id, e2e_fallback_keys.c.key_json).where(*where)
-            )
-        ).first()
+        where = _fallback_key_of(user_id, device_id, algorithm)
+        stored = await _stored_fallback_key(conn, where)
         if stored is not None and stored.key_id == key_id and _same(stored.key_json, key):
             # the same key again (a retried upload): it stays used if it was
             return
@@ -475,16 +487,8 @@ class E2eKeyStore:
     async def _claim_fallback_key(
         self, conn: AsyncConnection, user_id: str, device_id: str, algorithm: str
     ) -> tuple[str, Any] | None:
-        where = (
-            e2e_fallback_keys.c.user_id == user_id,
-            e2e_fallback_keys.c.device_id == device_id,
-            e2e_fallback_keys.c.algorithm == algorithm,
-        )
-        row = (
-            await conn.execute(
-                select(e2e_fallback_keys.c.key_id, e2e_fallback_keys.c.key_json).where(*where)
-            )
-        ).first()
+        where = _fallback_key_of(user_id, device_id, algorithm)
+        row = await _stored_fallback_key(conn, where)
         if row is None:
             return None
         await conn.execute(update(e2e_fallback_keys).where(*where).values(used=True))
