@@ -17,7 +17,6 @@ from ranvier.protocol.events import Event
 from ranvier.protocol.redaction import redact
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.redactions import Redactions
-from ranvier.storage import events as event_store
 from ranvier.storage.database import Database
 
 REDACTION = "m.room.redaction"
@@ -100,9 +99,7 @@ class ClientEventSerializer:
         txn_ids: dict[str, str] = {}
         if requester_device_id is not None:
             own = [event.event_id for event in events if event.sender == requester_user_id]
-            txn_ids = await event_store.get_txn_ids(
-                self._db, requester_user_id, requester_device_id, own
-            )
+            txn_ids = await self._loader.txn_ids_of(requester_user_id, requester_device_id, own)
         previous = await self._previous_states(events) if include_previous else {}
         relations = bundled_aggregations or {}
         return [

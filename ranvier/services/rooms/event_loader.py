@@ -22,6 +22,11 @@ class EventLoader:
         self._group_to_state: LRUCache[int, StateMap] = LRUCache(maxsize=state_cache_size)
         # an event's state group never changes once it is persisted
         self._event_id_to_state_group: LRUCache[str, int] = LRUCache(maxsize=events_cache_size)
+        # event ID -> (user, device, txn ID) it was sent with, or None if none: known for
+        # the events this process persisted, so serving them needs no lookup
+        self._event_id_to_txn: LRUCache[str, tuple[str, str, str] | None] = LRUCache(
+            maxsize=events_cache_size
+        )
 
     def remember(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -50,6 +55,26 @@ class EventLoader:
 
     def remember_state_group(self, group: int, state: StateMap) -> None:
         self._group_to_state[group] = dict(state)
+
+    def remember_txns(self, event_id_to_txn: Mapping[str, tuple[str, str, str] | None]) -> None:
+        self._event_id_to_txn.update(event_id_to_txn)
+
+    async def txn_ids_of(
+        self, user_id: str, device_id: str, event_ids: Iterable[str]
+    ) -> dict[str, str]:
+        """event ID -> the transaction ID this user's device sent it with."""
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for event_id in dict.fromkeys(event_ids):
+            if event_id not in self._event_id_to_txn:
+                missing.append(event_id)
+                continue
+            txn = self._event_id_to_txn[event_id]
+            if txn is not None and txn[0] == user_id and txn[1] == device_id:
+                found[event_id] = txn[2]
+        if missing:
+            found.update(await event_store.get_txn_ids(self._db, user_id, device_id, missing))
+        return found
 
     def remember_state_groups(self, event_id_to_group: Mapping[str, int]) -> None:
         self._event_id_to_state_group.update(event_id_to_group)

@@ -421,6 +421,12 @@ class RoomEventSender:
         self._room_id_to_head[room_id] = head
         self.loader.remember(events)
         self.loader.remember_state_groups({item.event.event_id: item.state_group for item in built})
+        self.loader.remember_txns(
+            {
+                item.event.event_id: None if item.txn is None else (*item.txn[:2], item.txn[3])
+                for item in built
+            }
+        )
         for callback in (*self.on_readable, *self.on_persisted):
             await callback(events, current)
 
