@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import Session, authed, make_admin, register
+from tests.integration.matrix import Session, authed, login, make_admin, register
 
 CLIENT = "/_matrix/client/v3"
 ADMIN = "/_synapse/admin/v1"
@@ -109,6 +109,11 @@ def test_get_event(server: RunningServer, alice: Session, eve: Session) -> None:
     assert "age" in event["unsigned"] and "hashes" not in event and "auth_events" not in event
     # the sending device sees its transaction ID
     assert event["unsigned"]["transaction_id"].startswith("t")
+    # another device of the same user does not
+    other_device = login(server.url, alice.user_id.split(":")[0][1:])
+    seen_elsewhere = authed(other_device, "GET", url(server, room_id, f"/event/{event_id}"))
+    assert seen_elsewhere.status == 200, seen_elsewhere.body
+    assert "transaction_id" not in seen_elsewhere.json()["unsigned"]
 
     missing = authed(alice, "GET", url(server, room_id, "/event/$nope"))
     assert (missing.status, missing.errcode) == (404, "M_NOT_FOUND")
