@@ -33,10 +33,19 @@ def sqlite_database(tmp_path: Path) -> dict[str, Any]:
     return {"name": "sqlite3", "args": {"database": str(tmp_path / "homeserver.db")}}
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    """One server per test module, on each engine, with open registration for `register`."""
-    with serving(tmp_path_factory.mktemp("hs"), module_database, **REGISTRATION_CONFIG) as running:
-        yield running
+def module_server(**overrides: Any) -> Any:
+    """A module-scoped `server` fixture, for a test module to assign to `server`: one server
+    per module, on each engine, with `overrides` on top of the generated test config."""
+
+    @pytest.fixture(scope="module")
+    def server(
+        tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
+    ) -> Iterator[RunningServer]:
+        with serving(tmp_path_factory.mktemp("hs"), module_database, **overrides) as running:
+            yield running
+
+    return server
+
+
+# the default: open registration, for `register`
+server = module_server(**REGISTRATION_CONFIG)

@@ -4,7 +4,6 @@ auth, password change, deactivation and devices, as a client observes them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.integration.client import Reply, request
+from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
 from tests.integration.matrix import (
     CLIENT,
@@ -29,23 +29,12 @@ from tests.integration.matrix import (
 ACCESS_TOKEN_LIFETIME_MS = 1500
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        allow_guest_access=True,
-        refreshable_access_token_lifetime=ACCESS_TOKEN_LIFETIME_MS,
-        password_config={"policy": {"enabled": True, "minimum_length": 8}},
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    allow_guest_access=True,
+    refreshable_access_token_lifetime=ACCESS_TOKEN_LIFETIME_MS,
+    password_config={"policy": {"enabled": True, "minimum_length": 8}},
+    **REGISTRATION_CONFIG,
+)
 
 
 def post(

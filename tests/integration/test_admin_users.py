@@ -6,14 +6,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import CLIENT, DEFAULT_PASSWORD, Session, authed, login, make_admin
 
 SECRET = "a shared secret"
@@ -21,22 +21,11 @@ ADMIN = "/_synapse/admin"
 HS = "test.localhost"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        registration_shared_secret=SECRET,
-        # admin-created accounts skip the policy; a client changing its password would not
-        password_config={"policy": {"enabled": True, "minimum_length": 30}},
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    registration_shared_secret=SECRET,
+    # admin-created accounts skip the policy; a client changing its password would not
+    password_config={"policy": {"enabled": True, "minimum_length": 30}},
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,8 @@ produce a figure, or say plainly that the server lacks the endpoint it needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-
 from bench.load import DELIVERY, SCENARIOS, Sizes, run_against
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
-from tests.integration.matrix import REGISTRATION_CONFIG
+from tests.integration.homeserver import RunningServer
 
 TINY = Sizes(
     register_users=2,
@@ -30,19 +24,6 @@ TINY = Sizes(
     pagination_events=25,
     pagination_page=10,
 )
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
 
 
 async def test_every_scenario_yields_its_figures(server: RunningServer) -> None:

@@ -7,19 +7,18 @@ from __future__ import annotations
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from nacl.signing import SigningKey
 
 from ranvier.protocol.signing import sign_json, verify_json
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.protocol.unpadded_base64 import encode_base64
 from tests.integration.client import Reply
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import (
     DEFAULT_PASSWORD,
     REGISTRATION_CONFIG,
@@ -34,23 +33,12 @@ ALGORITHMS = ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"]
 OTK = "signed_curve25519"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        # every sync here must be computed afresh, not repeated from the response cache
-        caches={"sync_response_cache_duration": 0},
-        allow_guest_access=True,
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    # every sync here must be computed afresh, not repeated from the response cache
+    caches={"sync_response_cache_duration": 0},
+    allow_guest_access=True,
+    **REGISTRATION_CONFIG,
+)
 
 
 _counter = iter(range(1_000_000))

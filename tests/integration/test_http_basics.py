@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,28 +9,17 @@ import pytest
 
 from ranvier import __version__
 from tests.integration.client import request
+from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
 from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, make_admin, register
 
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        public_baseurl="https://matrix.test.localhost",
-        serve_server_wellknown=True,
-        extra_well_known_client_content={"org.example.custom": {"x": 1}},
-        max_request_body_size="4K",
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    public_baseurl="https://matrix.test.localhost",
+    serve_server_wellknown=True,
+    extra_well_known_client_content={"org.example.custom": {"x": 1}},
+    max_request_body_size="4K",
+    **REGISTRATION_CONFIG,
+)
 
 
 def test_versions_lists_only_spec_versions(server: RunningServer) -> None:

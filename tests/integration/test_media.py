@@ -7,15 +7,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, serving
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, register
 from tests.integration.media_helpers import (
     AUTHED,
@@ -46,20 +45,13 @@ SIZES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    with serving(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        **REGISTRATION_CONFIG,
-        allow_guest_access=True,
-        max_upload_size="3M",
-        max_image_pixels="2M",
-        max_pending_media_uploads=3,
-    ) as running:
-        yield running
+server = module_server(
+    **REGISTRATION_CONFIG,
+    allow_guest_access=True,
+    max_upload_size="3M",
+    max_image_pixels="2M",
+    max_pending_media_uploads=3,
+)
 
 
 _counter = iter(range(1_000_000))

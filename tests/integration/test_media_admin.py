@@ -7,28 +7,18 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.client import Reply
-from tests.integration.homeserver import RunningServer, serving
-from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, make_admin, register
+from tests.integration.homeserver import RunningServer
+from tests.integration.matrix import Session, authed, make_admin, register
 from tests.integration.media_helpers import download, image_bytes, thumbnail, uploaded
 
 ADMIN = "/_synapse/admin/v1"
 CLIENT = "/_matrix/client/v3"
 SERVER_NAME = "test.localhost"
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    with serving(tmp_path_factory.mktemp("hs"), module_database, **REGISTRATION_CONFIG) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

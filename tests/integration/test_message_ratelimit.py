@@ -4,14 +4,13 @@ limited per user with 429 M_LIMIT_EXCEEDED, retry_after_ms and Retry-After; admi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.client import Reply
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import (
     CLIENT,
     REGISTRATION_CONFIG,
@@ -28,21 +27,10 @@ _names = (f"sender{i}" for i in itertools.count())
 _txns = (f"t{i}" for i in itertools.count())
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        rc_message={"per_second": SLOW, "burst_count": BURST},
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    rc_message={"per_second": SLOW, "burst_count": BURST},
+    **REGISTRATION_CONFIG,
+)
 
 
 @pytest.fixture

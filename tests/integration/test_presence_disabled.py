@@ -3,32 +3,17 @@ are not refused (as Synapse), on both engines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import REGISTRATION_CONFIG, authed, register
 
 CLIENT = "/_matrix/client/v3"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        presence={"enabled": False},
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    presence={"enabled": False},
+    **REGISTRATION_CONFIG,
+)
 
 
 def test_presence_is_offline_and_setting_it_is_ignored(server: RunningServer) -> None:

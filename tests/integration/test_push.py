@@ -14,7 +14,8 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer, free_port
 from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, make_admin, register
 
 CLIENT = "/_matrix/client/v3"
@@ -93,22 +94,11 @@ class Gateway:
         return list(self.received)
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        # counts are read by repeating one sync: compute it afresh every time
-        caches={"sync_response_cache_duration": 0},
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    # counts are read by repeating one sync: compute it afresh every time
+    caches={"sync_response_cache_duration": 0},
+    **REGISTRATION_CONFIG,
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,9 @@ no notifications are worked out, so there are no counts and nothing to push."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
-
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import REGISTRATION_CONFIG, authed
 from tests.integration.test_push import (
     RULES,
@@ -21,23 +18,11 @@ from tests.integration.test_push import (
     text,
 )
 
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        push={"enabled": False},
-        caches={"sync_response_cache_duration": 0},
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    push={"enabled": False},
+    caches={"sync_response_cache_duration": 0},
+    **REGISTRATION_CONFIG,
+)
 
 
 def test_no_notifications_or_counts_when_push_is_off(server: RunningServer) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import CLIENT, DEFAULT_PASSWORD, Session, authed, make_admin
 
 TOKENS = "/_synapse/admin/v1/registration_tokens"
@@ -19,21 +19,10 @@ VALIDITY = "/_matrix/client/v1/register/m.login.registration_token/validity"
 STAGE = "m.login.registration_token"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        enable_registration=True,
-        registration_requires_token=True,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    enable_registration=True,
+    registration_requires_token=True,
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,36 +4,24 @@ require_membership_for_aliases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.client import request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, register
 
 CLIENT = "/_matrix/client/v3"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        allow_public_rooms_without_auth=True,
-        enable_room_list_search=False,
-        require_membership_for_aliases=False,
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    allow_public_rooms_without_auth=True,
+    enable_room_list_search=False,
+    require_membership_for_aliases=False,
+    **REGISTRATION_CONFIG,
+)
 
 
 @pytest.fixture(scope="module")

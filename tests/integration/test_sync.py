@@ -9,35 +9,24 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, register
 
 CLIENT = "/_matrix/client/v3"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        # these tests repeat identical requests and expect fresh answers; the response
-        # cache is tested in test_sync_restart.py
-        caches={"sync_response_cache_duration": 0},
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    # these tests repeat identical requests and expect fresh answers; the response
+    # cache is tested in test_sync_restart.py
+    caches={"sync_response_cache_duration": 0},
+    **REGISTRATION_CONFIG,
+)
 
 
 _counter = iter(range(10**9))

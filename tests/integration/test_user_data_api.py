@@ -3,7 +3,6 @@ default configuration, on both engines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -11,29 +10,19 @@ import pytest
 
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import Session, make_admin, register
 
 V3 = "/_matrix/client/v3"
 ROOM = "!room:test.localhost"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        enable_registration=True,
-        enable_registration_without_verification=True,
-        allow_guest_access=True,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    enable_registration=True,
+    enable_registration_without_verification=True,
+    allow_guest_access=True,
+)
 
 
 _counter = iter(range(1_000_000))

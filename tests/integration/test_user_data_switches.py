@@ -3,41 +3,30 @@ engines: one server with every switch turned away from its default."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import Session, make_admin, register
 
 V3 = "/_matrix/client/v3"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        enable_registration=True,
-        enable_registration_without_verification=True,
-        enable_set_displayname=False,
-        enable_set_avatar_url=False,
-        enable_3pid_changes=False,
-        require_auth_for_profile_requests=True,
-        limit_profile_requests_to_users_who_share_rooms=True,
-        default_room_version="11",
-        filter_timeline_limit=5,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    enable_registration=True,
+    enable_registration_without_verification=True,
+    enable_set_displayname=False,
+    enable_set_avatar_url=False,
+    enable_3pid_changes=False,
+    require_auth_for_profile_requests=True,
+    limit_profile_requests_to_users_who_share_rooms=True,
+    default_room_version="11",
+    filter_timeline_limit=5,
+)
 
 
 _counter = iter(range(1_000_000))
