@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -73,6 +74,22 @@ def login(
         **extra,
     }
     return _session(request("POST", server_url + CLIENT + "/login", body), "login")
+
+
+def admin_deactivate(server_url: str, admin: Session, user_id: str) -> None:
+    """Deactivates `user_id` through the admin API, as a server admin would."""
+    reply = authed(admin, "POST", f"{server_url}/_synapse/admin/v1/deactivate/{quote(user_id)}", {})
+    assert reply.status == 200, reply.body
+
+
+def reactivated(
+    server_url: str, admin: Session, user_id: str, password: str = "a new password"
+) -> Session:
+    """`user_id`, deactivated, brought back by an admin with a new password, logged in."""
+    body = {"deactivated": False, "password": password}
+    reply = authed(admin, "PUT", f"{server_url}/_synapse/admin/v2/users/{quote(user_id)}", body)
+    assert reply.status == 200, reply.body
+    return login(server_url, user_id[1:].split(":", 1)[0], password)
 
 
 def register_user_command(

@@ -4,7 +4,6 @@ reads them back page by page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -15,15 +14,17 @@ from ranvier.protocol.signing import sign_json
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.protocol.unpadded_base64 import encode_base64
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, serving
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import (
     CLIENT,
     DEFAULT_PASSWORD,
     REGISTRATION_CONFIG,
     Session,
+    admin_deactivate,
     authed,
-    login,
     make_admin,
+    reactivated,
     register,
 )
 
@@ -34,17 +35,10 @@ DEVICE_DATA = {"algorithm": "m.dehydration.v1.olm", "device_pickle": "b64+pickle
 _counter = iter(range(1_000_000))
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    with serving(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        caches={"sync_response_cache_duration": 0},
-        **REGISTRATION_CONFIG,
-    ) as running:
-        yield running
+server = module_server(
+    caches={"sync_response_cache_duration": 0},
+    **REGISTRATION_CONFIG,
+)
 
 
 def new_user(server: RunningServer) -> Session:
@@ -338,15 +332,7 @@ def test_deactivation_deletes_the_dehydrated_device(server: RunningServer) -> No
     localpart = f"hydra{next(_counter)}"
     alice = register(server.url, localpart)
     assert put_dehydrated(server, alice, dehydration_body(alice.user_id, "HYDRA")).status == 200
-    done = call(server, admin, "POST", "/_synapse/admin/v1/deactivate/" + quote(alice.user_id), {})
-    assert done.status == 200, done.body
-    call(
-        server,
-        admin,
-        "PUT",
-        "/_synapse/admin/v2/users/" + quote(alice.user_id),
-        {"deactivated": False, "password": "a new password"},
-    )
-    alice = login(server.url, localpart, "a new password")
+    admin_deactivate(server.url, admin, alice.user_id)
+    alice = reactivated(server.url, admin, alice.user_id)
     assert_error(call(server, alice, "GET", DEHYDRATED), 404, "M_NOT_FOUND")
     assert "HYDRA" not in queried_devices(server, alice, alice.user_id)

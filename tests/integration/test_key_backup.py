@@ -3,7 +3,6 @@ backs up and restores megolm keys sees them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
@@ -11,15 +10,17 @@ from urllib.parse import quote
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, serving
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import (
     CLIENT,
     DEFAULT_PASSWORD,
     REGISTRATION_CONFIG,
     Session,
+    admin_deactivate,
     authed,
-    login,
     make_admin,
+    reactivated,
     register,
 )
 
@@ -32,17 +33,10 @@ KEYS = CLIENT + "/room_keys/keys"
 _counter = iter(range(1_000_000))
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    with serving(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        allow_guest_access=True,
-        **REGISTRATION_CONFIG,
-    ) as running:
-        yield running
+server = module_server(
+    allow_guest_access=True,
+    **REGISTRATION_CONFIG,
+)
 
 
 def new_user(server: RunningServer) -> Session:
@@ -616,15 +610,7 @@ def test_deactivation_deletes_the_backups(server: RunningServer) -> None:
     done = call(server, alice, "POST", CLIENT + "/account/deactivate", {"auth": auth})
     assert done.status == 200, done.body
     # an admin brings the account back: its backups are gone, numbering starts over
-    reactivated = call(
-        server,
-        admin,
-        "PUT",
-        "/_synapse/admin/v2/users/" + q(alice.user_id),
-        {"deactivated": False, "password": "a new password"},
-    )
-    assert reactivated.status == 200, reactivated.body
-    alice = login(server.url, localpart, "a new password")
+    alice = reactivated(server.url, admin, alice.user_id)
     assert_error(call(server, alice, "GET", VERSION), 404, "M_NOT_FOUND")
     assert_error(call(server, alice, "GET", keys_path("1")), 404, "M_NOT_FOUND")
     assert create(server, alice) == "1"
@@ -637,14 +623,6 @@ def test_admin_deactivation_deletes_the_backups(server: RunningServer) -> None:
     alice = register(server.url, localpart)
     create(server, alice)
     assert_counts(put_session(server, alice, "1", "s", key()), 1)
-    done = call(server, admin, "POST", "/_synapse/admin/v1/deactivate/" + q(alice.user_id), {})
-    assert done.status == 200, done.body
-    call(
-        server,
-        admin,
-        "PUT",
-        "/_synapse/admin/v2/users/" + q(alice.user_id),
-        {"deactivated": False, "password": "a new password"},
-    )
-    alice = login(server.url, localpart, "a new password")
+    admin_deactivate(server.url, admin, alice.user_id)
+    alice = reactivated(server.url, admin, alice.user_id)
     assert_error(call(server, alice, "GET", VERSION), 404, "M_NOT_FOUND")
