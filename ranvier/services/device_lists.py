@@ -85,17 +85,8 @@ class DeviceListService:
         """`device_lists` of an incremental sync from `since` to (events_upto, to_pos):
         {"changed": [...], "left": [...]}, or None when both are empty. `moved_rooms`, when
         known, are the only rooms with events since the token."""
-        joined = [r for r, m in memberships.now.items() if m.membership == "join"]
-        was_joined = [r for r, m in memberships.before.items() if m.membership == "join"]
         changed, left = await self._changes(
-            user_id,
-            joined,
-            was_joined,
-            memberships.joined_since,
-            since,
-            events_upto,
-            to_pos,
-            moved_rooms,
+            user_id, memberships, since, events_upto, to_pos, moved_rooms
         )
         if not changed and not left:
             return None
@@ -122,30 +113,22 @@ class DeviceListService:
         except InvalidSyncToken as e:
             raise MatrixError(400, "M_INVALID_PARAM", str(e)) from None
         memberships = await sync_store.get_memberships(self._db, user_id, since.events, upto.events)
-        joined = [r for r, m in memberships.now.items() if m.membership == "join"]
-        was_joined = [r for r, m in memberships.before.items() if m.membership == "join"]
         changed, left = await self._changes(
-            user_id,
-            joined,
-            was_joined,
-            memberships.joined_since,
-            since,
-            upto.events,
-            upto.device_lists,
+            user_id, memberships, since, upto.events, upto.device_lists
         )
         return {"changed": sorted(changed), "left": sorted(left)}
 
     async def _changes(
         self,
         user_id: str,
-        joined: list[str],
-        was_joined: list[str],
-        joined_since: set[str],
+        memberships: UserMemberships,
         since: SyncToken,
         events_upto: int,
         device_lists_upto: int,
         moved_rooms: set[str] | None = None,
     ) -> tuple[set[str], set[str]]:
+        joined = [r for r, m in memberships.now.items() if m.membership == "join"]
+        was_joined = [r for r, m in memberships.before.items() if m.membership == "join"]
         changed: set[str] = set()
         if device_lists_upto > since.device_lists:
             changed = await self._store.get_changed_users(
@@ -166,7 +149,7 @@ class DeviceListService:
                 latest[(change.room_id, change.user_id)] = change.membership
             for (_, member), membership in latest.items():
                 (came if membership == "join" else went).add(member)
-        rooms_joined_since = set(joined) & joined_since
+        rooms_joined_since = set(joined) & memberships.joined_since
         rooms_left = set(was_joined) - set(joined)
         if rooms_joined_since:
             came |= await self._store.get_joined_members(rooms_joined_since)
