@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     Index,
     PrimaryKeyConstraint,
+    Select,
     Table,
     Text,
     insert,
@@ -64,6 +65,19 @@ async def record_device_list_change(
     return position
 
 
+def _joined_members(room_ids: Sequence[str]) -> Select[str]:
+    """Everyone joined to at least one of the rooms now, as a query."""
+    return (
+        select(current_state_events.c.state_key)
+        .where(
+            current_state_events.c.room_id.in_(room_ids),
+            current_state_events.c.type == "m.room.member",
+            current_state_events.c.membership == "join",
+        )
+        .distinct()
+    )
+
+
 @dataclass(frozen=True)
 class MembershipChange:
     room_id: str
@@ -92,15 +106,7 @@ class DeviceListStore:
         found: set[str] = set()
         async with self._db.read() as conn:
             for start in range(0, max(len(ids), 1), _CHUNK):
-                members = (
-                    select(current_state_events.c.state_key)
-                    .where(
-                        current_state_events.c.room_id.in_(ids[start : start + _CHUNK]),
-                        current_state_events.c.type == "m.room.member",
-                        current_state_events.c.membership == "join",
-                    )
-                    .distinct()
-                )
+                members = _joined_members(ids[start : start + _CHUNK])
                 query = (
                     select(device_lists_stream.c.user_id)
                     .where(
@@ -121,15 +127,7 @@ class DeviceListStore:
         found: set[str] = set()
         async with self._db.read() as conn:
             for start in range(0, len(ids), _CHUNK):
-                query = (
-                    select(current_state_events.c.state_key)
-                    .where(
-                        current_state_events.c.room_id.in_(ids[start : start + _CHUNK]),
-                        current_state_events.c.type == "m.room.member",
-                        current_state_events.c.membership == "join",
-                    )
-                    .distinct()
-                )
+                query = _joined_members(ids[start : start + _CHUNK])
                 found.update((await conn.execute(query)).scalars())
         return found
 
