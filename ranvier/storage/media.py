@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 from sqlalchemy import (
@@ -131,16 +131,7 @@ MediaOrder = Literal[
     "quarantined_by",
     "safe_from_quarantine",
 ]
-MEDIA_ORDER_VALUES: tuple[MediaOrder, ...] = (
-    "media_id",
-    "upload_name",
-    "created_ts",
-    "last_access_ts",
-    "media_length",
-    "media_type",
-    "quarantined_by",
-    "safe_from_quarantine",
-)
+MEDIA_ORDER_VALUES: tuple[MediaOrder, ...] = get_args(MediaOrder)
 
 
 def _media(row: Any) -> MediaRecord:
