@@ -23,6 +23,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.storage.database import Database
@@ -131,6 +132,11 @@ class StoredEvent:
     rejected_reason: str | None
 
 
+class TransactionAlreadySent(Exception):
+    """A transaction ID of the events being inserted was used before: a client's retry of
+    a send that was persisted (before a restart, say), which the sender resolves."""
+
+
 async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None:
     """Write a batch of events and their edges in the caller's transaction."""
     if not rows:
@@ -201,7 +207,10 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
         if row.txn is not None
     ]
     if txn_rows:
-        await conn.execute(insert(event_txn_ids), txn_rows)
+        try:
+            await conn.execute(insert(event_txn_ids), txn_rows)
+        except IntegrityError as exc:
+            raise TransactionAlreadySent from exc
 
 
 async def replace_forward_extremities(
@@ -272,18 +281,23 @@ async def max_stream_ordering(db: Database) -> int:
     return int(value or 0)
 
 
-async def get_event_id_for_txn(
-    db: Database, user_id: str, device_id: str, endpoint: str, txn_id: str
-) -> str | None:
-    query = select(event_txn_ids.c.event_id).where(
-        event_txn_ids.c.user_id == user_id,
-        event_txn_ids.c.device_id == device_id,
-        event_txn_ids.c.endpoint == endpoint,
-        event_txn_ids.c.txn_id == txn_id,
-    )
+async def get_event_ids_for_txns(
+    db: Database, txns: Iterable[tuple[str, str, str, str]]
+) -> dict[tuple[str, str, str, str], str]:
+    """(user_id, device_id, endpoint, txn_id) -> the event sent with it, for those used."""
+    found: dict[tuple[str, str, str, str], str] = {}
     async with db.read() as conn:
-        value = (await conn.execute(query)).scalar()
-    return str(value) if value is not None else None
+        for user_id, device_id, endpoint, txn_id in dict.fromkeys(txns):
+            query = select(event_txn_ids.c.event_id).where(
+                event_txn_ids.c.user_id == user_id,
+                event_txn_ids.c.device_id == device_id,
+                event_txn_ids.c.endpoint == endpoint,
+                event_txn_ids.c.txn_id == txn_id,
+            )
+            value = (await conn.execute(query)).scalar()
+            if value is not None:
+                found[(user_id, device_id, endpoint, txn_id)] = str(value)
+    return found
 
 
 async def get_redactions_of(db: Database, event_ids: Iterable[str]) -> dict[str, list[str]]:

@@ -4,6 +4,7 @@ database, so a client continues where it left off."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,46 @@ def test_repeated_requests_get_the_same_answer(config: tuple[Path, int]) -> None
         assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["three"]
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_a_send_retried_after_a_restart_answers_with_the_first_event(
+    config: tuple[Path, int],
+) -> None:
+    path, port = config
+    server = start_server(path, port)
+    try:
+        alice = register(server.url, "retrier")
+        kept = create_room(server, alice)
+        left = create_room(server, alice)
+        first = send_txn(server, alice, kept, "kept-1", "first try")
+        gone = send_txn(server, alice, left, "left-1", "before leaving")
+        leave = authed(alice, "POST", f"{server.url}/_matrix/client/v3/rooms/{left}/leave", {})
+        assert leave.status == 200, leave.body
+    finally:
+        assert server.stop() == 0, server.log()
+    server = start_server(path, port)
+    try:
+        again = Session(alice.user_id, alice.access_token, alice.device_id)
+        # the retry and new sends in one room at once: the new ones still go through
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            retried = pool.submit(send_txn, server, again, kept, "kept-1", "first try")
+            fresh = [
+                pool.submit(send_txn, server, again, kept, f"kept-new-{i}", f"new {i}")
+                for i in range(3)
+            ]
+            assert retried.result() == first
+            new_ids = [future.result() for future in fresh]
+        assert len(set(new_ids)) == 3 and first not in new_ids
+        # a retry is answered with its event even where the same send is now refused
+        assert send_txn(server, again, left, "left-1", "before leaving") == gone
+        timeline = joined_room(sync(server, again), kept)["timeline"]["events"]
+        assert texts(timeline).count("first try") == 1
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def send_txn(server: Any, session: Session, room_id: str, txn_id: str, text: str) -> str:
+    url = f"{server.url}/_matrix/client/v3/rooms/{room_id}/send/m.room.message/{txn_id}"
+    reply = authed(session, "PUT", url, {"msgtype": "m.text", "body": text})
+    assert reply.status == 200, reply.body
+    return str(reply.json()["event_id"])

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 # a fresh full snapshot after this many deltas keeps state loads to one short chain
 MAX_STATE_CHAIN_LENGTH = 50
 MAX_BATCH = 100
+# transaction IDs of recent sends answered from memory when a client retries
+TXNS_REMEMBERED = 10_000
 
 Txn = tuple[str, str, str, str]  # user_id, device_id, endpoint, txn_id
 PersistedCallback = Callable[[Sequence[Event], int], Awaitable[None]]
@@ -123,6 +125,7 @@ class RoomEventSender:
         self._room_id_to_queue: dict[str, list[_Pending]] = {}
         self._room_id_to_worker: dict[str, asyncio.Task[None]] = {}
         self._txn_to_future: dict[Txn, asyncio.Future[Event]] = {}
+        self._txn_to_event_id: LRUCache[Txn, str] = LRUCache(maxsize=TXNS_REMEMBERED)
         # room ID -> its newest event's position
         self.room_changes = ChangeLog(self.positions.current)
 
@@ -153,7 +156,9 @@ class RoomEventSender:
             # registered before the first await, so a concurrent retry joins this send
             self._txn_to_future[txn] = future
             future.add_done_callback(lambda _: self._txn_to_future.pop(txn, None))
-            event_id = await event_store.get_event_id_for_txn(self.db, *txn)
+            # a retry of a send made here; one this process never saw (made before a
+            # restart) is found when its transaction ID fails to insert (_send_batch)
+            event_id = self._txn_to_event_id.get(txn)
             if event_id is not None:
                 event = await self.loader.get_event(event_id)
                 assert event is not None
@@ -199,18 +204,48 @@ class RoomEventSender:
             head.chain_length,
         )
         built: list[_Built] = []
+        refused: list[tuple[_Pending, Exception]] = []
         for pending in batch:
             try:
                 event = await self._build_and_check(pending.template, working)
             except Exception as exc:
-                pending.future.set_exception(exc)
+                refused.append((pending, exc))
                 continue
             built.append(self._advance(working, event, pending.txn, pending.future))
+        if refused:
+            # a retry of a send persisted before is answered with that event, even if the
+            # same request would be refused now
+            await self._answer_retries([pending for pending, _ in refused])
+            for pending, error in refused:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
         if built:
-            await self._persist(room_id, built, working)
+            try:
+                await self._persist(room_id, built, working)
+            except event_store.TransactionAlreadySent:
+                pending_built = [p for p in batch if not p.future.done()]
+                await self._answer_retries(pending_built)
+                still = [p for p in pending_built if not p.future.done()]
+                if len(still) == len(pending_built):
+                    raise
+                # the others were built on a head that never committed: build them again
+                await self._send_batch(room_id, still)
+                return
         for item in built:
             assert item.future is not None
             item.future.set_result(item.event)
+
+    async def _answer_retries(self, pending: list[_Pending]) -> None:
+        """Resolve the sends whose transaction ID already has an event with that event."""
+        txns = [p.txn for p in pending if p.txn is not None]
+        if not txns:
+            return
+        found = await event_store.get_event_ids_for_txns(self.db, txns)
+        events = await self.loader.get_events(found.values())
+        for p in pending:
+            event_id = found.get(p.txn) if p.txn is not None else None
+            if event_id is not None and event_id in events and not p.future.done():
+                p.future.set_result(events[event_id])
 
     async def _build_and_check(self, template: EventTemplate, head: RoomHead) -> Event:
         version = head.room_version
@@ -420,6 +455,9 @@ class RoomEventSender:
             current = self.positions.finish(positions)
         self._room_id_to_head[room_id] = head
         self.loader.remember(events)
+        for item in built:
+            if item.txn is not None:
+                self._txn_to_event_id[item.txn] = item.event.event_id
         self.loader.remember_state_groups({item.event.event_id: item.state_group for item in built})
         self.loader.remember_txns(
             {
