@@ -22,6 +22,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -216,12 +217,28 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
 async def replace_forward_extremities(
     conn: AsyncConnection, room_id: str, event_ids: Iterable[str]
 ) -> None:
-    await conn.execute(
-        delete(room_forward_extremities).where(room_forward_extremities.c.room_id == room_id)
-    )
-    values = [{"room_id": room_id, "event_id": event_id} for event_id in event_ids]
-    if values:
-        await conn.execute(insert(room_forward_extremities), values)
+    new = list(dict.fromkeys(event_ids))
+    in_room = room_forward_extremities.c.room_id == room_id
+    if len(new) == 1:
+        # every local send: one extremity replaces one, in one statement
+        only_one = (
+            select(func.count())
+            .select_from(room_forward_extremities)
+            .where(in_room)
+            .scalar_subquery()
+            == 1
+        )
+        moved = await conn.execute(
+            update(room_forward_extremities).where(in_room, only_one).values(event_id=new[0])
+        )
+        if moved.rowcount == 1:
+            return
+    await conn.execute(delete(room_forward_extremities).where(in_room))
+    if new:
+        await conn.execute(
+            insert(room_forward_extremities),
+            [{"room_id": room_id, "event_id": event_id} for event_id in new],
+        )
 
 
 async def get_forward_extremities(db: Database, room_id: str) -> list[tuple[str, int]]:
