@@ -30,7 +30,7 @@ from ranvier.storage.checks import (
     check_sqlite_version,
 )
 from ranvier.storage.errors import StorageStartupError
-from ranvier.storage.sqlite_driver import connector
+from ranvier.storage.sqlite_driver import InLoopConnection, connector
 
 logger = logging.getLogger(__name__)
 
@@ -210,10 +210,13 @@ def _sqlite_engine(config: DatabaseConfig) -> tuple[AsyncEngine, str]:
         # Writers take the write lock up front: a deferred transaction that reads and then
         # writes fails with SQLITE_BUSY at once (busy_timeout cannot help) if another
         # writer got in between.
-        if conn.get_execution_options().get(_READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
+        statement = "BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE"
+        driver = conn.connection.driver_connection
+        if isinstance(driver, InLoopConnection):
+            # straight to sqlite3: SQLAlchemy's statement machinery costs more than BEGIN
+            driver.begin(statement)
         else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(statement)
 
     return engine, location
 

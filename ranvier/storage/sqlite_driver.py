@@ -117,6 +117,10 @@ class InLoopConnection:
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._conn.create_function(*args, **kwargs)
 
+    def begin(self, statement: str) -> None:
+        """BEGIN or BEGIN IMMEDIATE, run at once: called from SQLAlchemy's begin event."""
+        self._conn.execute(statement)
+
     async def commit(self) -> None:
         self._conn.commit()
 
