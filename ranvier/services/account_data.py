@@ -87,14 +87,16 @@ class AccountDataService:
                 callback(user_id, position)
         return position
 
-    async def changes_since(self, user_id: str, since: int) -> AccountDataChanges:
-        """For /sync: what changed after stream position `since` (0: everything). When
+    async def changes_since(self, user_id: str, since: int | None) -> AccountDataChanges:
+        """For /sync: what changed after stream position `since` (None: everything). When
         nothing did, the answer keeps `since` as its position, without a query."""
         if not self._floor_known:
             # changes before this read are at or below it; later ones are all recorded
             self._user_changes.floor = await self._store.current_stream_position()
             self._floor_known = True
-        if since and self._user_changes.changed_since([user_id], since) == set():
+        if since is None:
+            return await self._store.get_changes_since(user_id, 0)
+        if self._user_changes.changed_since([user_id], since) == set():
             return AccountDataChanges(global_data={}, room_data={}, position=since)
         return await self._store.get_changes_since(user_id, since)
 

@@ -37,8 +37,8 @@ class AccountDataReader:
     ) -> AccountDataUpdates:
         """`since` None: a full sync, everything."""
         full = since is None
-        since = since or 0
         changes = await self._account_data.changes_since(user_id, since)
+        since = since or 0
         global_events = [
             {"type": data_type, "content": content}
             for data_type, content in changes.global_data.items()
