@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, Column, Table, Text, and_, or_, select
+from sqlalchemy import BigInteger, Boolean, Column, Table, Text, and_, case, func, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -48,8 +48,6 @@ MAIN_THREAD = "main"
 UNTHREADED = ""
 # chunks keep IN lists inside every engine's parameter limit
 _CHUNK = 500
-# two parameters a room: inside SQLite's 999 before 3.32
-_ROOMS_PER_COUNT_QUERY = 200
 
 
 @dataclass(frozen=True)
@@ -158,47 +156,54 @@ class EventPushActionStore:
             )
 
     async def unread_counts(self, user_id: str, room_ids: Collection[str]) -> dict[str, RoomCounts]:
-        """Unread notification and highlight counts per room and thread, for rooms with any."""
+        """Unread notification and highlight counts per room and thread, for rooms with any.
+
+        Counted by the database: a row is unread past both the room's unthreaded receipt
+        and its own thread's receipt (the read history stays for /notifications)."""
         ids = list(dict.fromkeys(room_ids))
-        result: dict[str, dict[str, list[int]]] = {}
+        action = event_push_actions
+        unthreaded = push_read_positions.alias("unthreaded")
+        in_thread = push_read_positions.alias("in_thread")
+        found: dict[str, dict[str, Counts]] = {}
         async with self._db.read() as conn:
-            positions = await _read_positions(conn, user_id, ids)
-            for start in range(0, len(ids), _ROOMS_PER_COUNT_QUERY):
-                chunk = ids[start : start + _ROOMS_PER_COUNT_QUERY]
-                # only rows past the room's unthreaded receipt can be unread, which keeps
-                # the read history (kept for /notifications) out of every sync
-                past_receipt = or_(
-                    *(
-                        and_(
-                            event_push_actions.c.room_id == room_id,
-                            event_push_actions.c.stream_ordering
-                            > positions.get(room_id, {}).get(UNTHREADED, 0),
-                        )
-                        for room_id in chunk
-                    )
-                )
-                rows = await conn.execute(
+            for start in range(0, len(ids), _CHUNK):
+                query = (
                     select(
-                        event_push_actions.c.room_id,
-                        event_push_actions.c.thread_id,
-                        event_push_actions.c.stream_ordering,
-                        event_push_actions.c.highlight,
-                    ).where(
-                        event_push_actions.c.user_id == user_id,
-                        past_receipt,
+                        action.c.room_id,
+                        action.c.thread_id,
+                        func.count().label("notifications"),
+                        func.sum(case((action.c.highlight, 1), else_=0)).label("highlights"),
                     )
+                    .select_from(
+                        action.outerjoin(
+                            unthreaded,
+                            and_(
+                                unthreaded.c.user_id == action.c.user_id,
+                                unthreaded.c.room_id == action.c.room_id,
+                                unthreaded.c.thread_id == UNTHREADED,
+                            ),
+                        ).outerjoin(
+                            in_thread,
+                            and_(
+                                in_thread.c.user_id == action.c.user_id,
+                                in_thread.c.room_id == action.c.room_id,
+                                in_thread.c.thread_id == action.c.thread_id,
+                            ),
+                        )
+                    )
+                    .where(
+                        action.c.user_id == user_id,
+                        action.c.room_id.in_(ids[start : start + _CHUNK]),
+                        action.c.stream_ordering > func.coalesce(unthreaded.c.stream_ordering, 0),
+                        action.c.stream_ordering > func.coalesce(in_thread.c.stream_ordering, 0),
+                    )
+                    .group_by(action.c.room_id, action.c.thread_id)
                 )
-                for row in rows:
-                    room_positions = positions.get(row.room_id, {})
-                    if _is_read(room_positions, row.thread_id, row.stream_ordering):
-                        continue
-                    counts = result.setdefault(row.room_id, {}).setdefault(row.thread_id, [0, 0])
-                    counts[0] += 1
-                    counts[1] += 1 if row.highlight else 0
-        return {
-            room_id: RoomCounts({t: Counts(c[0], c[1]) for t, c in threads.items()})
-            for room_id, threads in result.items()
-        }
+                for row in await conn.execute(query):
+                    found.setdefault(row.room_id, {})[row.thread_id] = Counts(
+                        int(row.notifications), int(row.highlights or 0)
+                    )
+        return {room_id: RoomCounts(threads) for room_id, threads in found.items()}
 
     async def notifications(
         self, user_id: str, before: int | None, limit: int, only_highlight: bool
