@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import false, func, select
+from sqlalchemy import Select, bindparam, false, func, select
 
 from ranvier.storage.database import Database
 from ranvier.storage.events import events
@@ -75,6 +75,61 @@ class TimelineRow:
     stream: int
 
 
+def _recent_events_query() -> Select[tuple[str, str, int, int]]:
+    numbered = (
+        select(
+            events.c.room_id,
+            events.c.event_id,
+            events.c.topological_ordering,
+            events.c.stream_ordering,
+            func.row_number()
+            .over(partition_by=events.c.room_id, order_by=events.c.stream_ordering.desc())
+            .label("n"),
+        )
+        .where(
+            events.c.room_id.in_(bindparam("room_ids", expanding=True)),
+            events.c.stream_ordering > bindparam("after"),
+            events.c.stream_ordering <= bindparam("upto"),
+            events.c.outlier == false(),
+            events.c.rejected_reason.is_(None),
+        )
+        .subquery()
+    )
+    return (
+        select(
+            numbered.c.room_id,
+            numbered.c.event_id,
+            numbered.c.topological_ordering,
+            numbered.c.stream_ordering,
+        )
+        .where(numbered.c.n <= bindparam("limit"))
+        .order_by(numbered.c.stream_ordering)
+    )
+
+
+def _last_events_query() -> Select[tuple[str, str]]:
+    last = (
+        select(events.c.room_id, func.max(events.c.stream_ordering).label("stream"))
+        .where(
+            events.c.room_id.in_(bindparam("room_ids", expanding=True)),
+            events.c.stream_ordering <= bindparam("upto"),
+            events.c.outlier == false(),
+            events.c.rejected_reason.is_(None),
+        )
+        .group_by(events.c.room_id)
+        .subquery()
+    )
+    return select(events.c.room_id, events.c.event_id).select_from(
+        events.join(last, events.c.stream_ordering == last.c.stream)
+    )
+
+
+# built once: every incremental sync runs them, and building a statement with a subquery
+# costs more than running it
+_RECENT_EVENTS = _recent_events_query()
+_LAST_EVENTS = _last_events_query()
+
+
 async def get_recent_events(
     db: Database, room_ids: Iterable[str], after: int, upto: int, limit: int
 ) -> dict[str, list[TimelineRow]]:
@@ -87,36 +142,13 @@ async def get_recent_events(
         return found
     async with db.read() as conn:
         for start in range(0, len(ids), _CHUNK):
-            numbered = (
-                select(
-                    events.c.room_id,
-                    events.c.event_id,
-                    events.c.topological_ordering,
-                    events.c.stream_ordering,
-                    func.row_number()
-                    .over(partition_by=events.c.room_id, order_by=events.c.stream_ordering.desc())
-                    .label("n"),
-                )
-                .where(
-                    events.c.room_id.in_(ids[start : start + _CHUNK]),
-                    events.c.stream_ordering > after,
-                    events.c.stream_ordering <= upto,
-                    events.c.outlier == false(),
-                    events.c.rejected_reason.is_(None),
-                )
-                .subquery()
-            )
-            query = (
-                select(
-                    numbered.c.room_id,
-                    numbered.c.event_id,
-                    numbered.c.topological_ordering,
-                    numbered.c.stream_ordering,
-                )
-                .where(numbered.c.n <= limit)
-                .order_by(numbered.c.stream_ordering)
-            )
-            for row in await conn.execute(query):
+            params = {
+                "room_ids": ids[start : start + _CHUNK],
+                "after": after,
+                "upto": upto,
+                "limit": limit,
+            }
+            for row in await conn.execute(_RECENT_EVENTS, params):
                 found.setdefault(row.room_id, []).append(
                     TimelineRow(row.event_id, row.topological_ordering, row.stream_ordering)
                 )
@@ -131,21 +163,8 @@ async def get_last_events_at(db: Database, room_ids: Iterable[str], upto: int) -
         return found
     async with db.read() as conn:
         for start in range(0, len(ids), _CHUNK):
-            last = (
-                select(events.c.room_id, func.max(events.c.stream_ordering).label("stream"))
-                .where(
-                    events.c.room_id.in_(ids[start : start + _CHUNK]),
-                    events.c.stream_ordering <= upto,
-                    events.c.outlier == false(),
-                    events.c.rejected_reason.is_(None),
-                )
-                .group_by(events.c.room_id)
-                .subquery()
-            )
-            query = select(events.c.room_id, events.c.event_id).select_from(
-                events.join(last, events.c.stream_ordering == last.c.stream)
-            )
-            for row in await conn.execute(query):
+            params = {"room_ids": ids[start : start + _CHUNK], "upto": upto}
+            for row in await conn.execute(_LAST_EVENTS, params):
                 found[row.room_id] = row.event_id
     return found
 
