@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, Column, Table, Text, and_, case, func, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Select,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -99,6 +111,48 @@ def _is_read(positions: dict[str, int], thread_id: str, stream_ordering: int) ->
     return stream_ordering <= read_up_to
 
 
+def _unread_counts_query() -> Select[tuple[str, str, int, int]]:
+    action = event_push_actions
+    unthreaded = push_read_positions.alias("unthreaded")
+    in_thread = push_read_positions.alias("in_thread")
+    return (
+        select(
+            action.c.room_id,
+            action.c.thread_id,
+            func.count().label("notifications"),
+            func.sum(case((action.c.highlight, 1), else_=0)).label("highlights"),
+        )
+        .select_from(
+            action.outerjoin(
+                unthreaded,
+                and_(
+                    unthreaded.c.user_id == action.c.user_id,
+                    unthreaded.c.room_id == action.c.room_id,
+                    unthreaded.c.thread_id == UNTHREADED,
+                ),
+            ).outerjoin(
+                in_thread,
+                and_(
+                    in_thread.c.user_id == action.c.user_id,
+                    in_thread.c.room_id == action.c.room_id,
+                    in_thread.c.thread_id == action.c.thread_id,
+                ),
+            )
+        )
+        .where(
+            action.c.user_id == bindparam("user_id"),
+            action.c.room_id.in_(bindparam("room_ids", expanding=True)),
+            action.c.stream_ordering > func.coalesce(unthreaded.c.stream_ordering, 0),
+            action.c.stream_ordering > func.coalesce(in_thread.c.stream_ordering, 0),
+        )
+        .group_by(action.c.room_id, action.c.thread_id)
+    )
+
+
+# built once: every sync runs it (building costs more than running it)
+_UNREAD_COUNTS = _unread_counts_query()
+
+
 class EventPushActionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -161,45 +215,11 @@ class EventPushActionStore:
         Counted by the database: a row is unread past both the room's unthreaded receipt
         and its own thread's receipt (the read history stays for /notifications)."""
         ids = list(dict.fromkeys(room_ids))
-        action = event_push_actions
-        unthreaded = push_read_positions.alias("unthreaded")
-        in_thread = push_read_positions.alias("in_thread")
         found: dict[str, dict[str, Counts]] = {}
         async with self._db.read() as conn:
             for start in range(0, len(ids), _CHUNK):
-                query = (
-                    select(
-                        action.c.room_id,
-                        action.c.thread_id,
-                        func.count().label("notifications"),
-                        func.sum(case((action.c.highlight, 1), else_=0)).label("highlights"),
-                    )
-                    .select_from(
-                        action.outerjoin(
-                            unthreaded,
-                            and_(
-                                unthreaded.c.user_id == action.c.user_id,
-                                unthreaded.c.room_id == action.c.room_id,
-                                unthreaded.c.thread_id == UNTHREADED,
-                            ),
-                        ).outerjoin(
-                            in_thread,
-                            and_(
-                                in_thread.c.user_id == action.c.user_id,
-                                in_thread.c.room_id == action.c.room_id,
-                                in_thread.c.thread_id == action.c.thread_id,
-                            ),
-                        )
-                    )
-                    .where(
-                        action.c.user_id == user_id,
-                        action.c.room_id.in_(ids[start : start + _CHUNK]),
-                        action.c.stream_ordering > func.coalesce(unthreaded.c.stream_ordering, 0),
-                        action.c.stream_ordering > func.coalesce(in_thread.c.stream_ordering, 0),
-                    )
-                    .group_by(action.c.room_id, action.c.thread_id)
-                )
-                for row in await conn.execute(query):
+                params = {"user_id": user_id, "room_ids": ids[start : start + _CHUNK]}
+                for row in await conn.execute(_UNREAD_COUNTS, params):
                     found.setdefault(row.room_id, {})[row.thread_id] = Counts(
                         int(row.notifications), int(row.highlights or 0)
                     )
