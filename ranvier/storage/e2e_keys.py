@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -209,6 +210,26 @@ async def _stored_fallback_key(
     return (await conn.execute(query)).first()
 
 
+# every sync of a device runs these two; built once
+_ONE_TIME_KEY_COUNTS = (
+    select(e2e_one_time_keys.c.algorithm, func.count())
+    .where(
+        e2e_one_time_keys.c.user_id == bindparam("user_id"),
+        e2e_one_time_keys.c.device_id == bindparam("device_id"),
+    )
+    .group_by(e2e_one_time_keys.c.algorithm)
+)
+_UNUSED_FALLBACK_KEYS = (
+    select(e2e_fallback_keys.c.algorithm)
+    .where(
+        e2e_fallback_keys.c.user_id == bindparam("user_id"),
+        e2e_fallback_keys.c.device_id == bindparam("device_id"),
+        e2e_fallback_keys.c.used == false(),
+    )
+    .order_by(e2e_fallback_keys.c.algorithm)
+)
+
+
 class E2eKeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -375,12 +396,7 @@ class E2eKeyStore:
         self, conn: AsyncConnection, user_id: str, device_id: str
     ) -> dict[str, int]:
         rows = await conn.execute(
-            select(e2e_one_time_keys.c.algorithm, func.count())
-            .where(
-                e2e_one_time_keys.c.user_id == user_id,
-                e2e_one_time_keys.c.device_id == device_id,
-            )
-            .group_by(e2e_one_time_keys.c.algorithm)
+            _ONE_TIME_KEY_COUNTS, {"user_id": user_id, "device_id": device_id}
         )
         return {algorithm: int(count) for algorithm, count in rows}
 
@@ -389,13 +405,7 @@ class E2eKeyStore:
             counts = await self._one_time_key_counts(conn, user_id, device_id)
             unused = (
                 await conn.execute(
-                    select(e2e_fallback_keys.c.algorithm)
-                    .where(
-                        e2e_fallback_keys.c.user_id == user_id,
-                        e2e_fallback_keys.c.device_id == device_id,
-                        e2e_fallback_keys.c.used == false(),
-                    )
-                    .order_by(e2e_fallback_keys.c.algorithm)
+                    _UNUSED_FALLBACK_KEYS, {"user_id": user_id, "device_id": device_id}
                 )
             ).scalars()
             return KeyCounts(counts, list(unused))
