@@ -17,16 +17,21 @@ import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from cachetools import LRUCache
+
 from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
 from ranvier.services.stream_notify import Notify
 from ranvier.services.sync.sources import ToDeviceEvents
 from ranvier.storage.device_inbox import TO_DEVICE_STREAM, DeviceInboxStore
+from ranvier.streams.change_log import ChangeLog
 
 logger = logging.getLogger(__name__)
 
 # as Synapse: a sync carries at most this many to-device messages
 MAX_PER_SYNC = 100
+# devices whose last acknowledged position is remembered (one that falls out costs a query)
+ACKS_REMEMBERED = 100_000
 
 JsonDict = dict[str, Any]
 
@@ -63,6 +68,10 @@ class ToDeviceService:
         self._server_name = server_name
         self._notify = notify
         self._position = position
+        # user ID -> the position of their newest message, from this process's start on;
+        # most syncs then know without a query that a device has nothing new or to delete
+        self._user_changes = ChangeLog(position)
+        self._device_to_acked: LRUCache[tuple[str, str], int] = LRUCache(maxsize=ACKS_REMEMBERED)
 
     @classmethod
     async def create(
@@ -99,6 +108,8 @@ class ToDeviceService:
         if result.position is None:
             return
         self._position = max(self._position, result.position)
+        for user_id in result.recipients:
+            self._user_changes.record(user_id, result.position)
         self._notify(TO_DEVICE_STREAM, result.position, users=result.recipients)
 
     async def get_updates(
@@ -111,7 +122,7 @@ class ToDeviceService:
     ) -> ToDeviceEvents:
         """The device's messages after `from_pos` up to `to_pos`, oldest first, at most
         MAX_PER_SYNC; see ToDeviceEvents.position for the next token."""
-        if device_id is None:
+        if device_id is None or self._user_changes.changed_since([user_id], from_pos) == set():
             return ToDeviceEvents([], to_pos)
         messages = await self._store.get_messages(
             user_id, device_id, from_pos, to_pos, MAX_PER_SYNC + 1
@@ -124,5 +135,12 @@ class ToDeviceService:
     async def ack(self, user_id: str, device_id: str, up_to_pos: int) -> None:
         """The device synced with a token whose to_device position is `up_to_pos`: delete
         what it has been handed."""
-        if up_to_pos > 0:
-            await self._store.delete_messages(user_id, device_id, up_to_pos)
+        if up_to_pos <= 0:
+            return
+        key = (user_id, device_id)
+        acked = self._device_to_acked.get(key)
+        # everything up to the last ack is gone; nothing arrived since: nothing to delete
+        if acked is not None and self._user_changes.changed_since([user_id], acked) == set():
+            return
+        await self._store.delete_messages(user_id, device_id, up_to_pos)
+        self._device_to_acked[key] = max(up_to_pos, acked or 0)
