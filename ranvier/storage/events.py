@@ -302,19 +302,28 @@ async def get_event_ids_for_txns(
     db: Database, txns: Iterable[tuple[str, str, str, str]]
 ) -> dict[tuple[str, str, str, str], str]:
     """(user_id, device_id, endpoint, txn_id) -> the event sent with it, for those used."""
-    found: dict[tuple[str, str, str, str], str] = {}
-    async with db.read() as conn:
-        for user_id, device_id, endpoint, txn_id in dict.fromkeys(txns):
-            query = select(event_txn_ids.c.event_id).where(
-                event_txn_ids.c.user_id == user_id,
-                event_txn_ids.c.device_id == device_id,
-                event_txn_ids.c.endpoint == endpoint,
-                event_txn_ids.c.txn_id == txn_id,
+    wanted = list(dict.fromkeys(txns))
+    if not wanted:
+        return {}
+    t = event_txn_ids.c
+    query = select(t.user_id, t.device_id, t.endpoint, t.txn_id, t.event_id).where(
+        or_(
+            *(
+                and_(
+                    t.user_id == user_id,
+                    t.device_id == device_id,
+                    t.endpoint == endpoint,
+                    t.txn_id == txn_id,
+                )
+                for user_id, device_id, endpoint, txn_id in wanted
             )
-            value = (await conn.execute(query)).scalar()
-            if value is not None:
-                found[(user_id, device_id, endpoint, txn_id)] = str(value)
-    return found
+        )
+    )
+    async with db.read() as conn:
+        return {
+            (row.user_id, row.device_id, row.endpoint, row.txn_id): str(row.event_id)
+            for row in await conn.execute(query)
+        }
 
 
 async def get_redactions_of(db: Database, event_ids: Iterable[str]) -> dict[str, list[str]]:

@@ -11,7 +11,7 @@ import pytest_asyncio
 
 from tests.conftest import ENGINES, new_database_config
 from tests.integration.homeserver import RunningServer, serving
-from tests.integration.matrix import REGISTRATION_CONFIG
+from tests.integration.matrix import REGISTRATION_CONFIG, Session, register
 
 
 def as_yaml_section(config: Any) -> dict[str, Any]:
@@ -49,3 +49,19 @@ def module_server(**overrides: Any) -> Any:
 
 # the default: open registration, for `register`
 server = module_server(**REGISTRATION_CONFIG)
+
+
+# users most modules want, registered once per module's server
+@pytest.fixture(scope="module")
+def alice(server: RunningServer) -> Session:
+    return register(server.url, "alice")
+
+
+@pytest.fixture(scope="module")
+def bob(server: RunningServer) -> Session:
+    return register(server.url, "bob")
+
+
+@pytest.fixture(scope="module")
+def carol(server: RunningServer) -> Session:
+    return register(server.url, "carol")

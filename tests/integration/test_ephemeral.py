@@ -13,7 +13,7 @@ import pytest
 from tests.integration.client import Reply, request
 from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, login, register
+from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, login
 
 CLIENT = "/_matrix/client/v3"
 
@@ -24,21 +24,6 @@ server = module_server(
     allow_guest_access=True,
     **REGISTRATION_CONFIG,
 )
-
-
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server: RunningServer) -> Session:
-    return register(server.url, "bob")
-
-
-@pytest.fixture(scope="module")
-def carol(server: RunningServer) -> Session:
-    return register(server.url, "carol")
 
 
 @pytest.fixture(scope="module")

@@ -45,11 +45,6 @@ def server(config: tuple[Path, int]) -> Iterator[RunningServer]:
         assert running.stop() == 0, running.log()
 
 
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
 def test_dynamic_thumbnails_are_the_size_asked_for(server: RunningServer, alice: Session) -> None:
     media = uploaded(server.url, alice, image_bytes("PNG", 1000, 800), "image/png")
     for query, size in (

@@ -6,30 +6,13 @@ import itertools
 from typing import Any
 from urllib.parse import quote
 
-import pytest
-
 from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import Session, authed, register
+from tests.integration.matrix import Session, authed
 
 CLIENT = "/_matrix/client/v3"
 CLIENT_V1 = "/_matrix/client/v1"
 _txns = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server: RunningServer) -> Session:
-    return register(server.url, "bob")
-
-
-@pytest.fixture(scope="module")
-def carol(server: RunningServer) -> Session:
-    return register(server.url, "carol")
 
 
 def create_room(server: RunningServer, session: Session, **body: Any) -> str:

@@ -19,16 +19,6 @@ ADMIN = "/_synapse/admin/v1"
 
 
 @pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server: RunningServer) -> Session:
-    return register(server.url, "bob")
-
-
-@pytest.fixture(scope="module")
 def eve(server: RunningServer) -> Session:
     return register(server.url, "eve")
 

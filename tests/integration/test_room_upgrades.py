@@ -10,26 +10,11 @@ import pytest
 
 from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import Session, authed, register
+from tests.integration.matrix import Session, authed
 
 CLIENT = "/_matrix/client/v3"
 SERVER_NAME = "test.localhost"
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server: RunningServer) -> Session:
-    return register(server.url, "bob")
-
-
-@pytest.fixture(scope="module")
-def carol(server: RunningServer) -> Session:
-    return register(server.url, "carol")
 
 
 def ok(reply: Reply) -> dict[str, Any]:

@@ -7,19 +7,9 @@ from typing import Any
 import pytest
 
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import Session, authed, register
+from tests.integration.matrix import Session, authed
 
 CLIENT = "/_matrix/client/v3"
-
-
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server: RunningServer) -> Session:
-    return register(server.url, "bob")
 
 
 def create_room(server: RunningServer, session: Session, **body: Any) -> str:

@@ -10,25 +10,10 @@ import pytest
 
 from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import Session, authed, make_admin, register
+from tests.integration.matrix import Session, authed, make_admin
 
 CLIENT = "/_matrix/client/v3"
 SERVER_NAME = "test.localhost"
-
-
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server: RunningServer) -> Session:
-    return register(server.url, "bob")
-
-
-@pytest.fixture(scope="module")
-def carol(server: RunningServer) -> Session:
-    return register(server.url, "carol")
 
 
 @pytest.fixture(scope="module")

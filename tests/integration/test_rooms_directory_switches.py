@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import pytest
-
 from tests.integration.client import request
 from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, register
+from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed
 
 CLIENT = "/_matrix/client/v3"
 
@@ -22,16 +20,6 @@ server = module_server(
     require_membership_for_aliases=False,
     **REGISTRATION_CONFIG,
 )
-
-
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server: RunningServer) -> Session:
-    return register(server.url, "bob")
 
 
 def test_directory_is_readable_without_a_token_but_lists_nothing(

@@ -7,24 +7,12 @@ from __future__ import annotations
 from itertools import count
 from typing import Any
 
-import pytest
-
 from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import Session, authed, register
+from tests.integration.matrix import Session, authed
 
 CLIENT = "/_matrix/client/v3"
 _txn = count()
-
-
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server: RunningServer) -> Session:
-    return register(server.url, "bob")
 
 
 def create_room(server: RunningServer, session: Session, **body: Any) -> str:

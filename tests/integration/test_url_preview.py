@@ -245,11 +245,6 @@ def server(
         yield running
 
 
-@pytest.fixture(scope="module")
-def alice(server: RunningServer) -> Session:
-    return register(server.url, "alice")
-
-
 @pytest.fixture(autouse=True)
 def trap_stays_untouched(web_servers: WebServers) -> Iterator[None]:
     """No test may make the homeserver contact the trap. (The site's log restarts with

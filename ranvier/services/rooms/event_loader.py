@@ -4,6 +4,7 @@ database for the same event twice."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from cachetools import LRUCache
 
@@ -13,6 +14,8 @@ from ranvier.storage import events as event_store
 from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 from ranvier.storage.state import StateMap
+
+V = TypeVar("V")
 
 
 class EventLoader:
@@ -34,14 +37,7 @@ class EventLoader:
 
     async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
         """The events found, by ID; unknown IDs are left out."""
-        found: dict[str, Event] = {}
-        missing: list[str] = []
-        for event_id in event_ids:
-            event = self._event_id_to_event.get(event_id)
-            if event is None:
-                missing.append(event_id)
-            else:
-                found[event_id] = event
+        found, missing = _split_cached(self._event_id_to_event, event_ids)
         if missing:
             for event_id, stored in (await event_store.get_events(self._db, missing)).items():
                 event = Event(stored.pdu, KNOWN_ROOM_VERSIONS[stored.room_version], event_id)
@@ -63,15 +59,12 @@ class EventLoader:
         self, user_id: str, device_id: str, event_ids: Iterable[str]
     ) -> dict[str, str]:
         """event ID -> the transaction ID this user's device sent it with."""
-        found: dict[str, str] = {}
-        missing: list[str] = []
-        for event_id in dict.fromkeys(event_ids):
-            if event_id not in self._event_id_to_txn:
-                missing.append(event_id)
-                continue
-            txn = self._event_id_to_txn[event_id]
-            if txn is not None and txn[0] == user_id and txn[1] == device_id:
-                found[event_id] = txn[2]
+        known, missing = _split_cached(self._event_id_to_txn, event_ids)
+        found = {
+            event_id: txn[2]
+            for event_id, txn in known.items()
+            if txn is not None and txn[0] == user_id and txn[1] == device_id
+        }
         if missing:
             found.update(await event_store.get_txn_ids(self._db, user_id, device_id, missing))
         return found
@@ -81,14 +74,7 @@ class EventLoader:
 
     async def state_groups_of(self, event_ids: Iterable[str]) -> dict[str, int]:
         """event ID -> the state group after it, for the events that have one."""
-        found: dict[str, int] = {}
-        missing: list[str] = []
-        for event_id in dict.fromkeys(event_ids):
-            group = self._event_id_to_state_group.get(event_id)
-            if group is None:
-                missing.append(event_id)
-            else:
-                found[event_id] = group
+        found, missing = _split_cached(self._event_id_to_state_group, event_ids)
         if missing:
             loaded = await state_store.get_event_state_groups(self._db, missing)
             self._event_id_to_state_group.update(loaded)
@@ -110,3 +96,15 @@ class EventLoader:
             state = await state_store.get_state_group_state(self._db, group)
             self._group_to_state[group] = state
         return dict(state)
+
+
+def _split_cached(cache: Mapping[str, V], keys: Iterable[str]) -> tuple[dict[str, V], list[str]]:
+    """(what the cache holds for the keys, the keys it does not hold), in key order."""
+    found: dict[str, V] = {}
+    missing: list[str] = []
+    for key in dict.fromkeys(keys):
+        if key in cache:
+            found[key] = cache[key]
+        else:
+            missing.append(key)
+    return found, missing
