@@ -1,7 +1,7 @@
 """The redaction algorithm: what of an event survives, per room version.
 
-spec: rooms/fragments/v1-redactions (v1-v5), v6-redactions (v6-v8), v9-redactions (v9, v10),
-v11-redactions (v11+).
+spec: rooms/fragments/v1-redactions (v1-v5), v6-redactions (v6, v7), rooms/v8 "Redactions"
+(v8 writes its table out in full), v9-redactions (v9, v10), v11-redactions (v11+).
 """
 
 from __future__ import annotations
@@ -51,11 +51,15 @@ _CONTENT_KEYS_V1: Mapping[str, frozenset[str]] = {
 _CONTENT_KEYS_V6: Mapping[str, frozenset[str]] = {
     k: v for k, v in _CONTENT_KEYS_V1.items() if k != "m.room.aliases"
 }
-# spec: rooms/v9 redactions - restricted joins need these to survive redaction
-_CONTENT_KEYS_V9: Mapping[str, frozenset[str]] = {
+# spec: rooms/v8 redactions - the restricted join rule's `allow` list survives redaction
+_CONTENT_KEYS_V8: Mapping[str, frozenset[str]] = {
     **_CONTENT_KEYS_V6,
-    "m.room.member": frozenset({"membership", "join_authorised_via_users_server"}),
     "m.room.join_rules": frozenset({"join_rule", "allow"}),
+}
+# spec: rooms/v9 redactions - so does the user who authorised a restricted join
+_CONTENT_KEYS_V9: Mapping[str, frozenset[str]] = {
+    **_CONTENT_KEYS_V8,
+    "m.room.member": frozenset({"membership", "join_authorised_via_users_server"}),
 }
 _KEEP_ALL = frozenset({"*"})
 # spec: rooms/v11 redactions
@@ -76,6 +80,8 @@ def redact(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
         top_level, content_keys = _TOP_LEVEL_KEYS_V11, _CONTENT_KEYS_V11
     elif room_version.restricted_join_rule_fix:
         top_level, content_keys = _TOP_LEVEL_KEYS_V1, _CONTENT_KEYS_V9
+    elif room_version.restricted_join_rule:
+        top_level, content_keys = _TOP_LEVEL_KEYS_V1, _CONTENT_KEYS_V8
     elif not room_version.special_case_aliases_auth:
         top_level, content_keys = _TOP_LEVEL_KEYS_V1, _CONTENT_KEYS_V6
     else:

@@ -124,3 +124,20 @@ def test_v12_room_id_is_the_create_event_id_with_a_bang() -> None:
     assert Event(create, V12, event_id).room_id == room_id
     with pytest.raises(EventIDError, match="does not derive"):
         room_id_from_create_event(create, V11)
+
+
+def test_v8_join_rules_event_id_covers_the_allow_list() -> None:
+    # spec: rooms/v8 "Redactions" keeps `allow`, so the reference hash (taken over the
+    # redacted event) depends on it from v8 on, as it does in v9
+    allow = [{"type": "m.room_membership", "room_id": "!space:domain"}]
+    pdu = _event(
+        type="m.room.join_rules",
+        state_key="",
+        content={"join_rule": "restricted", "allow": allow},
+    )
+    other = copy.deepcopy(pdu)
+    other["content"]["allow"] = [{"type": "m.room_membership", "room_id": "!other:domain"}]
+    v7, v8, v9 = (KNOWN_ROOM_VERSIONS[v] for v in ("7", "8", "9"))
+    assert compute_event_id(pdu, v7) == compute_event_id(other, v7)
+    assert compute_event_id(pdu, v8) != compute_event_id(other, v8)
+    assert compute_event_id(pdu, v8) == compute_event_id(pdu, v9)

@@ -39,11 +39,9 @@ V1_RULES: dict[str, set[str]] = {
     "m.room.message": set(),
 }
 V6_RULES = {**V1_RULES, "m.room.aliases": set()}
-V9_RULES = {
-    **V6_RULES,
-    "m.room.member": {"membership", "join_authorised_via_users_server"},
-    "m.room.join_rules": {"join_rule", "allow"},
-}
+# spec: rooms/v8 "Redactions" - `allow` of m.room.join_rules is kept from v8 on
+V8_RULES = {**V6_RULES, "m.room.join_rules": {"join_rule", "allow"}}
+V9_RULES = {**V8_RULES, "m.room.member": {"membership", "join_authorised_via_users_server"}}
 V11_RULES = {
     **V9_RULES,
     "m.room.create": ALL_CONTENT_KEYS,
@@ -52,7 +50,8 @@ V11_RULES = {
 }
 RULES_BY_VERSION: dict[str, tuple[set[str], dict[str, set[str]]]] = {
     **{v: (TOP_LEVEL_V1, V1_RULES) for v in ("1", "2", "3", "4", "5")},
-    **{v: (TOP_LEVEL_V1, V6_RULES) for v in ("6", "7", "8")},
+    **{v: (TOP_LEVEL_V1, V6_RULES) for v in ("6", "7")},
+    "8": (TOP_LEVEL_V1, V8_RULES),
     **{v: (TOP_LEVEL_V1, V9_RULES) for v in ("9", "10")},
     **{v: (TOP_LEVEL_V11, V11_RULES) for v in ("11", "12")},
 }
