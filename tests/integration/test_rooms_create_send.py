@@ -103,3 +103,24 @@ def test_transaction_ids_are_scoped_to_the_endpoint(server: RunningServer, alice
     assert all(reply.status == 200 for reply in sends), [r.body for r in sends]
     # four endpoints, four events: one txn ID means one request only on the same path
     assert len({reply.json()["event_id"] for reply in sends}) == 4
+
+
+def test_an_empty_state_key_may_be_written_as_a_trailing_slash(
+    server: RunningServer, alice: Session
+) -> None:
+    # what matrix-js-sdk and other SDKs send for an empty state key
+    room_id = create_room(server, alice)
+    state = f"{server.url}{CLIENT}/rooms/{room_id}/state"
+    put = authed(alice, "PUT", f"{state}/com.example.slashed/", {"v": 1})
+    assert put.status == 200, put.body
+    for path in ("com.example.slashed/", "com.example.slashed"):
+        got = authed(alice, "GET", f"{state}/{path}?format=event")
+        assert got.status == 200, got.body
+        assert got.json()["event_id"] == put.json()["event_id"]
+        assert (got.json()["state_key"], got.json()["content"]) == ("", {"v": 1})
+    # a state key with an encoded slash is a key of its own, not a path
+    keyed = authed(alice, "PUT", f"{state}/com.example.slashed/a%2Fb", {"v": 2})
+    assert keyed.status == 200, keyed.body
+    got = authed(alice, "GET", f"{state}/com.example.slashed/a%2Fb?format=event")
+    assert (got.json()["state_key"], got.json()["content"]) == ("a/b", {"v": 2})
+    assert authed(alice, "GET", f"{state}/com.example.slashed/").json() == {"v": 1}

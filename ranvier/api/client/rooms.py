@@ -67,8 +67,9 @@ class RoomEndpoints:
             web.post(CLIENT + "/createRoom", self.create_room),
             web.put(CLIENT + "/rooms/{roomId}/send/{eventType}/{txnId}", self.send_message),
             web.put(CLIENT + "/rooms/{roomId}/state/{eventType}/{stateKey}", self.send_state),
-            # spec: an empty state key may be left out of the path
+            # spec: an empty state key may be left out of the path (with or without the slash)
             web.put(CLIENT + "/rooms/{roomId}/state/{eventType}", self.send_state),
+            web.put(CLIENT + "/rooms/{roomId}/state/{eventType}/", self.send_state),
         ]
 
     async def create_room(self, request: web.Request) -> web.Response:
