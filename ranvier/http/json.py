@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from ranvier.http.errors import bad_json, not_json
+from ranvier.protocol.json_limits import JSONLimitError, check_json_limits, dumps_for_serving
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -17,20 +18,30 @@ def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        body=orjson.dumps(body),
+        body=dumps_for_serving(body),
         status=status,
         content_type="application/json",
         headers=headers,
     )
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or M_NOT_JSON / M_BAD_JSON. Size limits apply earlier."""
-    raw = await request.read()
+def parse_json(raw: bytes | str) -> Any:
+    """JSON from a client, held to the limits every stored value must keep
+    (protocol/json_limits.py); M_NOT_JSON or M_BAD_JSON otherwise."""
     try:
-        body = orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise not_json() from None
+    try:
+        check_json_limits(value)
+    except JSONLimitError as exc:
+        raise bad_json(str(exc)) from None
+    return value
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or M_NOT_JSON / M_BAD_JSON. Size limits apply earlier."""
+    body = parse_json(await request.read())
     if not isinstance(body, dict):
         raise bad_json("The request body must be a JSON object.")
     return body

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ranvier.protocol.auth_selection import auth_types_for_event
+from ranvier.protocol.canonical_json import CanonicalJSONError
 from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import EventFormat, RoomVersion
 from ranvier.protocol.signing import sign_event
 from ranvier.protocol.signing_keys import ServerSigningKey
-from ranvier.protocol.validation import max_depth, validate_pdu
+from ranvier.protocol.validation import PDUValidationError, max_depth, validate_pdu
 
 StateMap = Mapping[tuple[str, str], Event]
 
@@ -106,7 +107,11 @@ def build_event(
         # spec: rooms/fragments/v1-event-ids - `$opaque_id:domain`, chosen by the sender
         pdu["event_id"] = f"${secrets.token_urlsafe(18)}:{server_name}"
 
-    signed = sign_event(pdu, server_name, signing_key, room_version)
+    try:
+        signed = sign_event(pdu, server_name, signing_key, room_version)
+    except CanonicalJSONError as exc:
+        # the signed (redacted) form holds content the room version's JSON rules refuse
+        raise PDUValidationError(f"PDU is not canonical JSON: {exc}") from exc
     validate_pdu(signed, room_version)
     return Event(signed, room_version, compute_event_id(signed, room_version))
 

@@ -16,6 +16,7 @@ from ranvier.protocol.canonical_json import (
     check_strict_canonical_json,
     encode_canonical_json,
 )
+from ranvier.protocol.json_limits import MAX_DEPTH, depth_exceeds
 from ranvier.protocol.room_versions import EventFormat, RoomVersion
 
 MAX_PDU_SIZE = 65536
@@ -46,6 +47,9 @@ def validate_pdu(pdu: Any, room_version: RoomVersion) -> None:
     """Raise PDUValidationError unless `pdu` is a well-formed PDU of `room_version`."""
     if not isinstance(pdu, Mapping):
         raise PDUValidationError("PDU is not a JSON object")
+    # first, as everything below walks the whole PDU; the content may be MAX_DEPTH deep
+    if depth_exceeds(pdu, MAX_DEPTH + 1):
+        raise PDUValidationError(f"The event's JSON is nested more than {MAX_DEPTH} levels deep")
 
     # strictness first: every later check may assume plain ints
     if room_version.strict_canonicaljson:

@@ -14,6 +14,7 @@ import orjson
 from ranvier.config.models import HomeserverConfig
 from ranvier.http.errors import MatrixError, bad_json
 from ranvier.protocol.filters import Filter, FilterError, parse_filter
+from ranvier.protocol.json_limits import JSONLimitError, check_json_limits
 from ranvier.storage.filters import FilterStore
 
 # filter IDs are stored as 64-bit integers; anything else names no filter
@@ -74,5 +75,9 @@ class FilterService:
                 body = orjson.loads(filter_id_or_json)
             except orjson.JSONDecodeError:
                 raise MatrixError(400, "M_NOT_JSON", "The inline filter is not JSON") from None
+            try:
+                check_json_limits(body)
+            except JSONLimitError as exc:
+                raise MatrixError(400, "M_BAD_JSON", f"Invalid filter: {exc}") from None
             return self.validate(body)
         return parse_filter(await self.get(user_id, user_id, filter_id_or_json))

@@ -4,13 +4,12 @@ room_event_by_timestamp.yaml, redaction.yaml, report_content.yaml."""
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.errors import MatrixError, bad_json
-from ranvier.http.json import json_response, read_body
+from ranvier.http.errors import bad_json
+from ranvier.http.json import json_response, parse_json, read_body
 from ranvier.http.params import (
     invalid_param,
     query_choice,
@@ -63,11 +62,7 @@ def _event_filter(request: web.Request) -> RoomEventFilter:
     if value is None:
         return RoomEventFilter()
     try:
-        body = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise MatrixError(400, "M_NOT_JSON", "The filter is not JSON") from None
-    try:
-        return parse_room_event_filter(body)
+        return parse_room_event_filter(parse_json(value))
     except FilterError as exc:
         raise bad_json(f"Invalid filter: {exc}") from None
 

@@ -21,6 +21,7 @@ import aiohttp
 
 from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
+from ranvier.protocol.json_limits import dumps_for_serving
 from ranvier.protocol.push_rules import tweaks
 from ranvier.services.push.actions import PushActionService
 from ranvier.services.rooms.event_loader import EventLoader
@@ -293,7 +294,11 @@ class PusherService:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
             )
-        async with self._session.post(pusher.data["url"], json=body) as response:
+        async with self._session.post(
+            pusher.data["url"],
+            data=dumps_for_serving(body),
+            headers={"Content-Type": "application/json"},
+        ) as response:
             if response.status != 200:
                 raise GatewayError(f"HTTP {response.status}")
             try:
