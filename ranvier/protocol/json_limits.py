@@ -7,6 +7,7 @@ stored and then break every response that carries it. Input is therefore held to
 `MAX_DEPTH`, far below, leaving room for any wrapping. Numbers are held to the range
 canonical JSON allows (spec: appendices "Canonical JSON"): beyond it integers lose
 precision in JavaScript clients, and a parser turns integers past 64 bits into floats.
+Strings may not hold U+0000: PostgreSQL cannot store it in text, and no client needs it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ MAX_SERVED_DEPTH = 200
 # keys whose value is a client's free-form JSON: served empty if it is deeper than input
 # could be, rather than cut somewhere inside
 _CONTENT_KEYS = ("content", "prev_content")
+_NUL = "strings may not contain U+0000"
 
 
 class JSONLimitError(ValueError):
-    """A value is nested too deep or holds a number out of range; the message says where."""
+    """A value is nested too deep, holds a number out of range or a string with U+0000; the
+    message says where."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -45,7 +48,8 @@ class JSONLimitError(ValueError):
 
 
 def check_json_limits(value: Any) -> None:
-    """Raise JSONLimitError unless `value` keeps MAX_DEPTH and the canonical number range."""
+    """Raise JSONLimitError unless `value` keeps MAX_DEPTH, the canonical number range and
+    strings without U+0000."""
     _check(value, 1)
 
 
@@ -55,21 +59,26 @@ def _check(value: Any, depth: int) -> None:
     elif isinstance(value, list):
         items = enumerate(value)
     else:
-        _check_number(value)
+        _check_scalar(value)
         return
     if depth > MAX_DEPTH:
         raise JSONLimitError(f"JSON may be nested at most {MAX_DEPTH} levels deep")
     for key, item in items:
         try:
+            if isinstance(key, str) and "\x00" in key:
+                raise JSONLimitError(_NUL)
             _check(item, depth + 1)
         except JSONLimitError as error:
             error.path_reversed.append(f"[{key}]" if isinstance(key, int) else f".{key}")
             raise
 
 
-def _check_number(value: Any) -> None:
+def _check_scalar(value: Any) -> None:
+    if type(value) is str:
+        if "\x00" in value:
+            raise JSONLimitError(_NUL)
     # bool is an int subclass; True is not a number here
-    if type(value) is int:
+    elif type(value) is int:
         if not MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise JSONLimitError(f"integer {value} is outside [-(2**53)+1, (2**53)-1]")
     # a parser gives integers too long for 64 bits as floats: refuse them the same way

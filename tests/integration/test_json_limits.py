@@ -138,6 +138,36 @@ def test_numbers_outside_the_canonical_range_are_refused_not_turned_into_floats(
         assert "outside" in reply.json()["error"]
 
 
+def test_strings_with_nul_are_refused_everywhere(
+    server: RunningServer, alice: Session, room_id: str
+) -> None:
+    # PostgreSQL cannot store U+0000 in text; these were 500s there
+    for payload in (b'{"body":"a\\u0000b"}', b'{"a\\u0000":1}'):
+        for method, url, body in requests_carrying(server, alice, room_id, payload):
+            reply = authed(alice, method, url, body)
+            assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), (url, reply.body)
+    for method, path, body in (
+        ("POST", "/createRoom", {"name": "a\x00b"}),
+        ("PUT", f"/profile/{quote(alice.user_id)}/displayname", {"displayname": "a\x00"}),
+        ("PUT", f"/devices/{alice.device_id}", {"display_name": "a\x00"}),
+        (
+            "PUT",
+            f"/presence/{quote(alice.user_id)}/status",
+            {"presence": "online", "status_msg": "\x00"},
+        ),
+        ("POST", f"/rooms/{quote(room_id)}/report", {"reason": "a\x00"}),
+        ("POST", f"/rooms/{quote(room_id)}/invite", {"user_id": "@a\x00:test.localhost"}),
+        ("POST", "/room_keys/version", {"algorithm": "a\x00", "auth_data": {}}),
+        (
+            "POST",
+            "/login",
+            {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "a\x00"}},
+        ),
+    ):
+        reply = authed(alice, method, server.url + CLIENT + path, body)
+        assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), (path, reply.body)
+
+
 def test_json_at_the_limits_is_kept_and_served_whole(
     server: RunningServer, alice: Session, bob: Session, room_id: str
 ) -> None:

@@ -48,6 +48,12 @@ def test_numbers_outside_the_canonical_range_are_refused_with_where(number: Any)
     assert str(refused.value).endswith("(at content.list[1].n)")
 
 
+@pytest.mark.parametrize("value", [{"a": ["x\x00y"]}, {"k\x00": 1}, "\x00"])
+def test_strings_with_nul_are_refused(value: Any) -> None:
+    with pytest.raises(JSONLimitError, match="U\\+0000"):
+        check_json_limits(value)
+
+
 def test_a_long_path_is_shortened_in_the_message() -> None:
     with pytest.raises(JSONLimitError) as refused:
         check_json_limits(nested(MAX_DEPTH + 5))
