@@ -244,7 +244,6 @@ def build_admin(
         config,
         UserAdminQueries(database),
         accounts.users,
-        DeviceStore(database),
         accounts.accounts,
         accounts.login,
         accounts.devices,
@@ -673,7 +672,7 @@ class Homeserver:
         server_name = self.config.server_name
         return [
             *register.RegisterEndpoints(
-                a.accounts, a.uia, server_name, self.ratelimiters.registration
+                a.auth, a.accounts, a.uia, server_name, self.ratelimiters.registration
             ).routes(),
             *login.LoginEndpoints(a.auth, a.login, server_name, self.ratelimiters).routes(),
             *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),

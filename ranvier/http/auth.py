@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ranvier.clock import now_ms
 from ranvier.http.errors import MatrixError
+from ranvier.http.ratelimit import client_address
 from ranvier.services.tokens import AccessTokens
 
 
@@ -72,15 +73,20 @@ class RequestAuthenticator:
             raise MatrixError(
                 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is not allowed for this endpoint"
             )
-        self._access_tokens.record_seen(
-            info, request.remote or "", request.headers.get("User-Agent", "")
-        )
+        self.record_seen(request, info.user_id, info.device_id)
         return Requester(
             user_id=info.user_id,
             device_id=info.device_id,
             is_guest=info.is_guest,
             is_admin=info.admin,
             access_token_id=info.id,
+        )
+
+    def record_seen(self, request: web.Request, user_id: str, device_id: str | None) -> None:
+        """Note where a session was seen from: every authenticated request, and the login,
+        registration or refresh that gave the session its token."""
+        self._access_tokens.record_seen(
+            user_id, device_id, client_address(request), request.headers.get("User-Agent", "")
         )
 
     async def optional_user(self, request: web.Request) -> Requester | None:

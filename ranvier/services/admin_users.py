@@ -19,7 +19,6 @@ from ranvier.services.login import LoginService, Session
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.profiles import AVATAR_URL, DISPLAYNAME, ProfileService, validated_value
 from ranvier.services.shared_secret import NonceStore, mac_matches, registration_mac
-from ranvier.storage.devices import DeviceStore
 from ranvier.storage.user_admin import UserAdminQueries, UserAdminView, UserListQuery
 from ranvier.storage.users import UserStore
 
@@ -101,7 +100,6 @@ class AdminUserService:
         config: HomeserverConfig,
         queries: UserAdminQueries,
         users: UserStore,
-        device_store: DeviceStore,
         accounts: AccountService,
         login: LoginService,
         devices: DeviceService,
@@ -111,7 +109,6 @@ class AdminUserService:
         self._config = config
         self._queries = queries
         self._users = users
-        self._device_store = device_store
         self._accounts = accounts
         self._login = login
         self._devices = devices
@@ -289,7 +286,7 @@ class AdminUserService:
             raise MatrixError(403, "M_FORBIDDEN", "You are not a server admin")
         self.require_local(user_id, "Can only whois a local user")
         device_id_to_connections: dict[str, list[dict[str, Any]]] = {}
-        for connection in await self._device_store.get_connections(user_id):
+        for connection in await self._devices.connections(user_id):
             device_id_to_connections.setdefault(connection.device_id or "", []).append(
                 {
                     "ip": connection.ip,

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from ranvier.clock import now_ms
 from ranvier.services.tokens import AccessTokens
-from ranvier.storage.devices import Device, DeviceStore
+from ranvier.storage.devices import Connection, Device, DeviceStore
 from ranvier.storage.tokens import TokenStore
 
 # the shape Synapse gives generated device IDs: ten upper-case letters
@@ -44,10 +44,20 @@ class DeviceService:
                 return candidate
 
     async def list_devices(self, user_id: str) -> list[Device]:
-        return await self._devices.get_devices(user_id)
+        """With their latest last-seen data, including what is not written yet."""
+        devices = await self._devices.get_devices(user_id)
+        return self._access_tokens.last_seen.freshest(user_id, devices)
 
     async def get_device(self, user_id: str, device_id: str) -> Device | None:
-        return await self._devices.get_device(user_id, device_id)
+        device = await self._devices.get_device(user_id, device_id)
+        if device is None:
+            return None
+        return self._access_tokens.last_seen.freshest(user_id, [device])[0]
+
+    async def connections(self, user_id: str) -> list[Connection]:
+        """Where the user was seen from, newest first, including what is not written yet."""
+        stored = await self._devices.get_connections(user_id)
+        return self._access_tokens.last_seen.freshest_connections(user_id, stored)
 
     async def rename_device(self, user_id: str, device_id: str, display_name: str) -> bool:
         position = await self._devices.set_display_name(user_id, device_id, display_name)

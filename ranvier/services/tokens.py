@@ -2,28 +2,28 @@
 session was last seen from.
 
 Every authenticated request looks its token up, so lookups go through a bounded cache that
-logout, device deletion and deactivation invalidate. Last-seen data is written at most once
-a minute per token and address, in the background, never holding up the request.
+logout, device deletion and deactivation invalidate. Last-seen data goes to the
+`LastSeenRecorder`, which writes it in batches, never holding up the request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
+import re
 import secrets
 from dataclasses import dataclass, replace
 
 from cachetools import LRUCache
 
 from ranvier.clock import now_ms
+from ranvier.services.last_seen import LastSeenRecorder
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.tokens import AccessTokenInfo, TokenStore
 
-logger = logging.getLogger(__name__)
-
 TOKEN_CACHE_SIZE = 10_000
-LAST_SEEN_INTERVAL_MS = 60_000
+# Tokens are printable ASCII (ours are a prefix and URL-safe base64). Anything else, such as
+# header bytes that are not UTF-8 and reach us as lone surrogates, cannot name a token.
+_TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")
 
 
 def hash_token(token: str) -> str:
@@ -44,10 +44,8 @@ class IssuedToken:
 class AccessTokens:
     def __init__(self, tokens: TokenStore, devices: DeviceStore) -> None:
         self._tokens = tokens
-        self._devices = devices
         self._token_hash_to_info: LRUCache[str, AccessTokenInfo] = LRUCache(TOKEN_CACHE_SIZE)
-        self._seen_key_to_ms: LRUCache[tuple[int, str, str], int] = LRUCache(TOKEN_CACHE_SIZE)
-        self._background: set[asyncio.Task[None]] = set()
+        self.last_seen = LastSeenRecorder(devices)
 
     async def issue(
         self,
@@ -71,6 +69,8 @@ class AccessTokens:
         return IssuedToken(token, token_id)
 
     async def lookup(self, token: str) -> AccessTokenInfo | None:
+        if not _TOKEN_SHAPE.fullmatch(token):
+            return None
         token_hash = hash_token(token)
         info = self._token_hash_to_info.get(token_hash)
         if info is None:
@@ -100,26 +100,9 @@ class AccessTokens:
         await self._tokens.delete_access_token(token_id)
         self.invalidate([token_id])
 
-    def record_seen(self, info: AccessTokenInfo, ip: str, user_agent: str) -> None:
-        now = now_ms()
-        key = (info.id, ip, user_agent)
-        last = self._seen_key_to_ms.get(key)
-        if last is not None and now - last < LAST_SEEN_INTERVAL_MS:
-            return
-        self._seen_key_to_ms[key] = now
-        task = asyncio.create_task(self._write_seen(info, ip, user_agent, now))
-        # hold a reference until done, or the task may be collected mid-way
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _write_seen(self, info: AccessTokenInfo, ip: str, user_agent: str, now: int) -> None:
-        try:
-            await self._devices.record_last_seen(info.user_id, info.device_id, ip, user_agent, now)
-        except Exception:
-            # last-seen data is informational; a failure must not surface to anyone
-            logger.warning("Could not record last-seen data for %s", info.user_id, exc_info=True)
+    def record_seen(self, user_id: str, device_id: str | None, ip: str, user_agent: str) -> None:
+        self.last_seen.record(user_id, device_id, ip, user_agent)
 
     async def wait_idle(self) -> None:
-        """Let pending last-seen writes finish (shutdown)."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        """Write pending last-seen data (shutdown)."""
+        await self.last_seen.close()

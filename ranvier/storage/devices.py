@@ -6,7 +6,9 @@ transaction, so a deleted device can never act again.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,12 +18,17 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     delete,
     insert,
+    or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.storage.database import Database
 from ranvier.storage.device_lists import record_device_list_change
@@ -78,7 +85,36 @@ class Connection:
     last_seen_ts: int
 
 
+@dataclass(frozen=True)
+class LastSeen:
+    """A session's latest request from one address and client."""
+
+    user_id: str
+    device_id: str | None
+    ip: str
+    user_agent: str
+    ts: int
+
+
 _DEVICE_COLUMNS = [getattr(devices.c, name) for name in Device.__dataclass_fields__]
+
+_UPDATE_DEVICE_LAST_SEEN = (
+    update(devices)
+    .where(
+        devices.c.user_id == bindparam("b_user_id"),
+        devices.c.device_id == bindparam("b_device_id"),
+        or_(devices.c.last_seen_ts.is_(None), devices.c.last_seen_ts <= bindparam("b_ts")),
+    )
+    .values(
+        last_seen_ts=bindparam("b_ts"),
+        last_seen_ip=bindparam("b_ip"),
+        last_seen_user_agent=bindparam("b_user_agent"),
+    )
+)
+
+
+def _insert_for(conn: AsyncConnection) -> Callable[..., Any]:
+    return postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 class DeviceStore:
@@ -199,39 +235,58 @@ class DeviceStore:
             )
         return DeletedDevices([int(token_id) for token_id in token_ids], position)
 
-    async def record_last_seen(
-        self, user_id: str, device_id: str | None, ip: str, user_agent: str, now_ms: int
-    ) -> None:
+    async def record_last_seen(self, seen: Sequence[LastSeen]) -> None:
+        """Write a batch of last-seen data in one transaction. Each row only moves forward
+        in time, so a batch that lost a race with a newer one changes nothing."""
+        if not seen:
+            return
+        device_id_to_newest: dict[tuple[str, str], LastSeen] = {}
+        for entry in seen:
+            if entry.device_id is None:
+                continue
+            key = (entry.user_id, entry.device_id)
+            known = device_id_to_newest.get(key)
+            if known is None or entry.ts > known.ts:
+                device_id_to_newest[key] = entry
+        # a fixed order takes PostgreSQL's row locks in the same order in every batch
+        device_rows = [
+            {
+                "b_user_id": e.user_id,
+                "b_device_id": e.device_id,
+                "b_ts": e.ts,
+                "b_ip": e.ip,
+                "b_user_agent": e.user_agent,
+            }
+            for _, e in sorted(device_id_to_newest.items())
+        ]
+        connection_rows = sorted(
+            (
+                {
+                    "user_id": e.user_id,
+                    "ip": e.ip,
+                    "user_agent": e.user_agent,
+                    "device_id": e.device_id,
+                    "last_seen_ts": e.ts,
+                }
+                for e in seen
+            ),
+            key=lambda row: (row["user_id"], row["ip"], row["user_agent"]),
+        )
         async with self._db.transaction() as conn:
-            if device_id is not None:
-                await conn.execute(
-                    update(devices)
-                    .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
-                    .values(last_seen_ts=now_ms, last_seen_ip=ip, last_seen_user_agent=user_agent)
-                )
-            updated = await conn.execute(
-                update(user_ips)
-                .where(
-                    user_ips.c.user_id == user_id,
-                    user_ips.c.ip == ip,
-                    user_ips.c.user_agent == user_agent,
-                )
-                .values(last_seen_ts=now_ms, device_id=device_id)
+            if device_rows:
+                await conn.execute(_UPDATE_DEVICE_LAST_SEEN, device_rows)
+            insert_connection = _insert_for(conn)(user_ips)
+            await conn.execute(
+                insert_connection.on_conflict_do_update(
+                    index_elements=["user_id", "ip", "user_agent"],
+                    set_={
+                        "last_seen_ts": insert_connection.excluded.last_seen_ts,
+                        "device_id": insert_connection.excluded.device_id,
+                    },
+                    where=user_ips.c.last_seen_ts <= insert_connection.excluded.last_seen_ts,
+                ),
+                connection_rows,
             )
-            if not updated.rowcount:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            insert(user_ips).values(
-                                user_id=user_id,
-                                device_id=device_id,
-                                ip=ip,
-                                user_agent=user_agent,
-                                last_seen_ts=now_ms,
-                            )
-                        )
-                except IntegrityError:
-                    pass  # recorded concurrently by another request: just as good
 
     async def get_connections(self, user_id: str) -> list[Connection]:
         """Where the user was seen from, newest first (for the admin whois API)."""

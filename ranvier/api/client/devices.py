@@ -20,12 +20,16 @@ CLIENT = "/_matrix/client/v3"
 
 
 def render(device: Device) -> dict[str, Any]:
-    return {
-        "device_id": device.device_id,
-        "display_name": device.display_name,
-        "last_seen_ip": device.last_seen_ip,
-        "last_seen_ts": device.last_seen_ts,
-    }
+    # spec: the other fields are strings and integers, not nullable: what is unknown (a
+    # name never set, a device never seen) is left out
+    body: dict[str, Any] = {"device_id": device.device_id}
+    if device.display_name is not None:
+        body["display_name"] = device.display_name
+    if device.last_seen_ip is not None:
+        body["last_seen_ip"] = device.last_seen_ip
+    if device.last_seen_ts is not None:
+        body["last_seen_ts"] = device.last_seen_ts
+    return body
 
 
 def no_such_device() -> MatrixError:

@@ -61,6 +61,7 @@ class LoginEndpoints:
                 self._limits.login_failed_attempts.record(account)
             raise
         self._limits.login_account.record(session.user_id.lower())
+        self._auth.record_seen(request, session.user_id, session.device_id)
         return json_response(session.response(self._server_name))
 
     def _account_key(self, body: dict[str, object]) -> str | None:
@@ -77,6 +78,7 @@ class LoginEndpoints:
         """POST /_matrix/client/v3/refresh"""
         body = await read_json_object(request)
         session = await self._login.refresh(required_str(body, "refresh_token"))
+        self._auth.record_seen(request, session.user_id, session.device_id)
         response: dict[str, object] = {
             "access_token": session.access_token,
             "refresh_token": session.refresh_token,

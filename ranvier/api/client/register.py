@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ranvier.http.auth import RequestAuthenticator
 from ranvier.http.body import optional_bool, optional_str
 from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.http.ratelimit import Ratelimiter, client_address
-from ranvier.services.accounts import AccountService
+from ranvier.services.accounts import AccountService, Registered
 from ranvier.services.uia import UserInteractiveAuth
 
 REGISTER = "/_matrix/client/v3/register"
@@ -19,11 +20,13 @@ PASSWORD_HASH = "password_hash"
 class RegisterEndpoints:
     def __init__(
         self,
+        auth: RequestAuthenticator,
         accounts: AccountService,
         uia: UserInteractiveAuth,
         server_name: str,
         ratelimiter: Ratelimiter,
     ) -> None:
+        self._auth = auth
         self._accounts = accounts
         self._uia = uia
         self._server_name = server_name
@@ -51,6 +54,7 @@ class RegisterEndpoints:
                 device_id=device_id, display_name=display_name, refresh=refresh
             )
             self._ratelimiter.record(address)
+            self._record_seen(request, registered)
             return json_response(registered.response(self._server_name))
         if kind != "user":
             raise MatrixError(400, "M_INVALID_PARAM", "'kind' must be 'user' or 'guest'")
@@ -88,7 +92,12 @@ class RegisterEndpoints:
         )
         self._ratelimiter.record(address)
         await self._uia.operation_completed(auth)
+        self._record_seen(request, registered)
         return json_response(registered.response(self._server_name))
+
+    def _record_seen(self, request: web.Request, registered: Registered) -> None:
+        if registered.session is not None:
+            self._auth.record_seen(request, registered.user_id, registered.session.device_id)
 
     async def available(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/register/available"""
