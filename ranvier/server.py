@@ -63,6 +63,7 @@ from ranvier.http.middleware import (
     cors_middleware,
     matrix_error_middleware,
     request_id_middleware,
+    request_text_middleware,
 )
 from ranvier.http.ratelimit import X_FORWARDED, Ratelimiter, Ratelimiters
 from ranvier.protocol.signing_keys import ServerSigningKey
@@ -611,7 +612,12 @@ class Homeserver:
 
     def build_app(self, listener: Listener) -> web.Application:
         app = web.Application(
-            middlewares=[request_id_middleware, cors_middleware, matrix_error_middleware],
+            middlewares=[
+                request_id_middleware,
+                cors_middleware,
+                matrix_error_middleware,
+                request_text_middleware,
+            ],
             client_max_size=self.config.max_request_body_size,
         )
         app[X_FORWARDED] = listener.x_forwarded

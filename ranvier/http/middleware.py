@@ -1,4 +1,5 @@
-"""The middlewares every listener runs: request IDs, CORS, and Matrix error bodies."""
+"""The middlewares every listener runs: request IDs, CORS, Matrix error bodies, and the
+refusal of text no endpoint can take."""
 
 from __future__ import annotations
 
@@ -60,6 +61,15 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     response = await handler(request)
     response.headers.update(CORS_HEADERS)
     return response
+
+
+@web.middleware
+async def request_text_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuses U+0000 in the path and query (`%00`): no identifier may hold it, and
+    PostgreSQL cannot store it in text. JSON bodies are held to the same by parse_json."""
+    if "\x00" in request.path or any("\x00" in value for value in request.query.values()):
+        raise MatrixError(400, "M_INVALID_PARAM", "The request path and query may not hold U+0000")
+    return await handler(request)
 
 
 @web.middleware

@@ -219,3 +219,29 @@ def test_unencodable_event_content_is_bad_json_not_a_server_error(
         {"room_version": "11", "creation_content": {"ratio": 1.5}},
     )
     assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), reply.body
+
+
+def test_paths_and_queries_with_nul_are_refused(
+    server: RunningServer, alice: Session, room_id: str
+) -> None:
+    # no identifier may hold U+0000; on PostgreSQL each of these was a 500
+    user, room = quote(alice.user_id), f"/rooms/{quote(room_id)}"
+    for method, path, body in (
+        ("PUT", f"{room}/send/m.ro%00om/t1", {"body": "x"}),
+        ("PUT", f"{room}/send/m.room.message/t%00", {"body": "x"}),
+        ("PUT", f"{room}/state/m.x/a%00b", {}),
+        ("GET", f"{room}/event/$a%00", None),
+        ("GET", f"{room}/context/$a%00", None),
+        ("PUT", f"{room}/redact/$a%00/t", {}),
+        ("POST", f"{room}/receipt/m.read/$a%00", {}),
+        ("GET", "/rooms/!a%00:test.localhost/state", None),
+        ("PUT", f"/user/{user}/account_data/x%00y", {"a": 1}),
+        ("PUT", "/directory/room/%23a%00b:test.localhost", {"room_id": room_id}),
+        ("POST", "/join/%23a%00:test.localhost", {}),
+        ("PUT", "/sendToDevice/m.x/t%00", {"messages": {}}),
+        ("GET", "/profile/@a%00:test.localhost", None),
+        ("PUT", "/pushrules/global/content/a%00", {"actions": ["notify"], "pattern": "x"}),
+        ("GET", f"{room}/messages?dir=b&from=%00", None),
+    ):
+        reply = authed(alice, method, server.url + CLIENT + path, body)
+        assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM"), (path, reply.body)
