@@ -3,7 +3,8 @@
 The homeserver blacklists Synapse's recommended ranges (all of 127.0.0.0/8 among them) and
 whitelists only 127.0.0.2, where the "site" listens. A "trap" listens on 127.0.0.1,
 127.0.0.3 and ::1; every refusal is checked both by its answer and by the trap (and the
-site) never having seen a request.
+site) never having seen a request. A second trap, on 127.0.0.1 and ::1, records every TCP
+connection, request or not: no spelling of loopback may even connect to it.
 """
 
 from __future__ import annotations
@@ -58,23 +59,28 @@ class WebServers:
 
     def __init__(self) -> None:
         self.site_port = free_port()
-        self.trap_port = self._port_free_on_all_trap_hosts()
+        self.trap_port = self._port_free_on_all(TRAP_HOSTS)
         self.site = f"http://{SITE_HOST}:{self.site_port}"
         self.site_log: list[str] = []
         self.trap_log: list[str] = []
         self.trap_on_ipv6 = ipv6_loopback_available()
+        self.connection_trap_hosts = ("127.0.0.1", "::1") if self.trap_on_ipv6 else ("127.0.0.1",)
+        self.connection_trap_port = self._port_free_on_all(self.connection_trap_hosts)
+        self.connection_log: list[str] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
 
     @staticmethod
-    def _port_free_on_all_trap_hosts() -> int:
+    def _port_free_on_all(hosts: tuple[str, ...]) -> int:
         for _ in range(50):
             port = free_port()
             try:
-                for host in TRAP_HOSTS:
-                    with socket.socket() as sock:
+                for host in hosts:
+                    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                    with socket.socket(family) as sock:
                         sock.bind((host, port))
                 return port
             except OSError:
@@ -134,6 +140,10 @@ class WebServers:
     async def _page_redirect_to_localhost(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(f"http://localhost:{self.trap_port}/landing")
 
+    async def _page_redirect(self, request: web.Request) -> web.Response:
+        # set as is, not through HTTPFound, which would normalise the URL on the way out
+        return web.Response(status=302, headers={"Location": request.query["to"]})
+
     async def _page_redirect_to_page(self, request: web.Request) -> web.Response:
         raise web.HTTPMovedPermanently("/redirected")
 
@@ -179,6 +189,12 @@ class WebServers:
         self.trap_log.append(f"{request.host}{request.path}")
         return web.Response(content_type="text/html", text="<title>Should never be seen</title>")
 
+    async def _connected_to_trap(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.connection_log.append(str(writer.get_extra_info("sockname")))
+        writer.close()
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._start())
@@ -200,6 +216,10 @@ class WebServers:
             await web.TCPSite(trap_runner, host, self.trap_port).start()
         if self.trap_on_ipv6:
             await web.TCPSite(trap_runner, "::1", self.trap_port).start()
+        for host in self.connection_trap_hosts:
+            self._servers.append(
+                await asyncio.start_server(self._connected_to_trap, host, self.connection_trap_port)
+            )
 
     def start(self) -> None:
         self._thread.start()
@@ -209,6 +229,9 @@ class WebServers:
         async def cleanup() -> None:
             for runner in self._runners:
                 await runner.cleanup()
+            for listener in self._servers:
+                listener.close()
+                await listener.wait_closed()
 
         asyncio.run_coroutine_threadsafe(cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -247,11 +270,15 @@ def server(
 
 @pytest.fixture(autouse=True)
 def trap_stays_untouched(web_servers: WebServers) -> Iterator[None]:
-    """No test may make the homeserver contact the trap. (The site's log restarts with
-    each test: the web servers outlive the homeserver of each engine.)"""
+    """No test may make the homeserver contact the trap. (The logs restart with each test,
+    so a failure names the test that caused it: the web servers outlive the homeserver of
+    each engine.)"""
     web_servers.site_log.clear()
+    web_servers.trap_log.clear()
+    web_servers.connection_log.clear()
     yield
     assert web_servers.trap_log == [], "a blacklisted address was contacted"
+    assert web_servers.connection_log == [], "a blacklisted address was connected to"
 
 
 def preview(server: RunningServer, session: Session, url: str, **query: Any) -> Reply:
@@ -363,6 +390,102 @@ def test_blacklisted_ip_literals_are_refused_without_a_request(
     assert reply.json()["error"] == "IP address blocked"
     # refused before connecting: nothing was waited for (10/8 would take the connect timeout)
     assert time.monotonic() - started < 5
+
+
+def in_digits(text: str, zero: int) -> str:
+    """`text` with its ASCII digits written in the Unicode digits whose zero is `zero`
+    (written this way so the source shows which script each spelling uses)."""
+    return "".join(chr(zero + int(char)) if char.isdigit() else char for char in text)
+
+
+FULLWIDTH = 0xFF10
+ARABIC_INDIC = 0x0660
+EXTENDED_ARABIC_INDIC = 0x06F0
+DEVANAGARI = 0x0966
+MATHEMATICAL_BOLD = 0x1D7CE
+FULLWIDTH_STOP = "\uff0e"
+IDEOGRAPHIC_STOP = "\u3002"  # a label separator to IDNA, as the two others are
+HALFWIDTH_IDEOGRAPHIC_STOP = "\uff61"
+CIRCLED_127 = "\u2460\u2461\u2466"
+
+# Spellings of loopback (127.0.0.1 or ::1) that URL parsers, IDNA or resolvers may turn into
+# the address itself: the host as written is one thing, what aiohttp connects to another.
+LOOPBACK_IP_SPELLINGS = [
+    # IDNA folds fullwidth digits and stops to ASCII: aiohttp connects to 127.0.0.1
+    in_digits("127.0.0.1", FULLWIDTH).replace(".", FULLWIDTH_STOP),
+    in_digits("127", FULLWIDTH) + ".0.0.1",
+    "127.0.0.1".replace(".", FULLWIDTH_STOP),
+    "127.0.0.1".replace(".", IDEOGRAPHIC_STOP),
+    "127.0.0.1".replace(".", HALFWIDTH_IDEOGRAPHIC_STOP),
+    in_digits("127.0.0.1", ARABIC_INDIC),
+    in_digits("127.0.0.1", EXTENDED_ARABIC_INDIC),
+    in_digits("127.0.0.1", DEVANAGARI),
+    in_digits("127.0.0.1", MATHEMATICAL_BOLD),
+    CIRCLED_127 + ".0.0.1",
+    in_digits("127", FULLWIDTH)
+    + IDEOGRAPHIC_STOP
+    + in_digits("0", ARABIC_INDIC)
+    + ".0"
+    + FULLWIDTH_STOP
+    + in_digits("1", DEVANAGARI),
+    in_digits("2130706433", FULLWIDTH),
+    # legacy numeric forms resolvers accept
+    "127.1",
+    "127.0.1",
+    "2130706433",
+    "0x7f000001",
+    "0X7F000001",
+    "0x7f.1",
+    "0x7f.0x0.0x0.0x1",
+    "0177.0.0.1",
+    "0177.1",
+    "127.0.0.1.",
+    "%31%32%37.0.0.1",
+    # IPv6 loopback, and 127.0.0.1 inside IPv6
+    "[::1]",
+    "[0:0:0:0:0:0:0:1]",
+    "[::ffff:127.0.0.1]",
+    "[::FFFF:127.0.0.1]",
+    "[0:0:0:0:0:ffff:7f00:1]",
+    "[::ffff:7f00:1]",
+    "[::127.0.0.1]",  # IPv4-compatible
+]
+# names, not addresses: refused because they resolve into the blacklist or nowhere
+LOOPBACK_NAME_SPELLINGS = [
+    "LOCALHOST",
+    "".join(chr(ord(char) - ord("a") + 0xFF41) for char in "localhost"),  # fullwidth letters
+    "LocalHost.",
+    "xn--9hbcp.xn--8hb.xn--8hb.xn--9hb",  # the IDNA form of the Arabic-Indic 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("host", LOOPBACK_IP_SPELLINGS)
+def test_every_spelling_of_loopback_is_refused_without_a_connection(
+    server: RunningServer, alice: Session, web_servers: WebServers, host: str
+) -> None:
+    reply = preview(server, alice, f"http://{host}:{web_servers.connection_trap_port}/")
+    assert_refused(reply, 403)
+    assert reply.json()["error"] == "IP address blocked"
+    redirected = preview(
+        server,
+        alice,
+        web_servers.site
+        + "/redirect?to="
+        + quote(f"http://{host}:{web_servers.connection_trap_port}/landing", safe=""),
+    )
+    assert_refused(redirected, 403)
+    assert web_servers.site_requests("/redirect") == 1
+
+
+@pytest.mark.parametrize("host", LOOPBACK_NAME_SPELLINGS)
+def test_every_spelling_of_a_loopback_name_is_refused_without_a_connection(
+    server: RunningServer, alice: Session, web_servers: WebServers, host: str
+) -> None:
+    target = f"http://{host}:{web_servers.connection_trap_port}/"
+    assert_refused(preview(server, alice, target), 502)
+    redirected = preview(server, alice, web_servers.site + "/redirect?to=" + quote(target))
+    assert_refused(redirected, 502)
+    assert web_servers.site_requests("/redirect") == 1
 
 
 def test_a_name_resolving_to_loopback_is_refused_without_a_request(

@@ -11,6 +11,8 @@ from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST
 from ranvier.services.media.url_preview.addresses import (
     AddressPolicy,
     address_forms,
+    connectable_address,
+    fold_host,
     parse_ip_literal,
 )
 from ranvier.services.media.url_preview.opengraph import (
@@ -72,6 +74,81 @@ def test_public_addresses_pass(host: str) -> None:
 @pytest.mark.parametrize("host", ["example.com", "localhost", "xn--nxa.example", "1.2.3.example"])
 def test_names_are_not_ip_literals(host: str) -> None:
     assert parse_ip_literal(host) is None
+
+
+def in_digits(text: str, zero: int) -> str:
+    """`text` with its ASCII digits written in the Unicode digits whose zero is `zero`."""
+    return "".join(chr(zero + int(char)) if char.isdigit() else char for char in text)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        in_digits("127.0.0.1", 0xFF10).replace(".", "\uff0e"),  # fullwidth digits and stops
+        "127.0.0.1".replace(".", "\u3002"),  # ideographic full stop
+        "127.0.0.1".replace(".", "\uff61"),  # halfwidth ideographic full stop
+        in_digits("127.0.0.1", 0x0660),  # Arabic-Indic
+        in_digits("127.0.0.1", 0x06F0),  # extended Arabic-Indic
+        in_digits("127.0.0.1", 0x0966),  # Devanagari
+        in_digits("127.0.0.1", 0x1D7CE),  # mathematical bold
+        "\u2460\u2461\u2466.0.0.1",  # circled
+        in_digits("127", 0xFF10) + "\u3002" + in_digits("0", 0x0660) + ".0\uff0e1",
+        in_digits("2130706433", 0xFF10),
+        in_digits("0x7f.1", 0xFF10).upper(),
+        "%31%32%37.0.0.1",
+        "[::FFFF:127.0.0.1]",
+        "0177.1",
+        "127.0.0.1..",
+    ],
+)
+def test_unicode_and_escaped_spellings_of_loopback_read_as_loopback(host: str) -> None:
+    address = parse_ip_literal(host)
+    assert address is not None, host
+    assert DEFAULTS.is_blocked(address)
+    assert 127 in {int(form) >> 24 for form in address_forms(address) if form.version == 4}
+
+
+def test_folding_makes_digits_dots_and_case_ascii_and_leaves_names_names() -> None:
+    assert fold_host(in_digits("10.1", 0x0660)) == "10.1"
+    assert fold_host("\uff25xample\u3002ORG") == "example.org"
+    assert parse_ip_literal("\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com") is None
+    assert parse_ip_literal(in_digits("127", 0x0660) + ".example") is None
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+        ("::ffff:127.0.0.1", "::ffff:7f00:1"),
+        ("fe80::1%eth0", "fe80::1%eth0"),
+    ],
+)
+def test_a_socket_address_is_read_only_in_its_plain_numeric_forms(host: str, address: str) -> None:
+    assert connectable_address(host) == ipaddress.ip_address(address)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2130706433",
+        "127.1",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "localhost",
+        "[::1]",
+        " 127.0.0.1",
+        "",
+        in_digits("127.0.0.1", 0xFF10),
+        b"\x7f\x00\x00\x01",  # bytes would be a name to connect(), four packed bytes to ipaddress
+        None,
+        2130706433,
+    ],
+)
+def test_anything_a_connect_call_might_resolve_is_not_a_socket_address(host: object) -> None:
+    assert connectable_address(host) is None
+    assert DEFAULTS.is_blocked_text(host)
+    assert AddressPolicy.from_config([]).is_blocked_text(host)
 
 
 def test_even_an_empty_blacklist_blocks_the_any_addresses() -> None:

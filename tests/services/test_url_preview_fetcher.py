@@ -1,25 +1,32 @@
 """The URL preview fetcher against web servers on loopback, with a stand-in DNS so names
 can point anywhere: a name is refused when any address it resolves to is blacklisted
-(DNS rebinding), and proxy settings in the environment are never used."""
+(DNS rebinding), proxy settings in the environment are never used, and the socket guard
+on its own keeps every connection off the blacklist, whatever spelling reached it."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.connector import AddrInfoType
 
 from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST
 from ranvier.http.errors import MatrixError
+from ranvier.services.media.url_preview import fetcher as fetcher_module
 from ranvier.services.media.url_preview.addresses import AddressPolicy
 from ranvier.services.media.url_preview.fetcher import (
     BlockedAddressError,
+    BlockedConnectionError,
     FilteringResolver,
+    GuardedSocket,
     PreviewFetcher,
+    guarded_socket_factory,
 )
 from tests.integration.homeserver import free_port
 
@@ -215,3 +222,159 @@ async def test_slow_sites_time_out() -> None:
     finally:
         await previews.close()
         await runner.cleanup()
+
+
+class ConnectionTrap:
+    """A listener on loopback that records every TCP connection made to it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._connected, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.close()
+
+
+async def test_a_guarded_socket_refuses_before_the_connect_call() -> None:
+    trap = ConnectionTrap()
+    await trap.start()
+    try:
+        for address in [
+            ("127.0.0.1", trap.port),
+            ("2130706433", trap.port),  # the C library would resolve it to 127.0.0.1
+            ("127.1", trap.port),
+            (b"127.0.0.1", trap.port),
+        ]:
+            with GuardedSocket(socket.AF_INET, socket.SOCK_STREAM, policy=POLICY) as sock:
+                with pytest.raises(BlockedConnectionError):
+                    sock.connect(address)
+                with pytest.raises(BlockedConnectionError):
+                    sock.connect_ex(address)
+        # without a policy (a dup, say) nothing is allowed
+        with (
+            GuardedSocket(socket.AF_INET, socket.SOCK_STREAM) as sock,
+            pytest.raises(BlockedConnectionError),
+        ):
+            sock.connect(("127.0.0.2", trap.port))
+    finally:
+        await trap.stop()
+    assert trap.connections == 0
+
+
+def sockets_checked_only_at_connect(addr_info: AddrInfoType) -> socket.socket:
+    family, type_, proto, _, _ = addr_info
+    return GuardedSocket(family, type_, proto, policy=POLICY)
+
+
+async def guard_alone(
+    site: Server, trap: ConnectionTrap, socket_factory: Callable[[AddrInfoType], socket.socket]
+) -> None:
+    """A session whose only defence is the socket guard: no early check, and a resolver
+    that hands blocked addresses over."""
+    # unfiltered: it hands the blocked address over
+    dns = FakeDns({"trap.test": ["127.0.0.1"], "site.test": ["127.0.0.2"]})
+    connector = aiohttp.TCPConnector(
+        resolver=dns, use_dns_cache=False, socket_factory=socket_factory
+    )
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+        for url in [
+            f"http://127.0.0.1:{trap.port}/",
+            f"http://[::ffff:127.0.0.1]:{trap.port}/",
+            f"http://trap.test:{trap.port}/",
+            # IDNA makes this 127.0.0.1, which aiohttp then takes for an IP literal
+            "http://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11:" + f"{trap.port}/",
+        ]:
+            with pytest.raises(aiohttp.ClientConnectorError) as refused:
+                await session.get(url)
+            assert isinstance(refused.value.os_error, BlockedConnectionError), url
+        async with session.get(f"http://site.test:{site.port}/") as response:
+            assert await response.text() == "<title>hello</title>"
+
+
+@pytest.mark.parametrize("loop_factory", ["asyncio", "uvloop"])
+@pytest.mark.parametrize(
+    "socket_factory",
+    [guarded_socket_factory(POLICY), sockets_checked_only_at_connect],
+    ids=["factory", "connect-only"],
+)
+def test_the_socket_guard_alone_keeps_every_connection_off_the_blacklist(
+    loop_factory: str, socket_factory: Callable[[AddrInfoType], socket.socket]
+) -> None:
+    """Under both event loops (production runs uvloop, whose sock_connect resolves again),
+    and with the check at `connect` alone: both loops call the socket's own `connect`."""
+    if loop_factory == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        factory = uvloop.new_event_loop
+    else:
+        factory = asyncio.new_event_loop
+
+    async def run() -> tuple[list[str], int]:
+        site = Server("127.0.0.2")
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", site.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, site.host, site.port).start()
+        trap = ConnectionTrap()
+        await trap.start()
+        try:
+            await guard_alone(site, trap, socket_factory)
+        finally:
+            await trap.stop()
+            await runner.cleanup()
+        return site.seen, trap.connections
+
+    with asyncio.Runner(loop_factory=factory) as running:
+        seen, connections = running.run(run())
+    assert connections == 0
+    assert len(seen) == 1
+
+
+async def test_the_fetcher_answers_a_guard_refusal_as_a_blocked_ip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # as if the early check had missed a spelling: the guard still refuses, with a 403
+    monkeypatch.setattr(fetcher_module, "parse_ip_literal", lambda host: None)
+    trap = ConnectionTrap()
+    await trap.start()
+    previews = fetcher(FakeDns({}))
+    try:
+        for host in ("127.0.0.1", "[::ffff:127.0.0.1]", "\uff11\uff12\uff17\u30020\u30020\u30021"):
+            with pytest.raises(MatrixError) as refused:
+                await previews.fetch(f"http://{host}:{trap.port}/", html)
+            assert (refused.value.status, refused.value.errcode) == (403, "M_UNKNOWN"), host
+    finally:
+        await previews.close()
+        await trap.stop()
+    assert trap.connections == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11/",
+        "http://127\u30020\u30020\u30021/",
+        "http://\u0661\u0662\u0667.\u0660.\u0660.\u0661/",
+        "http://[::FFFF:7F00:1]/",
+        "http://0x7f.1/",
+    ],
+)
+def test_the_early_check_refuses_what_the_client_would_read_as_loopback(url: str) -> None:
+    with pytest.raises(MatrixError) as refused:
+        fetcher(FakeDns({})).check_target(url)
+    assert (refused.value.status, refused.value.errcode) == (403, "M_UNKNOWN")
+
+
+def test_the_early_check_hands_over_the_url_it_checked() -> None:
+    target = fetcher(FakeDns({})).check_target("http://\uff45xample.org/path")
+    assert target.raw_host == "example.org"

@@ -1,15 +1,27 @@
 """Outbound HTTP for URL previews that cannot be pointed at the server's own network.
 
-Every hop of a fetch (the URL, then each redirect, followed here one at a time) is checked
-before any connection: only http and https, no URL the admin's patterns refuse, and an IP
-literal host must not be blacklisted. Names are resolved by `FilteringResolver`, which
-refuses a name if any address it resolves to is blacklisted, so a name pointed at a private
-address (or re-pointed between two lookups) leads nowhere; the connector connects only to
-the addresses that resolver returns. No proxy settings are taken from the environment.
+Three checks stand between a URL and a connection, for the URL and for each redirect
+(followed here one at a time):
 
-Refusals answer as Synapse's do: a blacklisted IP literal 403 `M_UNKNOWN`, a name that
-resolves into the blacklist (or not at all) 502 `M_UNKNOWN`, an error status from the
-site 502, a body over `max_spider_size` 502 `M_TOO_LARGE`.
+- `check_target`, before any I/O: only http and https, no URL the admin's patterns refuse,
+  and no host that is, or could be read as, a blacklisted IP literal. It reads the host as
+  yarl normalises it (the very `URL` object then handed to aiohttp, so IDNA folding of
+  fullwidth digits and dots to `127.0.0.1` is seen) and as written, with every Unicode
+  digit and dot folded to ASCII. This is for a fast, clear refusal, not the guarantee.
+- `FilteringResolver` refuses a name if any address it resolves to is blacklisted, so a
+  name pointed at a private address (or re-pointed between two lookups) leads nowhere.
+- `GuardedSocket` is the guarantee: every socket the connector opens is one, and its
+  `connect` refuses any address that is not a plain numeric one outside the blacklist.
+  That is the address the kernel is given, after every URL parser and resolver (aiohttp
+  skips the resolver for hosts it takes for IP literals, and both asyncio and uvloop may
+  resolve again inside `sock_connect`), so no spelling of a host can get past it.
+
+No proxy settings are taken from the environment.
+
+Refusals answer as Synapse's do: a blacklisted IP literal 403 `M_UNKNOWN` (so does an
+address the socket guard refuses: only an IP literal can reach it), a name that resolves
+into the blacklist (or not at all) 502 `M_UNKNOWN`, an error status from the site 502, a
+body over `max_spider_size` 502 `M_TOO_LARGE`.
 """
 
 from __future__ import annotations
@@ -20,11 +32,14 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.connector import AddrInfoType
 from aiohttp.resolver import ThreadedResolver
+from yarl import URL
 
 from ranvier.http.errors import MatrixError
 from ranvier.services.media.url_preview.addresses import AddressPolicy, parse_ip_literal
@@ -42,6 +57,66 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 
 class BlockedAddressError(OSError):
     """A name resolved to an address previews may not connect to."""
+
+
+class BlockedConnectionError(OSError):
+    """A socket was about to connect to an address previews may not reach."""
+
+    def __init__(self) -> None:
+        # one fixed message: happy eyeballs keeps the error's type only when every
+        # attempt failed with the same text
+        super().__init__("connection to an address previews may not reach refused")
+
+
+class GuardedSocket(socket.socket):
+    """A socket that refuses to connect to an address `policy` blocks, or to anything but
+    a plain numeric address (which the C library might resolve). Without a policy (a copy
+    made by `dup`, say) it connects nowhere."""
+
+    def __init__(
+        self,
+        family: socket.AddressFamily | int = -1,
+        type: socket.SocketKind | int = -1,
+        proto: int = -1,
+        fileno: int | None = None,
+        *,
+        policy: AddressPolicy | None = None,
+    ) -> None:
+        super().__init__(family, type, proto, fileno)
+        self._policy = policy
+
+    # asyncio and uvloop both end their sock_connect here, with the address after any
+    # resolution they did themselves
+    def connect(self, address: Any, /) -> None:
+        refuse_blocked(self._policy, address)
+        super().connect(address)
+
+    def connect_ex(self, address: Any, /) -> int:
+        refuse_blocked(self._policy, address)
+        return super().connect_ex(address)
+
+
+def refuse_blocked(policy: AddressPolicy | None, address: object) -> None:
+    """Raise BlockedConnectionError unless `address` (a socket address tuple) is a plain
+    numeric address `policy` allows."""
+    host = address[0] if isinstance(address, tuple) and address else None
+    if policy is None or policy.is_blocked_text(host):
+        logger.warning("URL preview: refused to connect to %r", address)
+        raise BlockedConnectionError()
+
+
+def guarded_socket_factory(policy: AddressPolicy) -> Callable[[AddrInfoType], socket.socket]:
+    """Sockets for the connector: the address checked before the socket exists (so an
+    event loop never resolves an unchecked host), and again at `connect`."""
+
+    def make(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, address = addr_info
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            raise BlockedConnectionError()
+        refuse_blocked(policy, address)
+        return GuardedSocket(family, type_, proto, policy=policy)
+
+    return make
 
 
 class FilteringResolver(AbstractResolver):
@@ -126,6 +201,7 @@ class PreviewFetcher:
                 # every connection goes through a fresh, checked resolution
                 use_dns_cache=False,
                 limit=50,
+                socket_factory=guarded_socket_factory(self._policy),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -141,38 +217,46 @@ class PreviewFetcher:
             await self._session.close()
             self._session = None
 
-    def check_target(self, url: str) -> None:
-        """Refuse a hop before connecting: its scheme, the admin's URL patterns, an IP
-        literal host in the blacklist."""
+    def check_target(self, url: str) -> URL:
+        """Refuse a hop before connecting: its scheme, the admin's URL patterns, a host
+        that is or reads as an IP literal in the blacklist. Returns the URL to request,
+        parsed once so that the host checked is the host aiohttp connects to."""
         try:
+            target = URL(url)
             parts = urlsplit(url)
-            host = parts.hostname
-            parts.port  # noqa: B018 - raises ValueError on a bad port
+            target.port  # noqa: B018 - raises ValueError on a bad port
+            parts.port  # noqa: B018
         except ValueError as exc:
             raise MatrixError(502, "M_UNKNOWN", f"Cannot fetch {url!r}: {exc}") from exc
-        if parts.scheme not in ("http", "https") or not host:
+        if target.scheme not in ("http", "https") or not target.raw_host or not parts.hostname:
             raise MatrixError(502, "M_UNKNOWN", "Only http and https URLs can be previewed")
         if self._url_refused(url):
             raise url_blocked()
-        address = parse_ip_literal(host)
-        if address is not None and self._policy.is_blocked(address):
-            logger.info("URL preview: blocked IP literal %s", address)
-            raise ip_blocked()
+        for host in (target.raw_host, parts.hostname):
+            address = parse_ip_literal(host)
+            if address is not None and self._policy.is_blocked(address):
+                logger.info("URL preview: blocked IP literal %s (%r)", address, host)
+                raise ip_blocked()
+        return target
 
     async def fetch(self, url: str, allowed: Callable[[str], bool]) -> FetchedResource:
         """The body of `url` (after at most MAX_REDIRECTS redirects, each checked), or a
         MatrixError saying why not; a media type `allowed` refuses is not downloaded."""
         session = self._get_session()
         for _ in range(MAX_REDIRECTS + 1):
-            self.check_target(url)
+            target = self.check_target(url)
             try:
                 async with asyncio.timeout(self._response_timeout):
-                    response = await session.get(url, headers=self._headers, allow_redirects=False)
+                    response = await session.get(
+                        target, headers=self._headers, allow_redirects=False
+                    )
             except TimeoutError as exc:
                 raise MatrixError(
                     504, "M_UNKNOWN", "Timed out waiting for the site to answer"
                 ) from exc
             except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, BlockedConnectionError):
+                    raise ip_blocked() from exc
                 if isinstance(exc.os_error, (BlockedAddressError, socket.gaierror)) or (
                     isinstance(exc.os_error.__cause__, socket.gaierror)
                 ):
