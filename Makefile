@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JS_INTEROP := tests/interop/js
 JS_STAMP := $(JS_INTEROP)/node_modules/.installed
 
-.PHONY: run test lint typecheck unit bench bench-servers bench-protocol clean
+.PHONY: run test lint typecheck unit bench bench-servers bench-protocol fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench-servers: $(STAMP)
 
 bench-protocol: $(STAMP)
 	$(BIN)/python -m bench.protocol_bench
+
+# `make fuzz` sends generated requests to every Client-Server API operation of a Ranvier it
+# starts and reports each 5xx with its traceback (docs/testing.md); FUZZ_ARGS passes options,
+# e.g. FUZZ_ARGS="--engine postgres --examples 100 --json fuzz.json"
+FUZZ_ARGS ?=
+fuzz: $(STAMP)
+	$(BIN)/python -m bench.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(JS_INTEROP)/node_modules
