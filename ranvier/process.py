@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from ranvier.config.errors import unwritable_path
 from ranvier.config.models import HomeserverConfig
 
 START_TIMEOUT_SECONDS = 60.0
@@ -27,19 +28,33 @@ def run_foreground(config: HomeserverConfig, log_file: Path | None = None) -> in
     from ranvier import server
     from ranvier.logs import setup_logging
 
-    setup_logging(config.log_config, log_file)
+    try:
+        setup_logging(config.log_config, log_file)
+    except Exception as exc:
+        setting = (
+            "--log-file"
+            if log_file is not None
+            else f"the handler's filename in {config.log_config}"
+        )
+        problem = startup_problem(exc, config, ("the log file", setting))
+        print(f"Ranvier could not start: {problem}", file=sys.stderr)
+        return 1
     pid_file = pid_file_of(config)
 
     def write_pid_file(_bound: list[str]) -> None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
-        pid_file.write_text(f"{os.getpid()}\n")
+        try:
+            pid_file.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            # a failed write (a full disk) does not say which file it was writing
+            raise OSError(exc.errno, exc.strerror, str(pid_file)) from exc
 
     try:
         server.run(config, on_ready=write_pid_file)
     except Exception as exc:
-        # a refusal at start-up (database too new, bad locale...) is the admin's to fix:
-        # show the message, not a traceback
-        print(f"Ranvier could not start: {exc}", file=sys.stderr)
+        # a refusal at start-up (database too new, bad locale, a path it cannot write...)
+        # is the admin's to fix: show the message, not a traceback
+        print(f"Ranvier could not start: {startup_problem(exc, config)}", file=sys.stderr)
         return 1
     finally:
         if read_pid(pid_file) == os.getpid():
@@ -47,9 +62,48 @@ def run_foreground(config: HomeserverConfig, log_file: Path | None = None) -> in
     return 0
 
 
+def startup_problem(
+    exc: BaseException, config: HomeserverConfig, writing: tuple[str, str] | None = None
+) -> str:
+    """What stopped start-up, for the admin. A path the server could not write is named with
+    the reason, the fix and the setting that names it: `writing` (what, setting) when the
+    caller knows, else the setting whose path holds it. Anything else is the exception's
+    own message (start-up refusals already say what to do)."""
+    from ranvier.storage.database import sqlite_startup_problem
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.filename is not None:
+            path = os.fsdecode(cause.filename)
+            named = writing or _setting_holding(path, config)
+            if named is not None:
+                return unwritable_path(named[0], path, cause, named[1])
+        cause = cause.__cause__ or cause.__context__
+    return sqlite_startup_problem(exc, config.database) or str(exc)
+
+
+def _setting_holding(path: str, config: HomeserverConfig) -> tuple[str, str] | None:
+    """(what it is, the setting) for the configured path that is `path` or holds it."""
+    candidates = [
+        ("the media store", "media_store_path", config.media_store_path),
+        ("the pid file", "pid_file", str(pid_file_of(config))),
+    ]
+    if config.database.name == "sqlite3":
+        database = str(config.database.args.get("database", ""))
+        candidates.append(("the SQLite database", "database.args.database", database))
+    target = Path(os.path.abspath(path))
+    for what, setting, configured in candidates:
+        root = Path(os.path.abspath(configured))
+        if configured and (target == root or root in target.parents):
+            return what, setting
+    return None
+
+
 def read_pid(pid_file: Path) -> int | None:
     try:
-        return int(pid_file.read_text().strip())
+        # a bounded read: pid_file may name something endless, such as a device
+        with open(pid_file, "rb") as file:
+            return int(file.read(32).strip())
     except (OSError, ValueError):
         return None
 
@@ -77,8 +131,14 @@ def start(config_path: Path, config: HomeserverConfig, log_file: str | None) -> 
     pid_file = pid_file_of(config)
     pid_file.unlink(missing_ok=True)
     log_path = Path(log_file) if log_file else pid_file.parent / "homeserver.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab")  # noqa: SIM115 - closed below, once the child has it
+    except OSError as exc:
+        what = ("the server's output", "--log-file")
+        print(f"Ranvier could not start: {startup_problem(exc, config, what)}", file=sys.stderr)
+        return 1
+    with log:
         child = subprocess.Popen(
             [sys.executable, "-m", "ranvier.cli", "run", "-c", str(config_path)],
             stdin=subprocess.DEVNULL,
@@ -96,6 +156,9 @@ def start(config_path: Path, config: HomeserverConfig, log_file: str | None) -> 
                 f"Ranvier failed to start (exit code {child.returncode}); see {log_path}",
                 file=sys.stderr,
             )
+            reason = _refusal_in(log_path)
+            if reason is not None:
+                print(reason, file=sys.stderr)
             return 1
         time.sleep(0.1)
     print(
@@ -103,6 +166,18 @@ def start(config_path: Path, config: HomeserverConfig, log_file: str | None) -> 
         file=sys.stderr,
     )
     return 1
+
+
+def _refusal_in(log_path: Path) -> str | None:
+    """The line in which a server that would not start said why, if it did."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 64 * 1024))
+            tail = log.read().decode(errors="replace")
+    except OSError:
+        return None
+    refusals = [line for line in tail.splitlines() if line.startswith("Ranvier could")]
+    return refusals[-1] if refusals else None
 
 
 def stop(config: HomeserverConfig) -> int:

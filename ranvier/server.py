@@ -155,8 +155,9 @@ from ranvier.streams.notifier import Notifier
 
 logger = logging.getLogger(__name__)
 
-# how long in-flight requests get to finish after SIGTERM
-SHUTDOWN_TIMEOUT_SECONDS = 10.0
+# how long requests in flight get to finish after SIGTERM (long-polls answer at once), so
+# that the process is gone within about two seconds, as service managers expect
+SHUTDOWN_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -623,7 +624,7 @@ class Homeserver:
         app[X_FORWARDED] = listener.x_forwarded
         resources = {name for resource in listener.resources for name in resource.names}
         route_defs: list[web.RouteDef] = list(
-            root.RootEndpoints(self.config.web_client_location).routes()
+            root.RootEndpoints(self.config.web_client_location, self.database.reachable).routes()
         )
         if "client" in resources:
             route_defs += versions.routes()
@@ -778,9 +779,23 @@ class Homeserver:
         return bound
 
     async def stop(self) -> None:
+        # no new connections, on any listener, from here on
         for runner in self.runners:
-            await runner.cleanup()
+            for site in list(runner.sites):
+                await site.stop()
+        # requests that only wait answer now with what they have: long-polls with an empty
+        # response and a token to continue from, downloads of unfinished uploads with 504
+        self.notifier.close()
+        self.media.service.stop_waiting()
+        # the rest (sends, uploads) get SHUTDOWN_TIMEOUT_SECONDS to finish
+        await asyncio.gather(*(runner.cleanup() for runner in self.runners))
         self.runners.clear()
+        # a send whose request was cut off still persists before the database closes
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT_SECONDS):
+                await self.rooms.sender.wait_idle()
+        except TimeoutError:
+            logger.warning("Stopped before every queued event was persisted")
         await self.background_updater.stop()
         await self.ephemeral.presence.stop()
         await self.push.pushers.stop()

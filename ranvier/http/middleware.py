@@ -13,9 +13,9 @@ from aiohttp import web
 from ranvier.http.errors import MatrixError, too_large, unrecognized
 from ranvier.http.json import json_response
 from ranvier.http.logging import current_request_id
+from ranvier.storage.errors import DatabaseUnavailable
 
 logger = logging.getLogger("ranvier.http")
-access_logger = logging.getLogger("ranvier.access")
 access_logger = logging.getLogger("ranvier.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,6 +90,13 @@ async def matrix_error_middleware(request: web.Request, handler: Handler) -> web
             raise
         body = {"errcode": "M_UNKNOWN", "error": exc.reason}
         return json_response(body, status=exc.status)
+    except DatabaseUnavailable as exc:
+        # the server is overloaded or its database is out of reach, not the request wrong:
+        # a client that waits and retries will get its answer
+        logger.warning("%s %s not served: %s", request.method, request.path, exc)
+        body = {"errcode": "M_UNKNOWN", "error": "The server is busy; try again shortly"}
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
+        return json_response(body, status=503, headers=headers)
     except Exception:
         logger.exception("Unhandled error while handling %s %s", request.method, request.path)
         body = {"errcode": "M_UNKNOWN", "error": "Internal server error"}

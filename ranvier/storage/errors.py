@@ -13,3 +13,12 @@ class StorageStartupError(StorageError):
 
 class UnknownRevisionError(StorageError):
     """A schema revision was named that this version of Ranvier does not know."""
+
+
+class DatabaseUnavailable(StorageError):
+    """No database connection could be had in time: all of them stayed busy, or the database
+    did not answer. The request was not served; the same request may succeed shortly."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

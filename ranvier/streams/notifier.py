@@ -5,7 +5,9 @@ and readable. A waiter waits for its user and rooms; it is woken by the first no
 names one of them. The last position notified per (room or user, stream) is remembered,
 so a change notified between a sync reading the streams and starting to wait is not
 missed: `wait` returns at once if a relevant position is already past the waiter's token.
-Nothing here touches the database.
+At shutdown, `close` wakes every waiter and later waits return at once, so long-polls
+answer with what they have instead of holding the process. Nothing here touches the
+database.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ class Notifier:
     def __init__(self, remembered_keys: int = MAX_REMEMBERED_KEYS) -> None:
         self._key_to_waiters: dict[str, set[asyncio.Event]] = {}
         self._key_to_positions: LRUCache[str, dict[str, int]] = LRUCache(remembered_keys)
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Shutdown: wake every waiter now and let no one wait again."""
+        self._closed = True
+        for waiters in self._key_to_waiters.values():
+            for waiter in waiters:
+                waiter.set()
 
     def notify(
         self, stream: str, position: int, *, rooms: Iterable[str] = (), users: Iterable[str] = ()
@@ -53,7 +67,7 @@ class Notifier:
         """Return when something for the user or one of the rooms is notified past `since`,
         or after `timeout_ms`."""
         keys = [user_id, *room_ids]
-        if self._already_past(keys, since) or timeout_ms <= 0:
+        if self._closed or timeout_ms <= 0 or self._already_past(keys, since):
             return
         waiter = asyncio.Event()
         for key in keys:

@@ -1,10 +1,9 @@
 """SQLite run on the event loop: writers take turns, readers never wait for them, and a
-writer that cannot get its turn fails the way SQLite's busy timeout would."""
+writer that cannot get its turn in SQLite's busy timeout is refused as unavailable (503)."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy import text
 from ranvier.config.models import DatabaseConfig
 from ranvier.storage import database as database_module
 from ranvier.storage.database import Database, open_database
+from ranvier.storage.errors import DatabaseUnavailable
 
 
 @pytest.fixture
@@ -66,11 +66,11 @@ async def test_readers_see_committed_data_while_a_writer_holds_its_turn(
         assert rows == ["first"]
 
 
-async def test_a_writer_that_waits_too_long_gets_database_is_locked(
+async def test_a_writer_that_waits_too_long_is_refused_as_unavailable(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(database_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
     async with sqlite_db.transaction():
-        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        with pytest.raises(DatabaseUnavailable, match="database is locked"):
             async with sqlite_db.transaction():
                 pass

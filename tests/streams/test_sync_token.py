@@ -85,3 +85,18 @@ async def test_a_change_notified_before_waiting_is_not_missed() -> None:
     started = time.monotonic()
     await notifier.wait("@a:hs", ["!r:hs"], SyncToken(events=11), 100)
     assert time.monotonic() - started >= 0.09
+
+
+async def test_close_wakes_every_waiter_and_later_waits_return_at_once() -> None:
+    notifier = Notifier()
+    waiting = [
+        asyncio.create_task(notifier.wait(f"@u{n}:hs", ["!r:hs"], SyncToken(), 30_000))
+        for n in range(10)
+    ]
+    await asyncio.sleep(0.01)
+    notifier.close()
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert notifier.waiting == 0
+    started = time.monotonic()
+    await notifier.wait("@late:hs", ["!r:hs"], SyncToken(), 30_000)
+    assert time.monotonic() - started < 0.05

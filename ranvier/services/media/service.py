@@ -130,6 +130,7 @@ class MediaService:
         self._user_exists = user_exists
         # media IDs created but not uploaded to, with downloads waiting for them
         self._uploaded: dict[str, asyncio.Event] = {}
+        self._stopping = False
         # thumbnails being made, so concurrent requests for one make it once
         self._rendering: KeyedLocks[tuple[str, Box, bool]] = KeyedLocks()
         self._image_info: LRUCache[str, ImageInfo | None] = LRUCache(maxsize=4096)
@@ -459,6 +460,12 @@ class MediaService:
             if not event.is_set() and self._uploaded.get(media_id) is event:
                 del self._uploaded[media_id]
 
+    def stop_waiting(self) -> None:
+        """Shutdown: downloads waiting for an upload answer now, as if their wait ran out."""
+        self._stopping = True
+        for event in self._uploaded.values():
+            event.set()
+
     async def _wait_on(self, event: asyncio.Event, media_id: str, timeout_ms: int) -> MediaRecord:
         timeout = max(0, min(timeout_ms, MAX_TIMEOUT_MS)) / 1000
         deadline = asyncio.get_running_loop().time() + timeout
@@ -469,7 +476,7 @@ class MediaService:
                     raise not_found()
                 return record
             remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
+            if remaining <= 0 or self._stopping:
                 raise MatrixError(
                     504, "M_NOT_YET_UPLOADED", "The content has not yet been uploaded"
                 )

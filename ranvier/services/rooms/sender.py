@@ -173,6 +173,11 @@ class RoomEventSender:
             )
         return await asyncio.shield(future)
 
+    async def wait_idle(self) -> None:
+        """Shutdown: let every send already queued persist, even if its request is gone."""
+        while self._room_id_to_worker:
+            await asyncio.gather(*self._room_id_to_worker.values(), return_exceptions=True)
+
     async def _drain(self, room_id: str) -> None:
         try:
             while queue := self._room_id_to_queue.get(room_id):

@@ -157,19 +157,22 @@ class SyncService:
             body, token, room_ids = await self._sync_once(request, sync_filter)
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if since is None or request.full_state or not _is_empty(body) or remaining_ms <= 0:
-                if self.device_lists is not None and request.device_id is not None:
-                    # spec: e2e extensions to sync - a device hears its key counts every time
-                    body.update(
-                        await self.device_lists.key_counts(request.user_id, request.device_id)
-                    )
-                return body
+                break
             # everything up to `token` has been looked at: wait for what comes after
             waited = time.monotonic()
             await self._notifier.wait(request.user_id, room_ids, token, remaining_ms)
+            if self._notifier.closed:
+                # shutting down: the empty answer is exact up to its token, from which the
+                # client's next sync continues, whichever process serves it
+                break
             if time.monotonic() - waited < MIN_WAIT_SECONDS:
                 # notified of a position a source does not hand out yet: let it catch up
                 # rather than spin
                 await asyncio.sleep(MIN_WAIT_SECONDS)
+        if self.device_lists is not None and request.device_id is not None:
+            # spec: e2e extensions to sync - a device hears its key counts every time
+            body.update(await self.device_lists.key_counts(request.user_id, request.device_id))
+        return body
 
     async def _load_filter(self, user_id: str, value: str | None) -> Filter:
         if value is None:
