@@ -333,8 +333,7 @@ class RequestMaker:
         }
         headers: list[tuple[str, bytes | str]] = []
         who, account = self._auth(operation, data, headers)
-        me = account.user_id if account is not None else None
-        path = self._path(operation, mode, params, data, notes, me)
+        path = self._path(operation, mode, params, data, notes, account)
         query = self._query(operation, dict(case.query or {}), data, notes)
         body = self._body(operation, mode, case, data, headers, notes, who)
         target = path + (("?" + query) if query else "")
@@ -349,7 +348,7 @@ class RequestMaker:
         params: dict[str, Any],
         data: Draw,
         notes: list[str],
-        me: str | None,
+        me: Account | None,
     ) -> str:
         real_percent = 80 if mode == "positive" else 50
         paired: set[str] = set()
@@ -365,9 +364,10 @@ class RequestMaker:
                 pools = ("eventType_rel",)
             if self.chance(data, real_percent):
                 value = self.pick(data, pools)
-                if name == "userId" and self.chance(data, 60):
-                    # most user paths are the requester's own: /user/{userId}/filter, ...
-                    value = me
+                own = self.chance(data, 60)
+                # most user and device paths are the requester's own: /user/{userId}/filter, ...
+                if own and me is not None and name in ("userId", "deviceId"):
+                    value = me.user_id if name == "userId" else me.device_id
                 if value is not None:
                     params[name] = value
         raw: set[str] = set()
@@ -395,6 +395,10 @@ class RequestMaker:
     def _query(
         self, operation: Operation, query: dict[str, Any], data: Draw, notes: list[str]
     ) -> str:
+        media = "/download/" in operation.path or "/thumbnail/" in operation.path
+        # media not uploaded yet is waited for, 20 s unless timeout_ms says otherwise
+        if media and "timeout_ms" not in query and self.chance(data, 90):
+            query["timeout_ms"] = 100
         for name in list(query):
             pools = PARAMETER_POOLS.get(name, (name,))
             if self.chance(data, 50):
