@@ -59,6 +59,13 @@ PARAMETER_POOLS = {
     "not_membership": ("membership",),
     "alias": ("roomAlias",),
 }
+# in the admin API (admin.py): users it may act on, and its own kinds of names
+ADMIN_PARAMETER_POOLS = {
+    "userId": ("adminTarget",),
+    "token": ("registrationToken",),
+    "reportId": ("reportId",),
+    "deleteId": ("deleteId",),
+}
 # parameters that must agree with each other to name something, and the pool of real pairs
 PARAMETER_PAIRS = {
     ("kind", "ruleId"): "pushRule",
@@ -358,15 +365,18 @@ class RequestMaker:
                 if self.chance(data, real_percent) and pair is not None:
                     params.update(zip(names, pair, strict=True))
                     paired.update(names)
+        admin = operation.path.startswith("/_synapse/admin/")
         for name in [name for name in params if name not in paired]:
             pools = PARAMETER_POOLS.get(name, (name,))
+            if admin:
+                pools = ADMIN_PARAMETER_POOLS.get(name, pools)
             if "/relations/" in operation.path and name == "eventType":
                 pools = ("eventType_rel",)
             if self.chance(data, real_percent):
                 value = self.pick(data, pools)
                 own = self.chance(data, 60)
                 # most user and device paths are the requester's own: /user/{userId}/filter, ...
-                if own and me is not None and name in ("userId", "deviceId"):
+                if own and me is not None and not admin and name in ("userId", "deviceId"):
                     value = me.user_id if name == "userId" else me.device_id
                 if value is not None:
                     params[name] = value
@@ -446,7 +456,9 @@ class RequestMaker:
             account, who = world.victim, "victim"
         else:
             roll = data.draw(st.integers(0, 99))
-            if roll < 75 or (operation.auth == "none" and roll < 85):
+            if operation.path.startswith("/_synapse/admin/") and roll < 75:
+                account, who = world.admin, "admin"
+            elif roll < 75 or (operation.auth == "none" and roll < 85):
                 account, who = world.main, "main"
             elif roll < 85:
                 account, who = world.admin, "admin"

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException, Unsatisfiable
 
+from bench.fuzz.admin import ADMIN, ADMIN_OPERATIONS, admin_paths
 from bench.fuzz.inputs import FuzzRequest, RequestMaker
 from bench.fuzz.spec import Operation, load_operations
 from bench.fuzz.wire import CONNECTION_ERROR, TIMED_OUT, Answer
@@ -148,6 +149,7 @@ class Fuzzer:
         server_alive: Callable[[], bool] | None = None,
         progress: Callable[[str], None] | None = None,
         trace: Callable[[FuzzRequest, Answer], None] | None = None,
+        admin: bool = True,
     ) -> None:
         self.world = world
         self.log = ServerLog(log_path)
@@ -163,6 +165,18 @@ class Fuzzer:
         self._last_sent = 0.0
         self._since_refresh = 0
         bundled, self.operations = load_operations()
+        if admin:
+            bundled = {**bundled, "paths": {**bundled["paths"], **admin_paths()}}
+            self.operations += tuple(
+                Operation(
+                    method.upper(),
+                    ADMIN + path,
+                    "required",
+                    ("accessTokenBearer",),
+                    ("application/json",) if body is not None else (),
+                )
+                for method, path, _, body in ADMIN_OPERATIONS
+            )
         self.schema = schemathesis.openapi.from_dict(bundled)
         self._schema_operations: dict[str, Any] = {}
         for result in self.schema.get_all_operations():

@@ -156,6 +156,11 @@ class World:
             "m.space.child",
             "m.fuzz.custom",
         )
+        self.add("adminTarget", f"@nobody{self._prefix}:{name}", "@someone:example.org")
+        self.add("adminTarget", self.other.user_id, self.victim.user_id)
+        self.add("reportId", "999", "1")
+        self.add("deleteId", "nosuchdelete")
+        self.add("registrationToken", "nosuchtoken")
         self.add("stateKey", "", *users)
         self.add(
             "stateEvent",
@@ -264,6 +269,9 @@ class World:
             "version", self.ok("POST", f"{CLIENT}/room_keys/version", backup, self.main)["version"]
         )
         self.add("sessionId", "fuzzsession")
+        if self.admin is not None:
+            path = "/_synapse/admin/v1/registration_tokens/new"
+            self.add("registrationToken", self.ok("POST", path, {}, self.admin)["token"])
         rule = {"actions": ["notify"], "pattern": "fuzz"}
         self.ok("PUT", f"{CLIENT}/pushrules/global/content/fuzz.rule", rule, self.main)
         sync = self.ok("GET", f"{CLIENT}/sync?timeout=0", who=self.main)
@@ -308,6 +316,7 @@ class World:
         if not self.alive(self.other):
             self.other = self.register("other")
             self.add("userId", self.other.user_id)
+            self.add("adminTarget", self.other.user_id)
         self.renew_victim()
         self.make_room()
 
@@ -315,6 +324,7 @@ class World:
         if not self.alive(self.victim):
             self.victim = self.register("victim")
             self.add("userId", self.victim.user_id)
+            self.add("adminTarget", self.victim.user_id)
             self.add("deviceId", self.victim.device_id)
 
 
