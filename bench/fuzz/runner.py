@@ -74,8 +74,14 @@ def signature(operation: str, status: int, errcode: str | None, traceback: str) 
     """What makes two failures the same bug: the exception and where in Ranvier it was raised
     (whichever operation it came through), else the operation and the answer."""
     frames = _FRAME.findall(traceback)
-    last_line = traceback.strip().splitlines()[-1] if traceback.strip() else ""
-    exception = last_line.split(":", 1)[0] if frames else ""
+    exception = ""
+    lines = traceback.splitlines()
+    last_frame = max((i for i, line in enumerate(lines) if _FRAME.search(line)), default=-1)
+    # the exception is the first unindented line after the innermost frame of Ranvier's
+    for line in lines[last_frame + 1 :]:
+        if line and not line[0].isspace():
+            exception = line.split(":", 1)[0]
+            break
     if frames:
         file, _, function = frames[-1]
         where = f"{file.split('ranvier/', 1)[-1]}:{function}"
@@ -130,6 +136,8 @@ def _bucket(answer: Answer) -> str:
         return "conn"
     if answer.status == TIMED_OUT:
         return "timeout"
+    if answer.status in (404, 405) and answer.errcode == "M_UNRECOGNIZED":
+        return "unrecognized"
     if answer.status >= 500:
         expected = (answer.status, answer.errcode) in EXPECTED_5XX
         return f"{answer.status} {answer.errcode}" if expected else "5xx"
@@ -300,10 +308,12 @@ def report(results: Results, operations: Iterable[Operation] | None = None) -> s
         f"{results.requests} requests in {results.seconds:.0f}s; "
         f"{results.server_errors} server errors, {len(results.failures)} distinct",
         "",
-        f"{'operation':<78} {'sent':>5} {'2xx':>5} {'4xx':>5} {'404':>5} {'5xx':>4} other",
+        f"{'operation':<72} {'sent':>5} {'2xx':>5} {'4xx':>5} {'404':>5} {'unrec':>5} "
+        f"{'5xx':>4} other",
     ]
     keys = [op.key for op in operations] if operations else sorted(results.per_operation)
     never_answered: list[str] = []
+    not_served: list[str] = []
     for key in keys:
         counts = results.per_operation.get(key)
         if not counts:
@@ -312,12 +322,20 @@ def report(results: Results, operations: Iterable[Operation] | None = None) -> s
         ok = sum(v for k, v in counts.items() if k.startswith("2"))
         not_found = counts.get("404", 0)
         client = sum(v for k, v in counts.items() if k.startswith("4")) - not_found
+        unrecognized = counts.get("unrecognized", 0)
         server = counts.get("5xx", 0) + counts.get("conn", 0)
-        other = total - ok - client - not_found - server
-        lines.append(f"{key:<78} {total:>5} {ok:>5} {client:>5} {not_found:>5} {server:>4} {other}")
-        if ok == 0:
+        other = total - ok - client - not_found - unrecognized - server
+        lines.append(
+            f"{key:<72} {total:>5} {ok:>5} {client:>5} {not_found:>5} {unrecognized:>5} "
+            f"{server:>4} {other}"
+        )
+        if unrecognized == total:
+            not_served.append(key)
+        elif ok == 0:
             never_answered.append(key)
-    lines += ["", f"operations never answered 2xx ({len(never_answered)}):"]
+    lines += ["", f"operations not served (every answer M_UNRECOGNIZED: {len(not_served)}):"]
+    lines += [f"  {key}" for key in not_served]
+    lines += ["", f"operations served but never answered 2xx ({len(never_answered)}):"]
     lines += [f"  {key}" for key in never_answered]
     for title, found in (
         ("SERVER ERRORS", results.failures),
