@@ -329,7 +329,13 @@ class RequestMaker:
         return values[index % len(values)]
 
     def chance(self, data: Draw, percent: int) -> bool:
-        return bool(data.draw(st.integers(0, 99)) < percent)
+        """True `percent` times in 100, and False for hypothesis' simplest draw (0), which it
+        makes far more often than that: the unlikely branch must not be the common one."""
+        return bool(data.draw(st.integers(0, 99)) >= 100 - percent)
+
+    def likely(self, data: Draw, percent: int) -> bool:
+        """True `percent` times in 100, and for the simplest draw."""
+        return not self.chance(data, 100 - percent)
 
     def make(self, operation: Operation, mode: str, case: Any, data: Draw) -> FuzzRequest:
         notes: list[str] = []
@@ -362,7 +368,7 @@ class RequestMaker:
         for names, pool in PARAMETER_PAIRS.items():
             if all(name in params for name in names):
                 pair = self.pick(data, (pool,))
-                if self.chance(data, real_percent) and pair is not None:
+                if self.likely(data, real_percent) and pair is not None:
                     params.update(zip(names, pair, strict=True))
                     paired.update(names)
         admin = operation.path.startswith("/_synapse/admin/")
@@ -372,9 +378,9 @@ class RequestMaker:
                 pools = ADMIN_PARAMETER_POOLS.get(name, pools)
             if "/relations/" in operation.path and name == "eventType":
                 pools = ("eventType_rel",)
-            if self.chance(data, real_percent):
+            if self.likely(data, real_percent):
                 value = self.pick(data, pools)
-                own = self.chance(data, 60)
+                own = self.likely(data, 60)
                 # most user and device paths are the requester's own: /user/{userId}/filter, ...
                 if own and me is not None and not admin and name in ("userId", "deviceId"):
                     value = me.user_id if name == "userId" else me.device_id
@@ -407,15 +413,15 @@ class RequestMaker:
     ) -> str:
         media = "/download/" in operation.path or "/thumbnail/" in operation.path
         # media not uploaded yet is waited for, 20 s unless timeout_ms says otherwise
-        if media and "timeout_ms" not in query and self.chance(data, 90):
+        if media and "timeout_ms" not in query and self.likely(data, 90):
             query["timeout_ms"] = 100
         for name in list(query):
             pools = PARAMETER_POOLS.get(name, (name,))
-            if self.chance(data, 50):
+            if self.likely(data, 50):
                 value = self.pick(data, pools)
                 if value is not None:
                     query[name] = value
-            if name in TIMEOUT_PARAMETERS and self.chance(data, 90):
+            if name in TIMEOUT_PARAMETERS and self.likely(data, 90):
                 # a long-poll of up to a minute per request would stall the run
                 value = query[name]
                 if not isinstance(value, int) or isinstance(value, bool) or value > 1_000:
@@ -496,7 +502,7 @@ class RequestMaker:
                 return generated
             from bench.fuzz.world import PNG
 
-            return PNG if self.chance(data, 70) else b""
+            return PNG if self.likely(data, 70) else b""
         if not operation.body_types:
             if operation.method in ("POST", "PUT") and self.chance(data, 10):
                 headers.append(("Content-Type", "application/json"))
@@ -504,7 +510,7 @@ class RequestMaker:
                 return odd_body(data) if self.chance(data, 50) else dumps(odd_value(data))
             return None
         roll = data.draw(st.integers(0, 99))
-        if roll < 15:
+        if roll >= 85:
             notes.append("whole body replaced")
             body = odd_body(data)
         else:
@@ -516,10 +522,10 @@ class RequestMaker:
                 if (
                     operation.key in DESTRUCTIVE
                     and isinstance(value, dict)
-                    and self.chance(data, 40)
+                    and self.likely(data, 40)
                 ):
                     value["auth"] = self._victim_auth(data)
-                if roll < 40:
+                if roll >= 60:
                     value, where = self._spoil(value, data)
                     notes.append(f"odd value at {where}")
                 body = dumps(value)
@@ -553,10 +559,10 @@ class RequestMaker:
             return value
         result = {}
         for key, item in value.items():
-            if key in BODY_POOLS and self.chance(data, 50):
+            if key in BODY_POOLS and self.likely(data, 50):
                 real = self.pick(data, (BODY_POOLS[key],))
                 item = real if real is not None else item
-            elif key in BODY_LIST_POOLS and self.chance(data, 50):
+            elif key in BODY_LIST_POOLS and self.likely(data, 50):
                 real = self.pick(data, (BODY_LIST_POOLS[key],))
                 if real is not None:
                     item = [real]

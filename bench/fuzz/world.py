@@ -261,13 +261,7 @@ class World:
         )
         self.add("filterId", data["filter_id"])
         self.add("filter", data["filter_id"], '{"room":{"timeline":{"limit":2}}}')
-        backup = {
-            "algorithm": "m.megolm_backup.v1.curve25519-aes-sha2",
-            "auth_data": {"public_key": "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo"},
-        }
-        self.add(
-            "version", self.ok("POST", f"{CLIENT}/room_keys/version", backup, self.main)["version"]
-        )
+        self.make_backup()
         self.add("sessionId", "fuzzsession")
         if self.admin is not None:
             path = "/_synapse/admin/v1/registration_tokens/new"
@@ -277,6 +271,18 @@ class World:
         sync = self.ok("GET", f"{CLIENT}/sync?timeout=0", who=self.main)
         self.add("since", sync["next_batch"])
         self.add("token", sync["next_batch"])
+
+    def make_backup(self) -> None:
+        """A key backup version for `main`, unless it has one (a fuzzed request may delete it)."""
+        assert self.main
+        if self.call("GET", f"{CLIENT}/room_keys/version", None, self.main).status == 200:
+            return
+        backup = {
+            "algorithm": "m.megolm_backup.v1.curve25519-aes-sha2",
+            "auth_data": {"public_key": "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo"},
+        }
+        data = self.ok("POST", f"{CLIENT}/room_keys/version", backup, self.main)
+        self.add("version", data["version"])
 
     def _make_media(self) -> None:
         assert self.main
@@ -319,6 +325,7 @@ class World:
             self.add("adminTarget", self.other.user_id)
         self.renew_victim()
         self.make_room()
+        self.make_backup()
 
     def renew_victim(self) -> None:
         if not self.alive(self.victim):
