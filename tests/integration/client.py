@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
+import aiohttp
+
 
 @dataclass
 class Reply:
@@ -44,3 +46,14 @@ def request(
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+async def call_json(
+    session: aiohttp.ClientSession, method: str, url: str, body: Any, token: str | None = None
+) -> dict[str, Any]:
+    """One request from an aiohttp session (for many at once), which must answer 200."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.request(method, url, json=body, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        result: dict[str, Any] = await response.json()
+        return result

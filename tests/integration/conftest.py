@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import ENGINES, new_database_config
-from tests.integration.homeserver import RunningServer, serving
+from tests.integration.homeserver import RunningServer, free_port, serving, write_test_config
 from tests.integration.matrix import REGISTRATION_CONFIG, Session, register
 
 
@@ -45,6 +45,27 @@ def module_server(**overrides: Any) -> Any:
             yield running
 
     return server
+
+
+def restartable_config(**overrides: Any) -> Any:
+    """A module-scoped `config` fixture, for modules that start and stop the server
+    themselves (restarts): (homeserver.yaml path, port) on each engine, with open
+    registration and `overrides`."""
+
+    @pytest.fixture(scope="module")
+    def config(
+        tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
+    ) -> tuple[Path, int]:
+        port = free_port()
+        path = write_test_config(
+            tmp_path_factory.mktemp("hs"),
+            module_database,
+            port,
+            **{**REGISTRATION_CONFIG, **overrides},
+        )
+        return path, port
+
+    return config
 
 
 # the default: open registration, for `register`

@@ -40,9 +40,15 @@ RELAXED_RATELIMITS: dict[str, Any] = {
 
 
 def write_test_config(
-    directory: Path, database: dict[str, Any], port: int, **overrides: Any
+    directory: Path,
+    database: dict[str, Any],
+    port: int,
+    *,
+    x_forwarded: bool = False,
+    **overrides: Any,
 ) -> Path:
-    """A generated homeserver.yaml, pointed at `database` and a loopback port."""
+    """A generated homeserver.yaml, pointed at `database` and a loopback port (whose listener
+    trusts X-Forwarded-For with `x_forwarded`, as behind a reverse proxy)."""
     path = directory / "homeserver.yaml"
     generate_config("test.localhost", path, directory / "data")
     raw = yaml.safe_load(path.read_text())
@@ -52,6 +58,7 @@ def write_test_config(
             "port": port,
             "bind_addresses": ["127.0.0.1"],
             "type": "http",
+            "x_forwarded": x_forwarded,
             "resources": [{"names": ["client", "federation"]}],
         }
     ]

@@ -5,7 +5,6 @@ redaction would leave it, and everything around it is served whole."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,8 +15,9 @@ from ranvier.config.loader import load_config
 from ranvier.http.auth import Requester
 from ranvier.protocol import validation
 from ranvier.server import create_homeserver
-from tests.integration.homeserver import free_port, start_server, write_test_config
-from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, register
+from tests.integration.conftest import restartable_config
+from tests.integration.homeserver import start_server
+from tests.integration.matrix import Session, authed, register
 from tests.integration.test_json_limits import nested_value
 from tests.integration.test_push import Gateway, pusher_body, set_pusher
 
@@ -29,19 +29,7 @@ POISON = {"body": "poison", "deep": nested_value(POISON_DEPTH)}
 WHOLE_OR_PRUNED = (POISON, {})
 
 
-@pytest.fixture(scope="module")
-def config(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[tuple[Path, int]]:
-    port = free_port()
-    path = write_test_config(
-        tmp_path_factory.mktemp("poisoned"),
-        module_database,
-        port,
-        caches={"sync_response_cache_duration": 0},
-        **REGISTRATION_CONFIG,
-    )
-    yield path, port
+config = restartable_config(caches={"sync_response_cache_duration": 0})
 
 
 async def _store_as_an_older_server_would(

@@ -11,14 +11,14 @@ import hashlib
 import hmac
 import http.client
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import (
     CLIENT,
     DEFAULT_PASSWORD,
@@ -34,32 +34,13 @@ SECRET = "a shared secret"
 ADMIN = "/_synapse/admin"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        listeners=[
-            {
-                "port": port,
-                "bind_addresses": ["127.0.0.1"],
-                "type": "http",
-                "x_forwarded": True,
-                "resources": [{"names": ["client"]}],
-            }
-        ],
-        registration_shared_secret=SECRET,
-        # so that /profile takes an optional token
-        limit_profile_requests_to_users_who_share_rooms=True,
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    x_forwarded=True,
+    registration_shared_secret=SECRET,
+    # so that /profile takes an optional token
+    limit_profile_requests_to_users_who_share_rooms=True,
+    **REGISTRATION_CONFIG,
+)
 
 
 def now_ms() -> int:

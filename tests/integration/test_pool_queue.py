@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.integration.client import call_json
 from tests.integration.homeserver import RunningServer, serving
 from tests.integration.matrix import REGISTRATION_CONFIG
 
@@ -42,20 +43,6 @@ def server(
         yield running
 
 
-async def _call(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    body: Any,
-    token: str | None = None,
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with session.request(method, url, json=body, headers=headers) as response:
-        assert response.status == 200, await response.text()
-        result: dict[str, Any] = await response.json()
-        return result
-
-
 async def test_woken_long_polls_all_get_the_message(server: RunningServer) -> None:
     base = server.url + CLIENT
     connector = aiohttp.TCPConnector(limit=0)
@@ -63,7 +50,7 @@ async def test_woken_long_polls_all_get_the_message(server: RunningServer) -> No
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         registered = await asyncio.gather(
             *(
-                _call(
+                call_json(
                     session,
                     "POST",
                     base + "/register",
@@ -73,12 +60,15 @@ async def test_woken_long_polls_all_get_the_message(server: RunningServer) -> No
             )
         )
         tokens = [r["access_token"] for r in registered]
-        room = await _call(
+        room = await call_json(
             session, "POST", base + "/createRoom", {"preset": "public_chat"}, tokens[0]
         )
         room_id = room["room_id"]
         await asyncio.gather(
-            *(_call(session, "POST", f"{base}/join/{room_id}", {}, token) for token in tokens[1:])
+            *(
+                call_json(session, "POST", f"{base}/join/{room_id}", {}, token)
+                for token in tokens[1:]
+            )
         )
 
         async def initial(token: str) -> str:
@@ -109,7 +99,7 @@ async def test_woken_long_polls_all_get_the_message(server: RunningServer) -> No
         # let the polls reach the server and settle into waiting
         await asyncio.sleep(2)
         assert not any(poll.done() for poll in polls)
-        sent = await _call(
+        sent = await call_json(
             session,
             "PUT",
             f"{base}/rooms/{room_id}/send/m.room.message/wake",

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.homeserver import free_port, start_server, write_test_config
-from tests.integration.matrix import REGISTRATION_CONFIG, Session
+from tests.integration.conftest import restartable_config
+from tests.integration.homeserver import start_server
+from tests.integration.matrix import Session
 from tests.integration.test_push import (
     Gateway,
     create_room,
@@ -22,16 +22,7 @@ from tests.integration.test_push import (
     text,
 )
 
-
-@pytest.fixture(scope="module")
-def config(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[tuple[Path, int]]:
-    port = free_port()
-    path = write_test_config(
-        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
-    )
-    yield path, port
+config = restartable_config()
 
 
 @pytest.fixture(scope="module")

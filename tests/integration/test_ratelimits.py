@@ -8,13 +8,10 @@ per-IP buckets of one test do not spill into the next.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
 
 from tests.integration.client import Reply, request
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import (
     CLIENT,
     DEFAULT_PASSWORD,
@@ -27,38 +24,19 @@ SLOW = 0.0001
 _addresses = (f"10.9.{i // 250}.{i % 250 + 1}" for i in itertools.count())
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[RunningServer]:
-    port = free_port()
-    config = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        listeners=[
-            {
-                "port": port,
-                "bind_addresses": ["127.0.0.1"],
-                "type": "http",
-                "x_forwarded": True,
-                "resources": [{"names": ["client"]}],
-            }
-        ],
-        rc_registration={"per_second": SLOW, "burst_count": 2},
-        rc_registration_token_validity={"per_second": SLOW, "burst_count": 2},
-        rc_login={
-            "address": {"per_second": SLOW, "burst_count": 3},
-            "account": {"per_second": SLOW, "burst_count": 2},
-            "failed_attempts": {"per_second": SLOW, "burst_count": 2},
-        },
-        registration_requires_token=True,
-        allow_guest_access=True,
-        **REGISTRATION_CONFIG,
-    )
-    running = start_server(config, port)
-    yield running
-    assert running.stop() == 0, running.log()
+server = module_server(
+    x_forwarded=True,
+    rc_registration={"per_second": SLOW, "burst_count": 2},
+    rc_registration_token_validity={"per_second": SLOW, "burst_count": 2},
+    rc_login={
+        "address": {"per_second": SLOW, "burst_count": 3},
+        "account": {"per_second": SLOW, "burst_count": 2},
+        "failed_attempts": {"per_second": SLOW, "burst_count": 2},
+    },
+    registration_requires_token=True,
+    allow_guest_access=True,
+    **REGISTRATION_CONFIG,
+)
 
 
 def new_address() -> str:

@@ -20,6 +20,7 @@ import aiohttp
 import asyncpg
 
 from ranvier.storage.testing import postgres_server_url
+from tests.integration.client import call_json
 from tests.integration.homeserver import free_port, start_server, write_test_config
 from tests.integration.matrix import REGISTRATION_CONFIG
 
@@ -53,16 +54,6 @@ async def writes_held(database: dict[str, Any]) -> AsyncIterator[None]:
         await pg.close()
 
 
-async def _call(
-    session: aiohttp.ClientSession, method: str, url: str, body: Any, token: str | None = None
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with session.request(method, url, json=body, headers=headers) as response:
-        assert response.status == 200, await response.text()
-        result: dict[str, Any] = await response.json()
-        return result
-
-
 async def test_sigterm_answers_long_polls_and_keeps_the_send_in_flight(
     tmp_path: Path, module_database: dict[str, Any]
 ) -> None:
@@ -73,7 +64,7 @@ async def test_sigterm_answers_long_polls_and_keeps_the_send_in_flight(
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             sender, *pollers = [
-                await _call(
+                await call_json(
                     session,
                     "POST",
                     base + "/register",
@@ -85,7 +76,8 @@ async def test_sigterm_answers_long_polls_and_keeps_the_send_in_flight(
                 )
                 for n in range(1 + POLLERS)
             ]
-            room = await _call(session, "POST", base + "/createRoom", {}, sender["access_token"])
+            sender_token = sender["access_token"]
+            room = await call_json(session, "POST", base + "/createRoom", {}, sender_token)
 
             async def long_poll(token: str, variant: int) -> tuple[int, Any]:
                 headers = {"Authorization": f"Bearer {token}"}
@@ -110,7 +102,7 @@ async def test_sigterm_answers_long_polls_and_keeps_the_send_in_flight(
                 for variant in range(POLLS_PER_USER)
             ]
             # a download waiting for an upload that has not come yet
-            created = await _call(
+            created = await call_json(
                 session, "POST", server.url + "/_matrix/media/v1/create", {}, sender["access_token"]
             )
             media_id = created["content_uri"].rsplit("/", 1)[1]
@@ -130,7 +122,7 @@ async def test_sigterm_answers_long_polls_and_keeps_the_send_in_flight(
             send_url = f"{base}/rooms/{quote(room['room_id'])}/send/m.room.message/in-flight"
             async with writes_held(module_database):
                 send = asyncio.create_task(
-                    _call(
+                    call_json(
                         session,
                         "PUT",
                         send_url,
@@ -163,7 +155,7 @@ async def test_sigterm_answers_long_polls_and_keeps_the_send_in_flight(
     try:
         async with aiohttp.ClientSession() as session:
             event_url = f"{base}/rooms/{quote(room['room_id'])}/event/{quote(sent['event_id'])}"
-            event = await _call(session, "GET", event_url, None, sender["access_token"])
+            event = await call_json(session, "GET", event_url, None, sender["access_token"])
     finally:
         assert restarted.stop() == 0, restarted.log()
     assert event["content"]["body"] == "sent as the server stops"

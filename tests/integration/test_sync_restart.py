@@ -3,27 +3,16 @@ database, so a client continues where it left off."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.integration.homeserver import free_port, start_server, write_test_config
-from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, login, register
+from tests.integration.conftest import restartable_config
+from tests.integration.homeserver import start_server
+from tests.integration.matrix import Session, authed, login, register
 from tests.integration.test_sync import create_room, joined_room, say, sync, texts
 
-
-@pytest.fixture(scope="module")
-def config(
-    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any]
-) -> Iterator[tuple[Path, int]]:
-    port = free_port()
-    path = write_test_config(
-        tmp_path_factory.mktemp("hs"), module_database, port, **REGISTRATION_CONFIG
-    )
-    yield path, port
+config = restartable_config()
 
 
 def test_tokens_survive_a_restart(config: tuple[Path, int]) -> None:
