@@ -427,8 +427,9 @@ def test_reset_password(server: RunningServer, admin: Session) -> None:
     assert call(server, old, "GET", CLIENT + "/account/whoami").errcode == "M_UNKNOWN_TOKEN"
     login(server.url, "forgetful", "again")
 
-    reply = call(server, admin, "POST", path, {})
-    assert (reply.status, reply.errcode) == (400, "M_MISSING_PARAM")
+    for missing in ({}, {"new_password": None}):
+        reply = call(server, admin, "POST", path, missing)
+        assert (reply.status, reply.errcode) == (400, "M_MISSING_PARAM")
     reply = call(server, admin, "POST", path, {"new_password": 12})
     assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
     ghost = f"{ADMIN}/v1/reset_password/{quote(uid('ghost'))}"

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.body import optional_bool, optional_str
+from ranvier.http.body import optional_bool, optional_str, required_str
 from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.http.params import query_bool, query_choice, query_int
@@ -144,10 +144,7 @@ class AdminUserEndpoints:
         """POST /_synapse/admin/v1/reset_password/{user_id}"""
         await self._auth.require_admin(request)
         body = await read_json_object(request)
-        if "new_password" not in body:
-            raise _missing("new_password")
-        new_password = optional_str(body, "new_password")
-        assert new_password is not None
+        new_password = required_str(body, "new_password")
         logout_devices = optional_bool(body, "logout_devices", default=True)
         await self._admin_users.reset_password(
             request.match_info["user_id"], new_password, logout_devices
