@@ -3,9 +3,16 @@ absent, 400 M_INVALID_PARAM when one does not parse."""
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from ranvier.http.errors import MatrixError
+
+# what canonical JSON allows, and so every integer the server stores or passes on
+MAX_INT = 2**53 - 1
+# ASCII digits only: int() would also take "1_000", " 5" and other scripts' digits
+_INTEGER = re.compile(r"-?[0-9]{1,16}")
 
 
 def missing_param(name: str) -> MatrixError:
@@ -42,10 +49,17 @@ def query_int(request: web.Request, name: str, default: int, *, minimum: int = 0
     value = request.query.get(name)
     if value is None:
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise invalid_param(f"Query parameter '{name}' must be an integer") from None
+    return parse_int_param(name, value, minimum=minimum)
+
+
+def parse_int_param(name: str, value: str, *, minimum: int = -MAX_INT) -> int:
+    """`value` of parameter `name` as an integer in [minimum, 2**53-1], else M_INVALID_PARAM;
+    a larger one would overflow the databases' 64-bit integers."""
+    if _INTEGER.fullmatch(value) is None or not -MAX_INT <= int(value) <= MAX_INT:
+        raise invalid_param(
+            f"Query parameter '{name}' must be an integer in [-(2**53)+1, (2**53)-1]"
+        )
+    number = int(value)
     if number < minimum:
         raise invalid_param(f"Query parameter '{name}' must be at least {minimum}")
     return number

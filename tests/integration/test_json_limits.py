@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed
+from tests.integration.matrix import REGISTRATION_CONFIG, Session, authed, make_admin
 
 CLIENT = "/_matrix/client/v3"
 MAX_DEPTH = 100
@@ -245,3 +245,26 @@ def test_paths_and_queries_with_nul_are_refused(
     ):
         reply = authed(alice, method, server.url + CLIENT + path, body)
         assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM"), (path, reply.body)
+
+
+def test_query_integers_outside_the_canonical_range_are_refused(
+    server: RunningServer, alice: Session, room_id: str
+) -> None:
+    # past 64 bits these overflowed the databases' integers: 500 on both engines
+    admin = make_admin(server.config_path, "limits_admin")
+    room = f"{CLIENT}/rooms/{quote(room_id)}"
+    for session, method, path in (
+        (alice, "GET", f"/_matrix/client/v1/rooms/{quote(room_id)}/timestamp_to_event?dir=f&ts=1"),
+        (alice, "GET", f"{room}/messages?dir=b&limit=1"),
+        (admin, "POST", "/_synapse/admin/v1/media/delete?before_ts=1"),
+        (admin, "DELETE", f"/_synapse/admin/v1/users/{quote(alice.user_id)}/media?limit=1"),
+    ):
+        for number in ("9007199254740992", "18446744073709551616", "-245405123884109496320"):
+            too_big = path[: -len("1")] + number
+            reply = authed(session, method, server.url + too_big, {})
+            assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM"), (too_big, reply.body)
+        # only ASCII digits are a number here (int() takes "1_0" and Arabic-Indic digits)
+        for odd in ("1_0", "%205", "%D9%A3"):
+            reply = authed(session, method, server.url + path[: -len("1")] + odd, {})
+            assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM"), (odd, reply.body)
+        assert authed(session, method, server.url + path, {}).status == 200, path

@@ -12,6 +12,7 @@ from ranvier.http.errors import bad_json
 from ranvier.http.json import json_response, parse_json, read_body
 from ranvier.http.params import (
     invalid_param,
+    parse_int_param,
     query_choice,
     query_int,
     query_string,
@@ -188,10 +189,7 @@ class RoomReadingEndpoints:
         # spec: both are required
         required_query_string(request, "dir")
         direction = query_choice(request, "dir", "f", ("b", "f"))
-        try:
-            ts = int(raw_ts)
-        except ValueError:
-            raise invalid_param("Query parameter 'ts' must be an integer") from None
+        ts = parse_int_param("ts", raw_ts)
         body = await self._reading.timestamp_to_event(
             requester, request.match_info["roomId"], ts, forwards=direction == "f"
         )

@@ -15,8 +15,8 @@ from aiohttp import web
 from ranvier.http.auth import RequestAuthenticator
 from ranvier.http.json import json_response
 from ranvier.http.params import (
-    invalid_param,
     missing_param,
+    parse_int_param,
     query_bool,
     query_choice,
     query_int,
@@ -271,10 +271,4 @@ def _dimension(request: web.Request, name: str) -> int:
     value = request.query.get(name)
     if value is None:
         raise missing_param(name)
-    try:
-        number = int(value)
-    except ValueError:
-        raise invalid_param(f"Query parameter '{name}' must be an integer") from None
-    if number < 1:
-        raise invalid_param(f"Query parameter '{name}' must be a positive integer")
-    return number
+    return parse_int_param(name, value, minimum=1)

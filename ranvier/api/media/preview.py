@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ranvier.http.auth import RequestAuthenticator
 from ranvier.http.json import json_response
-from ranvier.http.params import invalid_param, query_string, required_query_string
+from ranvier.http.params import parse_int_param, query_string, required_query_string
 from ranvier.services.media.url_preview.service import UrlPreviewService
 
 
@@ -30,12 +30,7 @@ class PreviewEndpoints:
         requester = await self._auth.require_user(request)
         url = required_query_string(request, "url")
         ts_text = query_string(request, "ts")
-        ts: int | None = None
-        if ts_text is not None:
-            try:
-                ts = int(ts_text)
-            except ValueError:
-                raise invalid_param("Query parameter 'ts' must be an integer") from None
+        ts = None if ts_text is None else parse_int_param("ts", ts_text)
         og = await self._previews.preview(requester.user_id, url, ts)
         return json_response(og)
 
