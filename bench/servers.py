@@ -152,13 +152,20 @@ def _launch(name: str, argv: list[str], directory: Path, port: int) -> RunningSe
     raise RuntimeError(f"{name} did not answer /_matrix/client/versions in {STARTUP_TIMEOUT}s")
 
 
-def start_ranvier(directory: Path, database: Database) -> RunningServer:
+def write_ranvier_config(
+    directory: Path,
+    database: Database,
+    overrides: dict[str, Any],
+    server_name: str = SERVER_NAME,
+) -> tuple[Path, int]:
+    """A generated homeserver.yaml on `database` and a free loopback port, with `overrides`
+    on top; its path and the port."""
     from ranvier.config.generate import generate_config
 
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     path = directory / "homeserver.yaml"
-    generate_config(SERVER_NAME, path, directory / "data")
+    generate_config(server_name, path, directory / "data")
     raw = yaml.safe_load(path.read_text())
     raw["database"] = database.section(directory, for_synapse=False)
     raw["listeners"] = [
@@ -169,15 +176,27 @@ def start_ranvier(directory: Path, database: Database) -> RunningServer:
             "resources": [{"names": ["client", "federation"]}],
         }
     ]
-    raw["enable_registration"] = True
-    raw["enable_registration_without_verification"] = True
-    raw["presence"] = {"enabled": False}
-    raw.update(SHARED_RATELIMITS)
+    raw.update(overrides)
     path.write_text(yaml.safe_dump(raw))
-    argv = [str(REPO_DIR / ".venv" / "bin" / "ranvier"), "run", "-c", str(path)]
+    return path, port
+
+
+def ranvier_argv(config_path: Path) -> list[str]:
+    argv = [str(REPO_DIR / ".venv" / "bin" / "ranvier"), "run", "-c", str(config_path)]
     if not Path(argv[0]).exists():
-        argv = [sys.executable, "-m", "ranvier.cli", "run", "-c", str(path)]
-    return _launch("ranvier", argv, directory, port)
+        argv = [sys.executable, "-m", "ranvier.cli", "run", "-c", str(config_path)]
+    return argv
+
+
+def start_ranvier(directory: Path, database: Database) -> RunningServer:
+    overrides = {
+        "enable_registration": True,
+        "enable_registration_without_verification": True,
+        "presence": {"enabled": False},
+        **SHARED_RATELIMITS,
+    }
+    path, port = write_ranvier_config(directory, database, overrides)
+    return _launch("ranvier", ranvier_argv(path), directory, port)
 
 
 def synapse_python() -> Path:
