@@ -13,11 +13,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Table, Text, and_, select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ranvier.storage.database import Database
+from ranvier.storage.database import Database, insert_for
 from ranvier.storage.metadata import metadata
 from ranvier.storage.stream_ids import ACCOUNT_DATA_STREAM, current_position, next_position
 
@@ -72,10 +70,6 @@ def _loads(text: str) -> JsonObject:
     return value
 
 
-def _insert_for(conn: AsyncConnection) -> Callable[..., Any]:
-    return postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
 async def _upsert_room(
     conn: AsyncConnection,
     user_id: str,
@@ -85,7 +79,7 @@ async def _upsert_room(
     position: int,
 ) -> None:
     stmt = (
-        _insert_for(conn)(room_account_data)
+        insert_for(conn)(room_account_data)
         .values(
             user_id=user_id,
             room_id=room_id,
@@ -126,7 +120,7 @@ class AccountDataStore:
         async with self._db.transaction() as conn:
             position = await next_position(conn, ACCOUNT_DATA_STREAM)
             stmt = (
-                _insert_for(conn)(account_data)
+                insert_for(conn)(account_data)
                 .values(
                     user_id=user_id,
                     account_data_type=data_type,

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -243,6 +245,12 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def insert_for(conn: AsyncConnection) -> Callable[..., Any]:
+    """The engine's own INSERT, which has ON CONFLICT DO UPDATE / DO NOTHING (both engines
+    spell it alike; SQLAlchemy's generic insert has neither)."""
+    return postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def _pool_bounds(args: dict[str, Any]) -> tuple[int, int]:

@@ -22,10 +22,8 @@ from sqlalchemy import (
     delete,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ranvier.storage.database import Database
+from ranvier.storage.database import Database, insert_for
 from ranvier.storage.devices import devices
 from ranvier.storage.metadata import metadata
 from ranvier.storage.stream_ids import current_position, next_position
@@ -96,7 +94,7 @@ class DeviceInboxStore:
         devices); devices that do not exist are skipped. Idempotent per sender device, event
         type and transaction ID."""
         async with self._db.transaction() as conn:
-            insert = postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            insert = insert_for(conn)
             # the sending device's old transaction IDs go as it sends new ones (primary
             # key prefix), so the table stays small without a cleanup job
             await conn.execute(

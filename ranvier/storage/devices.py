@@ -6,9 +6,8 @@ transaction, so a deleted device can never act again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,12 +24,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ranvier.storage.database import Database
+from ranvier.storage.database import Database, insert_for
 from ranvier.storage.device_lists import record_device_list_change
 from ranvier.storage.metadata import metadata
 from ranvier.storage.tokens import access_tokens, refresh_tokens
@@ -111,10 +107,6 @@ _UPDATE_DEVICE_LAST_SEEN = (
         last_seen_user_agent=bindparam("b_user_agent"),
     )
 )
-
-
-def _insert_for(conn: AsyncConnection) -> Callable[..., Any]:
-    return postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 class DeviceStore:
@@ -275,7 +267,7 @@ class DeviceStore:
         async with self._db.transaction() as conn:
             if device_rows:
                 await conn.execute(_UPDATE_DEVICE_LAST_SEEN, device_rows)
-            insert_connection = _insert_for(conn)(user_ips)
+            insert_connection = insert_for(conn)(user_ips)
             await conn.execute(
                 insert_connection.on_conflict_do_update(
                     index_elements=["user_id", "ip", "user_agent"],

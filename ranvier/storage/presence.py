@@ -11,10 +11,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Table, Text, select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ranvier.storage.database import Database
+from ranvier.storage.database import Database, insert_for
 from ranvier.storage.metadata import metadata
 from ranvier.storage.state import current_state_events
 from ranvier.storage.stream_ids import current_position, next_position
@@ -65,7 +63,7 @@ class PresenceStore:
         """Store the user's presence; returns its stream position."""
         async with self._db.transaction() as conn:
             position = await next_position(conn, PRESENCE_STREAM)
-            insert = postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            insert = insert_for(conn)
             values = {
                 "state": state.state,
                 "status_msg": state.status_msg,
