@@ -182,7 +182,7 @@ def _register_user(args: argparse.Namespace) -> int:
     import asyncio
     import getpass
 
-    from ranvier.http.errors import MatrixError
+    from ranvier.errors import MatrixError
     from ranvier.server import register_user
 
     config = load_config(args.config_path)
@@ -229,7 +229,7 @@ def _db_downgrade(args: argparse.Namespace) -> int:
 
 
 def _media_command(run: Any) -> int:
-    from ranvier.http.errors import MatrixError
+    from ranvier.errors import MatrixError
 
     try:
         print(run())

@@ -23,6 +23,7 @@ from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_version
 from ranvier.api.admin import users as admin_users_api
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client import (
     account,
     devices,
@@ -57,8 +58,7 @@ from ranvier.api.media import content as media_api
 from ranvier.api.media import preview as preview_api
 from ranvier.config.models import HomeserverConfig, Listener
 from ranvier.config.signing_key import load_signing_key
-from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.http.middleware import (
     cors_middleware,
     matrix_error_middleware,

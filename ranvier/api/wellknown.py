@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.http.json import json_response
 
 

@@ -1,4 +1,5 @@
-"""Authentication of client requests: the one place an access token becomes a Requester.
+"""Reading credentials off a request: plumbing only; deciding who they belong to is
+`api/authentication.py`'s job.
 
 spec: client-server-api "Using access tokens" - the token travels in the Authorization
 header only (the spec removed the `access_token` query parameter).
@@ -6,33 +7,7 @@ header only (the spec removed the `access_token` query parameter).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aiohttp import web
-
-from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
-from ranvier.http.ratelimit import client_address
-from ranvier.services.tokens import AccessTokens
-
-
-@dataclass(frozen=True)
-class Requester:
-    user_id: str
-    device_id: str | None
-    is_guest: bool
-    is_admin: bool
-    access_token_id: int | None
-
-
-def missing_token() -> MatrixError:
-    return MatrixError(401, "M_MISSING_TOKEN", "Missing access token")
-
-
-def unknown_token(*, soft_logout: bool = False) -> MatrixError:
-    if soft_logout:
-        return MatrixError(401, "M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
-    return MatrixError(401, "M_UNKNOWN_TOKEN", "Unknown access token")
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -43,60 +18,3 @@ def bearer_token(request: web.Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-class RequestAuthenticator:
-    def __init__(self, access_tokens: AccessTokens) -> None:
-        self._access_tokens = access_tokens
-
-    async def require_user(
-        self, request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False
-    ) -> Requester:
-        """`allow_locked`: for the few endpoints a locked account may still use (logout)."""
-        token = bearer_token(request)
-        if token is None:
-            raise missing_token()
-        info = await self._access_tokens.lookup(token)
-        if info is None or info.deactivated:
-            raise unknown_token()
-        if info.valid_until_ms is not None and info.valid_until_ms <= now_ms():
-            # spec: an expired token is a soft logout: the client may refresh or log in
-            # again to the same device and keep its keys
-            raise unknown_token(soft_logout=True)
-        if info.locked and not allow_locked:
-            # Synapse's answer for an account an admin locked: the client keeps its session
-            # (soft logout) and can resume once the lock is lifted
-            raise MatrixError(
-                401, "M_USER_LOCKED", "This account has been locked", soft_logout=True
-            )
-        if info.is_guest and not allow_guest:
-            raise MatrixError(
-                403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is not allowed for this endpoint"
-            )
-        self.record_seen(request, info.user_id, info.device_id)
-        return Requester(
-            user_id=info.user_id,
-            device_id=info.device_id,
-            is_guest=info.is_guest,
-            is_admin=info.admin,
-            access_token_id=info.id,
-        )
-
-    def record_seen(self, request: web.Request, user_id: str, device_id: str | None) -> None:
-        """Note where a session was seen from: every authenticated request, and the login,
-        registration or refresh that gave the session its token."""
-        self._access_tokens.record_seen(
-            user_id, device_id, client_address(request), request.headers.get("User-Agent", "")
-        )
-
-    async def optional_user(self, request: web.Request) -> Requester | None:
-        """The requester if a token was sent (it must then be valid), else None."""
-        if bearer_token(request) is None:
-            return None
-        return await self.require_user(request, allow_guest=True)
-
-    async def require_admin(self, request: web.Request) -> Requester:
-        requester = await self.require_user(request)
-        if not requester.is_admin:
-            raise MatrixError(403, "M_FORBIDDEN", "You are not a server admin")
-        return requester

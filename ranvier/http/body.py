@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 
 
 def optional_str(body: dict[str, Any], key: str) -> str | None:

@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from ranvier.http.errors import bad_json, not_json
+from ranvier.errors import bad_json, not_json
 from ranvier.protocol.json_limits import JSONLimitError, check_json_limits, dumps_for_serving
 
 Model = TypeVar("Model", bound=BaseModel)

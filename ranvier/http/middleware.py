@@ -10,10 +10,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ranvier.http.errors import MatrixError, too_large, unrecognized
+from ranvier.errors import MatrixError, TemporarilyUnavailable, too_large, unrecognized
 from ranvier.http.json import json_response
 from ranvier.http.logging import current_request_id
-from ranvier.storage.errors import DatabaseUnavailable
 
 logger = logging.getLogger("ranvier.http")
 access_logger = logging.getLogger("ranvier.access")
@@ -90,7 +89,7 @@ async def matrix_error_middleware(request: web.Request, handler: Handler) -> web
             raise
         body = {"errcode": "M_UNKNOWN", "error": exc.reason}
         return json_response(body, status=exc.status)
-    except DatabaseUnavailable as exc:
+    except TemporarilyUnavailable as exc:
         # the server is overloaded or its database is out of reach, not the request wrong:
         # a client that waits and retries will get its answer
         logger.warning("%s %s not served: %s", request.method, request.path, exc)

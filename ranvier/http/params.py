@@ -7,7 +7,7 @@ import re
 
 from aiohttp import web
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 
 # what canonical JSON allows, and so every integer the server stores or passes on
 MAX_INT = 2**53 - 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ranvier.config.models import HomeserverConfig, RatelimitSettings
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 
 # aiohttp app key: whether the listener trusts X-Forwarded-For (listener option x_forwarded)
 X_FORWARDED = web.AppKey("x_forwarded", bool)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ranvier.http.errors import MatrixError, bad_json
+from ranvier.errors import MatrixError, bad_json
 from ranvier.storage.account_data import AccountDataChanges, AccountDataStore
 from ranvier.streams.change_log import ChangeLog
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.devices import DeviceService
 from ranvier.services.login import LoginService, Session
 from ranvier.services.passwords import PasswordHasher

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.accounts import AccountService
 from ranvier.services.devices import DeviceService
 from ranvier.services.login import LoginService, Session

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService, KeyUpload
 from ranvier.services.to_device import ToDeviceService

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.stream_notify import Notify
 from ranvier.storage import sync as sync_store
 from ranvier.storage.database import Database

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.e2e_keys import (
     MASTER,
     SELF_SIGNING,

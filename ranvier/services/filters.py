@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.errors import MatrixError, bad_json
+from ranvier.errors import MatrixError, bad_json
 from ranvier.protocol.filters import Filter, FilterError, parse_filter
 from ranvier.protocol.json_limits import JSONLimitError, check_json_limits
 from ranvier.storage.filters import FilterStore

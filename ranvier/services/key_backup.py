@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.storage.key_backup import (
     BackupVersion,
     KeyBackupStore,

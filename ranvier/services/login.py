@@ -9,8 +9,7 @@ from typing import Any
 
 from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.body import optional_bool, optional_str
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.devices import DeviceService
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.tokens import AccessTokens, hash_token, new_token
@@ -170,9 +169,11 @@ class LoginService:
             user_id = await self._check_login_token(body)
         else:
             raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {login_type!r}")
-        device_id = optional_str(body, "device_id")
-        display_name = optional_str(body, "initial_device_display_name")
-        refresh = optional_bool(body, "refresh_token")
+        device_id = _optional_str(body, "device_id")
+        display_name = _optional_str(body, "initial_device_display_name")
+        refresh = body.get("refresh_token", False)
+        if not isinstance(refresh, bool):
+            raise MatrixError(400, "M_BAD_JSON", "'refresh_token' must be true or false")
         return await self.start_session(user_id, device_id, display_name, refresh=refresh)
 
     async def _check_login_token(self, body: dict[str, Any]) -> str:
@@ -320,3 +321,10 @@ def _after(now: int, lifetime: int | None) -> int | None:
 def _earliest(*times: int | None) -> int | None:
     known = [t for t in times if t is not None]
     return min(known) if known else None
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be a string")
+    return value

@@ -20,7 +20,7 @@ import argon2
 import bcrypt
 
 from ranvier.config.models import PasswordConfig
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 
 # bcrypt reads at most 72 bytes; the bcrypt library Synapse used dropped the rest silently,
 # while newer ones refuse longer input, so we cut as it did to verify its hashes

@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.services.stream_notify import Notify
 from ranvier.storage.presence import PRESENCE_STREAM, PresenceState, PresenceStore

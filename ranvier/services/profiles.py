@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.storage.profiles import Profile, ProfileStore
 
 logger = logging.getLogger(__name__)

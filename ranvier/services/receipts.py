@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.stream_notify import Notify
 from ranvier.services.typing import ActivityCallback, JoinedCheck, ignore_activity

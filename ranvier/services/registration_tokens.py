@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.uia import UIASession
 from ranvier.storage.registration_tokens import (
     UNSET,

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.protocol.filters import RoomEventFilter
 from ranvier.services.rooms.client_events import ClientEventSerializer

@@ -20,7 +20,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.stream_notify import Notify
 from ranvier.services.sync.sources import ToDeviceEvents
 from ranvier.storage.device_inbox import TO_DEVICE_STREAM, DeviceInboxStore

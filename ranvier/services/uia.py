@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.storage.ui_auth import UIAuthStore
 
 logger = logging.getLogger(__name__)

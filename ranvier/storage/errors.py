@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ranvier.errors import TemporarilyUnavailable
+
 
 class StorageError(Exception):
     """Base class for storage errors whose message is meant for the person running Ranvier."""
@@ -15,10 +17,6 @@ class UnknownRevisionError(StorageError):
     """A schema revision was named that this version of Ranvier does not know."""
 
 
-class DatabaseUnavailable(StorageError):
+class DatabaseUnavailable(StorageError, TemporarilyUnavailable):
     """No database connection could be had in time: all of them stayed busy, or the database
     did not answer. The request was not served; the same request may succeed shortly."""
-
-    def __init__(self, message: str, retry_after_seconds: int) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ranvier.config.models import HomeserverConfig, RatelimitSettings
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.http.ratelimit import Ratelimiter, Ratelimiters
 
 

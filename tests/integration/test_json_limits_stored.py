@@ -12,8 +12,8 @@ from urllib.parse import quote
 import pytest
 
 from ranvier.config.loader import load_config
-from ranvier.http.auth import Requester
 from ranvier.protocol import validation
+from ranvier.requester import UserRequester
 from ranvier.server import create_homeserver
 from tests.integration.conftest import restartable_config
 from tests.integration.homeserver import start_server
@@ -40,7 +40,7 @@ async def _store_as_an_older_server_would(
     monkeypatch.setattr(validation, "MAX_DEPTH", 10_000)
     homeserver = await create_homeserver(load_config(config_path))
     try:
-        requester = Requester(alice.user_id, alice.device_id, False, False, None)
+        requester = UserRequester(alice.user_id, alice.device_id, False, False, None)
         event = await homeserver.rooms.sending.send_message(
             requester, room_id, "m.room.message", POISON, "poison-txn"
         )

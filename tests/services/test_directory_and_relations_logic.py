@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from ranvier.services.rooms.aliases import parse_room_alias

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from ranvier.services import presence as presence_module

@@ -9,7 +9,7 @@ import bcrypt
 import pytest
 
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.server import build_accounts
 from ranvier.storage.database import Database
 

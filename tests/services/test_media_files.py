@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.media.files import KeyedLocks, MediaFiles
 
 

@@ -3,8 +3,8 @@ into member events."""
 
 from __future__ import annotations
 
-from ranvier.http.auth import Requester
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
+from ranvier.requester import UserRequester
 from ranvier.services.profiles import ProfileChange
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.storage.database import Database
@@ -14,8 +14,8 @@ from tests.services.test_room_sender import ALICE, BOB, SERVER, create_room, new
 CAROL = f"@carol:{SERVER}"
 
 
-def requester(user_id: str) -> Requester:
-    return Requester(user_id, "DEVICE", is_guest=False, is_admin=False, access_token_id=1)
+def requester(user_id: str) -> UserRequester:
+    return UserRequester(user_id, "DEVICE", is_guest=False, is_admin=False, access_token_id=1)
 
 
 async def no_profile(user_id: str) -> tuple[str | None, str | None]:

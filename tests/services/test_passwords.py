@@ -8,7 +8,7 @@ import bcrypt
 import pytest
 
 from ranvier.config.models import PasswordConfig, PasswordPolicy
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.passwords import PasswordHasher
 
 

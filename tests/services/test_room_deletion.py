@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.signing_keys import ServerSigningKey
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.deletion import DeleteRoomRequest, RoomDeletionService
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.membership import MembershipService
@@ -33,14 +33,16 @@ async def no_profile(user_id: str) -> tuple[str | None, str | None]:
 class StubbornMembership(MembershipService):
     """Bob's leave fails, as if the auth rules had refused it."""
 
-    async def leave(self, requester: Requester, room_id: str, *, reason: str | None = None) -> None:
+    async def leave(
+        self, requester: UserRequester, room_id: str, *, reason: str | None = None
+    ) -> None:
         if requester.user_id == BOB:
             raise RuntimeError("cannot leave")
         await super().leave(requester, room_id, reason=reason)
 
 
-def as_user(user_id: str) -> Requester:
-    return Requester(user_id, "DEVICE", False, False, None)
+def as_user(user_id: str) -> UserRequester:
+    return UserRequester(user_id, "DEVICE", False, False, None)
 
 
 async def setup(database: Database) -> tuple[RoomDeletionService, RoomAdminStore, str]:

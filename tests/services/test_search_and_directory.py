@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from ranvier.config.models import DatabaseConfig, UserDirectoryConfig
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.redactions import Redactions

@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.connector import AddrInfoType
 
 from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.media.url_preview import fetcher as fetcher_module
 from ranvier.services.media.url_preview.addresses import AddressPolicy
 from ranvier.services.media.url_preview.fetcher import (

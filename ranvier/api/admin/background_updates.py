@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.errors import MatrixError
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.storage.background_updates import BackgroundUpdater
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response
 from ranvier.http.params import invalid_param, query_choice, query_int, query_string
 from ranvier.services.rooms.reports import ReportService

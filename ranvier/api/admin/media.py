@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response
 from ranvier.http.params import missing_param, query_bool, query_choice, query_int
 from ranvier.services.media.service import MediaService

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.errors import MatrixError
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.http.params import query_bool
 from ranvier.services.registration_tokens import DEFAULT_TOKEN_LENGTH, RegistrationTokenService

@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.body import optional_bool, optional_str
-from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.http.params import invalid_param, query_bool, query_choice, query_int
 from ranvier.protocol.power_levels import is_valid_user_id

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator, Requester
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.body import optional_bool, required_str
-from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
+from ranvier.requester import UserRequester
 from ranvier.services.accounts import AccountService
 from ranvier.services.uia import PASSWORD, AuthResult, UserInteractiveAuth
 
 ACCOUNT = "/_matrix/client/v3/account"
 
 
-def require_same_user(auth: AuthResult, requester: Requester) -> None:
+def require_same_user(auth: AuthResult, requester: UserRequester) -> None:
     """A password proves who typed it; it must be the account the request acts on."""
     proven = auth.completed.get(PASSWORD)
     if proven is not None and proven != requester.user_id:

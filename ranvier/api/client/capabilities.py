@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.auth import RequestAuthenticator
 from ranvier.http.json import json_response
 from ranvier.services.capabilities import capabilities
 

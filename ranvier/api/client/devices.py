@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.account import require_same_user
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.body import optional_str
-from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.services.accounts import AccountService
 from ranvier.services.devices import DeviceService

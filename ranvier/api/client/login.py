@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.body import required_str
-from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.http.ratelimit import Ratelimiters, client_address
 from ranvier.services.login import LoginService

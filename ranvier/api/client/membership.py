@@ -6,8 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.errors import MatrixError
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.json import json_response, read_body, read_json_object
 from ranvier.services.rooms.membership import MembershipService
 

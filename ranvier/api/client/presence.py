@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.body import optional_str, required_str
 from ranvier.http.json import json_response, read_json_object
 from ranvier.services.presence import PresenceService

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator, Requester
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response, read_json_object
+from ranvier.requester import UserRequester
 from ranvier.services.profiles import DISPLAYNAME, ProfileService
 
 PREFIX = "/_matrix/client/v3/profile/{userId}"
@@ -33,7 +34,7 @@ class ProfileEndpoints:
             return requester.user_id if requester is not None else None
         return None
 
-    async def _changer(self, request: web.Request) -> Requester:
+    async def _changer(self, request: web.Request) -> UserRequester:
         # spec: guest access - guests may change (only) their display name
         key = request.match_info["keyName"]
         return await self._auth.require_user(request, allow_guest=key == DISPLAYNAME)

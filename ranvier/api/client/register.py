@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.body import optional_bool, optional_str
-from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.http.ratelimit import Ratelimiter, client_address
 from ranvier.services.accounts import AccountService, Registered

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.http.json import json_response
 from ranvier.http.params import required_query_string
 from ranvier.http.ratelimit import Ratelimiter, client_address

@@ -7,7 +7,7 @@ from typing import Literal, cast
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response
 from ranvier.http.params import query_bool, query_choice, query_int, query_string
 from ranvier.services.rooms.relations import RelationsQuery, RelationsService

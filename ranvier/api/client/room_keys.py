@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.body import optional_str, required_str
-from ranvier.http.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.services.key_backup import KeyBackupService, KeyCounts, VersionInfo
 from ranvier.storage.key_backup import RoomKey

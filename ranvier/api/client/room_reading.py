@@ -7,8 +7,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
-from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.errors import bad_json
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import bad_json
 from ranvier.http.json import json_response, parse_json, read_body
 from ranvier.http.params import (
     invalid_param,

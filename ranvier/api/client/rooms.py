@@ -8,9 +8,10 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ranvier.http.auth import RequestAuthenticator, Requester
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response, read_body, read_json_object
 from ranvier.http.ratelimit import Ratelimiters
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.event_sending import EventSendingService
 from ranvier.services.rooms.room_creation import (
     CreateRoomRequest,
@@ -57,7 +58,7 @@ class RoomEndpoints:
         self._sending = sending
         self._ratelimiters = ratelimiters
 
-    def _ratelimit(self, requester: Requester) -> None:
+    def _ratelimit(self, requester: UserRequester) -> None:
         # rc_message, per user as Synapse; counted once the body is known to be usable
         if self._ratelimiters is not None:
             self._ratelimiters.check_message(requester.user_id, is_admin=requester.is_admin)

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.errors import bad_json
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import bad_json
 from ranvier.http.json import json_response, read_body
 from ranvier.http.params import query_string
 from ranvier.protocol.filters import FilterError, RoomEventFilter, parse_room_event_filter

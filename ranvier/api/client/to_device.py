@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response, read_json_object
 from ranvier.services.to_device import ToDeviceService, parse_messages
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
-from ranvier.http.errors import MatrixError
+from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.json import json_response, read_json_object
 from ranvier.services.typing import TypingService
 

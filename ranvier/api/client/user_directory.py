@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response, read_body
 from ranvier.services.user_directory import DEFAULT_LIMIT, UserDirectoryService
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response
 from ranvier.http.params import (
     missing_param,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.http.auth import RequestAuthenticator
+from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response
 from ranvier.http.params import parse_int_param, query_string, required_query_string
 from ranvier.services.media.url_preview.service import UrlPreviewService

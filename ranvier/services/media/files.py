@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 
 
 def upload_too_large(limit: int) -> MatrixError:

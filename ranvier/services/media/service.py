@@ -24,7 +24,7 @@ from cachetools import LRUCache
 
 from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.media import thumbnailer
 from ranvier.services.media.files import KeyedLocks, MediaFiles, ReceivedFile
 from ranvier.services.media.thumbnailer import Box, ImageInfo, Method

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.protocol.power_levels import PowerLevels
 from ranvier.protocol.push_rules import PushContext, evaluate, outcome

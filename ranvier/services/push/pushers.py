@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.json_limits import dumps_for_serving
 from ranvier.protocol.push_rules import tweaks
 from ranvier.services.push.actions import PushActionService

@@ -8,7 +8,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.push_rules import (
     KINDS,
     InvalidRule,

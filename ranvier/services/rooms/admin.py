@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
 from ranvier.services.rooms.client_events import ClientEventSerializer

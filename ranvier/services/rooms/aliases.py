@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.room_access import CANONICAL_ALIAS, RoomAccess
 from ranvier.services.rooms.room_creation import is_valid_alias_localpart
 from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound
@@ -66,7 +66,7 @@ class AliasService:
         self._server_name = server_name
         self._require_membership = require_membership
 
-    async def create(self, requester: Requester, alias_text: str, room_id: str) -> None:
+    async def create(self, requester: UserRequester, alias_text: str, room_id: str) -> None:
         """PUT /directory/room/{roomAlias}"""
         alias = parse_room_alias(alias_text)
         if alias.server_name != self._server_name:
@@ -98,7 +98,7 @@ class AliasService:
         # every member is local until federation lands
         return room_id, [self._server_name]
 
-    async def delete(self, requester: Requester, alias_text: str) -> None:
+    async def delete(self, requester: UserRequester, alias_text: str) -> None:
         """DELETE /directory/room/{roomAlias}: by the alias's creator, a server admin, or
         someone with the power to change the room's canonical alias."""
         alias = parse_room_alias(alias_text)
@@ -117,7 +117,7 @@ class AliasService:
             raise MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found")
         await self._drop_from_canonical_alias(requester, room_id, str(alias))
 
-    async def local_aliases(self, requester: Requester, room_id: str) -> list[str]:
+    async def local_aliases(self, requester: UserRequester, room_id: str) -> list[str]:
         """GET /rooms/{roomId}/aliases: members (and anyone, if the room is world readable)."""
         if not room_id.startswith("!"):
             raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID")
@@ -131,7 +131,7 @@ class AliasService:
         return await alias_store.get_aliases_for_room(self._db, room_id)
 
     async def check_canonical_alias(
-        self, requester: Requester, room_id: str, state_key: str, content: dict[str, Any]
+        self, requester: UserRequester, room_id: str, state_key: str, content: dict[str, Any]
     ) -> None:
         """Refuse an m.room.canonical_alias whose newly named aliases are malformed (400
         M_INVALID_PARAM) or do not point at the room (400 M_BAD_ALIAS). Aliases the current
@@ -168,7 +168,7 @@ class AliasService:
                 )
 
     async def _drop_from_canonical_alias(
-        self, requester: Requester, room_id: str, alias: str
+        self, requester: UserRequester, room_id: str, alias: str
     ) -> None:
         # spec: directory.yaml DELETE - servers may update alt_aliases; the deletion stands
         # even if the requester may not change the canonical alias event

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranvier.clock import now_ms
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.room_creation import CreateRoomRequest, RoomCreationService
 from ranvier.services.rooms.sender import RoomEventSender
@@ -79,9 +79,9 @@ class PurgeRefused(Exception):
     pass
 
 
-def _acting_as(user_id: str) -> Requester:
+def _acting_as(user_id: str) -> UserRequester:
     # the server acts for its users here; no token, device or rate limit is involved
-    return Requester(
+    return UserRequester(
         user_id=user_id, device_id=None, is_guest=False, is_admin=False, access_token_id=None
     )
 

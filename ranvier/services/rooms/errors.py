@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.auth import AuthError
 from ranvier.protocol.event_builder import EventBuildError
 from ranvier.protocol.validation import PDUValidationError

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.errors import as_matrix_error
 from ranvier.services.rooms.sender import RoomEventSender, Txn
 
@@ -18,10 +18,10 @@ MEMBERSHIP_EVENT = "m.room.member"
 # (requester, room_id, state_key, content): raises MatrixError to refuse a state event that
 # is valid to the auth rules but not to the client API (e.g. m.room.canonical_alias naming
 # aliases of other rooms)
-StateValidator = Callable[[Requester, str, str, dict[str, Any]], Awaitable[None]]
+StateValidator = Callable[[UserRequester, str, str, dict[str, Any]], Awaitable[None]]
 # (requester, room_id, event_type, content): the same for message events (e.g. a thread
 # started off an event that itself relates to another)
-MessageValidator = Callable[[Requester, str, str, dict[str, Any]], Awaitable[None]]
+MessageValidator = Callable[[UserRequester, str, str, dict[str, Any]], Awaitable[None]]
 
 
 class EventSendingService:
@@ -38,7 +38,7 @@ class EventSendingService:
 
     async def send_message(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         event_type: str,
         content: dict[str, Any],
@@ -53,7 +53,7 @@ class EventSendingService:
 
     async def send_state(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         event_type: str,
         state_key: str,
@@ -80,7 +80,7 @@ class EventSendingService:
             raise error from None
 
     @staticmethod
-    def txn(requester: Requester, endpoint: str, txn_id: str) -> Txn:
+    def txn(requester: UserRequester, endpoint: str, txn_id: str) -> Txn:
         """The idempotency key of a client send. spec: "Transaction identifiers" - scoped to
         the device (the token, without one) and to the endpoint, i.e. its path."""
         scope = requester.device_id or f"token:{requester.access_token_id}"

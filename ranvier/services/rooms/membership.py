@@ -14,11 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
 from ranvier.protocol.power_levels import PowerLevels, is_valid_user_id
+from ranvier.requester import UserRequester
 from ranvier.services.profiles import ProfileChange
 from ranvier.services.rooms.errors import as_matrix_error
 from ranvier.services.rooms.sender import RoomEventSender, RoomHead, RoomNotFound
@@ -114,7 +114,7 @@ class MembershipService:
 
     async def join(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id_or_alias: str,
         *,
         reason: str | None = None,
@@ -141,7 +141,7 @@ class MembershipService:
 
     async def knock(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id_or_alias: str,
         *,
         reason: str | None = None,
@@ -206,7 +206,7 @@ class MembershipService:
     # -- acting on others ----------------------------------------------------------------
 
     async def invite(
-        self, requester: Requester, room_id: str, target: str, *, reason: str | None = None
+        self, requester: UserRequester, room_id: str, target: str, *, reason: str | None = None
     ) -> None:
         """POST /rooms/{roomId}/invite"""
         _check_user_id(target)
@@ -228,7 +228,7 @@ class MembershipService:
         await self._update(room_id, requester.user_id, target, content, current)
 
     async def kick(
-        self, requester: Requester, room_id: str, target: str, *, reason: str | None = None
+        self, requester: UserRequester, room_id: str, target: str, *, reason: str | None = None
     ) -> None:
         """POST /rooms/{roomId}/kick"""
         _check_user_id(target)
@@ -241,7 +241,7 @@ class MembershipService:
         )
 
     async def ban(
-        self, requester: Requester, room_id: str, target: str, *, reason: str | None = None
+        self, requester: UserRequester, room_id: str, target: str, *, reason: str | None = None
     ) -> None:
         """POST /rooms/{roomId}/ban"""
         _check_user_id(target)
@@ -250,7 +250,7 @@ class MembershipService:
         await self._update(room_id, requester.user_id, target, _content("ban", reason), current)
 
     async def unban(
-        self, requester: Requester, room_id: str, target: str, *, reason: str | None = None
+        self, requester: UserRequester, room_id: str, target: str, *, reason: str | None = None
     ) -> None:
         """POST /rooms/{roomId}/unban"""
         _check_user_id(target)
@@ -268,14 +268,16 @@ class MembershipService:
 
     # -- leaving -------------------------------------------------------------------------
 
-    async def leave(self, requester: Requester, room_id: str, *, reason: str | None = None) -> None:
+    async def leave(
+        self, requester: UserRequester, room_id: str, *, reason: str | None = None
+    ) -> None:
         """POST /rooms/{roomId}/leave: leave, reject an invite or retract a knock."""
         user_id = requester.user_id
         head = await self._head(room_id)
         current = await self._state_event(head, (MEMBER, user_id))
         await self._update(room_id, user_id, user_id, _content("leave", reason), current)
 
-    async def forget(self, requester: Requester, room_id: str) -> None:
+    async def forget(self, requester: UserRequester, room_id: str) -> None:
         """POST /rooms/{roomId}/forget"""
         user_id = requester.user_id
         membership = (

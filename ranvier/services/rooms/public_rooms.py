@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 import orjson
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.storage import rooms as room_store
@@ -206,7 +206,7 @@ class PublicRoomsService:
         return "public" if room.is_public else "private"
 
     async def set_visibility(
-        self, requester: Requester, room_id: str, visibility: Visibility
+        self, requester: UserRequester, room_id: str, visibility: Visibility
     ) -> None:
         """PUT /directory/list/room/{roomId}: moderators of the room and server admins."""
         if requester.is_guest:

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.protocol.filters import RoomEventFilter
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.visibility import HistoryVisibility, RoomAccess
@@ -65,7 +65,9 @@ class RoomReadingService:
 
     # -- serving ----------------------------------------------------------------------------
 
-    async def _serve(self, requester: Requester, events: Sequence[Event]) -> list[dict[str, Any]]:
+    async def _serve(
+        self, requester: UserRequester, events: Sequence[Event]
+    ) -> list[dict[str, Any]]:
         bundled = None
         if self.bundler is not None and events:
             bundled = await self.bundler([e.event_id for e in events], requester.user_id)
@@ -76,7 +78,7 @@ class RoomReadingService:
             bundled_aggregations=bundled,
         )
 
-    async def _access(self, requester: Requester, room_id: str) -> RoomAccess:
+    async def _access(self, requester: UserRequester, room_id: str) -> RoomAccess:
         return await self.visibility.check_user_can_see_room(requester.user_id, room_id)
 
     async def _state_for(self, access: RoomAccess) -> StateMap:
@@ -96,7 +98,9 @@ class RoomReadingService:
 
     # -- single events and state -----------------------------------------------------------
 
-    async def get_event(self, requester: Requester, room_id: str, event_id: str) -> dict[str, Any]:
+    async def get_event(
+        self, requester: UserRequester, room_id: str, event_id: str
+    ) -> dict[str, Any]:
         """GET /rooms/{roomId}/event/{eventId}"""
         await self._access(requester, room_id)
         event = await self.loader.get_event(event_id)
@@ -107,7 +111,7 @@ class RoomReadingService:
         (served,) = await self._serve(requester, [event])
         return served
 
-    async def get_state(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
+    async def get_state(self, requester: UserRequester, room_id: str) -> list[dict[str, Any]]:
         access = await self._access(requester, room_id)
         state = await self._state_for(access)
         loaded = await self.loader.get_events(state.values())
@@ -117,7 +121,7 @@ class RoomReadingService:
         )
 
     async def get_state_event(
-        self, requester: Requester, room_id: str, event_type: str, state_key: str
+        self, requester: UserRequester, room_id: str, event_type: str, state_key: str
     ) -> dict[str, Any]:
         """The client-format state event; 404 M_NOT_FOUND if the key has none."""
         access = await self._access(requester, room_id)
@@ -132,7 +136,7 @@ class RoomReadingService:
 
     async def get_members(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         *,
         at: RoomPosition | StreamToken | None,
@@ -171,7 +175,7 @@ class RoomReadingService:
         )
 
     async def get_joined_members(
-        self, requester: Requester, room_id: str
+        self, requester: UserRequester, room_id: str
     ) -> dict[str, dict[str, Any]]:
         access = await self.visibility.check_user_can_see_room(
             requester.user_id, room_id, allow_departed_users=False
@@ -260,7 +264,7 @@ class RoomReadingService:
 
     async def messages(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         *,
         from_token: RoomPosition | StreamToken | None,
@@ -302,7 +306,7 @@ class RoomReadingService:
 
     async def context(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         event_id: str,
         *,
@@ -361,7 +365,7 @@ class RoomReadingService:
         }
 
     async def timestamp_to_event(
-        self, requester: Requester, room_id: str, ts: int, *, forwards: bool
+        self, requester: UserRequester, room_id: str, ts: int, *, forwards: bool
     ) -> dict[str, Any]:
         await self._access(requester, room_id)
         found = await event_store.event_closest_to_ts(self.db, room_id, ts, forwards=forwards)
@@ -371,7 +375,7 @@ class RoomReadingService:
         return {"event_id": found[0], "origin_server_ts": found[1]}
 
     async def _member_state(
-        self, requester: Requester, events: Sequence[Event]
+        self, requester: UserRequester, events: Sequence[Event]
     ) -> list[dict[str, Any]]:
         """spec: lazy-loading room members - the member events of the chunk's senders, as
         of the events they sent."""

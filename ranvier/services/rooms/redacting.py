@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.event_sending import EventSendingService
 from ranvier.services.rooms.redactions import REDACTION, Redactions
@@ -36,7 +36,7 @@ class RedactionService:
 
     async def redact(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         event_id: str,
         txn_id: str,

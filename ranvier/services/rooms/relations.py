@@ -13,9 +13,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.redactions import Redactions
@@ -117,7 +117,7 @@ class RelationsService:
     # -- sending -------------------------------------------------------------------------
 
     async def check_new_relation(
-        self, requester: Requester, room_id: str, event_type: str, content: dict[str, Any]
+        self, requester: UserRequester, room_id: str, event_type: str, content: dict[str, Any]
     ) -> None:
         """A message validator for EventSendingService: refuse a thread whose root relates
         to another event (spec: threading, "Validation of m.thread relationships")."""
@@ -135,7 +135,7 @@ class RelationsService:
     # -- GET /relations ------------------------------------------------------------------
 
     async def get_relations(
-        self, requester: Requester, room_id: str, parent_id: str, query: RelationsQuery
+        self, requester: UserRequester, room_id: str, parent_id: str, query: RelationsQuery
     ) -> dict[str, Any]:
         parent = await self._loader.get_event(parent_id)
         if (
@@ -177,7 +177,7 @@ class RelationsService:
 
     async def get_threads(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         *,
         include: Literal["all", "participated"],
@@ -331,7 +331,7 @@ class RelationsService:
         allowed = await self._visibility.filter_events_for_client(user_id, events)
         return {event.event_id: event for event in allowed}
 
-    async def _serve(self, requester: Requester, event_ids: list[str]) -> list[dict[str, Any]]:
+    async def _serve(self, requester: UserRequester, event_ids: list[str]) -> list[dict[str, Any]]:
         """The events the requester may see, in client format with their aggregations."""
         visible = await self._visible(requester.user_id, event_ids)
         events = [visible[event_id] for event_id in event_ids if event_id in visible]

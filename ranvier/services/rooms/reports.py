@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ranvier.clock import now_ms
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.storage import rooms as room_store
@@ -35,7 +35,7 @@ class ReportService:
 
     async def report_event(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         event_id: str,
         reason: str | None,
@@ -71,7 +71,7 @@ class ReportService:
             received_ts=now_ms(),
         )
 
-    async def report_room(self, requester: Requester, room_id: str, reason: str) -> None:
+    async def report_room(self, requester: UserRequester, room_id: str, reason: str) -> None:
         if await room_store.get_room(self._db, room_id) is None:
             raise MatrixError(404, "M_NOT_FOUND", "The room was not found")
         await self._store.add_room_report(
@@ -106,7 +106,7 @@ class ReportService:
             body["next_token"] = offset + len(reports)
         return body
 
-    async def get_report(self, requester: Requester, report_id: int) -> dict[str, Any]:
+    async def get_report(self, requester: UserRequester, report_id: int) -> dict[str, Any]:
         report = await self._store.get_event_report(report_id)
         if report is None:
             raise MatrixError(404, "M_NOT_FOUND", "Event report not found")

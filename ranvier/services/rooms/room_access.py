@@ -3,9 +3,9 @@ read from the room's current state as the event pipeline keeps it."""
 
 from __future__ import annotations
 
-from ranvier.http.auth import Requester
 from ranvier.protocol.events import Event
 from ranvier.protocol.power_levels import PowerLevels
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound
 
@@ -46,7 +46,7 @@ class RoomAccess:
             return False
         return event is not None and event.content.get("history_visibility") == "world_readable"
 
-    async def can_edit_directory(self, requester: Requester, room_id: str) -> bool:
+    async def can_edit_directory(self, requester: UserRequester, room_id: str) -> bool:
         """Whether the requester may change how the room is listed: a server admin, or a
         joined member with the power to send m.room.canonical_alias (as Synapse decides who
         may publish a room or delete others' aliases)."""

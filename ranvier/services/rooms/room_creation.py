@@ -9,11 +9,11 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.auth import AuthError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.errors import as_matrix_error
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.storage import aliases as alias_store
@@ -79,7 +79,7 @@ class RoomCreationService:
         self._default_room_version = default_room_version
         self._profile_lookup = profile_lookup
 
-    async def create_room(self, requester: Requester, request: CreateRoomRequest) -> str:
+    async def create_room(self, requester: UserRequester, request: CreateRoomRequest) -> str:
         version = self._room_version(request.room_version)
         creator = requester.user_id
         preset = request.preset or (
@@ -146,7 +146,7 @@ class RoomCreationService:
 
     def _initial_events(
         self,
-        requester: Requester,
+        requester: UserRequester,
         request: CreateRoomRequest,
         version: RoomVersion,
         preset: str,

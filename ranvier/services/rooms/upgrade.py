@@ -15,8 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ranvier.http.auth import Requester
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.auth import AuthError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
@@ -27,6 +26,7 @@ from ranvier.protocol.power_levels import (
     parse_level,
 )
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from ranvier.requester import UserRequester
 from ranvier.services.rooms.errors import as_matrix_error
 from ranvier.services.rooms.membership import ProfileLookup
 from ranvier.services.rooms.room_creation import default_power_levels
@@ -76,7 +76,7 @@ class RoomUpgradeService:
 
     async def upgrade(
         self,
-        requester: Requester,
+        requester: UserRequester,
         room_id: str,
         new_version: str,
         additional_creators: list[str] | None = None,
@@ -103,7 +103,7 @@ class RoomUpgradeService:
 
     async def _upgrade(
         self,
-        requester: Requester,
+        requester: UserRequester,
         old_room_id: str,
         new_version_id: str,
         additional_creators: list[str] | None,
@@ -196,7 +196,7 @@ class RoomUpgradeService:
 
     async def _initial_events(
         self,
-        requester: Requester,
+        requester: UserRequester,
         state: Mapping[tuple[str, str], Event],
         old_version: RoomVersion,
         new_version: RoomVersion,
@@ -279,7 +279,7 @@ class RoomUpgradeService:
 
     async def _retire_old_room(
         self,
-        requester: Requester,
+        requester: UserRequester,
         old_room_id: str,
         new_room_id: str,
         state: Mapping[tuple[str, str], Event],

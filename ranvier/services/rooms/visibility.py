@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.storage import events as event_store

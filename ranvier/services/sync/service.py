@@ -17,7 +17,7 @@ from typing import Any
 
 from cachetools import LRUCache, TTLCache
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.protocol.filters import DEFAULT_EVENT_LIMIT, Filter
 from ranvier.services.filters import FilterService
 from ranvier.services.rooms.sender import RoomEventSender

@@ -41,7 +41,7 @@ from aiohttp.connector import AddrInfoType
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.media.url_preview.addresses import AddressPolicy, parse_ip_literal
 
 logger = logging.getLogger(__name__)

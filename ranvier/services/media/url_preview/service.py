@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from ranvier.clock import now_ms
-from ranvier.http.errors import MatrixError
+from ranvier.errors import MatrixError
 from ranvier.services.media.service import MediaService
 from ranvier.services.media.url_preview.fetcher import FetchedResource, PreviewFetcher
 from ranvier.services.media.url_preview.opengraph import OpenGraph, decode_html, parse_open_graph

@@ -1,4 +1,8 @@
-"""Matrix errors: an HTTP status plus `{"errcode": ..., "error": ...}`."""
+"""Matrix errors: an HTTP status plus `{"errcode": ..., "error": ...}`.
+
+They belong to no transport: services raise them, and whichever edge answered the request
+(the client API today, federation next) renders them.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +37,12 @@ def bad_json(error: str) -> MatrixError:
 
 def too_large(error: str) -> MatrixError:
     return MatrixError(413, "M_TOO_LARGE", error)
+
+
+class TemporarilyUnavailable(Exception):
+    """The request could not be served for now (e.g. no database connection in time); the
+    same request may succeed after `retry_after_seconds`. Edges answer 503 with Retry-After."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

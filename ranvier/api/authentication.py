@@ -1,0 +1,83 @@
+"""Authentication of client requests: the one place an access token becomes a requester.
+
+It sits at the edge (api/) because it needs both the request (http/) and the sessions
+(services/tokens); http/ stays plumbing that knows no service.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.clock import now_ms
+from ranvier.errors import MatrixError
+from ranvier.http.auth import bearer_token
+from ranvier.http.ratelimit import client_address
+from ranvier.requester import UserRequester
+from ranvier.services.tokens import AccessTokens
+
+
+def missing_token() -> MatrixError:
+    return MatrixError(401, "M_MISSING_TOKEN", "Missing access token")
+
+
+def unknown_token(*, soft_logout: bool = False) -> MatrixError:
+    if soft_logout:
+        return MatrixError(401, "M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
+    return MatrixError(401, "M_UNKNOWN_TOKEN", "Unknown access token")
+
+
+class RequestAuthenticator:
+    def __init__(self, access_tokens: AccessTokens) -> None:
+        self._access_tokens = access_tokens
+
+    async def require_user(
+        self, request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False
+    ) -> UserRequester:
+        """`allow_locked`: for the few endpoints a locked account may still use (logout)."""
+        token = bearer_token(request)
+        if token is None:
+            raise missing_token()
+        info = await self._access_tokens.lookup(token)
+        if info is None or info.deactivated:
+            raise unknown_token()
+        if info.valid_until_ms is not None and info.valid_until_ms <= now_ms():
+            # spec: an expired token is a soft logout: the client may refresh or log in
+            # again to the same device and keep its keys
+            raise unknown_token(soft_logout=True)
+        if info.locked and not allow_locked:
+            # Synapse's answer for an account an admin locked: the client keeps its session
+            # (soft logout) and can resume once the lock is lifted
+            raise MatrixError(
+                401, "M_USER_LOCKED", "This account has been locked", soft_logout=True
+            )
+        if info.is_guest and not allow_guest:
+            raise MatrixError(
+                403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is not allowed for this endpoint"
+            )
+        self.record_seen(request, info.user_id, info.device_id)
+        return UserRequester(
+            user_id=info.user_id,
+            device_id=info.device_id,
+            is_guest=info.is_guest,
+            is_admin=info.admin,
+            access_token_id=info.id,
+        )
+
+    def record_seen(self, request: web.Request, user_id: str, device_id: str | None) -> None:
+        """Note where a session was seen from: every authenticated request, and the login,
+        registration or refresh that gave the session its token."""
+        self._access_tokens.record_seen(
+            user_id, device_id, client_address(request), request.headers.get("User-Agent", "")
+        )
+
+    async def optional_user(self, request: web.Request) -> UserRequester | None:
+        """The requester if a token was sent (it must then be valid), else None."""
+        if bearer_token(request) is None:
+            return None
+        return await self.require_user(request, allow_guest=True)
+
+    async def require_admin(self, request: web.Request) -> UserRequester:
+        requester = await self.require_user(request)
+        if not requester.is_admin:
+            raise MatrixError(403, "M_FORBIDDEN", "You are not a server admin")
+        return requester
