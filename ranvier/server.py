@@ -98,14 +98,14 @@ from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
 from ranvier.services.rooms.aliases import AliasService
 from ranvier.services.rooms.client_events import ClientEventSerializer
+from ranvier.services.rooms.client_redactions import RedactionService
+from ranvier.services.rooms.client_sends import EventSendingService
 from ranvier.services.rooms.deletion import RoomDeletionService
 from ranvier.services.rooms.event_loader import EventLoader
-from ranvier.services.rooms.event_sending import EventSendingService
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.public_rooms import PublicRoomsService
 from ranvier.services.rooms.reading import RoomReadingService
-from ranvier.services.rooms.redacting import RedactionService
-from ranvier.services.rooms.redactions import Redactions
+from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.services.rooms.relations import RelationsService
 from ranvier.services.rooms.reports import ReportService
 from ranvier.services.rooms.room_access import RoomAccess

@@ -6,9 +6,9 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ranvier.errors import bad_json, not_json
+from ranvier.errors import MatrixError, bad_json, not_json
 from ranvier.protocol.json_limits import JSONLimitError, check_json_limits, dumps_for_serving
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -47,14 +47,32 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def read_body(request: web.Request, model: type[Model]) -> Model:
-    """The body validated against a pydantic model; the first problem becomes M_BAD_JSON
-    naming the field, so a client can see what to fix."""
-    body = await read_json_object(request)
+class RequestBody(BaseModel):
+    """Base of every request body model: keys clients add (unstable ones, newer spec
+    versions) are ignored, and values are not coerced, so `"5"` for an integer or `1` for a
+    boolean is refused as the spec's M_BAD_JSON rather than guessed at."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+def validate_body(value: Any, model: type[Model]) -> Model:
+    """`value` (parsed JSON) as `model`; the first problem becomes M_MISSING_PARAM for an
+    absent required key, else M_BAD_JSON, naming the field so a client can see what to fix."""
     try:
-        return model.model_validate(body)
+        return model.model_validate(value)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "body"
-        message = error["msg"].removeprefix("Value error, ")
-        raise bad_json(f"{where}: {message}") from None
+        raise _first_problem(exc) from None
+
+
+def _first_problem(exc: ValidationError) -> MatrixError:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    if error["type"] == "missing":
+        return MatrixError(400, "M_MISSING_PARAM", f"Missing '{where}'")
+    message = error["msg"].removeprefix("Value error, ")
+    return bad_json(f"{where}: {message}")
+
+
+async def read_body(request: web.Request, model: type[Model]) -> Model:
+    """The body, a JSON object, validated against a pydantic model (see `validate_body`)."""
+    return validate_body(await read_json_object(request), model)

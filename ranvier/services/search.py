@@ -32,7 +32,7 @@ from ranvier.protocol.events import Event
 from ranvier.protocol.filters import RoomEventFilter
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
-from ranvier.services.rooms.redactions import Redactions
+from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.storage import search as store
 from ranvier.storage import state as state_store

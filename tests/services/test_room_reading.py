@@ -13,7 +13,7 @@ from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.rooms.client_events import ClientEventSerializer, client_event
 from ranvier.services.rooms.event_loader import EventLoader
-from ranvier.services.rooms.redactions import Redactions
+from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.rooms.visibility import HistoryVisibility, may_see, visibility_of
 from ranvier.storage.database import Database

@@ -10,7 +10,7 @@ from ranvier.config.models import DatabaseConfig, UserDirectoryConfig
 from ranvier.errors import MatrixError
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from ranvier.services.rooms.client_events import ClientEventSerializer
-from ranvier.services.rooms.redactions import Redactions
+from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import (
     POPULATE_EVENT_SEARCH,

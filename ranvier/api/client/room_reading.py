@@ -19,8 +19,8 @@ from ranvier.http.params import (
     required_query_string,
 )
 from ranvier.protocol.filters import FilterError, RoomEventFilter, parse_room_event_filter
+from ranvier.services.rooms.client_redactions import RedactionService
 from ranvier.services.rooms.reading import DEFAULT_LIMIT, RoomReadingService
-from ranvier.services.rooms.redacting import RedactionService
 from ranvier.services.rooms.reports import ReportService
 from ranvier.streams.tokens import InvalidToken, RoomPosition, StreamToken, parse_token
 

@@ -12,7 +12,7 @@ from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import json_response, read_body, read_json_object
 from ranvier.http.ratelimit import Ratelimiters
 from ranvier.requester import UserRequester
-from ranvier.services.rooms.event_sending import EventSendingService
+from ranvier.services.rooms.client_sends import EventSendingService
 from ranvier.services.rooms.room_creation import (
     CreateRoomRequest,
     InitialStateEvent,

@@ -16,7 +16,7 @@ from ranvier.clock import now_ms
 from ranvier.protocol.events import Event
 from ranvier.protocol.redaction import redact
 from ranvier.services.rooms.event_loader import EventLoader
-from ranvier.services.rooms.redactions import Redactions
+from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.storage.database import Database
 
 REDACTION = "m.room.redaction"

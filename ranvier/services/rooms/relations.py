@@ -18,7 +18,7 @@ from ranvier.protocol.events import Event
 from ranvier.requester import UserRequester
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
-from ranvier.services.rooms.redactions import Redactions
+from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.storage import relations as relation_store
 from ranvier.storage.database import Database

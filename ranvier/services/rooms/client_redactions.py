@@ -1,7 +1,7 @@
 """Clients redacting events: PUT /rooms/{roomId}/redact/{eventId}/{txnId}.
 
 The auth rules of room versions 3+ let any member send a redaction; it only takes effect
-for the original sender or someone with the `redact` level (see redactions.py). Like
+for the original sender or someone with the `redact` level (see redaction_rules.py). Like
 Synapse, a local client is told up front when theirs would not: 404 for an unknown event
 they may not redact, 403 for someone else's event without the power.
 """
@@ -14,9 +14,9 @@ from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
 from ranvier.requester import UserRequester
+from ranvier.services.rooms.client_sends import EventSendingService
 from ranvier.services.rooms.event_loader import EventLoader
-from ranvier.services.rooms.event_sending import EventSendingService
-from ranvier.services.rooms.redactions import REDACTION, Redactions
+from ranvier.services.rooms.redaction_rules import REDACTION, Redactions
 from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound
 from ranvier.services.rooms.visibility import not_in_room
 
