@@ -63,6 +63,31 @@ def parse_key_name(name: str) -> tuple[str, str]:
     return algorithm, key_id
 
 
+def parse_one_time_keys(keys: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
+    """`one_time_keys` of an upload: (algorithm, key ID) -> key."""
+    return {parse_key_name(name): key for name, key in _checked_keys(keys, "one_time_keys")}
+
+
+def parse_fallback_keys(keys: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """`fallback_keys` of an upload: algorithm -> (key ID, key); one key per algorithm."""
+    by_algorithm: dict[str, tuple[str, Any]] = {}
+    for name, key in _checked_keys(keys, "fallback_keys"):
+        algorithm, key_id = parse_key_name(name)
+        if algorithm in by_algorithm:
+            raise KeyFormatError(f"more than one fallback key for {algorithm}")
+        by_algorithm[algorithm] = (key_id, key)
+    return by_algorithm
+
+
+def _checked_keys(keys: Mapping[str, Any], what: str) -> list[tuple[str, Any]]:
+    for name, key in keys.items():
+        # a key is a key object, or (curve25519 one-time keys of old) a bare string
+        if not isinstance(key, dict | str):
+            raise KeyFormatError(f"{what}.{name} must be an object or a string")
+        canonical(key)
+    return list(keys.items())
+
+
 def check_device_keys(keys: Any) -> JsonDict:
     """The `device_keys` of an upload, checked for shape (spec: DeviceKeys)."""
     if not isinstance(keys, dict):

@@ -25,11 +25,8 @@ from ranvier.protocol.e2e_keys import (
     USER_SIGNING,
     CrossSigningKey,
     KeyFormatError,
-    canonical,
     check_cross_signing_key,
-    check_device_keys,
     device_verify_key,
-    parse_key_name,
     same_signed_content,
     verify_signature,
 )
@@ -53,11 +50,6 @@ UNREACHABLE: JsonDict = {
     "error": "Federation is not available on this server yet",
     "message": "Not ready for retry",
 }
-USAGE_TO_FIELD = {
-    MASTER: "master_key",
-    SELF_SIGNING: "self_signing_key",
-    USER_SIGNING: "user_signing_key",
-}
 
 
 def invalid(error: str) -> MatrixError:
@@ -75,47 +67,11 @@ def _failure(status: int, errcode: str, error: str) -> JsonDict:
 
 @dataclass(frozen=True)
 class KeyUpload:
+    """The keys of a /keys/upload, their shapes checked (protocol/e2e_keys.py)."""
+
     device_keys: JsonDict | None
     one_time_keys: dict[tuple[str, str], Any]
     fallback_keys: dict[str, tuple[str, Any]]
-
-
-def parse_upload(body: Mapping[str, Any]) -> KeyUpload:
-    """The body of POST /keys/upload, checked."""
-    device_keys = body.get("device_keys")
-    try:
-        if device_keys is not None:
-            device_keys = check_device_keys(device_keys)
-        one_time_keys: dict[tuple[str, str], Any] = {}
-        for name, key in _key_map(body, "one_time_keys").items():
-            one_time_keys[parse_key_name(name)] = key
-        fallback_keys: dict[str, tuple[str, Any]] = {}
-        fallback_body = body.get("fallback_keys")
-        if fallback_body is None:
-            # the name clients used before fallback keys were in the spec (MSC2732)
-            fallback_body = body.get("org.matrix.msc2732.fallback_keys")
-        for name, key in _key_map({"fallback_keys": fallback_body}, "fallback_keys").items():
-            algorithm, key_id = parse_key_name(name)
-            if algorithm in fallback_keys:
-                raise KeyFormatError(f"more than one fallback key for {algorithm}")
-            fallback_keys[algorithm] = (key_id, key)
-    except KeyFormatError as e:
-        raise MatrixError(400, "M_BAD_JSON", str(e)) from None
-    return KeyUpload(device_keys, one_time_keys, fallback_keys)
-
-
-def _key_map(body: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = body.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise KeyFormatError(f"{name} must be an object")
-    for key_name, key in value.items():
-        # a key is a key object, or (curve25519 one-time keys of old) a bare string
-        if not isinstance(key, dict | str):
-            raise KeyFormatError(f"{name}.{key_name} must be an object or a string")
-        canonical(key)
-    return value
 
 
 class E2eKeyService:
@@ -225,16 +181,15 @@ class E2eKeyService:
     # -- cross-signing ----------------------------------------------------------------------
 
     async def check_cross_signing_upload(
-        self, user_id: str, body: Mapping[str, Any]
+        self, user_id: str, uploaded: Mapping[str, JsonDict]
     ) -> tuple[dict[str, CrossSigningKey], bool]:
-        """The keys of a /keys/device_signing/upload, checked, and whether the upload needs
-        user-interactive auth: it does unless the user has no master key yet, or every key
-        given is the one already stored (a retried upload)."""
+        """The keys of a /keys/device_signing/upload (usage -> key object), checked, and
+        whether the upload needs user-interactive auth: it does unless the user has no
+        master key yet, or every key given is the one already stored (a retried upload)."""
         keys: dict[str, CrossSigningKey] = {}
         try:
-            for usage, field_name in USAGE_TO_FIELD.items():
-                if body.get(field_name) is not None:
-                    keys[usage] = check_cross_signing_key(body[field_name], user_id, usage)
+            for usage, key in uploaded.items():
+                keys[usage] = check_cross_signing_key(key, user_id, usage)
         except KeyFormatError as e:
             raise invalid(str(e)) from None
         stored = (await self._store.get_cross_signing_keys([user_id])).get(user_id, {})
@@ -283,15 +238,16 @@ class E2eKeyService:
             raise MatrixError(403, "M_FORBIDDEN", "Key ID in use") from None
         await self._device_lists.changed(user_id, position)
 
-    async def upload_signatures(self, requester: str, body: Mapping[str, Any]) -> JsonDict:
-        """POST /keys/signatures/upload"""
+    async def upload_signatures(
+        self, requester: str, signed_keys: Mapping[str, Mapping[str, Any]]
+    ) -> JsonDict:
+        """POST /keys/signatures/upload: user ID -> key ID -> the key with new signatures.
+        Each key is judged on its own: a bad one is a failure, the others are kept."""
         failures: dict[str, dict[str, JsonDict]] = {}
         accepted: list[Signature] = []
         changed_devices: list[str] = []
         own = (await self._store.get_cross_signing_keys([requester])).get(requester, {})
-        for user_id, by_key in body.items():
-            if not isinstance(by_key, dict):
-                raise MatrixError(400, "M_BAD_JSON", f"{user_id} must map key IDs to objects")
+        for user_id, by_key in signed_keys.items():
             for key_id, signed in by_key.items():
                 try:
                     if not isinstance(signed, dict):

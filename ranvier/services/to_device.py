@@ -20,7 +20,6 @@ from typing import Any
 from cachetools import LRUCache
 
 from ranvier.clock import now_ms
-from ranvier.errors import MatrixError
 from ranvier.services.stream_notify import Notify
 from ranvier.services.sync.sources import ToDeviceEvents
 from ranvier.storage.device_inbox import TO_DEVICE_STREAM, DeviceInboxStore
@@ -38,24 +37,6 @@ JsonDict = dict[str, Any]
 
 def _domain(user_id: str) -> str:
     return user_id.partition(":")[2]
-
-
-def parse_messages(body: Mapping[str, Any]) -> dict[str, dict[str, JsonDict]]:
-    """The `messages` field: user ID -> device ID or "*" -> content object."""
-    if "messages" not in body:
-        raise MatrixError(400, "M_MISSING_PARAM", "Missing 'messages'")
-    messages = body["messages"]
-    if not isinstance(messages, dict):
-        raise MatrixError(400, "M_BAD_JSON", "'messages' must be an object")
-    for user_id, by_device in messages.items():
-        if not isinstance(by_device, dict):
-            raise MatrixError(400, "M_BAD_JSON", f"messages.{user_id} must be an object")
-        for device_id, content in by_device.items():
-            if not isinstance(content, dict):
-                raise MatrixError(
-                    400, "M_BAD_JSON", f"messages.{user_id}.{device_id} must be an object"
-                )
-    return messages
 
 
 class ToDeviceService:

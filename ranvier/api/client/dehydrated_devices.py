@@ -5,27 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import ConfigDict, StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
+from ranvier.api.client.keys import KeysUploadBody
 from ranvier.errors import MatrixError
-from ranvier.http.body import optional_str, required_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.services.dehydrated_devices import DehydratedDeviceService
-from ranvier.services.e2e_keys import parse_upload
 
 UNSTABLE = "/_matrix/client/unstable/org.matrix.msc3814.v1"
 DEHYDRATED_DEVICE = UNSTABLE + "/dehydrated_device"
 
 
-def parse_device_data(body: dict[str, Any]) -> dict[str, Any]:
-    device_data = body.get("device_data")
-    if device_data is None:
-        raise MatrixError(400, "M_MISSING_PARAM", "Missing 'device_data'")
-    if not isinstance(device_data, dict):
-        raise MatrixError(400, "M_BAD_JSON", "'device_data' must be an object")
-    # the algorithm tells a client how to rehydrate it; the rest is opaque
-    required_str(device_data, "algorithm")
-    return device_data
+class _DeviceData(RequestBody):
+    # opaque to the server and stored whole; the algorithm tells a client how to
+    # rehydrate it
+    model_config = ConfigDict(extra="allow")
+
+    algorithm: StrictStr
+
+
+class _PutBody(KeysUploadBody):
+    device_id: StrictStr
+    device_data: _DeviceData
+    initial_device_display_name: StrictStr | None = None
+    # a dehydrated device is nothing without its keys
+    device_keys: dict[str, Any]
+
+
+class _EventsBody(RequestBody):
+    next_batch: StrictStr | None = None
 
 
 class DehydratedDeviceEndpoints:
@@ -44,15 +53,17 @@ class DehydratedDeviceEndpoints:
     async def put_device(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
-        device_id = required_str(body, "device_id")
-        if not device_id:
+        body = await read_body(request, _PutBody)
+        if not body.device_id:
             raise MatrixError(400, "M_INVALID_PARAM", "'device_id' must not be empty")
-        device_data = parse_device_data(body)
-        display_name = optional_str(body, "initial_device_display_name")
-        upload = parse_upload(body)
-        await self._dehydrated.put(requester.user_id, device_id, device_data, display_name, upload)
-        return json_response({"device_id": device_id})
+        await self._dehydrated.put(
+            requester.user_id,
+            body.device_id,
+            body.device_data.model_dump(),
+            body.initial_device_display_name,
+            body.key_upload(),
+        )
+        return json_response({"device_id": body.device_id})
 
     async def get_device(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device"""
@@ -70,8 +81,8 @@ class DehydratedDeviceEndpoints:
         """POST /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device/{deviceId}/events"""  # noqa: E501
         requester = await self._auth.require_user(request)
         # clients send {} on the first page; tolerate no body at all
-        body = await read_json_object(request) if request.can_read_body else {}
+        body = await read_body(request, _EventsBody) if request.can_read_body else _EventsBody()
         page = await self._dehydrated.events(
-            requester.user_id, request.match_info["deviceId"], optional_str(body, "next_batch")
+            requester.user_id, request.match_info["deviceId"], body.next_batch
         )
         return json_response({"events": page.events, "next_batch": page.next_batch})

@@ -6,52 +6,110 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import ConfigDict, Field, RootModel, StrictStr, field_validator
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.account import require_same_user
 from ranvier.errors import MatrixError
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
 from ranvier.http.params import required_query_string
+from ranvier.protocol.e2e_keys import (
+    MASTER,
+    SELF_SIGNING,
+    USER_SIGNING,
+    check_device_keys,
+    parse_fallback_keys,
+    parse_one_time_keys,
+)
 from ranvier.services.accounts import AccountService
 from ranvier.services.device_lists import DeviceListService
-from ranvier.services.e2e_keys import E2eKeyService, parse_upload
+from ranvier.services.e2e_keys import E2eKeyService, KeyUpload
 from ranvier.services.uia import UserInteractiveAuth
 
 KEYS = "/_matrix/client/v3/keys"
 
+JsonObject = dict[str, Any]
 
-def _user_id_map(body: dict[str, Any], name: str) -> dict[str, Any]:
-    value = body.get(name)
-    if value is None:
-        raise MatrixError(400, "M_MISSING_PARAM", f"Missing '{name}'")
-    if not isinstance(value, dict):
-        raise MatrixError(400, "M_BAD_JSON", f"'{name}' must be an object keyed by user ID")
-    for user_id in value:
+
+class KeysUploadBody(RequestBody):
+    """POST /keys/upload; the dehydrated device's PUT carries the same fields. The key
+    objects are kept whole (they are signed), their shapes checked by protocol/e2e_keys."""
+
+    device_keys: JsonObject | None = None
+    one_time_keys: JsonObject | None = None
+    fallback_keys: JsonObject | None = None
+    # the name clients used before fallback keys were in the spec (MSC2732)
+    unstable_fallback_keys: JsonObject | None = Field(
+        default=None, alias="org.matrix.msc2732.fallback_keys"
+    )
+
+    @field_validator("device_keys")
+    @classmethod
+    def _device_keys(cls, value: JsonObject | None) -> JsonObject | None:
+        return None if value is None else check_device_keys(value)
+
+    @field_validator("one_time_keys")
+    @classmethod
+    def _one_time_keys(cls, value: JsonObject | None) -> JsonObject | None:
+        if value is not None:
+            parse_one_time_keys(value)
+        return value
+
+    @field_validator("fallback_keys", "unstable_fallback_keys")
+    @classmethod
+    def _fallback_keys(cls, value: JsonObject | None) -> JsonObject | None:
+        if value is not None:
+            parse_fallback_keys(value)
+        return value
+
+    def key_upload(self) -> KeyUpload:
+        fallback_keys = self.fallback_keys
+        if fallback_keys is None:
+            fallback_keys = self.unstable_fallback_keys
+        return KeyUpload(
+            self.device_keys,
+            parse_one_time_keys(self.one_time_keys or {}),
+            parse_fallback_keys(fallback_keys or {}),
+        )
+
+
+class _KeysQueryBody(RequestBody):
+    # user ID -> device IDs (empty: all of them)
+    device_keys: dict[str, list[StrictStr]]
+
+
+class _KeysClaimBody(RequestBody):
+    # user ID -> device ID -> algorithm
+    one_time_keys: dict[str, dict[str, StrictStr]]
+
+
+class _CrossSigningUploadBody(RequestBody):
+    # the keys are kept as signed; whose they are and their shape is checked by the
+    # service, which knows the requester (protocol/e2e_keys.check_cross_signing_key)
+    master_key: JsonObject | None = None
+    self_signing_key: JsonObject | None = None
+    user_signing_key: JsonObject | None = None
+
+    def by_usage(self) -> dict[str, JsonObject]:
+        keys = {
+            MASTER: self.master_key,
+            SELF_SIGNING: self.self_signing_key,
+            USER_SIGNING: self.user_signing_key,
+        }
+        return {usage: key for usage, key in keys.items() if key is not None}
+
+
+class _SignaturesUploadBody(RootModel[dict[str, dict[str, Any]]]):
+    """user ID -> key ID -> signed key. A signed key that is no object is that key's
+    failure (the service's answer), not the whole request's."""
+
+    model_config = ConfigDict(strict=True)
+
+
+def _check_user_ids(user_ids: dict[str, Any], name: str) -> None:
+    for user_id in user_ids:
         if not user_id.startswith("@") or ":" not in user_id:
             raise MatrixError(400, "M_INVALID_PARAM", f"{user_id!r} in '{name}' is not a user ID")
-    return value
-
-
-def parse_query(body: dict[str, Any]) -> dict[str, list[str]]:
-    """`device_keys` of /keys/query: user ID -> device IDs (empty: all of them)."""
-    wanted = _user_id_map(body, "device_keys")
-    for user_id, device_ids in wanted.items():
-        if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
-            raise MatrixError(400, "M_BAD_JSON", f"device_keys.{user_id} must be a list of IDs")
-    return wanted
-
-
-def parse_claim(body: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """`one_time_keys` of /keys/claim: user ID -> device ID -> algorithm."""
-    wanted = _user_id_map(body, "one_time_keys")
-    for user_id, by_device in wanted.items():
-        if not isinstance(by_device, dict) or not all(
-            isinstance(algorithm, str) for algorithm in by_device.values()
-        ):
-            raise MatrixError(
-                400, "M_BAD_JSON", f"one_time_keys.{user_id} must map device IDs to algorithms"
-            )
-    return wanted
 
 
 class KeyEndpoints:
@@ -82,21 +140,23 @@ class KeyEndpoints:
     async def upload(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/keys/upload"""
         requester = await self._auth.require_user(request, allow_guest=True)
-        upload = parse_upload(await read_json_object(request))
+        body = await read_body(request, KeysUploadBody)
         return json_response(
-            await self._keys.upload(requester.user_id, requester.device_id, upload)
+            await self._keys.upload(requester.user_id, requester.device_id, body.key_upload())
         )
 
     async def query(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/keys/query"""
         requester = await self._auth.require_user(request, allow_guest=True)
-        wanted = parse_query(await read_json_object(request))
+        wanted = (await read_body(request, _KeysQueryBody)).device_keys
+        _check_user_ids(wanted, "device_keys")
         return json_response(await self._keys.query(requester.user_id, wanted))
 
     async def claim(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/keys/claim"""
         await self._auth.require_user(request, allow_guest=True)
-        wanted = parse_claim(await read_json_object(request))
+        wanted = (await read_body(request, _KeysClaimBody)).one_time_keys
+        _check_user_ids(wanted, "one_time_keys")
         return json_response(await self._keys.claim(wanted))
 
     async def changes(self, request: web.Request) -> web.Response:
@@ -111,8 +171,10 @@ class KeyEndpoints:
     async def upload_cross_signing_keys(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/keys/device_signing/upload"""
         requester = await self._auth.require_user(request)
+        # the whole body goes on to user-interactive auth, which keeps it in the session
         body = await read_json_object(request)
-        keys, needs_auth = await self._keys.check_cross_signing_upload(requester.user_id, body)
+        uploaded = validate_body(body, _CrossSigningUploadBody).by_usage()
+        keys, needs_auth = await self._keys.check_cross_signing_upload(requester.user_id, uploaded)
         if not needs_auth:
             await self._keys.upload_cross_signing_keys(requester.user_id, keys)
             return json_response({})
@@ -129,5 +191,5 @@ class KeyEndpoints:
     async def upload_signatures(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/keys/signatures/upload"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
-        return json_response(await self._keys.upload_signatures(requester.user_id, body))
+        signed_keys = (await read_body(request, _SignaturesUploadBody)).root
+        return json_response(await self._keys.upload_signatures(requester.user_id, signed_keys))

@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.json import json_response, read_json_object
-from ranvier.services.to_device import ToDeviceService, parse_messages
+from ranvier.http.json import RequestBody, json_response, read_body
+from ranvier.services.to_device import ToDeviceService
+
+
+class _SendBody(RequestBody):
+    # user ID -> device ID or "*" -> the message's content
+    messages: dict[str, dict[str, dict[str, Any]]]
 
 
 class ToDeviceEndpoints:
@@ -21,7 +28,7 @@ class ToDeviceEndpoints:
     async def send(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}"""
         requester = await self._auth.require_user(request, allow_guest=True)
-        messages = parse_messages(await read_json_object(request))
+        messages = (await read_body(request, _SendBody)).messages
         match = request.match_info
         await self._to_device.send(
             requester.user_id, requester.device_id, match["eventType"], match["txnId"], messages
