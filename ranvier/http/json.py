@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 from ranvier.errors import MatrixError, bad_json, not_json
 from ranvier.protocol.json_limits import JSONLimitError, check_json_limits, dumps_for_serving
@@ -57,11 +58,21 @@ class RequestBody(BaseModel):
 
 def validate_body(value: Any, model: type[Model]) -> Model:
     """`value` (parsed JSON) as `model`; the first problem becomes M_MISSING_PARAM for an
-    absent required key, else M_BAD_JSON, naming the field so a client can see what to fix."""
+    absent required key, M_INVALID_PARAM where a validator raised `invalid_param_error`,
+    else M_BAD_JSON, naming the field so a client can see what to fix."""
     try:
         return model.model_validate(value)
     except ValidationError as exc:
         raise _first_problem(exc) from None
+
+
+_INVALID_PARAM = "invalid_param"
+
+
+def invalid_param_error(message: str) -> PydanticCustomError:
+    """Raise it from a validator where the spec answers a bad value with M_INVALID_PARAM
+    rather than M_BAD_JSON (e.g. a receipt's thread_id)."""
+    return PydanticCustomError(_INVALID_PARAM, message)
 
 
 def _first_problem(exc: ValidationError) -> MatrixError:
@@ -69,6 +80,8 @@ def _first_problem(exc: ValidationError) -> MatrixError:
     where = ".".join(str(part) for part in error["loc"]) or "body"
     if error["type"] == "missing":
         return MatrixError(400, "M_MISSING_PARAM", f"Missing '{where}'")
+    if error["type"] == _INVALID_PARAM:
+        return MatrixError(400, "M_INVALID_PARAM", f"{where}: {error['msg']}")
     message = error["msg"].removeprefix("Value error, ")
     return bad_json(f"{where}: {message}")
 
