@@ -61,7 +61,7 @@ class RoomEndpoints:
     def _ratelimit(self, requester: UserRequester) -> None:
         # rc_message, per user as Synapse; counted once the body is known to be usable
         if self._ratelimiters is not None:
-            self._ratelimiters.check_message(requester.user_id, is_admin=requester.is_admin)
+            self._ratelimiters.check_message(requester)
 
     def routes(self) -> list[web.RouteDef]:
         return [

@@ -22,7 +22,7 @@ from ranvier.http.params import (
     query_int,
     query_string,
 )
-from ranvier.http.ratelimit import Ratelimiter, is_exempt
+from ranvier.http.ratelimit import Ratelimiter
 from ranvier.services.media.files import upload_too_large
 from ranvier.services.media.service import (
     DEFAULT_TIMEOUT_MS,
@@ -185,8 +185,7 @@ class MediaEndpoints:
     async def create(self, request: web.Request) -> web.Response:
         """POST /_matrix/media/v1/create"""
         requester = await self._auth.require_user(request)
-        if not is_exempt(is_admin=requester.is_admin):
-            self._create_ratelimiter.check(requester.user_id)
+        self._create_ratelimiter.check_user(requester)
         created = await self._media.create(requester.user_id)
         return json_response(
             {"content_uri": created.content_uri, "unused_expires_at": created.unused_expires_at}
