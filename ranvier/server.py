@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -66,7 +66,6 @@ from ranvier.http.middleware import (
     request_text_middleware,
 )
 from ranvier.http.ratelimit import X_FORWARDED, Ratelimiter, Ratelimiters
-from ranvier.logs import reopen_log_files
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
@@ -117,12 +116,6 @@ from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
 from ranvier.services.sync.account_data import AccountDataReader
 from ranvier.services.sync.rooms import RoomsBuilder
-from ranvier.services.sync.sections import (
-    DeviceListsSection,
-    PresenceSection,
-    RoomEphemeralSection,
-    ToDeviceSection,
-)
 from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
@@ -153,7 +146,6 @@ from ranvier.storage.registration_tokens import RegistrationTokenStore
 from ranvier.storage.reports import ReportStore
 from ranvier.storage.room_admin import RoomAdminStore
 from ranvier.storage.schema import prepare_database
-from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
@@ -274,7 +266,6 @@ class Rooms:
     sending: EventSendingService
     serializer: ClientEventSerializer
     visibility: HistoryVisibility
-    redactions: Redactions
     search: SearchService
     user_directory: UserDirectoryService
     aliases: AliasService
@@ -296,12 +287,16 @@ async def build_rooms(
     )
     sender = await RoomEventSender.create(database, loader, config.server_name, signing_key)
     redactions = Redactions(database, loader, cache_size=max(1000, int(100_000 * factor)))
+    # forgets cached redaction lookups before a woken reader serves the redacted event
+    sender.on_readable.append(redactions.on_persisted)
     serializer = ClientEventSerializer(database, loader, redactions)
     visibility = HistoryVisibility(database, loader)
     relations = RelationsService(database, loader, serializer, visibility, redactions)
     search = SearchService(database, loader, visibility, serializer, redactions)
     sender.in_persist_transaction.append(search.index_in_transaction)
+    sender.on_persisted.append(search.on_persisted)
     user_directory = UserDirectoryService(config.user_directory, database, config.server_name)
+    sender.on_persisted.append(user_directory.on_persisted)
     profiles = ProfileStore(database)
 
     async def profile_of(user_id: str) -> tuple[str | None, str | None]:
@@ -338,7 +333,6 @@ async def build_rooms(
         ),
         serializer=serializer,
         visibility=visibility,
-        redactions=redactions,
         search=search,
         user_directory=user_directory,
         reading=RoomReadingService(
@@ -400,7 +394,9 @@ async def build_ephemeral(
         enabled=config.presence.enabled,
     )
     # sending, typing and reading count as activity for presence
+    rooms.sender.on_persisted.append(presence.on_persisted)
     typing = TypingService(is_joined, notifier.notify, presence.bump_active)
+    rooms.sender.on_persisted.append(typing.on_persisted)
     return Ephemeral(
         typing=typing,
         receipts=await ReceiptService.create(
@@ -450,6 +446,7 @@ async def build_push(
     if config.push.enabled:
         # written with the events, so a long-poll they wake reads the counts
         rooms.sender.prepare_persist.append(actions.prepare)
+        rooms.sender.on_persisted.append(actions.on_persisted)
     ephemeral.receipts.on_receipt.append(actions.on_receipt)
     pushers = PusherService(
         database,
@@ -543,32 +540,6 @@ def build_media(config: HomeserverConfig, database: Database, accounts: Accounts
     )
 
 
-def connect_persist_listeners(
-    config: HomeserverConfig,
-    database: Database,
-    rooms: Rooms,
-    ephemeral: Ephemeral,
-    push: Push,
-    notifier: Notifier,
-) -> None:
-    """Who hears of each committed batch of room events, in order (PersistListeners)."""
-    rooms.sender.listeners.connect(
-        readable=[
-            # forgets cached redaction lookups before a woken reader serves the redacted event
-            rooms.redactions.on_persisted,
-            RoomEventWakeups(database, notifier, rooms.sender.positions).on_persisted,
-        ],
-        persisted=[
-            rooms.search.on_persisted,
-            rooms.user_directory.on_persisted,
-            # sending counts as activity for presence; a member who leaves stops typing
-            ephemeral.presence.on_persisted,
-            ephemeral.typing.on_persisted,
-            *([push.actions.on_persisted] if config.push.enabled else []),
-        ],
-    )
-
-
 def build_sync(
     config: HomeserverConfig,
     database: Database,
@@ -580,10 +551,13 @@ def build_sync(
     notifier: Notifier,
 ) -> SyncService:
     loader = rooms.sender.loader
+    # before the slower on_persisted callbacks: readers first, bookkeeping after
+    wakeups = RoomEventWakeups(database, notifier, rooms.sender.positions)
+    rooms.sender.on_readable.append(wakeups.on_persisted)
     user_data.account_data.on_change.append(
         lambda user_id, position: notifier.notify("account_data", position, users=(user_id,))
     )
-    return SyncService(
+    sync = SyncService(
         database,
         rooms.sender,
         user_data.filters,
@@ -595,20 +569,19 @@ def build_sync(
             StateLoader(database, loader),
             rooms.serializer,
             rooms.relations.bundled_aggregations,
-            unread=push.actions,
         ),
-        AccountDataReader(user_data.account_data, push.rules),
-        # the streams besides rooms and account data, in the order they appear in a response
-        [
-            RoomEphemeralSection(ephemeral.typing),
-            RoomEphemeralSection(ephemeral.receipts),
-            ToDeviceSection(ephemeral.to_device),
-            DeviceListsSection(e2ee.device_lists),
-            PresenceSection(ephemeral.presence),
-        ],
+        AccountDataReader(user_data.account_data),
         max_timeline_limit=config.filter_timeline_limit,
         response_cache_ms=config.caches.sync_response_cache_duration,
     )
+    sync.typing = ephemeral.typing
+    sync.receipts = ephemeral.receipts
+    sync.presence = ephemeral.presence
+    sync.to_device = ephemeral.to_device
+    sync.device_lists = e2ee.device_lists
+    sync.set_push_rules(push.rules)
+    sync.unread = push.actions
+    return sync
 
 
 @dataclass
@@ -847,8 +820,6 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
     push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
     e2ee = await build_e2ee(config, database, accounts, rooms, notifier)
-    # before the start-up work below that sends events (resuming a room deletion)
-    connect_persist_listeners(config, database, rooms, ephemeral, push, notifier)
     media = build_media(config, database, accounts)
     return Homeserver(
         config=config,
@@ -892,47 +863,16 @@ async def register_user(config: HomeserverConfig, user: str, password: str, *, a
         await database.close()
 
 
-# what SIGHUP does besides reopening log files: each returns what it did, for the log line
-ReloadHook = Callable[[], str]
-
-
-def reload_on_sighup(hooks: Sequence[ReloadHook]) -> None:
-    """SIGHUP, as Synapse answers it: reopen log files (logrotate's postrotate step), then
-    the hooks, and keep serving. Reloading TLS certificates joins the hooks when listeners
-    serve TLS (federation)."""
-    done: list[str] = []
-    for hook in (_reopen_log_files, *hooks):
-        try:
-            done.append(hook())
-        except Exception as exc:  # a failed reopen must not stop the server
-            done.append(f"failed: {exc}")
-    logger.info("SIGHUP: %s; still serving", "; ".join(done))
-
-
-def _reopen_log_files() -> str:
-    count = reopen_log_files()
-    return f"reopened {count} log file{'' if count == 1 else 's'}"
-
-
 async def serve(
     config: HomeserverConfig,
     on_ready: Callable[[list[str]], None] | None = None,
-    reload_hooks: Sequence[ReloadHook] = (),
 ) -> None:
-    """Run until SIGTERM or SIGINT, then finish in-flight requests and close the database.
-    SIGHUP reloads (`reload_on_sighup`). While it runs the server holds its database, so
-    `ranvier db downgrade` is refused."""
+    """Run until SIGTERM or SIGINT, then finish in-flight requests and close the database."""
     homeserver = await create_homeserver(config)
-    try:
-        hold = await hold_for_server(homeserver.database)
-    except BaseException:
-        await homeserver.database.close()
-        raise
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup, reload_hooks)
     try:
         bound = await homeserver.start()
         homeserver.background_updater.start()
@@ -943,19 +883,14 @@ async def serve(
         logger.info("Shutting down: finishing requests in flight")
     finally:
         await homeserver.stop()
-        await hold.release()
         logger.info("Stopped")
 
 
-def run(
-    config: HomeserverConfig,
-    on_ready: Callable[[list[str]], None] | None = None,
-    reload_hooks: Sequence[ReloadHook] = (),
-) -> None:
+def run(config: HomeserverConfig, on_ready: Callable[[list[str]], None] | None = None) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
-        asyncio.run(serve(config, on_ready, reload_hooks))
+        asyncio.run(serve(config, on_ready))
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(config, on_ready, reload_hooks))
+        runner.run(serve(config, on_ready))
