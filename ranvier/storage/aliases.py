@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Table, Text, delete, insert, select, update
+from sqlalchemy import BigInteger, Column, Index, Table, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +19,7 @@ room_aliases = Table(
     Column("room_id", Text, nullable=False),
     Column("creator", Text, nullable=False),
     Column("created_ts", BigInteger, nullable=False),
+    Index("ix_room_aliases_room", "room_id"),
 )
 
 

@@ -52,7 +52,9 @@ user_ips = Table(
     Column("ip", Text, nullable=False),
     Column("user_agent", Text, nullable=False),
     Column("last_seen_ts", BigInteger, nullable=False),
-    UniqueConstraint("user_id", "ip", "user_agent"),
+    # named as PostgreSQL named it when 0003_accounts created it unnamed (SQLite keeps it
+    # unnamed): the name a later migration must use to alter it
+    UniqueConstraint("user_id", "ip", "user_agent", name="user_ips_user_id_ip_user_agent_key"),
 )
 
 

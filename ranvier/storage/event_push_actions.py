@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Index,
     Select,
     Table,
     Text,
@@ -44,6 +45,8 @@ event_push_actions = Table(
     Column("actions", Text, nullable=False),
     Column("highlight", Boolean, nullable=False),
     Column("received_ts", BigInteger, nullable=False),
+    Index("ix_event_push_actions_user_room", "user_id", "room_id", "stream_ordering"),
+    Index("ix_event_push_actions_user_stream", "user_id", "stream_ordering"),
 )
 
 push_read_positions = Table(

@@ -12,8 +12,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Index,
     Table,
     Text,
+    UniqueConstraint,
     and_,
     delete,
     false,
@@ -35,7 +37,7 @@ events = Table(
     "events",
     metadata,
     Column("event_id", Text, primary_key=True),
-    Column("stream_ordering", BigInteger, nullable=False, unique=True),
+    Column("stream_ordering", BigInteger, nullable=False),
     Column("topological_ordering", BigInteger, nullable=False),
     Column("room_id", Text, nullable=False),
     Column("type", Text, nullable=False),
@@ -46,6 +48,11 @@ events = Table(
     Column("outlier", Boolean, nullable=False, server_default=false()),
     Column("rejected_reason", Text, nullable=True),
     Column("json", Text, nullable=False),
+    # named as PostgreSQL named it when 0006_rooms created it unnamed (SQLite keeps it
+    # unnamed): the name a later migration must use to alter it
+    UniqueConstraint("stream_ordering", name="events_stream_ordering_key"),
+    Index("ix_events_room_stream", "room_id", "stream_ordering"),
+    Index("ix_events_room_topological", "room_id", "topological_ordering", "stream_ordering"),
 )
 
 event_edges = Table(
@@ -53,6 +60,7 @@ event_edges = Table(
     metadata,
     Column("event_id", Text, primary_key=True),
     Column("prev_event_id", Text, primary_key=True),
+    Index("ix_event_edges_prev", "prev_event_id"),
 )
 
 event_auth = Table(
@@ -85,6 +93,7 @@ redactions = Table(
     metadata,
     Column("event_id", Text, primary_key=True),
     Column("redacts", Text, nullable=False),
+    Index("ix_redactions_redacts", "redacts"),
 )
 
 event_relations = Table(
@@ -94,6 +103,7 @@ event_relations = Table(
     Column("relates_to_id", Text, nullable=False),
     Column("relation_type", Text, nullable=False),
     Column("aggregation_key", Text, nullable=True),
+    Index("ix_event_relations_parent", "relates_to_id"),
 )
 
 

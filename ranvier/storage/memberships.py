@@ -6,7 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Boolean, Column, Table, Text, false, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Table,
+    Text,
+    false,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.storage.database import Database
@@ -22,6 +33,8 @@ room_memberships = Table(
     Column("membership", Text, nullable=False),
     Column("stream_ordering", BigInteger, nullable=False),
     Column("forgotten", Boolean, nullable=False, server_default=false()),
+    Index("ix_room_memberships_room_stream", "room_id", "stream_ordering"),
+    Index("ix_room_memberships_user", "user_id", "room_id"),
 )
 
 

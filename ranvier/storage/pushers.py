@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, Table, Text, delete, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    select,
+    update,
+)
 
 from ranvier.storage.database import Database
 from ranvier.storage.metadata import metadata
@@ -31,6 +43,8 @@ pushers = Table(
     Column("created_ts", BigInteger, nullable=False),
     Column("last_stream_ordering", BigInteger, nullable=False),
     Column("failing_since", BigInteger, nullable=True),
+    UniqueConstraint("app_id", "pushkey", "user_id", name="uq_pushers_app_pushkey_user"),
+    Index("ix_pushers_user", "user_id"),
 )
 
 

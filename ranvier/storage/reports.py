@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     Table,
     Text,
@@ -32,6 +33,8 @@ event_reports = Table(
     Column("user_id", Text, nullable=False),
     Column("reason", Text, nullable=True),
     Column("content", Text, nullable=False),
+    Index("ix_event_reports_room", "room_id"),
+    Index("ix_event_reports_user", "user_id"),
 )
 
 room_reports = Table(

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     Table,
     Text,
@@ -67,6 +68,7 @@ current_state_events = Table(
     Column("state_key", Text, primary_key=True),
     Column("event_id", Text, nullable=False),
     Column("membership", Text, nullable=True),
+    Index("ix_current_state_events_member", "state_key", "type"),
 )
 
 

@@ -15,9 +15,11 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    Index,
     Integer,
     Table,
     Text,
+    UniqueConstraint,
     delete,
     false,
     insert,
@@ -35,20 +37,24 @@ refresh_tokens = Table(
     "refresh_tokens",
     metadata,
     Column("id", _ID, primary_key=True),
-    Column("token_hash", Text, nullable=False, unique=True),
+    Column("token_hash", Text, nullable=False),
     Column("user_id", Text, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
     Column("device_id", Text, nullable=False),
     Column("next_token_id", _ID, ForeignKey("refresh_tokens.id", ondelete="CASCADE")),
     Column("expiry_ts", BigInteger, nullable=True),
     Column("ultimate_session_expiry_ts", BigInteger, nullable=True),
     Column("creation_ts", BigInteger, nullable=False),
+    # named as PostgreSQL named it when 0003_accounts created it unnamed (SQLite keeps it
+    # unnamed): the name a later migration must use to alter it
+    UniqueConstraint("token_hash", name="refresh_tokens_token_hash_key"),
+    Index("ix_refresh_tokens_user_id_device_id", "user_id", "device_id"),
 )
 
 access_tokens = Table(
     "access_tokens",
     metadata,
     Column("id", _ID, primary_key=True),
-    Column("token_hash", Text, nullable=False, unique=True),
+    Column("token_hash", Text, nullable=False),
     Column("user_id", Text, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
     Column("device_id", Text, nullable=True),
     Column("valid_until_ms", BigInteger, nullable=True),
@@ -56,6 +62,10 @@ access_tokens = Table(
     Column("used", Boolean, nullable=False, server_default=false()),
     Column("puppets_user_id", Text, nullable=True),
     Column("creation_ts", BigInteger, nullable=False),
+    # named as PostgreSQL named it when 0003_accounts created it unnamed (SQLite keeps it
+    # unnamed): the name a later migration must use to alter it
+    UniqueConstraint("token_hash", name="access_tokens_token_hash_key"),
+    Index("ix_access_tokens_user_id_device_id", "user_id", "device_id"),
 )
 
 login_tokens = Table(
@@ -67,6 +77,7 @@ login_tokens = Table(
     Column("used_ts", BigInteger, nullable=True),
     Column("auth_provider_id", Text, nullable=True),
     Column("auth_provider_session_id", Text, nullable=True),
+    Index("ix_login_tokens_expiry_ts", "expiry_ts"),
 )
 
 
