@@ -116,6 +116,12 @@ from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
 from ranvier.services.sync.account_data import AccountDataReader
 from ranvier.services.sync.rooms import RoomsBuilder
+from ranvier.services.sync.sections import (
+    DeviceListsSection,
+    PresenceSection,
+    RoomEphemeralSection,
+    ToDeviceSection,
+)
 from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
@@ -266,6 +272,7 @@ class Rooms:
     sending: EventSendingService
     serializer: ClientEventSerializer
     visibility: HistoryVisibility
+    redactions: Redactions
     search: SearchService
     user_directory: UserDirectoryService
     aliases: AliasService
@@ -287,16 +294,12 @@ async def build_rooms(
     )
     sender = await RoomEventSender.create(database, loader, config.server_name, signing_key)
     redactions = Redactions(database, loader, cache_size=max(1000, int(100_000 * factor)))
-    # forgets cached redaction lookups before a woken reader serves the redacted event
-    sender.on_readable.append(redactions.on_persisted)
     serializer = ClientEventSerializer(database, loader, redactions)
     visibility = HistoryVisibility(database, loader)
     relations = RelationsService(database, loader, serializer, visibility, redactions)
     search = SearchService(database, loader, visibility, serializer, redactions)
     sender.in_persist_transaction.append(search.index_in_transaction)
-    sender.on_persisted.append(search.on_persisted)
     user_directory = UserDirectoryService(config.user_directory, database, config.server_name)
-    sender.on_persisted.append(user_directory.on_persisted)
     profiles = ProfileStore(database)
 
     async def profile_of(user_id: str) -> tuple[str | None, str | None]:
@@ -333,6 +336,7 @@ async def build_rooms(
         ),
         serializer=serializer,
         visibility=visibility,
+        redactions=redactions,
         search=search,
         user_directory=user_directory,
         reading=RoomReadingService(
@@ -394,9 +398,7 @@ async def build_ephemeral(
         enabled=config.presence.enabled,
     )
     # sending, typing and reading count as activity for presence
-    rooms.sender.on_persisted.append(presence.on_persisted)
     typing = TypingService(is_joined, notifier.notify, presence.bump_active)
-    rooms.sender.on_persisted.append(typing.on_persisted)
     return Ephemeral(
         typing=typing,
         receipts=await ReceiptService.create(
@@ -446,7 +448,6 @@ async def build_push(
     if config.push.enabled:
         # written with the events, so a long-poll they wake reads the counts
         rooms.sender.prepare_persist.append(actions.prepare)
-        rooms.sender.on_persisted.append(actions.on_persisted)
     ephemeral.receipts.on_receipt.append(actions.on_receipt)
     pushers = PusherService(
         database,
@@ -540,6 +541,32 @@ def build_media(config: HomeserverConfig, database: Database, accounts: Accounts
     )
 
 
+def connect_persist_listeners(
+    config: HomeserverConfig,
+    database: Database,
+    rooms: Rooms,
+    ephemeral: Ephemeral,
+    push: Push,
+    notifier: Notifier,
+) -> None:
+    """Who hears of each committed batch of room events, in order (PersistListeners)."""
+    rooms.sender.listeners.connect(
+        readable=[
+            # forgets cached redaction lookups before a woken reader serves the redacted event
+            rooms.redactions.on_persisted,
+            RoomEventWakeups(database, notifier, rooms.sender.positions).on_persisted,
+        ],
+        persisted=[
+            rooms.search.on_persisted,
+            rooms.user_directory.on_persisted,
+            # sending counts as activity for presence; a member who leaves stops typing
+            ephemeral.presence.on_persisted,
+            ephemeral.typing.on_persisted,
+            *([push.actions.on_persisted] if config.push.enabled else []),
+        ],
+    )
+
+
 def build_sync(
     config: HomeserverConfig,
     database: Database,
@@ -551,13 +578,10 @@ def build_sync(
     notifier: Notifier,
 ) -> SyncService:
     loader = rooms.sender.loader
-    # before the slower on_persisted callbacks: readers first, bookkeeping after
-    wakeups = RoomEventWakeups(database, notifier, rooms.sender.positions)
-    rooms.sender.on_readable.append(wakeups.on_persisted)
     user_data.account_data.on_change.append(
         lambda user_id, position: notifier.notify("account_data", position, users=(user_id,))
     )
-    sync = SyncService(
+    return SyncService(
         database,
         rooms.sender,
         user_data.filters,
@@ -569,19 +593,20 @@ def build_sync(
             StateLoader(database, loader),
             rooms.serializer,
             rooms.relations.bundled_aggregations,
+            unread=push.actions,
         ),
-        AccountDataReader(user_data.account_data),
+        AccountDataReader(user_data.account_data, push.rules),
+        # the streams besides rooms and account data, in the order they appear in a response
+        [
+            RoomEphemeralSection(ephemeral.typing),
+            RoomEphemeralSection(ephemeral.receipts),
+            ToDeviceSection(ephemeral.to_device),
+            DeviceListsSection(e2ee.device_lists),
+            PresenceSection(ephemeral.presence),
+        ],
         max_timeline_limit=config.filter_timeline_limit,
         response_cache_ms=config.caches.sync_response_cache_duration,
     )
-    sync.typing = ephemeral.typing
-    sync.receipts = ephemeral.receipts
-    sync.presence = ephemeral.presence
-    sync.to_device = ephemeral.to_device
-    sync.device_lists = e2ee.device_lists
-    sync.set_push_rules(push.rules)
-    sync.unread = push.actions
-    return sync
 
 
 @dataclass
@@ -820,6 +845,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
     push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
     e2ee = await build_e2ee(config, database, accounts, rooms, notifier)
+    # before the start-up work below that sends events (resuming a room deletion)
+    connect_persist_listeners(config, database, rooms, ephemeral, push, notifier)
     media = build_media(config, database, accounts)
     return Homeserver(
         config=config,

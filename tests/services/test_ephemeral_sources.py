@@ -443,7 +443,7 @@ async def test_joining_a_room_announces_presence_and_leaving_stops_typing(
         PresenceStore(database), shares, joined_rooms, Recorder(), server_name=SERVER, enabled=True
     )
     typing = TypingService(always_joined, Recorder())
-    sender.on_persisted.extend([presence.on_persisted, typing.on_persisted])
+    sender.listeners.connect(persisted=[presence.on_persisted, typing.on_persisted])
     await presence.set_status(BOB, BOB, "online", "new here")
     before = presence.current_position()
     await sender.send(EventTemplate("m.room.member", BOB, {"membership": "join"}, room_id, BOB))

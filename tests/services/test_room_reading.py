@@ -29,7 +29,7 @@ class Services:
     def __init__(self, database: Database, sender: RoomEventSender, loader: EventLoader) -> None:
         self.sender = sender
         self.redactions = Redactions(database, loader)
-        sender.on_persisted.append(self.redactions.on_persisted)
+        sender.listeners.connect(readable=[self.redactions.on_persisted])
         self.serializer = ClientEventSerializer(database, loader, self.redactions)
         self.visibility = HistoryVisibility(database, loader)
 

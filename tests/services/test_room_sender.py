@@ -190,9 +190,34 @@ async def test_persisted_callback_sees_positions_in_order(database: Database) ->
     async def record(events: Any, position: int) -> None:
         seen.append((len(events), position))
 
-    sender.on_persisted.append(record)
+    sender.listeners.connect(persisted=[record])
     room_id = await create_room(sender, KNOWN_ROOM_VERSIONS["10"])
     await asyncio.gather(*(sender.send(message(room_id, str(i))) for i in range(5)))
     positions = [p for _, p in seen]
     assert positions == sorted(positions)
     assert sum(n for n, _ in seen) == 5 + 5  # the room's 5 initial events, then 5 messages
+
+
+async def test_listeners_hear_a_batch_readers_first_and_before_the_send_answers(
+    database: Database,
+) -> None:
+    sender = await new_sender(database)
+    heard: list[str] = []
+
+    def listener(name: str) -> Any:
+        async def hear(events: Any, position: int) -> None:
+            heard.append(name)
+
+        return hear
+
+    # listed in one place; the readable ones run first whatever else is listed
+    sender.listeners.connect(
+        persisted=[listener("bookkeeping")], readable=[listener("cache"), listener("wake")]
+    )
+    room_id = await create_room(sender, KNOWN_ROOM_VERSIONS["10"])
+    heard.clear()
+    await sender.send(message(room_id, "hi"))
+    assert heard == ["cache", "wake", "bookkeeping"]
+    # the order is decided once: a late listener would run in no known place
+    with pytest.raises(RuntimeError):
+        sender.listeners.connect(persisted=[listener("late")])

@@ -67,6 +67,39 @@ class RoomNotFound(Exception):
     pass
 
 
+class PersistListeners:
+    """Who hears of each committed batch, with the position up to which everything has
+    committed, in one fixed order: first `readable`, cheap in-memory updates readers
+    depend on (cache invalidation) and then waking the readers; then `persisted`, the
+    slower bookkeeping. A send answers once all of them have run.
+
+    The sender holds this from construction, and the server's wiring connects it once,
+    before any start-up work sends an event: most listeners are services built on the
+    sender (presence and typing follow room membership, which sends through it), so they
+    cannot exist yet when it is constructed. Connecting again is refused: the whole
+    order is decided in one place.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: tuple[PersistedCallback, ...] = ()
+        self._connected = False
+
+    def connect(
+        self,
+        *,
+        readable: Sequence[PersistedCallback] = (),
+        persisted: Sequence[PersistedCallback] = (),
+    ) -> None:
+        if self._connected:
+            raise RuntimeError("persist listeners are connected once")
+        self._connected = True
+        self._listeners = (*readable, *persisted)
+
+    async def __call__(self, events: Sequence[Event], current: int) -> None:
+        for listener in self._listeners:
+            await listener(events, current)
+
+
 @dataclass
 class RoomHead:
     """What the next event in a room is built on."""
@@ -112,10 +145,7 @@ class RoomEventSender:
     positions: StreamPositions
     state_group_ids: _Counter
     heads_cache_size: int = 1000
-    # run first after each commit, in order: cheap in-memory updates readers depend on
-    # (cache invalidation), then waking the readers; sends answer after on_persisted
-    on_readable: list[PersistedCallback] = field(default_factory=list)
-    on_persisted: list[PersistedCallback] = field(default_factory=list)
+    listeners: PersistListeners = field(default_factory=PersistListeners)
     prepare_persist: list[PersistPreparer] = field(default_factory=list)
     in_persist_transaction: list[PersistHook] = field(default_factory=list)
     before_send: list[SendCheck] = field(default_factory=list)
@@ -470,8 +500,7 @@ class RoomEventSender:
                 for item in built
             }
         )
-        for callback in (*self.on_readable, *self.on_persisted):
-            await callback(events, current)
+        await self.listeners(events, current)
 
 
 def _with_room(template: EventTemplate, room_id: str) -> EventTemplate:
@@ -512,4 +541,4 @@ def _event_row(event: Event, position: int, now: int, txn: Txn | None) -> EventR
     )
 
 
-__all__ = ["AuthError", "RoomEventSender", "RoomHead", "RoomNotFound"]
+__all__ = ["AuthError", "PersistListeners", "RoomEventSender", "RoomHead", "RoomNotFound"]

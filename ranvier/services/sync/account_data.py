@@ -23,9 +23,12 @@ class AccountDataUpdates:
 
 
 class AccountDataReader:
-    def __init__(self, account_data: AccountDataService) -> None:
+    def __init__(
+        self, account_data: AccountDataService, push_rules: PushRulesSource | None = None
+    ) -> None:
         self._account_data = account_data
-        self.push_rules: PushRulesSource | None = None
+        # without it the token's push_rules position stays where the client's was
+        self.push_rules = push_rules
 
     async def updates(
         self,

@@ -18,6 +18,7 @@ from ranvier.protocol.filters import Filter
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.sync.event_fields import only_fields
+from ranvier.services.sync.sources import UnreadCounts
 from ranvier.services.sync.state import StateLoader, calculate_state
 from ranvier.services.sync.summary import MAX_HEROES, room_summary
 from ranvier.services.sync.timeline import Timeline, TimelineLoader, TimelineRange
@@ -39,9 +40,6 @@ class RoomExtras:
 
     ephemeral: dict[str, list[JsonDict]] = field(default_factory=dict)
     account_data: dict[str, list[JsonDict]] = field(default_factory=dict)
-    unread: dict[str, JsonDict] = field(default_factory=dict)
-    # whether unread counts exist at all (zeros are sent until they do)
-    unread_known: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +136,7 @@ class RoomsBuilder:
         states: StateLoader,
         serializer: ClientEventSerializer,
         bundler: Bundler | None = None,
+        unread: UnreadCounts | None = None,
     ) -> None:
         self._db = db
         self._loader = loader
@@ -145,6 +144,8 @@ class RoomsBuilder:
         self._states = states
         self._serializer = serializer
         self._bundler = bundler
+        # without it every joined room shows zero counts
+        self._unread = unread
 
     async def build(
         self, request: RoomsRequest, memberships: UserMemberships, extras: RoomExtras
@@ -187,19 +188,22 @@ class RoomsBuilder:
         members = await sync_store.get_member_summaries(
             self._db, [r for r in shown_joined if r in summarised], request.user_id, MAX_HEROES
         )
+        # counts are read only for the rooms the response shows
+        unread = (
+            await self._unread.unread_counts(request.user_id, shown_joined)
+            if self._unread is not None and shown_joined
+            else {}
+        )
 
         join: JsonDict = {}
         for room_id in shown_joined:
             room = bodies[room_id]
             room["ephemeral"] = {"events": extras.ephemeral.get(room_id, [])}
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
-            if room_id in summarised:
-                room["summary"] = room_summary(members[room_id])
-            else:
-                room["summary"] = {}
+            room["summary"] = room_summary(members[room_id]) if room_id in summarised else {}
             room.update(
                 unread_sections(
-                    extras.unread.get(room_id, {}), timeline_filter.unread_thread_notifications
+                    unread.get(room_id, {}), timeline_filter.unread_thread_notifications
                 )
             )
             join[room_id] = room
@@ -209,7 +213,10 @@ class RoomsBuilder:
             room = bodies[room_id]
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
             leave[room_id] = room
+        return await self._sections(plan, join, leave)
 
+    async def _sections(self, plan: _Plan, join: JsonDict, leave: JsonDict) -> JsonDict:
+        """join, invite, knock and leave, each only if it has a room."""
         sections: JsonDict = {}
         if join:
             sections["join"] = join

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,29 +23,13 @@ from ranvier.protocol.filters import DEFAULT_EVENT_LIMIT, Filter
 from ranvier.services.filters import FilterService
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.sync.account_data import AccountDataReader
-from ranvier.services.sync.rooms import RoomExtras, RoomsBuilder, RoomsRequest
-from ranvier.services.sync.sources import (
-    DeviceListsSource,
-    PresenceSource,
-    PushRulesSource,
-    ReceiptsSource,
-    SyncSource,
-    ToDeviceSource,
-    TypingSource,
-    UnreadCounts,
-)
+from ranvier.services.sync.rooms import RoomsBuilder, RoomsRequest
+from ranvier.services.sync.sections import SyncParts, SyncPass, SyncRequestInfo, SyncSection
 from ranvier.storage import sync as sync_store
 from ranvier.storage.database import Database
 from ranvier.storage.sync import UserMemberships
 from ranvier.streams.notifier import Notifier
-from ranvier.streams.sync_token import (
-    DEVICE_LISTS,
-    PRESENCE,
-    RECEIPTS,
-    TO_DEVICE,
-    TYPING,
-    SyncToken,
-)
+from ranvier.streams.sync_token import SyncToken
 
 JsonDict = dict[str, Any]
 
@@ -71,6 +56,22 @@ class SyncRequest:
     filter: str | None
 
 
+@dataclass(frozen=True)
+class _Answer:
+    body: JsonDict
+    # nothing for the client but the token (and what every response carries)
+    empty: bool
+
+
+@dataclass(frozen=True)
+class _Pass:
+    body: JsonDict
+    token: SyncToken
+    # the rooms whose changes concern the user: a long-poll waits on them
+    active_rooms: list[str]
+    empty: bool
+
+
 class SyncService:
     def __init__(
         self,
@@ -80,6 +81,7 @@ class SyncService:
         notifier: Notifier,
         rooms: RoomsBuilder,
         account_data: AccountDataReader,
+        sections: Sequence[SyncSection] = (),
         *,
         max_timeline_limit: int,
         response_cache_ms: int = 0,
@@ -90,27 +92,21 @@ class SyncService:
         self._notifier = notifier
         self._rooms = rooms
         self._account_data = account_data
+        # the other streams, in the order their parts appear in a response; a stream with
+        # no section keeps the client's position in the token and adds nothing
+        self._sections = tuple(sections)
         self._max_timeline_limit = max_timeline_limit
-        self.typing: TypingSource | None = None
-        self.receipts: ReceiptsSource | None = None
-        self.presence: PresenceSource | None = None
-        self.to_device: ToDeviceSource | None = None
-        self.device_lists: DeviceListsSource | None = None
-        self.unread: UnreadCounts | None = None
-        # as Synapse: a client that repeats a request (its connection dropped, or a second
-        # tab) shares the one in flight, and gets the same answer for a while after
         # user_id -> (room-events position, rooms whose changes concern them): unchanged
         # while that position is, which lets a sync that finds nothing skip the rooms
         self._user_to_rooms: LRUCache[str, tuple[int, list[str]]] = LRUCache(MAX_CACHED_ROOM_LISTS)
-        self._request_to_task: dict[SyncRequest, asyncio.Task[JsonDict]] = {}
+        # as Synapse: a client that repeats a request (its connection dropped, or a second
+        # tab) shares the one in flight, and gets the same answer for a while after
+        self._request_to_task: dict[SyncRequest, asyncio.Task[_Answer]] = {}
         self._request_to_response: TTLCache[SyncRequest, JsonDict] | None = (
             TTLCache(MAX_CACHED_RESPONSES, response_cache_ms / 1000)
             if response_cache_ms > 0
             else None
         )
-
-    def set_push_rules(self, source: PushRulesSource) -> None:
-        self._account_data.push_rules = source
 
     # -- the endpoint ------------------------------------------------------------------------
 
@@ -125,18 +121,18 @@ class SyncService:
             self._request_to_task[request] = task
             task.add_done_callback(lambda done: self._finished(request, done))
         # shielded: one client giving up must not cancel the answer others wait for
-        return await asyncio.shield(task)
+        return (await asyncio.shield(task)).body
 
-    def _finished(self, request: SyncRequest, task: asyncio.Task[JsonDict]) -> None:
+    def _finished(self, request: SyncRequest, task: asyncio.Task[_Answer]) -> None:
         self._request_to_task.pop(request, None)
         cache = self._request_to_response
         if cache is None or task.cancelled() or task.exception() is not None:
             return
         # an empty answer is not kept: the same request a moment later may find news
-        if not _is_empty(task.result()):
-            cache[request] = task.result()
+        if not task.result().empty:
+            cache[request] = task.result().body
 
-    async def _sync(self, request: SyncRequest) -> JsonDict:
+    async def _sync(self, request: SyncRequest) -> _Answer:
         sync_filter = await self._load_filter(request.user_id, request.filter)
         if request.set_presence is not None and request.set_presence not in SET_PRESENCE_VALUES:
             raise MatrixError(
@@ -144,35 +140,36 @@ class SyncService:
                 "M_INVALID_PARAM",
                 f"set_presence must be one of {', '.join(SET_PRESENCE_VALUES)}",
             )
-        if self.presence is not None:
-            await self.presence.set_presence_from_sync(
-                request.user_id, request.set_presence or "online"
-            )
-        since = request.since
-        if since is not None and self.to_device is not None and request.device_id is not None:
-            # the client holds this token: it has what the response carrying it handed out
-            await self.to_device.ack(request.user_id, request.device_id, since.to_device)
+        info = SyncRequestInfo(
+            request.user_id, request.device_id, request.since, request.set_presence or "online"
+        )
+        for section in self._sections:
+            await section.begin(info)
         deadline = time.monotonic() + request.timeout_ms / 1000
         while True:
-            body, token, room_ids = await self._sync_once(request, sync_filter)
+            found = await self._sync_once(request, sync_filter)
             remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if since is None or request.full_state or not _is_empty(body) or remaining_ms <= 0:
+            if request.since is None or request.full_state or not found.empty:
                 break
-            # everything up to `token` has been looked at: wait for what comes after
-            waited = time.monotonic()
-            await self._notifier.wait(request.user_id, room_ids, token, remaining_ms)
+            if remaining_ms <= 0:
+                break
+            # everything up to the token has been looked at: wait for what comes after
+            await self._wait(request.user_id, found, remaining_ms)
             if self._notifier.closed:
                 # shutting down: the empty answer is exact up to its token, from which the
                 # client's next sync continues, whichever process serves it
                 break
-            if time.monotonic() - waited < MIN_WAIT_SECONDS:
-                # notified of a position a source does not hand out yet: let it catch up
-                # rather than spin
-                await asyncio.sleep(MIN_WAIT_SECONDS)
-        if self.device_lists is not None and request.device_id is not None:
-            # spec: e2e extensions to sync - a device hears its key counts every time
-            body.update(await self.device_lists.key_counts(request.user_id, request.device_id))
-        return body
+        for section in self._sections:
+            await section.finish(info, found.body)
+        return _Answer(found.body, found.empty)
+
+    async def _wait(self, user_id: str, found: _Pass, remaining_ms: int) -> None:
+        waited = time.monotonic()
+        await self._notifier.wait(user_id, found.active_rooms, found.token, remaining_ms)
+        if not self._notifier.closed and time.monotonic() - waited < MIN_WAIT_SECONDS:
+            # notified of a position a source does not hand out yet: let it catch up
+            # rather than spin
+            await asyncio.sleep(MIN_WAIT_SECONDS)
 
     async def _load_filter(self, user_id: str, value: str | None) -> Filter:
         if value is None:
@@ -187,11 +184,6 @@ class SyncService:
 
     # -- one pass ----------------------------------------------------------------------------
 
-    def _position(self, source: SyncSource | None, since: SyncToken | None, stream: str) -> int:
-        if source is not None:
-            return source.current_position()
-        return since.get(stream) if since is not None else 0
-
     async def _nothing_new(
         self,
         request: SyncRequest,
@@ -199,7 +191,7 @@ class SyncService:
         since: SyncToken,
         events_upto: int,
         upto: dict[str, int],
-    ) -> tuple[JsonDict, SyncToken, list[str]] | None:
+    ) -> _Pass | None:
         """The answer when no stream but account data moved past the token (the common
         case for a long-poll's checks): one query instead of a pass over every room.
         None when something did move, or the user's rooms are not remembered."""
@@ -219,123 +211,78 @@ class SyncService:
         if account_data.global_events or account_data.room_events:
             return None
         token = since.advanced(account_data=account_data.position)
-        return {"next_batch": str(token)}, token, remembered[1]
+        return _Pass({"next_batch": str(token)}, token, remembered[1], empty=True)
 
-    async def _sync_once(
-        self, request: SyncRequest, sync_filter: Filter
-    ) -> tuple[JsonDict, SyncToken, list[str]]:
+    async def _sync_once(self, request: SyncRequest, sync_filter: Filter) -> _Pass:
         since = request.since
-        start = since or SyncToken()
         full = since is None or request.full_state
-        user_id, device_id = request.user_id, request.device_id
         # positions first: every read below stops at them
         events_upto = self._sender.positions.current
-        upto = {
-            TYPING: self._position(self.typing, since, TYPING),
-            RECEIPTS: self._position(self.receipts, since, RECEIPTS),
-            PRESENCE: self._position(self.presence, since, PRESENCE),
-            TO_DEVICE: self._position(self.to_device, since, TO_DEVICE),
-            DEVICE_LISTS: self._position(self.device_lists, since, DEVICE_LISTS),
-        }
+        upto = {section.stream: section.current_position() for section in self._sections}
         if since is not None and not full:
             quiet = await self._nothing_new(request, sync_filter, since, events_upto, upto)
             if quiet is not None:
                 return quiet
+        start = since or SyncToken()
         memberships = await sync_store.get_memberships(
-            self._db, user_id, 0 if full else start.events, events_upto
+            self._db, request.user_id, 0 if full else start.events, events_upto
         )
         active_rooms = _active_rooms(memberships)
-        self._user_to_rooms[user_id] = (events_upto, active_rooms)
+        self._user_to_rooms[request.user_id] = (events_upto, active_rooms)
         joined = [r for r, m in memberships.now.items() if m.membership == "join"]
         account_data = await self._account_data.updates(
-            user_id, device_id, None if full else start.account_data, start.push_rules, sync_filter
+            request.user_id,
+            request.device_id,
+            None if full else start.account_data,
+            start.push_rules,
+            sync_filter,
         )
-        extras = RoomExtras(account_data=account_data.room_events)
-        ephemeral_filter = sync_filter.room.ephemeral
-        for source in (self.typing, self.receipts):
-            if source is None or ephemeral_filter.blocks_everything():
-                continue
-            from_pos = 0 if full else start.get(source.stream_name)
-            if from_pos == upto[source.stream_name]:
-                continue
-            updates = await source.get_updates(
-                user_id, device_id, joined, from_pos, upto[source.stream_name]
-            )
-            for room_id, event in updates.items():
-                if ephemeral_filter.allows_room(room_id) and ephemeral_filter.matches(event):
-                    extras.ephemeral.setdefault(room_id, []).append(event)
-        changed = None if full else self._sender.room_changes.changed_since(joined, start.events)
-        if self.unread is not None:
-            # counts are served only with the rooms a response shows
-            shown = joined
-            if changed is not None:
-                moved = changed | extras.ephemeral.keys() | extras.account_data.keys()
-                shown = [r for r in joined if r in moved]
-            extras.unread = await self.unread.unread_counts(user_id, shown)
-
-        limit = min(
-            sync_filter.room.timeline.limit_or(DEFAULT_EVENT_LIMIT), self._max_timeline_limit
-        )
-        rooms = await self._rooms.build(
-            RoomsRequest(
-                user_id=user_id,
-                device_id=device_id,
-                since=0 if full else start.events,
-                upto=events_upto,
-                full=full,
-                filter=sync_filter,
-                timeline_limit=limit,
-                changed_rooms=changed,
+        sync = SyncPass(
+            user_id=request.user_id,
+            device_id=request.device_id,
+            since=since,
+            full=full,
+            filter=sync_filter,
+            memberships=memberships,
+            joined=joined,
+            events_upto=events_upto,
+            changed_rooms=(
+                None if full else self._sender.room_changes.changed_since(joined, start.events)
             ),
-            memberships,
-            extras,
         )
-        to_device: list[JsonDict] = []
-        if self.to_device is not None and device_id is not None:
-            # to-device messages wait for their device even across full_state syncs
-            to_device = await self.to_device.get_updates(
-                user_id, device_id, (), start.to_device, upto[TO_DEVICE]
-            )
-            # a bounded batch: the token resumes after the last message handed out
-            upto[TO_DEVICE] = to_device.position
-        token = SyncToken(
+        parts = SyncParts()
+        parts.rooms.account_data = account_data.room_events
+        for section in self._sections:
+            upto[section.stream] = await section.read(sync, upto[section.stream], parts)
+        rooms = await self._rooms.build(self._rooms_request(sync, start), memberships, parts.rooms)
+        token = start.advanced(
             events=events_upto,
             account_data=account_data.position,
-            receipts=upto[RECEIPTS],
-            typing=upto[TYPING],
-            presence=upto[PRESENCE],
-            to_device=upto[TO_DEVICE],
-            device_lists=upto[DEVICE_LISTS],
             push_rules=account_data.push_rules_position,
+            **upto,
         )
         body: JsonDict = {"next_batch": str(token)}
         if rooms:
             body["rooms"] = rooms
         if account_data.global_events:
             body["account_data"] = {"events": account_data.global_events}
-        if to_device:
-            body["to_device"] = {"events": to_device}
-        if self.device_lists is not None and since is not None:
-            device_lists = await self.device_lists.get_updates(
-                user_id, memberships, since, events_upto, upto[DEVICE_LISTS], changed
-            )
-            if device_lists:
-                body["device_lists"] = device_lists
-        if self.presence is not None and not sync_filter.presence.blocks_everything():
-            presence = await self.presence.get_updates(
-                user_id, device_id, joined, 0 if full else start.presence, upto[PRESENCE]
-            )
-            presence = [e for e in presence if sync_filter.presence.matches(e)]
-            if presence:
-                body["presence"] = {"events": presence}
-        return body, token, active_rooms
+        body.update(parts.body)
+        empty = not rooms and not account_data.global_events and not parts.body
+        return _Pass(body, token, active_rooms, empty)
+
+    def _rooms_request(self, sync: SyncPass, start: SyncToken) -> RoomsRequest:
+        limit = sync.filter.room.timeline.limit_or(DEFAULT_EVENT_LIMIT)
+        return RoomsRequest(
+            user_id=sync.user_id,
+            device_id=sync.device_id,
+            since=0 if sync.full else start.events,
+            upto=sync.events_upto,
+            full=sync.full,
+            filter=sync.filter,
+            timeline_limit=min(limit, self._max_timeline_limit),
+            changed_rooms=sync.changed_rooms,
+        )
 
 
 def _active_rooms(memberships: UserMemberships) -> list[str]:
     return [r for r, m in memberships.now.items() if m.membership in ACTIVE]
-
-
-def _is_empty(body: JsonDict) -> bool:
-    return not any(
-        key in body for key in ("rooms", "account_data", "presence", "to_device", "device_lists")
-    )

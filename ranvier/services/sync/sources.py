@@ -6,8 +6,9 @@ device between two positions (`from_pos` exclusive, `to_pos` inclusive; `from_po
 an initial sync). On every change the source calls
 `Notifier.notify(stream_name, position, rooms=..., users=...)` so long-polls wake.
 
-Sources that do not exist yet are simply not registered with the sync service; their
-stream stays at 0 in tokens and their sections stay empty.
+A source knows nothing of the /sync response's shape: a section (sections.py) puts it
+there, so other views of the same stream (sliding sync) can wrap it their own way. A
+stream with no section keeps the client's position in tokens and adds nothing.
 """
 
 from __future__ import annotations
