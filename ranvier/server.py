@@ -172,6 +172,8 @@ class Accounts:
 
     users: UserStore
     access_tokens: AccessTokens
+    # the one per process: its thread pool bounds how many hashes run at once
+    hasher: PasswordHasher
     auth: RequestAuthenticator
     uia: UserInteractiveAuth
     login: LoginService
@@ -196,6 +198,7 @@ def build_accounts(config: HomeserverConfig, database: Database) -> Accounts:
     return Accounts(
         users=users,
         access_tokens=access_tokens,
+        hasher=hasher,
         auth=RequestAuthenticator(access_tokens),
         uia=uia,
         login=login_service,
@@ -256,7 +259,7 @@ def build_admin(
         accounts.login,
         accounts.devices,
         user_data.profiles,
-        PasswordHasher(config.password_config),
+        accounts.hasher,
     )
     return Admin(registration_tokens=registration_tokens, users=users)
 

@@ -156,6 +156,62 @@ class PasswordPolicy(Section):
     require_uppercase: bool = False
 
 
+class Argon2Cost(Section):
+    """argon2id's cost for new password hashes (`password_config.argon2`). The defaults are
+    OWASP's first argon2id setting, about 20 ms of one CPU and 19 MiB a hash, so login and
+    registration stay quick on a small machine. A hash made at another cost still verifies
+    and is rehashed at this one on the user's next login."""
+
+    # passes over the memory
+    time_cost: int = 2
+    # KiB, the unit of the `m=` a stored hash shows, or a size such as "19M"
+    memory_cost: int = 19 * 1024
+    # lanes, each hashed on its own thread; at most CPUs / parallelism hashes run at once
+    parallelism: int = 1
+
+    @field_validator("memory_cost", mode="before")
+    @classmethod
+    def _kib(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                size = parse_size(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a size; write KiB (19456) or a size such as '19M'"
+                ) from None
+            return size // 1024
+        return value
+
+    @field_validator("time_cost")
+    @classmethod
+    def _time(cls, value: int) -> int:
+        # past 100 passes a login takes seconds at any memory cost worth having
+        if not 1 <= value <= 100:
+            raise ValueError("time_cost must be from 1 to 100 passes; OWASP suggests 2")
+        return value
+
+    @field_validator("memory_cost")
+    @classmethod
+    def _memory(cls, value: int) -> int:
+        # below 1 MiB argon2id loses the memory-hardness it is chosen for (and 1 MiB covers
+        # argon2's own 8 KiB per lane at 64 lanes); 4 GiB a hash, one per CPU, is more than
+        # the machines Ranvier runs on have, and more likely a typo ("64G" for "64M")
+        if not 1024 <= value <= 4 * 1024 * 1024:
+            raise ValueError(
+                "memory_cost must be from 1M to 4G (1024 to 4194304 KiB); OWASP suggests '19M'"
+            )
+        return value
+
+    @field_validator("parallelism")
+    @classmethod
+    def _lanes(cls, value: int) -> int:
+        if not 1 <= value <= 64:
+            raise ValueError(
+                "parallelism must be from 1 to 64 threads a hash; 1 suits a small machine"
+            )
+        return value
+
+
 class PasswordConfig(Section):
     # False turns password login and registration off; "only_for_reauth" (Synapse) keeps
     # passwords only for confirming who you are in user-interactive auth
@@ -165,6 +221,7 @@ class PasswordConfig(Section):
     # a secret mixed into every new hash; Synapse's bcrypt hashes need Synapse's pepper
     pepper: str = ""
     policy: PasswordPolicy = Field(default_factory=PasswordPolicy)
+    argon2: Argon2Cost = Field(default_factory=Argon2Cost)
 
 
 class UserDirectoryConfig(Section):

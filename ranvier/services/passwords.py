@@ -1,11 +1,15 @@
 """Password hashing, verification and the password policy.
 
-New hashes are argon2id. Hashes imported from Synapse are bcrypt (`$2b$...`) over the
-password with `password_config.pepper` appended; they verify here and are replaced by an
-argon2id hash on the next successful login. Hashing is deliberately slow, so it runs in a
-thread, off the event loop, and deliberately big (64 MiB each), so no more run at once than
-there are CPUs: a burst of registrations queues instead of multiplying the server's memory,
-and finishes no later, since each hash keeps a CPU busy.
+New hashes are argon2id at the cost `password_config.argon2` sets (time, memory, lanes).
+Hashes imported from Synapse are bcrypt (`$2b$...`) over the password with
+`password_config.pepper` appended; they verify here, whatever their rounds. A hash that is
+bcrypt, or argon2 at another cost, is replaced by one at the configured cost on the user's
+next successful login, so changing the cost reaches every active user.
+
+Hashing is deliberately slow, so it runs in threads, off the event loop, and deliberately
+big (`memory_cost` each), so one process builds ONE hasher, whose pool runs no more hashes at
+once than there are CPUs for their lanes: a burst of registrations queues instead of
+multiplying the server's memory, and finishes no later, since each lane keeps a CPU busy.
 """
 
 from __future__ import annotations
@@ -35,9 +39,17 @@ def weak_password(error: str) -> MatrixError:
 class PasswordHasher:
     def __init__(self, config: PasswordConfig) -> None:
         self._config = config
-        self._argon2 = argon2.PasswordHasher(type=argon2.Type.ID)
+        cost = config.argon2
+        self._argon2 = argon2.PasswordHasher(
+            time_cost=cost.time_cost,
+            memory_cost=cost.memory_cost,
+            parallelism=cost.parallelism,
+            type=argon2.Type.ID,
+        )
+        # argon2 hashes each lane on a thread of its own
+        self.concurrency = max(1, (os.cpu_count() or 1) // cost.parallelism)
         self._executor = ThreadPoolExecutor(
-            max_workers=os.cpu_count() or 1, thread_name_prefix="password-hash"
+            max_workers=self.concurrency, thread_name_prefix="password-hash"
         )
 
     def _prepare(self, password: str) -> bytes:
@@ -69,7 +81,8 @@ class PasswordHasher:
         return False
 
     def needs_rehash(self, stored_hash: str) -> bool:
-        """True for hashes we only verify (bcrypt) or that use weaker argon2 parameters."""
+        """True for hashes we only verify (bcrypt) and argon2 hashes at another cost than
+        the configured one (higher too: the admin's setting wins)."""
         if not stored_hash.startswith("$argon2id$"):
             return True
         try:

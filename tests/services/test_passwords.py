@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import bcrypt
 import pytest
 
-from ranvier.config.models import PasswordConfig, PasswordPolicy
+from ranvier.config.models import Argon2Cost, PasswordConfig, PasswordPolicy
 from ranvier.errors import MatrixError
 from ranvier.services.passwords import PasswordHasher
 
@@ -25,6 +26,26 @@ async def test_new_hashes_are_argon2id_and_verify() -> None:
     assert await h.verify("hunter22", stored)
     assert not await h.verify("hunter23", stored)
     assert not h.needs_rehash(stored)
+
+
+async def test_new_hashes_take_the_configured_cost_and_other_costs_rehash() -> None:
+    small = PasswordHasher(
+        PasswordConfig(argon2=Argon2Cost(time_cost=1, memory_cost=2048, parallelism=2))
+    )
+    stored = await small.hash("hunter22")
+    assert stored.startswith("$argon2id$v=19$m=2048,t=1,p=2$")
+    assert not small.needs_rehash(stored)
+    default = PasswordHasher(PasswordConfig())
+    assert await default.verify("hunter22", stored)
+    assert default.needs_rehash(stored)
+    assert (await default.hash("hunter22")).startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+def test_hashes_at_once_are_bounded_by_cpus_over_lanes() -> None:
+    cpus = os.cpu_count() or 1
+    assert PasswordHasher(PasswordConfig()).concurrency == cpus
+    wide = PasswordHasher(PasswordConfig(argon2=Argon2Cost(parallelism=64)))
+    assert wide.concurrency == max(1, cpus // 64)
 
 
 async def test_synapse_bcrypt_hashes_verify_with_its_pepper() -> None:
