@@ -86,6 +86,16 @@ enable_registration: false
 #registration_requires_token: true
 #enable_registration_without_verification: false
 
+# Passwords. New ones are hashed with argon2id at this cost: the defaults (OWASP's) take
+# about 20 ms of one CPU and 19 MiB a hash. memory_cost is in KiB, as the m= of a stored
+# hash, or a size like 64M; parallelism is threads a hash. At most CPUs / parallelism
+# hashes run at once. Changing the cost rehashes each password at the user's next login.
+#password_config:
+#  argon2:
+#    time_cost: 2
+#    memory_cost: 19M
+#    parallelism: 1
+
 # URL previews: when a client asks, the server fetches a URL and answers with its title,
 # description and image. That lets users make the server send requests, so before enabling
 # them list every address range it must never connect to - private networks, loopback,
