@@ -1,20 +1,39 @@
-"""Process-wide logging from `log_config` (a YAML dictConfig), with request IDs."""
+"""Process-wide logging from `log_config` (a YAML dictConfig), with request IDs.
+
+Synapse's log configs work unchanged: config/log_config.py points the Synapse classes they
+name at the equivalents here.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
+import logging.handlers
+import threading
 from pathlib import Path
+from typing import Any
 
-import yaml
+from ranvier.config.log_config import LogConfigError, read_log_config
+from ranvier.http.logging import RequestIdFilter, current_request_id
 
-from ranvier.http.logging import RequestIdFilter
+# what a LogRecord carries whatever the log config says; JSON output leaves these out
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 def setup_logging(log_config: str | None, log_file: Path | None = None) -> None:
-    """Use the admin's dictConfig if given; otherwise INFO to stderr (or `log_file`)."""
+    """Use the admin's dictConfig if given; otherwise INFO to stderr (or `log_file`).
+
+    Raises LogConfigError, naming the file and the fix, for a config that cannot be used."""
+    _record_request_ids()
     if log_config is not None:
-        logging.config.dictConfig(yaml.safe_load(Path(log_config).read_text()))
+        config = read_log_config(Path(log_config))
+        try:
+            logging.config.dictConfig(config)
+        except (ValueError, TypeError, AttributeError, ImportError) as exc:
+            # dictConfig says which handler, formatter or filter failed and keeps the
+            # cause (an unwritable file, say) chained for process.startup_problem
+            raise LogConfigError(f"log_config: {log_config!r}: {exc}") from exc
         if log_file is None:
             return
     handler: logging.Handler = (
@@ -28,3 +47,89 @@ def setup_logging(log_config: str | None, log_file: Path | None = None) -> None:
     root.addHandler(handler)
     if log_config is None:
         root.setLevel(logging.INFO)
+
+
+def _record_request_ids() -> None:
+    """Every record carries `request` from when it is made, so `%(request)s` works in any
+    format of any handler (an admin's config need not add a filter), and a buffered record
+    keeps the ID of the request that wrote it."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "adds_request_id", False):
+        return
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        record.request = current_request_id.get()
+        return record
+
+    make_record.adds_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
+
+
+class RequestContextFilter(logging.Filter):
+    """Stands in for Synapse's LoggingContextFilter: records already carry the request ID
+    (see _record_request_ids), so it lets every record through unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request"):
+            record.request = current_request_id.get()
+        return True
+
+
+class PeriodicallyFlushingMemoryHandler(logging.handlers.MemoryHandler):
+    """Synapse's buffering handler: records wait in memory and go to `target` when
+    `capacity` of them wait, at once when one is at `flushLevel` or above, and at the
+    latest `period` seconds after the last flush, so a quiet server's lines still appear."""
+
+    def __init__(
+        self,
+        capacity: int,
+        # Synapse's (and MemoryHandler's) argument names, which dictConfig passes
+        flushLevel: int = logging.ERROR,
+        target: logging.Handler | None = None,
+        flushOnClose: bool = True,
+        period: float = 5.0,
+    ) -> None:
+        super().__init__(capacity, flushLevel, target, flushOnClose)
+        self._period = period
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._flush_periodically, name="log-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def _flush_periodically(self) -> None:
+        while not self._closed.wait(self._period):
+            self.flush()
+
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, as Synapse's JsonFormatter writes: the message as `log`, the
+    logger as `namespace`, `level`, `request`, and any extra fields the record carries."""
+
+    with_time = False
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "log": record.getMessage(),
+            "namespace": record.name,
+            "level": record.levelname,
+        }
+        if self.with_time:
+            entry["time"] = round(record.created, 2)
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TerseJsonFormatter(JsonFormatter):
+    """Synapse's TerseJsonFormatter: JsonFormatter with the record's `time` (epoch seconds)."""
+
+    with_time = True

@@ -56,7 +56,12 @@ from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.federation import version as federation_version
 from ranvier.api.media import content as media_api
 from ranvier.api.media import preview as preview_api
-from ranvier.config.models import HomeserverConfig, Listener
+from ranvier.config.models import (
+    REDACTIONS_CACHE_BASE,
+    STATE_GROUPS_CACHE_BASE,
+    HomeserverConfig,
+    Listener,
+)
 from ranvier.config.signing_key import load_signing_key
 from ranvier.errors import MatrixError
 from ranvier.http.middleware import (
@@ -289,14 +294,20 @@ class Rooms:
 async def build_rooms(
     config: HomeserverConfig, database: Database, signing_key: ServerSigningKey
 ) -> Rooms:
-    factor = config.caches.global_factor
+    caches = config.caches
     loader = EventLoader(
         database,
-        events_cache_size=max(1000, int(100_000 * factor)),
-        state_cache_size=max(10, int(1000 * factor)),
+        events_cache_size=caches.size("events", config.event_cache_size),
+        state_cache_size=caches.size("state_groups", STATE_GROUPS_CACHE_BASE),
+        cache_ttl_seconds=caches.ttl_seconds,
     )
     sender = await RoomEventSender.create(database, loader, config.server_name, signing_key)
-    redactions = Redactions(database, loader, cache_size=max(1000, int(100_000 * factor)))
+    redactions = Redactions(
+        database,
+        loader,
+        cache_size=caches.size("redactions", REDACTIONS_CACHE_BASE),
+        cache_ttl_seconds=caches.ttl_seconds,
+    )
     serializer = ClientEventSerializer(database, loader, redactions)
     visibility = HistoryVisibility(database, loader)
     relations = RelationsService(database, loader, serializer, visibility, redactions)
@@ -898,6 +909,9 @@ async def serve(
     on_ready: Callable[[list[str]], None] | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then finish in-flight requests and close the database."""
+    if config.not_used_keys:
+        # harmless Synapse options (docs/configuration.md): said once, then left alone
+        logger.warning("Not used by Ranvier: %s", ", ".join(config.not_used_keys))
     homeserver = await create_homeserver(config)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -119,22 +119,22 @@ url_preview_enabled: false
 #url_preview_accept_language:
 #  - en
 
-# Whether to report anonymous usage statistics.
-report_stats: false
-
-# Cache sizing: multiply every cache size by global_factor; drop entries unused for
-# cache_entry_ttl when expire_caches is true.
+# Cache sizing: the events, state_groups and redactions caches hold their base size
+# (event_cache_size for events) times global_factor, or times their own factor from
+# per_cache_factors; with expire_caches, an entry goes cache_entry_ttl after it was cached.
+#event_cache_size: 100K
 caches:
   global_factor: 0.5
+  #per_cache_factors:
+  #  events: 2.0
   expire_caches: true
   cache_entry_ttl: 30m
 
 # The room version new rooms get unless the client asks for another.
 default_room_version: "{default_room_version}"
 
-# The public room directory is private to this server's users unless these are set.
+# The public room directory is private to this server's users unless this is set.
 allow_public_rooms_without_auth: false
-allow_public_rooms_over_federation: false
 """
 
 # Synapse's recommended url_preview_ip_range_blacklist: loopback, private, carrier-grade

@@ -11,6 +11,13 @@ from pydantic import BaseModel, ValidationError
 
 from ranvier.config.errors import ConfigError
 from ranvier.config.models import HomeserverConfig
+from ranvier.config.synapse_keys import (
+    UNSUPPORTED,
+    UNUSED,
+    Unsupported,
+    Unused,
+    unsupported_problem,
+)
 from ranvier.config.validation import removed_key_problems, semantic_problems
 
 
@@ -31,6 +38,9 @@ def load_config(path: str | Path) -> HomeserverConfig:
 
     problems = removed_key_problems(raw)
     raw = {k: v for k, v in raw.items() if k not in ("log_file",)}
+    raw, not_used, synapse_problems = _sort_synapse_keys(raw)
+    problems += synapse_problems
+    problems += _read_secret_file(raw, "registration_shared_secret")
     try:
         config = HomeserverConfig.model_validate(raw)
     except ValidationError as exc:
@@ -38,13 +48,63 @@ def load_config(path: str | Path) -> HomeserverConfig:
     problems += semantic_problems(config, path.parent)
     if problems:
         raise ConfigError(problems, str(path))
+    config._not_used = tuple(not_used)
     return config
+
+
+def _sort_synapse_keys(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Takes out the Synapse keys Ranvier does not implement (synapse_keys.py): those that
+    ask for nothing go quietly, unused ones are returned to be listed at start-up, and
+    unsupported ones become problems. What is left is for the models."""
+    kept = dict(raw)
+    not_used: list[str] = []
+    problems: list[str] = []
+    entries: list[tuple[str, Unsupported | Unused]] = [*UNSUPPORTED.items(), *UNUSED.items()]
+    for key, entry in entries:
+        section, _, name = key.rpartition(".")
+        holder = kept
+        if section:
+            inner = kept.get(section)
+            if not isinstance(inner, dict) or name not in inner:
+                continue
+            holder = kept[section] = dict(inner)
+        elif name not in kept:
+            continue
+        value = holder.pop(name)
+        if entry.quiet(value):
+            continue
+        if isinstance(entry, Unsupported):
+            problems.append(unsupported_problem(key, entry))
+        else:
+            not_used.append(key)
+    return kept, not_used, problems
+
+
+def _read_secret_file(raw: dict[str, Any], key: str) -> list[str]:
+    """Synapse's `<key>_path`: the secret is the file's content (stripped), as if written
+    under `key` itself."""
+    path = raw.pop(f"{key}_path", None)
+    if path is None:
+        return []
+    if raw.get(key) is not None:
+        return [f"{key}_path: set either {key} or {key}_path, not both"]
+    try:
+        raw[key] = Path(path).read_text().strip()
+    except OSError as exc:
+        return [f"{key}_path: cannot read {path!r}: {exc.strerror}"]
+    return []
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     """Relative paths in the file are relative to the file, so `-c` works from any directory."""
     resolved = dict(raw)
-    for key in ("signing_key_path", "media_store_path", "log_config", "pid_file"):
+    for key in (
+        "signing_key_path",
+        "media_store_path",
+        "log_config",
+        "pid_file",
+        "registration_shared_secret_path",
+    ):
         value = resolved.get(key)
         if isinstance(value, str) and not Path(value).is_absolute():
             resolved[key] = str(base / value)
@@ -102,7 +162,11 @@ def _suggest(loc: tuple[int | str, ...]) -> str:
             return ""
     if not _is_model(model):
         return ""
-    matches = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    candidates = list(model.model_fields)
+    if model is HomeserverConfig:
+        # a misspelt Synapse key is better told by its right spelling than as unknown
+        candidates += [key for key in (*UNSUPPORTED, *UNUSED) if "." not in key]
+    matches = difflib.get_close_matches(str(loc[-1]), candidates, n=1)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 

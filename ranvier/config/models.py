@@ -12,7 +12,7 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
@@ -61,7 +61,7 @@ class ListenerResource(Section):
 class Listener(Section):
     port: int = Field(ge=0, le=65535)
     bind_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
-    # "webclient" is refused with its own message in validation.py
+    # Synapse's types; all but "http" are refused with their reason in validation.py
     type: Literal["http", "metrics", "manhole", "replication", "webclient"] = "http"
     tls: bool = False
     x_forwarded: bool = False
@@ -73,7 +73,19 @@ class DatabaseConfig(Section):
     name: Literal["sqlite3", "psycopg2"] = "sqlite3"
     args: dict[str, Any] = Field(default_factory=dict)
     allow_unsafe_locale: bool = False
+    # Synapse's "reconnect after this many transactions"; only 0 (never) is served
     txn_limit: int = Field(default=0, ge=0)
+
+
+# The caches `caches.per_cache_factors` may name, with what their size is before the
+# factors: "events" is `event_cache_size`. Other caches in the process are fixed in size.
+SIZED_CACHES: dict[str, str] = {
+    "events": "events, their state groups and transaction IDs, by event ID",
+    "state_groups": "the room state of a state group",
+    "redactions": "which redaction applies to an event",
+}
+STATE_GROUPS_CACHE_BASE = 1000
+REDACTIONS_CACHE_BASE = 100_000
 
 
 class CachesConfig(Section):
@@ -87,6 +99,28 @@ class CachesConfig(Section):
     @classmethod
     def _duration(cls, value: int | str) -> int:
         return parse_duration_ms(value)
+
+    @field_validator("per_cache_factors")
+    @classmethod
+    def _known_caches(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, factor in value.items():
+            if name not in SIZED_CACHES:
+                raise ValueError(
+                    f"Ranvier has no cache named {name!r} (Synapse's cache names differ); "
+                    "use one of " + ", ".join(SIZED_CACHES)
+                )
+            if factor <= 0:
+                raise ValueError(f"the factor for {name!r} must be above 0")
+        return value
+
+    def size(self, name: str, base: int) -> int:
+        """`base` entries scaled by the cache's own factor, or else the global one."""
+        return max(1, int(base * self.per_cache_factors.get(name, self.global_factor)))
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        """How long an entry stays cached after it was cached; None: until evicted."""
+        return self.cache_entry_ttl / 1000 if self.expire_caches else None
 
 
 class ThreepidDelegates(Section):
@@ -287,11 +321,11 @@ class HomeserverConfig(Section):
     signing_key_path: str
     # Where generate-config was told to keep data; relative paths in the file are as written.
     registration_shared_secret: str | None = None
+    # a file holding the secret instead (loader.py reads it into the option above)
+    registration_shared_secret_path: str | None = None
     enable_registration: bool = False
     enable_registration_without_verification: bool = False
-    enable_registration_captcha: bool = False
     registration_requires_token: bool = False
-    registrations_require_3pid: list[Literal["email", "msisdn"]] = Field(default_factory=list)
     allow_guest_access: bool = False
     # report a taken user ID only when the registration completes (then as M_USER_IN_USE),
     # not from /register/available or an early check
@@ -330,11 +364,11 @@ class HomeserverConfig(Section):
     max_spider_size: int = parse_size("10M")
     # Ranvier's: how long a fetched preview answers for its URL (Synapse: fixed at 1h)
     url_preview_cache_duration: int = parse_duration_ms("1h")
-    report_stats: bool = False
     caches: CachesConfig = Field(default_factory=CachesConfig)
+    # entries of the "events" cache before the cache factors (Synapse's default is 10K)
+    event_cache_size: int = parse_size("100K")
     default_room_version: str = DEFAULT_ROOM_VERSION.identifier
     allow_public_rooms_without_auth: bool = False
-    allow_public_rooms_over_federation: bool = False
     # room directory: off lists no rooms and refuses publishing; aliases need membership
     enable_room_list_search: bool = True
     require_membership_for_aliases: bool = True
@@ -361,6 +395,10 @@ class HomeserverConfig(Section):
     )
     rc_login: LoginRatelimits = Field(default_factory=LoginRatelimits)
     rc_media_create: RatelimitSettings = Field(default_factory=lambda: _settings(RC_MEDIA_CREATE))
+
+    # Synapse options in the file that mean nothing here (synapse_keys.UNUSED), for the
+    # one start-up line that lists them
+    _not_used: tuple[str, ...] = PrivateAttr(default=())
 
     _rc_message = field_validator("rc_message", mode="before")(_ratelimit_defaults(*RC_MESSAGE))
     _rc_media_create = field_validator("rc_media_create", mode="before")(
@@ -394,6 +432,7 @@ class HomeserverConfig(Section):
         "max_image_pixels",
         "max_request_body_size",
         "max_spider_size",
+        "event_cache_size",
         mode="before",
     )
     @classmethod
@@ -448,6 +487,10 @@ class HomeserverConfig(Section):
         if self.public_baseurl is not None and not self.public_baseurl.endswith("/"):
             object.__setattr__(self, "public_baseurl", self.public_baseurl + "/")
         return self
+
+    @property
+    def not_used_keys(self) -> tuple[str, ...]:
+        return self._not_used
 
     @property
     def effective_public_baseurl(self) -> str:

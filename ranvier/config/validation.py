@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ranvier.config.log_config import LogConfigError, read_log_config
 from ranvier.config.models import HomeserverConfig, is_http_url
 
 # top-level keys that once existed and now refuse start-up, with the fix
@@ -23,15 +22,69 @@ def removed_key_problems(raw: dict[str, Any]) -> list[str]:
     return [fix for key, fix in REMOVED_KEYS.items() if key in raw]
 
 
-def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
+# listener types other than "http", and why each is refused
+LISTENER_TYPES_REFUSED: dict[str, str] = {
+    "webclient": "listeners of type 'webclient' are no longer supported; remove this "
+    "listener and set 'web_client_location' to the URL of a web client if you want '/' to "
+    "redirect to one",
+    "metrics": "Prometheus metrics are not served by Ranvier yet (they arrive with a later "
+    "release); remove this listener",
+    "manhole": "the manhole (a Python shell into the running server) is not offered by "
+    "Ranvier; remove this listener",
+    "replication": "replication serves workers, which Ranvier does not have yet; remove this "
+    "listener",
+}
+
+# resource names served: "client" (with media and the admin API, as in Synapse), "media",
+# "federation" (what exists of it), and "health" (GET /health is on every listener anyway)
+RESOURCES_REFUSED: dict[str, str] = {
+    "keys": "the server key API arrives with federation",
+    "openid": "the OpenID userinfo API arrives with federation",
+    "metrics": "Prometheus metrics are not served yet",
+    "replication": "replication serves workers, which Ranvier does not have yet",
+    "static": "Synapse's static files are not served by Ranvier",
+    "consent": "user consent forms are not supported",
+}
+
+
+def listener_problems(config: HomeserverConfig) -> list[str]:
     problems: list[str] = []
     for index, listener in enumerate(config.listeners):
-        if listener.type == "webclient":
+        where = f"listeners[{index}]"
+        if listener.type in LISTENER_TYPES_REFUSED:
+            problems.append(f"{where}.type: {LISTENER_TYPES_REFUSED[listener.type]}")
+        if listener.tls:
             problems.append(
-                f"listeners[{index}].type: listeners of type 'webclient' are no longer "
-                "supported; remove this listener and set 'web_client_location' to the URL of "
-                "a web client if you want '/' to redirect to one"
+                f"{where}.tls: TLS listeners arrive with federation; terminate TLS at a "
+                "reverse proxy for now and set 'tls: false'"
             )
+        for r_index, resource in enumerate(listener.resources):
+            if resource.compress:
+                problems.append(
+                    f"{where}.resources[{r_index}].compress: Ranvier does not compress "
+                    "responses; let the reverse proxy compress them and set 'compress: false'"
+                )
+            for name in resource.names:
+                if name in RESOURCES_REFUSED:
+                    problems.append(
+                        f"{where}.resources[{r_index}].names: '{name}' cannot be served: "
+                        f"{RESOURCES_REFUSED[name]}; remove it from the list"
+                    )
+    return problems
+
+
+def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
+    problems = listener_problems(config)
+    if config.database.txn_limit:
+        problems.append(
+            "database.txn_limit: Ranvier keeps its database connections open and cannot "
+            "reconnect after a number of transactions; remove it or set it to 0"
+        )
+    if config.account_threepid_delegates.msisdn is not None:
+        problems.append(
+            "account_threepid_delegates.msisdn: verifying phone numbers is not supported by "
+            "Ranvier yet; remove it"
+        )
     if config.web_client_location is not None and not is_http_url(config.web_client_location):
         problems.append(
             f"web_client_location: {config.web_client_location!r} is not an HTTP(S) URL; "
@@ -43,22 +96,18 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
             "server is no longer supported; remove it and configure the 'email' section so "
             "the homeserver sends verification emails itself"
         )
-    verified = (
-        config.enable_registration_captcha
-        or config.registration_requires_token
-        or "email" in config.registrations_require_3pid
-        or "msisdn" in config.registrations_require_3pid
-    )
+    # captcha and email or phone verification are refused as unsupported (synapse_keys.py),
+    # so a registration token is the one verification there is
     if (
         config.enable_registration
-        and not verified
+        and not config.registration_requires_token
         and not config.enable_registration_without_verification
     ):
         problems.append(
-            "enable_registration: open registration without email, captcha or token "
-            "verification invites spam accounts; set 'registration_requires_token: true' "
-            "(or enable captcha or email verification), or, if you really want anyone to "
-            "register unverified, set 'enable_registration_without_verification: true'"
+            "enable_registration: open registration without verification invites spam "
+            "accounts; set 'registration_requires_token: true' (tokens are made with the "
+            "admin API), or, if you really want anyone to register unverified, set "
+            "'enable_registration_without_verification: true'"
         )
     if config.url_preview_enabled and config.url_preview_ip_range_blacklist is None:
         problems.append(
@@ -74,18 +123,8 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
 
 
 def log_config_problems(path: Path) -> list[str]:
-    if not path.exists():
-        return [f"log_config: the logging configuration {str(path)!r} does not exist"]
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        return [f"log_config: {str(path)!r} is not valid YAML: {exc}"]
-    if not isinstance(raw, dict):
-        return [f"log_config: {str(path)!r} must be a YAML mapping (a logging dictConfig)"]
-    if raw.get("structured") is True:
-        return [
-            f"log_config: {str(path)!r} sets 'structured: true', which was removed; write a "
-            "standard logging dictConfig (version: 1, formatters, handlers, loggers) instead, "
-            "using a JSON formatter for structured output"
-        ]
+        read_log_config(path)
+    except LogConfigError as exc:
+        return [str(exc)]
     return []

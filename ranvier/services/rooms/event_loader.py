@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from cachetools import LRUCache
+from cachetools import Cache, LRUCache, TTLCache
 
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
@@ -16,19 +16,36 @@ from ranvier.storage.database import Database
 from ranvier.storage.state import StateMap
 
 V = TypeVar("V")
+K = TypeVar("K")
+
+
+def bounded_cache(maxsize: int, ttl_seconds: float | None) -> Cache[K, V]:
+    """At most `maxsize` entries, least recently used out first; with `ttl_seconds`
+    (`caches.expire_caches`), each entry also goes that long after it was cached."""
+    if ttl_seconds is None:
+        return LRUCache(maxsize=maxsize)
+    return TTLCache(maxsize=maxsize, ttl=ttl_seconds)
 
 
 class EventLoader:
-    def __init__(self, db: Database, *, events_cache_size: int, state_cache_size: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        events_cache_size: int,
+        state_cache_size: int,
+        cache_ttl_seconds: float | None = None,
+    ) -> None:
         self._db = db
-        self._event_id_to_event: LRUCache[str, Event] = LRUCache(maxsize=events_cache_size)
-        self._group_to_state: LRUCache[int, StateMap] = LRUCache(maxsize=state_cache_size)
+        ttl = cache_ttl_seconds
+        self._event_id_to_event: Cache[str, Event] = bounded_cache(events_cache_size, ttl)
+        self._group_to_state: Cache[int, StateMap] = bounded_cache(state_cache_size, ttl)
         # an event's state group never changes once it is persisted
-        self._event_id_to_state_group: LRUCache[str, int] = LRUCache(maxsize=events_cache_size)
+        self._event_id_to_state_group: Cache[str, int] = bounded_cache(events_cache_size, ttl)
         # event ID -> (user, device, txn ID) it was sent with, or None if none: known for
         # the events this process persisted, so serving them needs no lookup
-        self._event_id_to_txn: LRUCache[str, tuple[str, str, str] | None] = LRUCache(
-            maxsize=events_cache_size
+        self._event_id_to_txn: Cache[str, tuple[str, str, str] | None] = bounded_cache(
+            events_cache_size, ttl
         )
 
     def remember(self, events: Iterable[Event]) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from cachetools import LRUCache
+from cachetools import Cache
 
 from ranvier.protocol.events import Event
 from ranvier.protocol.power_levels import PowerLevels
-from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.services.rooms.event_loader import EventLoader, bounded_cache
 from ranvier.storage import events as event_store
 from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
@@ -23,11 +23,20 @@ REDACTION = "m.room.redaction"
 
 
 class Redactions:
-    def __init__(self, db: Database, loader: EventLoader, *, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        loader: EventLoader,
+        *,
+        cache_size: int = 10_000,
+        cache_ttl_seconds: float | None = None,
+    ) -> None:
         self._db = db
         self._loader = loader
         # event ID -> the redaction that applies to it, or None: most events have none
-        self._event_id_to_redaction_id: LRUCache[str, str | None] = LRUCache(maxsize=cache_size)
+        self._event_id_to_redaction_id: Cache[str, str | None] = bounded_cache(
+            cache_size, cache_ttl_seconds
+        )
         # bumped on every new redaction, so a lookup racing with one does not cache stale
         self._generation = 0
 

@@ -1,0 +1,314 @@
+"""Every option of Synapse's configuration manual that Ranvier does not implement, by kind.
+
+A Synapse homeserver.yaml should start Ranvier, and nothing in it may be accepted and then
+quietly ignored when it asks for something. So each Synapse key is one of:
+
+- implemented: a field of `models.HomeserverConfig` (not listed here);
+- UNSUPPORTED: a feature Ranvier lacks. Start-up refuses the key, naming the feature, unless
+  its value asks for nothing (Synapse's default, empty, or disabled);
+- UNUSED: harmless here (secrets for Synapse's own cookies, federation settings before
+  federation exists, tuning of Synapse internals). Accepted, and listed once at start-up,
+  unless the value asks for nothing.
+
+Anything else is an unknown option (a typo, usually), refused with "did you mean".
+Implementing a feature moves its key from here into the models: one line here goes.
+Dotted keys (`caches.cache_autotuning`) name a key inside a section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Quiet = Callable[[Any], bool]
+
+
+def _empty(value: Any) -> bool:
+    """Asks for nothing: null, false, or an empty list, mapping or string."""
+    return value is None or value is False or value == [] or value == {} or value == ""
+
+
+def off(*also: Any) -> Quiet:
+    """Quiet when empty, false or null, or equal to one of `also` (Synapse's defaults)."""
+    return lambda value: _empty(value) or any(value == other for other in also)
+
+
+def disabled_section(value: Any) -> bool:
+    """A section switched off: empty, or `enabled: false` (with or without other keys)."""
+    return _empty(value) or (isinstance(value, dict) and value.get("enabled") is False)
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    # what Ranvier lacks, in words an admin knows
+    feature: str
+    quiet: Quiet = _empty
+    # what to do instead, when there is something better than removing it
+    fix: str = "remove it"
+
+
+@dataclass(frozen=True)
+class Unused:
+    # why it has no meaning here
+    reason: str
+    quiet: Quiet = _empty
+
+
+FEDERATION = "Ranvier does not federate yet (arrives with federation)"
+WORKERS = Unsupported("workers (several processes sharing one homeserver)")
+NO_EMAIL = "only used when sending email, which Ranvier does not do"
+
+UNSUPPORTED: dict[str, Unsupported] = {
+    # -- server
+    "modules": Unsupported("Synapse's Python modules (plugins)"),
+    "daemonize": Unsupported(
+        "forking into the background",
+        fix="use `ranvier start` (or a service manager) to run in the background",
+    ),
+    "include_profile_data_on_invite": Unsupported(
+        "leaving profile data out of invites", quiet=off(True)
+    ),
+    "block_non_admin_invites": Unsupported("blocking invites from users who are not admins"),
+    "enable_search": Unsupported("turning message search off", quiet=off(True)),
+    "ip_range_blacklist": Unsupported(
+        "limiting the addresses outbound requests (push gateways) may reach",
+        fix="remove it; URL previews have their own url_preview_ip_range_blacklist",
+    ),
+    "ip_range_whitelist": Unsupported(
+        "limiting the addresses outbound requests (push gateways) may reach"
+    ),
+    "manhole": Unsupported("the manhole (a Python shell into the running server)"),
+    "manhole_settings": Unsupported("the manhole (a Python shell into the running server)"),
+    "http_proxy": Unsupported("sending outbound requests through a proxy"),
+    "https_proxy": Unsupported("sending outbound requests through a proxy"),
+    "no_proxy_hosts": Unsupported("sending outbound requests through a proxy"),
+    "matrix_authentication_service": Unsupported(
+        "delegating authentication to Matrix Authentication Service", quiet=disabled_section
+    ),
+    "delete_stale_devices_after": Unsupported("deleting devices unused for a while"),
+    "email": Unsupported("sending email (verification, password reset, notifications)"),
+    "max_event_delay_duration": Unsupported("delayed events"),
+    "user_types": Unsupported("custom user types"),
+    "experimental_features": Unsupported("Synapse's experimental features"),
+    # -- homeserver blocking
+    "hs_disabled": Unsupported("disabling the server with hs_disabled"),
+    "limit_usage_by_mau": Unsupported("limits on monthly active users"),
+    "allow_per_room_profiles": Unsupported(
+        "refusing per-room display names and avatars", quiet=off(True)
+    ),
+    "max_avatar_size": Unsupported("a limit on the size of avatars"),
+    "allowed_avatar_mimetypes": Unsupported("limits on the type of avatars"),
+    "redaction_retention_period": Unsupported(
+        "removing redacted events' content after a while (Ranvier keeps it, as `null` does)"
+    ),
+    "forgotten_room_retention_period": Unsupported("purging rooms everyone has forgotten"),
+    "user_ips_max_age": Unsupported(
+        "pruning where sessions were last seen (Ranvier keeps it, as `null` does)"
+    ),
+    "templates": Unsupported("custom templates (email, single sign-on pages)"),
+    "retention": Unsupported("message retention policies", quiet=disabled_section),
+    # -- TLS
+    "tls_certificate_path": Unsupported(
+        "serving TLS",
+        fix="terminate TLS at a reverse proxy for now (TLS listeners arrive with federation)",
+    ),
+    "tls_private_key_path": Unsupported(
+        "serving TLS",
+        fix="terminate TLS at a reverse proxy for now (TLS listeners arrive with federation)",
+    ),
+    # -- database
+    "databases": Unsupported(
+        "splitting data over several databases", fix="use the single `database` section"
+    ),
+    "caches.cache_autotuning": Unsupported("cache auto-tuning by memory use"),
+    # -- rate limits Ranvier does not enforce yet
+    "rc_admin_redaction": Unsupported("rate limiting admins' redactions"),
+    "rc_joins": Unsupported("rate limiting room joins"),
+    "rc_joins_per_room": Unsupported("rate limiting joins per room"),
+    "rc_3pid_validation": Unsupported("rate limiting email/phone validation"),
+    "rc_invites": Unsupported("rate limiting invites"),
+    "rc_third_party_invite": Unsupported("rate limiting third-party invites"),
+    "rc_presence": Unsupported("rate limiting presence updates"),
+    "rc_delayed_event_mgmt": Unsupported("delayed events"),
+    "rc_reports": Unsupported("rate limiting reports"),
+    "rc_room_creation": Unsupported("rate limiting room creation"),
+    "rc_user_directory": Unsupported("rate limiting user directory searches"),
+    # -- media
+    "enable_media_repo": Unsupported(
+        "serving media from another process (a media worker)", quiet=off(True)
+    ),
+    "enable_local_media_storage": Unsupported(
+        "keeping media only in storage providers", quiet=off(True)
+    ),
+    "media_storage_providers": Unsupported("media storage providers"),
+    "media_upload_limits": Unsupported("per-user media upload limits over time"),
+    "media_retention": Unsupported("purging media after a while"),
+    "oembed": Unsupported("oEmbed in URL previews"),
+    # -- captcha, VoIP
+    "enable_registration_captcha": Unsupported(
+        "captcha at registration",
+        fix="use `registration_requires_token: true` to keep out spam accounts",
+    ),
+    "turn_uris": Unsupported("TURN servers for VoIP calls (/voip/turnServer)"),
+    "matrix_rtc": Unsupported("MatrixRTC transports"),
+    # -- registration
+    "registrations_require_3pid": Unsupported(
+        "requiring an email address or phone number at registration (Ranvier sends no "
+        "email or SMS)",
+        fix="use `registration_requires_token: true` instead",
+    ),
+    "allowed_local_3pids": Unsupported("limits on which email addresses may register"),
+    "default_identity_server": Unsupported(
+        "advertising an identity server",
+        fix="put `m.identity_server: {base_url: ...}` in extra_well_known_client_content",
+    ),
+    "auto_join_rooms": Unsupported("joining new users to rooms automatically"),
+    "allow_underscore_prefixed_registration": Unsupported("registering user IDs that begin with _"),
+    # -- sessions
+    "ui_auth": Unsupported("skipping user-interactive auth shortly after the last one"),
+    "login_via_existing_session": Unsupported(
+        "signing in a new device from an existing session", quiet=disabled_section
+    ),
+    # -- metrics
+    "enable_metrics": Unsupported(
+        "Prometheus metrics (they arrive with a later release)",
+        fix="set it to false or remove it",
+    ),
+    "sentry": Unsupported("reporting errors to Sentry"),
+    # -- API
+    "room_prejoin_state": Unsupported("choosing the state sent with invites"),
+    "app_service_config_files": Unsupported("application services (bridges)"),
+    # -- single sign-on
+    "saml2_config": Unsupported("single sign-on (SAML)", quiet=disabled_section),
+    "oidc_providers": Unsupported("single sign-on (OpenID Connect)"),
+    "cas_config": Unsupported("single sign-on (CAS)", quiet=disabled_section),
+    "jwt_config": Unsupported("logging in with JSON web tokens", quiet=disabled_section),
+    # -- rooms
+    "encryption_enabled_by_default_for_room_type": Unsupported(
+        "encrypting new rooms by default", quiet=off("off")
+    ),
+    "user_consent": Unsupported("asking users to consent to a policy"),
+    "server_notices": Unsupported("server notices"),
+    "alias_creation_rules": Unsupported("rules for who may create room aliases"),
+    "room_list_publication_rules": Unsupported("rules for who may publish rooms"),
+    "default_power_level_content_override": Unsupported("changing new rooms' power levels"),
+    "forget_rooms_on_leave": Unsupported("forgetting rooms on leave"),
+    "exclude_rooms_from_sync": Unsupported("leaving rooms out of every /sync"),
+    "exclude_rooms_from_presence": Unsupported("leaving rooms out of presence"),
+    "opentracing": Unsupported("OpenTracing", quiet=disabled_section),
+    "background_updates": Unsupported("tuning background updates"),
+    "auto_accept_invites": Unsupported("accepting invites automatically", quiet=disabled_section),
+    # -- workers
+    "worker_replication_secret": WORKERS,
+    "worker_replication_secret_path": WORKERS,
+    "start_pushers": Unsupported(
+        "sending pushes from another process (a pusher worker)", quiet=off(True)
+    ),
+    "pusher_instances": WORKERS,
+    "instance_map": WORKERS,
+    "stream_writers": WORKERS,
+    "run_background_tasks_on": Unsupported(
+        "running background tasks on a worker", quiet=off("master", "main")
+    ),
+    "update_user_directory_from_worker": WORKERS,
+    "notify_appservices_from_worker": WORKERS,
+    "media_instance_running_background_jobs": WORKERS,
+    "redis": Unsupported("Redis (used by workers)", quiet=disabled_section),
+    "worker_app": WORKERS,
+    "worker_name": WORKERS,
+    "worker_listeners": WORKERS,
+    "worker_manhole": WORKERS,
+    "worker_daemonize": WORKERS,
+    "worker_pid_file": WORKERS,
+    "worker_log_config": WORKERS,
+}
+
+UNUSED: dict[str, Unused] = {
+    # -- Synapse internals
+    "print_pidfile": Unused("Ranvier prints its pid with `ranvier status`"),
+    "user_agent_suffix": Unused("Synapse's outbound User-Agent"),
+    "use_frozen_dicts": Unused("a Synapse debugging aid"),
+    "soft_file_limit": Unused("Synapse's file descriptor limit; set it in the service manager"),
+    "gc_thresholds": Unused("Synapse's garbage collector tuning"),
+    "gc_min_interval": Unused("Synapse's garbage collector tuning"),
+    "dummy_events_threshold": Unused("forward extremities come from federation"),
+    "server_context": Unused("a label for Synapse's metrics and logs"),
+    "use_appservice_legacy_authorization": Unused("application services are not supported"),
+    "track_puppeted_user_ips": Unused("admin puppeting is not supported"),
+    "track_appservice_user_ips": Unused("application services are not supported"),
+    "macaroon_secret_key": Unused("Ranvier's tokens are not macaroons"),
+    "macaroon_secret_key_path": Unused("Ranvier's tokens are not macaroons"),
+    "form_secret": Unused("Ranvier serves no forms (consent, SSO) that need it"),
+    "form_secret_path": Unused("Ranvier serves no forms (consent, SSO) that need it"),
+    "report_stats": Unused("Ranvier sends no usage statistics"),
+    "report_stats_endpoint": Unused("Ranvier sends no usage statistics"),
+    "metrics_flags": Unused("Prometheus metrics are not served yet"),
+    "stats": Unused("Synapse's room and user statistics tables", quiet=off({"enabled": True})),
+    "sso": Unused("single sign-on is not supported"),
+    # -- only meaningful with a feature that is refused unless off
+    "admin_contact": Unused("shown in limits Ranvier does not enforce"),
+    "hs_disabled_message": Unused("hs_disabled is not supported"),
+    "max_mau_value": Unused("monthly active user limits are not supported"),
+    "mau_trial_days": Unused("monthly active user limits are not supported"),
+    "mau_appservice_trial_days": Unused("monthly active user limits are not supported"),
+    "mau_limit_alerting": Unused("monthly active user limits are not supported", off(True)),
+    "mau_stats_only": Unused("monthly active user limits are not supported"),
+    "mau_limit_reserved_threepids": Unused("monthly active user limits are not supported"),
+    "request_token_inhibit_3pid_errors": Unused(NO_EMAIL),
+    "next_link_domain_whitelist": Unused(NO_EMAIL),
+    "disable_msisdn_registration": Unused("phone number registration is not supported"),
+    "enable_3pid_lookup": Unused("third-party ID lookup is not supported", off(True)),
+    "recaptcha_public_key": Unused("captcha is not supported"),
+    "recaptcha_public_key_path": Unused("captcha is not supported"),
+    "recaptcha_private_key": Unused("captcha is not supported"),
+    "recaptcha_private_key_path": Unused("captcha is not supported"),
+    "recaptcha_siteverify_api": Unused("captcha is not supported"),
+    "turn_shared_secret": Unused("TURN is not supported"),
+    "turn_shared_secret_path": Unused("TURN is not supported"),
+    "turn_username": Unused("TURN is not supported"),
+    "turn_password": Unused("TURN is not supported"),
+    "turn_user_lifetime": Unused("TURN is not supported"),
+    "turn_allow_guests": Unused("TURN is not supported", off(True)),
+    "autocreate_auto_join_rooms": Unused("auto_join_rooms is not supported", off(True)),
+    "autocreate_auto_join_rooms_federated": Unused("auto_join_rooms is not supported", off(True)),
+    "autocreate_auto_join_room_preset": Unused("auto_join_rooms is not supported"),
+    "auto_join_mxid_localpart": Unused("auto_join_rooms is not supported"),
+    "auto_join_rooms_for_guests": Unused("auto_join_rooms is not supported", off(True)),
+    # -- federation: none of these can matter before federation exists
+    "federation_verify_certificates": Unused(FEDERATION, off(True)),
+    "federation_client_minimum_tls_version": Unused(FEDERATION),
+    "federation_certificate_verification_whitelist": Unused(FEDERATION),
+    "federation_custom_ca_list": Unused(FEDERATION),
+    "federation_domain_whitelist": Unused(FEDERATION),
+    "federation_whitelist_endpoint_enabled": Unused(FEDERATION),
+    "federation_metrics_domains": Unused(FEDERATION),
+    "allow_profile_lookup_over_federation": Unused(FEDERATION, off(True)),
+    "allow_device_name_lookup_over_federation": Unused(FEDERATION),
+    "allow_public_rooms_over_federation": Unused(FEDERATION),
+    "federation": Unused(FEDERATION),
+    "rc_federation": Unused(FEDERATION),
+    "federation_rr_transactions_per_room_per_second": Unused(FEDERATION),
+    "limit_remote_rooms": Unused(FEDERATION),
+    "remote_media_download_burst_count": Unused(FEDERATION),
+    "remote_media_download_per_second": Unused(FEDERATION),
+    "prevent_media_downloads_from": Unused(FEDERATION),
+    "old_signing_keys": Unused(FEDERATION),
+    "key_refresh_interval": Unused(FEDERATION),
+    "trusted_key_servers": Unused(FEDERATION),
+    "suppress_key_server_warning": Unused(FEDERATION),
+    "key_server_signing_keys_path": Unused(FEDERATION),
+    "send_federation": Unused(FEDERATION, off(True)),
+    "federation_sender_instances": Unused(FEDERATION),
+    "outbound_federation_restricted_to": Unused(FEDERATION),
+}
+
+# Ranvier's own options, which Synapse's manual does not have
+RANVIER_ONLY = ("url_preview_cache_duration", "max_request_body_size")
+
+
+def unsupported_problem(key: str, entry: Unsupported) -> str:
+    return (
+        f"{key}: {entry.feature} is not supported by Ranvier yet; {entry.fix} "
+        "(see docs/configuration.md, 'Synapse options')"
+    )
