@@ -108,13 +108,10 @@ class AccountService:
             return [[DUMMY]]
         return []
 
-    def check_username(self, body: dict[str, Any]) -> str | None:
+    def check_username(self, username: str | None) -> str | None:
         """The requested localpart (lower-cased, as Synapse does) if any, checked."""
-        username = body.get("username")
         if username is None:
             return None
-        if not isinstance(username, str):
-            raise invalid_username("'username' must be a string")
         username = username.lower()
         self.validate_localpart(username)
         return username

@@ -13,7 +13,7 @@ from ranvier.errors import MatrixError
 from ranvier.services.devices import DeviceService
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.tokens import AccessTokens, hash_token, new_token
-from ranvier.services.uia import UIASession
+from ranvier.services.uia import PasswordCredentials, StageAuth, UIASession
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.users import UserStore
 
@@ -31,6 +31,13 @@ def invalid_credentials() -> MatrixError:
 
 def deactivated() -> MatrixError:
     return MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
+
+
+@dataclass(frozen=True)
+class LoginToken:
+    """m.login.token's field: a token minted by `create_login_token`."""
+
+    token: str
 
 
 @dataclass(frozen=True)
@@ -93,24 +100,8 @@ class LoginService:
 
     # -- credentials --
 
-    def user_id_from_identifier(self, body: dict[str, Any]) -> str:
-        """The user a login or UIA password body names: `identifier` of type m.id.user, or
-        the legacy top-level `user`. A localpart or a full user ID."""
-        identifier = body.get("identifier")
-        if identifier is not None:
-            if not isinstance(identifier, dict) or not isinstance(identifier.get("type"), str):
-                raise MatrixError(400, "M_BAD_JSON", "'identifier' must be an object with a type")
-            if identifier["type"] != "m.id.user":
-                raise MatrixError(
-                    400, "M_UNKNOWN", f"Unsupported identifier type {identifier['type']!r}"
-                )
-            user = identifier.get("user")
-        elif "medium" in body or "address" in body:
-            raise MatrixError(400, "M_UNKNOWN", "Third-party identifiers are not supported")
-        else:
-            user = body.get("user")
-        if not isinstance(user, str) or not user:
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing the user to log in as")
+    def qualified_user_id(self, user: str) -> str:
+        """The user ID a login names: a full user ID as it is, a localpart on this server."""
         if user.startswith("@"):
             return user
         return f"@{user}:{self._config.server_name}"
@@ -145,41 +136,35 @@ class LoginService:
             await self._users.set_password_hash(canonical, await self._hasher.hash(password))
         return canonical
 
-    async def check_password_auth(self, auth: dict[str, Any]) -> str:
-        """An m.login.password body (login or UIA) -> the user it proves."""
+    async def check_password_auth(self, credentials: PasswordCredentials) -> str:
+        """m.login.password (login or UIA) -> the user it proves."""
         if not self.password_auth_enabled:
             raise MatrixError(400, "M_UNKNOWN", "Password authentication is disabled")
-        password = auth.get("password")
-        if not isinstance(password, str):
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'password'")
-        user_id = self.user_id_from_identifier(auth)
+        user_id = self.qualified_user_id(credentials.user)
         if not user_id.endswith(":" + self._config.server_name):
             raise invalid_credentials()
-        return await self.check_password(user_id, password)
+        return await self.check_password(user_id, credentials.password)
 
     # -- login --
 
-    async def login(self, body: dict[str, Any]) -> Session:
-        login_type = body.get("type")
-        if not isinstance(login_type, str):
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'type'")
-        if login_type == PASSWORD_LOGIN and self.password_login_enabled:
-            user_id = await self.check_password_auth(body)
-        elif login_type == TOKEN_LOGIN:
-            user_id = await self._check_login_token(body)
+    async def login(
+        self,
+        credentials: PasswordCredentials | LoginToken,
+        *,
+        device_id: str | None,
+        display_name: str | None,
+        refresh: bool,
+    ) -> Session:
+        if isinstance(credentials, LoginToken):
+            user_id = await self._check_login_token(credentials.token)
+        elif self.password_login_enabled:
+            user_id = await self.check_password_auth(credentials)
         else:
-            raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {login_type!r}")
-        device_id = _optional_str(body, "device_id")
-        display_name = _optional_str(body, "initial_device_display_name")
-        refresh = body.get("refresh_token", False)
-        if not isinstance(refresh, bool):
-            raise MatrixError(400, "M_BAD_JSON", "'refresh_token' must be true or false")
+            # what GET /login does not offer is unknown, as for any other type
+            raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {PASSWORD_LOGIN!r}")
         return await self.start_session(user_id, device_id, display_name, refresh=refresh)
 
-    async def _check_login_token(self, body: dict[str, Any]) -> str:
-        token = body.get("token")
-        if not isinstance(token, str):
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'token'")
+    async def _check_login_token(self, token: str) -> str:
         info = await self._tokens.consume_login_token(hash_token(token), now_ms())
         if info is None:
             raise MatrixError(403, "M_FORBIDDEN", "Invalid or expired login token")
@@ -304,8 +289,10 @@ class PasswordStage:
     def __init__(self, login: LoginService) -> None:
         self._login = login
 
-    async def check(self, auth: dict[str, Any], session: UIASession) -> Any:
-        return await self._login.check_password_auth(auth)
+    async def check(self, auth: StageAuth, session: UIASession) -> Any:
+        if auth.password is None:
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'password'")
+        return await self._login.check_password_auth(auth.password)
 
     async def on_complete(self, session: UIASession) -> None:
         pass
@@ -321,10 +308,3 @@ def _after(now: int, lifetime: int | None) -> int | None:
 def _earliest(*times: int | None) -> int | None:
     known = [t for t in times if t is not None]
     return min(known) if known else None
-
-
-def _optional_str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be a string")
-    return value

@@ -15,7 +15,7 @@ from typing import Any
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
-from ranvier.services.uia import UIASession
+from ranvier.services.uia import StageAuth, UIASession
 from ranvier.storage.registration_tokens import (
     UNSET,
     RegistrationToken,
@@ -124,15 +124,12 @@ class RegistrationTokenService:
         """The UIA stage to register as `m.login.registration_token`."""
         return RegistrationTokenStage(self)
 
-    async def check_stage(self, session_id: str, auth: dict[str, Any]) -> str:
+    async def check_stage(self, session_id: str, token: str | None) -> str:
         """The `m.login.registration_token` UIA stage: the token proven, held by the session
         as a pending use. A token that is unknown, used up or expired is 401 M_UNAUTHORIZED
         (the caller adds the UIA body), as Synapse answers."""
-        token = auth.get("token")
         if token is None:
             raise MatrixError(400, "M_MISSING_PARAM", "Missing registration token")
-        if not isinstance(token, str):
-            raise MatrixError(400, "M_INVALID_PARAM", "Registration token must be a string")
         if not await self._store.hold(session_id, token, self._clock_ms()):
             raise MatrixError(401, "M_UNAUTHORIZED", "Invalid registration token")
         return token
@@ -148,8 +145,8 @@ class RegistrationTokenStage:
     def __init__(self, service: RegistrationTokenService) -> None:
         self._service = service
 
-    async def check(self, auth: dict[str, Any], session: UIASession) -> Any:
-        return await self._service.check_stage(session.session_id, auth)
+    async def check(self, auth: StageAuth, session: UIASession) -> Any:
+        return await self._service.check_stage(session.session_id, auth.token)
 
     async def on_complete(self, session: UIASession) -> None:
         token = session.completed.get(STAGE_TYPE)

@@ -1,11 +1,12 @@
 """User-interactive authentication (spec: client-server-api "User-Interactive Authentication
 API"): the 401 dance of flows, stages and sessions that guards sensitive operations.
 
-Stages plug in with `register_stage`. A stage's `check` sees the auth dict the client sent
-and the session, and either returns what it proved (stored as the stage's result) or raises
-a MatrixError, which goes back to the client inside the 401 body. Once the operation the
-session guarded has been carried out, the endpoint calls `operation_completed`, and each
-completed stage's `on_complete` hook runs (a registration token counts a use there).
+Stages plug in with `register_stage`. A stage's `check` sees the `auth` object the client
+sent, parsed at the edge into a `StageAuth`, and the session, and either returns what it
+proved (stored as the stage's result) or raises a MatrixError, which goes back to the client
+inside the 401 body. Once the operation the session guarded has been carried out, the
+endpoint calls `operation_completed`, and each completed stage's `on_complete` hook runs (a
+registration token counts a use there).
 """
 
 from __future__ import annotations
@@ -28,6 +29,30 @@ DUMMY = "m.login.dummy"
 PASSWORD = "m.login.password"
 
 
+@dataclass(frozen=True)
+class PasswordCredentials:
+    """The fields of m.login.password (login and UIA): the user as the client named them (a
+    localpart or a user ID) and the password."""
+
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
+class StageAuth:
+    """The `auth` object of a request, parsed at the edge. Only the fields of the stage it
+    names are read: `password` for m.login.password, `token` for
+    m.login.registration_token."""
+
+    type: str | None
+    session: str | None
+    password: PasswordCredentials | None = None
+    token: str | None = None
+    # What was wrong with the stage's own fields. It is answered inside the 401, like any
+    # failed stage, so the client can retry within the same session.
+    problem: MatrixError | None = None
+
+
 @dataclass
 class UIASession:
     session_id: str
@@ -40,7 +65,7 @@ class UIASession:
 
 
 class AuthStage(Protocol):
-    async def check(self, auth: dict[str, Any], session: UIASession) -> Any:
+    async def check(self, auth: StageAuth, session: UIASession) -> Any:
         """What the stage proved (JSON-serialisable, e.g. a user ID); raise MatrixError to
         refuse (the client sees its errcode and error in the 401 body)."""
         ...
@@ -57,7 +82,7 @@ class AuthStage(Protocol):
 class DummyStage:
     """m.login.dummy: always passes; lets a flow exist that needs no credentials."""
 
-    async def check(self, auth: dict[str, Any], session: UIASession) -> Any:
+    async def check(self, auth: StageAuth, session: UIASession) -> Any:
         return True
 
     async def on_complete(self, session: UIASession) -> None:
@@ -95,7 +120,8 @@ class UserInteractiveAuth:
 
     async def authenticate(
         self,
-        request_body: dict[str, Any],
+        auth: StageAuth | None,
+        clientdict: dict[str, Any],
         flows: list[list[str]],
         *,
         operation: str,
@@ -103,16 +129,14 @@ class UserInteractiveAuth:
     ) -> AuthResult:
         """Return once some flow is complete; until then raise the spec's 401 body.
 
+        `clientdict` is the request body without `auth`: kept by a new session, and replaced
+        by the session's if a later request sends only `auth`.
+
         `operation` names the request ("POST /_matrix/client/v3/delete_devices"): a session
         started for one operation is refused for any other. `server_values` are kept in the
         session for the request that completes it (e.g. a password hash, never the password).
         """
-        clientdict = {key: value for key, value in request_body.items() if key != "auth"}
-        auth = request_body.get("auth")
-        if auth is not None and not isinstance(auth, dict):
-            raise MatrixError(400, "M_BAD_JSON", "'auth' must be an object")
-
-        session_id = auth.get("session") if auth else None
+        session_id = auth.session if auth is not None else None
         if session_id is None:
             session = await self._new_session(operation, clientdict)
         else:
@@ -124,15 +148,17 @@ class UserInteractiveAuth:
         for key, value in (server_values or {}).items():
             await self.set_session_value(session, key, value)
 
-        stage_type = auth.get("type") if auth else None
-        if stage_type is not None:
-            if not isinstance(stage_type, str) or not any(stage_type in f for f in flows):
+        stage_type = auth.type if auth is not None else None
+        if auth is not None and stage_type is not None:
+            if not any(stage_type in f for f in flows):
                 raise MatrixError(400, "M_UNRECOGNIZED", f"Unknown auth stage type {stage_type!r}")
             checker = self._stages.get(stage_type)
             if checker is None:
                 raise MatrixError(400, "M_UNRECOGNIZED", f"Unsupported auth stage {stage_type!r}")
             try:
-                result = await checker.check(auth, session)  # type: ignore[arg-type]
+                if auth.problem is not None:
+                    raise auth.problem
+                result = await checker.check(auth, session)
             except MatrixError as failure:
                 raise self._challenge(flows, session, failure) from None
             await self._store.mark_stage_complete(session.session_id, stage_type, result)
@@ -158,10 +184,8 @@ class UserInteractiveAuth:
         await self._store.create_session(session_id, operation, clientdict, now)
         return UIASession(session_id, operation, clientdict, {})
 
-    async def _load_session(self, session_id: Any, operation: str) -> UIASession:
-        stored = None
-        if isinstance(session_id, str):
-            stored = await self._store.get_session(session_id)
+    async def _load_session(self, session_id: str, operation: str) -> UIASession:
+        stored = await self._store.get_session(session_id)
         if stored is None or stored.creation_ts < now_ms() - SESSION_LIFETIME_MS:
             raise MatrixError(400, "M_UNKNOWN", "Unknown or expired auth session")
         if stored.operation != operation:

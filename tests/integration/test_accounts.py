@@ -139,6 +139,19 @@ def test_register_missing_password(server: RunningServer) -> None:
     assert_error(post(server, "/register", body), 400, "M_MISSING_PARAM")
 
 
+def test_register_refuses_fields_of_the_wrong_type(server: RunningServer) -> None:
+    dummy = {"type": "m.login.dummy"}
+    body = {"username": 5, "password": DEFAULT_PASSWORD, "auth": dummy}
+    assert_error(post(server, "/register", body), 400, "M_BAD_JSON")
+    body = {"username": "typedinhibit", "password": DEFAULT_PASSWORD, "inhibit_login": "no"}
+    assert_error(post(server, "/register", {**body, "auth": dummy}), 400, "M_BAD_JSON")
+    # nothing was registered on the way
+    assert get(server, "/register/available?username=typedinhibit").json() == {"available": True}
+    assert_error(post(server, "/register", {"auth": "dummy"}), 400, "M_BAD_JSON")
+    assert_error(post(server, "/register", {"auth": {"type": 5}}), 400, "M_BAD_JSON")
+    assert_error(post(server, "/register?kind=robot", {}), 400, "M_INVALID_PARAM")
+
+
 def test_register_unknown_auth_type(server: RunningServer) -> None:
     body = {"username": "oddauth", "password": DEFAULT_PASSWORD, "auth": {"type": "m.login.foo"}}
     assert_error(post(server, "/register", body), 400, "M_UNRECOGNIZED")
@@ -254,6 +267,50 @@ def test_login_bad_requests(server: RunningServer) -> None:
     assert_error(post(server, "/login", {"type": "m.login.token"}), 400, "M_MISSING_PARAM")
     bad_token = {"type": "m.login.token", "token": "made-up"}
     assert_error(post(server, "/login", bad_token), 403, "M_FORBIDDEN")
+
+
+def test_login_refuses_fields_of_the_wrong_type(server: RunningServer) -> None:
+    register(server.url, "typedlogin")
+    good = {"type": "m.login.password", **password_auth("typedlogin")}
+    cases = [
+        ({**good, "password": 12345678}, "M_BAD_JSON"),
+        ({**good, "identifier": "typedlogin"}, "M_BAD_JSON"),
+        ({**good, "identifier": {"user": "typedlogin"}}, "M_MISSING_PARAM"),
+        ({**good, "identifier": {"type": "m.id.user", "user": ["typedlogin"]}}, "M_BAD_JSON"),
+        ({**good, "identifier": {"type": "m.id.user"}}, "M_MISSING_PARAM"),
+        ({**good, "refresh_token": "yes"}, "M_BAD_JSON"),
+        ({**good, "device_id": 7}, "M_BAD_JSON"),
+        ({"type": 1, "token": "x"}, "M_BAD_JSON"),
+        ({"type": "m.login.token", "token": 7}, "M_BAD_JSON"),
+    ]
+    for body, errcode in cases:
+        reply = post(server, "/login", body)
+        assert_error(reply, 400, errcode)
+        assert "access_token" not in reply.json()
+    # the legacy top-level user still logs in
+    legacy = {"type": "m.login.password", "user": "typedlogin", "password": DEFAULT_PASSWORD}
+    assert post(server, "/login", legacy).status == 200
+
+
+def test_uia_password_of_the_wrong_type_is_answered_in_the_session(
+    server: RunningServer,
+) -> None:
+    session = register(server.url, "typeduia")
+    url = "/delete_devices"
+    first = post(server, url, {"devices": [session.device_id]}, session)
+    assert first.status == 401
+    auth = password_auth("typeduia", session=first.json()["session"])
+    reply = post(
+        server, url, {"devices": [session.device_id], "auth": {**auth, "password": 5}}, session
+    )
+    assert_error(reply, 401, "M_BAD_JSON")
+    assert reply.json()["session"] == first.json()["session"]
+    assert reply.json()["completed"] == []
+    assert whoami(server, session).status == 200
+    # the same session then completes with the right password
+    reply = post(server, url, {"devices": [session.device_id], "auth": auth}, session)
+    assert reply.status == 200
+    assert_error(whoami(server, session), 401, "M_UNKNOWN_TOKEN")
 
 
 # -- tokens --
@@ -380,6 +437,14 @@ def test_password_change_errors(server: RunningServer) -> None:
     assert_error(
         post(server, "/account/password", {"new_password": "x" * 10}), 401, "M_MISSING_TOKEN"
     )
+    # a new password that is not a string changes nothing
+    not_text = {"new_password": 12345678, "auth": password_auth("judy")}
+    assert_error(post(server, "/account/password", not_text, judy), 400, "M_BAD_JSON")
+    assert_error(
+        post(server, "/account/password", {**weak, "logout_devices": "no"}, judy), 400, "M_BAD_JSON"
+    )
+    assert whoami(server, judy).status == 200
+    assert login(server.url, "judy", DEFAULT_PASSWORD).user_id == judy.user_id
     # another user's password does not authorise changing judy's
     other = {"new_password": "judy's new password", "auth": password_auth("mallory")}
     assert_error(post(server, "/account/password", other, judy), 403, "M_FORBIDDEN")

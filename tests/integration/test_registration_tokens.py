@@ -270,7 +270,7 @@ def test_invalid_tokens_are_refused_with_the_uia_body(
         assert body["completed"] == []
     # a token that is not a string
     reply = register(server, {"auth": {"type": STAGE, "token": 7, "session": session}})
-    assert (reply.status, reply.errcode) == (401, "M_INVALID_PARAM")
+    assert (reply.status, reply.errcode) == (401, "M_BAD_JSON")
     reply = register(server, {"auth": {"type": STAGE, "session": session}})
     assert (reply.status, reply.errcode) == (401, "M_MISSING_PARAM")
 

@@ -6,14 +6,23 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
+from ranvier.api.client.credentials import user_interactive_auth
 from ranvier.errors import MatrixError
-from ranvier.http.body import optional_bool, required_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.requester import UserRequester
 from ranvier.services.accounts import AccountService
 from ranvier.services.uia import PASSWORD, AuthResult, UserInteractiveAuth
 
 ACCOUNT = "/_matrix/client/v3/account"
+
+
+class _PasswordChangeBody(RequestBody):
+    new_password: str
+    logout_devices: bool = True
+
+
+class _DeactivateBody(RequestBody):
+    erase: bool = False
 
 
 def require_same_user(auth: AuthResult, requester: UserRequester) -> None:
@@ -41,20 +50,20 @@ class AccountEndpoints:
     async def change_password(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/account/password"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
+        raw = await read_json_object(request)
         self._accounts.require_password_changes_enabled()
-        new_password = required_str(body, "new_password")
-        logout_devices = optional_bool(body, "logout_devices", default=True)
-        auth = await self._uia.authenticate(
-            body,
+        body = validate_body(raw, _PasswordChangeBody)
+        auth = await user_interactive_auth(
+            self._uia,
+            raw,
             self._accounts.reauth_flows(),
             operation=f"POST {ACCOUNT}/password {requester.user_id}",
         )
         require_same_user(auth, requester)
         await self._accounts.change_password(
             requester.user_id,
-            new_password,
-            logout_devices=logout_devices,
+            body.new_password,
+            logout_devices=body.logout_devices,
             keep_device_id=requester.device_id,
         )
         await self._uia.operation_completed(auth)
@@ -63,15 +72,16 @@ class AccountEndpoints:
     async def deactivate(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/account/deactivate"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
-        erase = optional_bool(body, "erase")
-        auth = await self._uia.authenticate(
-            body,
+        raw = await read_json_object(request)
+        body = validate_body(raw, _DeactivateBody)
+        auth = await user_interactive_auth(
+            self._uia,
+            raw,
             self._accounts.reauth_flows(),
             operation=f"POST {ACCOUNT}/deactivate {requester.user_id}",
         )
         require_same_user(auth, requester)
-        await self._accounts.deactivate(requester.user_id, erase=erase)
+        await self._accounts.deactivate(requester.user_id, erase=body.erase)
         await self._uia.operation_completed(auth)
         # no identity server bindings exist to remove
         return json_response({"id_server_unbind_result": "no-support"})

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.account import require_same_user
+from ranvier.api.client.credentials import user_interactive_auth
 from ranvier.errors import MatrixError
 from ranvier.http.body import optional_str
 from ranvier.http.json import json_response, read_json_object
@@ -94,7 +95,8 @@ class DeviceEndpoints:
         body = await read_json_object(request) if request.can_read_body else {}
         if await self._devices.get_device(requester.user_id, device_id) is None:
             raise no_such_device()
-        auth = await self._uia.authenticate(
+        auth = await user_interactive_auth(
+            self._uia,
             body,
             self._accounts.reauth_flows(),
             operation=f"DELETE {CLIENT}/devices/{device_id} {requester.user_id}",
@@ -113,7 +115,8 @@ class DeviceEndpoints:
             raise MatrixError(400, "M_MISSING_PARAM", "Missing 'devices'")
         if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
             raise MatrixError(400, "M_BAD_JSON", "'devices' must be a list of device IDs")
-        auth = await self._uia.authenticate(
+        auth = await user_interactive_auth(
+            self._uia,
             body,
             self._accounts.reauth_flows(),
             # the device list is part of the operation: a session that authorised deleting

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, RootModel, StrictStr, field_validator
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.account import require_same_user
+from ranvier.api.client.credentials import user_interactive_auth
 from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
 from ranvier.http.params import required_query_string
@@ -178,7 +179,8 @@ class KeyEndpoints:
         if not needs_auth:
             await self._keys.upload_cross_signing_keys(requester.user_id, keys)
             return json_response({})
-        auth = await self._uia.authenticate(
+        auth = await user_interactive_auth(
+            self._uia,
             body,
             self._accounts.reauth_flows(),
             operation=f"POST {KEYS}/device_signing/upload {requester.user_id}",

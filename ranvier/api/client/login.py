@@ -6,13 +6,25 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
+from ranvier.api.client.credentials import login_token, password_credentials
 from ranvier.errors import MatrixError
-from ranvier.http.body import required_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
 from ranvier.http.ratelimit import Ratelimiters, client_address
-from ranvier.services.login import LoginService
+from ranvier.services.login import PASSWORD_LOGIN, TOKEN_LOGIN, LoginService, LoginToken
+from ranvier.services.uia import PasswordCredentials
 
 CLIENT = "/_matrix/client/v3"
+
+
+class _LoginBody(RequestBody):
+    type: str
+    device_id: str | None = None
+    initial_device_display_name: str | None = None
+    refresh_token: bool = False
+
+
+class _RefreshBody(RequestBody):
+    refresh_token: str
 
 
 class LoginEndpoints:
@@ -45,17 +57,35 @@ class LoginEndpoints:
 
     async def login(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/login"""
-        body = await read_json_object(request)
+        raw = await read_json_object(request)
         # rc_login.address: every attempt from one IP
         self._limits.login_address.check(client_address(request))
-        account = self._account_key(body)
+        body = validate_body(raw, _LoginBody)
+        credentials: PasswordCredentials | LoginToken
+        if body.type == PASSWORD_LOGIN:
+            credentials = password_credentials(raw)
+        elif body.type == TOKEN_LOGIN:
+            credentials = LoginToken(login_token(raw))
+        else:
+            raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {body.type!r}")
+        # the account a password login names, lower case as user IDs are registered
+        account = (
+            self._login.qualified_user_id(credentials.user).lower()
+            if isinstance(credentials, PasswordCredentials)
+            else None
+        )
         if account is not None:
             # rc_login.failed_attempts counts wrong passwords; rc_login.account successful
             # logins. Both are only asked here, so a refused request costs nothing.
             self._limits.login_failed_attempts.check(account, update=False)
             self._limits.login_account.check(account, update=False)
         try:
-            session = await self._login.login(body)
+            session = await self._login.login(
+                credentials,
+                device_id=body.device_id,
+                display_name=body.initial_device_display_name,
+                refresh=body.refresh_token,
+            )
         except MatrixError as error:
             if account is not None and error.errcode == "M_FORBIDDEN":
                 self._limits.login_failed_attempts.record(account)
@@ -64,20 +94,10 @@ class LoginEndpoints:
         self._auth.record_seen(request, session.user_id, session.device_id)
         return json_response(session.response(self._server_name))
 
-    def _account_key(self, body: dict[str, object]) -> str | None:
-        """The account a password login names (lower case, as user IDs are registered), or
-        None for other login types and bodies the login itself will refuse."""
-        if body.get("type") != "m.login.password":
-            return None
-        try:
-            return self._login.user_id_from_identifier(body).lower()
-        except MatrixError:
-            return None
-
     async def refresh(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/refresh"""
-        body = await read_json_object(request)
-        session = await self._login.refresh(required_str(body, "refresh_token"))
+        body = await read_body(request, _RefreshBody)
+        session = await self._login.refresh(body.refresh_token)
         self._auth.record_seen(request, session.user_id, session.device_id)
         response: dict[str, object] = {
             "access_token": session.access_token,

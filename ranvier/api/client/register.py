@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.errors import MatrixError
-from ranvier.http.body import optional_bool, optional_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.api.client.credentials import user_interactive_auth
+from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
+from ranvier.http.params import query_choice, required_query_string
 from ranvier.http.ratelimit import Ratelimiter, client_address
 from ranvier.services.accounts import AccountService, Registered
 from ranvier.services.uia import UserInteractiveAuth
@@ -15,6 +15,15 @@ from ranvier.services.uia import UserInteractiveAuth
 REGISTER = "/_matrix/client/v3/register"
 # where a registration session keeps the hash of the password its first request chose
 PASSWORD_HASH = "password_hash"
+
+
+class _RegisterBody(RequestBody):
+    username: str | None = None
+    password: str | None = None
+    device_id: str | None = None
+    initial_device_display_name: str | None = None
+    inhibit_login: bool = False
+    refresh_token: bool = False
 
 
 class RegisterEndpoints:
@@ -42,53 +51,50 @@ class RegisterEndpoints:
 
     async def register(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/register"""
-        body = await read_json_object(request)
+        raw = await read_json_object(request)
         address = client_address(request)
         self._ratelimiter.check(address, update=False)
-        kind = request.query.get("kind", "user")
-        device_id = optional_str(body, "device_id")
-        display_name = optional_str(body, "initial_device_display_name")
-        refresh = optional_bool(body, "refresh_token")
+        kind = query_choice(request, "kind", "user", ("user", "guest"))
+        body = validate_body(raw, _RegisterBody)
         if kind == "guest":
             registered = await self._accounts.register_guest(
-                device_id=device_id, display_name=display_name, refresh=refresh
+                device_id=body.device_id,
+                display_name=body.initial_device_display_name,
+                refresh=body.refresh_token,
             )
             self._ratelimiter.record(address)
             self._record_seen(request, registered)
             return json_response(registered.response(self._server_name))
-        if kind != "user":
-            raise MatrixError(400, "M_INVALID_PARAM", "'kind' must be 'user' or 'guest'")
         self._accounts.require_registration_enabled()
-        password = optional_str(body, "password")
         # the password never enters the auth session: its hash does
-        params = {key: value for key, value in body.items() if key not in ("auth", "password")}
-        if params or password is not None:
+        params = {key: value for key, value in raw.items() if key not in ("auth", "password")}
+        if params or body.password is not None:
             # check the choices before asking for auth, so a bad one is known at once
-            localpart = self._accounts.check_username(body)
-            self._accounts.check_new_password(password)
+            localpart = self._accounts.check_username(body.username)
+            self._accounts.check_new_password(body.password)
             await self._accounts.precheck_username(localpart)
-            optional_bool(body, "inhibit_login")
         server_values = {}
-        if password is not None:
-            server_values[PASSWORD_HASH] = await self._accounts.hash_password(password)
-        auth = await self._uia.authenticate(
-            {**params, "auth": body.get("auth")},
+        if body.password is not None:
+            server_values[PASSWORD_HASH] = await self._accounts.hash_password(body.password)
+        auth = await user_interactive_auth(
+            self._uia,
+            {**params, "auth": raw.get("auth")},
             self._accounts.registration_flows(),
             operation=f"POST {REGISTER}",
             server_values=server_values,
         )
         # a request carrying only `auth` registers what the session's first request asked
-        chosen = auth.clientdict
+        chosen = validate_body(auth.clientdict, _RegisterBody)
         password_hash = auth.session.serverdict.get(PASSWORD_HASH)
         if password_hash is None:
             self._accounts.check_new_password(None)
         registered = await self._accounts.register(
-            localpart=self._accounts.check_username(chosen),
+            localpart=self._accounts.check_username(chosen.username),
             password_hash=password_hash,
-            device_id=optional_str(chosen, "device_id"),
-            display_name=optional_str(chosen, "initial_device_display_name"),
-            inhibit_login=optional_bool(chosen, "inhibit_login"),
-            refresh=optional_bool(chosen, "refresh_token"),
+            device_id=chosen.device_id,
+            display_name=chosen.initial_device_display_name,
+            inhibit_login=chosen.inhibit_login,
+            refresh=chosen.refresh_token,
         )
         self._ratelimiter.record(address)
         await self._uia.operation_completed(auth)
@@ -102,8 +108,6 @@ class RegisterEndpoints:
     async def available(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/register/available"""
         self._accounts.require_registration_enabled()
-        username = request.query.get("username")
-        if username is None:
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'username'")
+        username = required_query_string(request, "username")
         await self._accounts.check_available(username)
         return json_response({"available": True})

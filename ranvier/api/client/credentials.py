@@ -1,0 +1,101 @@
+"""Credentials in request bodies, parsed at the edge: the fields of m.login.password (at
+/login and in user-interactive auth) and the `auth` object of user-interactive auth (spec:
+client-server-api "User-Interactive Authentication API", "Identifier types")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ranvier.errors import MatrixError
+from ranvier.http.json import RequestBody, validate_body
+from ranvier.services.registration_tokens import STAGE_TYPE as REGISTRATION_TOKEN
+from ranvier.services.uia import (
+    PASSWORD,
+    AuthResult,
+    PasswordCredentials,
+    StageAuth,
+    UserInteractiveAuth,
+)
+
+USER_IDENTIFIER = "m.id.user"
+
+
+class _UserIdentifier(RequestBody):
+    type: str
+    user: str | None = None
+
+
+class _PasswordFields(RequestBody):
+    identifier: _UserIdentifier | None = None
+    # the deprecated form: the user at the top level
+    user: str | None = None
+    password: str
+
+
+class _TokenFields(RequestBody):
+    token: str
+
+
+class _AuthFields(RequestBody):
+    type: str | None = None
+    session: str | None = None
+
+
+def password_credentials(body: dict[str, Any]) -> PasswordCredentials:
+    """The m.login.password fields of `body`, or the spec's 400."""
+    fields = validate_body(body, _PasswordFields)
+    if fields.identifier is not None:
+        if fields.identifier.type != USER_IDENTIFIER:
+            raise MatrixError(
+                400, "M_UNKNOWN", f"Unsupported identifier type {fields.identifier.type!r}"
+            )
+        user = fields.identifier.user
+    elif "medium" in body or "address" in body:
+        # the deprecated top-level form of a third-party identifier
+        raise MatrixError(400, "M_UNKNOWN", "Third-party identifiers are not supported")
+    else:
+        user = fields.user
+    if not user:
+        raise MatrixError(400, "M_MISSING_PARAM", "Missing the user to log in as")
+    return PasswordCredentials(user=user, password=fields.password)
+
+
+def login_token(body: dict[str, Any]) -> str:
+    return validate_body(body, _TokenFields).token
+
+
+def stage_auth(value: Any) -> StageAuth | None:
+    """The `auth` object of a request body, or None if there is none."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MatrixError(400, "M_BAD_JSON", "'auth' must be an object")
+    fields = validate_body(value, _AuthFields)
+    try:
+        if fields.type == PASSWORD:
+            return StageAuth(fields.type, fields.session, password=password_credentials(value))
+        if fields.type == REGISTRATION_TOKEN:
+            return StageAuth(fields.type, fields.session, token=login_token(value))
+    except MatrixError as problem:
+        return StageAuth(fields.type, fields.session, problem=problem)
+    return StageAuth(fields.type, fields.session)
+
+
+async def user_interactive_auth(
+    uia: UserInteractiveAuth,
+    body: dict[str, Any],
+    flows: list[list[str]],
+    *,
+    operation: str,
+    server_values: dict[str, Any] | None = None,
+) -> AuthResult:
+    """`UserInteractiveAuth.authenticate` for a request body: its `auth` parsed, the rest
+    kept as what the session authorises."""
+    clientdict = {key: value for key, value in body.items() if key != "auth"}
+    return await uia.authenticate(
+        stage_auth(body.get("auth")),
+        clientdict,
+        flows,
+        operation=operation,
+        server_values=server_values,
+    )
