@@ -8,7 +8,7 @@ are kept after they are read, for /notifications ("read": true).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +27,9 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ranvier.storage.database import Database
+from ranvier.storage.database import Database, insert_for
 from ranvier.storage.metadata import metadata
 
 event_push_actions = Table(
@@ -87,10 +85,6 @@ class Counts:
 class RoomCounts:
     # thread_id ("main" or a root event ID) -> counts
     threads: dict[str, Counts]
-
-
-def _insert_for(conn: AsyncConnection) -> Callable[..., Any]:
-    return postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 async def _read_positions(
@@ -164,7 +158,7 @@ class EventPushActionStore:
         """Record actions in the caller's transaction (the one persisting their events)."""
         if actions:
             await conn.execute(
-                _insert_for(conn)(event_push_actions).on_conflict_do_nothing(
+                insert_for(conn)(event_push_actions).on_conflict_do_nothing(
                     index_elements=["event_id", "user_id"]
                 ),
                 [
@@ -199,7 +193,7 @@ class EventPushActionStore:
             if current is not None and current >= stream_ordering:
                 return
             await conn.execute(
-                _insert_for(conn)(push_read_positions)
+                insert_for(conn)(push_read_positions)
                 .values(
                     user_id=user_id,
                     room_id=room_id,

@@ -7,7 +7,6 @@ Every change takes the next push_rules position in its own transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +23,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ranvier.storage.database import Database
+from ranvier.storage.database import Database, insert_for
 from ranvier.storage.metadata import metadata
 from ranvier.storage.stream_ids import PUSH_RULES_STREAM, current_position, next_position
 
@@ -79,14 +76,10 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _insert_for(conn: AsyncConnection) -> Callable[..., Any]:
-    return postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
 async def _bump(conn: AsyncConnection, user_id: str) -> int:
     position = await next_position(conn, PUSH_RULES_STREAM)
     await conn.execute(
-        _insert_for(conn)(push_rules_stream)
+        insert_for(conn)(push_rules_stream)
         .values(user_id=user_id, stream_id=position)
         .on_conflict_do_update(index_elements=["user_id"], set_={"stream_id": position})
     )
@@ -230,7 +223,7 @@ class PushRuleStore:
         async with self._db.transaction() as conn:
             position = await _bump(conn, user_id)
             await conn.execute(
-                _insert_for(conn)(push_rule_settings)
+                insert_for(conn)(push_rule_settings)
                 .values(user_id=user_id, rule_id=rule_id, **values)
                 .on_conflict_do_update(index_elements=["user_id", "rule_id"], set_=values)
             )

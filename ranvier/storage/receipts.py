@@ -11,10 +11,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Index, PrimaryKeyConstraint, Table, Text, select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ranvier.storage.database import Database
+from ranvier.storage.database import Database, insert_for
 from ranvier.storage.metadata import metadata
 from ranvier.storage.stream_ids import current_position, next_position
 
@@ -60,7 +58,7 @@ class ReceiptStore:
         thread_id = receipt.thread_id if receipt.thread_id is not None else UNTHREADED
         async with self._db.transaction() as conn:
             position = await next_position(conn, RECEIPTS_STREAM)
-            insert = postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            insert = insert_for(conn)
             values = {"event_id": receipt.event_id, "ts": receipt.ts, "stream_id": position}
             await conn.execute(
                 insert(receipts)

@@ -13,10 +13,9 @@ turns; a sharded stream writer would need per-writer positions instead.
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Table, Text, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ranvier.storage.database import insert_for
 from ranvier.storage.metadata import metadata
 
 stream_positions = Table(
@@ -44,9 +43,8 @@ async def next_position(conn: AsyncConnection, stream: str) -> int:
     if (await conn.execute(bump)).rowcount == 0:
         # first use of the stream; two first writers may race here, so insert-if-absent
         # and let the loser's UPDATE below wait for (and build on) the winner's row
-        insert = postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
         await conn.execute(
-            insert(stream_positions)
+            insert_for(conn)(stream_positions)
             .values(stream_name=stream, position=0)
             .on_conflict_do_nothing(index_elements=["stream_name"])
         )
