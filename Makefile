@@ -1,8 +1,10 @@
 # Every target bootstraps .venv itself, so a fresh clone needs only `make run` or `make test`.
+# `make run` installs only what the server needs; test, lint and the rest add the dev tools.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= homeserver.yaml
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 # the matrix-js-sdk clients of tests/interop/test_e2ee_js.py; npm ci needs Node 20+ and npm
 JS_INTEROP := tests/interop/js
@@ -10,20 +12,30 @@ JS_STAMP := $(JS_INTEROP)/node_modules/.installed
 
 .PHONY: run test lint typecheck unit bench bench-servers bench-protocol fuzz clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	@echo "==> Creating the virtualenv $(VENV)"
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+
+# pip's own output is the progress report: the first install downloads for a minute or two
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> Installing Ranvier and what it needs to run into $(VENV)"
+	$(BIN)/pip install -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml $(RUN_STAMP)
+	@echo "==> Installing the development tools (pytest, ruff, mypy, ...) into $(VENV)"
+	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
 
 $(JS_STAMP): $(JS_INTEROP)/package.json $(JS_INTEROP)/package-lock.json
 	cd $(JS_INTEROP) && npm ci --no-audit --no-fund
 	touch $(JS_STAMP)
 
-$(CONFIG): | $(STAMP)
+$(CONFIG): | $(RUN_STAMP)
 	$(BIN)/ranvier generate-config --server-name localhost --config-path $(CONFIG) --data-dir ./data
 
-run: $(STAMP) $(CONFIG)
+run: $(RUN_STAMP) $(CONFIG)
 	$(BIN)/ranvier run -c $(CONFIG)
 
 lint: $(STAMP)

@@ -133,3 +133,32 @@ class TerseJsonFormatter(JsonFormatter):
     """Synapse's TerseJsonFormatter: JsonFormatter with the record's `time` (epoch seconds)."""
 
     with_time = True
+
+
+def reopen_log_files() -> int:
+    """Close and reopen every log file a handler writes (SIGHUP, after logrotate renamed
+    them), so writing goes on in a new file at the configured path; returns how many. A
+    file that cannot be reopened keeps its old stream; the others are still reopened, then
+    the first failure is raised."""
+    handlers: dict[int, logging.FileHandler] = {}
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for each in loggers:
+        for handler in getattr(each, "handlers", ()):
+            if isinstance(handler, logging.FileHandler):
+                handlers[id(handler)] = handler
+    failure: OSError | None = None
+    for handler in handlers.values():
+        handler.acquire()
+        try:
+            # a handler made with delay=True opens its file at its first line anyway
+            if handler.stream is not None:
+                reopened = handler._open()
+                handler.stream.close()
+                handler.stream = reopened
+        except OSError as exc:
+            failure = failure or exc
+        finally:
+            handler.release()
+    if failure is not None:
+        raise failure
+    return len(handlers)

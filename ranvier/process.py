@@ -1,5 +1,5 @@
-"""Process control in the manner of synctl: a foreground run, and start/stop/status of a
-background server tracked by its pid file."""
+"""Process control in the manner of synctl: a foreground run, and start/stop/status/reload
+of a background server tracked by its pid file."""
 
 from __future__ import annotations
 
@@ -23,8 +23,12 @@ def pid_file_of(config: HomeserverConfig) -> Path:
     return Path(config.signing_key_path).parent / "homeserver.pid"
 
 
-def run_foreground(config: HomeserverConfig, log_file: Path | None = None) -> int:
-    """Serve until SIGTERM/SIGINT. The pid file appears once every listener is bound."""
+def run_foreground(
+    config: HomeserverConfig, log_file: Path | None = None, output_file: Path | None = None
+) -> int:
+    """Serve until SIGTERM/SIGINT; SIGHUP reopens log files. The pid file appears once every
+    listener is bound. `output_file` is the file stdout and stderr were opened on (by
+    `start`): SIGHUP reopens that too."""
     from ranvier import server
     from ranvier.logs import setup_logging
 
@@ -50,7 +54,8 @@ def run_foreground(config: HomeserverConfig, log_file: Path | None = None) -> in
             raise OSError(exc.errno, exc.strerror, str(pid_file)) from exc
 
     try:
-        server.run(config, on_ready=write_pid_file)
+        hooks = [] if output_file is None else [lambda: reopen_output(output_file)]
+        server.run(config, on_ready=write_pid_file, reload_hooks=hooks)
     except Exception as exc:
         # a refusal at start-up (database too new, bad locale, a path it cannot write...)
         # is the admin's to fix: show the message, not a traceback
@@ -60,6 +65,20 @@ def run_foreground(config: HomeserverConfig, log_file: Path | None = None) -> in
         if read_pid(pid_file) == os.getpid():
             pid_file.unlink(missing_ok=True)
     return 0
+
+
+def reopen_output(path: Path) -> str:
+    """Point stdout and stderr at a new `path` (logrotate renamed the old one), so the output
+    of a server `start` launched goes on at the name the admin knows."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    return f"reopened {path}"
 
 
 def startup_problem(
@@ -140,7 +159,10 @@ def start(config_path: Path, config: HomeserverConfig, log_file: str | None) -> 
         return 1
     with log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "ranvier.cli", "run", "-c", str(config_path)],
+            [
+                *(sys.executable, "-m", "ranvier.cli", "run", "-c", str(config_path)),
+                *("--output-file", str(log_path.absolute())),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -195,6 +217,17 @@ def stop(config: HomeserverConfig) -> int:
         time.sleep(0.1)
     print(f"Ranvier (pid {pid}) did not stop within {STOP_TIMEOUT_SECONDS:.0f}s", file=sys.stderr)
     return 1
+
+
+def reload(config: HomeserverConfig) -> int:
+    """`ranvier reload`: SIGHUP to the background server, which reopens its log files."""
+    pid = running_pid(config)
+    if pid is None:
+        print(f"Ranvier is not running (no live pid in {pid_file_of(config)})", file=sys.stderr)
+        return 1
+    os.kill(pid, signal.SIGHUP)
+    print(f"Sent SIGHUP to Ranvier (pid {pid}): it reopens its log files")
+    return 0
 
 
 def status(config: HomeserverConfig) -> int:

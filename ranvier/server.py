@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -71,6 +71,7 @@ from ranvier.http.middleware import (
     request_text_middleware,
 )
 from ranvier.http.ratelimit import X_FORWARDED, Ratelimiter, Ratelimiters
+from ranvier.logs import reopen_log_files
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
@@ -157,6 +158,7 @@ from ranvier.storage.registration_tokens import RegistrationTokenStore
 from ranvier.storage.reports import ReportStore
 from ranvier.storage.room_admin import RoomAdminStore
 from ranvier.storage.schema import prepare_database
+from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
@@ -904,19 +906,50 @@ async def register_user(config: HomeserverConfig, user: str, password: str, *, a
         await database.close()
 
 
+# what SIGHUP does besides reopening log files: each returns what it did, for the log line
+ReloadHook = Callable[[], str]
+
+
+def reload_on_sighup(hooks: Sequence[ReloadHook]) -> None:
+    """SIGHUP, as Synapse answers it: reopen log files (logrotate's postrotate step), then
+    the hooks, and keep serving. Reloading TLS certificates joins the hooks when listeners
+    serve TLS (federation)."""
+    done: list[str] = []
+    for hook in (_reopen_log_files, *hooks):
+        try:
+            done.append(hook())
+        except Exception as exc:  # a failed reopen must not stop the server
+            done.append(f"failed: {exc}")
+    logger.info("SIGHUP: %s; still serving", "; ".join(done))
+
+
+def _reopen_log_files() -> str:
+    count = reopen_log_files()
+    return f"reopened {count} log file{'' if count == 1 else 's'}"
+
+
 async def serve(
     config: HomeserverConfig,
     on_ready: Callable[[list[str]], None] | None = None,
+    reload_hooks: Sequence[ReloadHook] = (),
 ) -> None:
-    """Run until SIGTERM or SIGINT, then finish in-flight requests and close the database."""
+    """Run until SIGTERM or SIGINT, then finish in-flight requests and close the database.
+    SIGHUP reloads (`reload_on_sighup`). While it runs the server holds its database, so
+    `ranvier db downgrade` is refused."""
     if config.not_used_keys:
         # harmless Synapse options (docs/configuration.md): said once, then left alone
         logger.warning("Not used by Ranvier: %s", ", ".join(config.not_used_keys))
     homeserver = await create_homeserver(config)
+    try:
+        hold = await hold_for_server(homeserver.database)
+    except BaseException:
+        await homeserver.database.close()
+        raise
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup, reload_hooks)
     try:
         bound = await homeserver.start()
         homeserver.background_updater.start()
@@ -927,14 +960,19 @@ async def serve(
         logger.info("Shutting down: finishing requests in flight")
     finally:
         await homeserver.stop()
+        await hold.release()
         logger.info("Stopped")
 
 
-def run(config: HomeserverConfig, on_ready: Callable[[list[str]], None] | None = None) -> None:
+def run(
+    config: HomeserverConfig,
+    on_ready: Callable[[list[str]], None] | None = None,
+    reload_hooks: Sequence[ReloadHook] = (),
+) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
-        asyncio.run(serve(config, on_ready))
+        asyncio.run(serve(config, on_ready, reload_hooks))
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(config, on_ready))
+        runner.run(serve(config, on_ready, reload_hooks))

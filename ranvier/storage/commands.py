@@ -14,17 +14,21 @@ import orjson
 
 from ranvier.config.models import HomeserverConfig
 from ranvier.storage.background_updates import pending_background_updates
-from ranvier.storage.database import open_database
+from ranvier.storage.database import Database, open_database
 from ranvier.storage.schema import (
     BASE,
     downgrade,
     known_revision_summaries,
+    known_revisions,
     resolve_revision,
     schema_status,
     upgrade,
 )
+from ranvier.storage.server_hold import hold_exclusively
 
 Echo = Callable[[str], None]
+# shown what a downgrade drops; True to go ahead
+Confirm = Callable[[list[str]], bool]
 
 
 def _quiet(_line: str) -> None:
@@ -92,12 +96,27 @@ async def db_upgrade_async(
         await db.close()
 
 
-async def db_downgrade_async(config: HomeserverConfig, revision: str, echo: Echo = _quiet) -> str:
+async def db_downgrade_async(
+    config: HomeserverConfig,
+    revision: str,
+    echo: Echo = _quiet,
+    confirm: Confirm | None = None,
+) -> str:
+    """Revert to `revision`. Refused while a server holds the database; holds it while
+    reverting so no server starts midway. `confirm` is shown what will be dropped (one line
+    per migration) and says whether to go ahead; None goes ahead."""
     destination = resolve_revision(revision, allow_base=True)
     db = await open_database(config.database)
     try:
         echo(f"Database: {db.description}")
-        reverted = await downgrade(db, destination, echo)
+        hold = await hold_exclusively(db)
+        try:
+            losing = await _reverted_by(db, destination)
+            if losing and confirm is not None and not confirm(losing):
+                return "Nothing was changed."
+            reverted = await downgrade(db, destination, echo)
+        finally:
+            await hold.release()
         if destination == BASE:
             return f"Done ({reverted} reverted): Ranvier's tables are gone."
         return (
@@ -107,6 +126,21 @@ async def db_downgrade_async(config: HomeserverConfig, revision: str, echo: Echo
         )
     finally:
         await db.close()
+
+
+async def _reverted_by(db: Database, destination: str) -> list[str]:
+    """What reverting to `destination` drops: "revision: summary" per migration, newest
+    first (empty when there is nothing to revert, or when `downgrade` will refuse)."""
+    status = await schema_status(db)
+    if status.ahead_of_code or status.current is None:
+        return []
+    revisions = known_revisions()
+    summaries = known_revision_summaries()
+    start = 0 if destination == BASE else revisions.index(destination) + 1
+    if status.current not in revisions:
+        return []
+    reverted = revisions[start : revisions.index(status.current) + 1]
+    return [f"{revision}: {summaries[revision]}" for revision in reversed(reverted)]
 
 
 def db_status(config: HomeserverConfig, echo: Echo = _quiet) -> str:
@@ -121,6 +155,11 @@ def db_upgrade(config: HomeserverConfig, target: str = "head", echo: Echo = prin
     return asyncio.run(db_upgrade_async(config, target, echo))
 
 
-def db_downgrade(config: HomeserverConfig, revision: str, echo: Echo = print) -> str:
+def db_downgrade(
+    config: HomeserverConfig,
+    revision: str,
+    echo: Echo = print,
+    confirm: Confirm | None = None,
+) -> str:
     """`ranvier db downgrade REV`."""
-    return asyncio.run(db_downgrade_async(config, revision, echo))
+    return asyncio.run(db_downgrade_async(config, revision, echo, confirm))

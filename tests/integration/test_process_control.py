@@ -30,6 +30,8 @@ def ranvier(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         text=True,
         timeout=90,
         cwd=cwd,
+        # not a terminal: nothing may wait for an answer
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -145,7 +147,7 @@ def test_db_commands_from_the_command_line(tmp_path: Path) -> None:
     assert upgraded.returncode == 0, upgraded.stderr
     assert "Schema is up to date." in ranvier("db", "status", "-c", str(config)).stdout
 
-    downgraded = ranvier("db", "downgrade", "-c", str(config), "0001_background_updates")
+    downgraded = ranvier("db", "downgrade", "-c", str(config), "0001_background_updates", "--yes")
     assert downgraded.returncode == 0, downgraded.stderr
     status = ranvier("db", "status", "-c", str(config)).stdout
     assert "Schema revision: 0001_background_updates" in status
