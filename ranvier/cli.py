@@ -202,8 +202,7 @@ def _db_commands(commands: Any) -> None:
         "table), dropping the tables and data they added. Refused while a server uses the "
         "database. Asks for confirmation on a terminal; elsewhere pass --yes. Back up the "
         "database first.",
-        "ranvier stop -c homeserver.yaml && "
-        "ranvier db downgrade -c homeserver.yaml 0014_room_keys",
+        "ranvier stop -c homeserver.yaml && ranvier db downgrade -c homeserver.yaml 0014_room_keys",
     )
     _config_arg(downgrade)
     downgrade.add_argument("revision", help="the revision to go back to, or 'base'")
