@@ -77,8 +77,7 @@ class ReportStore:
     ) -> int:
         async with self._db.transaction() as conn:
             result = await conn.execute(
-                insert(event_reports)
-                .values(
+                insert(event_reports).values(
                     received_ts=received_ts,
                     room_id=room_id,
                     event_id=event_id,
@@ -86,20 +85,24 @@ class ReportStore:
                     reason=reason,
                     content=orjson.dumps(content).decode(),
                 )
-                .returning(event_reports.c.id)
             )
-            return int(result.scalar_one())
+            # no RETURNING: SQLite before 3.35 lacks it, and lastrowid does the job
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     async def add_room_report(
         self, *, room_id: str, user_id: str, reason: str, received_ts: int
     ) -> int:
         async with self._db.transaction() as conn:
             result = await conn.execute(
-                insert(room_reports)
-                .values(received_ts=received_ts, room_id=room_id, user_id=user_id, reason=reason)
-                .returning(room_reports.c.id)
+                insert(room_reports).values(
+                    received_ts=received_ts, room_id=room_id, user_id=user_id, reason=reason
+                )
             )
-            return int(result.scalar_one())
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def _select(self) -> Any:
         return select(event_reports, events.c.sender.label("event_sender")).select_from(
