@@ -295,7 +295,17 @@ def test_content_room_and_sender_rules(server: RunningServer) -> None:
         ("PUT", "/device/override/x", {"actions": []}, 400, "M_INVALID_PARAM"),
         ("PUT", "/global/override/x?before=nope", {"actions": []}, 400, "M_UNKNOWN"),
         ("PUT", "/global/override/x?after=.m.rule.message", {"actions": []}, 400, "M_UNKNOWN"),
-        ("PUT", "/global/override/x", {"conditions": []}, 400, "M_BAD_JSON"),
+        ("PUT", "/global/override/x", {"conditions": []}, 400, "M_MISSING_PARAM"),
+        ("PUT", "/global/override/x", {"actions": "notify"}, 400, "M_BAD_JSON"),
+        (
+            "PUT",
+            "/global/override/x",
+            {"actions": [], "conditions": {"kind": "x"}},
+            400,
+            "M_BAD_JSON",
+        ),
+        ("PUT", "/global/override/x", {"actions": [], "conditions": ["x"]}, 400, "M_BAD_JSON"),
+        ("PUT", "/global/content/x", {"actions": [], "pattern": 5}, 400, "M_BAD_JSON"),
         ("PUT", "/global/override/x", {"actions": ["explode"]}, 400, "M_BAD_JSON"),
         ("PUT", "/global/content/x", {"actions": []}, 400, "M_BAD_JSON"),
         ("PUT", "/global/room/notaroom", {"actions": []}, 400, "M_INVALID_PARAM"),
@@ -305,6 +315,8 @@ def test_content_room_and_sender_rules(server: RunningServer) -> None:
         ("GET", "/global/override/nope/enabled", None, 404, "M_NOT_FOUND"),
         ("PUT", "/global/override/nope/enabled", {"enabled": True}, 404, "M_NOT_FOUND"),
         ("PUT", "/global/override/.m.rule.master/enabled", {"enabled": "yes"}, 400, "M_BAD_JSON"),
+        ("PUT", "/global/override/.m.rule.master/enabled", {}, 400, "M_MISSING_PARAM"),
+        ("PUT", "/global/underride/.m.rule.message/actions", {}, 400, "M_MISSING_PARAM"),
         ("GET", "/global/override/nope/actions", None, 404, "M_NOT_FOUND"),
         ("PUT", "/global/override/nope/actions", {"actions": []}, 404, "M_NOT_FOUND"),
         ("PUT", "/global/underride/.m.rule.message/actions", {"actions": 5}, 400, "M_BAD_JSON"),
@@ -537,11 +549,20 @@ def test_pusher_set_list_update_delete(server: RunningServer, gateway: Gateway) 
         ({"data": {}}, "M_MISSING_PARAM"),
         ({"data": {"url": "ftp://127.0.0.1/_matrix/push/v1/notify"}}, "M_INVALID_PARAM"),
         ({"data": {"url": "http://127.0.0.1/notify"}}, "M_INVALID_PARAM"),
-        ({"data": {"url": 5}}, "M_INVALID_PARAM"),
+        ({"data": {"url": 5}}, "M_BAD_JSON"),
+        ({"data": "http://127.0.0.1/_matrix/push/v1/notify"}, "M_BAD_JSON"),
+        (
+            {"data": {"url": "http://127.0.0.1/_matrix/push/v1/notify", "format": "full"}},
+            "M_INVALID_PARAM",
+        ),
+        ({"kind": None}, "M_MISSING_PARAM"),
+        ({"pushkey": 5}, "M_BAD_JSON"),
+        ({"lang": ["en"]}, "M_BAD_JSON"),
+        ({"profile_tag": 5}, "M_BAD_JSON"),
         ({"kind": "email"}, "M_INVALID_PARAM"),
         ({"app_id": "x" * 65}, "M_INVALID_PARAM"),
         ({"pushkey": "x" * 513}, "M_INVALID_PARAM"),
-        ({"append": "yes"}, "M_INVALID_PARAM"),
+        ({"append": "yes"}, "M_BAD_JSON"),
     ],
 )
 def test_pusher_errors(
@@ -552,6 +573,24 @@ def test_pusher_errors(
     reply = set_pusher(server, user, body)
     assert reply.status == 400, reply.body
     assert reply.errcode == errcode
+    assert pushers_of(server, user) == []
+
+
+def test_pusher_deletion_refusals(server: RunningServer, gateway: Gateway) -> None:
+    user = fresh_user(server, "pdel")
+    body = pusher_body(gateway.url, "kept-key")
+    assert set_pusher(server, user, body).status == 200
+    key = {"kind": None, "app_id": body["app_id"], "pushkey": body["pushkey"]}
+    for changes, errcode in (
+        ({"pushkey": 5}, "M_BAD_JSON"),
+        ({"app_id": None}, "M_MISSING_PARAM"),
+        ({"kind": False}, "M_BAD_JSON"),
+    ):
+        changed = {k: v for k, v in {**key, **changes}.items() if k not in changes or v is not None}
+        reply = set_pusher(server, user, changed)
+        assert (reply.status, reply.errcode) == (400, errcode), reply.body
+    assert [p["pushkey"] for p in pushers_of(server, user)] == ["kept-key"]
+    assert set_pusher(server, user, key).status == 200
     assert pushers_of(server, user) == []
 
 

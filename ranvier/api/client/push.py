@@ -3,18 +3,67 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
+from pydantic import ConfigDict
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import (
+    RequestBody,
+    json_response,
+    read_body,
+    read_json_object,
+    validate_body,
+)
 from ranvier.http.params import query_int, query_string
 from ranvier.services.push.actions import PushActionService
-from ranvier.services.push.pushers import PusherService
+from ranvier.services.push.pushers import PusherRequest, PusherService
 from ranvier.services.push.rules import PushRuleService, check_scope
 
 CLIENT = "/_matrix/client/v3"
 RULE = CLIENT + "/pushrules/{scope}/{kind}/{ruleId}"
 DEFAULT_NOTIFICATIONS_LIMIT = 20
+
+
+class _RuleBody(RequestBody):
+    # what each action and condition may be is protocol (protocol/push_rules.py)
+    actions: list[Any]
+    conditions: list[dict[str, Any]] | None = None
+    pattern: str | None = None
+
+
+class _EnabledBody(RequestBody):
+    enabled: bool
+
+
+class _ActionsBody(RequestBody):
+    actions: list[Any]
+
+
+class _PusherKey(RequestBody):
+    app_id: str
+    pushkey: str
+    # required, and null deletes the pusher
+    kind: str | None
+
+
+class _PusherData(RequestBody):
+    # kept whole: gateways read keys the spec does not name
+    model_config = ConfigDict(extra="allow")
+    # required for http pushers, which the service checks
+    url: str | None = None
+    format: str | None = None
+
+
+class _PusherBody(_PusherKey):
+    kind: str
+    app_display_name: str
+    device_display_name: str
+    lang: str
+    data: _PusherData
+    profile_tag: str | None = None
+    append: bool = False
 
 
 class PushRuleEndpoints:
@@ -63,12 +112,14 @@ class PushRuleEndpoints:
     async def put_rule(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}"""
         user_id, match = await self._user(request), request.match_info
-        body = await read_json_object(request)
+        body = await read_body(request, _RuleBody)
         await self._rules.put_rule(
             user_id,
             match["kind"],
             match["ruleId"],
-            body,
+            actions=body.actions,
+            conditions=body.conditions,
+            pattern=body.pattern,
             before=query_string(request, "before"),
             after=query_string(request, "after"),
         )
@@ -89,8 +140,8 @@ class PushRuleEndpoints:
     async def set_enabled(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/enabled"""
         user_id, match = await self._user(request), request.match_info
-        body = await read_json_object(request)
-        await self._rules.set_enabled(user_id, match["kind"], match["ruleId"], body.get("enabled"))
+        body = await read_body(request, _EnabledBody)
+        await self._rules.set_enabled(user_id, match["kind"], match["ruleId"], body.enabled)
         return json_response({})
 
     async def get_actions(self, request: web.Request) -> web.Response:
@@ -102,8 +153,8 @@ class PushRuleEndpoints:
     async def set_actions(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/actions"""
         user_id, match = await self._user(request), request.match_info
-        body = await read_json_object(request)
-        await self._rules.set_actions(user_id, match["kind"], match["ruleId"], body.get("actions"))
+        body = await read_body(request, _ActionsBody)
+        await self._rules.set_actions(user_id, match["kind"], match["ruleId"], body.actions)
         return json_response({})
 
 
@@ -144,6 +195,23 @@ class PusherEndpoints:
     async def set_pusher(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/pushers/set"""
         user_id = (await self._auth.require_user(request)).user_id
-        body = await read_json_object(request)
-        await self._pushers.set_pusher(user_id, body)
+        raw = await read_json_object(request)
+        key = validate_body(raw, _PusherKey)
+        if key.kind is None:
+            await self._pushers.delete_pusher(user_id, key.app_id, key.pushkey)
+            return json_response({})
+        body = validate_body(raw, _PusherBody)
+        pusher = PusherRequest(
+            app_id=body.app_id,
+            pushkey=body.pushkey,
+            kind=body.kind,
+            app_display_name=body.app_display_name,
+            device_display_name=body.device_display_name,
+            lang=body.lang,
+            profile_tag=body.profile_tag,
+            data=body.data.model_dump(exclude_unset=True),
+            url=body.data.url,
+            format=body.data.format,
+        )
+        await self._pushers.set_pusher(user_id, pusher, append=body.append)
         return json_response({})

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,21 +53,41 @@ def invalid(error: str) -> MatrixError:
     return MatrixError(400, "M_INVALID_PARAM", error)
 
 
-def check_gateway_url(data: Any) -> None:
+@dataclass(frozen=True)
+class PusherRequest:
+    """A pusher as POST /pushers/set asks for it (a kind other than null)."""
+
+    app_id: str
+    pushkey: str
+    kind: str
+    app_display_name: str
+    device_display_name: str
+    lang: str
+    profile_tag: str | None
+    # stored and handed back as the client sent it: gateways read keys the spec does not name
+    data: JsonDict
+    # data.url and data.format
+    url: str | None
+    format: str | None
+
+
+def check_pusher_key(app_id: str, pushkey: str) -> None:
+    if len(app_id) > MAX_APP_ID_CHARS:
+        raise invalid(f"'app_id' is at most {MAX_APP_ID_CHARS} characters")
+    if len(pushkey.encode()) > MAX_PUSHKEY_BYTES:
+        raise invalid(f"'pushkey' is at most {MAX_PUSHKEY_BYTES} bytes")
+
+
+def check_gateway_url(url: str | None, data_format: str | None) -> None:
     """The gateway URL of an http pusher: http(s) with the spec's notify path."""
-    if not isinstance(data, dict):
-        raise invalid("'data' must be an object")
-    url = data.get("url")
     if url is None:
         raise missing(["data.url"])
-    if not isinstance(url, str):
-        raise invalid("'data.url' must be a string")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise invalid("'data.url' must be an http or https URL")
     if not parts.path.endswith(NOTIFY_PATH):
         raise invalid(f"'data.url' must have the path {NOTIFY_PATH}")
-    if "format" in data and data["format"] != "event_id_only":
+    if data_format is not None and data_format != "event_id_only":
         raise invalid("'data.format' can only be 'event_id_only'")
 
 
@@ -132,54 +153,32 @@ class PusherService:
         pushers = await self.get_pushers(user_id)
         return {"pushers": pushers, "total": len(pushers)}
 
-    async def set_pusher(self, user_id: str, body: JsonDict) -> None:
-        """POST /pushers/set: create, replace or (kind null) delete a pusher."""
-        absent = [k for k in ("app_id", "pushkey") if body.get(k) is None]
-        if "kind" not in body:
-            absent.append("kind")
-        if absent:
-            raise missing(absent)
-        app_id, pushkey, kind = body["app_id"], body["pushkey"], body["kind"]
-        if not isinstance(app_id, str) or not isinstance(pushkey, str):
-            raise invalid("'app_id' and 'pushkey' must be strings")
-        if len(app_id) > MAX_APP_ID_CHARS:
-            raise invalid(f"'app_id' is at most {MAX_APP_ID_CHARS} characters")
-        if len(pushkey.encode()) > MAX_PUSHKEY_BYTES:
-            raise invalid(f"'pushkey' is at most {MAX_PUSHKEY_BYTES} bytes")
-        if kind is None:
-            deleted = await self._store.delete_pusher(user_id, app_id, pushkey)
-            if deleted is not None:
-                self._stop(deleted)
-            return
-        if kind != "http":
+    async def delete_pusher(self, user_id: str, app_id: str, pushkey: str) -> None:
+        """POST /pushers/set with kind null."""
+        check_pusher_key(app_id, pushkey)
+        deleted = await self._store.delete_pusher(user_id, app_id, pushkey)
+        if deleted is not None:
+            self._stop(deleted)
+
+    async def set_pusher(self, user_id: str, request: PusherRequest, *, append: bool) -> None:
+        """POST /pushers/set: create or replace a pusher."""
+        check_pusher_key(request.app_id, request.pushkey)
+        if request.kind != "http":
             # email pushers need an email sender, which this server does not have yet
-            raise invalid(f"Unsupported pusher kind {kind!r}")
-        required = ("app_display_name", "device_display_name", "lang", "data")
-        absent = [k for k in required if body.get(k) is None]
-        if absent:
-            raise missing(absent)
-        for key in ("app_display_name", "device_display_name", "lang"):
-            if not isinstance(body[key], str):
-                raise invalid(f"'{key}' must be a string")
-        profile_tag = body.get("profile_tag")
-        if profile_tag is not None and not isinstance(profile_tag, str):
-            raise invalid("'profile_tag' must be a string")
-        append = body.get("append", False)
-        if not isinstance(append, bool):
-            raise invalid("'append' must be true or false")
-        check_gateway_url(body["data"])
+            raise invalid(f"Unsupported pusher kind {request.kind!r}")
+        check_gateway_url(request.url, request.format)
         pusher, removed = await self._store.set_pusher(
             Pusher(
                 id=0,
                 user_id=user_id,
-                kind=kind,
-                app_id=app_id,
-                pushkey=pushkey,
-                app_display_name=body["app_display_name"],
-                device_display_name=body["device_display_name"],
-                profile_tag=profile_tag,
-                lang=body["lang"],
-                data=body["data"],
+                kind=request.kind,
+                app_id=request.app_id,
+                pushkey=request.pushkey,
+                app_display_name=request.app_display_name,
+                device_display_name=request.device_display_name,
+                profile_tag=request.profile_tag,
+                lang=request.lang,
+                data=request.data,
                 created_ts=now_ms(),
                 # a new pusher pushes what happens from now on, not the past
                 last_stream_ordering=self._current_stream_ordering(),

@@ -94,7 +94,10 @@ class PushRuleService:
         user_id: str,
         kind: str,
         rule_id: str,
-        body: JsonDict,
+        *,
+        actions: list[Any],
+        conditions: list[JsonDict] | None,
+        pattern: str | None,
         before: str | None,
         after: str | None,
     ) -> None:
@@ -114,7 +117,8 @@ class PushRuleService:
         if before is not None and after is not None:
             raise MatrixError(400, "M_INVALID_PARAM", "Give 'before' or 'after', not both")
         try:
-            rule = check_rule_body(kind, rule_id, body)
+            # the rule's format is protocol; the body's JSON types were checked at the edge
+            rule = check_rule_body(kind, rule_id, _rule_body(actions, conditions, pattern))
         except InvalidRule as exc:
             raise MatrixError(400, "M_BAD_JSON", f"Invalid push rule: {exc}") from exc
         if kind == "room" and not rule_id.startswith("!"):
@@ -139,9 +143,7 @@ class PushRuleService:
     async def get_enabled(self, user_id: str, kind: str, rule_id: str) -> bool:
         return bool((await self.get_rule(user_id, kind, rule_id))["enabled"])
 
-    async def set_enabled(self, user_id: str, kind: str, rule_id: str, enabled: Any) -> None:
-        if not isinstance(enabled, bool):
-            raise MatrixError(400, "M_BAD_JSON", "'enabled' must be true or false")
+    async def set_enabled(self, user_id: str, kind: str, rule_id: str, enabled: bool) -> None:
         await self.get_rule(user_id, kind, rule_id)
         self._changed(user_id, await self._store.set_setting(user_id, rule_id, enabled=enabled))
 
@@ -149,7 +151,7 @@ class PushRuleService:
         actions: list[Any] = (await self.get_rule(user_id, kind, rule_id))["actions"]
         return actions
 
-    async def set_actions(self, user_id: str, kind: str, rule_id: str, actions: Any) -> None:
+    async def set_actions(self, user_id: str, kind: str, rule_id: str, actions: list[Any]) -> None:
         try:
             cleaned = clean_actions(actions)
         except InvalidRule as exc:
@@ -179,3 +181,14 @@ class PushRuleService:
         if from_pos == 0 or await self._store.changed_users(user_id, from_pos, to_pos):
             return {"global": await self.ruleset(user_id)}
         return None
+
+
+def _rule_body(
+    actions: list[Any], conditions: list[JsonDict] | None, pattern: str | None
+) -> JsonDict:
+    body: JsonDict = {"actions": actions}
+    if conditions is not None:
+        body["conditions"] = conditions
+    if pattern is not None:
+        body["pattern"] = pattern
+    return body
