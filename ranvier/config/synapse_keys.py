@@ -21,7 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Quiet = Callable[[Any], bool]
+
+@dataclass(frozen=True)
+class Quiet:
+    """Which values ask for nothing, so the key is accepted without a word."""
+
+    test: Callable[[Any], bool]
+    # the same in words, for the reference tables
+    shown: str
+
+    def __call__(self, value: Any) -> bool:
+        return self.test(value)
 
 
 def _empty(value: Any) -> bool:
@@ -29,21 +39,46 @@ def _empty(value: Any) -> bool:
     return value is None or value is False or value == [] or value == {} or value == ""
 
 
+EMPTY = Quiet(_empty, "empty, `false` or `null`")
+
+
 def off(*also: Any) -> Quiet:
     """Quiet when empty, false or null, or equal to one of `also` (Synapse's defaults)."""
-    return lambda value: _empty(value) or any(value == other for other in also)
+    shown = "".join(f", `{_yaml(value)}`" for value in also)
+    return Quiet(
+        lambda value: _empty(value) or any(value == other for other in also),
+        f"empty, `false`, `null`{shown}",
+    )
 
 
-def disabled_section(value: Any) -> bool:
-    """A section switched off: empty, or `enabled: false` (with or without other keys)."""
-    return _empty(value) or (isinstance(value, dict) and value.get("enabled") is False)
+def default(*values: Any) -> Quiet:
+    """Quiet when null or one of `values`: for options whose default is on, where `false`
+    asks for something Ranvier cannot do."""
+    shown = " or ".join(f"`{_yaml(value)}`" for value in values)
+    return Quiet(
+        lambda value: value is None or any(value == v for v in values), f"`null` or {shown}"
+    )
+
+
+DISABLED_SECTION = Quiet(
+    lambda value: _empty(value) or (isinstance(value, dict) and value.get("enabled") is False),
+    "empty, or `enabled: false`",
+)
+
+
+def _yaml(value: Any) -> str:
+    if value is True:
+        return "true"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_yaml(inner)}" for key, inner in value.items())
+    return str(value)
 
 
 @dataclass(frozen=True)
 class Unsupported:
     # what Ranvier lacks, in words an admin knows
     feature: str
-    quiet: Quiet = _empty
+    quiet: Quiet = EMPTY
     # what to do instead, when there is something better than removing it
     fix: str = "remove it"
 
@@ -52,7 +87,7 @@ class Unsupported:
 class Unused:
     # why it has no meaning here
     reason: str
-    quiet: Quiet = _empty
+    quiet: Quiet = EMPTY
 
 
 FEDERATION = "Ranvier does not federate yet (arrives with federation)"
@@ -67,10 +102,10 @@ UNSUPPORTED: dict[str, Unsupported] = {
         fix="use `ranvier start` (or a service manager) to run in the background",
     ),
     "include_profile_data_on_invite": Unsupported(
-        "leaving profile data out of invites", quiet=off(True)
+        "leaving profile data out of invites", quiet=default(True)
     ),
     "block_non_admin_invites": Unsupported("blocking invites from users who are not admins"),
-    "enable_search": Unsupported("turning message search off", quiet=off(True)),
+    "enable_search": Unsupported("turning message search off", quiet=default(True)),
     "ip_range_blacklist": Unsupported(
         "limiting the addresses outbound requests (push gateways) may reach",
         fix="remove it; URL previews have their own url_preview_ip_range_blacklist",
@@ -84,7 +119,7 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "https_proxy": Unsupported("sending outbound requests through a proxy"),
     "no_proxy_hosts": Unsupported("sending outbound requests through a proxy"),
     "matrix_authentication_service": Unsupported(
-        "delegating authentication to Matrix Authentication Service", quiet=disabled_section
+        "delegating authentication to Matrix Authentication Service", quiet=DISABLED_SECTION
     ),
     "delete_stale_devices_after": Unsupported("deleting devices unused for a while"),
     "email": Unsupported("sending email (verification, password reset, notifications)"),
@@ -95,7 +130,7 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "hs_disabled": Unsupported("disabling the server with hs_disabled"),
     "limit_usage_by_mau": Unsupported("limits on monthly active users"),
     "allow_per_room_profiles": Unsupported(
-        "refusing per-room display names and avatars", quiet=off(True)
+        "refusing per-room display names and avatars", quiet=default(True)
     ),
     "max_avatar_size": Unsupported("a limit on the size of avatars"),
     "allowed_avatar_mimetypes": Unsupported("limits on the type of avatars"),
@@ -107,7 +142,7 @@ UNSUPPORTED: dict[str, Unsupported] = {
         "pruning where sessions were last seen (Ranvier keeps it, as `null` does)"
     ),
     "templates": Unsupported("custom templates (email, single sign-on pages)"),
-    "retention": Unsupported("message retention policies", quiet=disabled_section),
+    "retention": Unsupported("message retention policies", quiet=DISABLED_SECTION),
     # -- TLS
     "tls_certificate_path": Unsupported(
         "serving TLS",
@@ -136,10 +171,10 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "rc_user_directory": Unsupported("rate limiting user directory searches"),
     # -- media
     "enable_media_repo": Unsupported(
-        "serving media from another process (a media worker)", quiet=off(True)
+        "serving media from another process (a media worker)", quiet=default(True)
     ),
     "enable_local_media_storage": Unsupported(
-        "keeping media only in storage providers", quiet=off(True)
+        "keeping media only in storage providers", quiet=default(True)
     ),
     "media_storage_providers": Unsupported("media storage providers"),
     "media_upload_limits": Unsupported("per-user media upload limits over time"),
@@ -168,7 +203,7 @@ UNSUPPORTED: dict[str, Unsupported] = {
     # -- sessions
     "ui_auth": Unsupported("skipping user-interactive auth shortly after the last one"),
     "login_via_existing_session": Unsupported(
-        "signing in a new device from an existing session", quiet=disabled_section
+        "signing in a new device from an existing session", quiet=DISABLED_SECTION
     ),
     # -- metrics
     "enable_metrics": Unsupported(
@@ -180,10 +215,10 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "room_prejoin_state": Unsupported("choosing the state sent with invites"),
     "app_service_config_files": Unsupported("application services (bridges)"),
     # -- single sign-on
-    "saml2_config": Unsupported("single sign-on (SAML)", quiet=disabled_section),
+    "saml2_config": Unsupported("single sign-on (SAML)", quiet=DISABLED_SECTION),
     "oidc_providers": Unsupported("single sign-on (OpenID Connect)"),
-    "cas_config": Unsupported("single sign-on (CAS)", quiet=disabled_section),
-    "jwt_config": Unsupported("logging in with JSON web tokens", quiet=disabled_section),
+    "cas_config": Unsupported("single sign-on (CAS)", quiet=DISABLED_SECTION),
+    "jwt_config": Unsupported("logging in with JSON web tokens", quiet=DISABLED_SECTION),
     # -- rooms
     "encryption_enabled_by_default_for_room_type": Unsupported(
         "encrypting new rooms by default", quiet=off("off")
@@ -196,25 +231,25 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "forget_rooms_on_leave": Unsupported("forgetting rooms on leave"),
     "exclude_rooms_from_sync": Unsupported("leaving rooms out of every /sync"),
     "exclude_rooms_from_presence": Unsupported("leaving rooms out of presence"),
-    "opentracing": Unsupported("OpenTracing", quiet=disabled_section),
+    "opentracing": Unsupported("OpenTracing", quiet=DISABLED_SECTION),
     "background_updates": Unsupported("tuning background updates"),
-    "auto_accept_invites": Unsupported("accepting invites automatically", quiet=disabled_section),
+    "auto_accept_invites": Unsupported("accepting invites automatically", quiet=DISABLED_SECTION),
     # -- workers
     "worker_replication_secret": WORKERS,
     "worker_replication_secret_path": WORKERS,
     "start_pushers": Unsupported(
-        "sending pushes from another process (a pusher worker)", quiet=off(True)
+        "sending pushes from another process (a pusher worker)", quiet=default(True)
     ),
     "pusher_instances": WORKERS,
     "instance_map": WORKERS,
     "stream_writers": WORKERS,
     "run_background_tasks_on": Unsupported(
-        "running background tasks on a worker", quiet=off("master", "main")
+        "running background tasks on a worker", quiet=default("master", "main")
     ),
     "update_user_directory_from_worker": WORKERS,
     "notify_appservices_from_worker": WORKERS,
     "media_instance_running_background_jobs": WORKERS,
-    "redis": Unsupported("Redis (used by workers)", quiet=disabled_section),
+    "redis": Unsupported("Redis (used by workers)", quiet=DISABLED_SECTION),
     "worker_app": WORKERS,
     "worker_name": WORKERS,
     "worker_listeners": WORKERS,
@@ -257,6 +292,8 @@ UNUSED: dict[str, Unused] = {
     "mau_limit_reserved_threepids": Unused("monthly active user limits are not supported"),
     "request_token_inhibit_3pid_errors": Unused(NO_EMAIL),
     "next_link_domain_whitelist": Unused(NO_EMAIL),
+    # new hashes are argon2id (password_config.argon2); Synapse's bcrypt ones verify as they are
+    "bcrypt_rounds": Unused("Ranvier makes no bcrypt hashes"),
     "disable_msisdn_registration": Unused("phone number registration is not supported"),
     "enable_3pid_lookup": Unused("third-party ID lookup is not supported", off(True)),
     "recaptcha_public_key": Unused("captcha is not supported"),
@@ -312,3 +349,23 @@ def unsupported_problem(key: str, entry: Unsupported) -> str:
         f"{key}: {entry.feature} is not supported by Ranvier yet; {entry.fix} "
         "(see docs/configuration.md, 'Synapse options')"
     )
+
+
+def reference_tables() -> str:
+    """The tables docs/configuration.md shows; a test holds them equal. To print them:
+    python -c 'from ranvier.config.synapse_keys import reference_tables as t; print(t())'"""
+    lines = [
+        "| Synapse option | refused, because Ranvier lacks | accepted quietly when |",
+        "|---|---|---|",
+    ]
+    for key, entry in sorted(UNSUPPORTED.items()):
+        fix = "" if entry.fix == "remove it" else f"; {entry.fix}"
+        lines.append(f"| `{key}` | {entry.feature}{fix} | {entry.quiet.shown} |")
+    lines += [
+        "",
+        "| Synapse option | accepted, listed as not used, because | not listed when |",
+        "|---|---|---|",
+    ]
+    for key, unused in sorted(UNUSED.items()):
+        lines.append(f"| `{key}` | {unused.reason} | {unused.quiet.shown} |")
+    return "\n".join(lines) + "\n"
