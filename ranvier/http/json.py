@@ -56,14 +56,15 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
-def validate_body(value: Any, model: type[Model]) -> Model:
+def validate_body(value: Any, model: type[Model], *, bad_value: str = "M_BAD_JSON") -> Model:
     """`value` (parsed JSON) as `model`; the first problem becomes M_MISSING_PARAM for an
     absent required key, M_INVALID_PARAM where a validator raised `invalid_param_error`,
-    else M_BAD_JSON, naming the field so a client can see what to fix."""
+    else `bad_value`, naming the field so a client can see what to fix. `bad_value` is
+    M_BAD_JSON but for the admin APIs whose Synapse original answers M_INVALID_PARAM."""
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        raise _first_problem(exc) from None
+        raise _first_problem(exc, bad_value) from None
 
 
 _INVALID_PARAM = "invalid_param"
@@ -75,7 +76,7 @@ def invalid_param_error(message: str) -> PydanticCustomError:
     return PydanticCustomError(_INVALID_PARAM, message)
 
 
-def _first_problem(exc: ValidationError) -> MatrixError:
+def _first_problem(exc: ValidationError, bad_value: str) -> MatrixError:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "body"
     if error["type"] == "missing":
@@ -83,9 +84,11 @@ def _first_problem(exc: ValidationError) -> MatrixError:
     if error["type"] == _INVALID_PARAM:
         return MatrixError(400, "M_INVALID_PARAM", f"{where}: {error['msg']}")
     message = error["msg"].removeprefix("Value error, ")
-    return bad_json(f"{where}: {message}")
+    return MatrixError(400, bad_value, f"{where}: {message}")
 
 
-async def read_body(request: web.Request, model: type[Model]) -> Model:
+async def read_body(
+    request: web.Request, model: type[Model], *, bad_value: str = "M_BAD_JSON"
+) -> Model:
     """The body, a JSON object, validated against a pydantic model (see `validate_body`)."""
-    return validate_body(await read_json_object(request), model)
+    return validate_body(await read_json_object(request), model, bad_value=bad_value)
