@@ -144,8 +144,10 @@ def reopen_log_files() -> int:
     loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
     for each in loggers:
         for handler in getattr(each, "handlers", ()):
-            if isinstance(handler, logging.FileHandler):
-                handlers[id(handler)] = handler
+            # a buffering handler (Synapse's log config has one) writes through its target
+            for writer in (handler, getattr(handler, "target", None)):
+                if isinstance(writer, logging.FileHandler):
+                    handlers[id(writer)] = writer
     failure: OSError | None = None
     for handler in handlers.values():
         handler.acquire()

@@ -202,6 +202,9 @@ def test_synapse_log_config_is_translated(tmp_path: Path) -> None:
         current_request_id.set("GET-7")
         logging.getLogger("ranvier.test").info("buffered line")
         time.sleep(1)  # the buffer's period (0.2 s) flushes it without a shutdown
+        # SIGHUP's reopening (logrotate) reaches the file behind the buffer too
+        from ranvier.logs import reopen_log_files
+        assert reopen_log_files() == 2
         print(open({str(log)!r}).read(), end="")
         """
     )
