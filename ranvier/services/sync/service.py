@@ -57,18 +57,14 @@ class SyncRequest:
 
 
 @dataclass(frozen=True)
-class _Answer:
-    body: JsonDict
-    # nothing for the client but the token (and what every response carries)
-    empty: bool
-
-
-@dataclass(frozen=True)
 class _Pass:
+    """What one look at the streams found."""
+
     body: JsonDict
     token: SyncToken
     # the rooms whose changes concern the user: a long-poll waits on them
     active_rooms: list[str]
+    # nothing for the client but the token (and what every response carries)
     empty: bool
 
 
@@ -101,7 +97,7 @@ class SyncService:
         self._user_to_rooms: LRUCache[str, tuple[int, list[str]]] = LRUCache(MAX_CACHED_ROOM_LISTS)
         # as Synapse: a client that repeats a request (its connection dropped, or a second
         # tab) shares the one in flight, and gets the same answer for a while after
-        self._request_to_task: dict[SyncRequest, asyncio.Task[_Answer]] = {}
+        self._request_to_task: dict[SyncRequest, asyncio.Task[_Pass]] = {}
         self._request_to_response: TTLCache[SyncRequest, JsonDict] | None = (
             TTLCache(MAX_CACHED_RESPONSES, response_cache_ms / 1000)
             if response_cache_ms > 0
@@ -123,7 +119,7 @@ class SyncService:
         # shielded: one client giving up must not cancel the answer others wait for
         return (await asyncio.shield(task)).body
 
-    def _finished(self, request: SyncRequest, task: asyncio.Task[_Answer]) -> None:
+    def _finished(self, request: SyncRequest, task: asyncio.Task[_Pass]) -> None:
         self._request_to_task.pop(request, None)
         cache = self._request_to_response
         if cache is None or task.cancelled() or task.exception() is not None:
@@ -132,7 +128,7 @@ class SyncService:
         if not task.result().empty:
             cache[request] = task.result().body
 
-    async def _sync(self, request: SyncRequest) -> _Answer:
+    async def _sync(self, request: SyncRequest) -> _Pass:
         sync_filter = await self._load_filter(request.user_id, request.filter)
         if request.set_presence is not None and request.set_presence not in SET_PRESENCE_VALUES:
             raise MatrixError(
@@ -149,9 +145,7 @@ class SyncService:
         while True:
             found = await self._sync_once(request, sync_filter)
             remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if request.since is None or request.full_state or not found.empty:
-                break
-            if remaining_ms <= 0:
+            if request.since is None or request.full_state or not found.empty or remaining_ms <= 0:
                 break
             # everything up to the token has been looked at: wait for what comes after
             await self._wait(request.user_id, found, remaining_ms)
@@ -161,7 +155,7 @@ class SyncService:
                 break
         for section in self._sections:
             await section.finish(info, found.body)
-        return _Answer(found.body, found.empty)
+        return found
 
     async def _wait(self, user_id: str, found: _Pass, remaining_ms: int) -> None:
         waited = time.monotonic()
