@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.account import require_same_user
 from ranvier.api.client.credentials import user_interactive_auth
 from ranvier.errors import MatrixError
-from ranvier.http.body import optional_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
 from ranvier.services.accounts import AccountService
 from ranvier.services.devices import DeviceService
 from ranvier.services.uia import UserInteractiveAuth
@@ -31,6 +31,15 @@ def render(device: Device) -> dict[str, Any]:
     if device.last_seen_ts is not None:
         body["last_seen_ts"] = device.last_seen_ts
     return body
+
+
+class _UpdateBody(RequestBody):
+    # absent: nothing changes
+    display_name: StrictStr | None = None
+
+
+class _DeleteDevicesBody(RequestBody):
+    devices: list[StrictStr]
 
 
 def no_such_device() -> MatrixError:
@@ -76,9 +85,8 @@ class DeviceEndpoints:
     async def update_device(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/devices/{deviceId}"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
+        display_name = (await read_body(request, _UpdateBody)).display_name
         device_id = request.match_info["deviceId"]
-        display_name = optional_str(body, "display_name")
         if display_name is None:
             exists = await self._devices.get_device(requester.user_id, device_id) is not None
         else:
@@ -110,11 +118,7 @@ class DeviceEndpoints:
         """POST /_matrix/client/v3/delete_devices"""
         requester = await self._auth.require_user(request)
         body = await read_json_object(request)
-        device_ids = body.get("devices")
-        if device_ids is None:
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'devices'")
-        if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
-            raise MatrixError(400, "M_BAD_JSON", "'devices' must be a list of device IDs")
+        device_ids = validate_body(body, _DeleteDevicesBody).devices
         auth = await user_interactive_auth(
             self._uia,
             body,
