@@ -254,7 +254,7 @@ class AdminUserService:
             )
         else:
             await self._profiles.set_field(
-                user_id, key, {key: value}, requester=user_id, is_admin=True, is_guest=False
+                user_id, key, value, requester=user_id, is_admin=True, is_guest=False
             )
 
     async def _set_password(self, user_id: str, password: str, logout_devices: bool) -> None:

@@ -220,18 +220,16 @@ class ProfileService:
         self,
         target: str,
         key: str,
-        body: dict[str, Any],
+        value: Any,
         *,
         requester: str,
         is_admin: bool,
         is_guest: bool,
     ) -> ProfileChange:
-        """PUT /profile/{userId}/{keyName} with the request body."""
+        """PUT /profile/{userId}/{keyName}: `value` as the request body gave it."""
         self._check_user_id(target)
         check_key_name(key)
-        if key not in body:
-            raise MatrixError(400, "M_MISSING_PARAM", f"The body must contain '{key}'")
-        value = validated_value(key, body[key])
+        value = validated_value(key, value)
         return await self._change(target, key, value, requester, is_admin, is_guest)
 
     async def delete_field(

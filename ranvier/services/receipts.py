@@ -89,18 +89,15 @@ class ReceiptService:
         room_id: str,
         receipt_type: str,
         event_id: str,
-        thread_id: object = None,
+        thread_id: str | None = None,
     ) -> None:
-        """POST /rooms/{roomId}/receipt/{receiptType}/{eventId}; `thread_id` as the body
-        carried it (None: absent)."""
+        """POST /rooms/{roomId}/receipt/{receiptType}/{eventId}; `thread_id` None when
+        the body had none (an unthreaded receipt)."""
         if receipt_type not in (*RECEIPT_TYPES, FULLY_READ):
             raise invalid(f"Receipt type must be one of {', '.join((*RECEIPT_TYPES, FULLY_READ))}")
         check_event_id(event_id)
-        if thread_id is not None:
-            if not isinstance(thread_id, str) or not thread_id:
-                raise invalid("thread_id field must be a non-empty string")
-            if receipt_type == FULLY_READ:
-                raise invalid(f"thread_id is not allowed for {FULLY_READ}")
+        if thread_id is not None and receipt_type == FULLY_READ:
+            raise invalid(f"thread_id is not allowed for {FULLY_READ}")
         await self._check_joined(user_id, room_id)
         if receipt_type == FULLY_READ:
             await self._set_fully_read(user_id, room_id, event_id)

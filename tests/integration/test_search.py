@@ -217,9 +217,9 @@ def test_former_members_find_only_what_they_could_see(
 def test_search_errors(server: RunningServer, alice: Session) -> None:
     url = server.url + CLIENT + "/search"
     missing = authed(alice, "POST", url, {})
-    assert (missing.status, missing.errcode) == (400, "M_BAD_JSON")
+    assert (missing.status, missing.errcode) == (400, "M_MISSING_PARAM")
     no_term = authed(alice, "POST", url, {"search_categories": {"room_events": {}}})
-    assert (no_term.status, no_term.errcode) == (400, "M_BAD_JSON")
+    assert (no_term.status, no_term.errcode) == (400, "M_MISSING_PARAM")
     bad_order = search(server, alice, search_term="x", order_by="random")
     assert (bad_order.status, bad_order.errcode) == (400, "M_BAD_JSON")
     bad_key = search(server, alice, search_term="x", keys=["content.url"])

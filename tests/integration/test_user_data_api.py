@@ -126,13 +126,13 @@ def test_custom_fields(server: RunningServer, alice: Session) -> None:
 @pytest.mark.parametrize(
     ("key", "body", "errcode"),
     [
-        ("displayname", {"displayname": 5}, "M_INVALID_PARAM"),
+        ("displayname", {"displayname": 5}, "M_BAD_JSON"),
         ("displayname", {"displayname": None}, "M_INVALID_PARAM"),
         ("displayname", {"displayname": "x" * 257}, "M_INVALID_PARAM"),
         ("displayname", {"other": "x"}, "M_MISSING_PARAM"),
         ("avatar_url", {"avatar_url": "https://example.com/a.png"}, "M_INVALID_PARAM"),
-        ("avatar_url", {"avatar_url": ["mxc://a/b"]}, "M_INVALID_PARAM"),
-        ("m.tz", {"m.tz": 3}, "M_INVALID_PARAM"),
+        ("avatar_url", {"avatar_url": ["mxc://a/b"]}, "M_BAD_JSON"),
+        ("m.tz", {"m.tz": 3}, "M_BAD_JSON"),
         ("NotNamespaced", {"NotNamespaced": 1}, "M_INVALID_PARAM"),
         ("org." + "x" * 260, {"org." + "x" * 260: 1}, "M_KEY_TOO_LARGE"),
         ("org.example.big", {"org.example.big": "x" * 70_000}, "M_PROFILE_TOO_LARGE"),

@@ -148,7 +148,7 @@ def test_search_errors(server: RunningServer) -> None:
     user = register(server.url, "errol")
     url = server.url + CLIENT + "/user_directory/search"
     missing = authed(user, "POST", url, {})
-    assert (missing.status, missing.errcode) == (400, "M_BAD_JSON")
+    assert (missing.status, missing.errcode) == (400, "M_MISSING_PARAM")
     wrong_type = authed(user, "POST", url, {"search_term": 5})
     assert (wrong_type.status, wrong_type.errcode) == (400, "M_BAD_JSON")
     bad_limit = authed(user, "POST", url, {"search_term": "x", "limit": "ten"})

@@ -6,11 +6,20 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.services.account_data import AccountDataService
 
 USER = "/_matrix/client/v3/user/{userId}"
 ROOM = USER + "/rooms/{roomId}"
+
+
+class _TagFields(RequestBody):
+    """What the spec says of a tag's content; the content is stored whole, with whatever
+    else the client put in it."""
+
+    # the room's place among the tag's rooms: a number (in [0, 1], checked by the
+    # service) when present; the default is never stored, the content is passed on as sent
+    order: float = 0.0
 
 
 class AccountDataEndpoints:
@@ -78,6 +87,7 @@ class AccountDataEndpoints:
         """PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}"""
         requester = await self._requester(request)
         body = await read_json_object(request)
+        validate_body(body, _TagFields)
         match = request.match_info
         await self._account_data.add_tag(
             requester, match["userId"], match["roomId"], match["tag"], body

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.body import optional_str, required_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.services.presence import PresenceService
 
 STATUS = "/_matrix/client/v3/presence/{userId}/status"
+
+
+class _StatusBody(RequestBody):
+    # one of the spec's states, which the service checks (sync's set_presence is the
+    # other way in)
+    presence: StrictStr
+    status_msg: StrictStr | None = None
 
 
 class PresenceEndpoints:
@@ -29,11 +36,8 @@ class PresenceEndpoints:
     async def set_status(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/presence/{userId}/status"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
+        body = await read_body(request, _StatusBody)
         await self._presence.set_status(
-            requester.user_id,
-            request.match_info["userId"],
-            required_str(body, "presence"),
-            optional_str(body, "status_msg"),
+            requester.user_id, request.match_info["userId"], body.presence, body.status_msg
         )
         return json_response({})

@@ -2,14 +2,50 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
+from pydantic import Field, StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.json import json_response, read_json_object
+from ranvier.errors import MatrixError
+from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.requester import UserRequester
-from ranvier.services.profiles import DISPLAYNAME, ProfileService
+from ranvier.services.profiles import AVATAR_URL, DISPLAYNAME, TIME_ZONE, ProfileService
 
 PREFIX = "/_matrix/client/v3/profile/{userId}"
+
+
+# The fields the spec gives a type. null gets through to the service, which refuses it
+# with a hint to DELETE instead.
+class _DisplayName(RequestBody):
+    value: StrictStr | None = Field(alias="displayname")
+
+
+class _AvatarUrl(RequestBody):
+    value: StrictStr | None = Field(alias="avatar_url")
+
+
+class _TimeZone(RequestBody):
+    value: StrictStr | None = Field(alias="m.tz")
+
+
+_TYPED_FIELDS: dict[str, type[_DisplayName | _AvatarUrl | _TimeZone]] = {
+    DISPLAYNAME: _DisplayName,
+    AVATAR_URL: _AvatarUrl,
+    TIME_ZONE: _TimeZone,
+}
+
+
+def parse_field_value(key: str, body: dict[str, Any]) -> Any:
+    """The value the body gives profile field `key` (spec: `{keyName: value}`)."""
+    model = _TYPED_FIELDS.get(key)
+    if model is not None:
+        return validate_body(body, model).value
+    if key not in body:
+        raise MatrixError(400, "M_MISSING_PARAM", f"The body must contain '{key}'")
+    # custom fields hold any JSON value
+    return body[key]
 
 
 class ProfileEndpoints:
@@ -56,11 +92,12 @@ class ProfileEndpoints:
     async def set_field(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/profile/{userId}/{keyName}"""
         requester = await self._changer(request)
-        body = await read_json_object(request)
+        key = request.match_info["keyName"]
+        value = parse_field_value(key, await read_json_object(request))
         await self._profiles.set_field(
             request.match_info["userId"],
-            request.match_info["keyName"],
-            body,
+            key,
+            value,
             requester=requester.user_id,
             is_admin=requester.is_admin,
             is_guest=requester.is_guest,

@@ -3,14 +3,33 @@ read markers" (read_markers.yaml)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiohttp import web
+from pydantic import BeforeValidator, Field, StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.body import optional_str
-from ranvier.http.json import json_response, read_json_object
-from ranvier.services.receipts import FULLY_READ, READ, READ_PRIVATE, ReceiptService
+from ranvier.http.json import RequestBody, invalid_param_error, json_response, read_body
+from ranvier.services.receipts import ReceiptService
 
 ROOM = "/_matrix/client/v3/rooms/{roomId}"
+
+
+def _thread_id(value: object) -> object:
+    # spec (receipts.yaml): a thread_id that is not a string, or empty, is M_INVALID_PARAM
+    if value is not None and (not isinstance(value, str) or not value):
+        raise invalid_param_error("thread_id must be a non-empty string")
+    return value
+
+
+class _ReceiptBody(RequestBody):
+    thread_id: Annotated[StrictStr | None, BeforeValidator(_thread_id)] = None
+
+
+class _ReadMarkersBody(RequestBody):
+    fully_read: StrictStr | None = Field(default=None, alias="m.fully_read")
+    read: StrictStr | None = Field(default=None, alias="m.read")
+    read_private: StrictStr | None = Field(default=None, alias="m.read.private")
 
 
 class ReceiptEndpoints:
@@ -28,26 +47,26 @@ class ReceiptEndpoints:
         """POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}"""
         requester = await self._auth.require_user(request)
         # spec: the body is required, but clients have long sent none; Synapse accepts that
-        body = await read_json_object(request) if await request.read() else {}
+        body = await read_body(request, _ReceiptBody) if await request.read() else _ReceiptBody()
         match = request.match_info
         await self._receipts.send_receipt(
             requester.user_id,
             match["roomId"],
             match["receiptType"],
             match["eventId"],
-            body.get("thread_id"),
+            body.thread_id,
         )
         return json_response({})
 
     async def set_read_markers(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/rooms/{roomId}/read_markers"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
+        body = await read_body(request, _ReadMarkersBody)
         await self._receipts.set_read_markers(
             requester.user_id,
             request.match_info["roomId"],
-            fully_read=optional_str(body, FULLY_READ),
-            read=optional_str(body, READ),
-            read_private=optional_str(body, READ_PRIVATE),
+            fully_read=body.fully_read,
+            read=body.read,
+            read_private=body.read_private,
         )
         return json_response({})

@@ -3,22 +3,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import MatrixError
-from ranvier.http.body import optional_str, required_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body
+from ranvier.http.params import MAX_INT, required_query_string
 from ranvier.services.key_backup import KeyBackupService, KeyCounts, VersionInfo
 from ranvier.storage.key_backup import RoomKey
 
 CLIENT = "/_matrix/client/v3"
 VERSION = CLIENT + "/room_keys/version"
 KEYS = CLIENT + "/room_keys/keys"
-# canonical JSON's integer range (spec: appendices "Canonical JSON")
-_MAX_JSON_INT = 2**53 - 1
 
 
 def render_version(info: VersionInfo) -> dict[str, Any]:
@@ -57,55 +56,51 @@ def render_rooms(keys: list[RoomKey]) -> dict[str, Any]:
     return {"rooms": rooms}
 
 
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        raise MatrixError(400, "M_MISSING_PARAM", f"Missing '{where}'")
-    if not isinstance(value, dict):
-        raise MatrixError(400, "M_BAD_JSON", f"'{where}' must be an object")
-    return value
+class _VersionBody(RequestBody):
+    algorithm: StrictStr
+    auth_data: dict[str, Any]
+    # PUT only: if given, it must name the version in the path (the service's rule)
+    version: StrictStr | None = None
 
 
-def _count(body: dict[str, Any], key: str, where: str) -> int:
-    value = body.get(key)
-    if value is None:
-        raise MatrixError(400, "M_MISSING_PARAM", f"Missing '{where}.{key}'")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_JSON_INT:
-        raise MatrixError(400, "M_BAD_JSON", f"'{where}.{key}' must be a non-negative integer")
-    return value
+# spec: KeyBackupData. Counts are non-negative and within canonical JSON's integers.
+_Count = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
 
 
-def parse_key(room_id: str, session_id: str, body: Any, where: str) -> RoomKey:
-    """One KeyBackupData object; `where` names it in errors."""
-    body = _object(body, where)
-    is_verified = body.get("is_verified")
-    if is_verified is None:
-        raise MatrixError(400, "M_MISSING_PARAM", f"Missing '{where}.is_verified'")
-    if not isinstance(is_verified, bool):
-        raise MatrixError(400, "M_BAD_JSON", f"'{where}.is_verified' must be true or false")
-    return RoomKey(
-        room_id=room_id,
-        session_id=session_id,
-        first_message_index=_count(body, "first_message_index", where),
-        forwarded_count=_count(body, "forwarded_count", where),
-        is_verified=is_verified,
-        session_data=_object(body.get("session_data"), f"{where}.session_data"),
-    )
+class _KeyBackupData(RequestBody):
+    first_message_index: _Count
+    forwarded_count: _Count
+    is_verified: StrictBool
+    # encrypted by the client: kept as sent
+    session_data: dict[str, Any]
+
+    def room_key(self, room_id: str, session_id: str) -> RoomKey:
+        return RoomKey(
+            room_id=room_id,
+            session_id=session_id,
+            first_message_index=self.first_message_index,
+            forwarded_count=self.forwarded_count,
+            is_verified=self.is_verified,
+            session_data=self.session_data,
+        )
 
 
-def parse_sessions(room_id: str, body: Any, where: str) -> list[RoomKey]:
-    """One RoomKeyBackup object: {"sessions": {session_id: KeyBackupData}}."""
-    sessions = _object(_object(body, where).get("sessions"), f"{where}.sessions")
-    return [
-        parse_key(room_id, session_id, data, f"{where}.sessions.{session_id}")
-        for session_id, data in sessions.items()
-    ]
+class _RoomKeyBackup(RequestBody):
+    sessions: dict[str, _KeyBackupData]
+
+    def room_keys(self, room_id: str) -> list[RoomKey]:
+        return [data.room_key(room_id, session_id) for session_id, data in self.sessions.items()]
+
+
+class _RoomsBody(RequestBody):
+    rooms: dict[str, _RoomKeyBackup]
+
+    def room_keys(self) -> list[RoomKey]:
+        return [key for room_id, room in self.rooms.items() for key in room.room_keys(room_id)]
 
 
 def required_version(request: web.Request) -> str:
-    version = request.query.get("version")
-    if version is None:
-        raise MatrixError(400, "M_MISSING_PARAM", "Missing 'version' query parameter")
-    return version
+    return required_query_string(request, "version")
 
 
 class RoomKeyEndpoints:
@@ -136,10 +131,10 @@ class RoomKeyEndpoints:
     async def create_version(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/room_keys/version"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
-        algorithm = required_str(body, "algorithm")
-        auth_data = _object(body.get("auth_data"), "auth_data")
-        version = await self._key_backup.create_version(requester.user_id, algorithm, auth_data)
+        body = await read_body(request, _VersionBody)
+        version = await self._key_backup.create_version(
+            requester.user_id, body.algorithm, body.auth_data
+        )
         return json_response({"version": version})
 
     async def get_current_version(self, request: web.Request) -> web.Response:
@@ -157,15 +152,13 @@ class RoomKeyEndpoints:
     async def update_version(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/room_keys/version/{version}"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
-        algorithm = required_str(body, "algorithm")
-        auth_data = _object(body.get("auth_data"), "auth_data")
+        body = await read_body(request, _VersionBody)
         await self._key_backup.update_version(
             requester.user_id,
             request.match_info["version"],
-            algorithm,
-            auth_data,
-            body_version=optional_str(body, "version"),
+            body.algorithm,
+            body.auth_data,
+            body_version=body.version,
         )
         return json_response({})
 
@@ -181,13 +174,7 @@ class RoomKeyEndpoints:
         """PUT /_matrix/client/v3/room_keys/keys"""
         requester = await self._auth.require_user(request)
         version = required_version(request)
-        body = await read_json_object(request)
-        rooms = _object(body.get("rooms"), "rooms")
-        keys = [
-            key
-            for room_id, room in rooms.items()
-            for key in parse_sessions(room_id, room, f"rooms.{room_id}")
-        ]
+        keys = (await read_body(request, _RoomsBody)).room_keys()
         counts = await self._key_backup.upload_keys(requester.user_id, version, keys)
         return json_response(render_counts(counts))
 
@@ -207,8 +194,8 @@ class RoomKeyEndpoints:
         """PUT /_matrix/client/v3/room_keys/keys/{roomId}"""
         requester = await self._auth.require_user(request)
         version = required_version(request)
-        body = await read_json_object(request)
-        keys = parse_sessions(request.match_info["roomId"], body, "body")
+        body = await read_body(request, _RoomKeyBackup)
+        keys = body.room_keys(request.match_info["roomId"])
         counts = await self._key_backup.upload_keys(requester.user_id, version, keys)
         return json_response(render_counts(counts))
 
@@ -233,8 +220,8 @@ class RoomKeyEndpoints:
         """PUT /_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}"""
         requester = await self._auth.require_user(request)
         version = required_version(request)
-        body = await read_json_object(request)
-        key = parse_key(request.match_info["roomId"], request.match_info["sessionId"], body, "body")
+        body = await read_body(request, _KeyBackupData)
+        key = body.room_key(request.match_info["roomId"], request.match_info["sessionId"])
         counts = await self._key_backup.upload_keys(requester.user_id, version, [key])
         return json_response(render_counts(counts))
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import bad_json
-from ranvier.http.json import json_response, read_body
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.http.params import query_string
 from ranvier.protocol.filters import FilterError, RoomEventFilter, parse_room_event_filter
 from ranvier.services.search import (
@@ -22,26 +22,21 @@ from ranvier.services.search import (
 CLIENT = "/_matrix/client/v3"
 
 
-class _Body(BaseModel):
-    # clients send newer or unstable fields: ignore what we don't use
-    model_config = ConfigDict(extra="ignore")
-
-
-class _EventContext(_Body):
+class _EventContext(RequestBody):
     before_limit: StrictInt = Field(default=DEFAULT_CONTEXT, ge=0)
     after_limit: StrictInt = Field(default=DEFAULT_CONTEXT, ge=0)
     include_profile: StrictBool = False
 
 
-class _Group(_Body):
+class _Group(RequestBody):
     key: Literal["room_id", "sender"]
 
 
-class _Groupings(_Body):
+class _Groupings(RequestBody):
     group_by: list[_Group] = Field(default_factory=list)
 
 
-class _RoomEvents(_Body):
+class _RoomEvents(RequestBody):
     search_term: StrictStr
     keys: list[Literal["content.body", "content.name", "content.topic"]] | None = None
     filter: dict[str, Any] | None = None
@@ -51,11 +46,11 @@ class _RoomEvents(_Body):
     groupings: _Groupings | None = None
 
 
-class _Categories(_Body):
+class _Categories(RequestBody):
     room_events: _RoomEvents | None = None
 
 
-class _SearchBody(_Body):
+class _SearchBody(RequestBody):
     search_categories: _Categories
 
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import Field, StrictBool, StrictInt
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.errors import MatrixError
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body
+from ranvier.http.params import MAX_INT
 from ranvier.services.typing import TypingService
+
+
+class _TypingBody(RequestBody):
+    typing: StrictBool
+    # milliseconds
+    timeout: StrictInt | None = Field(default=None, ge=0, le=MAX_INT)
 
 
 class TypingEndpoints:
@@ -21,19 +28,13 @@ class TypingEndpoints:
     async def set_typing(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
-        typing = body.get("typing")
-        if typing is None:
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'typing'")
-        if not isinstance(typing, bool):
-            raise MatrixError(400, "M_BAD_JSON", "'typing' must be true or false")
-        timeout = body.get("timeout")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0
-        ):
-            raise MatrixError(400, "M_BAD_JSON", "'timeout' must be a number of milliseconds")
+        body = await read_body(request, _TypingBody)
         match = request.match_info
         await self._typing.set_typing(
-            requester.user_id, match["userId"], match["roomId"], typing=typing, timeout_ms=timeout
+            requester.user_id,
+            match["userId"],
+            match["roomId"],
+            typing=body.typing,
+            timeout_ms=body.timeout,
         )
         return json_response({})

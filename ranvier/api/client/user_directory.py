@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.json import json_response, read_body
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.services.user_directory import DEFAULT_LIMIT, UserDirectoryService
 
 CLIENT = "/_matrix/client/v3"
 
 
-class _SearchBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _SearchBody(RequestBody):
     search_term: StrictStr
     limit: StrictInt = Field(default=DEFAULT_LIMIT, ge=0)
 
