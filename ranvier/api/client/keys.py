@@ -3,16 +3,22 @@ cross_signing.yaml)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import ConfigDict, Field, RootModel, StrictStr, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, RootModel, StrictStr, field_validator
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.account import require_same_user
 from ranvier.api.client.credentials import user_interactive_auth
-from ranvier.errors import MatrixError
-from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
+from ranvier.http.json import (
+    RequestBody,
+    invalid_param_error,
+    json_response,
+    read_body,
+    read_json_object,
+    validate_body,
+)
 from ranvier.http.params import required_query_string
 from ranvier.protocol.e2e_keys import (
     MASTER,
@@ -74,14 +80,23 @@ class KeysUploadBody(RequestBody):
         )
 
 
+def _user_id(value: str) -> str:
+    if not value.startswith("@") or ":" not in value:
+        raise invalid_param_error(f"{value!r} is not a user ID")
+    return value
+
+
+_UserId = Annotated[str, AfterValidator(_user_id)]
+
+
 class _KeysQueryBody(RequestBody):
     # user ID -> device IDs (empty: all of them)
-    device_keys: dict[str, list[StrictStr]]
+    device_keys: dict[_UserId, list[StrictStr]]
 
 
 class _KeysClaimBody(RequestBody):
     # user ID -> device ID -> algorithm
-    one_time_keys: dict[str, dict[str, StrictStr]]
+    one_time_keys: dict[_UserId, dict[str, StrictStr]]
 
 
 class _CrossSigningUploadBody(RequestBody):
@@ -105,12 +120,6 @@ class _SignaturesUploadBody(RootModel[dict[str, dict[str, Any]]]):
     failure (the service's answer), not the whole request's."""
 
     model_config = ConfigDict(strict=True)
-
-
-def _check_user_ids(user_ids: dict[str, Any], name: str) -> None:
-    for user_id in user_ids:
-        if not user_id.startswith("@") or ":" not in user_id:
-            raise MatrixError(400, "M_INVALID_PARAM", f"{user_id!r} in '{name}' is not a user ID")
 
 
 class KeyEndpoints:
@@ -150,14 +159,12 @@ class KeyEndpoints:
         """POST /_matrix/client/v3/keys/query"""
         requester = await self._auth.require_user(request, allow_guest=True)
         wanted = (await read_body(request, _KeysQueryBody)).device_keys
-        _check_user_ids(wanted, "device_keys")
         return json_response(await self._keys.query(requester.user_id, wanted))
 
     async def claim(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/keys/claim"""
         await self._auth.require_user(request, allow_guest=True)
         wanted = (await read_body(request, _KeysClaimBody)).one_time_keys
-        _check_user_ids(wanted, "one_time_keys")
         return json_response(await self._keys.claim(wanted))
 
     async def changes(self, request: web.Request) -> web.Response:
