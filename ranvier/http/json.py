@@ -60,7 +60,8 @@ def validate_body(value: Any, model: type[Model], *, bad_value: str = "M_BAD_JSO
     """`value` (parsed JSON) as `model`; the first problem becomes M_MISSING_PARAM for an
     absent required key, M_INVALID_PARAM where a validator raised `invalid_param_error`,
     else `bad_value`, naming the field so a client can see what to fix. `bad_value` is
-    M_BAD_JSON but for the admin APIs whose Synapse original answers M_INVALID_PARAM."""
+    M_BAD_JSON but for endpoints whose Synapse original answers M_INVALID_PARAM, which
+    clients and admin tools have been written against."""
     try:
         return model.model_validate(value)
     except ValidationError as exc:

@@ -342,6 +342,10 @@ def test_block_refuses_joins_until_unblocked(
     room_id = create_room(server, alice, preset="public_chat")
     path = f"/v1/rooms/{room_id}/block"
     assert admin_get(server, admin, path).json() == {"block": False}
+    for body, errcode in (({}, "M_MISSING_PARAM"), ({"block": "yes"}, "M_BAD_JSON")):
+        reply = authed(admin, "PUT", server.url + ADMIN + path, body)
+        assert (reply.status, reply.errcode) == (400, errcode), body
+    assert admin_get(server, admin, path).json() == {"block": False}
 
     reply = authed(admin, "PUT", server.url + ADMIN + path, {"block": True})
     assert reply.status == 200, reply.body

@@ -350,6 +350,12 @@ def test_get_and_set_admin(server: RunningServer, admin: Session) -> None:
     assert call(server, admin, "PUT", path, {"admin": False}).status == 200
     reply = call(server, admin, "PUT", path, {})
     assert (reply.status, reply.errcode) == (400, "M_MISSING_PARAM")
+    # null and strings are not false: refused, and the user stays what they were
+    assert call(server, admin, "PUT", path, {"admin": True}).status == 200
+    for wrong in (None, "false", 0):
+        reply = call(server, admin, "PUT", path, {"admin": wrong})
+        assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), wrong
+    assert call(server, admin, "GET", path).json() == {"admin": True}
     reply = call(server, admin, "GET", f"{ADMIN}/v1/users/{quote(uid('ghost'))}/admin")
     assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
     remote = f"{ADMIN}/v1/users/{quote('@x:elsewhere.example')}/admin"
@@ -427,11 +433,13 @@ def test_reset_password(server: RunningServer, admin: Session) -> None:
     assert call(server, old, "GET", CLIENT + "/account/whoami").errcode == "M_UNKNOWN_TOKEN"
     login(server.url, "forgetful", "again")
 
-    for missing in ({}, {"new_password": None}):
-        reply = call(server, admin, "POST", path, missing)
-        assert (reply.status, reply.errcode) == (400, "M_MISSING_PARAM")
-    reply = call(server, admin, "POST", path, {"new_password": 12})
-    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
+    reply = call(server, admin, "POST", path, {})
+    assert (reply.status, reply.errcode) == (400, "M_MISSING_PARAM")
+    # null is a value of the wrong type, like a number
+    for wrong in (None, 12):
+        reply = call(server, admin, "POST", path, {"new_password": wrong})
+        assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
+    login(server.url, "forgetful", "again")
     ghost = f"{ADMIN}/v1/reset_password/{quote(uid('ghost'))}"
     reply = call(server, admin, "POST", ghost, {"new_password": "x"})
     assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")

@@ -471,7 +471,7 @@ def test_reports_and_the_admin_api(
     room_report = authed(eve, "POST", url(server, room_id, "/report"), {"reason": "spam room"})
     assert (room_report.status, room_report.json()) == (200, {})
     no_reason = authed(eve, "POST", url(server, room_id, "/report"), {})
-    assert (no_reason.status, no_reason.errcode) == (400, "M_BAD_JSON")
+    assert (no_reason.status, no_reason.errcode) == (400, "M_MISSING_PARAM")
     unknown = authed(eve, "POST", url(server, "!nope:test.localhost", "/report"), {"reason": "x"})
     assert (unknown.status, unknown.errcode) == (404, "M_NOT_FOUND")
 

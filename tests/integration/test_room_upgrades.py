@@ -150,7 +150,7 @@ def test_upgrade_errors(
     refused(
         upgrade(server, alice, room_id, {"new_version": "999"}), 400, "M_UNSUPPORTED_ROOM_VERSION"
     )
-    refused(upgrade(server, alice, room_id, {}), 400, "M_BAD_JSON")
+    refused(upgrade(server, alice, room_id, {}), 400, "M_MISSING_PARAM")
     refused(upgrade(server, alice, room_id, {"new_version": 11}), 400, "M_BAD_JSON")
     refused(
         authed(alice, "POST", f"{server.url}{CLIENT}/rooms/{room_id}/upgrade", b"{"),

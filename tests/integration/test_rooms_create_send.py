@@ -65,11 +65,27 @@ def test_create_room_refusals(server: RunningServer, alice: Session) -> None:
     assert (unsupported.status, unsupported.errcode) == (400, "M_UNSUPPORTED_ROOM_VERSION")
     bad_preset = authed(alice, "POST", url, {"preset": "party"})
     assert (bad_preset.status, bad_preset.errcode) == (400, "M_BAD_JSON")
+    for wrong_type in (
+        {"creation_content": "m.federate"},
+        {"creation_content": ["m.federate"]},
+        {"is_direct": "true"},
+        {"invite": "@bob:test.localhost"},
+        {"initial_state": [{"type": "m.room.topic", "content": "no"}]},
+        {"power_level_content_override": 50},
+    ):
+        reply = authed(alice, "POST", url, wrong_type)
+        assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), wrong_type
+    untyped = authed(alice, "POST", url, {"initial_state": [{"content": {}}]})
+    assert (untyped.status, untyped.errcode) == (400, "M_MISSING_PARAM")
+    before = authed(alice, "GET", server.url + CLIENT + "/joined_rooms").json()["joined_rooms"]
     bad_alias = authed(alice, "POST", url, {"room_alias_name": "a:b"})
     assert (bad_alias.status, bad_alias.errcode) == (400, "M_INVALID_PARAM")
     create_room(server, alice, room_alias_name="taken")
     taken = authed(alice, "POST", url, {"room_alias_name": "taken"})
     assert (taken.status, taken.errcode) == (400, "M_ROOM_IN_USE")
+    # the refusals created nothing: only the room that took the alias is new
+    after = authed(alice, "GET", server.url + CLIENT + "/joined_rooms").json()["joined_rooms"]
+    assert len(set(after) - set(before)) == 1
     # the creator's power to change power levels is removed: the initial state is invalid
     invalid = authed(
         alice,

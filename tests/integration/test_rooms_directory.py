@@ -107,7 +107,7 @@ def test_alias_put_refusals(
     remote = put_alias(server, alice, "#elsewhere:other.example", room_id)
     assert (remote.status, remote.errcode) == (400, "M_INVALID_PARAM")
     no_room = authed(alice, "PUT", alias_url(server, f"#noroom:{SERVER_NAME}"), {})
-    assert (no_room.status, no_room.errcode) == (400, "M_BAD_JSON")
+    assert (no_room.status, no_room.errcode) == (400, "M_MISSING_PARAM")
     not_json = authed(alice, "PUT", alias_url(server, f"#noroom:{SERVER_NAME}"), b"{")
     assert (not_json.status, not_json.errcode) == (400, "M_NOT_JSON")
     # require_membership_for_aliases: bob is not in the room

@@ -8,8 +8,16 @@ from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import MatrixError
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.storage.background_updates import BackgroundUpdater
+
+
+class _EnabledBody(RequestBody):
+    enabled: bool
+
+
+class _StartJobBody(RequestBody):
+    job_name: str
 
 
 class BackgroundUpdateEndpoints:
@@ -45,21 +53,15 @@ class BackgroundUpdateEndpoints:
     async def set_enabled(self, request: web.Request) -> web.Response:
         """POST /_synapse/admin/v1/background_updates/enabled"""
         await self._auth.require_admin(request)
-        body = await read_json_object(request)
-        enabled = body.get("enabled")
-        if not isinstance(enabled, bool):
-            raise MatrixError(400, "M_INVALID_PARAM", "'enabled' must be true or false")
+        enabled = (await read_body(request, _EnabledBody, bad_value="M_INVALID_PARAM")).enabled
         self._updater.enabled = enabled
         return json_response({"enabled": enabled})
 
     async def start_job(self, request: web.Request) -> web.Response:
         """POST /_synapse/admin/v1/background_updates/start_job"""
         await self._auth.require_admin(request)
-        body = await read_json_object(request)
-        job_name = body.get("job_name")
-        if job_name is None:
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'job_name'")
-        update = self._jobs.get(job_name) if isinstance(job_name, str) else None
+        job_name = (await read_body(request, _StartJobBody)).job_name
+        update = self._jobs.get(job_name)
         if update is None:
             known = ", ".join(sorted(self._jobs)) or "none"
             # Synapse's status and errcode, which admin tools expect

@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
+from pydantic import Field
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.errors import MatrixError
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.http.params import query_bool
 from ranvier.services.registration_tokens import DEFAULT_TOKEN_LENGTH, RegistrationTokenService
 from ranvier.storage.registration_tokens import UNSET
 
 PREFIX = "/_synapse/admin/v1/registration_tokens"
+# Synapse answers every wrong value here with M_INVALID_PARAM; admin tools expect it
+BAD_VALUE = "M_INVALID_PARAM"
 
 
-def _invalid(error: str) -> MatrixError:
-    return MatrixError(400, "M_INVALID_PARAM", error)
+class _TokenLimits(RequestBody):
+    # null: no limit
+    uses_allowed: int | None = Field(default=None, ge=0)
+    # ms since the epoch; null: never expires
+    expiry_time: int | None = None
 
 
-def _is_int(value: Any) -> bool:
-    # JSON true/false arrive as bool, which Python counts as int
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _uses_allowed(body: dict[str, Any]) -> int | None:
-    value = body.get("uses_allowed")
-    if value is None or (_is_int(value) and value >= 0):
-        return value
-    raise _invalid("uses_allowed must be a non-negative integer or null")
-
-
-def _expiry_time(body: dict[str, Any]) -> int | None:
-    value = body.get("expiry_time")
-    if value is None or _is_int(value):
-        return value
-    raise _invalid("expiry_time must be an integer (ms since the epoch) or null")
+class _NewTokenBody(_TokenLimits):
+    # absent: the server makes one up, `length` characters long
+    token: str | None = None
+    length: int = DEFAULT_TOKEN_LENGTH
 
 
 class RegistrationTokenEndpoints:
@@ -63,14 +53,10 @@ class RegistrationTokenEndpoints:
     async def create(self, request: web.Request) -> web.Response:
         """POST /_synapse/admin/v1/registration_tokens/new"""
         await self._auth.require_admin(request)
-        body = await read_json_object(request)
-        token = body.get("token")
-        if token is not None and not isinstance(token, str):
-            raise _invalid("token must be a string")
-        length = body.get("length", DEFAULT_TOKEN_LENGTH)
-        if not _is_int(length):
-            raise _invalid("length must be an integer")
-        created = await self._tokens.create(token, length, _uses_allowed(body), _expiry_time(body))
+        body = await read_body(request, _NewTokenBody, bad_value=BAD_VALUE)
+        created = await self._tokens.create(
+            body.token, body.length, body.uses_allowed, body.expiry_time
+        )
         return json_response(created.as_json())
 
     async def get(self, request: web.Request) -> web.Response:
@@ -82,9 +68,10 @@ class RegistrationTokenEndpoints:
     async def update(self, request: web.Request) -> web.Response:
         """PUT /_synapse/admin/v1/registration_tokens/{token}"""
         await self._auth.require_admin(request)
-        body = await read_json_object(request)
-        uses_allowed = _uses_allowed(body) if "uses_allowed" in body else UNSET
-        expiry_time = _expiry_time(body) if "expiry_time" in body else UNSET
+        body = await read_body(request, _TokenLimits, bad_value=BAD_VALUE)
+        given = body.model_fields_set
+        uses_allowed = body.uses_allowed if "uses_allowed" in given else UNSET
+        expiry_time = body.expiry_time if "expiry_time" in given else UNSET
         token = await self._tokens.update(
             request.match_info["token"], uses_allowed=uses_allowed, expiry_time=expiry_time
         )

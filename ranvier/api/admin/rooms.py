@@ -3,14 +3,11 @@ list, details, members, state, blocking, and the Delete Room API with its status
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import MatrixError
-from ranvier.http.body import optional_bool, optional_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.http.params import invalid_param, query_bool, query_choice, query_int
 from ranvier.protocol.power_levels import is_valid_user_id
 from ranvier.services.rooms.admin import RoomAdminService
@@ -20,6 +17,19 @@ from ranvier.storage.room_admin import ROOM_ORDER_BY_VALUES, RoomListQuery
 ADMIN = "/_synapse/admin"
 # Synapse's deprecated names for two of the orders
 _ORDER_BY_ALIASES = {"alphabetical": "name", "size": "joined_members"}
+
+
+class _BlockBody(RequestBody):
+    block: bool
+
+
+class _DeleteRoomBody(RequestBody):
+    new_room_user_id: str | None = None
+    room_name: str | None = None
+    message: str | None = None
+    block: bool = False
+    purge: bool = True
+    force_purge: bool = False
 
 
 def _room_id(request: web.Request) -> str:
@@ -118,10 +128,7 @@ class RoomAdminEndpoints:
     async def put_block(self, request: web.Request) -> web.Response:
         """PUT /_synapse/admin/v1/rooms/{room_id}/block"""
         admin = await self._auth.require_admin(request)
-        body = await read_json_object(request)
-        if "block" not in body:
-            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'block'")
-        block = optional_bool(body, "block")
+        block = (await read_body(request, _BlockBody)).block
         return json_response(await self._rooms.set_block(_room_id(request), block, admin.user_id))
 
     async def delete_room(self, request: web.Request) -> web.Response:
@@ -147,8 +154,8 @@ class RoomAdminEndpoints:
     async def _delete_request(self, request: web.Request) -> DeleteRoomRequest:
         admin = await self._auth.require_admin(request)
         # as Synapse: the body must be a JSON object, `{}` at least
-        body: dict[str, Any] = await read_json_object(request)
-        new_room_user_id = optional_str(body, "new_room_user_id")
+        body = await read_body(request, _DeleteRoomBody)
+        new_room_user_id = body.new_room_user_id
         if new_room_user_id is not None and (
             not is_valid_user_id(new_room_user_id)
             or new_room_user_id.partition(":")[2] != self._server_name
@@ -158,9 +165,9 @@ class RoomAdminEndpoints:
             room_id=_room_id(request),
             requester_user_id=admin.user_id,
             new_room_user_id=new_room_user_id,
-            room_name=optional_str(body, "room_name"),
-            message=optional_str(body, "message"),
-            block=optional_bool(body, "block", default=False),
-            purge=optional_bool(body, "purge", default=True),
-            force_purge=optional_bool(body, "force_purge", default=False),
+            room_name=body.room_name,
+            message=body.message,
+            block=body.block,
+            purge=body.purge,
+            force_purge=body.force_purge,
         )

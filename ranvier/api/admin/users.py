@@ -9,8 +9,7 @@ from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import MatrixError
-from ranvier.http.body import optional_bool, optional_str, required_str
-from ranvier.http.json import json_response, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
 from ranvier.http.params import query_bool, query_choice, query_int
 from ranvier.services.admin_users import AdminUserService, UserChanges
 from ranvier.storage.user_admin import ORDER_BY_VALUES, UserListQuery
@@ -18,19 +17,43 @@ from ranvier.storage.user_admin import ORDER_BY_VALUES, UserListQuery
 ADMIN = "/_synapse/admin"
 
 
-def _bad_json(error: str) -> MatrixError:
-    return MatrixError(400, "M_BAD_JSON", error)
+class _UserBody(RequestBody):
+    """PUT /_synapse/admin/v2/users/{user_id}; an absent field changes nothing."""
+
+    password: str | None = None
+    logout_devices: bool = True
+    displayname: str | None = None
+    avatar_url: str | None = None
+    admin: bool | None = None
+    deactivated: bool | None = None
+    locked: bool | None = None
+    # null is a value here: it makes the user a regular one
+    user_type: str | None = None
 
 
-def _missing(key: str) -> MatrixError:
-    return MatrixError(400, "M_MISSING_PARAM", f"Missing '{key}'")
+class _AdminBody(RequestBody):
+    admin: bool
 
 
-def _optional_bool(body: dict[str, Any], key: str) -> bool | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise _bad_json(f"'{key}' must be true or false")
-    return value
+class _DeactivateBody(RequestBody):
+    erase: bool = False
+
+
+class _ResetPasswordBody(RequestBody):
+    new_password: str
+    logout_devices: bool = True
+
+
+class _SharedSecretBody(RequestBody):
+    nonce: str
+    username: str
+    password: str
+    mac: str
+    # Synapse's MAC says "admin" for any truthy value; keep that so tools agree
+    admin: Any = None
+    user_type: str | None = None
+    displayname: str | None = None
+    refresh_token: bool = False
 
 
 async def _read_optional_json_object(request: web.Request) -> dict[str, Any]:
@@ -41,20 +64,30 @@ async def _read_optional_json_object(request: web.Request) -> dict[str, Any]:
 
 
 def parse_user_changes(body: dict[str, Any]) -> UserChanges:
-    user_type = body.get("user_type")
-    if user_type is not None and not isinstance(user_type, str):
-        raise _bad_json("'user_type' must be a string or null")
+    fields = validate_body(body, _UserBody)
     return UserChanges(
-        password=optional_str(body, "password"),
-        logout_devices=optional_bool(body, "logout_devices", default=True),
-        displayname=optional_str(body, "displayname"),
-        avatar_url=optional_str(body, "avatar_url"),
-        admin=_optional_bool(body, "admin"),
-        deactivated=_optional_bool(body, "deactivated"),
-        locked=_optional_bool(body, "locked"),
-        user_type_given="user_type" in body,
-        user_type=user_type,
+        password=fields.password,
+        logout_devices=fields.logout_devices,
+        displayname=fields.displayname,
+        avatar_url=fields.avatar_url,
+        admin=fields.admin,
+        deactivated=fields.deactivated,
+        locked=fields.locked,
+        user_type_given="user_type" in fields.model_fields_set,
+        user_type=fields.user_type,
     )
+
+
+def _check_shared_secret_body(body: dict[str, Any]) -> None:
+    """Synapse's own refusals for the required fields, which register_new_matrix_user and
+    other tools have been written against."""
+    for key in ("nonce", "username", "password", "mac"):
+        if key not in body:
+            raise MatrixError(400, "M_BAD_JSON", f"{key} must be specified")
+    if not isinstance(body["username"], str):
+        raise MatrixError(400, "M_INVALID_USERNAME", "Invalid username")
+    if not isinstance(body["password"], str):
+        raise MatrixError(400, "M_INVALID_PARAM", "Invalid password")
 
 
 class AdminUserEndpoints:
@@ -122,32 +155,26 @@ class AdminUserEndpoints:
     async def put_admin(self, request: web.Request) -> web.Response:
         """PUT /_synapse/admin/v1/users/{user_id}/admin"""
         requester = await self._auth.require_admin(request)
-        body = await read_json_object(request)
-        if "admin" not in body:
-            raise _missing("admin")
-        admin = _optional_bool(body, "admin")
+        body = await read_body(request, _AdminBody)
         await self._admin_users.set_admin(
-            requester.user_id, request.match_info["user_id"], bool(admin)
+            requester.user_id, request.match_info["user_id"], body.admin
         )
         return json_response({})
 
     async def deactivate(self, request: web.Request) -> web.Response:
         """POST /_synapse/admin/v1/deactivate/{user_id}"""
         await self._auth.require_admin(request)
-        body = await _read_optional_json_object(request)
-        erase = optional_bool(body, "erase")
-        await self._admin_users.deactivate(request.match_info["user_id"], erase)
+        body = validate_body(await _read_optional_json_object(request), _DeactivateBody)
+        await self._admin_users.deactivate(request.match_info["user_id"], body.erase)
         # no identity server bindings exist to undo (3PIDs arrive with email)
         return json_response({"id_server_unbind_result": "success"})
 
     async def reset_password(self, request: web.Request) -> web.Response:
         """POST /_synapse/admin/v1/reset_password/{user_id}"""
         await self._auth.require_admin(request)
-        body = await read_json_object(request)
-        new_password = required_str(body, "new_password")
-        logout_devices = optional_bool(body, "logout_devices", default=True)
+        body = await read_body(request, _ResetPasswordBody)
         await self._admin_users.reset_password(
-            request.match_info["user_id"], new_password, logout_devices
+            request.match_info["user_id"], body.new_password, body.logout_devices
         )
         return json_response({})
 
@@ -166,32 +193,17 @@ class AdminUserEndpoints:
     async def register(self, request: web.Request) -> web.Response:
         """POST /_synapse/admin/v1/register"""
         self._admin_users.require_shared_secret()
-        body = await read_json_object(request)
-        for key in ("nonce", "username", "password", "mac"):
-            if key not in body:
-                raise MatrixError(400, "M_BAD_JSON", f"{key} must be specified")
-        nonce, username, password, mac = (
-            body["nonce"],
-            body["username"],
-            body["password"],
-            body["mac"],
-        )
-        if not isinstance(nonce, str) or not isinstance(mac, str):
-            raise _bad_json("nonce and mac must be strings")
-        if not isinstance(username, str):
-            raise MatrixError(400, "M_INVALID_USERNAME", "Invalid username")
-        if not isinstance(password, str):
-            raise MatrixError(400, "M_INVALID_PARAM", "Invalid password")
-        user_type = optional_str(body, "user_type")
+        raw = await read_json_object(request)
+        _check_shared_secret_body(raw)
+        body = validate_body(raw, _SharedSecretBody)
         session = await self._admin_users.register_with_shared_secret(
-            nonce=nonce,
-            username=username,
-            password=password,
-            # Synapse's MAC says "admin" for any truthy value; keep that so tools agree
-            admin=bool(body.get("admin")),
-            user_type=user_type,
-            displayname=optional_str(body, "displayname"),
-            mac=mac,
-            refresh=optional_bool(body, "refresh_token"),
+            nonce=body.nonce,
+            username=body.username,
+            password=body.password,
+            admin=bool(body.admin),
+            user_type=body.user_type,
+            displayname=body.displayname,
+            mac=body.mac,
+            refresh=body.refresh_token,
         )
         return json_response(session.response(self._admin_users.server_name))

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.errors import MatrixError
-from ranvier.http.json import json_response, read_body, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.http.params import query_int, query_string
 from ranvier.services.rooms.aliases import AliasService
 from ranvier.services.rooms.public_rooms import PublicRoomsQuery, PublicRoomsService
@@ -16,27 +17,25 @@ from ranvier.services.rooms.public_rooms import PublicRoomsQuery, PublicRoomsSer
 CLIENT = "/_matrix/client/v3"
 
 
-class _AliasBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _AliasBody(RequestBody):
     room_id: str
 
 
-class _PublicRoomsFilter(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _PublicRoomsFilter(RequestBody):
     generic_search_term: str | None = None
     room_types: list[str | None] | None = None
 
 
-class _PublicRoomsBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _PublicRoomsBody(RequestBody):
     limit: int | None = Field(default=None, ge=0)
     since: str | None = None
     filter: _PublicRoomsFilter = Field(default_factory=_PublicRoomsFilter)
     include_all_networks: bool = False
     third_party_instance_id: str | None = None
+
+
+class _VisibilityBody(RequestBody):
+    visibility: Literal["public", "private"] = "public"
 
 
 class AliasEndpoints:
@@ -105,10 +104,9 @@ class RoomDirectoryEndpoints:
     async def set_visibility(self, request: web.Request) -> web.Response:
         """PUT /_matrix/client/v3/directory/list/room/{roomId}"""
         requester = await self._auth.require_user(request)
-        body = await read_json_object(request)
-        visibility = body.get("visibility", "public")
-        if visibility not in ("public", "private"):
-            raise MatrixError(400, "M_INVALID_PARAM", "visibility must be 'public' or 'private'")
+        # M_INVALID_PARAM, as before bodies were parsed into models, and as Synapse answers
+        body = await read_body(request, _VisibilityBody, bad_value="M_INVALID_PARAM")
+        visibility = body.visibility
         await self._public_rooms.set_visibility(requester, request.match_info["roomId"], visibility)
         return json_response({})
 

@@ -4,26 +4,27 @@ leaving.yaml, kicking.yaml, banning.yaml, knocking.yaml, list_joined_rooms.yaml.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import MatrixError
-from ranvier.http.json import json_response, read_body, read_json_object
+from ranvier.http.json import (
+    RequestBody,
+    json_response,
+    read_body,
+    read_json_object,
+    validate_body,
+)
 from ranvier.services.rooms.membership import MembershipService
 
 CLIENT = "/_matrix/client/v3"
 
 
-class _ReasonBody(BaseModel):
+class _ReasonBody(RequestBody):
     # third_party_signed and unstable keys are ignored, as a join without them
-    model_config = ConfigDict(extra="ignore")
-
     reason: str | None = None
 
 
-class _TargetBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _TargetBody(RequestBody):
     user_id: str
     reason: str | None = None
 
@@ -105,7 +106,7 @@ class MembershipEndpoints:
             raise MatrixError(
                 400, "M_UNRECOGNIZED", "Invites by third-party identifier are not supported yet"
             )
-        body = await read_body(request, _TargetBody)
+        body = validate_body(raw, _TargetBody)
         await self._membership.invite(
             requester, request.match_info["roomId"], body.user_id, reason=body.reason
         )

@@ -5,11 +5,11 @@ room_event_by_timestamp.yaml, redaction.yaml, report_content.yaml."""
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import StrictInt, StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import bad_json
-from ranvier.http.json import json_response, parse_json, read_body
+from ranvier.http.json import RequestBody, json_response, parse_json, read_body
 from ranvier.http.params import (
     invalid_param,
     parse_int_param,
@@ -29,22 +29,16 @@ CLIENT_V1 = "/_matrix/client/v1"
 MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
 
 
-class _RedactBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _RedactBody(RequestBody):
     reason: StrictStr | None = None
 
 
-class _ReportEventBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _ReportEventBody(RequestBody):
     reason: StrictStr | None = None
     score: StrictInt | None = None
 
 
-class _ReportRoomBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _ReportRoomBody(RequestBody):
     reason: StrictStr
 
 

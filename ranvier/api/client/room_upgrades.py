@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.json import json_response, read_body
+from ranvier.http.json import RequestBody, json_response, read_body
 from ranvier.services.rooms.upgrade import RoomUpgradeService
 
 CLIENT = "/_matrix/client/v3"
 
 
-class _UpgradeBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _UpgradeBody(RequestBody):
     new_version: str
     additional_creators: list[str] | None = None
 

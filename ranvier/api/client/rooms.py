@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.http.json import json_response, read_body, read_json_object
+from ranvier.http.json import RequestBody, json_response, read_body, read_json_object
 from ranvier.http.ratelimit import Ratelimiters
 from ranvier.requester import UserRequester
 from ranvier.services.rooms.client_sends import EventSendingService
@@ -22,16 +22,13 @@ from ranvier.services.rooms.room_creation import (
 CLIENT = "/_matrix/client/v3"
 
 
-class _InitialStateBody(BaseModel):
+class _InitialStateBody(RequestBody):
     type: str
     state_key: str = ""
     content: dict[str, Any]
 
 
-class _CreateRoomBody(BaseModel):
-    # clients send extra keys (e.g. invite_3pid, unstable fields): ignore what we don't use
-    model_config = ConfigDict(extra="ignore")
-
+class _CreateRoomBody(RequestBody):
     visibility: Literal["public", "private"] = "private"
     preset: Literal["private_chat", "trusted_private_chat", "public_chat"] | None = None
     room_version: str | None = None
