@@ -3,6 +3,7 @@ auth, password change, deactivation and devices, as a client observes them."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from urllib.parse import quote
 
 import pytest
 
+from ranvier.config.loader import load_config
+from ranvier.storage.schema import prepare_database
+from ranvier.storage.ui_auth import UIAuthStore
 from tests.integration.client import Reply, request
 from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
@@ -414,6 +418,38 @@ def test_password_change_logs_out_other_devices(server: RunningServer) -> None:
     assert_error(whoami(server, other), 401, "M_UNKNOWN_TOKEN")
     assert_error(post(server, "/login", password_auth("heidi")), 403, "M_FORBIDDEN")
     login(server.url, "heidi", "a brand new password")
+
+
+def test_a_password_change_session_does_not_store_the_new_password(
+    server: RunningServer,
+) -> None:
+    olga = register(server.url, "olga")
+    body = {"new_password": "olga's secret new password", "logout_devices": False}
+    challenge = post(server, "/account/password", body, olga)
+    assert challenge.status == 401
+    session_id = challenge.json()["session"]
+
+    stored = stored_auth_session(server.config_path, session_id)
+    assert stored == {"logout_devices": False}
+
+    done = {**body, "auth": password_auth("olga", session=session_id)}
+    assert post(server, "/account/password", done, olga).status == 200
+    login(server.url, "olga", "olga's secret new password")
+
+
+def stored_auth_session(config_path: Path, session_id: str) -> dict[str, Any]:
+    """The body an auth session keeps, as an admin reading the database would see it."""
+
+    async def read() -> dict[str, Any]:
+        database = await prepare_database(load_config(config_path))
+        try:
+            session = await UIAuthStore(database).get_session(session_id)
+        finally:
+            await database.close()
+        assert session is not None
+        return session.clientdict
+
+    return asyncio.run(read())
 
 
 def test_password_change_can_keep_other_devices(server: RunningServer) -> None:

@@ -53,9 +53,12 @@ class AccountEndpoints:
         raw = await read_json_object(request)
         self._accounts.require_password_changes_enabled()
         body = validate_body(raw, _PasswordChangeBody)
+        # the auth session stores the body it guards: keep the new password out of it (it
+        # is taken from the request that completes the session, never from the store)
+        guarded = {key: value for key, value in raw.items() if key != "new_password"}
         auth = await user_interactive_auth(
             self._uia,
-            raw,
+            guarded,
             self._accounts.reauth_flows(),
             operation=f"POST {ACCOUNT}/password {requester.user_id}",
         )
