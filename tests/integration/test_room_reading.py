@@ -107,8 +107,11 @@ def test_get_event(server: RunningServer, alice: Session, eve: Session) -> None:
 
     missing = authed(alice, "GET", url(server, room_id, "/event/$nope"))
     assert (missing.status, missing.errcode) == (404, "M_NOT_FOUND")
+    # as Synapse: a non-member is told the event is not found, as if it did not exist
     stranger = authed(eve, "GET", url(server, room_id, f"/event/{event_id}"))
-    assert (stranger.status, stranger.errcode) == (403, "M_FORBIDDEN")
+    assert (stranger.status, stranger.errcode) == (404, "M_NOT_FOUND")
+    nowhere = authed(eve, "GET", url(server, "!nowhere:test.localhost", f"/event/{event_id}"))
+    assert (nowhere.status, nowhere.errcode) == (404, "M_NOT_FOUND")
     unauthenticated = authed(
         Session("@x:test.localhost", "bad", "D"), "GET", url(server, room_id, f"/event/{event_id}")
     )

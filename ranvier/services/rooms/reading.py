@@ -102,7 +102,14 @@ class RoomReadingService:
         self, requester: UserRequester, room_id: str, event_id: str
     ) -> dict[str, Any]:
         """GET /rooms/{roomId}/event/{eventId}"""
-        await self._access(requester, room_id)
+        try:
+            await self._access(requester, room_id)
+        except MatrixError as exc:
+            # spec (and Synapse): 404 when the requester may not see the event, so a
+            # non-member learns nothing, not even that the room exists
+            if exc.status == 403:
+                raise not_found() from None
+            raise
         event = await self.loader.get_event(event_id)
         if event is None or event.room_id != room_id or event.rejected_reason is not None:
             raise not_found()
