@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
-from ranvier.http.auth import bearer_token
+from ranvier.http.auth import access_token
 from ranvier.http.ratelimit import client_address
 from ranvier.requester import UserRequester
 from ranvier.services.tokens import AccessTokens
@@ -34,7 +34,7 @@ class RequestAuthenticator:
         self, request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False
     ) -> UserRequester:
         """`allow_locked`: for the few endpoints a locked account may still use (logout)."""
-        token = bearer_token(request)
+        token = access_token(request)
         if token is None:
             raise missing_token()
         info = await self._access_tokens.lookup(token)
@@ -71,8 +71,9 @@ class RequestAuthenticator:
         )
 
     async def optional_user(self, request: web.Request) -> UserRequester | None:
-        """The requester if a token was sent (it must then be valid), else None."""
-        if bearer_token(request) is None:
+        """The requester if a token was sent, in the header or the query (it must then be
+        valid), else None."""
+        if access_token(request) is None:
             return None
         return await self.require_user(request, allow_guest=True)
 
