@@ -21,7 +21,8 @@ from ranvier.storage.key_backup import (
     UploadRefused,
 )
 
-JsonObject = dict[str, Any]
+# opaque to the server: Synapse keeps any JSON value (SyTest sends a string)
+JsonValue = Any
 # the largest version a BigInteger column holds
 _MAX_VERSION = 2**63 - 1
 
@@ -54,7 +55,7 @@ def replaces(new: RoomKey, existing: RoomKey) -> bool:
 class VersionInfo:
     version: str
     algorithm: str
-    auth_data: JsonObject
+    auth_data: JsonValue
     etag: str
     count: int
 
@@ -85,7 +86,7 @@ class KeyBackupService:
     def __init__(self, store: KeyBackupStore) -> None:
         self._store = store
 
-    async def create_version(self, user_id: str, algorithm: str, auth_data: JsonObject) -> str:
+    async def create_version(self, user_id: str, algorithm: str, auth_data: JsonValue) -> str:
         return str(await self._store.create_version(user_id, algorithm, auth_data))
 
     async def current_version(self, user_id: str) -> VersionInfo:
@@ -102,7 +103,7 @@ class KeyBackupService:
         user_id: str,
         version: str,
         algorithm: str,
-        auth_data: JsonObject,
+        auth_data: JsonValue,
         body_version: str | None,
     ) -> None:
         """Replace the version's auth_data; only auth_data may change (spec)."""

@@ -68,7 +68,8 @@ e2e_room_keys = Table(
     ),
 )
 
-JsonObject = dict[str, Any]
+# auth_data and session_data are opaque: clients (and SyTest) send strings as well as objects
+JsonValue = Any
 # how many session IDs go into one IN (...) list
 _CHUNK = 500
 # creates of one user's versions that may collide before giving up
@@ -79,7 +80,7 @@ _CREATE_ATTEMPTS = 10
 class BackupVersion:
     version: int
     algorithm: str
-    auth_data: JsonObject
+    auth_data: JsonValue
     etag: int
     # how many keys the version holds
     count: int
@@ -92,7 +93,7 @@ class RoomKey:
     first_message_index: int
     forwarded_count: int
     is_verified: bool
-    session_data: JsonObject
+    session_data: JsonValue
 
 
 class UploadRefused(Enum):
@@ -115,14 +116,13 @@ class NotCurrent:
     current_version: int
 
 
-def _dumps(value: JsonObject) -> str:
+def _dumps(value: JsonValue) -> str:
     # as sent: key order kept, so a client reads back exactly what it stored
     return orjson.dumps(value).decode()
 
 
-def _loads(text: str) -> JsonObject:
-    value: JsonObject = orjson.loads(text)
-    return value
+def _loads(text: str) -> JsonValue:
+    return orjson.loads(text)
 
 
 def _live(user_id: str, version: int) -> ColumnElement[bool]:
@@ -190,7 +190,7 @@ class KeyBackupStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create_version(self, user_id: str, algorithm: str, auth_data: JsonObject) -> int:
+    async def create_version(self, user_id: str, algorithm: str, auth_data: JsonValue) -> int:
         """A new version, numbered after every earlier one (deleted ones included)."""
         for attempt in range(_CREATE_ATTEMPTS):
             try:
@@ -247,7 +247,7 @@ class KeyBackupStore:
             count=count,
         )
 
-    async def set_auth_data(self, user_id: str, version: int, auth_data: JsonObject) -> bool:
+    async def set_auth_data(self, user_id: str, version: int, auth_data: JsonValue) -> bool:
         """False if the version is not live."""
         async with self._db.transaction() as conn:
             result = await conn.execute(

@@ -153,6 +153,32 @@ def test_create_and_read_a_version(server: RunningServer) -> None:
     assert (by_number.status, by_number.json()) == (200, body)
 
 
+@pytest.mark.parametrize("opaque", ["anopaquestring", ["a", 1], 7, None, {}])
+def test_auth_data_and_session_data_of_any_json_type_are_kept(
+    server: RunningServer, opaque: Any
+) -> None:
+    # Synapse keeps these opaque values whatever their JSON type, and clients (SyTest's
+    # backup tests among them) send strings
+    alice = new_user(server)
+    reply = call(server, alice, "POST", VERSION, {"algorithm": ALGORITHM, "auth_data": opaque})
+    assert reply.status == 200, reply.body
+    version = reply.json()["version"]
+    assert call(server, alice, "GET", VERSION).json()["auth_data"] == opaque
+    updated = call(
+        server,
+        alice,
+        "PUT",
+        VERSION + "/" + version,
+        {"algorithm": ALGORITHM, "auth_data": "adifferentopaquestring", "version": version},
+    )
+    assert updated.status == 200, updated.body
+    assert call(server, alice, "GET", VERSION).json()["auth_data"] == "adifferentopaquestring"
+    session = {**key(first_message_index=3), "session_data": opaque}
+    assert_counts(put_session(server, alice, version, "1234", session), 1)
+    stored = call(server, alice, "GET", keys_path(version, ROOM, "1234"))
+    assert (stored.status, stored.json()) == (200, session)
+
+
 def test_versions_increase_and_compare_as_numbers(server: RunningServer) -> None:
     alice = new_user(server)
     versions = [create(server, alice) for _ in range(11)]
@@ -198,8 +224,6 @@ def test_every_user_numbers_their_own_versions(server: RunningServer) -> None:
         ({"auth_data": {}}, 400, "M_MISSING_PARAM"),
         ({"algorithm": 5, "auth_data": {}}, 400, "M_BAD_JSON"),
         ({"algorithm": ALGORITHM}, 400, "M_MISSING_PARAM"),
-        ({"algorithm": ALGORITHM, "auth_data": "key"}, 400, "M_BAD_JSON"),
-        ({"algorithm": ALGORITHM, "auth_data": ["key"]}, 400, "M_BAD_JSON"),
         (b"not json", 400, "M_NOT_JSON"),
         (b"[]", 400, "M_BAD_JSON"),
     ],
@@ -257,7 +281,6 @@ def test_update_auth_data(server: RunningServer) -> None:
         ("1", {"algorithm": "m.other", "auth_data": {}}, 400, "M_INVALID_PARAM"),
         ("1", {"auth_data": {}}, 400, "M_MISSING_PARAM"),
         ("1", {"algorithm": ALGORITHM}, 400, "M_MISSING_PARAM"),
-        ("1", {"algorithm": ALGORITHM, "auth_data": 1}, 400, "M_BAD_JSON"),
         ("1", {"algorithm": ALGORITHM, "auth_data": {}, "version": 1}, 400, "M_BAD_JSON"),
         ("7", {"algorithm": ALGORITHM, "auth_data": {}}, 404, "M_NOT_FOUND"),
         ("abc", {"algorithm": ALGORITHM, "auth_data": {}}, 404, "M_NOT_FOUND"),
@@ -525,7 +548,6 @@ def _without(field: str) -> dict[str, Any]:
         ("session", {**key(), "forwarded_count": True}, "M_BAD_JSON"),
         ("session", {**key(), "forwarded_count": 2**53}, "M_BAD_JSON"),
         ("session", {**key(), "is_verified": "yes"}, "M_BAD_JSON"),
-        ("session", {**key(), "session_data": "opaque"}, "M_BAD_JSON"),
         ("room", {}, "M_MISSING_PARAM"),
         ("room", {"sessions": []}, "M_BAD_JSON"),
         ("room", {"sessions": {"ok": key(), "bad": {**key(), "is_verified": 1}}}, "M_BAD_JSON"),
