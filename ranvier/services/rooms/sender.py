@@ -61,6 +61,10 @@ PersistPreparer = Callable[[Sequence[Event], StateMap], Awaitable[PersistWriter 
 # raises (e.g. MatrixError) to refuse an event before it is built: rules of this server,
 # not of the room, such as joins to a room the admins blocked
 SendCheck = Callable[[EventTemplate], Awaitable[None]]
+# run with an event built and authorised but not yet persisted, while nothing else can be
+# sent into its room; raising refuses the event (a room upgrade creates the replacement
+# room here, so that the new room can name the tombstone that points to it)
+BeforePersist = Callable[[Event], Awaitable[None]]
 
 
 class RoomNotFound(Exception):
@@ -116,6 +120,7 @@ class _Pending:
     template: EventTemplate
     txn: Txn | None
     future: asyncio.Future[Event]
+    before_persist: BeforePersist | None = None
 
 
 @dataclass
@@ -169,11 +174,17 @@ class RoomEventSender:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def send(self, template: EventTemplate, txn: Txn | None = None) -> Event:
+    async def send(
+        self,
+        template: EventTemplate,
+        txn: Txn | None = None,
+        before_persist: BeforePersist | None = None,
+    ) -> Event:
         """Build, authorise and persist one event; the same txn returns the same event.
 
         Raises RoomNotFound, AuthError (the rules refuse it), EventBuildError or
-        PDUValidationError (the event cannot exist in this room version).
+        PDUValidationError (the event cannot exist in this room version), or what
+        `before_persist` raised.
         """
         assert template.room_id is not None
         for check in self.before_send:
@@ -195,7 +206,7 @@ class RoomEventSender:
                 future.set_result(event)
                 return event
         self._room_id_to_queue.setdefault(template.room_id, []).append(
-            _Pending(template, txn, future)
+            _Pending(template, txn, future, before_persist)
         )
         if template.room_id not in self._room_id_to_worker:
             self._room_id_to_worker[template.room_id] = asyncio.create_task(
@@ -243,6 +254,8 @@ class RoomEventSender:
         for pending in batch:
             try:
                 event = await self._build_and_check(pending.template, working)
+                if pending.before_persist is not None:
+                    await pending.before_persist(event)
             except Exception as exc:
                 refused.append((pending, exc))
                 continue

@@ -30,7 +30,12 @@ from ranvier.requester import UserRequester
 from ranvier.services.rooms.errors import as_matrix_error
 from ranvier.services.rooms.membership import ProfileLookup
 from ranvier.services.rooms.room_creation import default_power_levels
-from ranvier.services.rooms.sender import RoomEventSender, RoomHead, RoomNotFound
+from ranvier.services.rooms.sender import (
+    BeforePersist,
+    RoomEventSender,
+    RoomHead,
+    RoomNotFound,
+)
 from ranvier.storage import aliases as alias_store
 from ranvier.storage import rooms as room_store
 
@@ -119,7 +124,8 @@ class RoomUpgradeService:
         try:
             head = await self._sender.head(old_room_id)
         except RoomNotFound:
-            raise MatrixError(403, "M_FORBIDDEN", "You are not in this room") from None
+            # as Synapse (SyTest "/upgrade of a bogus room fails gracefully")
+            raise MatrixError(404, "M_NOT_FOUND", f"Unknown room {old_room_id}") from None
         old_version = head.room_version
         state = await self._state_events(head)
         create = state.get(CREATE)
@@ -140,8 +146,7 @@ class RoomUpgradeService:
         creators = _new_creators(new_version, user_id, additional_creators)
         create_content: dict[str, Any] = {
             "room_version": new_version.identifier,
-            # spec: predecessor.event_id is the last known event of the old room
-            "predecessor": {"room_id": old_room_id, "event_id": head.extremities[-1].event_id},
+            "predecessor": {"room_id": old_room_id},
         }
         if "type" in create.content:
             create_content["type"] = create.content["type"]
@@ -154,37 +159,52 @@ class RoomUpgradeService:
             requester, state, old_version, new_version, creators, old_levels
         )
         room = await room_store.get_room(self._sender.db, old_room_id)
+        is_public = room.is_public if room is not None else False
 
-        async def move_aliases(conn: AsyncConnection, new_room_id: str) -> None:
-            # spec: step 4, in the creating transaction so that aliases never dangle
-            await alias_store.move_aliases(conn, old_room_id, new_room_id)
+        async def create_new_room(new_room_id: str | None) -> str:
+            async def move_aliases(conn: AsyncConnection, created_room_id: str) -> None:
+                # spec: step 4, in the creating transaction so that aliases never dangle
+                await alias_store.move_aliases(conn, old_room_id, created_room_id)
 
-        try:
-            new_room_id, _ = await self._sender.create_room(
-                room_version=new_version,
-                creator=user_id,
-                create_content=create_content,
-                initial=templates,
-                room_id=None
-                if new_version.room_id_from_create_event
-                else f"!{secrets.token_urlsafe(18)}:{self._server_name}",
-                is_public=room.is_public if room is not None else False,
-                in_transaction=move_aliases,
-            )
-        except AuthError as exc:
-            raise MatrixError(
-                400, "M_INVALID_ROOM_STATE", f"The room's state cannot be copied: {exc}"
-            ) from None
-        except Exception as exc:
-            error = as_matrix_error(exc)
-            if error is None:
-                raise
-            raise error from None
-        if room is not None and room.is_public:
+            try:
+                created, _ = await self._sender.create_room(
+                    room_version=new_version,
+                    creator=user_id,
+                    create_content=create_content,
+                    initial=templates,
+                    room_id=new_room_id,
+                    is_public=is_public,
+                    in_transaction=move_aliases,
+                )
+            except AuthError as exc:
+                raise MatrixError(
+                    400, "M_INVALID_ROOM_STATE", f"The room's state cannot be copied: {exc}"
+                ) from None
+            return created
+
+        if new_version.room_id_from_create_event:
+            # The new room's ID is the hash of its create event, which must therefore exist
+            # before the tombstone can name it; spec (v1.16): predecessor.event_id MAY then
+            # be omitted, and clients look for the tombstone instead (as Synapse does).
+            new_room_id = await create_new_room(None)
+            await self._send_tombstone(user_id, old_room_id, new_room_id, None)
+        else:
+            new_room_id = f"!{secrets.token_urlsafe(18)}:{self._server_name}"
+
+            async def create_with_tombstone(tombstone: Event) -> None:
+                # Clients follow predecessor.event_id back to the tombstone (SyTest checks
+                # they are the same event, as Synapse makes them): the tombstone is built
+                # first, the new room created while nothing else can enter the old room,
+                # and the tombstone persisted only once the new room exists.
+                create_content["predecessor"]["event_id"] = tombstone.event_id
+                await create_new_room(new_room_id)
+
+            await self._send_tombstone(user_id, old_room_id, new_room_id, create_with_tombstone)
+        if is_public:
             # the directory lists the replacement instead
             await room_store.set_room_public(self._sender.db, old_room_id, False)
 
-        await self._retire_old_room(requester, old_room_id, new_room_id, state, old_version)
+        await self._retire_old_room(requester, old_room_id, state, old_version)
         logger.info(
             "%s upgraded %s to %s (room version %s)",
             user_id,
@@ -193,6 +213,29 @@ class RoomUpgradeService:
             new_version.identifier,
         )
         return new_room_id
+
+    async def _send_tombstone(
+        self,
+        user_id: str,
+        old_room_id: str,
+        new_room_id: str,
+        before_persist: BeforePersist | None,
+    ) -> None:
+        # spec: step 5 - a refusal is the client's error
+        tombstone = EventTemplate(
+            TOMBSTONE,
+            user_id,
+            {"body": TOMBSTONE_BODY, "replacement_room": new_room_id},
+            old_room_id,
+            state_key="",
+        )
+        try:
+            await self._sender.send(tombstone, before_persist=before_persist)
+        except Exception as exc:
+            error = as_matrix_error(exc)
+            if error is None:
+                raise
+            raise error from None
 
     async def _initial_events(
         self,
@@ -281,10 +324,10 @@ class RoomUpgradeService:
         self,
         requester: UserRequester,
         old_room_id: str,
-        new_room_id: str,
         state: Mapping[tuple[str, str], Event],
         old_version: RoomVersion,
     ) -> None:
+        """After the tombstone (as Synapse, so that it is the first thing clients see)."""
         user_id = requester.user_id
         canonical = state.get(CANONICAL_ALIAS)
         if canonical is not None:
@@ -295,21 +338,6 @@ class RoomUpgradeService:
                         "m.room.canonical_alias", user_id, remaining, old_room_id, state_key=""
                     )
                 )
-        # spec: step 5 - a refusal now is the client's error, though the new room exists
-        tombstone = EventTemplate(
-            TOMBSTONE,
-            user_id,
-            {"body": TOMBSTONE_BODY, "replacement_room": new_room_id},
-            old_room_id,
-            state_key="",
-        )
-        try:
-            await self._sender.send(tombstone)
-        except Exception as exc:
-            error = as_matrix_error(exc)
-            if error is None:
-                raise
-            raise error from None
         # spec: step 6 - stop ordinary members from speaking and inviting in the old room
         old_pl = state.get(POWER_LEVELS)
         if old_pl is None:
