@@ -20,8 +20,14 @@ from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.sync.event_fields import only_fields
 from ranvier.services.sync.sources import UnreadCounts
 from ranvier.services.sync.state import StateLoader, calculate_state
-from ranvier.services.sync.summary import MAX_HEROES, room_summary
+from ranvier.services.sync.summary import (
+    MAX_HEROES,
+    NAMING_STATE,
+    has_naming_content,
+    room_summary,
+)
 from ranvier.services.sync.timeline import Timeline, TimelineLoader, TimelineRange
+from ranvier.storage import state as state_store
 from ranvier.storage import sync as sync_store
 from ranvier.storage.database import Database
 from ranvier.storage.state import StateMap
@@ -177,17 +183,15 @@ class RoomsBuilder:
         ]
         room_to_full = {room_id: room_id in plan.join_newly for room_id in shown_joined}
         room_to_full.update((room_id, full) for room_id, (_, full) in plan.leave.items())
-        # every room's timeline and state, loaded and served together: a few queries per
-        # sync rather than a few per room
-        bodies = await self._rooms(request, room_to_full, timelines, previous)
         summarised = set(plan.join_newly)
         for room_id in shown_joined:
             timeline = timelines.get(room_id)
             if timeline is not None and await self._members_changed(timeline):
                 summarised.add(room_id)
-        members = await sync_store.get_member_summaries(
-            self._db, [r for r in shown_joined if r in summarised], request.user_id, MAX_HEROES
-        )
+        summaries = await self._summaries([r for r in shown_joined if r in summarised], request)
+        # every room's timeline and state, loaded and served together: a few queries per
+        # sync rather than a few per room
+        bodies = await self._rooms(request, room_to_full, timelines, previous, summaries)
         # counts are read only for the rooms the response shows
         unread = (
             await self._unread.unread_counts(request.user_id, shown_joined)
@@ -200,7 +204,7 @@ class RoomsBuilder:
             room = bodies[room_id]
             room["ephemeral"] = {"events": extras.ephemeral.get(room_id, [])}
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
-            room["summary"] = room_summary(members[room_id]) if room_id in summarised else {}
+            room["summary"] = summaries.get(room_id, {})
             room.update(
                 unread_sections(
                     unread.get(room_id, {}), timeline_filter.unread_thread_notifications
@@ -214,6 +218,27 @@ class RoomsBuilder:
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
             leave[room_id] = room
         return await self._sections(plan, join, leave)
+
+    async def _summaries(self, room_ids: list[str], request: RoomsRequest) -> dict[str, JsonDict]:
+        """room_id -> its summary. spec: m.heroes only for a room without a name or a
+        canonical alias (the client names it from them); the counts always."""
+        if not room_ids:
+            return {}
+        members = await sync_store.get_member_summaries(
+            self._db, room_ids, request.user_id, MAX_HEROES
+        )
+        naming = await state_store.get_current_state_ids_for_rooms(self._db, room_ids, NAMING_STATE)
+        loaded = await self._loader.get_events(
+            event_id for found in naming.values() for event_id in found.values()
+        )
+        summaries: dict[str, JsonDict] = {}
+        for room_id in room_ids:
+            named = any(
+                (event := loaded.get(event_id)) is not None and has_naming_content(event)
+                for event_id in naming.get(room_id, {}).values()
+            )
+            summaries[room_id] = room_summary(members[room_id], with_heroes=not named)
+        return summaries
 
     async def _sections(self, plan: _Plan, join: JsonDict, leave: JsonDict) -> JsonDict:
         """join, invite, knock and leave, each only if it has a room."""
@@ -257,9 +282,11 @@ class RoomsBuilder:
         room_to_full: dict[str, bool],
         timelines: dict[str, Timeline],
         previous: dict[str, StateMap],
+        summaries: dict[str, JsonDict],
     ) -> dict[str, JsonDict]:
         """room_id -> {"timeline", "state"} for each room; `full`: send the whole state."""
         room_filter = request.filter.room
+        lazy = room_filter.state.lazy_load_members
         wanted = {
             event_id
             for room_id in room_to_full
@@ -277,12 +304,19 @@ class RoomsBuilder:
             end = states.get(timeline.last_event_id or "", {})
             # not limited (no lookup made): the window starts right after the token
             had = {} if full else previous.get(room_id, start)
+            # spec: a lazy-loading client still gets its own membership with a full
+            # state, and the heroes' whenever the summary names them
+            also_members: list[str] = list(summaries.get(room_id, {}).get("m.heroes", []))
+            if full:
+                also_members.append(request.user_id)
             room_to_state[room_id] = calculate_state(
                 timeline_start=start,
                 timeline_end=end,
                 previous=had,
                 timeline=timeline.events,
-                lazy_load_members=room_filter.state.lazy_load_members,
+                lazy_load_members=lazy,
+                full=full,
+                also_members=also_members,
             )
         state_events = await self._states.events(
             [event_id for state in room_to_state.values() for event_id in state.values()],

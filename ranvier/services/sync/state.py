@@ -6,8 +6,11 @@ one). Computed with sets of event IDs: what was in force at the timeline's start
 minus what the client had, minus what the timeline itself carries. Taking the end into
 account matters when the timeline filter hides a state change the client must learn.
 
-Lazy loading (spec: "Lazy-loading room members"): member events are left out, except
-those of the timeline's senders.
+Lazy loading (spec: "Lazy-loading room members", and GET /sync's description): a full
+state leaves out member events except the timeline's senders', the syncing user's own (so
+a client knows its own avatar and name on joining) and the summary's heroes'; an
+incremental one keeps every membership change since the token (the spec's MUST for the
+gap of a limited sync) and adds the senders' and heroes'.
 """
 
 from __future__ import annotations
@@ -42,8 +45,13 @@ def calculate_state(
     previous: StateMap,
     timeline: Iterable[Event],
     lazy_load_members: bool,
+    full: bool = False,
+    also_members: Iterable[str] = (),
 ) -> StateMap:
-    """The state entries to send; pure."""
+    """The state entries to send; pure. `full`: the client has nothing of the room (an
+    initial or full_state sync, or a room it just joined). `also_members`: users whose
+    membership a lazy-loading client needs besides the senders' (the syncing user on a
+    full state, the heroes)."""
     timeline = list(timeline)
     event_id_to_key: dict[str, StateKey] = {}
     for state in (previous, timeline_end, timeline_start):
@@ -53,12 +61,13 @@ def calculate_state(
     wanted = (set(timeline_start.values()) | set(timeline_end.values())) - in_timeline
     wanted -= set(previous.values())
     if lazy_load_members:
-        wanted = {eid for eid in wanted if event_id_to_key[eid][0] != MEMBER}
+        if full:
+            wanted = {eid for eid in wanted if event_id_to_key[eid][0] != MEMBER}
         # Which members a device already holds is not tracked, so the senders' members are
         # always sent: what include_redundant_members=true asks for, and harmless otherwise
-        for sender in {e.sender for e in timeline}:
-            # the sender's membership as the timeline starts, else as it ends
-            member = timeline_start.get((MEMBER, sender)) or timeline_end.get((MEMBER, sender))
+        for user_id in {*(e.sender for e in timeline), *also_members}:
+            # the membership as the timeline starts, else as it ends
+            member = timeline_start.get((MEMBER, user_id)) or timeline_end.get((MEMBER, user_id))
             if member is not None and member not in in_timeline:
                 wanted.add(member)
     # one entry per key: the timeline's start (what the spec asks for), unless the end

@@ -1,0 +1,121 @@
+"""GET /sync as the spec and Synapse shape it, where Ranvier once differed (issue 15, each
+found by SyTest or a real client): lazy-loaded members, room summaries, presence and
+device lists of new room-mates. Each test is a scenario over real HTTP on both engines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import module_server
+from tests.integration.homeserver import RunningServer
+from tests.integration.matrix import REGISTRATION_CONFIG, authed
+from tests.integration.test_sync import (
+    act,
+    create_room,
+    joined_room,
+    room_url,
+    say,
+    sync,
+    user,
+)
+
+server = module_server(caches={"sync_response_cache_duration": 0}, **REGISTRATION_CONFIG)
+
+LAZY = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 3}}}
+
+
+def members_in_state(room: dict[str, Any]) -> set[str]:
+    return {e["state_key"] for e in room["state"]["events"] if e["type"] == "m.room.member"}
+
+
+# --- lazy-loaded members --------------------------------------------------------------------
+
+
+def test_lazy_initial_sync_includes_the_syncing_users_own_membership(
+    server: RunningServer,
+) -> None:
+    alice, bob, carol = user(server, "alice"), user(server, "bob"), user(server, "carol")
+    room_id = create_room(server, alice, preset="public_chat", name="Lazy")
+    act(server, bob, room_id, "/join")
+    act(server, carol, room_id, "/join")
+    for i in range(4):
+        say(server, bob, room_id, f"b{i}")
+    # spec: alice did not speak in the window, yet her own membership is there
+    room = joined_room(sync(server, alice, filter=LAZY), room_id)
+    assert members_in_state(room) == {alice.user_id, bob.user_id}
+    # and with full_state on an incremental sync too
+    token = sync(server, alice, filter=LAZY)["next_batch"]
+    room = joined_room(sync(server, alice, filter=LAZY, since=token, full_state="true"), room_id)
+    assert members_in_state(room) == {alice.user_id, bob.user_id}
+
+
+def test_lazy_gappy_incremental_sync_includes_the_members_who_joined_in_the_gap(
+    server: RunningServer,
+) -> None:
+    alice, bob, carol, dave = (user(server, n) for n in ("alice", "bob", "carol", "dave"))
+    room_id = create_room(server, alice, preset="public_chat", name="Gap")
+    act(server, bob, room_id, "/join")
+    act(server, carol, room_id, "/join")
+    for i in range(3):
+        say(server, bob, room_id, f"b{i}")
+    token = sync(server, alice, filter=LAZY)["next_batch"]
+    act(server, dave, room_id, "/join")
+    for i in range(4):
+        say(server, carol, room_id, f"c{i}")
+    room = joined_room(sync(server, alice, filter=LAZY, since=token), room_id)
+    assert room["timeline"]["limited"] is True
+    # spec: carol for her messages, dave because he joined in the gap
+    assert members_in_state(room) == {carol.user_id, dave.user_id}
+
+
+# --- summaries ------------------------------------------------------------------------------
+
+
+def test_unnamed_room_summary_has_heroes_and_their_lazy_loaded_members(
+    server: RunningServer,
+) -> None:
+    alice, bob, carol = user(server, "alice"), user(server, "bob"), user(server, "carol")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    act(server, carol, room_id, "/join")
+    for i in range(3):
+        say(server, alice, room_id, f"a{i}")
+    room = joined_room(sync(server, alice, filter=LAZY), room_id)
+    assert room["summary"] == {
+        "m.heroes": sorted([bob.user_id, carol.user_id]),
+        "m.joined_member_count": 3,
+        "m.invited_member_count": 0,
+    }
+    # spec: with lazy loading the heroes' member events come in the state
+    assert members_in_state(room) == {alice.user_id, bob.user_id, carol.user_id}
+
+
+def test_named_or_aliased_room_summary_has_only_the_counts(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    named = create_room(server, alice, preset="public_chat", name="A room name")
+    aliased = create_room(server, alice, preset="public_chat")
+    alias = f"#conformance{aliased[1:8].lower()}:{alice.user_id.split(':', 1)[1]}"
+    reply = authed(
+        alice,
+        "PUT",
+        f"{server.url}/_matrix/client/v3/directory/room/{alias.replace('#', '%23')}",
+        {"room_id": aliased},
+    )
+    assert reply.status == 200, reply.body
+    reply = authed(
+        alice, "PUT", room_url(server, aliased, "/state/m.room.canonical_alias"), {"alias": alias}
+    )
+    assert reply.status == 200, reply.body
+    # an empty name names nothing: heroes again
+    emptied = create_room(server, alice, preset="public_chat", name="Soon empty")
+    reply = authed(alice, "PUT", room_url(server, emptied, "/state/m.room.name"), {"name": ""})
+    assert reply.status == 200, reply.body
+    for room_id in (named, aliased, emptied):
+        act(server, bob, room_id, "/join")
+    body = sync(server, alice, filter=LAZY)
+    for room_id in (named, aliased):
+        assert joined_room(body, room_id)["summary"] == {
+            "m.joined_member_count": 2,
+            "m.invited_member_count": 0,
+        }
+    assert joined_room(body, emptied)["summary"]["m.heroes"] == [bob.user_id]
