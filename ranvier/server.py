@@ -333,9 +333,11 @@ async def build_rooms(
     sending = EventSendingService(sender)
     sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
     sending.add_message_validator(relations.check_new_relation)
+    membership = MembershipService(sender, config.server_name, profile_of)
+    sending.add_state_follow_up("m.room.guest_access", membership.on_guest_access_changed)
     return Rooms(
         sender=sender,
-        membership=MembershipService(sender, config.server_name, profile_of),
+        membership=membership,
         upgrades=RoomUpgradeService(sender, config.server_name, profile_of),
         creation=RoomCreationService(
             sender, config.server_name, config.default_room_version, profile_of

@@ -128,14 +128,16 @@ def build_create_event(
 ) -> Event:
     """The m.room.create event of a new room; `event.room_id` is the room's ID.
 
-    `room_version` is put in the content when absent, and `creator` too before room
-    version 11 (spec: rooms/v11 removes it). `room_id` is required before room version 12
-    and refused from 12 on, where the ID is `!` + the event's reference hash.
+    `room_version` is put in the content, and `creator` too before room version 11 (spec:
+    rooms/v11 removes it), over whatever the content said: the client's creation_content
+    cannot make the event disagree with the room (as Synapse, which overwrites them too).
+    `room_id` is required before room version 12 and refused from 12 on, where the ID is
+    `!` + the event's reference hash.
     """
     full_content = dict(content)
-    full_content.setdefault("room_version", room_version.identifier)
+    full_content["room_version"] = room_version.identifier
     if not room_version.implicit_room_creator:
-        full_content.setdefault("creator", sender)
+        full_content["creator"] = sender
     return build_event(
         EventTemplate("m.room.create", sender, full_content, room_id=room_id, state_key=""),
         room_version=room_version,

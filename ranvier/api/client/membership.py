@@ -4,6 +4,7 @@ leaving.yaml, kicking.yaml, banning.yaml, knocking.yaml, list_joined_rooms.yaml.
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import Field
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import MatrixError
@@ -14,6 +15,7 @@ from ranvier.http.json import (
     read_json_object,
     validate_body,
 )
+from ranvier.services.profiles import MAX_AVATAR_URL_LENGTH, MAX_DISPLAYNAME_LENGTH
 from ranvier.services.rooms.membership import MembershipService
 
 CLIENT = "/_matrix/client/v3"
@@ -22,6 +24,17 @@ CLIENT = "/_matrix/client/v3"
 class _ReasonBody(RequestBody):
     # third_party_signed and unstable keys are ignored, as a join without them
     reason: str | None = None
+
+
+class _JoinBody(_ReasonBody):
+    # the other keys of POST /join are kept as member event content (below); these two
+    # are checked as a profile would be, since clients show them as the member's name
+    displayname: str | None = Field(default=None, max_length=MAX_DISPLAYNAME_LENGTH)
+    avatar_url: str | None = Field(default=None, max_length=MAX_AVATAR_URL_LENGTH)
+
+
+# keys of the join body that are instructions to the server, not member event content
+_JOIN_REQUEST_KEYS = ("reason", "third_party_signed")
 
 
 class _TargetBody(RequestBody):
@@ -83,9 +96,18 @@ class MembershipEndpoints:
     async def join_room(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
         requester = await self._auth.require_user(request, allow_guest=True)
-        body = await _optional_reason(request)
+        raw = await read_json_object(request) if await request.read() else {}
+        body = validate_body(raw, _JoinBody)
+        # as Synapse: the body's other keys become the member event's content (SyTest
+        # "POST /join/:room_id can join a room with custom content"), a per-room name
+        # included; /rooms/{roomId}/join takes only the reason, as there
+        extra = {key: value for key, value in raw.items() if key not in _JOIN_REQUEST_KEYS}
         room_id = await self._membership.join(
-            requester, request.match_info["roomIdOrAlias"], reason=body.reason, via=_via(request)
+            requester,
+            request.match_info["roomIdOrAlias"],
+            reason=body.reason,
+            via=_via(request),
+            extra_content=extra,
         )
         return json_response({"room_id": room_id})
 

@@ -14,6 +14,7 @@ from ranvier.services.rooms.sender import RoomEventSender, Txn
 
 # state the client API must not set directly: membership has its own endpoints
 MEMBERSHIP_EVENT = "m.room.member"
+TOMBSTONE_EVENT = "m.room.tombstone"
 
 # (requester, room_id, state_key, content): raises MatrixError to refuse a state event that
 # is valid to the auth rules but not to the client API (e.g. m.room.canonical_alias naming
@@ -22,6 +23,9 @@ StateValidator = Callable[[UserRequester, str, str, dict[str, Any]], Awaitable[N
 # (requester, room_id, event_type, content): the same for message events (e.g. a thread
 # started off an event that itself relates to another)
 MessageValidator = Callable[[UserRequester, str, str, dict[str, Any]], Awaitable[None]]
+# what a state event sent by a client sets off, before the client is answered (e.g. guests
+# leaving when guest access is revoked)
+StateFollowUp = Callable[[Event], Awaitable[None]]
 
 
 class EventSendingService:
@@ -29,9 +33,13 @@ class EventSendingService:
         self._sender = sender
         self._state_validators: dict[str, list[StateValidator]] = {}
         self._message_validators: list[MessageValidator] = []
+        self._state_follow_ups: dict[str, list[StateFollowUp]] = {}
 
     def add_state_validator(self, event_type: str, validator: StateValidator) -> None:
         self._state_validators.setdefault(event_type, []).append(validator)
+
+    def add_state_follow_up(self, event_type: str, follow_up: StateFollowUp) -> None:
+        self._state_follow_ups.setdefault(event_type, []).append(follow_up)
 
     def add_message_validator(self, validator: MessageValidator) -> None:
         self._message_validators.append(validator)
@@ -45,6 +53,9 @@ class EventSendingService:
         txn_id: str,
     ) -> Event:
         """PUT /rooms/{roomId}/send/{eventType}/{txnId}: idempotent per device and txn ID."""
+        if event_type == TOMBSTONE_EVENT:
+            # as Synapse: a tombstone is only meaningful as the room's state
+            raise MatrixError(400, "M_BAD_JSON", "m.room.tombstone must be sent as a state event")
         for validator in self._message_validators:
             await validator(requester, room_id, event_type, content)
         template = EventTemplate(event_type, requester.user_id, content, room_id)
@@ -64,10 +75,15 @@ class EventSendingService:
             raise MatrixError(
                 403, "M_FORBIDDEN", "Use the invite, kick and ban endpoints for other members"
             )
+        if event_type == TOMBSTONE_EVENT:
+            _check_tombstone(room_id, content)
         for validator in self._state_validators.get(event_type, []):
             await validator(requester, room_id, state_key, content)
         template = EventTemplate(event_type, requester.user_id, content, room_id, state_key)
-        return await self.send(template)
+        event = await self.send(template)
+        for follow_up in self._state_follow_ups.get(event_type, []):
+            await follow_up(event)
+        return event
 
     async def send(self, template: EventTemplate, txn: Txn | None = None) -> Event:
         """Send through the room pipeline; refusals become the client's Matrix error."""
@@ -85,3 +101,15 @@ class EventSendingService:
         the device (the token, without one) and to the endpoint, i.e. its path."""
         scope = requester.device_id or f"token:{requester.access_token_id}"
         return (requester.user_id, scope, endpoint, txn_id)
+
+
+def _check_tombstone(room_id: str, content: dict[str, Any]) -> None:
+    # spec: m.room.tombstone - replacement_room is required; as Synapse, a room cannot be
+    # replaced by itself (clients following the link would loop)
+    replacement = content.get("replacement_room")
+    if not isinstance(replacement, str):
+        raise MatrixError(400, "M_BAD_JSON", "m.room.tombstone needs a replacement_room")
+    if replacement == room_id:
+        raise MatrixError(
+            400, "M_BAD_JSON", "A tombstone cannot name the room it is sent in as replacement"
+        )

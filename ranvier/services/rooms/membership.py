@@ -119,8 +119,12 @@ class MembershipService:
         *,
         reason: str | None = None,
         via: Sequence[str] = (),
+        extra_content: Mapping[str, Any] | None = None,
     ) -> str:
-        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room ID."""
+        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room ID.
+
+        `extra_content` is kept in the member event; its displayname and avatar_url (a
+        per-room profile) win over the global profile."""
         await self._check_join(room_id_or_alias)
         room_id = await self.resolve_room(room_id_or_alias, via)
         user_id = requester.user_id
@@ -132,6 +136,14 @@ class MembershipService:
             # spec: guest access - guests join only rooms with guest_access can_join
             raise forbidden("Guest access is not allowed in this room")
         content = await self._content_with_profile("join", user_id, reason)
+        if requester.is_guest:
+            # as Synapse: marks the member as a guest, to be made to leave if guest access
+            # is revoked (on_guest_access_changed)
+            content["kind"] = "guest"
+        if extra_content:
+            # only the server may name who authorised a restricted join (as Synapse)
+            extra = {k: v for k, v in extra_content.items() if k != AUTHORISING_USER}
+            content = {**content, **extra, "membership": "join"}
         if current is None or current.membership not in ("join", "invite"):
             authoriser = await self._restricted_join_authoriser(head, room_id, user_id)
             if authoriser is not None:
@@ -202,6 +214,36 @@ class MembershipService:
     async def _guests_can_join(self, head: RoomHead) -> bool:
         event = await self._state_event(head, GUEST_ACCESS)
         return event is not None and event.content.get("guest_access") == "can_join"
+
+    async def on_guest_access_changed(self, event: Event) -> None:
+        """Guest access revoked (m.room.guest_access other than can_join): every local guest
+        joined or invited leaves, as Synapse does (SyTest "Guest users are kicked from
+        guest_access rooms on revocation of guest_access"). The guests leave themselves
+        rather than being kicked, so no power level is needed; a failure is logged."""
+        if event.content.get("guest_access") == "can_join":
+            return
+        try:
+            head = await self._sender.head(event.room_id)
+        except RoomNotFound:
+            return
+        member_ids = [
+            event_id
+            for (event_type, state_key), event_id in head.state.items()
+            if event_type == MEMBER and _domain(state_key) == self._server_name
+        ]
+        members = await self._sender.loader.get_events(member_ids)
+        for member in members.values():
+            if member.membership not in ("join", "invite"):
+                continue
+            if member.content.get("kind") != "guest" or member.state_key is None:
+                continue
+            guest = member.state_key
+            try:
+                await self._sender.send(
+                    EventTemplate(MEMBER, guest, {"membership": "leave"}, event.room_id, guest)
+                )
+            except Exception as exc:
+                logger.warning("Could not remove guest %s from %s: %s", guest, event.room_id, exc)
 
     # -- acting on others ----------------------------------------------------------------
 
