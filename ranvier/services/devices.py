@@ -36,11 +36,15 @@ class DeviceService:
     ) -> str:
         """The given device (created if new) or a newly generated one; returns its ID."""
         if device_id is not None:
-            await self._devices.ensure_device(user_id, device_id, display_name, now_ms())
+            created = await self._devices.ensure_device(user_id, device_id, display_name, now_ms())
+            if created is not None:
+                await self._device_list_changed(user_id, created)
             return device_id
         while True:
             candidate = generate_device_id()
-            if await self._devices.ensure_device(user_id, candidate, display_name, now_ms()):
+            created = await self._devices.ensure_device(user_id, candidate, display_name, now_ms())
+            if created is not None:
+                await self._device_list_changed(user_id, created)
                 return candidate
 
     async def list_devices(self, user_id: str) -> list[Device]:

@@ -117,10 +117,12 @@ class DeviceStore:
 
     async def ensure_device(
         self, user_id: str, device_id: str, display_name: str | None, now_ms: int
-    ) -> bool:
+    ) -> int | None:
         """Create the device unless it exists (a client may log in again with its own
-        device ID, spec: /login device_id); returns whether it was created. An existing
-        device keeps its name unless a new one is given."""
+        device ID, spec: /login device_id); returns the device_lists position of its
+        creation (room-mates refetch the user's keys, as Synapse tells them of every new
+        device), or None if it existed. An existing device keeps its name unless a new one
+        is given."""
         async with self._db.transaction() as conn:
             existing = (
                 await conn.execute(
@@ -136,7 +138,7 @@ class DeviceStore:
                         .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
                         .values(display_name=display_name)
                     )
-                return False
+                return None
             try:
                 async with conn.begin_nested():
                     await conn.execute(
@@ -149,8 +151,8 @@ class DeviceStore:
                     )
             except IntegrityError:
                 # a concurrent login made it first; that is the same outcome
-                return False
-            return True
+                return None
+            return await record_device_list_change(conn, user_id, [device_id])
 
     async def get_device(self, user_id: str, device_id: str) -> Device | None:
         async with self._db.read() as conn:
