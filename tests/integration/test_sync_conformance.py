@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import REGISTRATION_CONFIG, authed
+from tests.integration.matrix import DEFAULT_PASSWORD, REGISTRATION_CONFIG, authed, login
 from tests.integration.test_sync import (
     act,
     create_room,
@@ -119,3 +119,34 @@ def test_named_or_aliased_room_summary_has_only_the_counts(server: RunningServer
             "m.invited_member_count": 0,
         }
     assert joined_room(body, emptied)["summary"]["m.heroes"] == [bob.user_id]
+
+
+# --- device lists ---------------------------------------------------------------------------
+
+
+def test_a_new_login_appears_in_room_mates_device_lists(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    token = sync(server, bob)["next_batch"]
+    # as Synapse: a new device is a change room-mates must refetch keys for, before it
+    # uploads any
+    login(server.url, alice.user_id.split(":")[0][1:])
+    body = sync(server, bob, since=token)
+    assert alice.user_id in body.get("device_lists", {}).get("changed", [])
+    # logging in again with an existing device ID changes nothing
+    token = sync(server, alice)["next_batch"]
+    reply = authed(
+        bob,
+        "POST",
+        f"{server.url}/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": bob.user_id},
+            "password": DEFAULT_PASSWORD,
+            "device_id": bob.device_id,
+        },
+    )
+    assert reply.status == 200, reply.body
+    body = sync(server, alice, since=token)
+    assert bob.user_id not in body.get("device_lists", {}).get("changed", [])
