@@ -99,6 +99,31 @@ def test_members_of_world_readable_rooms_are_found_by_anyone(server: RunningServ
     assert found(server, stranger, "wanda") == [owner.user_id]
 
 
+def test_users_find_themselves_only_through_public_rooms(server: RunningServer) -> None:
+    # SyTest 52user-directory "Users appear/disappear from directory when join_rules are
+    # changed" and "... but history_visibility is world_readable": a user searching for
+    # their own name, while in one room with its creator
+    creator, user = register(server.url, "ceres"), register(server.url, "selma")
+    room_id = create_room(server, creator, preset="private_chat", invite=[user.user_id])
+    join(server, user, room_id)
+    assert found(server, user, "selma") == []
+    assert found(server, user, "ceres") == [creator.user_id]
+
+    def put(key: str, content: dict[str, Any]) -> None:
+        url = f"{server.url}{CLIENT}/rooms/{room_id}/state/{key}"
+        reply = authed(creator, "PUT", url, content)
+        assert reply.status == 200, reply.body
+
+    put("m.room.join_rules", {"join_rule": "public"})
+    assert found(server, user, "selma") == [user.user_id]
+    put("m.room.history_visibility", {"history_visibility": "world_readable"})
+    put("m.room.join_rules", {"join_rule": "invite"})
+    # world_readable history still makes the room public to the directory
+    assert found(server, user, "selma") == [user.user_id]
+    put("m.room.history_visibility", {"history_visibility": "shared"})
+    assert found(server, user, "selma") == []
+
+
 def test_profile_changes_show_at_once(server: RunningServer) -> None:
     user, searcher = register(server.url, "prof"), register(server.url, "quinn")
     create_room(server, user, preset="public_chat")
