@@ -38,6 +38,7 @@ from ranvier.api.client import dehydrated_devices as dehydrated_devices_api
 from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
 from ranvier.api.client import keys as keys_api
+from ranvier.api.client import legacy as legacy_api
 from ranvier.api.client import membership as membership_api
 from ranvier.api.client import presence as presence_api
 from ranvier.api.client import profile as profile_api
@@ -53,6 +54,7 @@ from ranvier.api.client import sync as sync_api
 from ranvier.api.client import to_device as to_device_api
 from ranvier.api.client import typing as typing_api
 from ranvier.api.client import user_directory as user_directory_api
+from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import version as federation_version
 from ranvier.api.media import content as media_api
 from ranvier.api.media import preview as preview_api
@@ -82,6 +84,7 @@ from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
+from ranvier.services.legacy_sync import LegacySyncService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.media.files import MediaFiles
 from ranvier.services.media.service import MediaService
@@ -699,6 +702,18 @@ class Homeserver:
                 self.accounts.auth, self.dehydrated_devices
             ).routes()
             route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
+            route_defs += legacy_api.LegacyEndpoints(
+                self.accounts.auth,
+                LegacySyncService(
+                    self.database,
+                    self.sync,
+                    self.rooms.reading,
+                    self.rooms.reading.loader,
+                    self.rooms.public_rooms,
+                ),
+                self.rooms.sending,
+                self.ratelimiters,
+            ).routes()
             route_defs += admin_media_api.MediaAdminEndpoints(
                 self.accounts.auth, self.media.service
             ).routes()
@@ -714,7 +729,8 @@ class Homeserver:
             route_defs += federation_version.routes()
             if "client" not in resources:
                 route_defs += wellknown.WellKnownEndpoints(self.config).routes()
-        app.add_routes(route_defs)
+        # the r0 and unstable twins of the v3 routes, added in one place
+        app.add_routes(with_legacy_prefixes(route_defs))
         return app
 
     def _account_routes(self) -> list[web.RouteDef]:
