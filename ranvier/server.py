@@ -22,6 +22,7 @@ from ranvier.api.admin import pushers as admin_pushers_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_version
+from ranvier.api.admin import suspension as admin_suspension_api
 from ranvier.api.admin import users as admin_users_api
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client import (
@@ -39,7 +40,10 @@ from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
 from ranvier.api.client import keys as keys_api
 from ranvier.api.client import legacy as legacy_api
+from ranvier.api.client import login_token as login_token_api
 from ranvier.api.client import membership as membership_api
+from ranvier.api.client import mutual_rooms as mutual_rooms_api
+from ranvier.api.client import openid as openid_api
 from ranvier.api.client import presence as presence_api
 from ranvier.api.client import profile as profile_api
 from ranvier.api.client import push as push_api
@@ -54,7 +58,10 @@ from ranvier.api.client import sync as sync_api
 from ranvier.api.client import to_device as to_device_api
 from ranvier.api.client import typing as typing_api
 from ranvier.api.client import user_directory as user_directory_api
+from ranvier.api.client import user_reports as user_reports_api
+from ranvier.api.client import voip as voip_api
 from ranvier.api.client.paths import with_legacy_prefixes
+from ranvier.api.federation import openid as federation_openid
 from ranvier.api.federation import version as federation_version
 from ranvier.api.media import content as media_api
 from ranvier.api.media import preview as preview_api
@@ -96,6 +103,8 @@ from ranvier.services.media.url_preview.service import (
     UrlPatterns,
     UrlPreviewService,
 )
+from ranvier.services.mutual_rooms import MutualRoomsService
+from ranvier.services.openid import OpenIdService
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.presence import PresenceService
 from ranvier.services.profiles import ProfileService, SharedRoomCheck
@@ -123,6 +132,7 @@ from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.rooms.upgrade import RoomUpgradeService
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
+from ranvier.services.suspension import Suspensions
 from ranvier.services.sync.account_data import AccountDataReader
 from ranvier.services.sync.rooms import RoomsBuilder
 from ranvier.services.sync.sections import (
@@ -140,6 +150,7 @@ from ranvier.services.tokens import AccessTokens
 from ranvier.services.typing import TypingService
 from ranvier.services.uia import PASSWORD, SESSION_LIFETIME_MS, UserInteractiveAuth
 from ranvier.services.user_directory import POPULATE_USER_DIRECTORY, UserDirectoryService
+from ranvier.services.user_reports import UserReportService
 from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
@@ -152,6 +163,7 @@ from ranvier.storage.event_push_actions import EventPushActionStore
 from ranvier.storage.filters import FilterStore
 from ranvier.storage.key_backup import KeyBackupStore
 from ranvier.storage.media import MediaStore
+from ranvier.storage.openid import OpenIdTokenStore
 from ranvier.storage.presence import PresenceStore
 from ranvier.storage.profiles import ProfileStore
 from ranvier.storage.push_rules import PushRuleStore
@@ -630,6 +642,36 @@ def build_sync(
     )
 
 
+@dataclass(frozen=True)
+class Moderation:
+    """OpenID tokens, mutual rooms, user reports and account suspension."""
+
+    openid: OpenIdService
+    mutual_rooms: MutualRoomsService
+    user_reports: UserReportService
+    suspensions: Suspensions
+
+
+def build_moderation(
+    config: HomeserverConfig,
+    database: Database,
+    accounts: Accounts,
+    rooms: Rooms,
+    user_data: UserData,
+) -> Moderation:
+    suspensions = Suspensions(accounts.users, rooms.sender.loader, config.server_name)
+    # the one place a suspended account's limits are enforced: every event a local user
+    # sends, and every profile change
+    rooms.sender.before_send.append(suspensions.check_send)
+    user_data.profiles.before_change.append(suspensions.check_profile_change)
+    return Moderation(
+        openid=OpenIdService(OpenIdTokenStore(database)),
+        mutual_rooms=MutualRoomsService(database),
+        user_reports=UserReportService(ReportStore(database), accounts.users, config.server_name),
+        suspensions=suspensions,
+    )
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
@@ -649,6 +691,7 @@ class Homeserver:
     key_backup: KeyBackupService
     dehydrated_devices: DehydratedDeviceService
     media: Media
+    moderation: Moderation
     url_previews: UrlPreviewService | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
 
@@ -717,6 +760,7 @@ class Homeserver:
             route_defs += admin_media_api.MediaAdminEndpoints(
                 self.accounts.auth, self.media.service
             ).routes()
+            route_defs += self._moderation_routes()
         if "client" in resources or "media" in resources:
             route_defs += media_api.MediaEndpoints(
                 self.accounts.auth, self.media.service, self.media.create_ratelimiter
@@ -729,9 +773,33 @@ class Homeserver:
             route_defs += federation_version.routes()
             if "client" not in resources:
                 route_defs += wellknown.WellKnownEndpoints(self.config).routes()
+        if "federation" in resources or "openid" in resources:
+            # as Synapse: the federation resource implies openid
+            route_defs += federation_openid.OpenIdUserInfoEndpoints(
+                self.moderation.openid
+            ).routes()
         # the r0 and unstable twins of the v3 routes, added in one place
         app.add_routes(with_legacy_prefixes(route_defs))
         return app
+
+    def _moderation_routes(self) -> list[web.RouteDef]:
+        auth, moderation, config = self.accounts.auth, self.moderation, self.config
+        return [
+            *openid_api.OpenIdEndpoints(auth, moderation.openid, config.server_name).routes(),
+            *mutual_rooms_api.MutualRoomsEndpoints(auth, moderation.mutual_rooms).routes(),
+            *user_reports_api.UserReportEndpoints(auth, moderation.user_reports).routes(),
+            *admin_suspension_api.AccountModerationEndpoints(
+                auth, moderation.suspensions
+            ).routes(),
+            *voip_api.VoipEndpoints(auth, config).routes(),
+            *login_token_api.LoginTokenEndpoints(
+                auth,
+                self.accounts.login,
+                self.accounts.accounts,
+                self.accounts.uia,
+                config.login_via_existing_session,
+            ).routes(),
+        ]
 
     def _account_routes(self) -> list[web.RouteDef]:
         a = self.accounts
@@ -902,6 +970,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
             DehydratedDeviceStore(database), accounts.devices, e2ee.keys, ephemeral.to_device
         ),
         media=media,
+        moderation=build_moderation(config, database, accounts, rooms, user_data),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
     )
 

@@ -1,4 +1,5 @@
-"""Server discovery: /.well-known/matrix/client and /.well-known/matrix/server."""
+"""Server discovery: /.well-known/matrix/client, /.well-known/matrix/server and
+/.well-known/matrix/support."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ class WellKnownEndpoints:
     def __init__(self, config: HomeserverConfig) -> None:
         self._client = well_known_client(config)
         self._server = well_known_server(config)
+        self._support = well_known_support(config)
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/.well-known/matrix/client", self.get_client),
             web.get("/.well-known/matrix/server", self.get_server),
+            web.get("/.well-known/matrix/support", self.get_support),
         ]
 
     async def get_client(self, request: web.Request) -> web.Response:
@@ -39,6 +42,13 @@ class WellKnownEndpoints:
             raise MatrixError(404, "M_NOT_FOUND", "Server delegation is not configured")
         return json_response(self._server)
 
+    async def get_support(self, request: web.Request) -> web.Response:
+        """GET /.well-known/matrix/support"""
+        if self._support is None:
+            # spec: 404 when the server has no support information to give
+            raise MatrixError(404, "M_NOT_FOUND", "No support information is configured")
+        return json_response(self._support)
+
 
 def well_known_client(config: HomeserverConfig) -> dict[str, Any] | None:
     """As Synapse: served only once public_baseurl says where clients should go."""
@@ -55,3 +65,18 @@ def well_known_server(config: HomeserverConfig) -> dict[str, Any] | None:
         return None
     parsed = urlparse(config.effective_public_baseurl)
     return {"m.server": f"{parsed.hostname}:{parsed.port or 443}"}
+
+
+def well_known_support(config: HomeserverConfig) -> dict[str, Any] | None:
+    """`well_known_support` as the spec's document (absent fields left out)."""
+    support = config.well_known_support
+    if support is None:
+        return None
+    content: dict[str, Any] = {}
+    if support.contacts:
+        content["contacts"] = [
+            contact.model_dump(exclude_none=True) for contact in support.contacts
+        ]
+    if support.support_page is not None:
+        content["support_page"] = support.support_page
+    return content

@@ -41,6 +41,7 @@ def load_config(path: str | Path) -> HomeserverConfig:
     raw, not_used, synapse_problems = _sort_synapse_keys(raw)
     problems += synapse_problems
     problems += _read_secret_file(raw, "registration_shared_secret")
+    problems += _read_secret_file(raw, "turn_shared_secret")
     try:
         config = HomeserverConfig.model_validate(raw)
     except ValidationError as exc:
@@ -104,6 +105,7 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         "log_config",
         "pid_file",
         "registration_shared_secret_path",
+        "turn_shared_secret_path",
     ):
         value = resolved.get(key)
         if isinstance(value, str) and not Path(value).is_absolute():

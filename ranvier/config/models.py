@@ -289,6 +289,79 @@ class PushConfig(Section):
     group_unread_count_by_room: bool = True
 
 
+class LoginViaExistingSession(Section):
+    """Synapse's `login_via_existing_session`: POST /login/get_token (spec v1.7, MSC3882),
+    a signed-in client minting a one-time m.login.token for another device."""
+
+    enabled: bool = False
+    # the caller confirms who they are (user-interactive auth) before a token is minted
+    require_ui_auth: bool = True
+    token_timeout: int = parse_duration_ms("5m")
+
+    @field_validator("token_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: int | str) -> int:
+        return parse_duration_ms(value)
+
+
+SUPPORT_ROLES = ("m.role.admin", "m.role.security")
+
+
+class SupportContact(Section):
+    """One entry of `well_known_support.contacts` (spec: GET /.well-known/matrix/support)."""
+
+    # spec: m.role.admin or m.role.security; other roles are namespaced (e.g. org.example.x)
+    role: str
+    matrix_id: str | None = None
+    email_address: str | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        # the m. namespace is the spec's: only its two roles; others must be namespaced
+        if value not in SUPPORT_ROLES and (value.startswith("m.") or "." not in value):
+            raise ValueError(
+                f"{value!r} is not a role: use m.role.admin, m.role.security or a "
+                "namespaced role of your own (such as org.example.moderator)"
+            )
+        return value
+
+    @field_validator("matrix_id")
+    @classmethod
+    def _matrix_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"@[^:\s]+:\S+", value):
+            raise ValueError(f"{value!r} is not a Matrix user ID (such as @admin:example.com)")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SupportContact:
+        if self.matrix_id is None and self.email_address is None:
+            raise ValueError("each contact needs a matrix_id or an email_address (or both)")
+        return self
+
+
+class WellKnownSupport(Section):
+    """Ranvier's `well_known_support` (Synapse has no equivalent): who to contact about
+    this server, served at GET /.well-known/matrix/support (spec v1.10)."""
+
+    contacts: list[SupportContact] = Field(default_factory=list)
+    support_page: str | None = None
+
+    @field_validator("support_page")
+    @classmethod
+    def _page(cls, value: str | None) -> str | None:
+        if value is not None and not is_http_url(value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> WellKnownSupport:
+        # spec: at least one of contacts or support_page
+        if not self.contacts and self.support_page is None:
+            raise ValueError("give at least one contact or a support_page")
+        return self
+
+
 class ThumbnailSize(Section):
     """One entry of `thumbnail_sizes`: a box and how an image is fitted into it."""
 
@@ -395,6 +468,19 @@ class HomeserverConfig(Section):
     )
     rc_login: LoginRatelimits = Field(default_factory=LoginRatelimits)
     rc_media_create: RatelimitSettings = Field(default_factory=lambda: _settings(RC_MEDIA_CREATE))
+    # TURN for VoIP (GET /voip/turnServer), Synapse's keys: coturn's REST API credentials
+    # from turn_shared_secret, else the static turn_username/turn_password
+    turn_uris: list[str] = Field(default_factory=list)
+    turn_shared_secret: str | None = None
+    turn_username: str | None = None
+    turn_password: str | None = None
+    turn_user_lifetime: int = parse_duration_ms("1h")
+    turn_allow_guests: bool = True
+    login_via_existing_session: LoginViaExistingSession = Field(
+        default_factory=LoginViaExistingSession
+    )
+    # GET /.well-known/matrix/support; unset answers 404
+    well_known_support: WellKnownSupport | None = None
 
     # Synapse options in the file that mean nothing here (synapse_keys.UNUSED), for the
     # one start-up line that lists them
@@ -422,7 +508,9 @@ class HomeserverConfig(Section):
     def _optional_duration(cls, value: int | str | None) -> int | None:
         return None if value is None else parse_duration_ms(value)
 
-    @field_validator("unused_expiration_time", "url_preview_cache_duration", mode="before")
+    @field_validator(
+        "unused_expiration_time", "url_preview_cache_duration", "turn_user_lifetime", mode="before"
+    )
     @classmethod
     def _duration(cls, value: int | str) -> int:
         return parse_duration_ms(value)

@@ -185,7 +185,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
         "captcha at registration",
         fix="use `registration_requires_token: true` to keep out spam accounts",
     ),
-    "turn_uris": Unsupported("TURN servers for VoIP calls (/voip/turnServer)"),
     "matrix_rtc": Unsupported("MatrixRTC transports"),
     # -- registration
     "registrations_require_3pid": Unsupported(
@@ -202,9 +201,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "allow_underscore_prefixed_registration": Unsupported("registering user IDs that begin with _"),
     # -- sessions
     "ui_auth": Unsupported("skipping user-interactive auth shortly after the last one"),
-    "login_via_existing_session": Unsupported(
-        "signing in a new device from an existing session", quiet=DISABLED_SECTION
-    ),
     # -- metrics
     "enable_metrics": Unsupported(
         "Prometheus metrics (they arrive with a later release)",
@@ -301,12 +297,6 @@ UNUSED: dict[str, Unused] = {
     "recaptcha_private_key": Unused("captcha is not supported"),
     "recaptcha_private_key_path": Unused("captcha is not supported"),
     "recaptcha_siteverify_api": Unused("captcha is not supported"),
-    "turn_shared_secret": Unused("TURN is not supported"),
-    "turn_shared_secret_path": Unused("TURN is not supported"),
-    "turn_username": Unused("TURN is not supported"),
-    "turn_password": Unused("TURN is not supported"),
-    "turn_user_lifetime": Unused("TURN is not supported"),
-    "turn_allow_guests": Unused("TURN is not supported", off(True)),
     "autocreate_auto_join_rooms": Unused("auto_join_rooms is not supported", off(True)),
     "autocreate_auto_join_rooms_federated": Unused("auto_join_rooms is not supported", off(True)),
     "autocreate_auto_join_room_preset": Unused("auto_join_rooms is not supported"),
@@ -341,7 +331,7 @@ UNUSED: dict[str, Unused] = {
 }
 
 # Ranvier's own options, which Synapse's manual does not have
-RANVIER_ONLY = ("url_preview_cache_duration", "max_request_body_size")
+RANVIER_ONLY = ("url_preview_cache_duration", "max_request_body_size", "well_known_support")
 
 
 def unsupported_problem(key: str, entry: Unsupported) -> str:

@@ -39,7 +39,6 @@ LISTENER_TYPES_REFUSED: dict[str, str] = {
 # "federation" (what exists of it), and "health" (GET /health is on every listener anyway)
 RESOURCES_REFUSED: dict[str, str] = {
     "keys": "the server key API arrives with federation",
-    "openid": "the OpenID userinfo API arrives with federation",
     "metrics": "Prometheus metrics are not served yet",
     "replication": "replication serves workers, which Ranvier does not have yet",
     "static": "Synapse's static files are not served by Ranvier",
@@ -117,9 +116,41 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
             "list of private, loopback and link-local ranges to start from), or set "
             "'url_preview_enabled: false'"
         )
+    problems += turn_problems(config)
     if config.log_config is not None:
         problems += log_config_problems(config_dir / config.log_config)
     return problems
+
+
+def turn_problems(config: HomeserverConfig) -> list[str]:
+    """TURN options that would give clients nothing: Synapse then answers /voip/turnServer
+    with {} and says nothing, which leaves calls failing behind NAT with no clue why."""
+    has_secret = config.turn_shared_secret is not None
+    has_static = config.turn_username is not None or config.turn_password is not None
+    if not config.turn_uris:
+        if has_secret or has_static:
+            return [
+                "turn_uris: TURN credentials are set but no TURN server is named; add "
+                "turn_uris (such as 'turn:turn.example.com:3478?transport=udp') or remove "
+                "the turn_* options"
+            ]
+        return []
+    if has_secret and has_static:
+        return [
+            "turn_shared_secret: set either turn_shared_secret (coturn's REST API "
+            "credentials) or turn_username and turn_password, not both"
+        ]
+    if has_static and (config.turn_username is None or config.turn_password is None):
+        return ["turn_username, turn_password: static TURN credentials need both"]
+    if not has_secret and not has_static:
+        return [
+            "turn_uris: TURN servers need credentials; set turn_shared_secret (the "
+            "static-auth-secret of coturn's use-auth-secret mode) or turn_username and "
+            "turn_password"
+        ]
+    if config.turn_user_lifetime < 1000:
+        return ["turn_user_lifetime: must be at least one second"]
+    return []
 
 
 def log_config_problems(path: Path) -> list[str]:

@@ -34,6 +34,6 @@ def capabilities(config: HomeserverConfig) -> dict[str, Any]:
         "m.set_avatar_url": {"enabled": config.enable_set_avatar_url},
         "m.profile_fields": profile_fields,
         "m.3pid_changes": {"enabled": config.enable_3pid_changes},
-        # logging in another device with a token from this one (MSC3882) is not offered
-        "m.get_login_token": {"enabled": False},
+        # POST /login/get_token: signing in another device with a token from this one
+        "m.get_login_token": {"enabled": config.login_via_existing_session.enabled},
     }

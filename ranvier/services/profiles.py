@@ -164,6 +164,9 @@ class ProfileService:
         self._store = store
         self._shares_room = shares_room
         self._listeners: list[ProfileChangeListener] = []
+        # run with the requester's user ID before any change; raising refuses it (a
+        # suspended account may not change profiles: services/suspension.py)
+        self.before_change: list[Callable[[str], Awaitable[None]]] = []
 
     def on_change(self, listener: ProfileChangeListener) -> None:
         self._listeners.append(listener)
@@ -249,6 +252,8 @@ class ProfileService:
         is_admin: bool,
         is_guest: bool,
     ) -> ProfileChange:
+        for check in self.before_change:
+            await check(requester)
         by_admin = is_admin and target != requester
         if target != requester and not is_admin:
             raise forbidden("You cannot change another user's profile")

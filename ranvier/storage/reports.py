@@ -1,4 +1,5 @@
-"""event_reports and room_reports: content users reported to the server admins."""
+"""event_reports, room_reports and user_reports: content and users reported to the server
+admins."""
 
 from __future__ import annotations
 
@@ -45,6 +46,18 @@ room_reports = Table(
     Column("room_id", Text, nullable=False),
     Column("user_id", Text, nullable=False),
     Column("reason", Text, nullable=False),
+)
+
+user_reports = Table(
+    "user_reports",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("received_ts", BigInteger, nullable=False),
+    # the user reported, and who reported them
+    Column("target_user_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_user_reports_target_user", "target_user_id"),
 )
 
 
@@ -98,6 +111,22 @@ class ReportStore:
             result = await conn.execute(
                 insert(room_reports).values(
                     received_ts=received_ts, room_id=room_id, user_id=user_id, reason=reason
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    async def add_user_report(
+        self, *, target_user_id: str, user_id: str, reason: str, received_ts: int
+    ) -> int:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                insert(user_reports).values(
+                    received_ts=received_ts,
+                    target_user_id=target_user_id,
+                    user_id=user_id,
+                    reason=reason,
                 )
             )
             key = result.inserted_primary_key

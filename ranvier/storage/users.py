@@ -147,6 +147,9 @@ class UserStore:
     async def set_locked(self, user_id: str, locked: bool) -> None:
         await self._update(user_id, locked=locked)
 
+    async def set_suspended(self, user_id: str, suspended: bool) -> None:
+        await self._update(user_id, suspended=suspended)
+
     async def set_user_type(self, user_id: str, user_type: str | None) -> None:
         await self._update(user_id, user_type=user_type)
 

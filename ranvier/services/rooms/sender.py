@@ -355,6 +355,10 @@ class RoomEventSender:
         must exist only if the room does (an alias). Raises AuthError, EventBuildError or
         PDUValidationError without writing anything.
         """
+        # this server's rules (before_send) see the create event too: its sender is the one
+        # who asked for the room
+        for check in self.before_send:
+            await check(EventTemplate("m.room.create", creator, create_content))
         create = build_create_event(
             room_version=room_version,
             sender=creator,
