@@ -150,3 +150,25 @@ def test_a_new_login_appears_in_room_mates_device_lists(server: RunningServer) -
     assert reply.status == 200, reply.body
     body = sync(server, alice, since=token)
     assert bob.user_id not in body.get("device_lists", {}).get("changed", [])
+
+
+# --- presence -------------------------------------------------------------------------------
+
+
+def presence_of(body: dict[str, Any]) -> dict[str, str]:
+    return {
+        e["sender"]: e["content"]["presence"] for e in body.get("presence", {}).get("events", [])
+    }
+
+
+def test_newly_joined_room_mates_see_each_others_presence(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    # both online (a sync marks its user online), and nothing changes after the tokens
+    alice_token = sync(server, alice)["next_batch"]
+    bob_token = sync(server, bob)["next_batch"]
+    alice_token = sync(server, alice, since=alice_token)["next_batch"]
+    act(server, bob, room_id, "/join")
+    # as Synapse: each learns the other's current presence with the join
+    assert presence_of(sync(server, bob, since=bob_token)).get(alice.user_id) == "online"
+    assert presence_of(sync(server, alice, since=alice_token)).get(bob.user_id) == "online"

@@ -152,9 +152,20 @@ class PresenceSection(_Section):
         presence_filter = sync.filter.presence
         if presence_filter.blocks_everything():
             return upto
+        start = sync.start(self.stream)
         events = await self._source.get_updates(
-            sync.user_id, sync.device_id, sync.joined, sync.start(self.stream), upto
+            sync.user_id, sync.device_id, sync.joined, start, upto
         )
+        newly_joined = [r for r in sync.joined if r in sync.memberships.joined_since]
+        if start > 0 and newly_joined:
+            # as Synapse: a user who joined rooms since the token learns the presence of
+            # their new room-mates, changed or not (read as an initial sync reads it)
+            known = {e["sender"] for e in events}
+            for event in await self._source.get_updates(
+                sync.user_id, sync.device_id, newly_joined, 0, upto
+            ):
+                if event["sender"] not in known:
+                    events.append(event)
         events = [e for e in events if presence_filter.matches(e)]
         if events:
             parts.body["presence"] = {"events": events}
