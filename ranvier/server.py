@@ -130,6 +130,7 @@ from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.services.rooms.room_creation import RoomCreationService
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.rooms.upgrade import RoomUpgradeService
+from ranvier.services.rooms.upgrade_transfer import UpgradeUserStateTransfer
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
 from ranvier.services.suspension import Suspensions
@@ -949,6 +950,10 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     e2ee = await build_e2ee(config, database, accounts, rooms, notifier)
     # before the start-up work below that sends events (resuming a room deletion)
     connect_persist_listeners(config, database, rooms, ephemeral, push, notifier)
+    # members keep their m.direct entries, tags and push rules in an upgraded room
+    rooms.upgrades.on_upgraded.append(
+        UpgradeUserStateTransfer(user_data.account_data, push.rules).on_upgraded
+    )
     media = build_media(config, database, accounts)
     return Homeserver(
         config=config,

@@ -199,3 +199,37 @@ def test_upgrade_errors(
         "M_NOT_FOUND",
     )
     assert can_send(server, bob, room_id)
+
+
+def test_members_keep_direct_tags_and_push_rules(
+    server: RunningServer, alice: Session, bob: Session
+) -> None:
+    created = ok(
+        authed(alice, "POST", server.url + CLIENT + "/createRoom", {"preset": "public_chat"})
+    )
+    old_room = created["room_id"]
+    ok(authed(bob, "POST", f"{server.url}{CLIENT}/join/{old_room}", {}))
+    user = f"{server.url}{CLIENT}/user/{bob.user_id}"
+    direct = {alice.user_id: [old_room]}
+    ok(authed(bob, "PUT", f"{user}/account_data/m.direct", direct))
+    ok(authed(bob, "PUT", f"{user}/rooms/{old_room}/tags/u.work", {"order": 0.5}))
+    rules = f"{server.url}{CLIENT}/pushrules/global"
+    ok(authed(bob, "PUT", f"{rules}/room/{old_room}", {"actions": ["notify"]}))
+    condition = {"kind": "event_match", "key": "room_id", "pattern": old_room}
+    body = {"actions": ["dont_notify"], "conditions": [condition]}
+    ok(authed(bob, "PUT", f"{rules}/override/quiet{old_room}", body))
+
+    new_room = ok(upgrade(server, alice, old_room, {"new_version": "10"}))["replacement_room"]
+
+    # as Synapse (SyTest "/upgrade preserves direct room state", "local user has push
+    # rules copied to upgraded room"): the member finds the new room where the old one was
+    got = ok(authed(bob, "GET", f"{user}/account_data/m.direct"))
+    assert got == {alice.user_id: [old_room, new_room]}
+    tags = ok(authed(bob, "GET", f"{user}/rooms/{new_room}/tags"))
+    assert tags == {"tags": {"u.work": {"order": 0.5}}}
+    room_rule = ok(authed(bob, "GET", f"{rules}/room/{new_room}"))
+    assert room_rule["actions"] == ["notify"]
+    override = ok(authed(bob, "GET", f"{rules}/override/quiet{new_room}"))
+    assert override["conditions"] == [{**condition, "pattern": new_room}]
+    # the old room's rules stay
+    ok(authed(bob, "GET", f"{rules}/room/{old_room}"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -67,6 +67,8 @@ PRESET_STATE: dict[str, dict[str, str]] = {
     "m.room.guest_access": {"guest_access": "can_join"},
 }
 TOMBSTONE_BODY = "This room has been replaced"
+# (old room ID, new room ID, local users joined to the old room): run once an upgrade is done
+UpgradeListener = Callable[[str, str, list[str]], Awaitable[None]]
 
 
 class RoomUpgradeService:
@@ -78,6 +80,9 @@ class RoomUpgradeService:
         self._profile_lookup = profile_lookup
         # as Synapse: a retried request joins the upgrade in flight instead of making another
         self._in_flight: dict[tuple[str, str], asyncio.Future[str]] = {}
+        # what members keep in the new room (m.direct, tags, push rules), wired by the server
+        # once the services holding them exist
+        self.on_upgraded: list[UpgradeListener] = []
 
     async def upgrade(
         self,
@@ -205,6 +210,15 @@ class RoomUpgradeService:
             await room_store.set_room_public(self._sender.db, old_room_id, False)
 
         await self._retire_old_room(requester, old_room_id, state, old_version)
+        local_members = sorted(
+            target
+            for (event_type, target), event in state.items()
+            if event_type == "m.room.member"
+            and event.membership == "join"
+            and target.partition(":")[2] == self._server_name
+        )
+        for listener in self.on_upgraded:
+            await listener(old_room_id, new_room_id, local_members)
         logger.info(
             "%s upgraded %s to %s (room version %s)",
             user_id,
