@@ -104,6 +104,11 @@ def test_guests_leave_when_guest_access_is_revoked(
     member = state(server, alice, room_id, f"m.room.member/{visitor.user_id}")
     assert member["membership"] == "join"
     assert member["kind"] == "guest"
+    # a profile change rewrites the join event and keeps the guest marked as one
+    profile_url = f"{server.url}{CLIENT}/profile/{visitor.user_id}/displayname"
+    ok(authed(visitor, "PUT", profile_url, {"displayname": "creeper"}))
+    member = state(server, alice, room_id, f"m.room.member/{visitor.user_id}")
+    assert (member["displayname"], member["kind"]) == ("creeper", "guest")
 
     # a change that keeps guest access leaves the guest in place
     ok(

@@ -343,10 +343,12 @@ class MembershipService:
             content["displayname"] = change.after.displayname
         if change.after.avatar_url is not None:
             content["avatar_url"] = change.after.avatar_url
+        room_ids = sorted(rooms)
+        contents = [await self._rejoin_content(room_id, user_id, content) for room_id in room_ids]
         results = await asyncio.gather(
             *(
-                self._sender.send(EventTemplate(MEMBER, user_id, content, room_id, user_id))
-                for room_id in sorted(rooms)
+                self._sender.send(EventTemplate(MEMBER, user_id, joined, room_id, user_id))
+                for room_id, joined in zip(room_ids, contents, strict=True)
             ),
             return_exceptions=True,
         )
@@ -355,6 +357,21 @@ class MembershipService:
                 logger.warning(
                     "Could not update %s's member event in %s: %s", user_id, room_id, result
                 )
+
+    async def _rejoin_content(
+        self, room_id: str, user_id: str, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A profile update's join content for one room: a guest stays marked as one, so
+        that revoking guest access still finds them (as Synapse, which marks every
+        membership change a guest makes)."""
+        try:
+            head = await self._sender.head(room_id)
+        except RoomNotFound:
+            return content
+        current = await self._state_event(head, (MEMBER, user_id))
+        if current is not None and current.content.get("kind") == "guest":
+            return {**content, "kind": "guest"}
+        return content
 
     # -- helpers -------------------------------------------------------------------------
 
