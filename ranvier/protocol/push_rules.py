@@ -207,22 +207,18 @@ class InvalidRule(ValueError):
 
 
 def clean_actions(actions: Any) -> list[Any]:
-    """Check a client's `actions` and drop the historical ones (spec: "Historical Actions")."""
+    """Check a client's `actions`. The historical ones (spec: "Historical Actions") are
+    accepted and kept as sent, so a client reads back what it wrote (as Synapse does);
+    evaluation ignores them, so `["dont_notify"]` means the same as `[]`."""
     if not isinstance(actions, list):
         raise InvalidRule("'actions' must be a list")
-    cleaned: list[Any] = []
     for action in actions:
         if isinstance(action, str):
-            if action in HISTORICAL_ACTIONS:
-                continue
-            if action != "notify":
+            if action != "notify" and action not in HISTORICAL_ACTIONS:
                 raise InvalidRule(f"Unrecognised action {action!r}")
-            cleaned.append(action)
-        elif isinstance(action, dict) and isinstance(action.get("set_tweak"), str):
-            cleaned.append(action)
-        else:
+        elif not (isinstance(action, dict) and isinstance(action.get("set_tweak"), str)):
             raise InvalidRule(f"Unrecognised action {action!r}")
-    return cleaned
+    return list(actions)
 
 
 def check_rule_body(kind: str, rule_id: str, body: JsonDict) -> JsonDict:

@@ -181,30 +181,41 @@ class EventPushActionStore:
     ) -> None:
         """Move the read position forward (never back: receipts may arrive out of order)."""
         async with self._db.transaction() as conn:
-            current = (
-                await conn.execute(
-                    select(push_read_positions.c.stream_ordering).where(
-                        push_read_positions.c.user_id == user_id,
-                        push_read_positions.c.room_id == room_id,
-                        push_read_positions.c.thread_id == thread_id,
-                    )
-                )
-            ).scalar_one_or_none()
-            if current is not None and current >= stream_ordering:
-                return
+            await self.mark_read_in(conn, user_id, room_id, thread_id, stream_ordering)
+
+    async def mark_read_in(
+        self,
+        conn: AsyncConnection,
+        user_id: str,
+        room_id: str,
+        thread_id: str,
+        stream_ordering: int,
+    ) -> None:
+        """mark_read in the caller's transaction (the one persisting a join)."""
+        current = (
             await conn.execute(
-                insert_for(conn)(push_read_positions)
-                .values(
-                    user_id=user_id,
-                    room_id=room_id,
-                    thread_id=thread_id,
-                    stream_ordering=stream_ordering,
-                )
-                .on_conflict_do_update(
-                    index_elements=["user_id", "room_id", "thread_id"],
-                    set_={"stream_ordering": stream_ordering},
+                select(push_read_positions.c.stream_ordering).where(
+                    push_read_positions.c.user_id == user_id,
+                    push_read_positions.c.room_id == room_id,
+                    push_read_positions.c.thread_id == thread_id,
                 )
             )
+        ).scalar_one_or_none()
+        if current is not None and current >= stream_ordering:
+            return
+        await conn.execute(
+            insert_for(conn)(push_read_positions)
+            .values(
+                user_id=user_id,
+                room_id=room_id,
+                thread_id=thread_id,
+                stream_ordering=stream_ordering,
+            )
+            .on_conflict_do_update(
+                index_elements=["user_id", "room_id", "thread_id"],
+                set_={"stream_ordering": stream_ordering},
+            )
+        )
 
     async def unread_counts(self, user_id: str, room_ids: Collection[str]) -> dict[str, RoomCounts]:
         """Unread notification and highlight counts per room and thread, for rooms with any.

@@ -391,10 +391,19 @@ def test_room_sender_and_content_rules() -> None:
     assert tweaks(evaluate(ruleset, message("cakes for all"), ctx())) == {"sound": "bing"}
 
 
-def test_disabled_rules_never_match_and_historical_actions_are_dropped() -> None:
+def test_disabled_rules_never_match_and_historical_actions_are_ignored() -> None:
     ruleset = build_ruleset(ME, {}, {".m.rule.message": RuleSettings(enabled=False)})
     assert evaluate(ruleset, message(), ctx()) == []
-    assert clean_actions(["dont_notify", "coalesce", "notify"]) == ["notify"]
+    # kept as sent, so a client reads back what it wrote; evaluation ignores them
+    assert clean_actions(["dont_notify", "coalesce", "notify"]) == [
+        "dont_notify",
+        "coalesce",
+        "notify",
+    ]
+    for historical in (["dont_notify"], ["coalesce"], ["coalesce", "dont_notify"]):
+        quiet = build_ruleset(ME, {}, {".m.rule.message": RuleSettings(actions=historical)})
+        assert evaluate(quiet, message(), ctx()) == []
+        assert outcome(evaluate(quiet, message(), ctx())).notify is False
     with pytest.raises(InvalidRule):
         clean_actions(["explode"])
     with pytest.raises(InvalidRule):

@@ -92,8 +92,20 @@ class PushActionService:
             found = await self._evaluate_batch(events, state)
         except Exception:
             logger.exception("Evaluating push rules failed for %d events", len(events))
-            return None
-        if not found:
+            found = []
+        # Counts start at a local user's join (as Synapse, which counts from the user's
+        # current membership event, so a profile change moves the start too): what
+        # notified them before, an invite among it, is read once they join. Recorded as a
+        # read position at the join, which a later receipt moves on from.
+        joins = [
+            (event.state_key, event)
+            for event in events
+            if event.type == "m.room.member"
+            and event.membership == "join"
+            and event.state_key is not None
+            and event.state_key.endswith(self._local_suffix)
+        ]
+        if not found and not joins:
             return None
         now = now_ms()
 
@@ -114,7 +126,12 @@ class PushActionService:
                     for event, user_id, actions, highlight in found
                 ],
             )
-            self._batch_to_users[events[0].event_id] = {user_id for _, user_id, _, _ in found}
+            for user_id, join in joins:
+                await self._store.mark_read_in(
+                    conn, user_id, join.room_id, UNTHREADED, orderings[join.event_id]
+                )
+            if found:
+                self._batch_to_users[events[0].event_id] = {user_id for _, user_id, _, _ in found}
 
         return write
 
