@@ -496,6 +496,8 @@ async def build_push(
     )
     actions.on_new_actions.append(pushers.on_new_actions)
     accounts.users.on_user_changed(pushers.on_user_changed)
+    # a logged-out device's pushers go with it (logout, device deletion, password change)
+    accounts.devices.on_devices_deleted.append(pushers.remove_for_devices)
     return Push(rules=rules, actions=actions, pushers=pushers)
 
 

@@ -30,6 +30,9 @@ class DeviceService:
         # called with (user_id, device_lists position) after a device is renamed or deleted,
         # so the device list stream can wake whoever shares a room with the user
         self.on_device_list_change: list[Callable[[str, int], Awaitable[None]]] = []
+        # called with (user_id, device_ids) after devices are logged out, so what belonged
+        # to their sessions (pushers) goes with them
+        self.on_devices_deleted: list[Callable[[str, list[str]], Awaitable[None]]] = []
 
     async def ensure_device(
         self, user_id: str, device_id: str | None, display_name: str | None
@@ -76,6 +79,8 @@ class DeviceService:
         self._access_tokens.invalidate(deleted.access_token_ids)
         if deleted.position is not None:
             await self._device_list_changed(user_id, deleted.position)
+        for callback in self.on_devices_deleted:
+            await callback(user_id, device_ids)
 
     async def _device_list_changed(self, user_id: str, position: int) -> None:
         for callback in self.on_device_list_change:

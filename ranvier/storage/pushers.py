@@ -43,8 +43,11 @@ pushers = Table(
     Column("created_ts", BigInteger, nullable=False),
     Column("last_stream_ordering", BigInteger, nullable=False),
     Column("failing_since", BigInteger, nullable=True),
+    # the device whose session created the pusher: logging it out removes the pusher
+    Column("device_id", Text, nullable=True),
     UniqueConstraint("app_id", "pushkey", "user_id", name="uq_pushers_app_pushkey_user"),
     Index("ix_pushers_user", "user_id"),
+    Index("ix_pushers_user_device", "user_id", "device_id"),
 )
 
 
@@ -62,6 +65,7 @@ class Pusher:
     data: dict[str, Any]
     created_ts: int
     last_stream_ordering: int
+    device_id: str | None = None
 
 
 def _pusher(row: Any) -> Pusher:
@@ -78,6 +82,7 @@ def _pusher(row: Any) -> Pusher:
         data=orjson.loads(row.data),
         created_ts=int(row.created_ts),
         last_stream_ordering=int(row.last_stream_ordering),
+        device_id=row.device_id,
     )
 
 
@@ -131,6 +136,9 @@ class PusherStore:
                         pushkey=pusher.pushkey,
                         created_ts=pusher.created_ts,
                         last_stream_ordering=pusher.last_stream_ordering,
+                        # an update keeps the creator's device (as Synapse): one device
+                        # may change another's pusher without taking it over
+                        device_id=pusher.device_id,
                         **values,
                     )
                 )
@@ -155,6 +163,13 @@ class PusherStore:
             rows = await conn.execute(select(pushers).where(pushers.c.user_id == user_id))
             removed = [_pusher(row) for row in rows]
             await conn.execute(delete(pushers).where(pushers.c.user_id == user_id))
+        return removed
+
+    async def delete_for_devices(self, user_id: str, device_ids: list[str]) -> list[Pusher]:
+        where = (pushers.c.user_id == user_id) & pushers.c.device_id.in_(device_ids)
+        async with self._db.transaction() as conn:
+            removed = [_pusher(row) for row in await conn.execute(select(pushers).where(where))]
+            await conn.execute(delete(pushers).where(where))
         return removed
 
     async def set_progress(self, pusher_id: int, last_stream_ordering: int) -> None:

@@ -194,7 +194,8 @@ class PusherEndpoints:
 
     async def set_pusher(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/pushers/set"""
-        user_id = (await self._auth.require_user(request)).user_id
+        requester = await self._auth.require_user(request)
+        user_id = requester.user_id
         raw = await read_json_object(request)
         key = validate_body(raw, _PusherKey)
         if key.kind is None:
@@ -213,5 +214,5 @@ class PusherEndpoints:
             url=body.data.url,
             format=body.data.format,
         )
-        await self._pushers.set_pusher(user_id, pusher, append=body.append)
+        await self._pushers.set_pusher(user_id, requester.device_id, pusher, append=body.append)
         return json_response({})

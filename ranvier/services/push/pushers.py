@@ -160,8 +160,10 @@ class PusherService:
         if deleted is not None:
             self._stop(deleted)
 
-    async def set_pusher(self, user_id: str, request: PusherRequest, *, append: bool) -> None:
-        """POST /pushers/set: create or replace a pusher."""
+    async def set_pusher(
+        self, user_id: str, device_id: str | None, request: PusherRequest, *, append: bool
+    ) -> None:
+        """POST /pushers/set: create or replace a pusher, from the session on `device_id`."""
         check_pusher_key(request.app_id, request.pushkey)
         if request.kind != "http":
             # email pushers need an email sender, which this server does not have yet
@@ -182,12 +184,20 @@ class PusherService:
                 created_ts=now_ms(),
                 # a new pusher pushes what happens from now on, not the past
                 last_stream_ordering=self._current_stream_ordering(),
+                device_id=device_id,
             ),
             append=append,
         )
         for old in removed:
             self._stop(old)
         self._start(pusher)
+
+    async def remove_for_devices(self, user_id: str, device_ids: list[str]) -> None:
+        """DeviceService.on_devices_deleted: a logged-out device's pushers go with it (as
+        Synapse), so a phone that logged out, or whose session a password change ended,
+        gets no more pushes."""
+        for pusher in await self._store.delete_for_devices(user_id, device_ids):
+            self._stop(pusher)
 
     # -- delivery ------------------------------------------------------------------------
 
