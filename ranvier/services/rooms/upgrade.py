@@ -185,6 +185,11 @@ class RoomUpgradeService:
                 raise MatrixError(
                     400, "M_INVALID_ROOM_STATE", f"The room's state cannot be copied: {exc}"
                 ) from None
+            except Exception as exc:
+                error = as_matrix_error(exc)
+                if error is None:
+                    raise
+                raise error from None
             return created
 
         if new_version.room_id_from_create_event:
