@@ -182,9 +182,10 @@ def _limit(obj: Mapping[str, Any], where: str) -> int | None:
     value = obj.get("limit")
     if value is None:
         return None
-    # bool is an int in Python, never in JSON
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise FilterError(f"{where}limit must be a whole number greater than 0")
+    # bool is an int in Python, never in JSON. 0 is accepted, as Synapse does and clients
+    # send (SyTest among them): no events, for a sync that wants only state
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FilterError(f"{where}limit must be a whole number, 0 or more")
     return value
 
 

@@ -61,7 +61,7 @@ def test_unknown_keys_and_v12_room_ids_are_accepted() -> None:
     [
         ([], "the filter"),
         ({"room": []}, "room"),
-        ({"room": {"timeline": {"limit": 0}}}, "room.timeline.limit"),
+        ({"room": {"timeline": {"limit": -1}}}, "room.timeline.limit"),
         ({"room": {"timeline": {"limit": "10"}}}, "room.timeline.limit"),
         ({"room": {"timeline": {"limit": 2.5}}}, "room.timeline.limit"),
         ({"room": {"timeline": {"limit": True}}}, "room.timeline.limit"),
