@@ -20,6 +20,19 @@ PUSH_RULES = "m.push_rules"
 MAX_TAG_BYTES = 255
 
 
+IGNORED_USER_LIST = "m.ignored_user_list"
+
+
+async def ignored_users(store: AccountDataStore, user_id: str) -> frozenset[str]:
+    """spec: "Ignoring Users" - the user IDs keyed in `ignored_users` of the user's
+    m.ignored_user_list; a malformed list ignores nobody."""
+    content = await store.get_global(user_id, IGNORED_USER_LIST)
+    listed = content.get("ignored_users") if isinstance(content, dict) else None
+    if not isinstance(listed, dict):
+        return frozenset()
+    return frozenset(key for key in listed if isinstance(key, str) and key != user_id)
+
+
 def forbidden(error: str) -> MatrixError:
     return MatrixError(403, "M_FORBIDDEN", error)
 

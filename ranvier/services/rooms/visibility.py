@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
+from ranvier.services.account_data import ignored_users
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.storage import events as event_store
 from ranvier.storage import state as state_store
+from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.database import Database
 from ranvier.storage.memberships import MembershipHistory, get_membership_history
 from ranvier.storage.state import StateMap
@@ -67,6 +69,8 @@ class HistoryVisibility:
     def __init__(self, db: Database, loader: EventLoader) -> None:
         self._db = db
         self._loader = loader
+        # read only, for the user's ignore list
+        self._account_data = AccountDataStore(db)
 
     async def check_user_can_see_room(
         self, user_id: str, room_id: str, *, allow_departed_users: bool = True
@@ -99,9 +103,16 @@ class HistoryVisibility:
         raise not_in_room()
 
     async def filter_events_for_client(self, user_id: str, events: Sequence[Event]) -> list[Event]:
-        """The events the user may see, in the order given."""
+        """The events the user may see, in the order given: also (spec: "Ignoring
+        Users", and as Synapse) without the non-state events of users they ignore. State
+        events stay: the room's state is what it is, whoever set it."""
         if not events:
             return []
+        ignored = await ignored_users(self._account_data, user_id)
+        if ignored:
+            events = [e for e in events if e.state_key is not None or e.sender not in ignored]
+            if not events:
+                return []
         groups = await self._loader.state_groups_of(e.event_id for e in events)
         # the state before a user's own membership change or a visibility change: spec says
         # either side of such an event may allow seeing it

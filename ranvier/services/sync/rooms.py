@@ -15,6 +15,7 @@ from typing import Any
 
 from ranvier.protocol.events import Event
 from ranvier.protocol.filters import Filter
+from ranvier.services.account_data import ignored_users
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.sync.event_fields import only_fields
@@ -29,6 +30,7 @@ from ranvier.services.sync.summary import (
 from ranvier.services.sync.timeline import Timeline, TimelineLoader, TimelineRange
 from ranvier.storage import state as state_store
 from ranvier.storage import sync as sync_store
+from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.database import Database
 from ranvier.storage.state import StateMap
 from ranvier.storage.sync import MembershipAt, UserMemberships
@@ -145,6 +147,8 @@ class RoomsBuilder:
         unread: UnreadCounts | None = None,
     ) -> None:
         self._db = db
+        # read only, for the user's ignore list
+        self._account_data = AccountDataStore(db)
         self._loader = loader
         self._timelines = timelines
         self._states = states
@@ -217,7 +221,7 @@ class RoomsBuilder:
             room = bodies[room_id]
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
             leave[room_id] = room
-        return await self._sections(plan, join, leave)
+        return await self._sections(request.user_id, plan, join, leave)
 
     async def _summaries(self, room_ids: list[str], request: RoomsRequest) -> dict[str, JsonDict]:
         """room_id -> its summary. spec: m.heroes only for a room without a name or a
@@ -240,14 +244,27 @@ class RoomsBuilder:
             summaries[room_id] = room_summary(members[room_id], with_heroes=not named)
         return summaries
 
-    async def _sections(self, plan: _Plan, join: JsonDict, leave: JsonDict) -> JsonDict:
+    async def _sections(
+        self, user_id: str, plan: _Plan, join: JsonDict, leave: JsonDict
+    ) -> JsonDict:
         """join, invite, knock and leave, each only if it has a room."""
         sections: JsonDict = {}
         if join:
             sections["join"] = join
+        invites = plan.invite
+        if invites:
+            # as Synapse (spec: "Ignoring Users"): invites from ignored users are not shown
+            ignored = await ignored_users(self._account_data, user_id)
+            if ignored:
+                loaded = await self._loader.get_events(m.event_id for m in invites)
+                invites = [
+                    m
+                    for m in invites
+                    if (event := loaded.get(m.event_id)) is None or event.sender not in ignored
+                ]
         invite = {
             m.room_id: {"invite_state": {"events": await self._states.stripped_state(m.event_id)}}
-            for m in plan.invite
+            for m in invites
         }
         if invite:
             sections["invite"] = invite
