@@ -154,3 +154,12 @@ def test_moderation_refusals(server: RunningServer, admin: Session) -> None:
     assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
     # none of it changed anything
     assert send(server, user, create_room(server, user), "x").status == 200
+
+
+def test_capabilities_tell_admins_they_may_moderate(server: RunningServer, admin: Session) -> None:
+    reply = authed(admin, "GET", server.url + CLIENT + "/capabilities")
+    moderation = reply.json()["capabilities"]["m.account_moderation"]
+    assert moderation == {"suspend": True, "lock": True}
+    user = register(server.url, "nina")
+    reply = authed(user, "GET", server.url + CLIENT + "/capabilities")
+    assert "m.account_moderation" not in reply.json()["capabilities"]

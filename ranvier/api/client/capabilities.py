@@ -15,11 +15,21 @@ class CapabilitiesEndpoints:
         self._auth = auth
         # the configuration cannot change while the process runs: render once
         self._body = {"capabilities": capabilities(config)}
+        # spec v1.18: admins are told they may suspend and lock accounts
+        # (/_matrix/client/v1/admin/{suspend,lock}); others are told nothing
+        self._admin_body = {
+            "capabilities": {
+                **capabilities(config),
+                "m.account_moderation": {"suspend": True, "lock": True},
+            }
+        }
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/_matrix/client/v3/capabilities", self.get_capabilities)]
 
     async def get_capabilities(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/capabilities"""
-        await self._auth.require_user(request, allow_guest=True)
+        requester = await self._auth.require_user(request, allow_guest=True)
+        if requester.is_admin:
+            return json_response(self._admin_body)
         return json_response(self._body)
