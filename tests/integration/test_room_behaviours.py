@@ -60,9 +60,50 @@ def test_creation_content_cannot_change_the_room_version_or_creator(
     assert create["room_version"] == "10"
     assert create["creator"] == alice.user_id
     assert create["m.federate"] is False
-    # without room_version in the request, the default version is the one written
-    room_id = create_room(server, alice, creation_content={"room_version": "1"})
-    assert state(server, alice, room_id, "m.room.create")["room_version"] != "1"
+    # without room_version in the request, the default version is the one written, and the
+    # rest of creation_content is kept (SyTest "POST /createRoom ignores attempts to set the
+    # room version via creation_content", which was refused with 400)
+    room_id = create_room(server, alice, creation_content={"room_version": "test", "t": "a"})
+    create = state(server, alice, room_id, "m.room.create")
+    assert create["room_version"] not in ("test", None)
+    assert create["t"] == "a"
+
+
+def test_setting_the_same_state_twice_answers_the_same_event(
+    server: RunningServer, alice: Session, bob: Session
+) -> None:
+    room_id = create_room(server, alice, preset="public_chat")
+    first = ok(put_state(server, alice, room_id, "a.test.state.type", {"a_key": "a_value"}))
+    again = ok(put_state(server, alice, room_id, "a.test.state.type", {"a_key": "a_value"}))
+    # SyTest "Setting state twice is idempotent", as Synapse
+    assert again["event_id"] == first["event_id"]
+    changed = ok(put_state(server, alice, room_id, "a.test.state.type", {"a_key": "other"}))
+    assert changed["event_id"] != first["event_id"]
+    # the same content from another sender is a new event
+    ok(authed(bob, "POST", f"{server.url}{CLIENT}/rooms/{room_id}/join", {}))
+    ok(
+        put_state(
+            server,
+            alice,
+            room_id,
+            "m.room.power_levels/",
+            _levels_with(server, alice, room_id, bob.user_id),
+        )
+    )
+    by_bob = ok(put_state(server, bob, room_id, "a.test.state.type", {"a_key": "other"}))
+    assert by_bob["event_id"] != changed["event_id"]
+    # and a member who left is refused, not answered with their old event
+    ok(authed(bob, "POST", f"{server.url}{CLIENT}/rooms/{room_id}/leave", {}))
+    reply = put_state(server, bob, room_id, "a.test.state.type", {"a_key": "other"})
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+
+
+def _levels_with(
+    server: RunningServer, session: Session, room_id: str, user_id: str
+) -> dict[str, Any]:
+    levels = state(server, session, room_id, "m.room.power_levels")
+    levels["users"][user_id] = 50
+    return levels
 
 
 def test_join_keeps_custom_content(server: RunningServer, alice: Session, bob: Session) -> None:

@@ -10,7 +10,7 @@ from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
 from ranvier.requester import UserRequester
 from ranvier.services.rooms.errors import as_matrix_error
-from ranvier.services.rooms.sender import RoomEventSender, Txn
+from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound, Txn
 
 # state the client API must not set directly: membership has its own endpoints
 MEMBERSHIP_EVENT = "m.room.member"
@@ -79,11 +79,38 @@ class EventSendingService:
             _check_tombstone(room_id, content)
         for validator in self._state_validators.get(event_type, []):
             await validator(requester, room_id, state_key, content)
+        existing = await self._same_state(
+            requester.user_id, room_id, event_type, state_key, content
+        )
+        if existing is not None:
+            # as Synapse: setting the state it already has, as its sender, changes nothing
+            # and answers with the event there (SyTest "Setting state twice is idempotent")
+            return existing
         template = EventTemplate(event_type, requester.user_id, content, room_id, state_key)
         event = await self.send(template)
         for follow_up in self._state_follow_ups.get(event_type, []):
             await follow_up(event)
         return event
+
+    async def _same_state(
+        self, sender: str, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
+    ) -> Event | None:
+        try:
+            head = await self._sender.head(room_id)
+        except RoomNotFound:
+            return None  # the send refuses it
+        event_id = head.state.get((event_type, state_key))
+        member_id = head.state.get((MEMBERSHIP_EVENT, sender))
+        if event_id is None or member_id is None:
+            return None
+        loaded = await self._sender.loader.get_events([event_id, member_id])
+        current, member = loaded.get(event_id), loaded.get(member_id)
+        # only for a member still in the room: anyone else is refused by the send
+        if member is None or member.membership != "join":
+            return None
+        if current is None or current.sender != sender or current.content != content:
+            return None
+        return current
 
     async def send(self, template: EventTemplate, txn: Txn | None = None) -> Event:
         """Send through the room pipeline; refusals become the client's Matrix error."""
