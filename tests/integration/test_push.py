@@ -552,10 +552,6 @@ def test_pusher_set_list_update_delete(server: RunningServer, gateway: Gateway) 
         ({"data": {"url": "http://127.0.0.1/notify"}}, "M_INVALID_PARAM"),
         ({"data": {"url": 5}}, "M_BAD_JSON"),
         ({"data": "http://127.0.0.1/_matrix/push/v1/notify"}, "M_BAD_JSON"),
-        (
-            {"data": {"url": "http://127.0.0.1/_matrix/push/v1/notify", "format": "full"}},
-            "M_INVALID_PARAM",
-        ),
         ({"kind": None}, "M_MISSING_PARAM"),
         ({"pushkey": 5}, "M_BAD_JSON"),
         ({"lang": ["en"]}, "M_BAD_JSON"),

@@ -202,3 +202,45 @@ def test_rules_without_notify_notify_nothing(server: RunningServer, actions: lis
     found = [n["event"]["event_id"] for n in wait_notifications(server, alice, 1)]
     assert found == [mention]
     assert room_counts(server, alice, room_id)["notification_count"] == 1
+
+
+def test_pusher_data_is_kept_whatever_its_format(server: RunningServer) -> None:
+    user = register(server.url, fresh_localpart("fmt"))
+    data = {"url": GATEWAY, "format": "id_event_only", "testcustom": "custom data"}
+    body = pusher_body(GATEWAY, "fmt-key", data=data, profile_tag="tag")
+    assert set_pusher(server, user, body).status == 200
+    (pusher,) = pushers_of(server, user)
+    assert pusher["data"] == data
+    assert pusher["profile_tag"] == "tag"
+
+
+# -- paths under /pushrules/ that name nothing ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/global"),
+        ("GET", "/global/room"),
+        ("GET", "/global/override/.m.rule.master/not_an_attr"),
+        ("PUT", "/"),
+        ("PUT", "/global"),
+        ("PUT", "/global/room"),
+        ("PUT", "/global/room/"),
+        ("PUT", "/global/override/.m.rule.master/not_an_attr"),
+        ("DELETE", "/global/room/"),
+    ],
+)
+def test_unrecognized_push_rule_paths_are_400(
+    server: RunningServer, method: str, path: str
+) -> None:
+    # Synapse answers 400 M_UNRECOGNIZED here (SyTest's push rule torture tests)
+    user = register(server.url, fresh_localpart("torture"))
+    body = None if method in ("GET", "DELETE") else {"enabled": True, "actions": []}
+    reply = authed(user, method, server.url + RULES + path, body)
+    assert (reply.status, reply.errcode) == (400, "M_UNRECOGNIZED"), reply.body
+
+
+def test_push_rules_without_the_trailing_slash_is_404(server: RunningServer) -> None:
+    user = register(server.url, fresh_localpart("noslash"))
+    assert authed(user, "GET", server.url + RULES).status == 404

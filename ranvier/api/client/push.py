@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import ConfigDict
 
 from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.json import (
     RequestBody,
     json_response,
@@ -83,6 +84,10 @@ class PushRuleEndpoints:
             web.put(RULE + "/enabled", self.set_enabled),
             web.get(RULE + "/actions", self.get_actions),
             web.put(RULE + "/actions", self.set_actions),
+            # last: every other path under /pushrules/ names no scope, kind, rule or
+            # attribute the API knows, which Synapse answers 400 M_UNRECOGNIZED, not 404
+            # (SyTest: "/global" without its slash, an empty rule ID, an unknown attribute)
+            web.route("*", CLIENT + "/pushrules/{tail:.*}", self.unrecognized),
         ]
 
     async def _user(self, request: web.Request) -> str:
@@ -90,6 +95,11 @@ class PushRuleEndpoints:
         if "scope" in request.match_info:
             check_scope(request.match_info["scope"])
         return user_id
+
+    async def unrecognized(self, request: web.Request) -> web.Response:
+        """Any other path under /_matrix/client/v3/pushrules/"""
+        await self._auth.require_user(request)
+        raise MatrixError(400, "M_UNRECOGNIZED", "Unrecognized push rules request")
 
     async def get_all(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/pushrules/"""
