@@ -187,3 +187,28 @@ def test_a_tombstone_must_point_to_another_room(server: RunningServer, alice: Se
     assert refused.status == 404
     other = create_room(server, alice)
     ok(put_state(server, alice, room_id, "m.room.tombstone", {"replacement_room": other}))
+
+
+def test_bans_and_kicks_may_be_written_as_member_state(
+    server: RunningServer, alice: Session, bob: Session, carol: Session
+) -> None:
+    room_id = create_room(server, alice, preset="public_chat")
+    outsider = "@bob:elsewhere.example"
+    # SyTest "/upgrade copies ban events to the new room" bans a remote user this way
+    ok(put_state(server, alice, room_id, f"m.room.member/{outsider}", {"membership": "ban"}))
+    assert state(server, alice, room_id, f"m.room.member/{outsider}") == {"membership": "ban"}
+    ok(authed(bob, "POST", f"{server.url}{CLIENT}/rooms/{room_id}/join", {}))
+    ok(authed(carol, "POST", f"{server.url}{CLIENT}/rooms/{room_id}/join", {}))
+    kick = {"membership": "leave", "reason": "out"}
+    ok(put_state(server, alice, room_id, f"m.room.member/{bob.user_id}", kick))
+    assert state(server, alice, room_id, f"m.room.member/{bob.user_id}") == kick
+    # the auth rules still decide: carol has no power to ban
+    reply = put_state(
+        server, carol, room_id, f"m.room.member/{alice.user_id}", {"membership": "ban"}
+    )
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+    # invites keep their endpoint
+    reply = put_state(
+        server, alice, room_id, f"m.room.member/{bob.user_id}", {"membership": "invite"}
+    )
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")

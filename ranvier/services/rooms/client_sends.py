@@ -15,6 +15,9 @@ from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound, Txn
 # state the client API must not set directly: membership has its own endpoints
 MEMBERSHIP_EVENT = "m.room.member"
 TOMBSTONE_EVENT = "m.room.tombstone"
+# as Synapse, a ban, kick or unban may be written as the target's member state; the auth
+# rules decide it exactly as for /ban and /kick (SyTest bans remote users this way)
+_OTHERS_MEMBERSHIP_BY_STATE = ("ban", "leave")
 
 # (requester, room_id, state_key, content): raises MatrixError to refuse a state event that
 # is valid to the auth rules but not to the client API (e.g. m.room.canonical_alias naming
@@ -70,11 +73,13 @@ class EventSendingService:
         state_key: str,
         content: dict[str, Any],
     ) -> Event:
-        if event_type == MEMBERSHIP_EVENT and state_key != requester.user_id:
-            # spec: membership of others changes through invite/kick/ban, which check more
-            raise MatrixError(
-                403, "M_FORBIDDEN", "Use the invite, kick and ban endpoints for other members"
-            )
+        if (
+            event_type == MEMBERSHIP_EVENT
+            and state_key != requester.user_id
+            and content.get("membership") not in _OTHERS_MEMBERSHIP_BY_STATE
+        ):
+            # invites (and joins) of others go through their endpoint, which checks more
+            raise MatrixError(403, "M_FORBIDDEN", "Use the invite endpoint to invite other members")
         if event_type == TOMBSTONE_EVENT:
             _check_tombstone(room_id, content)
         for validator in self._state_validators.get(event_type, []):
