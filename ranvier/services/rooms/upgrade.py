@@ -1,8 +1,12 @@
 """POST /rooms/{roomId}/upgrade: replace a room by a new one of another room version.
 
-spec: client-server-api "Room Upgrades", "Server behaviour". The new room is created in one
-transaction with the copied state, the bans and the moved aliases, so a refusal leaves
-nothing behind; then the old room gets its tombstone and restricted power levels.
+spec: client-server-api "Room Upgrades", "Server behaviour". The old room's tombstone is
+built first and the new room created, in one transaction with the copied state, the bans
+and the moved aliases, before the tombstone is persisted: the new room's create event names
+the tombstone (predecessor.event_id), and a refusal leaves nothing behind. (From room
+version 12 the new room's ID hashes its create event, so that room comes first and names
+no event.) Then the old room's canonical alias loses the moved aliases, its power levels
+are restricted, and local members' m.direct, tags and push rules follow (on_upgraded).
 """
 
 from __future__ import annotations
