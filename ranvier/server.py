@@ -495,6 +495,8 @@ async def build_push(
         group_unread_count_by_room=config.push.group_unread_count_by_room,
     )
     actions.on_new_actions.append(pushers.on_new_actions)
+    # a receipt changes the badge count the user's devices show
+    actions.on_read.append(pushers.on_read)
     accounts.users.on_user_changed(pushers.on_user_changed)
     # a logged-out device's pushers go with it (logout, device deletion, password change)
     accounts.devices.on_devices_deleted.append(pushers.remove_for_devices)

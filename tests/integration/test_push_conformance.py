@@ -4,6 +4,8 @@ nothing, and unread counts start at the user's join."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +24,7 @@ from tests.integration.matrix import (
 )
 from tests.integration.test_push import (
     RULES,
+    Gateway,
     create_room,
     pusher_body,
     pushers_of,
@@ -40,6 +43,14 @@ server = module_server(
 )
 
 _counter = iter(range(10_000))
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    running = Gateway()
+    running.start()
+    yield running
+    running.stop()
 
 
 def fresh_localpart(name: str) -> str:
@@ -244,3 +255,35 @@ def test_unrecognized_push_rule_paths_are_400(
 def test_push_rules_without_the_trailing_slash_is_404(server: RunningServer) -> None:
     user = register(server.url, fresh_localpart("noslash"))
     assert authed(user, "GET", server.url + RULES).status == 404
+
+
+# -- badge updates ----------------------------------------------------------------------------
+
+
+def test_a_receipt_pushes_the_new_badge_count(server: RunningServer, gateway: Gateway) -> None:
+    alice = register(server.url, fresh_localpart("badger"))
+    bob = register(server.url, fresh_localpart("badged"))
+    room_id = create_room(server, alice, bob)
+    pushkey = f"badge{next(_counter)}"
+    assert set_pusher(server, bob, pusher_body(gateway.url, pushkey)).status == 200
+    gateway.received.clear()
+    event_id = send(server, alice, room_id, text("unread"))
+    (pushed,) = gateway.wait_for(1)
+    assert pushed["notification"]["event_id"] == event_id
+    assert pushed["notification"]["counts"] == {"unread": 1}
+    receipt = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/receipt/m.read/{quote(event_id)}"
+    assert authed(bob, "POST", receipt, {}).status == 200
+    badge = gateway.wait_for(2)[1]["notification"]
+    # a badge-only notification: the count, 0 included, and the device; no event
+    assert badge["counts"] == {"unread": 0}
+    assert "event_id" not in badge and "type" not in badge
+    (device,) = badge["devices"]
+    assert (device["app_id"], device["pushkey"], device["data"]) == (
+        "org.example.app",
+        pushkey,
+        {},
+    )
+    # the same count again is not pushed
+    assert authed(bob, "POST", receipt, {}).status == 200
+    time.sleep(0.5)
+    assert len(gateway.received) == 2

@@ -79,6 +79,9 @@ class PushActionService:
         self._serializer = serializer
         self._local_suffix = ":" + server_name
         self.on_new_actions: list[ActionsListener] = []
+        # called with the user after a receipt moved their read position: pushers send the
+        # new badge count
+        self.on_read: list[Callable[[str], Awaitable[None]]] = []
         # first event of a batch -> users it gave new actions, until the batch committed
         self._batch_to_users: dict[str, set[str]] = {}
 
@@ -220,6 +223,8 @@ class PushActionService:
             return
         thread = UNTHREADED if thread_id is None else thread_id
         await self._store.mark_read(user_id, room_id, thread, orderings[event_id])
+        for listener in self.on_read:
+            await listener(user_id)
 
     async def unread_counts(self, user_id: str, room_ids: Collection[str]) -> dict[str, JsonDict]:
         """{room_id: {"notification_count", "highlight_count", "threads": {root: {...}}}} for

@@ -137,6 +137,10 @@ class PusherService:
         self._user_id_to_pushers: dict[str, dict[int, Pusher]] = {}
         self._pusher_id_to_wakeup: dict[int, asyncio.Event] = {}
         self._pusher_id_to_task: dict[int, asyncio.Task[None]] = {}
+        # the unread count each pusher last sent, so a receipt pushes only a changed one
+        self._pusher_id_to_badge: dict[int, int] = {}
+        # badge updates in flight, kept so they are not collected mid-way
+        self._badge_updates: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
     # -- the API -------------------------------------------------------------------------
@@ -206,7 +210,7 @@ class PusherService:
             self._start(pusher)
 
     async def stop(self) -> None:
-        tasks = list(self._pusher_id_to_task.values())
+        tasks = [*self._pusher_id_to_task.values(), *self._badge_updates]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -222,6 +226,35 @@ class PusherService:
                 wakeup = self._pusher_id_to_wakeup.get(pusher_id)
                 if wakeup is not None:
                     wakeup.set()
+
+    async def on_read(self, user_id: str) -> None:
+        """PushActionService.on_read: a receipt changed what the user has unread, so their
+        devices get the new badge count (as Synapse; spec push-gateway-api: a notification
+        with only `counts` updates the badge). Sent in the background, once, without
+        retries: the next push carries the count anyway."""
+        for pusher in list(self._user_id_to_pushers.get(user_id, {}).values()):
+            task = asyncio.create_task(self._update_badge(pusher))
+            self._badge_updates.add(task)
+            task.add_done_callback(self._badge_updates.discard)
+
+    async def _update_badge(self, pusher: Pusher) -> None:
+        unread = await self._badge(pusher.user_id)
+        if self._pusher_id_to_badge.get(pusher.id) == unread:
+            return
+        self._pusher_id_to_badge[pusher.id] = unread
+        device = {
+            "app_id": pusher.app_id,
+            "pushkey": pusher.pushkey,
+            "pushkey_ts": pusher.created_ts // 1000,
+            "data": _device_data(pusher),
+        }
+        body = {"notification": {"counts": {"unread": unread}, "devices": [device]}}
+        try:
+            await self._post(pusher, body)
+        except (aiohttp.ClientError, TimeoutError, GatewayError) as exc:
+            logger.info("Badge update to %s failed: %s", pusher.app_id, exc)
+        except Exception:
+            logger.exception("Badge update to %s failed", pusher.app_id)
 
     def on_user_changed(self, user_id: str) -> None:
         """UserStore.on_user_changed: a deactivated user's pushers are deleted (as Synapse),
@@ -249,6 +282,7 @@ class PusherService:
     def _stop(self, pusher: Pusher) -> None:
         self._user_id_to_pushers.get(pusher.user_id, {}).pop(pusher.id, None)
         self._pusher_id_to_wakeup.pop(pusher.id, None)
+        self._pusher_id_to_badge.pop(pusher.id, None)
         task = self._pusher_id_to_task.pop(pusher.id, None)
         if task is not None:
             task.cancel()
@@ -318,13 +352,15 @@ class PusherService:
         return isinstance(rejected, list) and pusher.pushkey in rejected
 
     async def _notification(self, pusher: Pusher, action: PushAction) -> JsonDict:
-        counts = await self._badge(pusher.user_id)
-        data = {key: value for key, value in pusher.data.items() if key != "url"}
+        unread = await self._badge(pusher.user_id)
+        self._pusher_id_to_badge[pusher.id] = unread
+        # Synapse always sends the count, 0 included, and clients clear their badge on it
+        counts = {"unread": unread}
         device = {
             "app_id": pusher.app_id,
             "pushkey": pusher.pushkey,
             "pushkey_ts": pusher.created_ts // 1000,
-            "data": data,
+            "data": _device_data(pusher),
             "tweaks": tweaks(action.actions),
         }
         notification: JsonDict = {
@@ -347,14 +383,12 @@ class PusherService:
             notification.update(await self._room_names(event.room_id, event.sender))
         return {"notification": notification}
 
-    async def _badge(self, user_id: str) -> JsonDict:
+    async def _badge(self, user_id: str) -> int:
         rooms = await state_store.get_rooms_for_user(self._db, user_id)
         counts = await self._actions.unread_counts(user_id, list(rooms))
         if self._group_by_room:
-            unread = sum(1 for room in counts.values() if room["notification_count"] > 0)
-        else:
-            unread = sum(int(room["notification_count"]) for room in counts.values())
-        return {"unread": unread} if unread else {}
+            return sum(1 for room in counts.values() if room["notification_count"] > 0)
+        return sum(int(room["notification_count"]) for room in counts.values())
 
     async def _room_names(self, room_id: str, sender: str) -> JsonDict:
         state = await state_store.get_current_state_ids(self._db, room_id)
@@ -372,6 +406,11 @@ class PusherService:
             if isinstance(value, str) and value:
                 found[name] = value
         return found
+
+
+def _device_data(pusher: Pusher) -> JsonDict:
+    """The pusher's data as its gateway gets it: without the gateway's own URL."""
+    return {key: value for key, value in pusher.data.items() if key != "url"}
 
 
 class GatewayError(Exception):
