@@ -287,3 +287,45 @@ def test_a_receipt_pushes_the_new_badge_count(server: RunningServer, gateway: Ga
     assert authed(bob, "POST", receipt, {}).status == 200
     time.sleep(0.5)
     assert len(gateway.received) == 2
+
+
+def test_pushed_fields_synapse_sends(server: RunningServer, gateway: Gateway) -> None:
+    alice = register(server.url, fresh_localpart("inviter"))
+    bob = register(server.url, fresh_localpart("invitee"))
+    pushkey = f"fields{next(_counter)}"
+    assert set_pusher(server, bob, pusher_body(gateway.url, pushkey)).status == 200
+    created = authed(alice, "POST", server.url + CLIENT + "/createRoom", {})
+    room_id = created.json()["room_id"]
+    gateway.received.clear()
+    invite = authed(
+        alice,
+        "POST",
+        f"{server.url}{CLIENT}/rooms/{quote(room_id)}/invite",
+        {"user_id": bob.user_id},
+    )
+    assert invite.status == 200, invite.body
+    (pushed,) = gateway.wait_for(1)
+    notification = pushed["notification"]
+    assert notification["type"] == "m.room.member"
+    # `id` is event_id's old name, still read by gateways (and SyTest)
+    assert notification["id"] == notification["event_id"]
+    assert notification["membership"] == "invite"
+    assert notification["user_is_target"] is True
+    assert notification["sender"] == alice.user_id
+    # a room without a name is named by its canonical alias
+    join = authed(bob, "POST", f"{server.url}{CLIENT}/join/{quote(room_id)}", {})
+    assert join.status == 200, join.body
+    alias = f"#pushed{next(_counter)}:{alice.user_id.split(':', 1)[1]}"
+    directory = f"{server.url}{CLIENT}/directory/room/{quote(alias)}"
+    assert authed(alice, "PUT", directory, {"room_id": room_id}).status == 200
+    state = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/state/m.room.canonical_alias"
+    assert authed(alice, "PUT", state, {"alias": alias}).status == 200
+    gateway.received.clear()
+    event_id = send(server, alice, room_id, text("named"))
+    pushed_message = next(
+        r["notification"]
+        for r in gateway.wait_for(1)
+        if r["notification"].get("event_id") == event_id
+    )
+    assert pushed_message["room_name"] == alias
+    assert pushed_message["room_alias"] == alias

@@ -373,14 +373,24 @@ class PusherService:
             return {"notification": notification}
         event = await self._loader.get_event(action.event_id)
         if event is not None:
+            # the field's old name, which Synapse still sends and older gateways (and
+            # SyTest) read
+            notification["id"] = event.event_id
             notification["type"] = event.type
             notification["sender"] = event.sender
             if self._include_content:
                 notification["content"] = event.content
-            notification["prio"] = "high" if _is_high(action.actions) else "low"
-            if event.type == "m.room.member":
+            # an encrypted event may be a mention: its rules cannot be read (as Synapse)
+            high = _is_high(action.actions) or event.type == "m.room.encrypted"
+            notification["prio"] = "high" if high else "low"
+            if event.type == "m.room.member" and event.state_key is not None:
+                notification["membership"] = event.content.get("membership")
                 notification["user_is_target"] = event.state_key == pusher.user_id
-            notification.update(await self._room_names(event.room_id, event.sender))
+            names = await self._room_names(event.room_id, event.sender)
+            if "room_name" not in names and "room_alias" in names:
+                # a room without a name is shown by its alias (as Synapse names it)
+                names["room_name"] = names["room_alias"]
+            notification.update(names)
         return {"notification": notification}
 
     async def _badge(self, user_id: str) -> int:
