@@ -71,6 +71,12 @@ class DeviceListService:
         rooms = await self._joined_rooms(user_id)
         self._notify(DEVICE_LISTS_STREAM, position, rooms=rooms, users=(user_id,))
 
+    async def changed_for(self, user_id: str, position: int) -> None:
+        """A key change at `position` (committed) that only `user_id` is told of: wake
+        them alone."""
+        self._position = max(self._position, position)
+        self._notify(DEVICE_LISTS_STREAM, position, users=(user_id,))
+
     # -- /sync ------------------------------------------------------------------------------
 
     async def get_updates(

@@ -236,7 +236,11 @@ class E2eKeyService:
             position = await self._store.set_cross_signing_keys(user_id, changes, now_ms())
         except KeyIdInUseError:
             raise MatrixError(403, "M_FORBIDDEN", "Key ID in use") from None
-        await self._device_lists.changed(user_id, position)
+        if set(changes) == {USER_SIGNING}:
+            # private to the user (only they can query it): room-mates are not told
+            await self._device_lists.changed_for(user_id, position)
+        else:
+            await self._device_lists.changed(user_id, position)
 
     async def upload_signatures(
         self, requester: str, signed_keys: Mapping[str, Mapping[str, Any]]
@@ -246,6 +250,8 @@ class E2eKeyService:
         failures: dict[str, dict[str, JsonDict]] = {}
         accepted: list[Signature] = []
         changed_devices: list[str] = []
+        # other users whose master key the requester signed: only the requester is told
+        signed_users: list[str] = []
         own = (await self._store.get_cross_signing_keys([requester])).get(requester, {})
         for user_id, by_key in signed_keys.items():
             for key_id, signed in by_key.items():
@@ -266,14 +272,19 @@ class E2eKeyService:
                                 requester, own, user_id, key_id, signed
                             )
                         )
-                        changed_devices.append(USER_KEYS)
+                        signed_users.append(user_id)
                 except _SignatureFailure as failure:
                     failures.setdefault(user_id, {})[key_id] = _failure(
                         failure.status, failure.errcode, failure.error
                     )
         if accepted:
-            position = await self._store.add_signatures(requester, accepted, changed_devices)
-            await self._device_lists.changed(requester, position)
+            position = await self._store.add_signatures(
+                requester, accepted, changed_devices, signed_users
+            )
+            if changed_devices:
+                await self._device_lists.changed(requester, position)
+            else:
+                await self._device_lists.changed_for(requester, position)
         return {"failures": failures}
 
     async def _own_signatures(

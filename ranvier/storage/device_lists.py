@@ -48,6 +48,34 @@ device_lists_stream = Table(
     Index("ix_device_lists_stream_user_id", "user_id", "stream_id"),
 )
 
+# Key changes only one user is told of (`from_user_id` sees `user_id` in device_lists
+# changed): their own new user-signing key, their signature of another user's master key.
+user_signature_stream = Table(
+    "user_signature_stream",
+    metadata,
+    Column("stream_id", BigInteger, nullable=False),
+    Column("from_user_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    PrimaryKeyConstraint("stream_id", "from_user_id", "user_id"),
+    Index("ix_user_signature_stream_from_user", "from_user_id", "stream_id"),
+)
+
+
+async def record_user_signature_change(
+    conn: AsyncConnection, from_user_id: str, user_ids: Sequence[str]
+) -> int:
+    """Take a device_lists position for a change only `from_user_id` is told of (the keys
+    of `user_ids` changed for them), in the caller's write transaction; returns it."""
+    position = await next_position(conn, DEVICE_LISTS_STREAM)
+    await conn.execute(
+        insert(user_signature_stream),
+        [
+            {"stream_id": position, "from_user_id": from_user_id, "user_id": user_id}
+            for user_id in dict.fromkeys(user_ids)
+        ],
+    )
+    return position
+
 
 async def record_device_list_change(
     conn: AsyncConnection, user_id: str, device_ids: Sequence[str]
@@ -97,7 +125,7 @@ class DeviceListStore:
         self, user_id: str, room_ids: Collection[str], from_pos: int, to_pos: int
     ) -> set[str]:
         """Users with a change in (from_pos, to_pos] who are `user_id` or joined to one of
-        `room_ids` now."""
+        `room_ids` now, and those whose keys changed for `user_id` alone."""
         ids = list(dict.fromkeys(room_ids))
         in_range = (
             device_lists_stream.c.stream_id > from_pos,
@@ -119,6 +147,12 @@ class DeviceListStore:
                     .distinct()
                 )
                 found.update((await conn.execute(query)).scalars())
+            private = select(user_signature_stream.c.user_id).where(
+                user_signature_stream.c.from_user_id == user_id,
+                user_signature_stream.c.stream_id > from_pos,
+                user_signature_stream.c.stream_id <= to_pos,
+            )
+            found.update((await conn.execute(private)).scalars())
         return found
 
     async def get_joined_members(self, room_ids: Collection[str]) -> set[str]:

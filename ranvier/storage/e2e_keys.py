@@ -38,9 +38,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from ranvier.protocol.e2e_keys import same_signed_content
+from ranvier.protocol.e2e_keys import USER_SIGNING, same_signed_content
 from ranvier.storage.database import Database
-from ranvier.storage.device_lists import USER_KEYS, record_device_list_change
+from ranvier.storage.device_lists import (
+    USER_KEYS,
+    record_device_list_change,
+    record_user_signature_change,
+)
 from ranvier.storage.devices import devices
 from ranvier.storage.metadata import metadata
 
@@ -557,13 +561,22 @@ class E2eKeyStore:
                         ts=now_ms,
                     )
                 )
+            if set(usage_to_key) == {USER_SIGNING}:
+                # the user-signing key is private to its owner: only they are told
+                return await record_user_signature_change(conn, user_id, [user_id])
             return await record_device_list_change(conn, user_id, [USER_KEYS])
 
     async def add_signatures(
-        self, signer: str, signatures: Sequence[Signature], changed_devices: Sequence[str]
+        self,
+        signer: str,
+        signatures: Sequence[Signature],
+        changed_devices: Sequence[str],
+        signed_users: Sequence[str] = (),
     ) -> int:
         """Store the signatures (a newer one by the same key of the same target replaces
-        the older); returns the device_lists position of the signer's change."""
+        the older); returns the device_lists position of the change: of the signer's own
+        `changed_devices`, and of the other users whose master keys they signed (a change
+        only the signer is told of, as only they see those signatures)."""
         async with self._db.transaction() as conn:
             for signature in signatures:
                 await conn.execute(
@@ -587,7 +600,12 @@ class E2eKeyStore:
                     for s in signatures
                 ],
             )
-            return await record_device_list_change(conn, signer, changed_devices)
+            position = 0
+            if changed_devices:
+                position = await record_device_list_change(conn, signer, changed_devices)
+            if signed_users:
+                position = await record_user_signature_change(conn, signer, signed_users)
+            return position
 
     async def get_signatures(
         self, target_user_ids: Collection[str], visible_to: str

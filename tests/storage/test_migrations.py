@@ -91,6 +91,7 @@ TABLES_BY_REVISION = {
     "0014_room_keys": {"e2e_room_keys_versions", "e2e_room_keys", "dehydrated_devices"},
     "0015_url_previews": {"url_previews"},
     "0016_openid_user_reports": {"open_id_tokens", "user_reports"},
+    "0018_user_signature_stream": {"user_signature_stream"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
