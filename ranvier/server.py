@@ -780,9 +780,7 @@ class Homeserver:
                 route_defs += wellknown.WellKnownEndpoints(self.config).routes()
         if "federation" in resources or "openid" in resources:
             # as Synapse: the federation resource implies openid
-            route_defs += federation_openid.OpenIdUserInfoEndpoints(
-                self.moderation.openid
-            ).routes()
+            route_defs += federation_openid.OpenIdUserInfoEndpoints(self.moderation.openid).routes()
         # the r0 and unstable twins of the v3 routes, added in one place
         app.add_routes(with_legacy_prefixes(route_defs))
         return app
@@ -793,9 +791,7 @@ class Homeserver:
             *openid_api.OpenIdEndpoints(auth, moderation.openid, config.server_name).routes(),
             *mutual_rooms_api.MutualRoomsEndpoints(auth, moderation.mutual_rooms).routes(),
             *user_reports_api.UserReportEndpoints(auth, moderation.user_reports).routes(),
-            *admin_suspension_api.AccountModerationEndpoints(
-                auth, moderation.suspensions
-            ).routes(),
+            *admin_suspension_api.AccountModerationEndpoints(auth, moderation.suspensions).routes(),
             *voip_api.VoipEndpoints(auth, config).routes(),
             *login_token_api.LoginTokenEndpoints(
                 auth,
