@@ -271,12 +271,11 @@ class PresenceService:
 
     async def _announce(self, user_id: str) -> None:
         """Give the user's presence a new position, so that everyone now sharing a room
-        with them gets it in their next sync."""
+        with them gets it in their next sync: offline too, as Synapse sends a newly joined
+        member's presence whatever it is (and clients then know it rather than guess)."""
         if not self.enabled:
             return
-        state = await self._current(user_id)
-        if state.state != OFFLINE:
-            await self._write(state)
+        await self._write(await self._current(user_id))
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
         """GET /presence/{userId}/status"""
@@ -293,9 +292,12 @@ class PresenceService:
         room_ids: Collection[str],
         from_pos: int,
         to_pos: int,
+        *,
+        include_offline: bool = False,
     ) -> list[dict[str, Any]]:
         """m.presence events of the user and of users joined to one of `room_ids` whose
-        presence changed in (from_pos, to_pos]."""
+        presence changed in (from_pos, to_pos]. Read from position 0, users simply offline
+        are left out unless `include_offline`."""
         if not self.enabled:
             return []
         changed = await self._store.get_changes_for_members(user_id, room_ids, from_pos, to_pos)
@@ -304,7 +306,12 @@ class PresenceService:
         for stored in changed:
             # the in-memory state has the freshest activity times
             state = self._user_id_to_state.get(stored.user_id, stored)
-            if from_pos == 0 and state.state == OFFLINE and state.status_msg is None:
+            if (
+                from_pos == 0
+                and not include_offline
+                and state.state == OFFLINE
+                and state.status_msg is None
+            ):
                 # an initial sync needs no news of people who are simply away
                 continue
             events.append(

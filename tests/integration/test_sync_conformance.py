@@ -172,3 +172,22 @@ def test_newly_joined_room_mates_see_each_others_presence(server: RunningServer)
     # as Synapse: each learns the other's current presence with the join
     assert presence_of(sync(server, bob, since=bob_token)).get(alice.user_id) == "online"
     assert presence_of(sync(server, alice, since=alice_token)).get(bob.user_id) == "online"
+
+
+def test_offline_room_mates_presence_comes_with_a_join(server: RunningServer) -> None:
+    # neither ever syncs online: both stay offline
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    alice_token = sync(server, alice, set_presence="offline")["next_batch"]
+    bob_token = sync(server, bob, set_presence="offline")["next_batch"]
+    act(server, bob, room_id, "/join")
+    # as Synapse: the joiner learns the room-mates' presence, offline included, and the
+    # room-mates the joiner's
+    assert (
+        presence_of(sync(server, bob, since=bob_token, set_presence="offline")).get(alice.user_id)
+        == "offline"
+    )
+    assert (
+        presence_of(sync(server, alice, since=alice_token, set_presence="offline")).get(bob.user_id)
+        == "offline"
+    )

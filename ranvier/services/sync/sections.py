@@ -159,10 +159,10 @@ class PresenceSection(_Section):
         newly_joined = [r for r in sync.joined if r in sync.memberships.joined_since]
         if start > 0 and newly_joined:
             # as Synapse: a user who joined rooms since the token learns the presence of
-            # their new room-mates, changed or not (read as an initial sync reads it)
+            # their new room-mates, changed or not, offline included
             known = {e["sender"] for e in events}
             for event in await self._source.get_updates(
-                sync.user_id, sync.device_id, newly_joined, 0, upto
+                sync.user_id, sync.device_id, newly_joined, 0, upto, include_offline=True
             ):
                 if event["sender"] not in known:
                     events.append(event)

@@ -63,8 +63,11 @@ class PresenceSource(SyncSource, Protocol):
         room_ids: Collection[str],
         from_pos: int,
         to_pos: int,
+        *,
+        include_offline: bool = False,
     ) -> list[JsonDict]:
-        """m.presence events for users sharing a room with `user_id` (and the user)."""
+        """m.presence events for users sharing a room with `user_id` (and the user);
+        read from 0, users simply offline only with `include_offline`."""
         ...
 
     async def set_presence_from_sync(self, user_id: str, presence: str) -> None:
