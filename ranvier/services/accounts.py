@@ -162,6 +162,25 @@ class AccountService:
                 )
             except UserExistsError:
                 raise user_in_use() from None
+        return await self.log_in_registered(
+            user_id,
+            device_id=device_id,
+            display_name=display_name,
+            inhibit_login=inhibit_login,
+            refresh=refresh,
+        )
+
+    async def log_in_registered(
+        self,
+        user_id: str,
+        *,
+        device_id: str | None,
+        display_name: str | None,
+        inhibit_login: bool,
+        refresh: bool,
+    ) -> Registered:
+        """The answer to a registration of `user_id`: a new session unless `inhibit_login`.
+        Also what a retried registration gets, its account already made."""
         if inhibit_login:
             return Registered(user_id, None)
         session = await self._login.start_session(user_id, device_id, display_name, refresh=refresh)

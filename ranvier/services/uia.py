@@ -168,13 +168,35 @@ class UserInteractiveAuth:
             return AuthResult(session, clientdict)
         raise self._challenge(flows, session, None)
 
-    async def operation_completed(self, result: AuthResult) -> None:
-        """Run the completed stages' hooks and end the session: it cannot authorise again."""
+    async def operation_completed(
+        self, result: AuthResult, *, remember: dict[str, Any] | None = None
+    ) -> None:
+        """Run the completed stages' hooks and end the session: it cannot authorise again.
+
+        With `remember`, the session is kept until it expires, holding these values, so a
+        client that retries the request (its answer lost) can be given the same outcome;
+        see `completed_value`. The hooks still run once only."""
         for stage_type in result.session.completed:
             checker = self._stages.get(stage_type)
             if checker is not None:
                 await checker.on_complete(result.session)
-        await self._store.delete_session(result.session.session_id)
+        if remember is None:
+            await self._store.delete_session(result.session.session_id)
+            return
+        for key, value in remember.items():
+            await self.set_session_value(result.session, key, value)
+
+    async def completed_value(self, session_id: str, operation: str, key: str) -> Any:
+        """What `operation_completed` remembered under `key` in this session, or None
+        (no such session, expired, another operation's, or not completed)."""
+        stored = await self._store.get_session(session_id)
+        if (
+            stored is None
+            or stored.creation_ts < now_ms() - SESSION_LIFETIME_MS
+            or stored.operation != operation
+        ):
+            return None
+        return stored.serverdict.get(key)
 
     async def _new_session(self, operation: str, clientdict: dict[str, Any]) -> UIASession:
         now = now_ms()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.api.client.credentials import user_interactive_auth
+from ranvier.api.client.credentials import stage_auth, user_interactive_auth
 from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.http.params import query_choice, required_query_string
 from ranvier.http.ratelimit import Ratelimiter, client_address
@@ -15,6 +15,8 @@ from ranvier.services.uia import UserInteractiveAuth
 REGISTER = "/_matrix/client/v3/register"
 # where a registration session keeps the hash of the password its first request chose
 PASSWORD_HASH = "password_hash"
+# where a completed registration session keeps the user it registered, for retries
+REGISTERED_USER_ID = "registered_user_id"
 
 
 class _RegisterBody(RequestBody):
@@ -66,25 +68,45 @@ class RegisterEndpoints:
             self._record_seen(request, registered)
             return json_response(registered.response(self._server_name))
         self._accounts.require_registration_enabled()
+        operation = f"POST {REGISTER}"
+        # As Synapse: a request repeating a session that already registered an account
+        # (its answer lost on the way) logs in to that account rather than failing
+        stage = stage_auth(raw.get("auth"))
+        registered_user_id = None
+        if stage is not None and stage.session is not None:
+            registered_user_id = await self._uia.completed_value(
+                stage.session, operation, REGISTERED_USER_ID
+            )
         # the password never enters the auth session: its hash does
         params = {key: value for key, value in raw.items() if key not in ("auth", "password")}
-        if params or body.password is not None:
-            # check the choices before asking for auth, so a bad one is known at once
-            localpart = self._accounts.check_username(body.username)
-            self._accounts.check_new_password(body.password)
-            await self._accounts.precheck_username(localpart)
         server_values = {}
-        if body.password is not None:
-            server_values[PASSWORD_HASH] = await self._accounts.hash_password(body.password)
+        if registered_user_id is None:
+            if params or body.password is not None:
+                # check the choices before asking for auth, so a bad one is known at once
+                localpart = self._accounts.check_username(body.username)
+                self._accounts.check_new_password(body.password)
+                await self._accounts.precheck_username(localpart)
+            if body.password is not None:
+                server_values[PASSWORD_HASH] = await self._accounts.hash_password(body.password)
         auth = await user_interactive_auth(
             self._uia,
             {**params, "auth": raw.get("auth")},
             self._accounts.registration_flows(),
-            operation=f"POST {REGISTER}",
+            operation=operation,
             server_values=server_values,
         )
         # a request carrying only `auth` registers what the session's first request asked
         chosen = validate_body(auth.clientdict, _RegisterBody)
+        if registered_user_id is not None:
+            registered = await self._accounts.log_in_registered(
+                registered_user_id,
+                device_id=chosen.device_id,
+                display_name=chosen.initial_device_display_name,
+                inhibit_login=chosen.inhibit_login,
+                refresh=chosen.refresh_token,
+            )
+            self._record_seen(request, registered)
+            return json_response(registered.response(self._server_name))
         password_hash = auth.session.serverdict.get(PASSWORD_HASH)
         if password_hash is None:
             self._accounts.check_new_password(None)
@@ -97,7 +119,7 @@ class RegisterEndpoints:
             refresh=chosen.refresh_token,
         )
         self._ratelimiter.record(address)
-        await self._uia.operation_completed(auth)
+        await self._uia.operation_completed(auth, remember={REGISTERED_USER_ID: registered.user_id})
         self._record_seen(request, registered)
         return json_response(registered.response(self._server_name))
 
