@@ -55,6 +55,7 @@ from ranvier.api.client import room_upgrades as room_upgrades_api
 from ranvier.api.client import rooms as rooms_api
 from ranvier.api.client import search as search_api
 from ranvier.api.client import sync as sync_api
+from ranvier.api.client import thirdparty as thirdparty_api
 from ranvier.api.client import to_device as to_device_api
 from ranvier.api.client import typing as typing_api
 from ranvier.api.client import user_directory as user_directory_api
@@ -146,6 +147,7 @@ from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
 from ranvier.services.sync.wakeups import RoomEventWakeups
+from ranvier.services.thirdparty import ThirdPartyLookup
 from ranvier.services.to_device import ToDeviceService
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.typing import TypingService
@@ -793,6 +795,8 @@ class Homeserver:
             *user_reports_api.UserReportEndpoints(auth, moderation.user_reports).routes(),
             *admin_suspension_api.AccountModerationEndpoints(auth, moderation.suspensions).routes(),
             *voip_api.VoipEndpoints(auth, config).routes(),
+            # no application services yet: no protocols, nothing found
+            *thirdparty_api.ThirdPartyEndpoints(auth, ThirdPartyLookup()).routes(),
             *login_token_api.LoginTokenEndpoints(
                 auth,
                 self.accounts.login,

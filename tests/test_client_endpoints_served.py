@@ -41,15 +41,10 @@ NOT_YET_SERVED = {
     # SSO: issue 21
     ("GET", "/_matrix/client/v3/login/sso/redirect"): 21,
     ("GET", "/_matrix/client/v3/login/sso/redirect/{idpId}"): 21,
-    # application services, and the third-party lookups they answer: issue 19
+    # application services: issue 19 (the third-party lookups are served, finding nothing
+    # until application services answer them)
     ("POST", "/_matrix/client/v1/appservice/{appserviceId}/ping"): 19,
     ("PUT", "/_matrix/client/v3/directory/list/appservice/{networkId}/{roomId}"): 19,
-    ("GET", "/_matrix/client/v3/thirdparty/protocols"): 19,
-    ("GET", "/_matrix/client/v3/thirdparty/protocol/{protocol}"): 19,
-    ("GET", "/_matrix/client/v3/thirdparty/location/{protocol}"): 19,
-    ("GET", "/_matrix/client/v3/thirdparty/user/{protocol}"): 19,
-    ("GET", "/_matrix/client/v3/thirdparty/location"): 19,
-    ("GET", "/_matrix/client/v3/thirdparty/user"): 19,
     # spaces: issue 20 (sliding sync and spaces)
     ("GET", "/_matrix/client/v1/rooms/{roomId}/hierarchy"): 20,
     ("GET", "/_matrix/client/v1/room_summary/{roomIdOrAlias}"): 20,
