@@ -16,6 +16,7 @@ from tests.integration.test_sync import (
     room_url,
     say,
     sync,
+    texts,
     user,
 )
 
@@ -191,3 +192,138 @@ def test_offline_room_mates_presence_comes_with_a_join(server: RunningServer) ->
         presence_of(sync(server, alice, since=alice_token, set_presence="offline")).get(bob.user_id)
         == "offline"
     )
+
+
+# --- timelines ------------------------------------------------------------------------------
+
+
+def put_state(server: RunningServer, who: Any, room_id: str, kind: str, content: Any) -> None:
+    reply = authed(who, "PUT", room_url(server, room_id, f"/state/{kind}"), content)
+    assert reply.status == 200, reply.body
+
+
+def send(server: RunningServer, who: Any, room_id: str, kind: str, txn: str) -> None:
+    reply = authed(who, "PUT", room_url(server, room_id, f"/send/{kind}/{txn}"), {"n": txn})
+    assert reply.status == 200, reply.body
+
+
+def member_events(room: dict[str, Any]) -> dict[str, str]:
+    return {
+        e["state_key"]: e["content"]["membership"]
+        for e in room["timeline"]["events"]
+        if e["type"] == "m.room.member"
+    }
+
+
+def test_rejoining_a_joined_visibility_room_shows_who_joined_meanwhile(
+    server: RunningServer,
+) -> None:
+    alice, bob, carol = (user(server, n) for n in ("alice", "bob", "carol"))
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    put_state(server, alice, room_id, "m.room.history_visibility", {"history_visibility": "joined"})
+    act(server, alice, room_id, "/invite", {"user_id": carol.user_id})
+    token = sync(server, bob)["next_batch"]
+    act(server, bob, room_id, "/leave")
+    act(server, carol, room_id, "/join")
+    act(server, bob, room_id, "/join")
+    # as Synapse: carol's join happened while bob could not see the room's history, but it
+    # is part of the room's state now, so the timeline shows it
+    room = joined_room(sync(server, bob, since=token), room_id)
+    assert member_events(room).get(carol.user_id) == "join"
+    assert member_events(room).get(bob.user_id) == "join"
+
+
+def test_the_timeline_limit_counts_the_events_the_filter_lets_through(
+    server: RunningServer,
+) -> None:
+    alice = user(server, "alice")
+    room_id = create_room(server, alice, preset="public_chat")
+    say(server, alice, room_id, "the one")
+    for i in range(12):
+        send(server, alice, room_id, "a.filler", f"f{i}")
+    only_messages = {
+        "room": {"timeline": {"limit": 1, "types": ["m.room.message"]}, "state": {"types": []}}
+    }
+    room = joined_room(sync(server, alice, filter=only_messages), room_id)
+    # spec: the limit counts what the filter lets through, not the fillers after it
+    assert [e["content"].get("body") for e in room["timeline"]["events"]] == ["the one"]
+
+
+def test_a_room_joined_since_the_token_is_limited_when_history_precedes_it(
+    server: RunningServer,
+) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    only_messages = {
+        "room": {"timeline": {"limit": 10, "types": ["m.room.message"]}, "state": {"types": []}}
+    }
+    room_id = create_room(server, alice, preset="public_chat")
+    for i in range(4):
+        say(server, alice, room_id, f"before {i}")
+    token = sync(server, bob, filter=only_messages)["next_batch"]
+    for i in range(4):
+        say(server, alice, room_id, f"after {i}")
+    act(server, bob, room_id, "/join")
+    timeline = joined_room(sync(server, bob, filter=only_messages, since=token), room_id)[
+        "timeline"
+    ]
+    assert texts(timeline["events"]) == [f"before {i}" for i in range(4)] + [
+        f"after {i}" for i in range(4)
+    ]
+    # the room's creation events came before, hidden by the filter: the client, which has
+    # nothing of the room, is told there is more history
+    assert timeline["limited"] is True
+    reply = authed(
+        bob, "GET", room_url(server, room_id, f"/messages?dir=b&from={timeline['prev_batch']}")
+    )
+    assert reply.status == 200, reply.body
+    assert any(e["type"] == "m.room.create" for e in reply.json()["chunk"])
+
+
+def test_an_incremental_sync_leaves_out_rooms_whose_news_are_all_filtered(
+    server: RunningServer,
+) -> None:
+    alice = user(server, "alice")
+    room_id = create_room(server, alice, preset="public_chat")
+    nothing = {
+        "room": {
+            "timeline": {"types": []},
+            "state": {"types": ["a.madeup.test.state"]},
+            "ephemeral": {"types": []},
+        },
+        "presence": {"types": []},
+    }
+    token = sync(server, alice, filter=nothing)["next_batch"]
+    reply = authed(
+        alice,
+        "PUT",
+        f"{server.url}/_matrix/client/v3/profile/{alice.user_id}/displayname",
+        {"displayname": "Someone else"},
+    )
+    assert reply.status == 200, reply.body
+    say(server, alice, room_id, "hidden by the filter")
+    body = sync(server, alice, filter=nothing, since=token)
+    assert room_id not in body.get("rooms", {}).get("join", {})
+
+
+def test_an_incremental_sync_leaves_out_a_room_whose_only_news_is_ignored(
+    server: RunningServer,
+) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    reply = authed(
+        alice,
+        "PUT",
+        f"{server.url}/_matrix/client/v3/user/{alice.user_id}/account_data/m.ignored_user_list",
+        {"ignored_users": {bob.user_id: {}}},
+    )
+    assert reply.status == 200, reply.body
+    token = sync(server, alice)["next_batch"]
+    say(server, bob, room_id, "ignored")
+    body = sync(server, alice, since=token)
+    assert room_id not in body.get("rooms", {}).get("join", {})
+    # a message from someone not ignored still brings the room
+    say(server, alice, room_id, "seen")
+    body = sync(server, alice, since=token)
+    assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["seen"]

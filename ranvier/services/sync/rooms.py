@@ -163,8 +163,11 @@ class RoomsBuilder:
         plan = plan_rooms(memberships, request)
         timeline_filter = request.filter.room.timeline
         ranges: dict[str, TimelineRange] = {}
+        # on an incremental sync, a room joined since the token is one the client has no
+        # history of
+        newly = request.since > 0 and not request.full
         for room_id in plan.join_newly:
-            ranges[room_id] = TimelineRange(0, request.upto)
+            ranges[room_id] = TimelineRange(0, request.upto, newly_joined=newly)
         for room_id in plan.join_since:
             if request.changed_rooms is None or room_id in request.changed_rooms:
                 ranges[room_id] = TimelineRange(request.since, request.upto)
@@ -196,6 +199,18 @@ class RoomsBuilder:
         # every room's timeline and state, loaded and served together: a few queries per
         # sync rather than a few per room
         bodies = await self._rooms(request, room_to_full, timelines, previous, summaries)
+        # as Synapse: a room the client already had is left out when the filters and
+        # history visibility let nothing of its news through (an ignored user's message,
+        # a change of a state type nobody asked for); its unread counts alone do not count
+        shown_joined = [
+            room_id
+            for room_id in shown_joined
+            if room_id in plan.join_newly
+            or bodies[room_id]["timeline"]["events"]
+            or bodies[room_id]["state"]["events"]
+            or extras.ephemeral.get(room_id)
+            or extras.account_data.get(room_id)
+        ]
         # counts are read only for the rooms the response shows
         unread = (
             await self._unread.unread_counts(request.user_id, shown_joined)
