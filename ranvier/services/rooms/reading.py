@@ -303,8 +303,12 @@ class RoomReadingService:
             "chunk": await self._serve(requester, page.events),
             "start": str(page.start) if from_token is None else str(from_token),
         }
-        if page.end is not None:
-            body["end"] = str(page.end)
+        # As Synapse: `end` is left out only when this page is empty and nothing lies
+        # beyond it; a page that reached the start (or end) of the room still carries
+        # one, so a client continues from it and the next, empty page has none.
+        end = page.end if page.end is not None or not page.events else page.cursor
+        if end is not None:
+            body["end"] = str(end)
         if event_filter.lazy_load_members:
             body["state"] = await self._member_state(requester, page.events)
         else:
