@@ -189,8 +189,8 @@ def test_list_rooms_with_search_order_and_pages(
         "federatable": True,
         "public": True,
         "join_rules": "public",
-        # public_chat forbids guests explicitly
-        "guest_access": "forbidden",
+        # public_chat sends no m.room.guest_access (guests are forbidden by its absence)
+        "guest_access": None,
         "history_visibility": "shared",
         "state_events": by_id[big]["state_events"],
         "room_type": None,
