@@ -95,7 +95,10 @@ class RoomAdminService:
         """GET /_synapse/admin/v1/rooms/{room_id}/state: the current state events, of
         `event_type` only if given, in client format, ordered by type then state key."""
         events = await self._state_events(room_id, event_type)
-        served = await self._serializer.serialize_events(events, requester_user_id=admin_user_id)
+        # an admin sees the state as stored, erased senders' events included
+        served = await self._serializer.serialize_events(
+            events, requester_user_id=admin_user_id, hide_erased=False
+        )
         return {"state": served}
 
     async def _state_events(self, room_id: str, event_type: str | None) -> list[Event]:

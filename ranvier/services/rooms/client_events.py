@@ -18,6 +18,7 @@ from ranvier.protocol.redaction import redact
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.storage.database import Database
+from ranvier.storage.erasure import erased_among
 
 REDACTION = "m.room.redaction"
 
@@ -30,13 +31,16 @@ def client_event(
     transaction_id: str | None = None,
     previous: Event | None = None,
     relations: Mapping[str, Any] | None = None,
+    pruned: bool = False,
 ) -> dict[str, Any]:
     """The ClientEvent form of one event. Pure: everything it shows is passed in.
 
     `redacted_because` is the applying redaction already in client form; `previous` is the
-    state event this one replaced.
+    state event this one replaced; `pruned` serves the event as if redacted, without a
+    redaction (its sender's data was erased).
     """
-    pdu = event.pdu if redacted_because is None else redact(event.pdu, event.room_version)
+    pruned = pruned or redacted_because is not None
+    pdu = redact(event.pdu, event.room_version) if pruned else event.pdu
     content = pdu.get("content")
     served: dict[str, Any] = {
         "content": content if isinstance(content, dict) else {},
@@ -55,12 +59,12 @@ def client_event(
     unsigned: dict[str, Any] = {"age": max(0, now - event.origin_server_ts)}
     if previous is not None:
         unsigned["replaces_state"] = previous.event_id
-        if redacted_because is None:
+        if not pruned:
             unsigned["prev_content"] = previous.content
             unsigned["prev_sender"] = previous.sender
     if redacted_because is not None:
         unsigned["redacted_because"] = redacted_because
-    elif relations:
+    elif relations and not pruned:
         unsigned["m.relations"] = dict(relations)
     if transaction_id is not None:
         unsigned["transaction_id"] = transaction_id
@@ -82,12 +86,14 @@ class ClientEventSerializer:
         requester_device_id: str | None = None,
         bundled_aggregations: Mapping[str, Mapping[str, Any]] | None = None,
         include_previous: bool = True,
+        hide_erased: bool = True,
     ) -> list[dict[str, Any]]:
         """Client-format events, in the order given, with redactions applied.
 
         `requester_device_id` names the device whose transaction IDs are shown (spec: only
         to the device that sent the event); `bundled_aggregations` maps an event ID to its
-        `m.relations` object.
+        `m.relations` object. With `hide_erased`, events of erased users are served pruned
+        to a requester who was not joined when they were sent (an admin's view passes False).
         """
         if not events:
             return []
@@ -101,6 +107,7 @@ class ClientEventSerializer:
             own = [event.event_id for event in events if event.sender == requester_user_id]
             txn_ids = await self._loader.txn_ids_of(requester_user_id, requester_device_id, own)
         previous = await self._previous_states(events) if include_previous else {}
+        erased = await self._erased_for(events, requester_user_id) if hide_erased else set()
         relations = bundled_aggregations or {}
         return [
             client_event(
@@ -110,6 +117,7 @@ class ClientEventSerializer:
                 transaction_id=txn_ids.get(event.event_id),
                 previous=previous.get(event.event_id),
                 relations=relations.get(event.event_id),
+                pruned=event.event_id in erased,
             )
             for event in events
         ]
@@ -121,6 +129,32 @@ class ClientEventSerializer:
             [event], requester_user_id=requester_user_id, requester_device_id=requester_device_id
         )
         return served
+
+    async def _erased_for(self, events: Sequence[Event], user_id: str) -> set[str]:
+        """IDs of the events whose sender was erased and which `user_id` was not joined to
+        see when they were sent: as Synapse, a user who deactivated with `erase` stays
+        readable to the room-mates who saw their messages, and not to later joiners.
+
+        One indexed query on the senders; the state lookups run only for erased senders.
+        """
+        erased_senders = await erased_among(
+            self._db, {e.sender for e in events if e.sender != user_id}
+        )
+        if not erased_senders:
+            return set()
+        affected = [e for e in events if e.sender in erased_senders]
+        groups = await self._loader.state_groups_of(e.event_id for e in affected)
+        hidden: set[str] = set()
+        for event in affected:
+            group = groups.get(event.event_id)
+            state = await self._loader.get_state_group(group) if group is not None else {}
+            member_id = state.get(("m.room.member", user_id))
+            member = (
+                (await self._loader.get_events([member_id])).get(member_id) if member_id else None
+            )
+            if member is None or member.membership != "join":
+                hidden.add(event.event_id)
+        return hidden
 
     async def _previous_states(self, events: Sequence[Event]) -> dict[str, Event]:
         """state event ID -> the event it replaced under the same key, where there was one."""
