@@ -760,6 +760,8 @@ class Homeserver:
                     self.rooms.reading,
                     self.rooms.reading.loader,
                     self.rooms.public_rooms,
+                    presence=self.ephemeral.presence,
+                    notifier=self.notifier,
                 ),
                 self.rooms.sending,
                 self.ratelimiters,

@@ -7,13 +7,20 @@ Built on /sync and room reading, not beside them: each answer is a /sync answer 
 /messages page) reshaped, so history visibility, filters and token positions stay in one
 place. The event stream's tokens are sync tokens.
 
-Not served: peeking with `room_id=` on the event stream into a room the user is not in
-(the stream then holds nothing of it).
+Events are served in the v1 format these endpoints had (as Synapse): room events carry
+`user_id` (their sender), presence events `content.user_id`.
+
+A world_readable room can be peeked by anyone: its room initial sync, then the event stream
+with `room_id=` (its events and its members' presence). Read through a sync request with
+no device, so the event stream never acknowledges (deletes) to-device messages it does not
+show: a device mixing /events and /sync loses none.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +28,14 @@ from typing import Any
 from ranvier.errors import MatrixError
 from ranvier.protocol.filters import RoomEventFilter
 from ranvier.requester import UserRequester
+from ranvier.services.presence import PresenceService
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.public_rooms import PublicRoomsService
 from ranvier.services.rooms.reading import RoomReadingService, not_found
 from ranvier.services.sync.service import SyncRequest, SyncService
 from ranvier.storage import events as event_store
 from ranvier.storage.database import Database
+from ranvier.streams.notifier import Notifier
 from ranvier.streams.sync_token import SyncToken
 from ranvier.streams.tokens import StreamToken
 
@@ -36,6 +45,8 @@ JsonDict = dict[str, Any]
 DEFAULT_STREAM_LIMIT = 10
 DEFAULT_INITIAL_SYNC_LIMIT = 10
 MAX_LIMIT = 1000
+# the shortest pause between two looks at a peeked room
+_MIN_WAIT_SECONDS = 0.05
 
 # a /sync filter that selects nothing: its answer is only the current token
 _NOTHING = json.dumps(
@@ -47,8 +58,32 @@ _NOTHING = json.dumps(
 )
 
 
+# account data that /sync carries but is not account data to the legacy endpoints (Synapse
+# keeps push rules apart, and its initial sync lists only what the user stored)
+_NOT_ACCOUNT_DATA = frozenset({"m.push_rules"})
+
+
+def _v1(event: JsonDict, room_id: str | None = None) -> JsonDict:
+    """A room event as the legacy endpoints serve it: with its room and, as the v1 format
+    had, `user_id` (its sender)."""
+    served = dict(event)
+    if room_id is not None:
+        served["room_id"] = room_id
+    if "sender" in served:
+        served["user_id"] = served["sender"]
+    return served
+
+
 def _with_room(events: Iterable[JsonDict], room_id: str) -> list[JsonDict]:
-    return [{**event, "room_id": room_id} for event in events]
+    return [_v1(event, room_id) for event in events]
+
+
+def _v1_presence(events: Iterable[JsonDict]) -> list[JsonDict]:
+    """Presence as the legacy endpoints serve it: the user also in `content.user_id`."""
+    return [
+        {**event, "content": {**event.get("content", {}), "user_id": event.get("sender")}}
+        for event in events
+    ]
 
 
 def _events_of(section: JsonDict | None, key: str) -> list[JsonDict]:
@@ -66,12 +101,18 @@ class LegacySyncService:
     reading: RoomReadingService
     loader: EventLoader
     public_rooms: PublicRoomsService
+    # for peeking (presence of a room's members; waiting on a room the user is not in) and
+    # the members' presence in initial syncs
+    presence: PresenceService | None = None
+    notifier: Notifier | None = None
 
     # -- GET /events --------------------------------------------------------------------------
 
     async def current_token(self, requester: UserRequester) -> SyncToken:
-        body = await self.sync.sync(self._request(requester, None, 0, _NOTHING))
-        return SyncToken.parse(body["next_batch"])
+        body = await self.sync.sync(self._request(requester, None, 0, _NOTHING, device=False))
+        # the event stream shows no to-device messages: its tokens keep the device's inbox
+        # position as it was (0: everything not yet acknowledged through /sync)
+        return SyncToken.parse(body["next_batch"]).advanced(to_device=0)
 
     async def event_stream(
         self,
@@ -88,13 +129,27 @@ class LegacySyncService:
 
         Room events come in stream order, at most `limit`; when more wait, `end` stops after
         the last one given, so the next call continues with the rest. With `room_id`, only
-        that room's events (of the user's rooms: peeking into others is not served)."""
+        that room's events: a room the user is in, or a world_readable one (peeking); any
+        other is 403 at once, as is (400) a guest who names no room, as Synapse."""
+        if room_id is not None:
+            # members, and anyone in a world_readable room; not former members (Synapse)
+            access = await self.reading.visibility.check_user_can_see_room(
+                requester.user_id, room_id, allow_departed_users=False
+            )
+            if access.membership != "join":
+                return await self._peek_stream(
+                    requester, room_id, from_token=from_token, timeout_ms=timeout_ms, limit=limit
+                )
+        elif requester.is_guest:
+            raise MatrixError(400, "M_UNKNOWN", "Guest users must specify room_id param")
         since = from_token if from_token is not None else await self.current_token(requester)
         # the room timeline of this answer is not used (it may be cut to its newest events):
         # the events are read page by page below; the answer's token says how far to read
         filter_json = json.dumps({"room": {"timeline": {"limit": 1}}})
-        body = await self.sync.sync(self._request(requester, since, timeout_ms, filter_json))
-        upto = SyncToken.parse(body["next_batch"])
+        body = await self.sync.sync(
+            self._request(requester, since, timeout_ms, filter_json, device=False)
+        )
+        upto = SyncToken.parse(body["next_batch"]).advanced(to_device=since.to_device)
         rooms = body.get("rooms", {})
         room_ids = [
             found
@@ -109,8 +164,43 @@ class LegacySyncService:
                 chunk += _with_room(_events_of(room, "account_data"), joined_id)
         if room_id is None:
             chunk += _events_of(body, "account_data")
-            chunk += _events_of(body, "presence")
+            chunk += _v1_presence(_events_of(body, "presence"))
         return {"chunk": chunk, "start": str(since), "end": str(end)}
+
+    async def _peek_stream(
+        self,
+        requester: UserRequester,
+        room_id: str,
+        *,
+        from_token: SyncToken | None,
+        timeout_ms: int,
+        limit: int,
+    ) -> JsonDict:
+        """The event stream of a world_readable room the user is not in: its events and
+        its members' presence after `from_token`, waiting up to `timeout_ms` for some."""
+        start = since = (
+            from_token if from_token is not None else await self.current_token(requester)
+        )
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            upto = (await self.current_token(requester)).advanced(to_device=since.to_device)
+            chunk, events_end = await self._room_events(requester, [room_id], since, upto, limit)
+            end = upto if events_end is None else upto.advanced(events=events_end)
+            if self.presence is not None and upto.presence > since.presence:
+                chunk += _v1_presence(
+                    await self.presence.get_updates(
+                        requester.user_id, None, [room_id], since.presence, upto.presence
+                    )
+                )
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if chunk or remaining_ms <= 0 or self.notifier is None or self.notifier.closed:
+                return {"chunk": chunk, "start": str(start), "end": str(end)}
+            waited = time.monotonic()
+            await self.notifier.wait(requester.user_id, [room_id], upto, remaining_ms)
+            if time.monotonic() - waited < _MIN_WAIT_SECONDS:
+                # woken for a position not readable yet: let it land rather than spin
+                await asyncio.sleep(_MIN_WAIT_SECONDS)
+            since = upto
 
     async def _room_events(
         self,
@@ -135,7 +225,7 @@ class LegacySyncService:
                 limit=limit,
                 event_filter=RoomEventFilter(),
             )
-            found += page["chunk"]
+            found += [_v1(event) for event in page["chunk"]]
             if len(page["chunk"]) >= limit:
                 full_page_ends.append(page["chunk"][-1]["event_id"])
         if not found:
@@ -170,19 +260,39 @@ class LegacySyncService:
                 rooms_ret.append(
                     await self._room(requester, room_id, room, membership, body, limit)
                 )
+        joined = list(sections.get("join", {}))
         return {
             "end": body["next_batch"],
             "rooms": rooms_ret,
-            "presence": _events_of(body, "presence"),
-            "account_data": _events_of(body, "account_data"),
+            "presence": await self._presence(requester, joined, body),
+            "account_data": [
+                event
+                for event in _events_of(body, "account_data")
+                if event.get("type") not in _NOT_ACCOUNT_DATA
+            ],
             "receipts": [event for room in rooms_ret for event in room.pop("receipts", [])],
         }
+
+    async def _presence(
+        self, requester: UserRequester, room_ids: list[str], body: JsonDict
+    ) -> list[JsonDict]:
+        """The presence of the user and of everyone in these rooms, as Synapse's initial
+        syncs list it: offline members too, so a client knows rather than guesses."""
+        if self.presence is None:
+            return _v1_presence(_events_of(body, "presence"))
+        upto = SyncToken.parse(body["next_batch"]).presence
+        return _v1_presence(
+            await self.presence.get_updates(
+                requester.user_id, None, room_ids, 0, upto, include_offline=True
+            )
+        )
 
     async def room_initial_sync(
         self, requester: UserRequester, room_id: str, *, limit: int
     ) -> JsonDict:
         """GET /rooms/{roomId}/initialSync: one room, as the global initial sync shows it,
-        with the presence of its members."""
+        with the presence of its members (none once the user left: what they see of the
+        room stops there). Anyone may peek into a world_readable room this way."""
         # refuses, as /state does, anyone who may not read the room
         await self.reading.get_state(requester, room_id)
         body = await self._snapshot(requester, limit=limit, include_leave=True, rooms=[room_id])
@@ -191,18 +301,49 @@ class LegacySyncService:
             room = sections.get(membership, {}).get(room_id)
             if room is not None:
                 served = await self._room(requester, room_id, room, membership, body, limit)
-                member_ids = {
-                    event.get("state_key")
-                    for event in served["state"]
-                    if event.get("type") == "m.room.member"
-                }
-                served["presence"] = [
-                    event
-                    for event in _events_of(body, "presence")
-                    if event.get("sender") in member_ids
-                ]
+                if membership == "join":
+                    served["presence"] = await self._presence(requester, [room_id], body)
+                else:
+                    served["presence"] = []
+                    served["receipts"] = []
                 return served
-        raise MatrixError(403, "M_FORBIDDEN", "You are not a member of this room")
+        # not a member but allowed to read: a world_readable room, peeked
+        return await self._peeked_room(requester, room_id, body, limit)
+
+    async def _peeked_room(
+        self, requester: UserRequester, room_id: str, body: JsonDict, limit: int
+    ) -> JsonDict:
+        """A world_readable room the user is not in, as Synapse answers its initial sync:
+        its current state, newest messages and members' presence, without `membership`."""
+        end = SyncToken.parse(body["next_batch"])
+        state = await self.reading.get_state(requester, room_id)
+        events: list[JsonDict] = []
+        start = str(end)
+        if limit > 0:
+            page = await self.reading.messages(
+                requester,
+                room_id,
+                from_token=StreamToken(end.events),
+                to_token=None,
+                backwards=True,
+                limit=limit,
+                event_filter=RoomEventFilter(),
+            )
+            events = list(reversed(page["chunk"]))
+            start = page.get("end", start)
+        return {
+            "room_id": room_id,
+            "visibility": await self.public_rooms.get_visibility(room_id),
+            "messages": {
+                "chunk": [_v1(e, room_id) for e in events],
+                "start": start,
+                "end": str(end),
+            },
+            "state": [_v1(e, room_id) for e in state],
+            "presence": await self._presence(requester, [room_id], body),
+            "account_data": [],
+            "receipts": [],
+        }
 
     async def _snapshot(
         self,
@@ -283,11 +424,18 @@ class LegacySyncService:
 
     @staticmethod
     def _request(
-        requester: UserRequester, since: SyncToken | None, timeout_ms: int, filter_json: str
+        requester: UserRequester,
+        since: SyncToken | None,
+        timeout_ms: int,
+        filter_json: str,
+        *,
+        device: bool = True,
     ) -> SyncRequest:
         return SyncRequest(
             user_id=requester.user_id,
-            device_id=requester.device_id,
+            # without the device, the sync neither reads nor acknowledges its to-device
+            # messages (the legacy endpoints do not show them)
+            device_id=requester.device_id if device else None,
             since=since,
             timeout_ms=timeout_ms,
             full_state=False,
