@@ -327,3 +327,20 @@ def test_an_incremental_sync_leaves_out_a_room_whose_only_news_is_ignored(
     say(server, alice, room_id, "seen")
     body = sync(server, alice, since=token)
     assert texts(joined_room(body, room_id)["timeline"]["events"]) == ["seen"]
+
+
+def test_federation_event_format_serves_the_pdus(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    room_id = create_room(server, alice, preset="public_chat")
+    event_id = say(server, alice, room_id, "as federated")
+    as_pdus = {"event_format": "federation", "room": {"timeline": {"limit": 1}}}
+    room = joined_room(sync(server, alice, filter=as_pdus), room_id)
+    (event,) = room["timeline"]["events"]
+    # spec: the federation format keeps what the client format leaves out
+    for key in ("room_id", "prev_events", "auth_events", "depth", "hashes", "signatures"):
+        assert key in event, key
+    assert event["event_id"] == event_id
+    assert event["content"]["body"] == "as federated"
+    # the client format, as before, has none of it
+    room = joined_room(sync(server, alice, filter={"room": {"timeline": {"limit": 1}}}), room_id)
+    assert "signatures" not in room["timeline"]["events"][0]

@@ -394,10 +394,17 @@ class RoomsBuilder:
             include_previous=bundle,
         )
         fields = request.filter.event_fields
+        federation = request.filter.event_format == "federation"
         room_to_served: dict[str, list[JsonDict]] = {}
         for event, body in zip(events, served, strict=True):
-            # spec: sync's events are ClientEventWithoutRoomID; the room is the key
-            body.pop("room_id", None)
+            if federation:
+                # spec (event_format): the event as the federation shares it, the PDU
+                # with its hashes, signatures and DAG keys; as Synapse, with what the
+                # client form adds (event_id, unsigned) and a redacted event's content
+                body = {**event.pdu, **body}
+            else:
+                # spec: sync's events are ClientEventWithoutRoomID; the room is the key
+                body.pop("room_id", None)
             if fields is not None:
                 body = only_fields(body, fields)
             room_to_served.setdefault(event.room_id, []).append(body)
