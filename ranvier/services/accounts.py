@@ -126,6 +126,32 @@ class AccountService:
     async def hash_password(self, password: str) -> str:
         return await self._hasher.hash(password)
 
+    async def guest_to_upgrade(
+        self, guest_access_token: str | None, username: str | None
+    ) -> str | None:
+        """The localpart of the guest account a registration upgrades, or None when it
+        creates an account. spec "Guest access": a guest upgrades through the ordinary
+        registration, giving its access token as `guest_access_token` and its own
+        localpart as `username` (so the numeric localpart is allowed here)."""
+        if guest_access_token is None:
+            return None
+        if username is None:
+            raise MatrixError(400, "M_MISSING_PARAM", "Upgrading a guest needs its 'username'")
+        localpart = username.lower()
+        info = await self._access_tokens.lookup(guest_access_token)
+        if (
+            info is None
+            or not info.is_guest
+            or info.deactivated
+            or info.user_id != self.user_id(localpart)
+        ):
+            raise MatrixError(
+                403,
+                "M_FORBIDDEN",
+                "Cannot register taken user ID without valid guest credentials for that user.",
+            )
+        return localpart
+
     async def precheck_username(self, localpart: str | None) -> None:
         if localpart is not None:
             await self.check_available(localpart)
@@ -142,8 +168,14 @@ class AccountService:
         admin: bool = False,
         user_type: str | None = None,
         displayname: str | None = None,
+        upgrade_guest: bool = False,
     ) -> Registered:
-        if localpart is None:
+        if upgrade_guest and localpart is not None:
+            # the guest keeps its user ID, rooms and devices; it logs in anew below
+            user_id = self.user_id(localpart)
+            if not await self._users.upgrade_guest(user_id, password_hash):
+                raise user_in_use()
+        elif localpart is None:
             user_id = await self._create_generated(password_hash, guest=False)
         else:
             self.validate_localpart(localpart)

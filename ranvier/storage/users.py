@@ -138,6 +138,18 @@ class UserStore:
             ).scalar_one()
         return int(count)
 
+    async def upgrade_guest(self, user_id: str, password_hash: str | None) -> bool:
+        """Make a guest a full user with this password; False if it is not (or no longer)
+        a live guest, so of two racing upgrades only one succeeds."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                sql_update(users)
+                .where(users.c.user_id == user_id, users.c.is_guest, ~users.c.deactivated)
+                .values(is_guest=False, password_hash=password_hash)
+            )
+        self._changed(user_id)
+        return bool(result.rowcount)
+
     async def set_password_hash(self, user_id: str, password_hash: str | None) -> None:
         await self._update(user_id, password_hash=password_hash)
 

@@ -26,6 +26,8 @@ class _RegisterBody(RequestBody):
     initial_device_display_name: str | None = None
     inhibit_login: bool = False
     refresh_token: bool = False
+    # spec "Guest access": upgrading a guest account
+    guest_access_token: str | None = None
 
 
 class RegisterEndpoints:
@@ -83,9 +85,13 @@ class RegisterEndpoints:
         if registered_user_id is None:
             if params or body.password is not None:
                 # check the choices before asking for auth, so a bad one is known at once
-                localpart = self._accounts.check_username(body.username)
+                upgrade = await self._accounts.guest_to_upgrade(
+                    body.guest_access_token, body.username
+                )
+                localpart = upgrade or self._accounts.check_username(body.username)
                 self._accounts.check_new_password(body.password)
-                await self._accounts.precheck_username(localpart)
+                if upgrade is None:
+                    await self._accounts.precheck_username(localpart)
             if body.password is not None:
                 server_values[PASSWORD_HASH] = await self._accounts.hash_password(body.password)
         auth = await user_interactive_auth(
@@ -110,8 +116,10 @@ class RegisterEndpoints:
         password_hash = auth.session.serverdict.get(PASSWORD_HASH)
         if password_hash is None:
             self._accounts.check_new_password(None)
+        upgrade = await self._accounts.guest_to_upgrade(chosen.guest_access_token, chosen.username)
         registered = await self._accounts.register(
-            localpart=self._accounts.check_username(chosen.username),
+            localpart=upgrade or self._accounts.check_username(chosen.username),
+            upgrade_guest=upgrade is not None,
             password_hash=password_hash,
             device_id=chosen.device_id,
             display_name=chosen.initial_device_display_name,
