@@ -224,7 +224,7 @@ def test_search_errors(server: RunningServer, alice: Session) -> None:
     assert (bad_order.status, bad_order.errcode) == (400, "M_BAD_JSON")
     bad_key = search(server, alice, search_term="x", keys=["content.url"])
     assert (bad_key.status, bad_key.errcode) == (400, "M_BAD_JSON")
-    bad_filter = search(server, alice, search_term="x", filter={"limit": 0})
+    bad_filter = search(server, alice, search_term="x", filter={"limit": -1})
     assert (bad_filter.status, bad_filter.errcode) == (400, "M_BAD_JSON")
     bad_context = search(server, alice, search_term="x", event_context={"before_limit": -1})
     assert (bad_context.status, bad_context.errcode) == (400, "M_BAD_JSON")

@@ -387,7 +387,7 @@ def test_timeline_limit_is_capped(server: RunningServer, alice: Session) -> None
 @pytest.mark.parametrize(
     "body",
     [
-        {"room": {"timeline": {"limit": 0}}},
+        {"room": {"timeline": {"limit": -1}}},
         {"room": {"timeline": {"limit": "10"}}},
         {"room": {"rooms": ["#alias:test.localhost"]}},
         {"presence": {"senders": ["not-a-user"]}},
