@@ -6,38 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ranvier.config import load_config
-from ranvier.config.errors import ConfigError
-from ranvier.config.generate import generate_config
 from ranvier.services.turn import turn_server
-
-
-@pytest.fixture
-def generated(tmp_path: Path) -> Path:
-    generate_config("example.org", tmp_path / "homeserver.yaml", tmp_path / "data")
-    return tmp_path / "homeserver.yaml"
-
-
-def with_keys(path: Path, **changes: object) -> Path:
-    raw = yaml.safe_load(path.read_text())
-    raw.update(changes)
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def refusal(path: Path) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    return str(info.value)
+from tests.config.files import refusal, write_config
 
 
 def test_turn_secret_from_a_file(generated: Path) -> None:
     secret_file = generated.parent / "turn_secret"
     secret_file.write_text("from a file\n")
     config = load_config(
-        with_keys(
+        write_config(
             generated,
             turn_uris=["turn:turn.example.org"],
             turn_shared_secret_path="turn_secret",
@@ -51,7 +30,9 @@ def test_turn_secret_from_a_file(generated: Path) -> None:
 
 def test_static_turn_credentials(generated: Path) -> None:
     config = load_config(
-        with_keys(generated, turn_uris=["turn:t.example.org"], turn_username="u", turn_password="p")
+        write_config(
+            generated, turn_uris=["turn:t.example.org"], turn_username="u", turn_password="p"
+        )
     )
     assert turn_server(config, "@a:example.org", 0) == {
         "username": "u",
@@ -84,18 +65,18 @@ def test_no_turn_server_answers_nothing(generated: Path) -> None:
 def test_turn_options_that_give_nothing_are_refused(
     generated: Path, keys: dict[str, object], expected: str
 ) -> None:
-    assert expected in refusal(with_keys(generated, **keys))
+    assert expected in refusal(write_config(generated, **keys))
 
 
 def test_login_via_existing_session(generated: Path) -> None:
     config = load_config(
-        with_keys(generated, login_via_existing_session={"enabled": True, "token_timeout": "1m"})
+        write_config(generated, login_via_existing_session={"enabled": True, "token_timeout": "1m"})
     )
     assert config.login_via_existing_session.enabled
     assert config.login_via_existing_session.require_ui_auth
     assert config.login_via_existing_session.token_timeout == 60_000
     assert "login_via_existing_session.typo" in refusal(
-        with_keys(generated, login_via_existing_session={"typo": True})
+        write_config(generated, login_via_existing_session={"typo": True})
     )
 
 
@@ -106,7 +87,7 @@ def test_well_known_support_accepts_the_specs_shapes(generated: Path) -> None:
             {"role": "org.example.moderator", "email_address": "mods@example.org"},
         ]
     }
-    config = load_config(with_keys(generated, well_known_support=support))
+    config = load_config(write_config(generated, well_known_support=support))
     assert config.well_known_support is not None
     assert len(config.well_known_support.contacts) == 2
 
@@ -134,4 +115,4 @@ def test_well_known_support_accepts_the_specs_shapes(generated: Path) -> None:
 def test_well_known_support_refusals(
     generated: Path, support: dict[str, object], expected: str
 ) -> None:
-    assert expected in refusal(with_keys(generated, well_known_support=support))
+    assert expected in refusal(write_config(generated, well_known_support=support))

@@ -11,30 +11,7 @@ from ranvier.config import ConfigError, load_config
 from ranvier.config.generate import generate_config
 from ranvier.config.signing_key import load_signing_key
 from ranvier.config.units import parse_duration_ms, parse_size
-
-
-@pytest.fixture
-def generated(tmp_path: Path) -> Path:
-    generate_config("example.org", tmp_path / "homeserver.yaml", tmp_path / "data")
-    return tmp_path / "homeserver.yaml"
-
-
-def write_config(path: Path, **changes: object) -> Path:
-    raw = yaml.safe_load(path.read_text())
-    for key, value in changes.items():
-        if value is None:
-            raw.pop(key, None)
-        else:
-            raw[key] = value
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def refusal(path: Path) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert str(path) in str(info.value), "the message must name the file"
-    return str(info.value)
+from tests.config.files import REMOVED, refusal, write_config
 
 
 def test_generated_config_loads_with_expected_values(generated: Path) -> None:
@@ -114,7 +91,7 @@ def test_mistyped_value_is_named(generated: Path) -> None:
 
 
 def test_missing_required_key(generated: Path) -> None:
-    message = refusal(write_config(generated, server_name=None))
+    message = refusal(write_config(generated, server_name=REMOVED))
     assert "server_name: required option is missing" in message
 
 

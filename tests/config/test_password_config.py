@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 
 from ranvier.config import load_config
-from tests.config.test_loading import generated, refusal, write_config
-
-__all__ = ["generated"]
+from tests.config.files import refusal, write_config
 
 
 def test_defaults_suit_a_small_machine(generated: Path) -> None:

@@ -11,36 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ranvier.config import ConfigError, load_config
-from ranvier.config.generate import generate_config
+from ranvier.config import load_config
 from ranvier.config.models import SIZED_CACHES, HomeserverConfig
 from ranvier.config.synapse_keys import RANVIER_ONLY, UNSUPPORTED, UNUSED, reference_tables
+from tests.config.files import refusal, write_config
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-@pytest.fixture
-def generated(tmp_path: Path) -> Path:
-    generate_config("example.org", tmp_path / "homeserver.yaml", tmp_path / "data")
-    return tmp_path / "homeserver.yaml"
-
-
-def with_keys(path: Path, **changes: object) -> Path:
-    raw = yaml.safe_load(path.read_text())
-    raw.update(changes)
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def refusal(path: Path) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    return str(info.value)
-
-
 def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Path) -> None:
     config = load_config(
-        with_keys(
+        write_config(
             generated,
             macaroon_secret_key="x",
             form_secret="y",
@@ -66,7 +47,7 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
 def test_features_ranvier_lacks_are_refused_by_name(
     generated: Path, key: str, value: object, feature: str
 ) -> None:
-    message = refusal(with_keys(generated, **{key: value}))
+    message = refusal(write_config(generated, **{key: value}))
     assert "is not supported by Ranvier yet" in message
     assert feature in message
     assert "unknown option" not in message
@@ -85,11 +66,11 @@ def test_features_ranvier_lacks_are_refused_by_name(
 def test_lacking_features_switched_off_are_accepted_quietly(
     generated: Path, key: str, value: object
 ) -> None:
-    assert load_config(with_keys(generated, **{key: value})).not_used_keys == ()
+    assert load_config(write_config(generated, **{key: value})).not_used_keys == ()
 
 
 def test_misspelt_synapse_key_gets_did_you_mean(generated: Path) -> None:
-    message = refusal(with_keys(generated, oidc_provider=[]))
+    message = refusal(write_config(generated, oidc_provider=[]))
     assert "oidc_provider: unknown option" in message
     assert "did you mean 'oidc_providers'?" in message
 
@@ -108,13 +89,13 @@ def test_misspelt_synapse_key_gets_did_you_mean(generated: Path) -> None:
 def test_listeners_that_would_do_nothing_are_refused(
     generated: Path, listener: dict[str, object], expected: str
 ) -> None:
-    message = refusal(with_keys(generated, listeners=[listener]))
+    message = refusal(write_config(generated, listeners=[listener]))
     assert "listeners[0]" in message and expected in message
 
 
 def test_cache_factors_size_the_named_caches(generated: Path) -> None:
     config = load_config(
-        with_keys(
+        write_config(
             generated,
             event_cache_size="10K",
             caches={"global_factor": 2.0, "per_cache_factors": {"events": 0.5}},
@@ -126,12 +107,12 @@ def test_cache_factors_size_the_named_caches(generated: Path) -> None:
 
 
 def test_cache_expiry_off(generated: Path) -> None:
-    config = load_config(with_keys(generated, caches={"expire_caches": False}))
+    config = load_config(write_config(generated, caches={"expire_caches": False}))
     assert config.caches.ttl_seconds is None
 
 
 def test_unknown_cache_name_is_refused_with_the_known_ones(generated: Path) -> None:
-    message = refusal(with_keys(generated, caches={"per_cache_factors": {"*getEvent*": 2}}))
+    message = refusal(write_config(generated, caches={"per_cache_factors": {"*getEvent*": 2}}))
     assert "Ranvier has no cache named '*getEvent*'" in message
     assert ", ".join(SIZED_CACHES) in message
 

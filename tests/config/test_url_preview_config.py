@@ -8,27 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ranvier.config import ConfigError, load_config
-from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST, generate_config
-
-
-@pytest.fixture
-def generated(tmp_path: Path) -> Path:
-    generate_config("example.org", tmp_path / "homeserver.yaml", tmp_path / "data")
-    return tmp_path / "homeserver.yaml"
-
-
-def write(path: Path, **changes: object) -> Path:
-    raw = yaml.safe_load(path.read_text())
-    raw.update(changes)
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def refusal(path: Path) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    return str(info.value)
+from ranvier.config import load_config
+from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST
+from tests.config.files import refusal, write_config
 
 
 def test_previews_are_off_by_default_with_synapse_defaults(generated: Path) -> None:
@@ -45,21 +27,21 @@ def test_previews_are_off_by_default_with_synapse_defaults(generated: Path) -> N
 def test_enabling_previews_without_a_blacklist_refuses_start_up_with_the_fix(
     generated: Path,
 ) -> None:
-    message = refusal(write(generated, url_preview_enabled=True))
+    message = refusal(write_config(generated, url_preview_enabled=True))
     assert "url_preview_ip_range_blacklist" in message
     assert "url_preview_enabled: false" in message
 
 
 def test_an_explicit_blacklist_even_empty_is_accepted(generated: Path) -> None:
     config = load_config(
-        write(generated, url_preview_enabled=True, url_preview_ip_range_blacklist=[])
+        write_config(generated, url_preview_enabled=True, url_preview_ip_range_blacklist=[])
     )
     assert config.url_preview_ip_range_blacklist == []
 
 
 def test_options_parse_sizes_and_durations(generated: Path) -> None:
     config = load_config(
-        write(
+        write_config(
             generated,
             url_preview_enabled=True,
             url_preview_ip_range_blacklist=["10.0.0.0/8", "fc00::/7", "192.168.1.1"],
@@ -79,18 +61,20 @@ def test_options_parse_sizes_and_durations(generated: Path) -> None:
     "key", ["url_preview_ip_range_blacklist", "url_preview_ip_range_whitelist"]
 )
 def test_a_bad_ip_range_is_refused_by_name(generated: Path, key: str) -> None:
-    message = refusal(write(generated, **{key: ["10.0.0.0/8", "not-a-range"]}))
+    message = refusal(write_config(generated, **{key: ["10.0.0.0/8", "not-a-range"]}))
     assert key in message and "not-a-range" in message
 
 
 def test_a_url_pattern_on_an_unknown_component_is_refused(generated: Path) -> None:
-    message = refusal(write(generated, url_preview_url_blacklist=[{"domain": "example.com"}]))
+    message = refusal(
+        write_config(generated, url_preview_url_blacklist=[{"domain": "example.com"}])
+    )
     assert "url_preview_url_blacklist" in message and "'domain'" in message
     assert "netloc" in message
 
 
 def test_a_bad_regex_pattern_is_refused(generated: Path) -> None:
-    message = refusal(write(generated, url_preview_url_blacklist=[{"path": "^(unclosed"}]))
+    message = refusal(write_config(generated, url_preview_url_blacklist=[{"path": "^(unclosed"}]))
     assert "url_preview_url_blacklist" in message and "^(unclosed" in message
 
 
