@@ -115,3 +115,20 @@ def make_admin(config_path: Path, localpart: str, password: str = DEFAULT_PASSWO
     if done.returncode != 0:
         raise AssertionError(f"register-user failed: {done.stderr}")
     return login(server_url_of(config_path), localpart, password)
+
+
+def create_room(server_url: str, session: Session, **body: Any) -> str:
+    """POST /createRoom with `body`; the new room's ID."""
+    reply = authed(session, "POST", server_url + CLIENT + "/createRoom", body)
+    assert reply.status == 200, reply.body
+    room_id: str = reply.json()["room_id"]
+    return room_id
+
+
+def send_text(server_url: str, session: Session, room_id: str, text: str) -> str:
+    """An m.text message sent with POST (a transaction ID of the server's choosing)."""
+    url = server_url + CLIENT + f"/rooms/{quote(room_id)}/send/m.room.message"
+    reply = authed(session, "POST", url, {"msgtype": "m.text", "body": text})
+    assert reply.status == 200, reply.body
+    event_id: str = reply.json()["event_id"]
+    return event_id

@@ -20,6 +20,7 @@ from tests.integration.matrix import (
     REGISTRATION_CONFIG,
     Session,
     authed,
+    create_room,
     register,
 )
 
@@ -49,13 +50,6 @@ def guest(server: RunningServer) -> Session:
     assert reply.status == 200, reply.body
     body = reply.json()
     return Session(body["user_id"], body["access_token"], body["device_id"])
-
-
-def create_room(server: RunningServer, session: Session, **body: Any) -> str:
-    reply = authed(session, "POST", server.url + CLIENT + "/createRoom", body)
-    assert reply.status == 200, reply.body
-    room_id: str = reply.json()["room_id"]
-    return room_id
 
 
 def join(server: RunningServer, session: Session, room_id: str) -> None:
@@ -168,11 +162,11 @@ def mutual_rooms(server: RunningServer, session: Session, query: str) -> Any:
 def test_mutual_rooms_lists_rooms_both_joined(server: RunningServer) -> None:
     dan = register(server.url, "dan")
     erin = register(server.url, "erin")
-    shared = sorted(create_room(server, dan, preset="public_chat") for _ in range(3))
+    shared = sorted(create_room(server.url, dan, preset="public_chat") for _ in range(3))
     for room_id in shared:
         join(server, erin, room_id)
-    create_room(server, dan)  # dan's alone
-    left = create_room(server, erin, preset="public_chat")
+    create_room(server.url, dan)  # dan's alone
+    left = create_room(server.url, erin, preset="public_chat")
     join(server, dan, left)
     reply = authed(dan, "POST", f"{server.url}{CLIENT}/rooms/{quote(left)}/leave", {})
     assert reply.status == 200

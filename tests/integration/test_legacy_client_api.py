@@ -12,7 +12,15 @@ import pytest
 from tests.integration.client import Reply
 from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import CLIENT, REGISTRATION_CONFIG, Session, authed, register
+from tests.integration.matrix import (
+    CLIENT,
+    REGISTRATION_CONFIG,
+    Session,
+    authed,
+    create_room,
+    register,
+    send_text,
+)
 
 server = module_server(**REGISTRATION_CONFIG)
 
@@ -28,21 +36,6 @@ def fay(server: RunningServer) -> Session:
 @pytest.fixture(scope="module")
 def gus(server: RunningServer) -> Session:
     return register(server.url, "gus")
-
-
-def create_room(server: RunningServer, session: Session, **body: Any) -> str:
-    reply = authed(session, "POST", server.url + CLIENT + "/createRoom", body)
-    assert reply.status == 200, reply.body
-    room_id: str = reply.json()["room_id"]
-    return room_id
-
-
-def send_text(server: RunningServer, session: Session, room_id: str, text: str) -> str:
-    url = server.url + CLIENT + f"/rooms/{quote(room_id)}/send/m.room.message"
-    reply = authed(session, "POST", url, {"msgtype": "m.text", "body": text})
-    assert reply.status == 200, reply.body
-    event_id: str = reply.json()["event_id"]
-    return event_id
 
 
 def events(server: RunningServer, session: Session, query: str = "") -> Reply:
@@ -63,7 +56,7 @@ def test_r0_prefix_serves_r0_endpoints(server: RunningServer, fay: Session) -> N
     reply = authed(fay, "GET", server.url + R0 + "/account/whoami")
     assert reply.status == 200
     assert reply.json()["user_id"] == fay.user_id
-    room_id = create_room(server, fay)
+    room_id = create_room(server.url, fay)
     url = server.url + R0 + f"/rooms/{quote(room_id)}/send/m.room.message/r0txn"
     sent = authed(fay, "PUT", url, {"msgtype": "m.text", "body": "over r0"})
     assert sent.status == 200, sent.body
@@ -94,7 +87,7 @@ def test_unstable_prefix_serves_cross_signing_and_backup(
 
 
 def test_unstable_room_aliases(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay, room_alias_name="legacy-aliases")
+    room_id = create_room(server.url, fay, room_alias_name="legacy-aliases")
     url = server.url + UNSTABLE + f"/org.matrix.msc2432/rooms/{quote(room_id)}/aliases"
     reply = authed(fay, "GET", url)
     assert reply.status == 200, reply.body
@@ -113,9 +106,9 @@ def test_event_stream_initially(server: RunningServer, fay: Session) -> None:
 
 
 def test_event_stream_carries_new_events_once(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay)
+    room_id = create_room(server.url, fay)
     start = stream_end(server, fay)
-    event_id = send_text(server, fay, room_id, "to the stream")
+    event_id = send_text(server.url, fay, room_id, "to the stream")
     body = events(server, fay, f"?from={start}&timeout=5000").json()
     found = [e for e in body["chunk"] if e.get("event_id") == event_id]
     assert len(found) == 1
@@ -126,9 +119,9 @@ def test_event_stream_carries_new_events_once(server: RunningServer, fay: Sessio
 
 
 def test_event_stream_catches_up_in_order(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay)
+    room_id = create_room(server.url, fay)
     token = stream_end(server, fay)
-    sent = [send_text(server, fay, room_id, f"message {n}") for n in range(12)]
+    sent = [send_text(server.url, fay, room_id, f"message {n}") for n in range(12)]
     seen: list[str] = []
     for _ in range(10):
         body = events(server, fay, f"?from={token}&timeout=0&limit=5").json()
@@ -142,7 +135,7 @@ def test_event_stream_catches_up_in_order(server: RunningServer, fay: Session) -
 
 
 def test_event_stream_carries_room_tags(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay)
+    room_id = create_room(server.url, fay)
     token = stream_end(server, fay)
     url = server.url + CLIENT + f"/user/{quote(fay.user_id)}/rooms/{quote(room_id)}/tags/work"
     assert authed(fay, "PUT", url, {"order": 0.5}).status == 200
@@ -175,8 +168,8 @@ def test_event_stream_needs_a_token(server: RunningServer) -> None:
 
 
 def test_event_by_id(server: RunningServer, fay: Session, gus: Session) -> None:
-    room_id = create_room(server, fay)
-    event_id = send_text(server, fay, room_id, "find me")
+    room_id = create_room(server.url, fay)
+    event_id = send_text(server.url, fay, room_id, "find me")
     reply = authed(fay, "GET", server.url + CLIENT + f"/events/{quote(event_id)}")
     assert reply.status == 200, reply.body
     assert reply.json()["content"]["body"] == "find me"
@@ -194,9 +187,9 @@ def test_event_by_id(server: RunningServer, fay: Session, gus: Session) -> None:
 
 
 def test_post_send_makes_a_new_event_each_time(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay)
-    first = send_text(server, fay, room_id, "same")
-    second = send_text(server, fay, room_id, "same")
+    room_id = create_room(server.url, fay)
+    first = send_text(server.url, fay, room_id, "same")
+    second = send_text(server.url, fay, room_id, "same")
     assert first != second
     url = server.url + R0 + f"/rooms/{quote(room_id)}/send/m.room.message"
     reply = authed(fay, "POST", url, b"not json")
@@ -207,7 +200,7 @@ def test_post_send_makes_a_new_event_each_time(server: RunningServer, fay: Sessi
 def test_post_send_refused_to_non_members(
     server: RunningServer, fay: Session, gus: Session
 ) -> None:
-    room_id = create_room(server, fay)
+    room_id = create_room(server.url, fay)
     url = server.url + CLIENT + f"/rooms/{quote(room_id)}/send/m.room.message"
     reply = authed(gus, "POST", url, {"msgtype": "m.text", "body": "let me in"})
     assert reply.status == 403
@@ -227,8 +220,8 @@ def room_of(body: dict[str, Any], room_id: str) -> dict[str, Any]:
 
 
 def test_global_initial_sync(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay, preset="public_chat", visibility="public")
-    event_id = send_text(server, fay, room_id, "in the snapshot")
+    room_id = create_room(server.url, fay, preset="public_chat", visibility="public")
+    event_id = send_text(server.url, fay, room_id, "in the snapshot")
     reply = initial_sync(server, fay)
     assert reply.status == 200, reply.body
     body = reply.json()
@@ -246,15 +239,15 @@ def test_global_initial_sync(server: RunningServer, fay: Session) -> None:
 
 
 def test_global_initial_sync_limit_zero(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay)
-    send_text(server, fay, room_id, "not shown")
+    room_id = create_room(server.url, fay)
+    send_text(server.url, fay, room_id, "not shown")
     room = room_of(initial_sync(server, fay, "?limit=0").json(), room_id)
     assert room["messages"]["chunk"] == []
     assert any(event["type"] == "m.room.create" for event in room["state"])
 
 
 def test_global_initial_sync_archived(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay)
+    room_id = create_room(server.url, fay)
     url = server.url + CLIENT + f"/rooms/{quote(room_id)}/leave"
     assert authed(fay, "POST", url, {}).status == 200
     assert room_id not in [r["room_id"] for r in initial_sync(server, fay).json()["rooms"]]
@@ -265,7 +258,7 @@ def test_global_initial_sync_archived(server: RunningServer, fay: Session) -> No
 def test_global_initial_sync_shows_invites(
     server: RunningServer, fay: Session, gus: Session
 ) -> None:
-    room_id = create_room(server, fay, invite=[gus.user_id])
+    room_id = create_room(server.url, fay, invite=[gus.user_id])
     room = room_of(initial_sync(server, gus).json(), room_id)
     assert room["membership"] == "invite"
     assert room["inviter"] == fay.user_id
@@ -281,8 +274,8 @@ def test_global_initial_sync_refuses_bad_parameters(
 
 
 def test_room_initial_sync(server: RunningServer, fay: Session, gus: Session) -> None:
-    room_id = create_room(server, fay)
-    event_id = send_text(server, fay, room_id, "room snapshot")
+    room_id = create_room(server.url, fay)
+    event_id = send_text(server.url, fay, room_id, "room snapshot")
     url = server.url + R0 + f"/rooms/{quote(room_id)}/initialSync"
     reply = authed(fay, "GET", url)
     assert reply.status == 200, reply.body
@@ -299,8 +292,8 @@ def test_room_initial_sync(server: RunningServer, fay: Session, gus: Session) ->
 
 
 def test_room_initial_sync_of_a_departed_room(server: RunningServer, fay: Session) -> None:
-    room_id = create_room(server, fay)
-    send_text(server, fay, room_id, "before leaving")
+    room_id = create_room(server.url, fay)
+    send_text(server.url, fay, room_id, "before leaving")
     assert authed(fay, "POST", server.url + CLIENT + f"/rooms/{quote(room_id)}/leave", {})
     reply = authed(fay, "GET", server.url + CLIENT + f"/rooms/{quote(room_id)}/initialSync")
     assert reply.status == 200, reply.body

@@ -6,7 +6,6 @@ messages left for /sync."""
 from __future__ import annotations
 
 import time
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -14,7 +13,15 @@ import pytest
 from tests.integration.client import Reply, request
 from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import CLIENT, REGISTRATION_CONFIG, Session, authed, register
+from tests.integration.matrix import (
+    CLIENT,
+    REGISTRATION_CONFIG,
+    Session,
+    authed,
+    create_room,
+    register,
+    send_text,
+)
 
 server = module_server(allow_guest_access=True, **REGISTRATION_CONFIG)
 
@@ -41,24 +48,9 @@ def get(server: RunningServer, session: Session, path: str) -> Reply:
     return authed(session, "GET", server.url + CLIENT + path)
 
 
-def create_room(server: RunningServer, session: Session, **body: Any) -> str:
-    reply = authed(session, "POST", server.url + CLIENT + "/createRoom", body)
-    assert reply.status == 200, reply.body
-    room_id: str = reply.json()["room_id"]
-    return room_id
-
-
-def send_text(server: RunningServer, session: Session, room_id: str, text: str) -> str:
-    url = server.url + CLIENT + f"/rooms/{quote(room_id)}/send/m.room.message"
-    reply = authed(session, "POST", url, {"msgtype": "m.text", "body": text})
-    assert reply.status == 200, reply.body
-    event_id: str = reply.json()["event_id"]
-    return event_id
-
-
 def world_readable_room(server: RunningServer, session: Session) -> str:
     return create_room(
-        server,
+        server.url,
         session,
         initial_state=[
             {
@@ -83,7 +75,7 @@ def test_a_non_member_cannot_stream_a_room_that_is_not_world_readable(
     server: RunningServer, hal: Session, ida: Session, guest: Session, visibility: str
 ) -> None:
     room_id = create_room(
-        server,
+        server.url,
         hal,
         preset="public_chat",
         initial_state=[
@@ -94,7 +86,7 @@ def test_a_non_member_cannot_stream_a_room_that_is_not_world_readable(
             }
         ],
     )
-    send_text(server, hal, room_id, "mice")
+    send_text(server.url, hal, room_id, "mice")
     for who in (ida, guest):
         started = time.monotonic()
         reply = get(server, who, f"/events?room_id={quote(room_id)}")
@@ -106,7 +98,7 @@ def test_peeking_into_a_world_readable_room(
     server: RunningServer, hal: Session, guest: Session
 ) -> None:
     room_id = world_readable_room(server, hal)
-    send_text(server, hal, room_id, "before the peek")
+    send_text(server.url, hal, room_id, "before the peek")
 
     reply = get(server, guest, f"/rooms/{quote(room_id)}/initialSync")
     assert reply.status == 200, reply.body
@@ -121,7 +113,7 @@ def test_peeking_into_a_world_readable_room(
 
     start = get(server, guest, f"/events?room_id={quote(room_id)}&timeout=0")
     assert start.status == 200, start.body
-    event_id = send_text(server, hal, room_id, "during the peek")
+    event_id = send_text(server.url, hal, room_id, "during the peek")
     reply = get(
         server,
         guest,
@@ -134,9 +126,9 @@ def test_peeking_into_a_world_readable_room(
 
 
 def test_initial_syncs_in_the_v1_format(server: RunningServer, hal: Session, ida: Session) -> None:
-    room_id = create_room(server, hal, preset="public_chat")
+    room_id = create_room(server.url, hal, preset="public_chat")
     assert authed(ida, "POST", server.url + CLIENT + f"/rooms/{quote(room_id)}/join", {})
-    send_text(server, hal, room_id, "hello")
+    send_text(server.url, hal, room_id, "hello")
     put = authed(
         hal,
         "PUT",
@@ -162,7 +154,7 @@ def test_initial_syncs_in_the_v1_format(server: RunningServer, hal: Session, ida
 
 
 def test_no_presence_in_a_departed_room(server: RunningServer, hal: Session, ida: Session) -> None:
-    room_id = create_room(server, hal, preset="public_chat")
+    room_id = create_room(server.url, hal, preset="public_chat")
     assert authed(ida, "POST", server.url + CLIENT + f"/rooms/{quote(room_id)}/join", {})
     assert authed(ida, "POST", server.url + CLIENT + f"/rooms/{quote(room_id)}/leave", {})
     body = get(server, ida, f"/rooms/{quote(room_id)}/initialSync").json()
