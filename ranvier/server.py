@@ -18,6 +18,7 @@ from ranvier.api import root, wellknown
 from ranvier.api.admin import background_updates as admin_background_updates
 from ranvier.api.admin import event_reports as admin_event_reports_api
 from ranvier.api.admin import media as admin_media_api
+from ranvier.api.admin import purge_history as purge_history_api
 from ranvier.api.admin import pushers as admin_pushers_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import rooms as admin_rooms_api
@@ -123,6 +124,7 @@ from ranvier.services.rooms.deletion import RoomDeletionService
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.public_rooms import PublicRoomsService
+from ranvier.services.rooms.purge_history import HistoryPurgeService
 from ranvier.services.rooms.reading import RoomReadingService
 from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.services.rooms.relations import RelationsService
@@ -164,6 +166,7 @@ from ranvier.storage.devices import DeviceStore
 from ranvier.storage.e2e_keys import E2eKeyStore
 from ranvier.storage.event_push_actions import EventPushActionStore
 from ranvier.storage.filters import FilterStore
+from ranvier.storage.history_purge import HistoryPurgeStore
 from ranvier.storage.key_backup import KeyBackupStore
 from ranvier.storage.media import MediaStore
 from ranvier.storage.openid import OpenIdTokenStore
@@ -385,10 +388,12 @@ async def build_rooms(
 
 @dataclass(frozen=True)
 class RoomAdmin:
-    """The server admin's tools for rooms: the room admin API, blocking, deleting."""
+    """The server admin's tools for rooms: the room admin API, blocking, deleting,
+    purging history."""
 
     rooms: RoomAdminService
     deletion: RoomDeletionService
+    history_purges: HistoryPurgeService
 
 
 async def build_room_admin(config: HomeserverConfig, database: Database, rooms: Rooms) -> RoomAdmin:
@@ -398,7 +403,10 @@ async def build_room_admin(config: HomeserverConfig, database: Database, rooms: 
     rooms.membership.join_checks.append(admin.refuse_blocked_room)
     deletion = RoomDeletionService(store, rooms.sender, rooms.creation, rooms.membership)
     await deletion.recover()
-    return RoomAdmin(rooms=admin, deletion=deletion)
+    history_purges = HistoryPurgeService(
+        HistoryPurgeStore(database, config.server_name), rooms.sender.loader
+    )
+    return RoomAdmin(rooms=admin, deletion=deletion, history_purges=history_purges)
 
 
 @dataclass(frozen=True)
@@ -852,6 +860,7 @@ class Homeserver:
             *admin_rooms_api.RoomAdminEndpoints(
                 auth, self.room_admin.rooms, self.room_admin.deletion, self.config.server_name
             ).routes(),
+            *purge_history_api.PurgeHistoryEndpoints(auth, self.room_admin.history_purges).routes(),
             *membership_api.MembershipEndpoints(auth, rooms.membership).routes(),
             *room_upgrades_api.RoomUpgradeEndpoints(auth, rooms.upgrades).routes(),
             *directory_api.AliasEndpoints(auth, rooms.aliases).routes(),
@@ -938,6 +947,7 @@ class Homeserver:
         self.ephemeral.typing.stop()
         # an interrupted deletion is marked failed at the next start
         await self.room_admin.deletion.stop()
+        await self.room_admin.history_purges.stop()
         await self.accounts.access_tokens.wait_idle()
         await self.database.close()
 

@@ -453,13 +453,17 @@ async def paginate_room_events(
         ]
 
 
-async def get_timeline_position(db: Database, event_id: str) -> tuple[str, TimelinePosition] | None:
-    """(room_id, position) of an event in its room's timeline."""
+async def get_timeline_position(
+    db: Database, event_id: str, *, include_outliers: bool = False
+) -> tuple[str, TimelinePosition] | None:
+    """(room_id, position) of an event in its room's timeline; with `include_outliers`,
+    also where an event a history purge took out of the timeline stood."""
     query = select(events.c.room_id, events.c.topological_ordering, events.c.stream_ordering).where(
         events.c.event_id == event_id,
-        events.c.outlier == false(),
         events.c.rejected_reason.is_(None),
     )
+    if not include_outliers:
+        query = query.where(events.c.outlier == false())
     async with db.read() as conn:
         row = (await conn.execute(query)).first()
     if row is None:

@@ -52,6 +52,13 @@ class EventLoader:
         for event in events:
             self._event_id_to_event[event.event_id] = event
 
+    def forget(self, event_ids: Iterable[str]) -> None:
+        """Drop deleted events (a history purge), so they are not served from memory."""
+        for event_id in event_ids:
+            self._event_id_to_event.pop(event_id, None)
+            self._event_id_to_state_group.pop(event_id, None)
+            self._event_id_to_txn.pop(event_id, None)
+
     async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
         """The events found, by ID; unknown IDs are left out."""
         found, missing = _split_cached(self._event_id_to_event, event_ids)

@@ -93,7 +93,10 @@ class RoomReadingService:
         """The last point of the timeline this reader may reach."""
         if not access.departed or access.membership_event_id is None:
             return None
-        found = await event_store.get_timeline_position(self.db, access.membership_event_id)
+        # a purge of the history before it leaves the departure where it was: still the cap
+        found = await event_store.get_timeline_position(
+            self.db, access.membership_event_id, include_outliers=True
+        )
         return None if found is None else RoomPosition(found[1].depth, found[1].stream)
 
     # -- single events and state -----------------------------------------------------------
