@@ -9,7 +9,7 @@ Forgotten rooms never appear.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,9 @@ class RoomsRequest:
     timeline_limit: int
     # rooms with events in (since, upto]; None when unknown (then every room is looked at)
     changed_rooms: set[str] | None = None
+    # membership event IDs a lazy-loading device already holds, not sent again for the
+    # senders and heroes of a room it had (spec: redundant members)
+    held_members: Container[str] = ()
 
 
 @dataclass
@@ -349,6 +352,8 @@ class RoomsBuilder:
                 lazy_load_members=lazy,
                 full=full,
                 also_members=also_members,
+                # a room whose whole state is sent starts afresh
+                held=() if full else request.held_members,
             )
         state_events = await self._states.events(
             [event_id for state in room_to_state.values() for event_id in state.values()],

@@ -23,6 +23,7 @@ from ranvier.protocol.filters import DEFAULT_EVENT_LIMIT, Filter
 from ranvier.services.filters import FilterService
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.services.sync.account_data import AccountDataReader
+from ranvier.services.sync.lazy_members import Held, LazyMemberMemory
 from ranvier.services.sync.rooms import RoomsBuilder, RoomsRequest
 from ranvier.services.sync.sections import SyncParts, SyncPass, SyncRequestInfo, SyncSection
 from ranvier.storage import sync as sync_store
@@ -95,6 +96,8 @@ class SyncService:
         # user_id -> (room-events position, rooms whose changes concern them): unchanged
         # while that position is, which lets a sync that finds nothing skip the rooms
         self._user_to_rooms: LRUCache[str, tuple[int, list[str]]] = LRUCache(MAX_CACHED_ROOM_LISTS)
+        # the membership events each lazy-loading device holds, by the token it was given
+        self._lazy_members = LazyMemberMemory()
         # as Synapse: a client that repeats a request (its connection dropped, or a second
         # tab) shares the one in flight, and gets the same answer for a while after
         self._request_to_task: dict[SyncRequest, asyncio.Task[_Pass]] = {}
@@ -141,9 +144,13 @@ class SyncService:
         )
         for section in self._sections:
             await section.begin(info)
+        skips_redundant = _skips_redundant_members(sync_filter)
+        held: Held | None = None
+        if skips_redundant and request.since is not None:
+            held = self._lazy_members.held(request.user_id, request.device_id, str(request.since))
         deadline = time.monotonic() + request.timeout_ms / 1000
         while True:
-            found = await self._sync_once(request, sync_filter)
+            found = await self._sync_once(request, sync_filter, held)
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if request.since is None or request.full_state or not found.empty or remaining_ms <= 0:
                 break
@@ -153,6 +160,14 @@ class SyncService:
                 # shutting down: the empty answer is exact up to its token, from which the
                 # client's next sync continues, whichever process serves it
                 break
+        if skips_redundant:
+            self._lazy_members.remember(
+                request.user_id,
+                request.device_id,
+                None if request.since is None else str(request.since),
+                str(found.token),
+                _member_event_ids(found.body),
+            )
         for section in self._sections:
             await section.finish(info, found.body)
         return found
@@ -207,7 +222,9 @@ class SyncService:
         token = since.advanced(account_data=account_data.position)
         return _Pass({"next_batch": str(token)}, token, remembered[1], empty=True)
 
-    async def _sync_once(self, request: SyncRequest, sync_filter: Filter) -> _Pass:
+    async def _sync_once(
+        self, request: SyncRequest, sync_filter: Filter, held: Held | None
+    ) -> _Pass:
         since = request.since
         full = since is None or request.full_state
         # positions first: every read below stops at them
@@ -248,7 +265,9 @@ class SyncService:
         parts.rooms.account_data = account_data.room_events
         for section in self._sections:
             upto[section.stream] = await section.read(sync, upto[section.stream], parts)
-        rooms = await self._rooms.build(self._rooms_request(sync, start), memberships, parts.rooms)
+        rooms = await self._rooms.build(
+            self._rooms_request(sync, start, held), memberships, parts.rooms
+        )
         token = start.advanced(
             events=events_upto,
             account_data=account_data.position,
@@ -264,7 +283,7 @@ class SyncService:
         empty = not rooms and not account_data.global_events and not parts.body
         return _Pass(body, token, active_rooms, empty)
 
-    def _rooms_request(self, sync: SyncPass, start: SyncToken) -> RoomsRequest:
+    def _rooms_request(self, sync: SyncPass, start: SyncToken, held: Held | None) -> RoomsRequest:
         limit = sync.filter.room.timeline.limit_or(DEFAULT_EVENT_LIMIT)
         return RoomsRequest(
             user_id=sync.user_id,
@@ -275,7 +294,34 @@ class SyncService:
             filter=sync.filter,
             timeline_limit=min(limit, self._max_timeline_limit),
             changed_rooms=sync.changed_rooms,
+            # a token not remembered: the device may hold nothing
+            held_members=held or (),
         )
+
+
+def _skips_redundant_members(sync_filter: Filter) -> bool:
+    """spec: a lazy-loading client is not sent members it already has, unless it asks
+    for them (include_redundant_members); nor when event_fields may have kept only part
+    of what it was sent."""
+    state = sync_filter.room.state
+    return (
+        state.lazy_load_members
+        and not state.include_redundant_members
+        and sync_filter.event_fields is None
+    )
+
+
+def _member_event_ids(body: JsonDict) -> list[str]:
+    """The membership events a response carries, in its rooms' state and timelines."""
+    found: list[str] = []
+    rooms = body.get("rooms", {})
+    for section in ("join", "leave"):
+        for room in rooms.get(section, {}).values():
+            for part in ("state", "timeline"):
+                for event in room.get(part, {}).get("events", []):
+                    if event.get("type") == "m.room.member" and "event_id" in event:
+                        found.append(event["event_id"])
+    return found
 
 
 def _active_rooms(memberships: UserMemberships) -> list[str]:

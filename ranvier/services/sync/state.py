@@ -9,13 +9,14 @@ account matters when the timeline filter hides a state change the client must le
 Lazy loading (spec: "Lazy-loading room members", and GET /sync's description): a full
 state leaves out member events except the timeline's senders', the syncing user's own (so
 a client knows its own avatar and name on joining) and the summary's heroes'; an
-incremental one keeps every membership change since the token (the spec's MUST for the
-gap of a limited sync) and adds the senders' and heroes'.
+incremental one keeps every membership change since the token (GET /sync: for the gap of
+a limited sync the server MUST send them, redundant or not) and adds the senders' and
+heroes' unless the device already holds that very event (`held`, see lazy_members.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 from ranvier.protocol.events import Event
@@ -47,11 +48,13 @@ def calculate_state(
     lazy_load_members: bool,
     full: bool = False,
     also_members: Iterable[str] = (),
+    held: Container[str] = (),
 ) -> StateMap:
     """The state entries to send; pure. `full`: the client has nothing of the room (an
     initial or full_state sync, or a room it just joined). `also_members`: users whose
     membership a lazy-loading client needs besides the senders' (the syncing user on a
-    full state, the heroes)."""
+    full state, the heroes). `held`: membership event IDs the client already has, not
+    added again for the senders and `also_members` (spec: redundant members)."""
     timeline = list(timeline)
     event_id_to_key: dict[str, StateKey] = {}
     for state in (previous, timeline_end, timeline_start):
@@ -63,12 +66,10 @@ def calculate_state(
     if lazy_load_members:
         if full:
             wanted = {eid for eid in wanted if event_id_to_key[eid][0] != MEMBER}
-        # Which members a device already holds is not tracked, so the senders' members are
-        # always sent: what include_redundant_members=true asks for, and harmless otherwise
         for user_id in {*(e.sender for e in timeline), *also_members}:
             # the membership as the timeline starts, else as it ends
             member = timeline_start.get((MEMBER, user_id)) or timeline_end.get((MEMBER, user_id))
-            if member is not None and member not in in_timeline:
+            if member is not None and member not in in_timeline and member not in held:
                 wanted.add(member)
     # one entry per key: the timeline's start (what the spec asks for), unless the end
     # differs by an event the timeline does not carry (a filter hid it)
