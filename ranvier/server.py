@@ -770,6 +770,8 @@ class Homeserver:
                     self.rooms.public_rooms,
                     presence=self.ephemeral.presence,
                     notifier=self.notifier,
+                    receipts=self.ephemeral.receipts,
+                    typing=self.ephemeral.typing,
                 ),
                 self.rooms.sending,
                 self.ratelimiters,

@@ -33,6 +33,7 @@ from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.public_rooms import PublicRoomsService
 from ranvier.services.rooms.reading import RoomReadingService, not_found
 from ranvier.services.sync.service import SyncRequest, SyncService
+from ranvier.services.sync.sources import ReceiptsSource, TypingSource
 from ranvier.storage import events as event_store
 from ranvier.storage.database import Database
 from ranvier.streams.notifier import Notifier
@@ -105,6 +106,9 @@ class LegacySyncService:
     # the members' presence in initial syncs
     presence: PresenceService | None = None
     notifier: Notifier | None = None
+    # a peeked room's receipts and typing, which /sync gives only to members
+    receipts: ReceiptsSource | None = None
+    typing: TypingSource | None = None
 
     # -- GET /events --------------------------------------------------------------------------
 
@@ -192,6 +196,18 @@ class LegacySyncService:
                         requester.user_id, None, [room_id], since.presence, upto.presence
                     )
                 )
+            for source in (self.receipts, self.typing):
+                if source is not None and upto.get(source.stream_name) > since.get(
+                    source.stream_name
+                ):
+                    updates = await source.get_updates(
+                        requester.user_id,
+                        None,
+                        [room_id],
+                        since.get(source.stream_name),
+                        upto.get(source.stream_name),
+                    )
+                    chunk += _with_room(updates.values(), room_id)
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if chunk or remaining_ms <= 0 or self.notifier is None or self.notifier.closed:
                 return {"chunk": chunk, "start": str(start), "end": str(end)}

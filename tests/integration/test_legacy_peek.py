@@ -176,3 +176,27 @@ def test_the_event_stream_leaves_to_device_messages_for_sync(
     events = get(server, ida, f"/sync?timeout=0&since={first}").json()
     messages = events.get("to_device", {}).get("events", [])
     assert [m["content"] for m in messages] == [{"n": 1}]
+
+
+def test_a_peek_sees_the_rooms_receipts_and_typing(
+    server: RunningServer, hal: Session, guest: Session
+) -> None:
+    room_id = world_readable_room(server, hal)
+    event_id = send_text(server.url, hal, room_id, "read me")
+    stream = f"/events?room_id={quote(room_id)}"
+    token = get(server, guest, stream + "&timeout=0").json()["end"]
+
+    room = server.url + CLIENT + f"/rooms/{quote(room_id)}"
+    assert authed(hal, "POST", room + f"/receipt/m.read/{quote(event_id)}", {}).status == 200
+    reply = get(server, guest, stream + f"&timeout=5000&from={token}")
+    receipts = [e for e in reply.json()["chunk"] if e["type"] == "m.receipt"]
+    assert receipts and receipts[0]["room_id"] == room_id
+    assert hal.user_id in receipts[0]["content"][event_id]["m.read"]
+
+    token = reply.json()["end"]
+    typing = {"typing": True, "timeout": 10000}
+    assert authed(hal, "PUT", room + f"/typing/{quote(hal.user_id)}", typing).status == 200
+    reply = get(server, guest, stream + f"&timeout=5000&from={token}")
+    typed = [e for e in reply.json()["chunk"] if e["type"] == "m.typing"]
+    assert typed and typed[0]["content"]["user_ids"] == [hal.user_id]
+    assert typed[0]["room_id"] == room_id
