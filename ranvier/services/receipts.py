@@ -145,6 +145,9 @@ class ReceiptService:
             ts=now_ms(),
         )
         position = await self._store.put_receipt(receipt)
+        if position is None:
+            # behind the receipt the user already has: nothing moved
+            return
         self._position = max(self._position, position)
         # listeners first: a sync woken by the receipt must already see what they change
         # (push clears the reader's unread counts)

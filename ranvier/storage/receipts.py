@@ -11,8 +11,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Index, PrimaryKeyConstraint, Table, Text, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.storage.database import Database, insert_for
+from ranvier.storage.events import events
 from ranvier.storage.metadata import metadata
 from ranvier.storage.stream_ids import current_position, next_position
 
@@ -52,11 +54,15 @@ class ReceiptStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def put_receipt(self, receipt: Receipt) -> int:
+    async def put_receipt(self, receipt: Receipt) -> int | None:
         """Store `receipt` in place of the user's previous one of its type and thread; returns
-        its stream position."""
+        its stream position, or None when the previous one is for the same or a later event
+        (receipts only move forwards, as in Synapse: a client that re-reads old messages
+        must not bring back their notifications)."""
         thread_id = receipt.thread_id if receipt.thread_id is not None else UNTHREADED
         async with self._db.transaction() as conn:
+            if await self._is_behind(conn, receipt, thread_id):
+                return None
             position = await next_position(conn, RECEIPTS_STREAM)
             insert = insert_for(conn)
             values = {"event_id": receipt.event_id, "ts": receipt.ts, "stream_id": position}
@@ -75,6 +81,25 @@ class ReceiptStore:
                 )
             )
         return position
+
+    async def _is_behind(self, conn: AsyncConnection, receipt: Receipt, thread_id: str) -> bool:
+        previous = events.alias("previous")
+        new = events.alias("new")
+        query = (
+            select(previous.c.stream_ordering, new.c.stream_ordering)
+            .select_from(receipts)
+            .join(previous, previous.c.event_id == receipts.c.event_id)
+            .outerjoin(new, new.c.event_id == receipt.event_id)
+            .where(
+                receipts.c.room_id == receipt.room_id,
+                receipts.c.receipt_type == receipt.receipt_type,
+                receipts.c.user_id == receipt.user_id,
+                receipts.c.thread_id == thread_id,
+            )
+        )
+        row = (await conn.execute(query)).first()
+        # an event not stored here (a receipt for an unknown event) cannot be ordered: keep it
+        return row is not None and row[1] is not None and row[0] >= row[1]
 
     async def current_stream_position(self) -> int:
         async with self._db.read() as conn:

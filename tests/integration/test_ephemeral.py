@@ -180,6 +180,21 @@ def test_read_receipts_reach_others_private_ones_only_the_owner(
     assert "m.read.private" not in str(receipts_in(sync(server, alice), room))
 
 
+def test_a_read_receipt_never_moves_backwards(
+    server: RunningServer, alice: Session, bob: Session, room: str
+) -> None:
+    earlier = send_message(server, alice, room, "monotonic-1")
+    later = send_message(server, alice, room, "monotonic-2")
+    assert authed(bob, "POST", receipt_url(server, room, "m.read", later), {}).status == 200
+    since = sync(server, alice)["next_batch"]
+    # accepted, as Synapse does, but the receipt stays on the later event
+    assert authed(bob, "POST", receipt_url(server, room, "m.read", earlier), {}).status == 200
+    assert receipts_in(sync(server, alice, since, timeout=0), room) == {}
+    current = receipts_in(sync(server, alice), room)
+    assert bob.user_id in current[later]["m.read"]
+    assert bob.user_id not in current.get(earlier, {}).get("m.read", {})
+
+
 def test_threaded_receipts_carry_their_thread(
     server: RunningServer, alice: Session, bob: Session, room: str
 ) -> None:
