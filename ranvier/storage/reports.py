@@ -88,47 +88,39 @@ class ReportStore:
         content: dict[str, Any],
         received_ts: int,
     ) -> int:
-        async with self._db.transaction() as conn:
-            result = await conn.execute(
-                insert(event_reports).values(
-                    received_ts=received_ts,
-                    room_id=room_id,
-                    event_id=event_id,
-                    user_id=user_id,
-                    reason=reason,
-                    content=orjson.dumps(content).decode(),
-                )
-            )
-            # no RETURNING: SQLite before 3.35 lacks it, and lastrowid does the job
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        return await self._insert(
+            event_reports,
+            received_ts=received_ts,
+            room_id=room_id,
+            event_id=event_id,
+            user_id=user_id,
+            reason=reason,
+            content=orjson.dumps(content).decode(),
+        )
 
     async def add_room_report(
         self, *, room_id: str, user_id: str, reason: str, received_ts: int
     ) -> int:
-        async with self._db.transaction() as conn:
-            result = await conn.execute(
-                insert(room_reports).values(
-                    received_ts=received_ts, room_id=room_id, user_id=user_id, reason=reason
-                )
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        return await self._insert(
+            room_reports, received_ts=received_ts, room_id=room_id, user_id=user_id, reason=reason
+        )
 
     async def add_user_report(
         self, *, target_user_id: str, user_id: str, reason: str, received_ts: int
     ) -> int:
+        return await self._insert(
+            user_reports,
+            received_ts=received_ts,
+            target_user_id=target_user_id,
+            user_id=user_id,
+            reason=reason,
+        )
+
+    async def _insert(self, table: Table, **values: Any) -> int:
+        """Insert one report; its new ID."""
         async with self._db.transaction() as conn:
-            result = await conn.execute(
-                insert(user_reports).values(
-                    received_ts=received_ts,
-                    target_user_id=target_user_id,
-                    user_id=user_id,
-                    reason=reason,
-                )
-            )
+            result = await conn.execute(insert(table).values(**values))
+            # no RETURNING: SQLite before 3.35 lacks it, and lastrowid does the job
             key = result.inserted_primary_key
             assert key is not None
             return int(key[0])

@@ -9,8 +9,9 @@ import secrets
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
+from ranvier.api.client.sync import query_sync_token
 from ranvier.http.json import json_response, read_json_object
-from ranvier.http.params import invalid_param, query_bool, query_int, query_string
+from ranvier.http.params import query_bool, query_int, query_string
 from ranvier.http.ratelimit import Ratelimiters
 from ranvier.services.legacy_sync import (
     DEFAULT_INITIAL_SYNC_LIMIT,
@@ -19,7 +20,6 @@ from ranvier.services.legacy_sync import (
     LegacySyncService,
 )
 from ranvier.services.rooms.client_sends import EventSendingService
-from ranvier.streams.sync_token import InvalidSyncToken, SyncToken
 
 CLIENT = "/_matrix/client/v3"
 # as /sync: a long-poll is answered within this, whatever the client asks
@@ -53,13 +53,7 @@ class LegacyEndpoints:
     async def event_stream(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/events"""
         requester = await self._auth.require_user(request, allow_guest=True)
-        from_text = query_string(request, "from")
-        from_token = None
-        if from_text is not None:
-            try:
-                from_token = SyncToken.parse(from_text)
-            except InvalidSyncToken as exc:
-                raise invalid_param(f"Query parameter 'from': {exc}") from None
+        from_token = query_sync_token(request, "from")
         limit = query_int(request, "limit", DEFAULT_STREAM_LIMIT)
         timeout = query_int(request, "timeout", DEFAULT_TIMEOUT_MS)
         body = await self._legacy.event_stream(

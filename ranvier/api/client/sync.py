@@ -15,6 +15,17 @@ CLIENT = "/_matrix/client/v3"
 MAX_TIMEOUT_MS = 55_000
 
 
+def query_sync_token(request: web.Request, name: str) -> SyncToken | None:
+    """Query parameter `name` as a sync token (absent: None), else M_INVALID_PARAM."""
+    text = query_string(request, name)
+    if text is None:
+        return None
+    try:
+        return SyncToken.parse(text)
+    except InvalidSyncToken as exc:
+        raise invalid_param(f"Query parameter '{name}': {exc}") from None
+
+
 class SyncEndpoints:
     def __init__(self, auth: RequestAuthenticator, sync: SyncService) -> None:
         self._auth = auth
@@ -26,13 +37,7 @@ class SyncEndpoints:
     async def sync(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/sync"""
         requester = await self._auth.require_user(request, allow_guest=True)
-        since_text = query_string(request, "since")
-        since = None
-        if since_text is not None:
-            try:
-                since = SyncToken.parse(since_text)
-            except InvalidSyncToken as exc:
-                raise invalid_param(f"Query parameter 'since': {exc}") from None
+        since = query_sync_token(request, "since")
         body = await self._sync.sync(
             SyncRequest(
                 user_id=requester.user_id,
