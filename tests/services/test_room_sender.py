@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -181,6 +182,17 @@ async def test_long_state_chains_snapshot(
     current = await state_store.get_current_state_ids(database, room_id)
     assert await state_store.get_state_group_state(database, group) == current
     assert current[("m.room.name", "")] == last.event_id
+
+
+async def test_identical_creates_in_one_millisecond_get_distinct_room_ids(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the bench's concurrent createRoom found this: a v12 room ID is the create event's hash
+    sender = await new_sender(database)
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0)
+    version = KNOWN_ROOM_VERSIONS["12"]
+    room_ids = await asyncio.gather(*(create_room(sender, version) for _ in range(3)))
+    assert len(set(room_ids)) == 3
 
 
 async def test_persisted_callback_sees_positions_in_order(database: Database) -> None:

@@ -163,6 +163,9 @@ class RoomEventSender:
         self._txn_to_event_id: LRUCache[Txn, str] = LRUCache(maxsize=TXNS_REMEMBERED)
         # room ID -> its newest event's position
         self.room_changes = ChangeLog(self.positions.current)
+        # from room version 12 a room's ID is its create event's hash: two creates by one
+        # user with the same content in the same millisecond would get the same ID
+        self._last_create_ts = 0
 
     @classmethod
     async def create(
@@ -366,6 +369,7 @@ class RoomEventSender:
             server_name=self.server_name,
             signing_key=self.signing_key,
             room_id=None if room_version.room_id_from_create_event else room_id,
+            origin_server_ts=self._next_create_ts(),
         )
         check_auth(create, {}, room_version)
         room_id = create.room_id
@@ -384,6 +388,10 @@ class RoomEventSender:
             room_id, built, head, new_room=(creator, is_public), in_transaction=in_transaction
         )
         return room_id, [item.event for item in built]
+
+    def _next_create_ts(self) -> int:
+        self._last_create_ts = max(now_ms(), self._last_create_ts + 1)
+        return self._last_create_ts
 
     def forget_room(self, room_id: str) -> None:
         """Drop what is kept in memory about a room whose rows were purged, so that the
