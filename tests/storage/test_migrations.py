@@ -92,6 +92,7 @@ TABLES_BY_REVISION = {
     "0015_url_previews": {"url_previews"},
     "0016_openid_user_reports": {"open_id_tokens", "user_reports"},
     "0018_user_signature_stream": {"user_signature_stream"},
+    "0019_federation": {"server_keys_json", "destinations"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
