@@ -83,6 +83,7 @@ from ranvier.http.middleware import (
 )
 from ranvier.http.ratelimit import X_FORWARDED, Ratelimiter, Ratelimiters
 from ranvier.logs import reopen_log_files
+from ranvier.protocol.ip_addresses import AddressPolicy
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
@@ -97,7 +98,6 @@ from ranvier.services.legacy_sync import LegacySyncService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.media.files import MediaFiles
 from ranvier.services.media.service import MediaService
-from ranvier.services.media.url_preview.addresses import AddressPolicy
 from ranvier.services.media.url_preview.fetcher import PreviewFetcher
 from ranvier.services.media.url_preview.service import (
     MediaRepositoryImages,

@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST
-from ranvier.services.media.url_preview.addresses import (
+from ranvier.protocol.ip_addresses import (
     AddressPolicy,
     address_forms,
     connectable_address,

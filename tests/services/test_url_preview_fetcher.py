@@ -18,8 +18,8 @@ from aiohttp.connector import AddrInfoType
 
 from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST
 from ranvier.errors import MatrixError
+from ranvier.protocol.ip_addresses import AddressPolicy
 from ranvier.services.media.url_preview import fetcher as fetcher_module
-from ranvier.services.media.url_preview.addresses import AddressPolicy
 from ranvier.services.media.url_preview.fetcher import (
     BlockedAddressError,
     BlockedConnectionError,

@@ -42,7 +42,7 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from ranvier.errors import MatrixError
-from ranvier.services.media.url_preview.addresses import AddressPolicy, parse_ip_literal
+from ranvier.protocol.ip_addresses import AddressPolicy, parse_ip_literal
 
 logger = logging.getLogger(__name__)
 

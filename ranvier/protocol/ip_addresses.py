@@ -1,4 +1,5 @@
-"""Which addresses a URL preview may connect to: pure checks over `ipaddress`, no I/O.
+"""Which addresses an outbound request (a URL preview, a federation request) may connect
+to: pure checks over `ipaddress`, no I/O.
 
 An IPv6 address can carry an IPv4 one inside it (IPv4-mapped `::ffff:a.b.c.d`,
 IPv4-compatible `::a.b.c.d`, 6to4 `2002:AABB:CCDD::`, NAT64 `64:ff9b::a.b.c.d`); a
@@ -127,8 +128,8 @@ def _is_hex(text: str) -> bool:
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """`url_preview_ip_range_blacklist` and `_whitelist`: an address is refused when any
-    of its forms is in the blacklist, unless one of its forms is whitelisted."""
+    """An `*ip_range_blacklist` with its `*ip_range_whitelist`: an address is refused when
+    any of its forms is in the blacklist, unless one of its forms is whitelisted."""
 
     blacklist: tuple[IPNetwork, ...]
     whitelist: tuple[IPNetwork, ...] = ()
