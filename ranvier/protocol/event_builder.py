@@ -73,6 +73,35 @@ def build_event(
     Raises EventBuildError for templates the room version cannot take, and
     PDUValidationError if the result breaks a format limit (e.g. M_TOO_LARGE).
     """
+    pdu = build_unsigned_pdu(
+        template,
+        room_version=room_version,
+        prev_events=prev_events,
+        current_state=current_state,
+        server_name=server_name,
+        origin_server_ts=origin_server_ts,
+    )
+    try:
+        signed = sign_event(pdu, server_name, signing_key, room_version)
+    except CanonicalJSONError as exc:
+        # the signed (redacted) form holds content the room version's JSON rules refuse
+        raise PDUValidationError(f"PDU is not canonical JSON: {exc}") from exc
+    validate_pdu(signed, room_version)
+    return Event(signed, room_version, compute_event_id(signed, room_version))
+
+
+def build_unsigned_pdu(
+    template: EventTemplate,
+    *,
+    room_version: RoomVersion,
+    prev_events: Sequence[PrevEvent],
+    current_state: StateMap,
+    server_name: str,
+    origin_server_ts: int | None = None,
+) -> dict[str, Any]:
+    """The PDU `build_event` hashes and signs: the event's fields, its place in the DAG
+    (prev_events, depth) and its auth_events, without hashes or signatures. On its own it
+    is the template another server completes and signs (make_join)."""
     is_create = template.type == "m.room.create" and template.state_key == ""
     if is_create and room_version.room_id_from_create_event:
         if template.room_id is not None:
@@ -106,14 +135,7 @@ def build_event(
     if room_version.event_format is EventFormat.V1:
         # spec: rooms/fragments/v1-event-ids - `$opaque_id:domain`, chosen by the sender
         pdu["event_id"] = f"${secrets.token_urlsafe(18)}:{server_name}"
-
-    try:
-        signed = sign_event(pdu, server_name, signing_key, room_version)
-    except CanonicalJSONError as exc:
-        # the signed (redacted) form holds content the room version's JSON rules refuse
-        raise PDUValidationError(f"PDU is not canonical JSON: {exc}") from exc
-    validate_pdu(signed, room_version)
-    return Event(signed, room_version, compute_event_id(signed, room_version))
+    return pdu
 
 
 def build_create_event(

@@ -26,7 +26,9 @@ from ranvier.protocol.event_builder import (
     PrevEvent,
     build_create_event,
     build_event,
+    build_unsigned_pdu,
 )
+from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from ranvier.protocol.signing_keys import ServerSigningKey
@@ -298,15 +300,40 @@ class RoomEventSender:
             if event_id is not None and event_id in events and not p.future.done():
                 p.future.set_result(events[event_id])
 
-    async def _build_and_check(self, template: EventTemplate, head: RoomHead) -> Event:
+    async def build_template(self, template: EventTemplate) -> tuple[RoomVersion, dict[str, Any]]:
+        """The unsigned PDU `template` would become if it were sent now: on the room's
+        current extremities, with its auth events, checked against this server's rules
+        (`before_send`) and the room's auth rules, and not persisted. Another server
+        completes and signs it (make_join). Raises RoomNotFound, AuthError,
+        EventBuildError, or what a `before_send` check raised."""
+        assert template.room_id is not None
+        for check in self.before_send:
+            await check(template)
+        head = await self.head(template.room_id)
         version = head.room_version
+        auth_state = await self._auth_state(template, head)
+        pdu = build_unsigned_pdu(
+            template,
+            room_version=version,
+            prev_events=head.extremities,
+            current_state=auth_state,
+            server_name=self.server_name,
+        )
+        check_auth(Event(pdu, version, compute_event_id(pdu, version)), auth_state, version)
+        return version, pdu
+
+    async def _auth_state(self, template: EventTemplate, head: RoomHead) -> dict[StateKey, Event]:
         keys = auth_types_for_event(
-            version, template.type, template.sender, template.state_key, template.content
+            head.room_version, template.type, template.sender, template.state_key, template.content
         )
         keys.add(("m.room.create", ""))
         wanted = {key: head.state[key] for key in keys if key in head.state}
         loaded = await self.loader.get_events(wanted.values())
-        auth_state = {key: loaded[event_id] for key, event_id in wanted.items()}
+        return {key: loaded[event_id] for key, event_id in wanted.items()}
+
+    async def _build_and_check(self, template: EventTemplate, head: RoomHead) -> Event:
+        version = head.room_version
+        auth_state = await self._auth_state(template, head)
         event = build_event(
             template,
             room_version=version,
