@@ -74,6 +74,7 @@ from ranvier.config.models import (
     Listener,
 )
 from ranvier.config.signing_key import load_signing_key
+from ranvier.config.tls import ServerCertificate
 from ranvier.errors import MatrixError
 from ranvier.http.middleware import (
     cors_middleware,
@@ -708,6 +709,8 @@ class Homeserver:
     media: Media
     moderation: Moderation
     url_previews: UrlPreviewService | None = None
+    # the certificate of the listeners with `tls: true`, if there are any
+    tls: ServerCertificate | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -914,8 +917,12 @@ class Homeserver:
             )
             await runner.setup()
             self.runners.append(runner)
+            ssl_context = None
+            if listener.tls:
+                assert self.tls is not None, "create_homeserver loads it for TLS listeners"
+                ssl_context = self.tls.context
             for address in listener.bind_addresses:
-                site = web.TCPSite(runner, address, listener.port)
+                site = web.TCPSite(runner, address, listener.port, ssl_context=ssl_context)
                 await site.start()
                 bound.append(site.name)
                 logger.info("Listening on %s", site.name)
@@ -995,7 +1002,18 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         media=media,
         moderation=build_moderation(config, database, accounts, rooms, user_data),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
+        tls=build_tls(config),
     )
+
+
+def build_tls(config: HomeserverConfig) -> ServerCertificate | None:
+    """The TLS listeners' certificate; None without TLS listeners, where the files, though
+    checked at start-up, are not served (as in Synapse)."""
+    if not any(listener.tls for listener in config.listeners):
+        return None
+    # validation.py refuses TLS listeners without both paths
+    assert config.tls_certificate_path is not None and config.tls_private_key_path is not None
+    return ServerCertificate(config.tls_certificate_path, config.tls_private_key_path)
 
 
 async def register_user(config: HomeserverConfig, user: str, password: str, *, admin: bool) -> str:
@@ -1022,15 +1040,19 @@ ReloadHook = Callable[[], str]
 
 def reload_on_sighup(hooks: Sequence[ReloadHook]) -> None:
     """SIGHUP, as Synapse answers it: reopen log files (logrotate's postrotate step), then
-    the hooks, and keep serving. Reloading TLS certificates joins the hooks when listeners
-    serve TLS (federation)."""
+    the hooks (TLS listeners' certificate among them), and keep serving."""
     done: list[str] = []
+    failed = False
     for hook in (_reopen_log_files, *hooks):
         try:
             done.append(hook())
-        except Exception as exc:  # a failed reopen must not stop the server
+        except Exception as exc:  # a failed reload must not stop the server
+            failed = True
             done.append(f"failed: {exc}")
-    logger.info("SIGHUP: %s; still serving", "; ".join(done))
+    # a failed hook kept what it had (a bad certificate leaves the old one served)
+    logger.log(
+        logging.ERROR if failed else logging.INFO, "SIGHUP: %s; still serving", "; ".join(done)
+    )
 
 
 def _reopen_log_files() -> str:
@@ -1059,6 +1081,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    if homeserver.tls is not None:
+        reload_hooks = (*reload_hooks, homeserver.tls.reload)
     loop.add_signal_handler(signal.SIGHUP, reload_on_sighup, reload_hooks)
     try:
         bound = await homeserver.start()

@@ -26,7 +26,8 @@ server_name: {server_name}
 pid_file: {pid_file}
 
 # HTTP listeners. Put a TLS-terminating reverse proxy in front for production and set
-# x_forwarded: true so client addresses are logged correctly.
+# x_forwarded: true so client addresses are logged correctly. Or serve HTTPS here: set
+# tls: true and name the PEM files below (reloaded on SIGHUP).
 listeners:
   - port: 8008
     type: http
@@ -36,6 +37,8 @@ listeners:
     resources:
       - names: [client, federation]
         compress: false
+#tls_certificate_path: /path/to/fullchain.pem
+#tls_private_key_path: /path/to/privkey.pem
 
 # The database. sqlite3 suits small servers and testing; for anything else use PostgreSQL:
 #database:

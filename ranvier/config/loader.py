@@ -106,6 +106,8 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         "pid_file",
         "registration_shared_secret_path",
         "turn_shared_secret_path",
+        "tls_certificate_path",
+        "tls_private_key_path",
     ):
         value = resolved.get(key)
         if isinstance(value, str) and not Path(value).is_absolute():

@@ -390,6 +390,10 @@ class HomeserverConfig(Section):
     public_baseurl: str | None = None
     pid_file: str | None = None
     listeners: list[Listener] = Field(default_factory=lambda: [Listener(port=8008)])
+    # PEM files for listeners with `tls: true` (config/tls.py): the certificate, then any
+    # intermediates; and its unencrypted private key. Reloaded on SIGHUP.
+    tls_certificate_path: str | None = None
+    tls_private_key_path: str | None = None
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     signing_key_path: str
     # Where generate-config was told to keep data; relative paths in the file are as written.

@@ -143,15 +143,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     ),
     "templates": Unsupported("custom templates (email, single sign-on pages)"),
     "retention": Unsupported("message retention policies", quiet=DISABLED_SECTION),
-    # -- TLS
-    "tls_certificate_path": Unsupported(
-        "serving TLS",
-        fix="terminate TLS at a reverse proxy for now (TLS listeners arrive with federation)",
-    ),
-    "tls_private_key_path": Unsupported(
-        "serving TLS",
-        fix="terminate TLS at a reverse proxy for now (TLS listeners arrive with federation)",
-    ),
     # -- database
     "databases": Unsupported(
         "splitting data over several databases", fix="use the single `database` section"

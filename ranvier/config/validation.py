@@ -5,11 +5,13 @@ Each message says what to do instead, in the spirit of Synapse's upgrade notes.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
 from ranvier.config.log_config import LogConfigError, read_log_config
 from ranvier.config.models import HomeserverConfig, is_http_url
+from ranvier.config.tls import certificate_problems
 
 # top-level keys that once existed and now refuse start-up, with the fix
 REMOVED_KEYS: dict[str, str] = {
@@ -52,11 +54,6 @@ def listener_problems(config: HomeserverConfig) -> list[str]:
         where = f"listeners[{index}]"
         if listener.type in LISTENER_TYPES_REFUSED:
             problems.append(f"{where}.type: {LISTENER_TYPES_REFUSED[listener.type]}")
-        if listener.tls:
-            problems.append(
-                f"{where}.tls: TLS listeners arrive with federation; terminate TLS at a "
-                "reverse proxy for now and set 'tls: false'"
-            )
         for r_index, resource in enumerate(listener.resources):
             if resource.compress:
                 problems.append(
@@ -72,8 +69,34 @@ def listener_problems(config: HomeserverConfig) -> list[str]:
     return problems
 
 
+def tls_problems(config: HomeserverConfig) -> list[str]:
+    """A TLS listener needs both files; both files must make a pair OpenSSL can serve. The
+    files are checked whenever they are named, TLS listener or not (Synapse accepts them
+    without one), so a bad pair is found before a listener is switched to TLS."""
+    certificate, key = config.tls_certificate_path, config.tls_private_key_path
+    tls_listeners = [i for i, listener in enumerate(config.listeners) if listener.tls]
+    if tls_listeners and (certificate is None or key is None):
+        return [
+            f"listeners[{tls_listeners[0]}].tls: a TLS listener needs 'tls_certificate_path' "
+            "(a PEM file: the server's certificate, then any intermediates) and "
+            "'tls_private_key_path' (its unencrypted PEM private key); set both, or set "
+            "'tls: false' and terminate TLS at a reverse proxy"
+        ]
+    if certificate is None and key is None:
+        return []
+    if certificate is None or key is None:
+        given, missing = (
+            ("tls_certificate_path", "tls_private_key_path")
+            if key is None
+            else ("tls_private_key_path", "tls_certificate_path")
+        )
+        return [f"{missing}: {given} is set without it; set both, or neither"]
+    return certificate_problems(certificate, key)
+
+
 def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
     problems = listener_problems(config)
+    problems += tls_problems(config)
     if config.database.txn_limit:
         problems.append(
             "database.txn_limit: Ranvier keeps its database connections open and cannot "
@@ -116,6 +139,7 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
             "list of private, loopback and link-local ranges to start from), or set "
             "'url_preview_enabled: false'"
         )
+    problems += federation_tls_problems(config)
     problems += turn_problems(config)
     if config.log_config is not None:
         problems += log_config_problems(config_dir / config.log_config)
@@ -151,6 +175,25 @@ def turn_problems(config: HomeserverConfig) -> list[str]:
     if config.turn_user_lifetime < 1000:
         return ["turn_user_lifetime: must be at least one second"]
     return []
+
+
+def federation_tls_problems(config: HomeserverConfig) -> list[str]:
+    """Each of federation_custom_ca_list must be a readable file of PEM certificates: as
+    the list replaces the system's CAs, a bad file would fail every federation request."""
+    problems: list[str] = []
+    for path in config.federation_custom_ca_list or ():
+        try:
+            text = Path(path).read_text()
+            if not text.strip():
+                raise ValueError("the file is empty")
+            ssl.create_default_context(cadata=text)
+        except OSError as exc:
+            problems.append(f"federation_custom_ca_list: cannot read {path!r}: {exc.strerror}")
+        except (ssl.SSLError, ValueError) as exc:
+            problems.append(
+                f"federation_custom_ca_list: {path!r} holds no usable PEM certificate: {exc}"
+            )
+    return problems
 
 
 def log_config_problems(path: Path) -> list[str]:
