@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import new_database_config
-from tests.federation.harness import FederatingServer, FederationCA, federating
+from tests.federation.harness import FederatingServer, FederationCA, launch_federating_server
 from tests.federation.synapse_peer import synapse  # noqa: F401 (a fixture for the directory)
 from tests.integration.conftest import as_yaml_section
 
@@ -62,11 +62,22 @@ def federating_pair(**overrides: Any) -> Any:
         sqlite_section: dict[str, Any],
         postgres_section: dict[str, Any],
     ) -> Iterator[ServerPair]:
-        with (
-            federating(tmp_path_factory.mktemp("hs1"), sqlite_section, test_ca, **overrides) as a,
-            federating(tmp_path_factory.mktemp("hs2"), postgres_section, test_ca, **overrides) as b,
-        ):
-            yield ServerPair(a, b)
+        first = launch_federating_server(
+            tmp_path_factory.mktemp("hs1"), sqlite_section, test_ca, **overrides
+        )
+        try:
+            second = launch_federating_server(
+                tmp_path_factory.mktemp("hs2"), postgres_section, test_ca, **overrides
+            )
+            try:
+                # both start at once
+                first.wait_until_serving()
+                second.wait_until_serving()
+                yield ServerPair(first, second)
+            finally:
+                assert second.stop() == 0, second.log()
+        finally:
+            assert first.stop() == 0, first.log()
 
     return two_servers
 

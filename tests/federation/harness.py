@@ -124,6 +124,16 @@ class FederatingServer(RunningServer):
         """A client request carrying `session`'s access token."""
         return self.request(method, path, body, session.headers)
 
+    def wait_until_serving(self) -> None:
+        """Return once /health answers over HTTPS; raise with the log if it never does."""
+        try:
+            wait_for_https(
+                self.url + "/health", self.ca, self.process, self.log_path, STARTUP_TIMEOUT
+            )
+        except BaseException:
+            self.stop()
+            raise
+
 
 def register(server: FederatingServer, localpart: str, password: str = DEFAULT_PASSWORD) -> Session:
     """A user on `server`, registered through /register as a client would (the harness
@@ -167,7 +177,18 @@ def start_federating_server(
 ) -> FederatingServer:
     """A Ranvier on a free port P, as `localhost:P`, serving client and federation over
     HTTPS on 127.0.0.1:P, with open registration, relaxed rate limits,
-    FEDERATION_TEST_CONFIG, and `overrides` on top. Stop it with `stop()`."""
+    FEDERATION_TEST_CONFIG, and `overrides` on top; returned once it answers. Stop it
+    with `stop()`."""
+    server = launch_federating_server(directory, database, ca, **overrides)
+    server.wait_until_serving()
+    return server
+
+
+def launch_federating_server(
+    directory: Path, database: dict[str, Any], ca: FederationCA, **overrides: Any
+) -> FederatingServer:
+    """`start_federating_server` without the wait, so several start at once; call
+    `wait_until_serving()` on each."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server_name = f"localhost:{port}"
@@ -199,10 +220,8 @@ def start_federating_server(
             stdin=subprocess.DEVNULL,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
-    url = f"https://localhost:{port}"
-    wait_for_https(url + "/health", ca, process, log_path, STARTUP_TIMEOUT)
     return FederatingServer(
-        url=url,
+        url=f"https://localhost:{port}",
         config_path=config_path,
         process=process,
         log_path=log_path,
