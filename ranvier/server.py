@@ -17,6 +17,7 @@ from ranvier import __version__
 from ranvier.api import root, wellknown
 from ranvier.api.admin import background_updates as admin_background_updates
 from ranvier.api.admin import event_reports as admin_event_reports_api
+from ranvier.api.admin import federation as admin_federation_api
 from ranvier.api.admin import media as admin_media_api
 from ranvier.api.admin import purge_history as purge_history_api
 from ranvier.api.admin import pushers as admin_pushers_api
@@ -67,6 +68,7 @@ from ranvier.api.federation import openid as federation_openid
 from ranvier.api.federation import version as federation_version
 from ranvier.api.media import content as media_api
 from ranvier.api.media import preview as preview_api
+from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST
 from ranvier.config.models import (
     REDACTIONS_CACHE_BASE,
     STATE_GROUPS_CACHE_BASE,
@@ -76,6 +78,11 @@ from ranvier.config.models import (
 from ranvier.config.signing_key import load_signing_key
 from ranvier.config.tls import ServerCertificate
 from ranvier.errors import MatrixError
+from ranvier.federation.backoff import Backoff, BackoffSettings
+from ranvier.federation.client import DomainWhitelist, FederationClient, RetrySettings
+from ranvier.federation.connections import Connections
+from ranvier.federation.discovery import ServerDiscovery
+from ranvier.federation.tls import TlsPolicy
 from ranvier.http.middleware import (
     cors_middleware,
     matrix_error_middleware,
@@ -93,6 +100,7 @@ from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
+from ranvier.services.federation.destinations import DestinationAdminService
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
@@ -161,6 +169,7 @@ from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
 from ranvier.storage.dehydrated_devices import DehydratedDeviceStore
+from ranvier.storage.destinations import DestinationStore
 from ranvier.storage.device_inbox import DeviceInboxStore
 from ranvier.storage.device_lists import DeviceListStore
 from ranvier.storage.devices import DeviceStore
@@ -546,6 +555,64 @@ async def build_e2ee(
     )
 
 
+@dataclass
+class Federation:
+    """The outbound client, and what the admin API shows of the servers it talks to."""
+
+    client: FederationClient
+    destinations: DestinationAdminService
+    domain_whitelist: DomainWhitelist
+
+
+def build_federation(
+    config: HomeserverConfig, database: Database, signing_key: ServerSigningKey
+) -> Federation:
+    # as Synapse: the deprecated federation_ip_range_blacklist, when set, is federation's
+    # whole list (no whitelist); otherwise ip_range_blacklist (Synapse's default list when
+    # unset) with ip_range_whitelist's exceptions
+    if config.federation_ip_range_blacklist is not None:
+        addresses = AddressPolicy.from_config(config.federation_ip_range_blacklist)
+    else:
+        blacklist = config.ip_range_blacklist
+        addresses = AddressPolicy.from_config(
+            SYNAPSE_IP_RANGE_BLACKLIST if blacklist is None else blacklist,
+            config.ip_range_whitelist,
+        )
+    connections = Connections(addresses)
+    tls = TlsPolicy(
+        verify=config.federation_verify_certificates,
+        verification_whitelist=config.federation_certificate_verification_whitelist,
+        custom_ca_files=config.federation_custom_ca_list,
+        minimum_version=config.federation_client_minimum_tls_version,
+    )
+    settings = config.federation
+    store = DestinationStore(database)
+    backoff = Backoff(
+        store,
+        BackoffSettings(
+            min_retry_interval_ms=settings.destination_min_retry_interval,
+            retry_multiplier=settings.destination_retry_multiplier,
+            max_retry_interval_ms=settings.destination_max_retry_interval,
+        ),
+    )
+    whitelist = DomainWhitelist(config.federation_domain_whitelist)
+    client = FederationClient(
+        server_name=config.server_name,
+        signing_key=signing_key,
+        connections=connections,
+        discovery=ServerDiscovery(connections.session),
+        tls=tls,
+        backoff=backoff,
+        domain_whitelist=whitelist,
+        retries=RetrySettings(
+            client_timeout_seconds=settings.client_timeout / 1000,
+            max_short_retries=settings.max_short_retries,
+            max_short_retry_delay_seconds=settings.max_short_retry_delay / 1000,
+        ),
+    )
+    return Federation(client, DestinationAdminService(store, backoff), whitelist)
+
+
 def build_url_previews(
     config: HomeserverConfig, database: Database, images: PreviewImageStore | None
 ) -> UrlPreviewService | None:
@@ -705,6 +772,7 @@ class Homeserver:
     e2ee: E2ee
     sync: SyncService
     key_backup: KeyBackupService
+    federation: Federation
     dehydrated_devices: DehydratedDeviceService
     media: Media
     moderation: Moderation
@@ -845,6 +913,7 @@ class Homeserver:
                 self.config.enable_registration,
             ).routes(),
             *admin_users_api.AdminUserEndpoints(auth, admin.users).routes(),
+            *admin_federation_api.DestinationEndpoints(auth, self.federation.destinations).routes(),
         ]
 
     def _user_data_routes(self) -> list[web.RouteDef]:
@@ -951,6 +1020,7 @@ class Homeserver:
         await self.background_updater.stop()
         await self.ephemeral.presence.stop()
         await self.push.pushers.stop()
+        await self.federation.client.close()
         if self.url_previews is not None:
             await self.url_previews.close()
         self.ephemeral.typing.stop()
@@ -996,6 +1066,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         e2ee=e2ee,
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
+        federation=build_federation(config, database, signing_key),
         dehydrated_devices=DehydratedDeviceService(
             DehydratedDeviceStore(database), accounts.devices, e2ee.keys, ephemeral.to_device
         ),

@@ -112,6 +112,12 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         value = resolved.get(key)
         if isinstance(value, str) and not Path(value).is_absolute():
             resolved[key] = str(base / value)
+    ca_files = resolved.get("federation_custom_ca_list")
+    if isinstance(ca_files, list):
+        resolved["federation_custom_ca_list"] = [
+            str(base / entry) if isinstance(entry, str) and not Path(entry).is_absolute() else entry
+            for entry in ca_files
+        ]
     database = resolved.get("database")
     if isinstance(database, dict) and database.get("name", "sqlite3") == "sqlite3":
         args = database.get("args")

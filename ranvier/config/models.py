@@ -385,6 +385,48 @@ def _default_thumbnail_sizes() -> list[ThumbnailSize]:
 RC_MEDIA_CREATE = (10, 50)
 
 
+# Synapse's `federation` keys Ranvier has nothing to apply to yet, with why
+FEDERATION_KEYS_REFUSED = {
+    "max_long_retries": "long retries are for sending transactions, which arrive with "
+    "Federation II; remove it",
+    "max_long_retry_delay": "long retries are for sending transactions, which arrive with "
+    "Federation II; remove it",
+}
+
+
+class FederationSettings(Section):
+    """Synapse's `federation` section: the outbound client's timeout, how often a request
+    whose connection failed is tried again, and how destinations that keep failing are
+    backed off from (durations as "10m", "7d" or ms)."""
+
+    client_timeout: int = Field(default=parse_duration_ms("60s"), gt=0)
+    max_short_retry_delay: int = Field(default=parse_duration_ms("2s"), ge=0)
+    max_short_retries: int = Field(default=3, ge=0)
+    destination_min_retry_interval: int = Field(default=parse_duration_ms("10m"), gt=0)
+    destination_retry_multiplier: float = Field(default=2.0, ge=1)
+    destination_max_retry_interval: int = Field(default=parse_duration_ms("7d"), gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refused(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key, reason in FEDERATION_KEYS_REFUSED.items():
+                if key in value:
+                    raise ValueError(f"{key}: {reason}")
+        return value
+
+    @field_validator(
+        "client_timeout",
+        "max_short_retry_delay",
+        "destination_min_retry_interval",
+        "destination_max_retry_interval",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: int | str) -> int:
+        return parse_duration_ms(value)
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -441,6 +483,21 @@ class HomeserverConfig(Section):
     max_spider_size: int = parse_size("10M")
     # Ranvier's: how long a fetched preview answers for its URL (Synapse: fixed at 1h)
     url_preview_cache_duration: int = parse_duration_ms("1h")
+    # outbound federation (ranvier/federation/): certificates are verified unless off or
+    # the name matches a glob of the whitelist; a custom CA list replaces the system's CAs
+    federation_verify_certificates: bool = True
+    federation_client_minimum_tls_version: Literal["1", "1.1", "1.2", "1.3"] = "1"
+    federation_certificate_verification_whitelist: list[str] = Field(default_factory=list)
+    federation_custom_ca_list: list[str] | None = None
+    # None federates with everyone; a list refuses every other server, both ways
+    federation_domain_whitelist: list[str] | None = None
+    # addresses outbound federation never connects to (None: Synapse's default list of
+    # private, loopback and reserved ranges), but for the whitelisted ones; the
+    # deprecated federation_ip_range_blacklist replaces both for federation, as in Synapse
+    ip_range_blacklist: list[str] | None = None
+    ip_range_whitelist: list[str] = Field(default_factory=list)
+    federation_ip_range_blacklist: list[str] | None = None
+    federation: FederationSettings = Field(default_factory=FederationSettings)
     caches: CachesConfig = Field(default_factory=CachesConfig)
     # entries of the "events" cache before the cache factors (Synapse's default is 10K)
     event_cache_size: int = parse_size("100K")
@@ -531,7 +588,13 @@ class HomeserverConfig(Section):
     def _size(cls, value: int | str) -> int:
         return parse_size(value)
 
-    @field_validator("url_preview_ip_range_blacklist", "url_preview_ip_range_whitelist")
+    @field_validator(
+        "url_preview_ip_range_blacklist",
+        "url_preview_ip_range_whitelist",
+        "ip_range_blacklist",
+        "ip_range_whitelist",
+        "federation_ip_range_blacklist",
+    )
     @classmethod
     def _ip_ranges(cls, value: list[str] | None) -> list[str] | None:
         for entry in value or ():
@@ -540,6 +603,12 @@ class HomeserverConfig(Section):
             except ValueError as exc:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR range") from exc
         return value
+
+    @field_validator("federation_client_minimum_tls_version", mode="before")
+    @classmethod
+    def _tls_version(cls, value: Any) -> Any:
+        # YAML reads `1.2` as a number; Synapse takes it as the string
+        return str(value) if isinstance(value, int | float) else value
 
     @field_validator("url_preview_url_blacklist")
     @classmethod

@@ -106,13 +106,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     ),
     "block_non_admin_invites": Unsupported("blocking invites from users who are not admins"),
     "enable_search": Unsupported("turning message search off", quiet=default(True)),
-    "ip_range_blacklist": Unsupported(
-        "limiting the addresses outbound requests (push gateways) may reach",
-        fix="remove it; URL previews have their own url_preview_ip_range_blacklist",
-    ),
-    "ip_range_whitelist": Unsupported(
-        "limiting the addresses outbound requests (push gateways) may reach"
-    ),
     "manhole": Unsupported("the manhole (a Python shell into the running server)"),
     "manhole_settings": Unsupported("the manhole (a Python shell into the running server)"),
     "http_proxy": Unsupported("sending outbound requests through a proxy"),
@@ -294,17 +287,11 @@ UNUSED: dict[str, Unused] = {
     "auto_join_mxid_localpart": Unused("auto_join_rooms is not supported"),
     "auto_join_rooms_for_guests": Unused("auto_join_rooms is not supported", off(True)),
     # -- federation: none of these can matter before federation exists
-    "federation_verify_certificates": Unused(FEDERATION, off(True)),
-    "federation_client_minimum_tls_version": Unused(FEDERATION),
-    "federation_certificate_verification_whitelist": Unused(FEDERATION),
-    "federation_custom_ca_list": Unused(FEDERATION),
-    "federation_domain_whitelist": Unused(FEDERATION),
     "federation_whitelist_endpoint_enabled": Unused(FEDERATION),
     "federation_metrics_domains": Unused(FEDERATION),
     "allow_profile_lookup_over_federation": Unused(FEDERATION, off(True)),
     "allow_device_name_lookup_over_federation": Unused(FEDERATION),
     "allow_public_rooms_over_federation": Unused(FEDERATION),
-    "federation": Unused(FEDERATION),
     "rc_federation": Unused(FEDERATION),
     "federation_rr_transactions_per_room_per_second": Unused(FEDERATION),
     "limit_remote_rooms": Unused(FEDERATION),

@@ -5,6 +5,7 @@ Each message says what to do instead, in the spirit of Synapse's upgrade notes.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
             "list of private, loopback and link-local ranges to start from), or set "
             "'url_preview_enabled: false'"
         )
+    problems += federation_tls_problems(config)
     problems += turn_problems(config)
     if config.log_config is not None:
         problems += log_config_problems(config_dir / config.log_config)
@@ -173,6 +175,25 @@ def turn_problems(config: HomeserverConfig) -> list[str]:
     if config.turn_user_lifetime < 1000:
         return ["turn_user_lifetime: must be at least one second"]
     return []
+
+
+def federation_tls_problems(config: HomeserverConfig) -> list[str]:
+    """Each of federation_custom_ca_list must be a readable file of PEM certificates: as
+    the list replaces the system's CAs, a bad file would fail every federation request."""
+    problems: list[str] = []
+    for path in config.federation_custom_ca_list or ():
+        try:
+            text = Path(path).read_text()
+            if not text.strip():
+                raise ValueError("the file is empty")
+            ssl.create_default_context(cadata=text)
+        except OSError as exc:
+            problems.append(f"federation_custom_ca_list: cannot read {path!r}: {exc.strerror}")
+        except (ssl.SSLError, ValueError) as exc:
+            problems.append(
+                f"federation_custom_ca_list: {path!r} holds no usable PEM certificate: {exc}"
+            )
+    return problems
 
 
 def log_config_problems(path: Path) -> list[str]:

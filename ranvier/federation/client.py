@@ -1,0 +1,314 @@
+"""Requests to other homeservers: discovered, verified, signed, and backed off from.
+
+spec: server-server-api "Resolving server names", "Request Authentication", "TLS".
+A request goes to the route discovery gives, over a connection held to the IP ranges and
+certificate rules, with an X-Matrix signature naming us and the destination. Connection
+failures are retried a few times (`federation.max_short_retries`); a failure that lasts,
+or a 5xx answer, starts the destination's backoff, and any answer ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from yarl import URL
+
+from ranvier.federation.backoff import Backoff
+from ranvier.federation.connections import Connections, RefusedAddressError
+from ranvier.federation.discovery import DiscoveryError, Route, ServerDiscovery
+from ranvier.federation.errors import (
+    DestinationUnreachable,
+    FederationError,
+    RemoteRequestFailed,
+)
+from ranvier.federation.tls import TlsPolicy
+from ranvier.protocol.request_auth import authorization_header
+from ranvier.protocol.server_names import server_name_problem
+from ranvier.protocol.signing_keys import ServerSigningKey
+
+logger = logging.getLogger(__name__)
+
+# the largest JSON answer read (Synapse's limit for federation answers)
+MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+# retry n (from 0) waits min(max_short_retry_delay, 0.5 s * 2**n), with jitter
+_FIRST_RETRY_DELAY_SECONDS = 0.5
+
+Query = Mapping[str, str | Sequence[str]]
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    client_timeout_seconds: float = 60.0
+    max_short_retries: int = 3
+    max_short_retry_delay_seconds: float = 2.0
+
+
+class DomainWhitelist:
+    """`federation_domain_whitelist`: None lets every server federate."""
+
+    def __init__(self, domains: Sequence[str] | None) -> None:
+        self._domains = None if domains is None else frozenset(d.lower() for d in domains)
+
+    def allows(self, server_name: str) -> bool:
+        return self._domains is None or server_name.lower() in self._domains
+
+
+class FederationClient:
+    def __init__(
+        self,
+        *,
+        server_name: str,
+        signing_key: ServerSigningKey,
+        connections: Connections,
+        discovery: ServerDiscovery,
+        tls: TlsPolicy,
+        backoff: Backoff,
+        domain_whitelist: DomainWhitelist,
+        retries: RetrySettings,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._server_name = server_name
+        self._signing_key = signing_key
+        self._connections = connections
+        self._discovery = discovery
+        self._tls = tls
+        self._backoff = backoff
+        self._whitelist = domain_whitelist
+        self._retries = retries
+        self._sleep = sleep
+
+    @property
+    def backoff(self) -> Backoff:
+        return self._backoff
+
+    async def close(self) -> None:
+        await self._connections.close()
+
+    async def get_json(
+        self,
+        destination: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        authenticated: bool = True,
+        timeout: float | None = None,
+        ignore_backoff: bool = False,
+    ) -> Any:
+        """GET `path` (percent-encoded as it is to be sent) on `destination`; the JSON
+        answer. Raises DestinationUnreachable (NotRetrying during backoff) or
+        RemoteRequestFailed."""
+        return await self._request(
+            "GET", destination, path, None, query, authenticated, timeout, ignore_backoff
+        )
+
+    async def post_json(
+        self,
+        destination: str,
+        path: str,
+        body: Any,
+        *,
+        query: Query | None = None,
+        authenticated: bool = True,
+        timeout: float | None = None,
+        ignore_backoff: bool = False,
+    ) -> Any:
+        return await self._request(
+            "POST", destination, path, body, query, authenticated, timeout, ignore_backoff
+        )
+
+    async def put_json(
+        self,
+        destination: str,
+        path: str,
+        body: Any,
+        *,
+        query: Query | None = None,
+        authenticated: bool = True,
+        timeout: float | None = None,
+        ignore_backoff: bool = False,
+    ) -> Any:
+        return await self._request(
+            "PUT", destination, path, body, query, authenticated, timeout, ignore_backoff
+        )
+
+    async def _request(
+        self,
+        method: str,
+        destination: str,
+        path: str,
+        body: Any,
+        query: Query | None,
+        authenticated: bool,
+        timeout: float | None,
+        ignore_backoff: bool,
+    ) -> Any:
+        problem = server_name_problem(destination)
+        if problem is not None:
+            raise DestinationUnreachable(destination, f"not a server name: {problem}")
+        if not self._whitelist.allows(destination):
+            raise DestinationUnreachable(destination, "not in federation_domain_whitelist")
+        if not ignore_backoff:
+            await self._backoff.check(destination)
+        try:
+            answer = await self._send_with_retries(
+                method, destination, path, body, query, authenticated, timeout
+            )
+        except DestinationUnreachable:
+            await self._backoff.failed(destination)
+            raise
+        except RemoteRequestFailed as exc:
+            if exc.status >= 500:
+                await self._backoff.failed(destination)
+            else:
+                await self._backoff.succeeded(destination)
+            raise
+        await self._backoff.succeeded(destination)
+        return answer
+
+    async def _send_with_retries(
+        self,
+        method: str,
+        destination: str,
+        path: str,
+        body: Any,
+        query: Query | None,
+        authenticated: bool,
+        timeout: float | None,
+    ) -> Any:
+        try:
+            route = await self._discovery.resolve(destination)
+        except (ValueError, DiscoveryError) as exc:
+            raise DestinationUnreachable(destination, str(exc)) from exc
+        target = path + (f"?{_encode_query(query)}" if query else "")
+        encoded = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        attempt = 0
+        while True:
+            try:
+                return await self._send_once(
+                    method, destination, route, target, body, encoded, authenticated, timeout
+                )
+            except _Retryable as exc:
+                if attempt >= self._retries.max_short_retries:
+                    raise DestinationUnreachable(destination, str(exc.__cause__)) from exc
+                delay = min(
+                    self._retries.max_short_retry_delay_seconds,
+                    _FIRST_RETRY_DELAY_SECONDS * 2**attempt,
+                ) * random.uniform(0.8, 1.4)
+                logger.info(
+                    "%s %s%s failed (%s); retrying in %.1fs",
+                    method,
+                    destination,
+                    path,
+                    exc.__cause__,
+                    delay,
+                )
+                attempt += 1
+                await self._sleep(delay)
+
+    async def _send_once(
+        self,
+        method: str,
+        destination: str,
+        route: Route,
+        target: str,
+        body: Any,
+        encoded: bytes | None,
+        authenticated: bool,
+        timeout: float | None,
+    ) -> Any:
+        headers = {"Host": route.host_header, "User-Agent": "Ranvier"}
+        if encoded is not None:
+            headers["Content-Type"] = "application/json"
+        if authenticated:
+            headers["Authorization"] = authorization_header(
+                self._signing_key,
+                method=method,
+                uri=target,
+                origin=self._server_name,
+                destination=destination,
+                content=body,
+            )
+        host = f"[{route.host}]" if ":" in route.host else route.host
+        url = URL(f"https://{host}:{route.port}{target}", encoded=True)
+        seconds = timeout if timeout is not None else self._retries.client_timeout_seconds
+        try:
+            async with self._connections.session().request(
+                method,
+                url,
+                data=encoded,
+                headers=headers,
+                ssl=self._tls.context_for(route.tls_name),
+                server_hostname=route.tls_name,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+            ) as response:
+                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                status = response.status
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            raise DestinationUnreachable(destination, f"TLS: {exc}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            if _refused_range(exc):
+                raise DestinationUnreachable(destination, str(exc.os_error)) from exc
+            raise _Retryable() from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if isinstance(exc, RefusedAddressError):
+                raise DestinationUnreachable(destination, str(exc)) from exc
+            raise _Retryable() from exc
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise RemoteRequestFailed(destination, status, None, None, "the answer is too large")
+        try:
+            parsed = json.loads(raw) if raw else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            parsed = None
+            if 200 <= status < 300:
+                raise RemoteRequestFailed(
+                    destination, status, None, None, "the answer is not JSON"
+                ) from None
+        if 200 <= status < 300:
+            return parsed
+        errcode = error = None
+        if isinstance(parsed, dict):
+            errcode = parsed.get("errcode") if isinstance(parsed.get("errcode"), str) else None
+            error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
+        raise RemoteRequestFailed(destination, status, errcode, parsed, error or "")
+
+
+class _Retryable(Exception):
+    """A connection-level failure worth another try; the cause says what happened."""
+
+
+def _refused_range(exc: aiohttp.ClientConnectorError) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, RefusedAddressError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return isinstance(exc.os_error, RefusedAddressError)
+
+
+def _encode_query(query: Query) -> str:
+    pairs: list[tuple[str, str]] = []
+    for name, value in query.items():
+        if isinstance(value, str):
+            pairs.append((name, value))
+        else:
+            pairs.extend((name, item) for item in value)
+    return urlencode(pairs, quote_via=quote, safe="")
+
+
+__all__ = [
+    "DestinationUnreachable",
+    "DomainWhitelist",
+    "FederationClient",
+    "FederationError",
+    "RemoteRequestFailed",
+    "RetrySettings",
+]
