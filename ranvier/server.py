@@ -64,6 +64,7 @@ from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.paths import with_legacy_prefixes
+from ranvier.api.federation import keys as federation_keys
 from ranvier.api.federation import openid as federation_openid
 from ranvier.api.federation import version as federation_version
 from ranvier.api.media import content as media_api
@@ -77,6 +78,7 @@ from ranvier.config.models import (
 )
 from ranvier.config.signing_key import load_signing_key
 from ranvier.config.tls import ServerCertificate
+from ranvier.config.validation import key_server_warning
 from ranvier.errors import MatrixError
 from ranvier.federation.backoff import Backoff, BackoffSettings
 from ranvier.federation.client import DomainWhitelist, FederationClient, RetrySettings
@@ -92,7 +94,8 @@ from ranvier.http.middleware import (
 from ranvier.http.ratelimit import X_FORWARDED, Ratelimiter, Ratelimiters
 from ranvier.logs import reopen_log_files
 from ranvier.protocol.ip_addresses import AddressPolicy
-from ranvier.protocol.signing_keys import ServerSigningKey
+from ranvier.protocol.server_keys import OldVerifyKey
+from ranvier.protocol.signing_keys import ServerSigningKey, decode_verify_key
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
 from ranvier.services.admin_users import AdminUserService
@@ -101,6 +104,12 @@ from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.federation.destinations import DestinationAdminService
+from ranvier.services.federation.keyring import (
+    KeyFetchClient,
+    Keyring,
+    OwnKeys,
+    TrustedKeyServer,
+)
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
@@ -190,6 +199,7 @@ from ranvier.storage.reports import ReportStore
 from ranvier.storage.room_admin import RoomAdminStore
 from ranvier.storage.schema import prepare_database
 from ranvier.storage.server_hold import hold_for_server
+from ranvier.storage.server_keys import ServerKeyStore
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
@@ -776,6 +786,7 @@ class Homeserver:
     dehydrated_devices: DehydratedDeviceService
     media: Media
     moderation: Moderation
+    keyring: Keyring
     url_previews: UrlPreviewService | None = None
     # the certificate of the listeners with `tls: true`, if there are any
     tls: ServerCertificate | None = None
@@ -866,6 +877,9 @@ class Homeserver:
         if "federation" in resources or "openid" in resources:
             # as Synapse: the federation resource implies openid
             route_defs += federation_openid.OpenIdUserInfoEndpoints(self.moderation.openid).routes()
+        if "federation" in resources or "keys" in resources:
+            # as Synapse: the federation resource implies keys
+            route_defs += federation_keys.KeyEndpoints(self.keyring).routes()
         # the r0 and unstable twins of the v3 routes, added in one place
         app.add_routes(with_legacy_prefixes(route_defs))
         return app
@@ -1036,6 +1050,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
     accounts = build_accounts(config, database)
+    federation = build_federation(config, database, signing_key)
     rooms = await build_rooms(config, database, signing_key)
     user_data = build_user_data(config, database, rooms.membership.shares_room)
     user_data.profiles.on_change(rooms.membership.on_profile_change)
@@ -1066,12 +1081,13 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         e2ee=e2ee,
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
-        federation=build_federation(config, database, signing_key),
+        federation=federation,
         dehydrated_devices=DehydratedDeviceService(
             DehydratedDeviceStore(database), accounts.devices, e2ee.keys, ephemeral.to_device
         ),
         media=media,
         moderation=build_moderation(config, database, accounts, rooms, user_data),
+        keyring=build_keyring(config, database, signing_key, federation.client),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
     )
@@ -1085,6 +1101,35 @@ def build_tls(config: HomeserverConfig) -> ServerCertificate | None:
     # validation.py refuses TLS listeners without both paths
     assert config.tls_certificate_path is not None and config.tls_private_key_path is not None
     return ServerCertificate(config.tls_certificate_path, config.tls_private_key_path)
+
+
+def build_keyring(
+    config: HomeserverConfig,
+    database: Database,
+    signing_key: ServerSigningKey,
+    client: KeyFetchClient | None,
+) -> Keyring:
+    """Our keys as published, and other servers' keys: cached in the database, fetched
+    through `client` from them or from the trusted key servers."""
+    own = OwnKeys(
+        server_name=config.server_name,
+        signing_key=signing_key,
+        old_verify_keys={
+            key_id: OldVerifyKey(decode_verify_key(old.key), old.expired_ts)
+            for key_id, old in config.old_signing_keys.items()
+        },
+        refresh_interval_ms=config.key_refresh_interval,
+    )
+    trusted = [
+        TrustedKeyServer(
+            server.server_name,
+            None
+            if server.verify_keys is None
+            else {key_id: decode_verify_key(key) for key_id, key in server.verify_keys.items()},
+        )
+        for server in config.trusted_key_servers
+    ]
+    return Keyring(own, ServerKeyStore(database), client, trusted)
 
 
 async def register_user(config: HomeserverConfig, user: str, password: str, *, admin: bool) -> str:
@@ -1142,6 +1187,9 @@ async def serve(
     if config.not_used_keys:
         # harmless Synapse options (docs/configuration.md): said once, then left alone
         logger.warning("Not used by Ranvier: %s", ", ".join(config.not_used_keys))
+    warning = key_server_warning(config)
+    if warning is not None:
+        logger.warning("%s", warning)
     homeserver = await create_homeserver(config)
     try:
         hold = await hold_for_server(homeserver.database)

@@ -80,6 +80,21 @@ max_image_pixels: 32M
 # The key this server signs events and requests with. Keep it safe and never share it.
 signing_key_path: {signing_key_path}
 
+# Servers asked for another server's signing keys when it cannot be asked itself (notaries).
+# This is Synapse's default, written out: matrix.org. Give a key server's verify_keys
+# ('ed25519:<id>': <base64 key>) to check its answers' signatures as well as its TLS
+# certificate. Set suppress_key_server_warning: true to keep matrix.org without the
+# start-up warning about it.
+trusted_key_servers:
+  - server_name: "matrix.org"
+#suppress_key_server_warning: false
+# How long other servers may use the keys this server publishes before asking again.
+#key_refresh_interval: 1d
+# Keys this server signed with before (key ID: {{key: <base64 public key>, expired_ts:
+# <ms>}}), so what they signed still verifies.
+#old_signing_keys:
+#  "ed25519:id": {{key: "base64string", expired_ts: 123456789123}}
+
 # Lets `register_new_matrix_user`-style tools create accounts with an HMAC of this secret.
 registration_shared_secret: {registration_shared_secret}
 

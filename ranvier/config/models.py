@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
+from ranvier.protocol.signing_keys import ED25519, decode_verify_key
 
 # the parts of a URL (urllib.parse.urlsplit's names) url_preview_url_blacklist can match
 URL_COMPONENTS = (
@@ -427,6 +428,65 @@ class FederationSettings(Section):
         return parse_duration_ms(value)
 
 
+class OldSigningKey(Section):
+    """One of `old_signing_keys`: a key this server signed with before, published in
+    `old_verify_keys` so that what it signed still verifies."""
+
+    key: str
+    expired_ts: int = Field(ge=0)
+
+    @field_validator("key")
+    @classmethod
+    def _public_key(cls, value: str) -> str:
+        try:
+            decode_verify_key(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not an unpadded base64 ed25519 public key: {exc}"
+            ) from exc
+        return value
+
+
+class TrustedKeyServer(Section):
+    """One of `trusted_key_servers`: a notary asked for other servers' keys."""
+
+    server_name: str
+    # key ID -> unpadded base64 public key; None: its answers are trusted on its TLS
+    # certificate alone, as in Synapse
+    verify_keys: dict[str, str] | None = None
+    accept_keys_insecurely: bool = False
+
+    @field_validator("verify_keys")
+    @classmethod
+    def _verify_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError(
+                "an empty verify_keys would refuse every answer of this key server; list "
+                "its keys ('ed25519:<id>': <base64 key>) or leave verify_keys out"
+            )
+        for key_id, key in value.items():
+            _check_ed25519_key_id(key_id)
+            try:
+                decode_verify_key(key)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{key_id}: {key!r} is not an unpadded base64 ed25519 public key: {exc}"
+                ) from exc
+        return value
+
+
+def _check_ed25519_key_id(key_id: str) -> None:
+    algorithm, _, version = key_id.partition(":")
+    if algorithm != ED25519 or not version:
+        raise ValueError(f"{key_id!r}: key IDs look like 'ed25519:<version>' (only ed25519)")
+
+
+def _default_trusted_key_servers() -> list[TrustedKeyServer]:
+    return [TrustedKeyServer(server_name="matrix.org")]
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -542,6 +602,14 @@ class HomeserverConfig(Section):
     )
     # GET /.well-known/matrix/support; unset answers 404
     well_known_support: WellKnownSupport | None = None
+    # server keys (GET /_matrix/key/v2/server): how long what we publish stays valid, the
+    # keys we signed with before, and the notaries asked for other servers' keys
+    key_refresh_interval: int = Field(default=parse_duration_ms("1d"), gt=0)
+    old_signing_keys: dict[str, OldSigningKey] = Field(default_factory=dict)
+    trusted_key_servers: list[TrustedKeyServer] = Field(
+        default_factory=_default_trusted_key_servers
+    )
+    suppress_key_server_warning: bool = False
 
     # Synapse options in the file that mean nothing here (synapse_keys.UNUSED), for the
     # one start-up line that lists them
@@ -570,7 +638,11 @@ class HomeserverConfig(Section):
         return None if value is None else parse_duration_ms(value)
 
     @field_validator(
-        "unused_expiration_time", "url_preview_cache_duration", "turn_user_lifetime", mode="before"
+        "unused_expiration_time",
+        "url_preview_cache_duration",
+        "turn_user_lifetime",
+        "key_refresh_interval",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: int | str) -> int:
@@ -625,6 +697,19 @@ class HomeserverConfig(Section):
                         re.compile(pattern)
                     except re.error as exc:
                         raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from exc
+        return value
+
+    @field_validator("old_signing_keys", mode="before")
+    @classmethod
+    def _old_signing_keys(cls, value: Any) -> Any:
+        # Synapse reads `old_signing_keys:` with nothing after it as none
+        return {} if value is None else value
+
+    @field_validator("old_signing_keys")
+    @classmethod
+    def _old_key_ids(cls, value: dict[str, OldSigningKey]) -> dict[str, OldSigningKey]:
+        for key_id in value:
+            _check_ed25519_key_id(key_id)
         return value
 
     @field_validator("default_room_version")

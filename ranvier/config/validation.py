@@ -38,9 +38,9 @@ LISTENER_TYPES_REFUSED: dict[str, str] = {
 }
 
 # resource names served: "client" (with media and the admin API, as in Synapse), "media",
-# "federation" (what exists of it), and "health" (GET /health is on every listener anyway)
+# "federation", "keys" (the server key API, also part of "federation"), "openid", and
+# "health" (GET /health is on every listener anyway)
 RESOURCES_REFUSED: dict[str, str] = {
-    "keys": "the server key API arrives with federation",
     "metrics": "Prometheus metrics are not served yet",
     "replication": "replication serves workers, which Ranvier does not have yet",
     "static": "Synapse's static files are not served by Ranvier",
@@ -141,6 +141,7 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
         )
     problems += federation_tls_problems(config)
     problems += turn_problems(config)
+    problems += trusted_key_server_problems(config)
     if config.log_config is not None:
         problems += log_config_problems(config_dir / config.log_config)
     return problems
@@ -202,3 +203,55 @@ def log_config_problems(path: Path) -> list[str]:
     except LogConfigError as exc:
         return [str(exc)]
     return []
+
+
+def trusted_key_server_problems(config: HomeserverConfig) -> list[str]:
+    """Synapse's refusals: without TLS certificate checks, a key server must have its
+    answers signed by keys given here (or `accept_keys_insecurely`), and not by matrix.org's
+    old `ed25519:auto` key alone."""
+    # federation_verify_certificates is the outbound client's option; until it is a field
+    # certificates are always verified
+    verify_certificates = bool(getattr(config, "federation_verify_certificates", True))
+    if verify_certificates:
+        return []
+    problems: list[str] = []
+    for index, server in enumerate(config.trusted_key_servers):
+        if server.accept_keys_insecurely:
+            continue
+        where = f"trusted_key_servers[{index}]"
+        if not server.verify_keys:
+            problems.append(
+                f"{where}: with federation_verify_certificates off, answers of key server "
+                f"{server.server_name} would be taken with no signature and no TLS check; "
+                "give its verify_keys, turn federation_verify_certificates on, or, if you "
+                "are sure, set 'accept_keys_insecurely: true' on it"
+            )
+        elif server.server_name == "matrix.org" and "ed25519:auto" in server.verify_keys:
+            problems.append(
+                f"{where}: with federation_verify_certificates off, matrix.org's answers "
+                "would be checked with its old, possibly compromised key 'ed25519:auto'; "
+                "turn federation_verify_certificates on, or, if you are sure, set "
+                "'accept_keys_insecurely: true' on it"
+            )
+    return problems
+
+
+def key_server_warning(config: HomeserverConfig) -> str | None:
+    """Synapse's start-up warning about matrix.org as the trusted key server."""
+    if "trusted_key_servers" not in config.model_fields_set:
+        return (
+            "No trusted_key_servers are configured, so other servers' keys are also asked "
+            "of the default, matrix.org. Trusted key servers should be long-lived and "
+            "stable, which makes matrix.org a good choice for many admins, but you may "
+            "choose another: set 'trusted_key_servers' to your choice and "
+            "'suppress_key_server_warning: true' to silence this warning"
+        )
+    if not config.suppress_key_server_warning and any(
+        server.server_name == "matrix.org" for server in config.trusted_key_servers
+    ):
+        return (
+            "This server uses matrix.org as a trusted key server (trusted_key_servers). "
+            "matrix.org is long-lived, stable and trusted, but you may prefer another; "
+            "to keep it and silence this warning, set 'suppress_key_server_warning: true'"
+        )
+    return None

@@ -25,11 +25,10 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
             generated,
             macaroon_secret_key="x",
             form_secret="y",
-            trusted_key_servers=[{"server_name": "matrix.org"}],
             report_stats=False,  # asks for nothing: not listed
         )
     )
-    assert config.not_used_keys == ("macaroon_secret_key", "form_secret", "trusted_key_servers")
+    assert config.not_used_keys == ("macaroon_secret_key", "form_secret")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +82,10 @@ def test_misspelt_synapse_key_gets_did_you_mean(generated: Path) -> None:
         ({"port": 9000, "type": "replication"}, "workers"),
         ({"port": 9000, "tls": True}, "terminate TLS at a reverse proxy"),
         ({"port": 9000, "resources": [{"names": ["client"], "compress": True}]}, "compress"),
-        ({"port": 9000, "resources": [{"names": ["client", "keys"]}]}, "'keys' cannot be served"),
+        (
+            {"port": 9000, "resources": [{"names": ["client", "static"]}]},
+            "'static' cannot be served",
+        ),
     ],
 )
 def test_listeners_that_would_do_nothing_are_refused(

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from nacl.signing import VerifyKey
 
 from ranvier.clock import now_ms
+from ranvier.federation.errors import FederationError
 from ranvier.protocol.server_keys import (
     KeyResponseError,
     OldVerifyKey,
@@ -29,6 +30,7 @@ from ranvier.protocol.server_keys import (
     check_notary_signature,
     parse_key_response,
 )
+from ranvier.protocol.server_names import server_name_problem
 from ranvier.protocol.signing import MissingSignatureError, SignatureError, verify_json
 from ranvier.protocol.signing_keys import ED25519, ServerSigningKey, decode_verify_key
 from ranvier.storage.server_keys import ServerKeyStore, StoredKeyResponse
@@ -39,6 +41,10 @@ SERVER_KEY_PATH = "/_matrix/key/v2/server"
 KEY_QUERY_PATH = "/_matrix/key/v2/query"
 # a key fetch is a small answer; a server that does not give it in this time is skipped
 KEY_FETCH_TIMEOUT_SECONDS = 30.0
+# what a key source can answer that only means "not from here": try the next one
+FETCH_FAILURES = (FederationError, KeyResponseError, SignatureError)
+# servers a notary query fetches at once
+NOTARY_CONCURRENT_SERVERS = 10
 # verified keys kept in memory, so a busy peer's requests do not each read the database
 MEMORY_CACHE_SIZE = 10_000
 
@@ -51,7 +57,7 @@ class KeyFetchClient(Protocol):
         destination: str,
         path: str,
         *,
-        query: Mapping[str, Any] | None = None,
+        query: Mapping[str, str | Sequence[str]] | None = None,
         authenticated: bool = True,
         timeout: float | None = None,
         ignore_backoff: bool = False,
@@ -63,7 +69,7 @@ class KeyFetchClient(Protocol):
         path: str,
         body: Any,
         *,
-        query: Mapping[str, Any] | None = None,
+        query: Mapping[str, str | Sequence[str]] | None = None,
         authenticated: bool = True,
         timeout: float | None = None,
         ignore_backoff: bool = False,
@@ -84,6 +90,15 @@ class ValidKey:
     verify_key: VerifyKey
     # signatures made up to this time verify (ms since the epoch)
     valid_until_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyQuery:
+    """What a notary query asks of one server: `key_ids` (none: all its keys), valid until
+    at least `minimum_valid_until_ts` (None: now)."""
+
+    key_ids: frozenset[str]
+    minimum_valid_until_ts: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +199,30 @@ class Keyring:
             found = await self._stored_keys(server_name, key_ids)
         return found
 
+    async def notary_query(self, query: Mapping[str, KeyQuery]) -> list[dict[str, Any]]:
+        """POST /_matrix/key/v2/query: every server's key responses, co-signed by us. A
+        server that is not a valid server name, or that neither answers nor is cached, is
+        left out; servers are fetched a few at a time."""
+        limit = asyncio.Semaphore(NOTARY_CONCURRENT_SERVERS)
+        now = self._clock()
+
+        async def one(server_name: str, wanted: KeyQuery) -> list[dict[str, Any]]:
+            if server_name_problem(server_name) is not None:
+                return []
+            async with limit:
+                return await self.get_key_responses(
+                    server_name,
+                    wanted.key_ids,
+                    minimum_valid_until_ts=(
+                        now
+                        if wanted.minimum_valid_until_ts is None
+                        else wanted.minimum_valid_until_ts
+                    ),
+                )
+
+        answers = await asyncio.gather(*(one(name, wanted) for name, wanted in query.items()))
+        return [response for answer in answers for response in answer]
+
     async def get_key_responses(
         self, server_name: str, key_ids: Collection[str], *, minimum_valid_until_ts: int
     ) -> list[dict[str, Any]]:
@@ -272,8 +311,10 @@ class Keyring:
     ) -> None:
         try:
             keys = await self._fetch_direct(server_name, key_ids)
-        except Exception as exc:
+        except FETCH_FAILURES as exc:
             logger.warning("Fetching keys from %s failed: %s", server_name, exc)
+        except Exception:
+            logger.exception("Fetching keys from %s failed", server_name)
         else:
             if _covers(keys, key_ids, minimum_valid_until_ts):
                 return
@@ -282,12 +323,17 @@ class Keyring:
                 keys = await self._fetch_via_notary(
                     notary, server_name, key_ids, minimum_valid_until_ts
                 )
-            except Exception as exc:
+            except FETCH_FAILURES as exc:
                 logger.warning(
                     "Fetching keys of %s from key server %s failed: %s",
                     server_name,
                     notary.server_name,
                     exc,
+                )
+                continue
+            except Exception:
+                logger.exception(
+                    "Fetching keys of %s from key server %s failed", server_name, notary.server_name
                 )
                 continue
             if _covers(keys, key_ids, minimum_valid_until_ts):
