@@ -36,6 +36,8 @@ STARTUP_TIMEOUT = 30.0
 FEDERATION_TEST_CONFIG: dict[str, Any] = {
     # no notary: keys come from the servers themselves (matrix.org is out of reach anyway)
     "trusted_key_servers": [],
+    # the other test servers are on loopback, which outbound federation refuses by default
+    "ip_range_whitelist": ["127.0.0.1"],
 }
 
 

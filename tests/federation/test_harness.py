@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import socket
 import ssl
+from typing import Any
 
 from tests.federation.conftest import ServerPair
-from tests.federation.harness import FederationCA, register, served_certificate
+from tests.federation.harness import FederatingServer, FederationCA, register, served_certificate
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 
 
@@ -48,3 +49,26 @@ def test_synapse_answers_over_tls(synapse: SynapsePeer) -> None:
     assert session.user_id == f"@peer:{synapse.server_name}"
     whoami = synapse.authed(session, "GET", "/_matrix/client/v3/account/whoami")
     assert whoami.json()["user_id"] == session.user_id
+
+
+def keys_through_notary(notary: FederatingServer, server_name: str, key_id: str) -> Any:
+    query = {"server_keys": {server_name: {key_id: {"minimum_valid_until_ts": 0}}}}
+    reply = notary.request("POST", "/_matrix/key/v2/query", query)
+    assert reply.status == 200, reply.body
+    return [k for k in reply.json()["server_keys"] if k["server_name"] == server_name]
+
+
+def test_each_ranvier_reaches_the_others_over_tls(
+    two_servers: ServerPair, synapse: SynapsePeer
+) -> None:
+    # a Ranvier's notary fetches the key from its server over HTTPS, trusting the test CA
+    # and allowed to loopback: the outbound half of the harness
+    first, second = two_servers
+    for asker, target in ((first, second), (second, first), (first, synapse)):
+        published = target.request("GET", "/_matrix/key/v2/server").json()
+        key_id = next(iter(published["verify_keys"]))
+        answers = keys_through_notary(asker, target.server_name, key_id)
+        assert [a["verify_keys"] for a in answers] == [published["verify_keys"]], (
+            f"{asker.server_name} could not fetch {target.server_name}'s keys:\n"
+            + asker.log()[-3000:]
+        )
