@@ -65,8 +65,11 @@ from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import keys as federation_keys
+from ranvier.api.federation import make_join as federation_make_join
 from ranvier.api.federation import openid as federation_openid
+from ranvier.api.federation import query as federation_query
 from ranvier.api.federation import version as federation_version
+from ranvier.api.federation.authentication import FederationAuthenticator
 from ranvier.api.media import content as media_api
 from ranvier.api.media import preview as preview_api
 from ranvier.config.generate import SYNAPSE_IP_RANGE_BLACKLIST
@@ -104,12 +107,15 @@ from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.federation.destinations import DestinationAdminService
+from ranvier.services.federation.joins import MakeJoinService
 from ranvier.services.federation.keyring import (
     KeyFetchClient,
     Keyring,
     OwnKeys,
     TrustedKeyServer,
 )
+from ranvier.services.federation.queries import RemoteQueries
+from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
@@ -127,14 +133,14 @@ from ranvier.services.mutual_rooms import MutualRoomsService
 from ranvier.services.openid import OpenIdService
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.presence import PresenceService
-from ranvier.services.profiles import ProfileService, SharedRoomCheck
+from ranvier.services.profiles import ProfileService, RemoteProfileQuery, SharedRoomCheck
 from ranvier.services.push.actions import PushActionService
 from ranvier.services.push.pushers import PusherService
 from ranvier.services.push.rules import PushRuleService
 from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
-from ranvier.services.rooms.aliases import AliasService
+from ranvier.services.rooms.aliases import AliasService, RemoteDirectoryQuery
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.client_redactions import RedactionService
 from ranvier.services.rooms.client_sends import EventSendingService
@@ -266,12 +272,17 @@ class UserData:
 
 
 def build_user_data(
-    config: HomeserverConfig, database: Database, shares_room: SharedRoomCheck
+    config: HomeserverConfig,
+    database: Database,
+    shares_room: SharedRoomCheck,
+    remote_profiles: RemoteProfileQuery,
 ) -> UserData:
     # `shares_room` comes from the rooms' membership service, which also subscribes to
     # profile changes (ProfileService.on_change) to update m.room.member events
     return UserData(
-        profiles=ProfileService(config, ProfileStore(database), shares_room),
+        profiles=ProfileService(
+            config, ProfileStore(database), shares_room, remote=remote_profiles
+        ),
         account_data=AccountDataService(AccountDataStore(database)),
         filters=FilterService(config, FilterStore(database)),
     )
@@ -335,7 +346,10 @@ class Rooms:
 
 
 async def build_rooms(
-    config: HomeserverConfig, database: Database, signing_key: ServerSigningKey
+    config: HomeserverConfig,
+    database: Database,
+    signing_key: ServerSigningKey,
+    remote_aliases: RemoteDirectoryQuery,
 ) -> Rooms:
     caches = config.caches
     loader = EventLoader(
@@ -370,6 +384,7 @@ async def build_rooms(
         access,
         config.server_name,
         require_membership=config.require_membership_for_aliases,
+        remote=remote_aliases,
     )
     sending = EventSendingService(sender)
     sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
@@ -610,7 +625,7 @@ def build_federation(
         server_name=config.server_name,
         signing_key=signing_key,
         connections=connections,
-        discovery=ServerDiscovery(connections.session),
+        discovery=ServerDiscovery(connections.session, tls),
         tls=tls,
         backoff=backoff,
         domain_whitelist=whitelist,
@@ -621,6 +636,26 @@ def build_federation(
         ),
     )
     return Federation(client, DestinationAdminService(store, backoff), whitelist)
+
+
+@dataclass(frozen=True)
+class InboundFederation:
+    """What serves other servers' requests (api/federation/) beyond keys and queries."""
+
+    server_acl: ServerAclChecker
+    make_join: MakeJoinService
+
+
+def build_inbound_federation(
+    config: HomeserverConfig, database: Database, rooms: Rooms
+) -> InboundFederation:
+    acl = ServerAclChecker(RoomAccess(rooms.sender, rooms.sender.loader))
+    return InboundFederation(
+        server_acl=acl,
+        make_join=MakeJoinService(
+            database, rooms.sender, rooms.membership, acl, config.server_name
+        ),
+    )
 
 
 def build_url_previews(
@@ -783,6 +818,7 @@ class Homeserver:
     sync: SyncService
     key_backup: KeyBackupService
     federation: Federation
+    inbound_federation: InboundFederation
     dehydrated_devices: DehydratedDeviceService
     media: Media
     moderation: Moderation
@@ -872,6 +908,7 @@ class Homeserver:
                 ).routes()
         if "federation" in resources:
             route_defs += federation_version.routes()
+            route_defs += self._federation_routes()
             if "client" not in resources:
                 route_defs += wellknown.WellKnownEndpoints(self.config).routes()
         if "federation" in resources or "openid" in resources:
@@ -883,6 +920,22 @@ class Homeserver:
         # the r0 and unstable twins of the v3 routes, added in one place
         app.add_routes(with_legacy_prefixes(route_defs))
         return app
+
+    def _federation_routes(self) -> list[web.RouteDef]:
+        auth = FederationAuthenticator(
+            self.config.server_name,
+            self.keyring,
+            self.federation.domain_whitelist,
+            self.federation.client.backoff,
+        )
+        return [
+            *federation_query.FederationQueryEndpoints(
+                auth, self.user_data.profiles, self.rooms.aliases
+            ).routes(),
+            *federation_make_join.MakeJoinEndpoints(
+                auth, self.inbound_federation.make_join
+            ).routes(),
+        ]
 
     def _moderation_routes(self) -> list[web.RouteDef]:
         auth, moderation, config = self.accounts.auth, self.moderation, self.config
@@ -1051,8 +1104,10 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     updater = BackgroundUpdater(database)
     accounts = build_accounts(config, database)
     federation = build_federation(config, database, signing_key)
-    rooms = await build_rooms(config, database, signing_key)
-    user_data = build_user_data(config, database, rooms.membership.shares_room)
+    # the client API's lookups of other servers' profiles and aliases ask those servers
+    remote = RemoteQueries(federation.client)
+    rooms = await build_rooms(config, database, signing_key, remote.directory)
+    user_data = build_user_data(config, database, rooms.membership.shares_room, remote.profile)
     user_data.profiles.on_change(rooms.membership.on_profile_change)
     notifier = Notifier()
     ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
@@ -1082,6 +1137,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
         federation=federation,
+        inbound_federation=build_inbound_federation(config, database, rooms),
         dehydrated_devices=DehydratedDeviceService(
             DehydratedDeviceStore(database), accounts.devices, e2ee.keys, ephemeral.to_device
         ),

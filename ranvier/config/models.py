@@ -578,6 +578,8 @@ class HomeserverConfig(Section):
     enable_3pid_changes: bool = True
     require_auth_for_profile_requests: bool = False
     limit_profile_requests_to_users_who_share_rooms: bool = False
+    # false: other servers' profile queries are refused with 403 M_FORBIDDEN
+    allow_profile_lookup_over_federation: bool = True
     # the largest room.timeline.limit a stored filter may ask for
     filter_timeline_limit: int = Field(default=100, ge=1)
     user_directory: UserDirectoryConfig = Field(default_factory=UserDirectoryConfig)

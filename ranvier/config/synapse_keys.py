@@ -289,7 +289,6 @@ UNUSED: dict[str, Unused] = {
     # -- federation: none of these can matter before federation exists
     "federation_whitelist_endpoint_enabled": Unused(FEDERATION),
     "federation_metrics_domains": Unused(FEDERATION),
-    "allow_profile_lookup_over_federation": Unused(FEDERATION, off(True)),
     "allow_device_name_lookup_over_federation": Unused(FEDERATION),
     "allow_public_rooms_over_federation": Unused(FEDERATION),
     "rc_federation": Unused(FEDERATION),

@@ -56,6 +56,9 @@ class ProfileChange:
 ProfileChangeListener = Callable[[ProfileChange], Awaitable[None]]
 # (requester, target) -> whether they share a room
 SharedRoomCheck = Callable[[str, str], Awaitable[bool]]
+# (user on another server, field or None for all) -> the profile as their server gives it,
+# or the MatrixError to answer (services/federation/queries.py asks with /query/profile)
+RemoteProfileQuery = Callable[[str, str | None], Awaitable[dict[str, Any]]]
 
 
 async def no_rooms_yet(requester: str, target: str) -> bool:
@@ -83,6 +86,16 @@ def profile_json(profile: Profile) -> dict[str, Any]:
     if profile.avatar_url is not None:
         body[AVATAR_URL] = profile.avatar_url
     return body
+
+
+def _one_field(body: dict[str, Any], key: str) -> dict[str, Any]:
+    if key not in body:
+        if key in (DISPLAYNAME, AVATAR_URL):
+            # As Synapse: the two fields every profile has answer 200 {} when unset
+            # (the spec allows this or a 404); a custom field that is not set is 404.
+            return {}
+        raise not_found(f"The user has no profile field {key!r}")
+    return {key: body[key]}
 
 
 def check_key_name(key: str) -> None:
@@ -158,10 +171,13 @@ class ProfileService:
         config: HomeserverConfig,
         store: ProfileStore,
         shares_room: SharedRoomCheck = no_rooms_yet,
+        *,
+        remote: RemoteProfileQuery,
     ) -> None:
         self._config = config
         self._store = store
         self._shares_room = shares_room
+        self._remote = remote
         self._listeners: list[ProfileChangeListener] = []
         # run with the requester's user ID before any change; raising refuses it (a
         # suspended account may not change profiles: services/suspension.py)
@@ -187,7 +203,7 @@ class ProfileService:
         if not user_id.startswith("@") or not localpart or not colon or not server:
             raise invalid_param(f"{user_id!r} is not a valid user ID")
 
-    async def _visible_profile(self, target: str, requester: str | None) -> Profile:
+    async def _check_visible(self, target: str, requester: str | None) -> None:
         self._check_user_id(target)
         if (
             self.limits_lookups_to_shared_rooms
@@ -196,31 +212,46 @@ class ProfileService:
             and not await self._shares_room(requester, target)
         ):
             raise forbidden("You do not share a room with this user")
-        if not self._is_local(target):
-            # remote profiles arrive with federation (the profile query)
-            raise not_found("Profiles of users on other servers cannot be looked up yet")
+
+    async def _local_profile(self, target: str) -> Profile:
         profile = await self._store.get_profile(target)
         if profile is None:
             raise not_found()
         return profile
 
     async def get_profile(self, target: str, requester: str | None) -> dict[str, Any]:
-        """GET /profile/{userId}: every field that is set; 404 if none is."""
-        body = profile_json(await self._visible_profile(target, requester))
+        """GET /profile/{userId}: every field that is set; 404 if none is. A user of
+        another server: what their server answers (as Synapse, passed on as it came)."""
+        await self._check_visible(target, requester)
+        if not self._is_local(target):
+            return await self._remote(target, None)
+        body = profile_json(await self._local_profile(target))
         if not body:
             raise not_found()
         return body
 
     async def get_field(self, target: str, key: str, requester: str | None) -> dict[str, Any]:
         check_key_name(key)
-        body = profile_json(await self._visible_profile(target, requester))
-        if key not in body:
-            if key in (DISPLAYNAME, AVATAR_URL):
-                # As Synapse: the two fields every profile has answer 200 {} when unset
-                # (the spec allows this or a 404); a custom field that is not set is 404.
-                return {}
-            raise not_found(f"The user has no profile field {key!r}")
-        return {key: body[key]}
+        await self._check_visible(target, requester)
+        if self._is_local(target):
+            body = profile_json(await self._local_profile(target))
+        else:
+            body = await self._remote(target, key)
+        return _one_field(body, key)
+
+    async def federation_query(self, target: str, field: str | None) -> dict[str, Any]:
+        """GET /_matrix/federation/v1/query/profile: the profile of a user of this server,
+        or only `field` of it, for another server."""
+        if not self._config.allow_profile_lookup_over_federation:
+            # spec: query.yaml - servers may refuse profile lookups with 403 M_FORBIDDEN
+            raise forbidden("Profile lookup over federation is disabled on this homeserver")
+        self._check_user_id(target)
+        if not self._is_local(target):
+            raise invalid_param(f"{target} is not a user of this homeserver")
+        if field is not None:
+            check_key_name(field)
+        body = profile_json(await self._local_profile(target))
+        return body if field is None else _one_field(body, field)
 
     async def set_field(
         self,

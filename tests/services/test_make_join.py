@@ -11,6 +11,7 @@ from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, EventFormat
 from ranvier.services.federation.joins import MakeJoinService
 from ranvier.services.federation.server_acl import ServerAclChecker
+from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.storage import events as event_store
@@ -24,7 +25,12 @@ CAROL = f"@carol:{REMOTE}"
 
 def service(database: Database, sender: RoomEventSender) -> MakeJoinService:
     acl = ServerAclChecker(RoomAccess(sender, sender.loader))
-    return MakeJoinService(database, sender, acl, SERVER)
+
+    async def no_profile(user_id: str) -> tuple[str | None, str | None]:
+        return None, None
+
+    membership = MembershipService(sender, SERVER, no_profile)
+    return MakeJoinService(database, sender, membership, acl, SERVER)
 
 
 async def refusal(
@@ -152,3 +158,51 @@ async def test_server_acl_is_checked_first(database: Database) -> None:
     # other servers are still let in
     answer = await joins.make_join("other.example", room_id, "@dan:other.example", ["11"])
     assert answer["event"]["sender"] == "@dan:other.example"
+
+
+def member(room_id: str, user_id: str, membership: str, sender: str | None = None) -> EventTemplate:
+    return EventTemplate(
+        "m.room.member", sender or user_id, {"membership": membership}, room_id, user_id
+    )
+
+
+async def test_restricted_rooms_name_who_vouches_for_the_join(database: Database) -> None:
+    sender = await new_sender(database)
+    joins = service(database, sender)
+    version = KNOWN_ROOM_VERSIONS["10"]
+    space = await create_room(sender, version)
+    room_id = await create_room(sender, version)
+    rule = {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}
+    await sender.send(EventTemplate("m.room.join_rules", ALICE, rule, room_id, ""))
+
+    # carol is in none of the allowed rooms
+    error = await refusal(joins, room_id)
+    assert (error.status, error.errcode) == (403, "M_FORBIDDEN")
+
+    # once she is in the space, alice (who may invite) vouches for her
+    await sender.send(member(space, CAROL, "join"))
+    event = (await joins.make_join(REMOTE, room_id, CAROL, ["10"]))["event"]
+    assert event["content"] == {
+        "membership": "join",
+        "join_authorised_via_users_server": ALICE,
+    }
+
+    # invited, she needs no one to vouch
+    await sender.send(member(room_id, CAROL, "invite", sender=ALICE))
+    event = (await joins.make_join(REMOTE, room_id, CAROL, ["10"]))["event"]
+    assert event["content"] == {"membership": "join"}
+
+
+async def test_restricted_rooms_this_server_cannot_judge(database: Database) -> None:
+    sender = await new_sender(database)
+    joins = service(database, sender)
+    version = KNOWN_ROOM_VERSIONS["10"]
+    room_id = await create_room(sender, version)
+    # a space this server is not in
+    rule = {
+        "join_rule": "restricted",
+        "allow": [{"type": "m.room_membership", "room_id": "!space:elsewhere.example"}],
+    }
+    await sender.send(EventTemplate("m.room.join_rules", ALICE, rule, room_id, ""))
+    error = await refusal(joins, room_id)
+    assert (error.status, error.errcode) == (400, "M_UNABLE_TO_AUTHORISE_JOIN")

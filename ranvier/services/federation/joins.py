@@ -16,6 +16,7 @@ from ranvier.errors import MatrixError
 from ranvier.protocol.auth import AuthError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.services.federation.server_acl import ServerAclChecker
+from ranvier.services.rooms.membership import AUTHORISING_USER, MembershipService
 from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound
 from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
@@ -30,10 +31,16 @@ def _domain(user_id: str) -> str:
 
 class MakeJoinService:
     def __init__(
-        self, db: Database, sender: RoomEventSender, acl: ServerAclChecker, server_name: str
+        self,
+        db: Database,
+        sender: RoomEventSender,
+        membership: MembershipService,
+        acl: ServerAclChecker,
+        server_name: str,
     ) -> None:
         self._db = db
         self._sender = sender
+        self._membership = membership
         self._acl = acl
         self._server_name = server_name
 
@@ -60,7 +67,13 @@ class MakeJoinService:
         if not await self._has_local_member(room_id):
             # spec: the joining server should try another resident; this one has left
             raise MatrixError(404, "M_NOT_FOUND", "This server is no longer in the room")
-        template = EventTemplate("m.room.member", user_id, {"membership": "join"}, room_id, user_id)
+        content: dict[str, Any] = {"membership": "join"}
+        # spec: "Restricted rooms" - a member of this server vouches for the join, as for
+        # a local user's; the send_join must then come back here, where it can be signed
+        authoriser = await self._membership.join_authoriser(room_id, user_id)
+        if authoriser is not None:
+            content[AUTHORISING_USER] = authoriser
+        template = EventTemplate("m.room.member", user_id, content, room_id, user_id)
         try:
             room_version, pdu = await self._sender.build_template(template)
         except RoomNotFound:

@@ -1,14 +1,14 @@
 """Room aliases (spec: client-server-api "Room aliases", directory.yaml) and the check that
 an m.room.canonical_alias event only names aliases that point at its room.
 
-Only aliases on this server are hosted here. Resolving another server's aliases needs the
-federation query API; until federation lands they are answered as not found.
+Only aliases on this server are hosted here. Another server's aliases are resolved by asking
+that server (/query/directory, through `RemoteDirectoryQuery`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +19,17 @@ from ranvier.services.rooms.room_access import CANONICAL_ALIAS, RoomAccess
 from ranvier.services.rooms.room_creation import is_valid_alias_localpart
 from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound
 from ranvier.storage import aliases as alias_store
+from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 
 logger = logging.getLogger(__name__)
 
 # spec: appendices "Room aliases" - at most 255 bytes including the sigil and domain
 MAX_ALIAS_LENGTH = 255
+
+# an alias of another server -> (room_id, servers) as that server answers it, or the
+# MatrixError to answer (services/federation/queries.py asks with /query/directory)
+RemoteDirectoryQuery = Callable[[str], Awaitable[tuple[str, list[str]]]]
 
 
 @dataclass(frozen=True)
@@ -59,12 +64,14 @@ class AliasService:
         server_name: str,
         *,
         require_membership: bool,
+        remote: RemoteDirectoryQuery,
     ) -> None:
         self._db = db
         self._sender = sender
         self._access = access
         self._server_name = server_name
         self._require_membership = require_membership
+        self._remote = remote
 
     async def create(self, requester: UserRequester, alias_text: str, room_id: str) -> None:
         """PUT /directory/room/{roomAlias}"""
@@ -90,13 +97,36 @@ class AliasService:
     async def resolve(self, alias_text: str) -> tuple[str, list[str]]:
         """GET /directory/room/{roomAlias}: (room_id, servers that know the room)."""
         alias = parse_room_alias(alias_text)
-        room_id = None
-        if alias.server_name == self._server_name:
-            room_id = await alias_store.get_alias(self._db, str(alias))
+        if alias.server_name != self._server_name:
+            room_id, servers = await self._remote(str(alias))
+            # as Synapse: the alias's server's list, with the servers of the members this
+            # server knows of added, this server first if it is among them
+            return room_id, await self._with_joined_servers(room_id, servers)
+        return await self._resolve_local(alias)
+
+    async def federation_query(self, alias_text: str) -> tuple[str, list[str]]:
+        """GET /_matrix/federation/v1/query/directory: an alias of this server for another."""
+        alias = parse_room_alias(alias_text)
+        if alias.server_name != self._server_name:
+            raise MatrixError(
+                400, "M_INVALID_PARAM", f"Room alias {alias} is not hosted on this homeserver"
+            )
+        return await self._resolve_local(alias)
+
+    async def _resolve_local(self, alias: RoomAlias) -> tuple[str, list[str]]:
+        room_id = await alias_store.get_alias(self._db, str(alias))
         if room_id is None:
             raise MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found")
-        # every member is local until federation lands
-        return room_id, [self._server_name]
+        return room_id, await self._with_joined_servers(room_id, [self._server_name])
+
+    async def _with_joined_servers(self, room_id: str, servers: Sequence[str]) -> list[str]:
+        members = await state_store.get_members(self._db, room_id)
+        joined = sorted({member.partition(":")[2] for member in members})
+        found = list(dict.fromkeys([*servers, *joined]))
+        if self._server_name in found:
+            found.remove(self._server_name)
+            found.insert(0, self._server_name)
+        return found
 
     async def delete(self, requester: UserRequester, alias_text: str) -> None:
         """DELETE /directory/room/{roomAlias}: by the alias's creator, a server admin, or

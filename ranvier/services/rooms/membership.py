@@ -195,6 +195,14 @@ class MembershipService:
         allowed = _allowed_room_ids(rules.content)
         joined = await state_store.get_rooms_for_user(self._db, user_id)
         if not any(allowed_room in joined for allowed_room in allowed):
+            if _domain(user_id) != self._server_name and not await self._in_any(allowed):
+                # spec: make_join - this server cannot tell whether a user of another server
+                # is in rooms it is not in itself
+                raise MatrixError(
+                    400,
+                    "M_UNABLE_TO_AUTHORISE_JOIN",
+                    "This server is in none of the rooms this room allows joining from",
+                )
             raise forbidden(
                 "You do not belong to any of the rooms or spaces this room allows joining from"
             )
@@ -210,6 +218,27 @@ class MembershipService:
                 "No member of this room on this server may invite you; ask for an invite",
             )
         return chosen
+
+    async def join_authoriser(self, room_id: str, user_id: str) -> str | None:
+        """The local member who vouches for `user_id` (of this or another server: make_join
+        asks for remote users) joining a restricted room, for the join's
+        join_authorised_via_users_server; None if the room is not restricted or the user is
+        invited or joined already. Raises 403 when the user is in none of the allowed rooms,
+        400 M_UNABLE_TO_AUTHORISE_JOIN when this server cannot tell, 400
+        M_UNABLE_TO_GRANT_JOIN when no member here may invite."""
+        head = await self._head(room_id, missing=not_found(f"Unknown room {room_id}"))
+        current = await self._state_event(head, (MEMBER, user_id))
+        if current is not None and current.membership in ("join", "invite"):
+            return None
+        return await self._restricted_join_authoriser(head, room_id, user_id)
+
+    async def _in_any(self, room_ids: Sequence[str]) -> bool:
+        """Whether a user of this server is joined to one of the rooms."""
+        for room_id in room_ids:
+            members = await state_store.get_members(self._db, room_id)
+            if any(_domain(member) == self._server_name for member in members):
+                return True
+        return False
 
     async def _guests_can_join(self, head: RoomHead) -> bool:
         event = await self._state_event(head, GUEST_ACCESS)

@@ -319,7 +319,14 @@ class RoomEventSender:
             current_state=auth_state,
             server_name=self.server_name,
         )
-        check_auth(Event(pdu, version, compute_event_id(pdu, version)), auth_state, version)
+        # a join_authorised_via_users_server of this server is signed for when the event
+        # comes back (send_join): count this server's signature as there, and no other
+        check_auth(
+            Event(pdu, version, compute_event_id(pdu, version)),
+            auth_state,
+            version,
+            signature_checker=lambda _event, server: server == self.server_name,
+        )
         return version, pdu
 
     async def _auth_state(self, template: EventTemplate, head: RoomHead) -> dict[StateKey, Event]:
