@@ -27,6 +27,7 @@ import dns.exception
 import dns.rdatatype
 import dns.resolver
 
+from ranvier.federation.tls import TlsPolicy
 from ranvier.protocol.server_names import server_name_problem
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,8 @@ class ServerDiscovery:
     """Resolves server names, caching well-known answers (and failures) per hostname.
 
     `session` gives the aiohttp session well-known requests go through (the federation
-    client's, so they keep to the same IP ranges and certificate rules); `resolver` is the
+    client's, so they keep to the same IP ranges) and `tls` its certificate rules;
+    `resolver` is the
     dnspython resolver for SRV records (its nameservers from /etc/resolv.conf unless a
     configured one is passed); `well_known_port` is 443 but for tests.
     """
@@ -186,12 +188,14 @@ class ServerDiscovery:
     def __init__(
         self,
         session: Callable[[], aiohttp.ClientSession],
+        tls: TlsPolicy,
         *,
         resolver: dns.asyncresolver.Resolver | None = None,
         well_known_port: int = 443,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
+        self._tls = tls
         self._resolver = resolver
         self._well_known_port = well_known_port
         self._clock = clock
@@ -279,6 +283,7 @@ class ServerDiscovery:
                 url,
                 allow_redirects=True,
                 max_redirects=WELL_KNOWN_MAX_REDIRECTS,
+                ssl=self._tls.context_for(hostname),
                 timeout=aiohttp.ClientTimeout(total=WELL_KNOWN_TIMEOUT_SECONDS),
             ) as response:
                 if response.status != 200:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,11 +49,14 @@ class TlsPolicy:
             self._verifying = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             for path in custom_ca_files:
                 self._verifying.load_verify_locations(cadata=Path(path).read_text())
-        self._verifying.minimum_version = minimum
         self._unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._unverified.check_hostname = False
         self._unverified.verify_mode = ssl.CERT_NONE
-        self._unverified.minimum_version = minimum
+        with warnings.catch_warnings():
+            # Synapse's default lets TLS 1.0 servers federate; Python warns it is old
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._verifying.minimum_version = minimum
+            self._unverified.minimum_version = minimum
 
     def verifies(self, tls_name: str) -> bool:
         return self._verify and not any(p.fullmatch(tls_name) for p in self._whitelist)
