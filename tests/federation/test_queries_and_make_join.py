@@ -18,16 +18,13 @@ import yaml
 
 from ranvier.config.signing_key import load_signing_key
 from ranvier.protocol.request_auth import authorization_header
-from tests.federation.conftest import ServerPair, federating_pair
+from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, register
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 from tests.integration.client import Reply
 from tests.integration.matrix import CLIENT, Session
 
 FEDERATION = "/_matrix/federation/v1"
-
-# the servers (and Synapse) are all on loopback, which federation refuses by default
-two_servers = federating_pair(ip_range_whitelist=["127.0.0.0/8"])
 
 
 def signed_get(origin: FederatingServer, destination: FederatingServer, uri: str) -> Reply:
