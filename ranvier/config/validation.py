@@ -209,10 +209,7 @@ def trusted_key_server_problems(config: HomeserverConfig) -> list[str]:
     """Synapse's refusals: without TLS certificate checks, a key server must have its
     answers signed by keys given here (or `accept_keys_insecurely`), and not by matrix.org's
     old `ed25519:auto` key alone."""
-    # federation_verify_certificates is the outbound client's option; until it is a field
-    # certificates are always verified
-    verify_certificates = bool(getattr(config, "federation_verify_certificates", True))
-    if verify_certificates:
+    if config.federation_verify_certificates:
         return []
     problems: list[str] = []
     for index, server in enumerate(config.trusted_key_servers):

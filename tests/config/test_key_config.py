@@ -132,3 +132,28 @@ def test_bad_key_options_are_refused(
 ) -> None:
     message = refusal(write_config(generated, **changes))
     assert expected in message, message
+
+
+@pytest.mark.parametrize(
+    ("server", "refused"),
+    [
+        ({"server_name": "n.example"}, "would be taken with no signature and no TLS check"),
+        (
+            {"server_name": "matrix.org", "verify_keys": {"ed25519:auto": KEY.verify_key_base64}},
+            "old, possibly compromised key 'ed25519:auto'",
+        ),
+        ({"server_name": "n.example", "accept_keys_insecurely": True}, None),
+        ({"server_name": "n.example", "verify_keys": {KEY.key_id: KEY.verify_key_base64}}, None),
+    ],
+)
+def test_key_servers_without_certificate_checks_need_keys(
+    generated: Path, server: dict[str, object], refused: str | None
+) -> None:
+    changes = {"federation_verify_certificates": False, "trusted_key_servers": [server]}
+    if refused is None:
+        load_config(write_config(generated, **changes))
+        return
+    message = refusal(write_config(generated, **changes))
+    assert "trusted_key_servers[0]" in message and refused in message, message
+    # with certificates checked, the same key server is accepted, as in Synapse
+    load_config(write_config(generated, federation_verify_certificates=True))
