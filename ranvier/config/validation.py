@@ -188,12 +188,12 @@ def federation_tls_problems(config: HomeserverConfig) -> list[str]:
             if not text.strip():
                 raise ValueError("the file is empty")
             ssl.create_default_context(cadata=text)
-        except OSError as exc:
-            problems.append(f"federation_custom_ca_list: cannot read {path!r}: {exc.strerror}")
-        except (ssl.SSLError, ValueError) as exc:
+        except (ssl.SSLError, ValueError) as exc:  # SSLError before OSError, its base
             problems.append(
                 f"federation_custom_ca_list: {path!r} holds no usable PEM certificate: {exc}"
             )
+        except OSError as exc:
+            problems.append(f"federation_custom_ca_list: cannot read {path!r}: {exc.strerror}")
     return problems
 
 
