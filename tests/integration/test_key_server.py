@@ -89,6 +89,15 @@ def test_notary_answers_for_our_own_name(server: RunningServer) -> None:
     assert reply.status == 200
     [response] = reply.json()["server_keys"]
     check_own_response(response, key)
+    # the older form naming one key, which SyTest and older servers still send
+    reply = request(
+        "GET",
+        server.url + f"/_matrix/key/v2/query/{SERVER_NAME}/{key.key_id}"
+        f"?minimum_valid_until_ts={in_a_day}",
+    )
+    assert reply.status == 200
+    [response] = reply.json()["server_keys"]
+    check_own_response(response, key)
 
 
 def test_notary_leaves_out_servers_it_cannot_vouch_for(server: RunningServer) -> None:

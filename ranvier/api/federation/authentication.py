@@ -43,6 +43,11 @@ def unauthorized(message: str) -> MatrixError:
     return MatrixError(401, "M_UNAUTHORIZED", message)
 
 
+def malformed(message: str) -> MatrixError:
+    # as Synapse: a header that cannot be read (or names no valid server) is a bad request
+    return MatrixError(400, "M_UNAUTHORIZED", message)
+
+
 class FederationAuthenticator:
     def __init__(
         self,
@@ -57,9 +62,10 @@ class FederationAuthenticator:
         self._backoff = backoff
 
     async def authenticate(self, request: web.Request) -> ServerRequester:
-        """The server that signed `request`; 401 M_UNAUTHORIZED when no header names a
-        valid origin, our server as destination and a signature that verifies, 403
-        M_FORBIDDEN when federation_domain_whitelist leaves the origin out."""
+        """The server that signed `request`; 401 M_UNAUTHORIZED when no header names our
+        server as destination with a signature that verifies (400 when the last header
+        tried could not be read or named no valid origin), 403 M_FORBIDDEN when
+        federation_domain_whitelist leaves the origin out."""
         values = [
             value
             for value in request.headers.getall(hdrs.AUTHORIZATION, [])
@@ -72,19 +78,19 @@ class FederationAuthenticator:
             raw = await request.read()
             if raw:
                 content = parse_json(raw)
-        problem = "Missing Authorization headers"
+        problem = unauthorized("Missing Authorization headers")
         for value in values:
             try:
                 header = parse_authorization_header(value)
             except AuthorizationHeaderError as exc:
-                problem = f"Malformed Authorization header: {exc}"
+                problem = malformed(f"Malformed Authorization header: {exc}")
                 continue
             if header.destination is not None and header.destination != self._server_name:
-                problem = "Destination mismatch in auth header"
+                problem = unauthorized("Destination mismatch in auth header")
                 continue
             origin_problem = server_name_problem(header.origin)
             if origin_problem is not None:
-                problem = f"Invalid origin {header.origin!r}: {origin_problem}"
+                problem = malformed(f"Invalid origin {header.origin!r}: {origin_problem}")
                 continue
             if not self._whitelist.allows(header.origin):
                 raise MatrixError(403, "M_FORBIDDEN", f"Federation denied with {header.origin}.")
@@ -98,9 +104,9 @@ class FederationAuthenticator:
                 )
             except SignatureError as exc:
                 logger.info("Refused a request signed by %s: %s", header.origin, exc)
-                problem = f"Invalid signature for server {header.origin}: {exc}"
+                problem = unauthorized(f"Invalid signature for server {header.origin}: {exc}")
                 continue
             # a server that can sign a request is up: stop backing off from it
             await self._backoff.heard_from(header.origin)
             return ServerRequester(header.origin)
-        raise unauthorized(problem)
+        raise problem

@@ -32,6 +32,8 @@ class KeyEndpoints:
             web.get("/_matrix/key/v2/server", self.get_server_keys),
             web.get("/_matrix/key/v2/server/{keyId}", self.get_server_keys),
             web.get("/_matrix/key/v2/query/{serverName}", self.query_server),
+            # deprecated (removed from the spec in v1.1), still asked by older servers
+            web.get("/_matrix/key/v2/query/{serverName}/{keyId}", self.query_server),
             web.post("/_matrix/key/v2/query", self.query_servers),
         ]
 
@@ -41,11 +43,14 @@ class KeyEndpoints:
         return json_response(self._keyring.own_key_response())
 
     async def query_server(self, request: web.Request) -> web.Response:
-        """GET /_matrix/key/v2/query/{serverName}"""
+        """GET /_matrix/key/v2/query/{serverName} (and /{keyId}, the older form naming one
+        key)"""
         raw = request.query.get("minimum_valid_until_ts")
         minimum = None if raw is None else parse_int_param("minimum_valid_until_ts", raw, minimum=0)
+        key_id = request.match_info.get("keyId")
+        key_ids = frozenset() if key_id is None else frozenset([key_id])
         responses = await self._keyring.notary_query(
-            {request.match_info["serverName"]: KeyQuery(frozenset(), minimum)}
+            {request.match_info["serverName"]: KeyQuery(key_ids, minimum)}
         )
         return json_response({"server_keys": responses})
 
