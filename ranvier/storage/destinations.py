@@ -39,6 +39,16 @@ destinations = Table(
     PrimaryKeyConstraint("destination"),
 )
 
+# the rooms a destination shares with us, and the newest event of each it should have
+destination_rooms = Table(
+    "destination_rooms",
+    metadata,
+    Column("destination", Text, nullable=False),
+    Column("room_id", Text, nullable=False),
+    Column("stream_ordering", BigInteger, nullable=False),
+    PrimaryKeyConstraint("destination", "room_id"),
+)
+
 DestinationOrder = Literal[
     "destination",
     "retry_last_ts",

@@ -48,6 +48,8 @@ events = Table(
     Column("outlier", Boolean, nullable=False, server_default=false()),
     Column("rejected_reason", Text, nullable=True),
     Column("json", Text, nullable=False),
+    # passed the auth rules at its own place in the DAG but not against current state
+    Column("soft_failed", Boolean, nullable=False, server_default=false()),
     # named as PostgreSQL named it when 0006_rooms created it unnamed (SQLite keeps it
     # unnamed): the name a later migration must use to alter it
     UniqueConstraint("stream_ordering", name="events_stream_ordering_key"),

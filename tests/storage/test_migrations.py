@@ -93,6 +93,7 @@ TABLES_BY_REVISION = {
     "0016_openid_user_reports": {"open_id_tokens", "user_reports"},
     "0018_user_signature_stream": {"user_signature_stream"},
     "0019_federation": {"server_keys_json", "destinations"},
+    "0020_federated_rooms": {"received_transactions", "destination_rooms"},
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
