@@ -127,6 +127,7 @@ class EventRow:
     received_ts: int
     rejected_reason: str | None = None
     outlier: bool = False
+    soft_failed: bool = False
     redacts: str | None = None
     # (relates_to_id, rel_type, aggregation key) from content["m.relates_to"]
     relation: tuple[str, str, str | None] | None = None
@@ -169,6 +170,7 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
                 "received_ts": row.received_ts,
                 "outlier": row.outlier,
                 "rejected_reason": row.rejected_reason,
+                "soft_failed": row.soft_failed,
                 "json": orjson.dumps(row.pdu).decode(),
             }
             for row in rows
@@ -191,7 +193,7 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
     redaction_rows = [
         {"event_id": row.event_id, "redacts": row.redacts}
         for row in rows
-        if row.redacts is not None and row.rejected_reason is None
+        if row.redacts is not None and _served(row)
     ]
     if redaction_rows:
         await conn.execute(insert(redactions), redaction_rows)
@@ -203,7 +205,7 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
             "aggregation_key": row.relation[2],
         }
         for row in rows
-        if row.relation is not None and row.rejected_reason is None
+        if row.relation is not None and _served(row)
     ]
     if relation_rows:
         await conn.execute(insert(event_relations), relation_rows)
@@ -224,6 +226,11 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
             await conn.execute(insert(event_txn_ids), txn_rows)
         except IntegrityError as exc:
             raise TransactionAlreadySent from exc
+
+
+def _served(row: EventRow) -> bool:
+    """Whether clients may see the event: its redactions and relations count."""
+    return row.rejected_reason is None and not row.soft_failed and not row.outlier
 
 
 async def replace_forward_extremities(
@@ -302,6 +309,14 @@ async def get_events(db: Database, event_ids: Iterable[str]) -> dict[str, Stored
                     rejected_reason=row.rejected_reason,
                 )
     return found
+
+
+async def min_stream_ordering(db: Database) -> int:
+    """The lowest stream ordering used, or 0: outliers, rejected and soft-failed events
+    take orderings below zero, counting down from here."""
+    async with db.read() as conn:
+        value = (await conn.execute(select(func.min(events.c.stream_ordering)))).scalar()
+    return min(int(value or 0), 0)
 
 
 async def max_stream_ordering(db: Database) -> int:
@@ -391,7 +406,8 @@ async def get_stream_orderings(db: Database, event_ids: Iterable[str]) -> dict[s
 
 # -- reading a room's timeline -----------------------------------------------------------------
 # A timeline position is the pair (topological_ordering, stream_ordering); see
-# ranvier/streams/tokens.py. Outliers and rejected events are not in any timeline.
+# ranvier/streams/tokens.py. Outliers, rejected and soft-failed events are not in any
+# timeline.
 
 
 def _at_or_before(depth: int, stream: int) -> Any:
@@ -406,6 +422,7 @@ def _in_timeline(room_id: str) -> Any:
         events.c.room_id == room_id,
         events.c.outlier == false(),
         events.c.rejected_reason.is_(None),
+        events.c.soft_failed == false(),
     )
 
 
@@ -463,6 +480,7 @@ async def get_timeline_position(
     query = select(events.c.room_id, events.c.topological_ordering, events.c.stream_ordering).where(
         events.c.event_id == event_id,
         events.c.rejected_reason.is_(None),
+        events.c.soft_failed == false(),
     )
     if not include_outliers:
         query = query.where(events.c.outlier == false())

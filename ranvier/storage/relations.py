@@ -135,7 +135,13 @@ async def get_relations(
     """Children of `parent_id` in the room (and, with max_depth > 1, their children, through
     children that match the filters), topologically newest first for "b", oldest first for
     "f", within (to, from] going backwards or (from, to] going forwards."""
-    base = and_(events.c.room_id == room_id, events.c.outlier.is_(False), _not_redacted())
+    base = and_(
+        events.c.room_id == room_id,
+        events.c.outlier.is_(False),
+        events.c.soft_failed.is_(False),
+        events.c.rejected_reason.is_(None),
+        _not_redacted(),
+    )
     if rel_type is not None:
         base = and_(base, event_relations.c.relation_type == rel_type)
     if event_type is not None:

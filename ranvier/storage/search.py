@@ -224,7 +224,7 @@ async def events_to_index(
     statement = text(
         "SELECT event_id, room_id, sender, type, state_key, json, stream_ordering FROM events "
         "WHERE stream_ordering > :after AND type IN :types AND rejected_reason IS NULL "
-        "AND outlier = :outlier AND NOT EXISTS "
+        "AND outlier = :outlier AND soft_failed = :outlier AND NOT EXISTS "
         "(SELECT 1 FROM redactions WHERE redactions.redacts = events.event_id) "
         "ORDER BY stream_ordering LIMIT :limit"
     ).bindparams(bindparam("types", expanding=True))
@@ -268,7 +268,8 @@ async def events_around(
             return [], []
         base = (
             "SELECT event_id FROM events WHERE room_id = :room_id AND outlier = :outlier "
-            "AND rejected_reason IS NULL AND stream_ordering {} :position "
+            "AND soft_failed = :outlier AND rejected_reason IS NULL "
+            "AND stream_ordering {} :position "
             "ORDER BY stream_ordering {} LIMIT :limit"
         )
         params = {"room_id": room_id, "position": position, "outlier": False}

@@ -92,6 +92,7 @@ def _recent_events_query() -> Select[tuple[str, str, int, int]]:
             events.c.stream_ordering <= bindparam("upto"),
             events.c.outlier == false(),
             events.c.rejected_reason.is_(None),
+            events.c.soft_failed == false(),
         )
         .subquery()
     )
@@ -115,6 +116,7 @@ def _last_events_query() -> Select[tuple[str, str]]:
             events.c.stream_ordering <= bindparam("upto"),
             events.c.outlier == false(),
             events.c.rejected_reason.is_(None),
+            events.c.soft_failed == false(),
         )
         .group_by(events.c.room_id)
         .subquery()

@@ -5,13 +5,18 @@ builds each event on top of the previous one (so prev_events chain within a batc
 checks it against the auth rules, and persists the whole batch in one transaction. Other
 rooms proceed in parallel. The room's head (forward extremities, current state, state
 group) is kept in memory between batches.
+
+Events from other servers enter through the same queue (`persist_federated`), already
+checked by the caller, with the state before each: they get state groups, move the forward
+extremities and, when the extremities' states disagree, the room's current state is their
+resolution (protocol/state_res). Both kinds are written by one `_commit`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +37,7 @@ from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from ranvier.protocol.signing_keys import ServerSigningKey
+from ranvier.protocol.state_res import resolve_state
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.storage import events as event_store
 from ranvier.storage import rooms as room_store
@@ -48,6 +54,9 @@ logger = logging.getLogger(__name__)
 # a fresh full snapshot after this many deltas keeps state loads to one short chain
 MAX_STATE_CHAIN_LENGTH = 50
 MAX_BATCH = 100
+# a local event names at most this many forward extremities as its prev_events (the
+# deepest ones), which merges forks as the room goes on
+MAX_PREV_EVENTS = 10
 # transaction IDs of recent sends answered from memory when a client retries
 TXNS_REMEMBERED = 10_000
 
@@ -65,12 +74,29 @@ PersistPreparer = Callable[[Sequence[Event], StateMap], Awaitable[PersistWriter 
 SendCheck = Callable[[EventTemplate], Awaitable[None]]
 # run with an event built and authorised but not yet persisted, while nothing else can be
 # sent into its room; raising refuses the event (a room upgrade creates the replacement
-# room here, so that the new room can name the tombstone that points to it)
-BeforePersist = Callable[[Event], Awaitable[None]]
+# room here, so that the new room can name the tombstone that points to it); returning an
+# event persists it instead: the same event with more signatures (an invite of a user of
+# another server comes back signed by that server too)
+BeforePersist = Callable[[Event], Awaitable[Event | None]]
 
 
 class RoomNotFound(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class FederatedEvent:
+    """An event from another server, checked by the caller, and what to persist it as."""
+
+    event: Event  # passed the format, signature and hash checks
+    # the room's state before the event; None for an outlier
+    state_before: StateMap | None
+    # kept for its auth or state role only: in no timeline, stream or sync
+    outlier: bool = False
+    # in the DAG, never served to clients, never a prev event of ours
+    soft_failed: bool = False
+    # failed the auth rules: stored so that it is not fetched again, never served
+    rejected_reason: str | None = None
 
 
 class PersistListeners:
@@ -111,9 +137,13 @@ class RoomHead:
     """What the next event in a room is built on."""
 
     room_version: RoomVersion
+    # the forward extremities a new event names as prev_events (at most MAX_PREV_EVENTS)
     extremities: list[PrevEvent]
+    # the room's current state: the extremities' states, resolved if they disagree
     state: StateMap
-    state_group: int
+    # the state group holding `state`; None when it is a resolution no group holds yet
+    # (the next event's group is then a full snapshot)
+    state_group: int | None
     chain_length: int
 
 
@@ -126,12 +156,29 @@ class _Pending:
 
 
 @dataclass
+class _FederatedWork:
+    room_version: RoomVersion
+    items: Sequence[FederatedEvent]
+    new_room: bool
+    future: asyncio.Future[None]
+
+
+@dataclass
 class _Built:
     event: Event
     txn: Txn | None
-    state_group: int
+    # the state after the event; None for an outlier
+    state_group: int | None
     new_group: tuple[int | None, int, dict[StateKey, str | None]] | None = None
     future: asyncio.Future[Event] | None = None
+    outlier: bool = False
+    soft_failed: bool = False
+    rejected_reason: str | None = None
+
+    @property
+    def in_timeline(self) -> bool:
+        """Whether clients see it: it then takes a position in the room-events stream."""
+        return not self.outlier and not self.soft_failed and self.rejected_reason is None
 
 
 @dataclass
@@ -157,9 +204,13 @@ class RoomEventSender:
     in_persist_transaction: list[PersistHook] = field(default_factory=list)
     before_send: list[SendCheck] = field(default_factory=list)
 
+    # outliers, rejected and soft-failed events take positions below zero, counting down:
+    # every reader of the stream reads above a position it has seen, so never reaches them
+    hidden_orderings: _Counter = field(default_factory=lambda: _Counter(0))
+
     def __post_init__(self) -> None:
         self._room_id_to_head: LRUCache[str, RoomHead] = LRUCache(maxsize=self.heads_cache_size)
-        self._room_id_to_queue: dict[str, list[_Pending]] = {}
+        self._room_id_to_queue: dict[str, list[_Pending | _FederatedWork]] = {}
         self._room_id_to_worker: dict[str, asyncio.Task[None]] = {}
         self._txn_to_future: dict[Txn, asyncio.Future[Event]] = {}
         self._txn_to_event_id: LRUCache[Txn, str] = LRUCache(maxsize=TXNS_REMEMBERED)
@@ -175,7 +226,8 @@ class RoomEventSender:
     ) -> RoomEventSender:
         positions = StreamPositions(await event_store.max_stream_ordering(db))
         groups = _Counter(await state_store.max_state_group_id(db))
-        return cls(db, loader, server_name, signing_key, positions, groups)
+        hidden = _Counter(-(await event_store.min_stream_ordering(db)))
+        return cls(db, loader, server_name, signing_key, positions, groups, hidden_orderings=hidden)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -210,14 +262,38 @@ class RoomEventSender:
                 assert event is not None
                 future.set_result(event)
                 return event
-        self._room_id_to_queue.setdefault(template.room_id, []).append(
-            _Pending(template, txn, future, before_persist)
-        )
-        if template.room_id not in self._room_id_to_worker:
-            self._room_id_to_worker[template.room_id] = asyncio.create_task(
-                self._drain(template.room_id)
-            )
+        self._enqueue(template.room_id, _Pending(template, txn, future, before_persist))
         return await asyncio.shield(future)
+
+    async def persist_federated(
+        self,
+        room_id: str,
+        room_version: RoomVersion,
+        items: Sequence[FederatedEvent],
+        *,
+        new_room: bool = False,
+    ) -> None:
+        """Persist events that came from other servers, in order, in the room's queue (so
+        they serialise with local sends).
+
+        `new_room`: the room is not known here yet (a remote join), its row is created.
+        Accepted non-outliers get stream positions and wake the listeners; every
+        non-outlier gets the state after it (its state_before, plus itself if it is
+        accepted state). Accepted ones that are not soft-failed become forward
+        extremities in place of their prev_events, and the room's current state becomes
+        the extremities' state, resolved when they disagree. Raises RoomNotFound for an
+        unknown room without `new_room`.
+        """
+        if not items:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(room_id, _FederatedWork(room_version, items, new_room, future))
+        await asyncio.shield(future)
+
+    def _enqueue(self, room_id: str, work: _Pending | _FederatedWork) -> None:
+        self._room_id_to_queue.setdefault(room_id, []).append(work)
+        if room_id not in self._room_id_to_worker:
+            self._room_id_to_worker[room_id] = asyncio.create_task(self._drain(room_id))
 
     async def wait_idle(self) -> None:
         """Shutdown: let every send already queued persist, even if its request is gone."""
@@ -227,7 +303,25 @@ class RoomEventSender:
     async def _drain(self, room_id: str) -> None:
         try:
             while queue := self._room_id_to_queue.get(room_id):
-                batch, self._room_id_to_queue[room_id] = queue[:MAX_BATCH], queue[MAX_BATCH:]
+                first = queue[0]
+                if isinstance(first, _FederatedWork):
+                    self._room_id_to_queue[room_id] = queue[1:]
+                    try:
+                        await self._persist_federated(room_id, first)
+                    except Exception as exc:
+                        if not isinstance(exc, RoomNotFound):
+                            logger.exception("Persisting remote events in %s failed", room_id)
+                        self._room_id_to_head.pop(room_id, None)
+                        first.future.set_exception(exc)
+                    else:
+                        first.future.set_result(None)
+                    continue
+                count = next(
+                    (i for i, w in enumerate(queue) if isinstance(w, _FederatedWork)), len(queue)
+                )
+                count = min(count, MAX_BATCH)
+                batch = [w for w in queue[:count] if isinstance(w, _Pending)]
+                self._room_id_to_queue[room_id] = queue[count:]
                 try:
                     await self._send_batch(room_id, batch)
                 except Exception as exc:
@@ -260,7 +354,10 @@ class RoomEventSender:
             try:
                 event = await self._build_and_check(pending.template, working)
                 if pending.before_persist is not None:
-                    await pending.before_persist(event)
+                    replacement = await pending.before_persist(event)
+                    if replacement is not None:
+                        assert replacement.event_id == event.event_id
+                        event = replacement
             except Exception as exc:
                 refused.append((pending, exc))
                 continue
@@ -357,12 +454,13 @@ class RoomEventSender:
     ) -> _Built:
         """Move the working head past `event`, allocating a state group if it is state."""
         head.extremities = [PrevEvent.of(event)]
-        if not event.is_state():
+        if not event.is_state() and head.state_group is not None:
             return _Built(event, txn, head.state_group, future=future)
         key = (event.type, event.state_key or "")
-        head.state[key] = event.event_id
+        if event.is_state():
+            head.state[key] = event.event_id
         group = self.state_group_ids.next()
-        if head.chain_length >= MAX_STATE_CHAIN_LENGTH:
+        if head.state_group is None or head.chain_length >= MAX_STATE_CHAIN_LENGTH:
             new_group: tuple[int | None, int, dict[StateKey, str | None]] = (
                 None,
                 0,
@@ -442,21 +540,30 @@ class RoomEventSender:
         if room is None:
             raise RoomNotFound(room_id)
         version = KNOWN_ROOM_VERSIONS[room.room_version]
+        # deepest last; a room with forks (from federation) has several, and a new event
+        # names the deepest MAX_PREV_EVENTS of them, on the current state, which is their
+        # resolution (kept so by _commit)
         extremity_ids = [
             eid for eid, _ in await event_store.get_forward_extremities(self.db, room_id)
-        ]
+        ][-MAX_PREV_EVENTS:]
+        if not extremity_ids:
+            # a room known only by a local user's invite or knock from another server
+            # (services/federation/out_of_band.py): this server is not in it
+            raise RoomNotFound(room_id)
         extremities = await self.loader.get_events(extremity_ids)
-        # Local rooms have one extremity. Several (from federation) will be merged by
-        # state resolution when federation lands; until then build on all of them and use
-        # the current state.
-        groups = await state_store.get_event_state_groups(self.db, extremity_ids)
-        state_group = groups[extremity_ids[-1]]
+        groups = await self.loader.state_groups_of(extremity_ids)
+        distinct = {groups.get(eid) for eid in extremity_ids}
+        state_group = distinct.pop() if len(distinct) == 1 else None
         head = RoomHead(
             room_version=version,
             extremities=[PrevEvent.of(extremities[eid]) for eid in extremity_ids],
             state=await state_store.get_current_state_ids(self.db, room_id),
             state_group=state_group,
-            chain_length=await state_store.get_state_group_chain_length(self.db, state_group),
+            chain_length=(
+                0
+                if state_group is None
+                else await state_store.get_state_group_chain_length(self.db, state_group)
+            ),
         )
         self._room_id_to_head[room_id] = head
         return head
@@ -469,27 +576,237 @@ class RoomEventSender:
         new_room: tuple[str, bool] | None = None,
         in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
     ) -> None:
-        events = [item.event for item in built]
-        # before positions are taken: a batch holding positions keeps later ones unreadable
-        writers = [
-            writer
-            for prepare in self.prepare_persist
-            if (writer := await prepare(events, head.state)) is not None
-        ]
-        positions = self.positions.allocate(len(built))
-        now = now_ms()
-        rows: list[EventRow] = []
-        memberships: list[MembershipRow] = []
+        """Persist a batch of local events built on `head`, which they moved."""
         changes: dict[StateKey, tuple[str, str | None] | None] = {}
-        for item, position in zip(built, positions, strict=True):
+        for item in built:
             event = item.event
-            rows.append(_event_row(event, position, now, item.txn))
             if event.is_state():
                 changes[(event.type, event.state_key or "")] = (
                     event.event_id,
                     event.membership if event.type == "m.room.member" else None,
                 )
-            if event.type == "m.room.member" and event.state_key is not None:
+        await self._commit(
+            room_id,
+            head.room_version,
+            built,
+            extremities=[p.event_id for p in head.extremities],
+            state_after=head.state,
+            changes=changes,
+            new_room=new_room,
+            in_transaction=in_transaction,
+        )
+        self._room_id_to_head[room_id] = head
+
+    async def _persist_federated(self, room_id: str, work: _FederatedWork) -> None:
+        version = work.room_version
+        if work.new_room:
+            old_extremities: list[str] = []
+            old_state: StateMap = {}
+            new_room: tuple[str, bool] | None = (_creator(work.items), False)
+        else:
+            if await room_store.get_room(self.db, room_id) is None:
+                raise RoomNotFound(room_id)
+            old_extremities = [
+                eid for eid, _ in await event_store.get_forward_extremities(self.db, room_id)
+            ]
+            old_state = await state_store.get_current_state_ids(self.db, room_id)
+            new_room = None
+        batch_events = {item.event.event_id: item.event for item in work.items}
+        built: list[_Built] = []
+        # state after each non-outlier of the batch, and its group's chain length
+        state_after: dict[str, StateMap] = {}
+        group_of: dict[str, int] = {}
+        chain_of_group: dict[int, int] = {}
+        extremities = list(old_extremities)
+        for item in work.items:
+            event = item.event
+            event.rejected_reason = item.rejected_reason
+            if item.outlier or item.state_before is None:
+                built.append(
+                    _Built(event, None, None, outlier=True, rejected_reason=item.rejected_reason)
+                )
+                continue
+            after = dict(item.state_before)
+            if event.is_state() and item.rejected_reason is None:
+                after[(event.type, event.state_key or "")] = event.event_id
+            group, new_group = await self._group_for(
+                event, after, state_after, group_of, chain_of_group
+            )
+            state_after[event.event_id] = after
+            group_of[event.event_id] = group
+            if new_group is not None:
+                chain_of_group[group] = new_group[1]
+            item_built = _Built(
+                event,
+                None,
+                group,
+                new_group,
+                soft_failed=item.soft_failed,
+                rejected_reason=item.rejected_reason,
+            )
+            built.append(item_built)
+            if item_built.in_timeline:
+                cited = set(event.prev_event_ids)
+                extremities = [eid for eid in extremities if eid not in cited]
+                extremities.append(event.event_id)
+        new_state = await self._state_of_extremities(
+            version, extremities, state_after, batch_events, old_state
+        )
+        changes: dict[StateKey, tuple[str, str | None] | None] = {
+            key: None for key in old_state if key not in new_state
+        }
+        changed = {key: eid for key, eid in new_state.items() if old_state.get(key) != eid}
+        members = await self._events_by_id(
+            [eid for key, eid in changed.items() if key[0] == "m.room.member"], batch_events
+        )
+        for key, event_id in changed.items():
+            member = members.get(event_id)
+            changes[key] = (event_id, member.membership if member is not None else None)
+        self.loader.remember(batch_events.values())
+        await self._commit(
+            room_id,
+            version,
+            built,
+            extremities=extremities,
+            state_after=new_state,
+            changes=changes,
+            new_room=new_room,
+        )
+        # reloaded from what was written at the next send: several extremities, maybe
+        self._room_id_to_head.pop(room_id, None)
+
+    async def _group_for(
+        self,
+        event: Event,
+        after: StateMap,
+        state_after: Mapping[str, StateMap],
+        group_of: Mapping[str, int],
+        chain_of_group: Mapping[int, int],
+    ) -> tuple[int, tuple[int | None, int, dict[StateKey, str | None]] | None]:
+        """The state group holding `after`, the state after `event`: its prev event's
+        group when the state is the same, else a new group stored as a delta against it
+        (or as a full snapshot when there is no base or its chain is long)."""
+        base_group: int | None = None
+        base_state: StateMap = {}
+        for prev_id in event.prev_event_ids:
+            if prev_id in group_of:
+                base_group, base_state = group_of[prev_id], dict(state_after[prev_id])
+                break
+            groups = await self.loader.state_groups_of([prev_id])
+            if prev_id in groups:
+                base_group = groups[prev_id]
+                base_state = await self.loader.get_state_group(base_group)
+                break
+        delta: dict[StateKey, str | None] = {
+            key: eid for key, eid in after.items() if base_state.get(key) != eid
+        }
+        delta.update({key: None for key in base_state if key not in after})
+        if base_group is not None and not delta:
+            return base_group, None
+        group = self.state_group_ids.next()
+        chain = 0
+        if base_group is not None:
+            known = chain_of_group.get(base_group)
+            chain = (
+                known
+                if known is not None
+                else await state_store.get_state_group_chain_length(self.db, base_group)
+            )
+        if base_group is None or chain >= MAX_STATE_CHAIN_LENGTH:
+            return group, (None, 0, dict(after))
+        return group, (base_group, chain + 1, delta)
+
+    async def _state_of_extremities(
+        self,
+        version: RoomVersion,
+        extremities: Sequence[str],
+        state_after: Mapping[str, StateMap],
+        batch_events: Mapping[str, Event],
+        old_state: StateMap,
+    ) -> StateMap:
+        """The room's current state with these forward extremities: their state when they
+        agree, else the resolution of their states with the room version's algorithm."""
+        states: list[StateMap] = []
+        known = [eid for eid in extremities if eid not in state_after]
+        groups = await self.loader.state_groups_of(known)
+        for event_id in extremities:
+            if event_id in state_after:
+                states.append(state_after[event_id])
+            elif event_id in groups:
+                states.append(await self.loader.get_state_group(groups[event_id]))
+        if not states:
+            return dict(old_state)
+        distinct = {tuple(sorted(state.items())) for state in states}
+        if len(distinct) == 1:
+            return dict(states[0])
+
+        async def fetch(ids: Collection[str]) -> Mapping[str, Event]:
+            return await self._events_by_id(ids, batch_events)
+
+        async def auth_chain(ids: Collection[str]) -> set[str]:
+            seen: set[str] = set()
+            todo = list(ids)
+            while todo:
+                loaded = await self._events_by_id(todo, batch_events)
+                todo = []
+                for event in loaded.values():
+                    for auth_id in event.auth_event_ids:
+                        if auth_id not in seen:
+                            seen.add(auth_id)
+                            todo.append(auth_id)
+            return seen
+
+        return await resolve_state(version, states, fetch, auth_chain)
+
+    async def _events_by_id(
+        self, event_ids: Iterable[str], batch_events: Mapping[str, Event]
+    ) -> dict[str, Event]:
+        ids = list(dict.fromkeys(event_ids))
+        found = {eid: batch_events[eid] for eid in ids if eid in batch_events}
+        found.update(await self.loader.get_events(eid for eid in ids if eid not in found))
+        return found
+
+    async def _commit(
+        self,
+        room_id: str,
+        room_version: RoomVersion,
+        built: list[_Built],
+        *,
+        extremities: Sequence[str],
+        state_after: StateMap,
+        changes: Mapping[StateKey, tuple[str, str | None] | None],
+        new_room: tuple[str, bool] | None = None,
+        in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
+    ) -> None:
+        """Write a batch: the events (those in the timeline with stream positions, the
+        others below zero), their state groups, the current state delta, memberships and
+        forward extremities, in one transaction; then tell the listeners of the events
+        clients see."""
+        timeline = [item for item in built if item.in_timeline]
+        events = [item.event for item in timeline]
+        # before positions are taken: a batch holding positions keeps later ones unreadable
+        writers = []
+        if events:
+            writers = [
+                writer
+                for prepare in self.prepare_persist
+                if (writer := await prepare(events, state_after)) is not None
+            ]
+        positions = self.positions.allocate(len(timeline))
+        position_of = {
+            item.event.event_id: position
+            for item, position in zip(timeline, positions, strict=True)
+        }
+        now = now_ms()
+        rows: list[EventRow] = []
+        memberships: list[MembershipRow] = []
+        for item in built:
+            event = item.event
+            position = position_of.get(event.event_id)
+            if position is None:
+                position = -self.hidden_orderings.next()
+            rows.append(_event_row(event, position, now, item.txn, item))
+            if item.in_timeline and event.type == "m.room.member" and event.state_key is not None:
                 memberships.append(
                     MembershipRow(
                         event.event_id,
@@ -500,20 +817,18 @@ class RoomEventSender:
                         position,
                     )
                 )
+        with_groups = {
+            item.event.event_id: item.state_group for item in built if item.state_group is not None
+        }
         try:
             async with self.db.transaction() as conn:
                 if new_room is not None:
                     await room_store.insert_room(
-                        conn,
-                        room_id,
-                        head.room_version.identifier,
-                        new_room[0],
-                        now,
-                        new_room[1],
+                        conn, room_id, room_version.identifier, new_room[0], now, new_room[1]
                     )
                 await event_store.insert_events(conn, rows)
                 for item in built:
-                    if item.new_group is not None:
+                    if item.new_group is not None and item.state_group is not None:
                         prev_group, chain_length, entries = item.new_group
                         await state_store.insert_state_group(
                             conn,
@@ -524,42 +839,42 @@ class RoomEventSender:
                             chain_length,
                             entries,
                         )
-                await state_store.set_event_state_groups(
-                    conn, {item.event.event_id: item.state_group for item in built}
-                )
+                await state_store.set_event_state_groups(conn, with_groups)
                 await state_store.apply_current_state_delta(conn, room_id, changes)
                 await insert_memberships(conn, memberships)
-                await event_store.replace_forward_extremities(
-                    conn, room_id, [p.event_id for p in head.extremities]
-                )
-                for hook in self.in_persist_transaction:
-                    await hook(conn, events)
-                if writers:
-                    orderings = {
-                        event.event_id: position
-                        for event, position in zip(events, positions, strict=True)
-                    }
+                await event_store.replace_forward_extremities(conn, room_id, extremities)
+                if events:
+                    for hook in self.in_persist_transaction:
+                        await hook(conn, events)
                     for writer in writers:
-                        await writer(conn, orderings)
+                        await writer(conn, position_of)
                 if in_transaction is not None:
                     await in_transaction(conn, room_id)
             # committed; known before the position is, so no reader can miss the room
-            self.room_changes.record(room_id, positions[-1])
+            if positions:
+                self.room_changes.record(room_id, positions[-1])
         finally:
             current = self.positions.finish(positions)
-        self._room_id_to_head[room_id] = head
-        self.loader.remember(events)
+        self.loader.remember(item.event for item in built)
         for item in built:
             if item.txn is not None:
                 self._txn_to_event_id[item.txn] = item.event.event_id
-        self.loader.remember_state_groups({item.event.event_id: item.state_group for item in built})
+        self.loader.remember_state_groups(with_groups)
         self.loader.remember_txns(
             {
                 item.event.event_id: None if item.txn is None else (*item.txn[:2], item.txn[3])
                 for item in built
             }
         )
-        await self.listeners(events, current)
+        if events:
+            await self.listeners(events, current)
+
+
+def _creator(items: Sequence[FederatedEvent]) -> str:
+    for item in items:
+        if item.event.type == "m.room.create" and item.event.state_key == "":
+            return item.event.sender
+    return ""
 
 
 def _with_room(template: EventTemplate, room_id: str) -> EventTemplate:
@@ -573,7 +888,9 @@ def _with_room(template: EventTemplate, room_id: str) -> EventTemplate:
     )
 
 
-def _event_row(event: Event, position: int, now: int, txn: Txn | None) -> EventRow:
+def _event_row(
+    event: Event, position: int, now: int, txn: Txn | None, item: _Built | None = None
+) -> EventRow:
     relates = event.content.get("m.relates_to")
     relation = None
     if isinstance(relates, dict):
@@ -597,7 +914,17 @@ def _event_row(event: Event, position: int, now: int, txn: Txn | None) -> EventR
         redacts=event.redacts if event.type == "m.room.redaction" else None,
         relation=relation,
         txn=txn,
+        outlier=item is not None and item.outlier,
+        soft_failed=item is not None and item.soft_failed,
+        rejected_reason=None if item is None else item.rejected_reason,
     )
 
 
-__all__ = ["AuthError", "PersistListeners", "RoomEventSender", "RoomHead", "RoomNotFound"]
+__all__ = [
+    "AuthError",
+    "FederatedEvent",
+    "PersistListeners",
+    "RoomEventSender",
+    "RoomHead",
+    "RoomNotFound",
+]
