@@ -64,6 +64,7 @@ from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.paths import with_legacy_prefixes
+from ranvier.api.federation import events as federation_events
 from ranvier.api.federation import keys as federation_keys
 from ranvier.api.federation import make_join as federation_make_join
 from ranvier.api.federation import openid as federation_openid
@@ -107,6 +108,7 @@ from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.federation.destinations import DestinationAdminService
+from ranvier.services.federation.history import FederationHistory
 from ranvier.services.federation.joins import MakeJoinService
 from ranvier.services.federation.keyring import (
     KeyFetchClient,
@@ -116,6 +118,7 @@ from ranvier.services.federation.keyring import (
 )
 from ranvier.services.federation.queries import RemoteQueries
 from ranvier.services.federation.server_acl import ServerAclChecker
+from ranvier.services.federation.server_visibility import ServerVisibility
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
@@ -644,6 +647,7 @@ class InboundFederation:
 
     server_acl: ServerAclChecker
     make_join: MakeJoinService
+    history: FederationHistory
 
 
 def build_inbound_federation(
@@ -654,6 +658,13 @@ def build_inbound_federation(
         server_acl=acl,
         make_join=MakeJoinService(
             database, rooms.sender, rooms.membership, acl, config.server_name
+        ),
+        history=FederationHistory(
+            database,
+            rooms.sender.loader,
+            acl,
+            ServerVisibility(database, rooms.sender.loader, rooms.redactions),
+            config.server_name,
         ),
     )
 
@@ -934,6 +945,9 @@ class Homeserver:
             ).routes(),
             *federation_make_join.MakeJoinEndpoints(
                 auth, self.inbound_federation.make_join
+            ).routes(),
+            *federation_events.FederationEventEndpoints(
+                auth, self.inbound_federation.history
             ).routes(),
         ]
 

@@ -525,3 +525,73 @@ async def event_closest_to_ts(
     async with db.read() as conn:
         row = (await conn.execute(query.limit(1))).first()
     return None if row is None else (row.event_id, row.origin_server_ts)
+
+
+# -- walking the DAG for other servers (backfill, get_missing_events, auth chains) -----------
+
+
+@dataclass(frozen=True)
+class DagStep:
+    """An edge from `event_id` back to `prev_event_id`, with where the prev event stands."""
+
+    event_id: str
+    prev_event_id: str
+    depth: int
+    stream: int
+    outlier: bool
+
+
+async def get_prev_steps(db: Database, room_id: str, event_ids: Iterable[str]) -> list[DagStep]:
+    """The prev edges of `event_ids` to events this server holds in `room_id`, newest prev
+    event first (depth, then stream position, descending)."""
+    ids = list(dict.fromkeys(event_ids))
+    steps: list[DagStep] = []
+    async with db.read() as conn:
+        for start in range(0, len(ids), 500):
+            query = (
+                select(
+                    event_edges.c.event_id,
+                    event_edges.c.prev_event_id,
+                    events.c.topological_ordering,
+                    events.c.stream_ordering,
+                    events.c.outlier,
+                )
+                .select_from(
+                    event_edges.join(events, events.c.event_id == event_edges.c.prev_event_id)
+                )
+                .where(
+                    event_edges.c.event_id.in_(ids[start : start + 500]),
+                    events.c.room_id == room_id,
+                )
+            )
+            steps.extend(
+                DagStep(
+                    row.event_id,
+                    row.prev_event_id,
+                    row.topological_ordering,
+                    row.stream_ordering,
+                    row.outlier,
+                )
+                for row in await conn.execute(query)
+            )
+    steps.sort(key=lambda step: (-step.depth, -step.stream, step.prev_event_id))
+    return steps
+
+
+async def get_auth_chain_ids(db: Database, event_ids: Iterable[str]) -> set[str]:
+    """Every event reachable from `event_ids` through auth edges, not counting the given
+    events themselves unless another of them reaches them; one recursive query."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return set()
+    chain = (
+        select(event_auth.c.auth_id.label("event_id"))
+        .where(event_auth.c.event_id.in_(ids))
+        .cte("auth_chain", recursive=True)
+    )
+    # UNION (not UNION ALL) stops the walk at events already reached
+    chain = chain.union(
+        select(event_auth.c.auth_id).where(event_auth.c.event_id == chain.c.event_id)
+    )
+    async with db.read() as conn:
+        return {row.event_id for row in await conn.execute(select(chain.c.event_id))}

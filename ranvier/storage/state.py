@@ -322,3 +322,28 @@ async def users_share_room(db: Database, user_a: str, user_b: str) -> bool:
     )
     async with db.read() as conn:
         return (await conn.execute(query)).first() is not None
+
+
+async def server_has_joined_member(db: Database, room_id: str, server_name: str) -> bool:
+    """Whether a user of `server_name` is joined to the room now."""
+    query = select(current_state_events.c.state_key).where(
+        current_state_events.c.room_id == room_id,
+        current_state_events.c.type == "m.room.member",
+        current_state_events.c.membership == "join",
+        current_state_events.c.state_key.endswith(":" + server_name, autoescape=True),
+    )
+    async with db.read() as conn:
+        # the suffix narrows; the server name is all after the first colon
+        return any(
+            row.state_key.partition(":")[2] == server_name for row in await conn.execute(query)
+        )
+
+
+async def get_state_group_origin(db: Database, group_id: int) -> tuple[str, int | None] | None:
+    """(the event the group was made for, the group it is a delta against), if it exists."""
+    query = select(state_groups.c.event_id, state_groups.c.prev_group).where(
+        state_groups.c.id == group_id
+    )
+    async with db.read() as conn:
+        row = (await conn.execute(query)).first()
+    return None if row is None else (row.event_id, row.prev_group)
