@@ -142,16 +142,24 @@ class FederationHistory:
 
     async def _value_before(self, event: Event, group: int, key: tuple[str, str]) -> str | None:
         """What `key` held just before the state event `event` replaced it."""
-        origin = await state_store.get_state_group_origin(self._db, group)
-        if origin is not None and origin[0] == event.event_id and origin[1] is not None:
-            # the group was made for this event as a delta: its base is the state before
-            return (await self._loader.get_state_group(origin[1])).get(key)
+        # an auth event under the same key was chosen from the state before: exact
+        auth = await self._loader.get_events(event.auth_event_ids)
+        for auth_event in auth.values():
+            if (auth_event.type, auth_event.state_key) == key:
+                return auth_event.event_id
+        # one prev event, or several that agree
         prev_groups = await self._loader.state_groups_of(event.prev_event_ids)
         values = {
             (await self._loader.get_state_group(prev_group)).get(key)
             for prev_group in prev_groups.values()
         }
-        return values.pop() if len(values) == 1 else None
+        if len(values) == 1:
+            return values.pop()
+        # branches that disagree: the base of the delta made for this event
+        origin = await state_store.get_state_group_origin(self._db, group)
+        if origin is not None and origin[0] == event.event_id and origin[1] is not None:
+            return (await self._loader.get_state_group(origin[1])).get(key)
+        return None
 
     # -- walking the DAG ---------------------------------------------------------------------
 
