@@ -69,6 +69,8 @@ from ranvier.api.federation import keys as federation_keys
 from ranvier.api.federation import make_join as federation_make_join
 from ranvier.api.federation import openid as federation_openid
 from ranvier.api.federation import query as federation_query
+from ranvier.api.federation import send as federation_send
+from ranvier.api.federation import send_join as federation_send_join
 from ranvier.api.federation import version as federation_version
 from ranvier.api.federation.authentication import FederationAuthenticator
 from ranvier.api.media import content as media_api
@@ -108,6 +110,7 @@ from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.federation.destinations import DestinationAdminService
+from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.history import FederationHistory
 from ranvier.services.federation.joins import MakeJoinService
 from ranvier.services.federation.keyring import (
@@ -117,8 +120,10 @@ from ranvier.services.federation.keyring import (
     TrustedKeyServer,
 )
 from ranvier.services.federation.queries import RemoteQueries
+from ranvier.services.federation.send_join import SendJoinService
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.federation.server_visibility import ServerVisibility
+from ranvier.services.federation.transactions import TransactionService
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
@@ -647,15 +652,29 @@ class InboundFederation:
 
     server_acl: ServerAclChecker
     make_join: MakeJoinService
+    send_join: SendJoinService
+    transactions: TransactionService
+    # the format, signature and hash checks of the PDUs other servers send
+    verifier: EventVerifier
     history: FederationHistory
 
 
 def build_inbound_federation(
-    config: HomeserverConfig, database: Database, rooms: Rooms
+    config: HomeserverConfig,
+    database: Database,
+    rooms: Rooms,
+    keyring: Keyring,
+    client: FederationClient,
 ) -> InboundFederation:
     acl = ServerAclChecker(RoomAccess(rooms.sender, rooms.sender.loader))
+    verifier = EventVerifier(keyring)
     return InboundFederation(
         server_acl=acl,
+        send_join=SendJoinService(database, rooms.sender, verifier, acl, config.server_name),
+        transactions=TransactionService(
+            database, rooms.sender, verifier, acl, client, config.server_name
+        ),
+        verifier=verifier,
         make_join=MakeJoinService(
             database, rooms.sender, rooms.membership, acl, config.server_name
         ),
@@ -946,6 +965,12 @@ class Homeserver:
             *federation_make_join.MakeJoinEndpoints(
                 auth, self.inbound_federation.make_join
             ).routes(),
+            *federation_send_join.SendJoinEndpoints(
+                auth, self.inbound_federation.send_join
+            ).routes(),
+            *federation_send.TransactionEndpoints(
+                auth, self.inbound_federation.transactions
+            ).routes(),
             *federation_events.FederationEventEndpoints(
                 auth, self.inbound_federation.history
             ).routes(),
@@ -1120,6 +1145,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     federation = build_federation(config, database, signing_key)
     # the client API's lookups of other servers' profiles and aliases ask those servers
     remote = RemoteQueries(federation.client)
+    keyring = build_keyring(config, database, signing_key, federation.client)
     rooms = await build_rooms(config, database, signing_key, remote.directory)
     user_data = build_user_data(config, database, rooms.membership.shares_room, remote.profile)
     user_data.profiles.on_change(rooms.membership.on_profile_change)
@@ -1151,13 +1177,15 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
         federation=federation,
-        inbound_federation=build_inbound_federation(config, database, rooms),
+        inbound_federation=build_inbound_federation(
+            config, database, rooms, keyring, federation.client
+        ),
         dehydrated_devices=DehydratedDeviceService(
             DehydratedDeviceStore(database), accounts.devices, e2ee.keys, ephemeral.to_device
         ),
         media=media,
         moderation=build_moderation(config, database, accounts, rooms, user_data),
-        keyring=build_keyring(config, database, signing_key, federation.client),
+        keyring=keyring,
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
     )

@@ -1,0 +1,462 @@
+"""Transactions other servers push to us (spec: server-server-api "Transactions", PUT
+/send/{txnId}), and what happens to each PDU in them ("Checks performed on receipt of a
+PDU"): format, signatures and hash (EventVerifier); its auth events fetched when missing
+and the event authorised against them; its prev events fetched with get_missing_events,
+or the state at them asked with /state_ids when they stay missing; authorised against
+the state before it (else rejected) and against the room's current state (else
+soft-failed); then persisted through the room sender.
+
+A transaction is answered once: the answer is stored per (origin, transaction ID) and
+given again to a retry. One bad PDU never fails the transaction: it gets an `error`.
+PDUs of one room are handled in order, rooms concurrently. EDUs are not handled yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ranvier.clock import now_ms
+from ranvier.federation.client import FederationClient
+from ranvier.federation.errors import FederationError
+from ranvier.protocol.auth import AuthError, check_auth, check_auth_events_consistency
+from ranvier.protocol.auth_selection import auth_types_for_event
+from ranvier.protocol.event_ids import compute_event_id
+from ranvier.protocol.events import Event
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from ranvier.protocol.signing import SignatureError
+from ranvier.protocol.state_res import resolve_state
+from ranvier.protocol.validation import PDUValidationError
+from ranvier.services.federation.event_checks import EventVerifier
+from ranvier.services.federation.server_acl import ServerAclChecker
+from ranvier.services.rooms.sender import FederatedEvent, RoomEventSender
+from ranvier.storage import events as event_store
+from ranvier.storage import federation_transactions as txn_store
+from ranvier.storage import rooms as room_store
+from ranvier.storage import state as state_store
+from ranvier.storage.database import Database
+from ranvier.storage.state import StateKey, StateMap
+
+logger = logging.getLogger(__name__)
+
+FEDERATION = "/_matrix/federation/v1"
+CREATE_KEY = ("m.room.create", "")
+# spec: server-server-api "Transactions"
+MAX_PDUS = 50
+MAX_EDUS = 100
+# how many missing prev events to ask the origin for (as Synapse)
+MISSING_EVENTS_LIMIT = 10
+# events fetched one by one for a gap's state, at most, before giving up on the PDU
+MAX_FETCHED_FOR_STATE = 500
+
+
+class PduRefused(Exception):
+    """The PDU is not accepted; the message goes back in the transaction's answer."""
+
+
+def _domain(identifier: str) -> str:
+    return identifier.partition(":")[2]
+
+
+class TransactionService:
+    def __init__(
+        self,
+        db: Database,
+        sender: RoomEventSender,
+        verifier: EventVerifier,
+        acl: ServerAclChecker,
+        client: FederationClient | None,
+        server_name: str,
+    ) -> None:
+        self._db = db
+        self._sender = sender
+        self._loader = sender.loader
+        self._verifier = verifier
+        self._acl = acl
+        self._client = client
+        self._server_name = server_name
+        # one processing per transaction; a retry arriving meanwhile waits for its answer
+        self._in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        # one PDU handled at a time per room, whichever transaction it came in
+        self._room_locks: dict[str, asyncio.Lock] = {}
+
+    async def on_transaction(
+        self,
+        origin: str,
+        transaction_id: str,
+        pdus: Sequence[Mapping[str, Any]],
+        edus: Sequence[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        """The answer to PUT /send/{txnId} from `origin`: {"pdus": {event_id: {} or
+        {"error": ...}}}, the same for a retry as the first time."""
+        key = (origin, transaction_id)
+        in_flight = self._in_flight.get(key)
+        if in_flight is not None:
+            return await asyncio.shield(in_flight)
+        stored = await txn_store.get_response(self._db, origin, transaction_id)
+        if stored is not None:
+            return stored
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            answer = {"pdus": await self._process_pdus(origin, pdus)}
+            for edu in edus:
+                # EDUs (typing, receipts, presence, device lists, to-device) arrive with
+                # issue 18; until then they are read and dropped
+                logger.debug("Ignoring an EDU of type %r from %s", edu.get("edu_type"), origin)
+            await txn_store.insert_response(self._db, origin, transaction_id, answer, now_ms())
+            future.set_result(answer)
+            return answer
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a retry that was waiting gets it
+            raise
+        finally:
+            del self._in_flight[key]
+
+    async def _process_pdus(
+        self, origin: str, pdus: Sequence[Mapping[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        by_room: dict[str, list[Mapping[str, Any]]] = {}
+        for pdu in pdus:
+            room_id = pdu.get("room_id") if isinstance(pdu, Mapping) else None
+            if isinstance(room_id, str):
+                by_room.setdefault(room_id, []).append(pdu)
+        results: dict[str, dict[str, Any]] = {}
+        answers = await asyncio.gather(
+            *(self._process_room(origin, room_id, items) for room_id, items in by_room.items())
+        )
+        for answer in answers:
+            results.update(answer)
+        return results
+
+    async def _process_room(
+        self, origin: str, room_id: str, pdus: Sequence[Mapping[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        results: dict[str, dict[str, Any]] = {}
+        room = await room_store.get_room(self._db, room_id)
+        version = None if room is None else KNOWN_ROOM_VERSIONS.get(room.room_version)
+        lock = self._room_locks.setdefault(room_id, asyncio.Lock())
+        for pdu in pdus:
+            event_id = _event_id(pdu, version)
+            if event_id is None:
+                # unknown room (or an unreadable PDU) in a room version that needs the
+                # room to name the event: nothing to answer it by
+                logger.info("Dropping a PDU from %s for unknown room %s", origin, room_id)
+                continue
+            try:
+                if version is None:
+                    raise PduRefused(f"Unknown room {room_id}")
+                async with lock:
+                    await self._process_pdu(origin, room_id, version, pdu)
+                results[event_id] = {}
+            except PduRefused as exc:
+                logger.info("PDU %s from %s not accepted: %s", event_id, origin, exc)
+                results[event_id] = {"error": str(exc)}
+            except Exception as exc:
+                logger.exception("Handling PDU %s from %s failed", event_id, origin)
+                results[event_id] = {"error": f"Internal error: {type(exc).__name__}"}
+        if lock is self._room_locks.get(room_id) and not lock.locked():
+            self._room_locks.pop(room_id, None)
+        return results
+
+    async def _process_pdu(
+        self, origin: str, room_id: str, version: RoomVersion, pdu: Mapping[str, Any]
+    ) -> None:
+        if not await self._acl.allows(origin, room_id):
+            raise PduRefused("Server is banned from this room by its ACL")
+        if not await self._we_are_in(room_id):
+            raise PduRefused("This server is not in the room")
+        event = await self._check(pdu, version)
+        if await self._loader.state_groups_of([event.event_id]):
+            return  # already in the room's DAG here
+        await self._handle_new(origin, room_id, version, event, fetch_missing=True)
+
+    async def _check(self, pdu: Mapping[str, Any], version: RoomVersion) -> Event:
+        try:
+            return await self._verifier.check_pdu(pdu, version)
+        except PDUValidationError as exc:
+            raise PduRefused(f"Invalid PDU: {exc}") from None
+        except SignatureError as exc:
+            raise PduRefused(f"Signature check failed: {exc}") from None
+
+    async def _we_are_in(self, room_id: str) -> bool:
+        members = await state_store.get_members(self._db, room_id)
+        return any(_domain(member) == self._server_name for member in members)
+
+    # -- one event ------------------------------------------------------------------------
+
+    async def _handle_new(
+        self,
+        origin: str,
+        room_id: str,
+        version: RoomVersion,
+        event: Event,
+        *,
+        fetch_missing: bool,
+    ) -> None:
+        """Authorise and persist `event`, whose prev events may be unknown here."""
+        missing = await self._missing_prevs(event)
+        if missing and fetch_missing:
+            await self._fetch_missing_events(origin, room_id, version, event)
+            missing = await self._missing_prevs(event)
+        prev_states: list[StateMap] = []
+        for prev_id in event.prev_event_ids:
+            if prev_id in missing:
+                prev_states.append(
+                    await self._state_after_remote(origin, room_id, version, prev_id)
+                )
+            else:
+                groups = await self._loader.state_groups_of([prev_id])
+                prev_states.append(dict(await self._loader.get_state_group(groups[prev_id])))
+        state_before = await self._resolve(version, prev_states)
+        await self._ensure_auth_events(origin, room_id, version, event)
+        rejected = await self._auth_problem(event, state_before)
+        soft_failed = False
+        if rejected is None:
+            current = await state_store.get_current_state_ids(self._db, room_id)
+            soft_failed = await self._auth_against(event, current) is not None
+        await self._sender.persist_federated(
+            room_id,
+            version,
+            [
+                FederatedEvent(
+                    event, state_before, soft_failed=soft_failed, rejected_reason=rejected
+                )
+            ],
+        )
+        if rejected is not None:
+            raise PduRefused(f"Event rejected by the auth rules: {rejected}")
+        if soft_failed:
+            logger.info("Soft-failed %s: not allowed by the room's current state", event.event_id)
+
+    async def _missing_prevs(self, event: Event) -> set[str]:
+        """Prev events with no state here (unknown, or known only as outliers)."""
+        groups = await self._loader.state_groups_of(event.prev_event_ids)
+        return {eid for eid in event.prev_event_ids if eid not in groups}
+
+    async def _fetch_missing_events(
+        self, origin: str, room_id: str, version: RoomVersion, event: Event
+    ) -> None:
+        """spec: "Retrieving events" - ask the origin for what lies between our forward
+        extremities and `event`, and handle those first, oldest first."""
+        if self._client is None:
+            return
+        extremities = [
+            eid for eid, _ in await event_store.get_forward_extremities(self._db, room_id)
+        ]
+        try:
+            answer = await self._client.post_json(
+                origin,
+                f"{FEDERATION}/get_missing_events/{quote(room_id, safe='')}",
+                {
+                    "earliest_events": extremities,
+                    "latest_events": [event.event_id],
+                    "limit": MISSING_EVENTS_LIMIT,
+                    "min_depth": 0,
+                },
+            )
+        except FederationError as exc:
+            logger.info("get_missing_events from %s failed: %s", origin, exc)
+            return
+        pdus = answer.get("events") if isinstance(answer, Mapping) else None
+        if not isinstance(pdus, list):
+            return
+        fetched: list[Event] = []
+        for pdu in pdus:
+            if not isinstance(pdu, Mapping) or pdu.get("room_id") != room_id:
+                continue
+            try:
+                fetched.append(await self._check(pdu, version))
+            except PduRefused as exc:
+                logger.info("A missing event from %s was refused: %s", origin, exc)
+        for missing in sorted(fetched, key=lambda e: (e.depth, e.origin_server_ts)):
+            if await self._loader.state_groups_of([missing.event_id]):
+                continue
+            try:
+                await self._handle_new(origin, room_id, version, missing, fetch_missing=False)
+            except PduRefused as exc:
+                logger.info("Missing event %s not accepted: %s", missing.event_id, exc)
+
+    async def _state_after_remote(
+        self, origin: str, room_id: str, version: RoomVersion, prev_id: str
+    ) -> StateMap:
+        """The state after an event we do not have, as the origin says it is: /state_ids
+        gives the state before it, and the event itself is added if it is state. The
+        events are fetched and stored as outliers."""
+        if self._client is None:
+            raise PduRefused(f"Missing prev event {prev_id}")
+        try:
+            answer = await self._client.get_json(
+                origin,
+                f"{FEDERATION}/state_ids/{quote(room_id, safe='')}",
+                query={"event_id": prev_id},
+            )
+        except FederationError as exc:
+            raise PduRefused(f"Could not get the state at {prev_id}: {exc}") from None
+        state_ids = answer.get("pdu_ids") if isinstance(answer, Mapping) else None
+        chain_ids = answer.get("auth_chain_ids") if isinstance(answer, Mapping) else None
+        if not isinstance(state_ids, list) or not isinstance(chain_ids, list):
+            raise PduRefused(f"Unreadable /state_ids answer for {prev_id}")
+        wanted = [eid for eid in [*chain_ids, *state_ids, prev_id] if isinstance(eid, str)]
+        events = await self._fetch_outliers(origin, room_id, version, wanted)
+        state: dict[StateKey, str] = {}
+        for event_id in state_ids:
+            event = events.get(event_id)
+            if event is None or not event.is_state():
+                raise PduRefused(f"State event {event_id} at {prev_id} could not be had")
+            state[(event.type, event.state_key or "")] = event_id
+        prev = events.get(prev_id)
+        if prev is None:
+            raise PduRefused(f"Prev event {prev_id} could not be had")
+        if prev.is_state() and prev.rejected_reason is None:
+            state[(prev.type, prev.state_key or "")] = prev_id
+        return state
+
+    async def _fetch_outliers(
+        self, origin: str, room_id: str, version: RoomVersion, event_ids: Iterable[str]
+    ) -> dict[str, Event]:
+        """These events, from here or fetched from `origin` one by one, checked, and the
+        fetched ones stored as outliers (rejected when their own auth events refuse them)."""
+        ids = list(dict.fromkeys(event_ids))
+        if len(ids) > MAX_FETCHED_FOR_STATE:
+            raise PduRefused("The state to fetch is too large")
+        found = await self._loader.get_events(ids)
+        fetched: dict[str, Event] = {}
+        for event_id in ids:
+            if event_id in found:
+                continue
+            event = await self._fetch_event(origin, room_id, version, event_id)
+            if event is not None:
+                fetched[event.event_id] = event
+        if fetched:
+            ordered = sorted(fetched.values(), key=lambda e: (e.depth, e.event_id))
+            known = {**found, **fetched}
+            items = []
+            for event in ordered:
+                reason = self._outlier_problem(event, known)
+                event.rejected_reason = reason
+                items.append(FederatedEvent(event, None, outlier=True, rejected_reason=reason))
+            await self._sender.persist_federated(room_id, version, items)
+        return {**found, **fetched}
+
+    def _outlier_problem(self, event: Event, known: Mapping[str, Event]) -> str | None:
+        """Why an outlier is rejected: its auth events refuse it (or are not to be had)."""
+        cited = [known[eid] for eid in event.auth_event_ids if eid in known]
+        if len(cited) != len(set(event.auth_event_ids)):
+            return "auth events not found"
+        create = next((e for e in known.values() if e.type == "m.room.create"), None)
+        try:
+            check_auth_events_consistency(event, cited, event.room_version, create)
+            state = {(e.type, e.state_key or ""): e for e in cited}
+            if create is not None:
+                state.setdefault(CREATE_KEY, create)
+            check_auth(event, state, event.room_version)
+        except AuthError as exc:
+            return str(exc)
+        return None
+
+    async def _fetch_event(
+        self, origin: str, room_id: str, version: RoomVersion, event_id: str
+    ) -> Event | None:
+        if self._client is None:
+            return None
+        try:
+            answer = await self._client.get_json(
+                origin, f"{FEDERATION}/event/{quote(event_id, safe='')}"
+            )
+        except FederationError as exc:
+            logger.info("Fetching %s from %s failed: %s", event_id, origin, exc)
+            return None
+        pdus = answer.get("pdus") if isinstance(answer, Mapping) else None
+        if not isinstance(pdus, list) or len(pdus) != 1 or not isinstance(pdus[0], Mapping):
+            return None
+        try:
+            event = await self._verifier.check_pdu(pdus[0], version)
+        except (PDUValidationError, SignatureError) as exc:
+            logger.info("Event %s from %s refused: %s", event_id, origin, exc)
+            return None
+        if event.event_id != event_id or event.room_id != room_id:
+            return None
+        return event
+
+    async def _ensure_auth_events(
+        self, origin: str, room_id: str, version: RoomVersion, event: Event
+    ) -> None:
+        missing = set(event.auth_event_ids) - set(
+            await self._loader.get_events(event.auth_event_ids)
+        )
+        if missing:
+            await self._fetch_outliers(origin, room_id, version, missing)
+
+    # -- auth -----------------------------------------------------------------------------
+
+    async def _auth_problem(self, event: Event, state_before: StateMap) -> str | None:
+        """Why the event is rejected: against its own auth events (spec step 4), then
+        against the state before it (step 5)."""
+        version = event.room_version
+        cited = await self._loader.get_events(event.auth_event_ids)
+        if len(cited) != len(set(event.auth_event_ids)):
+            return "auth events not found"
+        create = await self._create_event(state_before, cited.values())
+        try:
+            check_auth_events_consistency(event, list(cited.values()), version, create)
+            own = {(e.type, e.state_key or ""): e for e in cited.values()}
+            if create is not None:
+                own.setdefault(CREATE_KEY, create)
+            check_auth(event, own, version)
+        except AuthError as exc:
+            return str(exc)
+        return await self._auth_against(event, state_before)
+
+    async def _auth_against(self, event: Event, state: StateMap) -> str | None:
+        version = event.room_version
+        keys = auth_types_for_event(
+            version, event.type, event.sender, event.state_key, event.content
+        )
+        keys.add(CREATE_KEY)
+        wanted = {key: state[key] for key in keys if key in state}
+        loaded = await self._loader.get_events(wanted.values())
+        try:
+            check_auth(
+                event,
+                {key: loaded[eid] for key, eid in wanted.items() if eid in loaded},
+                version,
+            )
+        except AuthError as exc:
+            return str(exc)
+        return None
+
+    async def _create_event(self, state: StateMap, cited: Iterable[Event]) -> Event | None:
+        for event in cited:
+            if event.type == "m.room.create" and event.state_key == "":
+                return event
+        create_id = state.get(CREATE_KEY)
+        return None if create_id is None else await self._loader.get_event(create_id)
+
+    async def _resolve(self, version: RoomVersion, states: Sequence[StateMap]) -> StateMap:
+        if not states:
+            raise PduRefused("The event has no prev events")
+        if len(states) == 1:
+            return dict(states[0])
+
+        async def fetch(ids: Collection[str]) -> Mapping[str, Event]:
+            return await self._loader.get_events(ids)
+
+        async def auth_chain(ids: Collection[str]) -> set[str]:
+            return await event_store.get_auth_chain_ids(self._db, ids)
+
+        return await resolve_state(version, states, fetch, auth_chain)
+
+
+def _event_id(pdu: Mapping[str, Any], version: RoomVersion | None) -> str | None:
+    try:
+        if version is not None:
+            return compute_event_id(pdu, version)
+    except Exception:
+        return None
+    event_id = pdu.get("event_id") if isinstance(pdu, Mapping) else None
+    return event_id if isinstance(event_id, str) else None
