@@ -65,7 +65,10 @@ from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import events as federation_events
+from ranvier.api.federation import invite as federation_invite
 from ranvier.api.federation import keys as federation_keys
+from ranvier.api.federation import knock as federation_knock
+from ranvier.api.federation import leave as federation_leave
 from ranvier.api.federation import make_join as federation_make_join
 from ranvier.api.federation import openid as federation_openid
 from ranvier.api.federation import query as federation_query
@@ -112,6 +115,7 @@ from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.federation.destinations import DestinationAdminService
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.history import FederationHistory
+from ranvier.services.federation.invites import InviteService
 from ranvier.services.federation.joins import MakeJoinService
 from ranvier.services.federation.keyring import (
     KeyFetchClient,
@@ -119,7 +123,10 @@ from ranvier.services.federation.keyring import (
     OwnKeys,
     TrustedKeyServer,
 )
+from ranvier.services.federation.memberships import MakeMembershipService
+from ranvier.services.federation.out_of_band import OutOfBandMemberships
 from ranvier.services.federation.queries import RemoteQueries
+from ranvier.services.federation.remote_memberships import RemoteMemberships
 from ranvier.services.federation.send_join import SendJoinService
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.federation.server_visibility import ServerVisibility
@@ -351,6 +358,8 @@ class Rooms:
     reading: RoomReadingService
     redacting: RedactionService
     reports: ReportService
+    # invites of our users by other servers' (and the countersigning of ours)
+    invites: InviteService
 
 
 async def build_rooms(
@@ -358,6 +367,8 @@ async def build_rooms(
     database: Database,
     signing_key: ServerSigningKey,
     remote_aliases: RemoteDirectoryQuery,
+    federation_client: FederationClient,
+    keyring: Keyring,
 ) -> Rooms:
     caches = config.caches
     loader = EventLoader(
@@ -397,7 +408,33 @@ async def build_rooms(
     sending = EventSendingService(sender)
     sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
     sending.add_message_validator(relations.check_new_relation)
-    membership = MembershipService(sender, config.server_name, profile_of)
+    out_of_band = OutOfBandMemberships(sender, config.server_name)
+    users = UserStore(database)
+
+    async def user_status(user_id: str) -> tuple[bool, bool]:
+        user = await users.get_user(user_id)
+        return user is not None, user is not None and user.deactivated
+
+    invites = InviteService(
+        sender=sender,
+        out_of_band=out_of_band,
+        keyring=keyring,
+        client=federation_client,
+        acl=ServerAclChecker(access),
+        user_status=user_status,
+        server_name=config.server_name,
+        signing_key=signing_key,
+    )
+    remote_memberships = RemoteMemberships(
+        client=federation_client,
+        invites=invites,
+        out_of_band=out_of_band,
+        server_name=config.server_name,
+        signing_key=signing_key,
+    )
+    membership = MembershipService(
+        sender, config.server_name, profile_of, remote_memberships=remote_memberships
+    )
     sending.add_state_follow_up("m.room.guest_access", membership.on_guest_access_changed)
     return Rooms(
         sender=sender,
@@ -426,6 +463,7 @@ async def build_rooms(
         ),
         redacting=RedactionService(sender, sending, loader, redactions),
         reports=ReportService(database, ReportStore(database), loader, serializer),
+        invites=invites,
     )
 
 
@@ -656,6 +694,7 @@ class InboundFederation:
     transactions: TransactionService
     # the format, signature and hash checks of the PDUs other servers send
     verifier: EventVerifier
+    make_membership: MakeMembershipService
     history: FederationHistory
 
 
@@ -678,6 +717,7 @@ def build_inbound_federation(
         make_join=MakeJoinService(
             database, rooms.sender, rooms.membership, acl, config.server_name
         ),
+        make_membership=MakeMembershipService(rooms.sender, acl, config.server_name),
         history=FederationHistory(
             database,
             rooms.sender.loader,
@@ -971,6 +1011,13 @@ class Homeserver:
             *federation_send.TransactionEndpoints(
                 auth, self.inbound_federation.transactions
             ).routes(),
+            *federation_leave.LeaveEndpoints(
+                auth, self.inbound_federation.make_membership
+            ).routes(),
+            *federation_knock.KnockEndpoints(
+                auth, self.inbound_federation.make_membership
+            ).routes(),
+            *federation_invite.InviteEndpoints(auth, self.rooms.invites).routes(),
             *federation_events.FederationEventEndpoints(
                 auth, self.inbound_federation.history
             ).routes(),
@@ -1146,7 +1193,9 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     # the client API's lookups of other servers' profiles and aliases ask those servers
     remote = RemoteQueries(federation.client)
     keyring = build_keyring(config, database, signing_key, federation.client)
-    rooms = await build_rooms(config, database, signing_key, remote.directory)
+    rooms = await build_rooms(
+        config, database, signing_key, remote.directory, federation.client, keyring
+    )
     user_data = build_user_data(config, database, rooms.membership.shares_room, remote.profile)
     user_data.profiles.on_change(rooms.membership.on_profile_change)
     notifier = Notifier()

@@ -134,6 +134,26 @@ def sign_event(
     return hashed
 
 
+def countersign_event(
+    pdu: Mapping[str, Any],
+    server_name: str,
+    signing_key: ServerSigningKey,
+    room_version: RoomVersion,
+) -> dict[str, Any]:
+    """A copy of another server's `pdu` with `server_name`'s signature added over its
+    redacted form; its hashes and other signatures are kept as they are (an invite
+    signed by the invitee's server). Raises CanonicalJSONError."""
+    signed_redacted = sign_json(
+        redact(pdu, room_version),
+        server_name,
+        signing_key,
+        strict=room_version.strict_canonicaljson,
+    )
+    countersigned = dict(pdu)
+    countersigned["signatures"] = signed_redacted["signatures"]
+    return countersigned
+
+
 def required_signers(pdu: Mapping[str, Any], room_version: RoomVersion) -> set[str]:
     """The servers whose signatures an event must carry to be accepted."""
     servers: set[str] = set()

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ranvier.storage.database import Database
+from ranvier.storage.database import Database, insert_for
 from ranvier.storage.metadata import metadata
 from ranvier.storage.state import current_state_events
 
@@ -59,6 +59,24 @@ async def insert_room(
             created_ts=created_ts,
             is_public=is_public,
         )
+    )
+
+
+async def ensure_room(
+    conn: AsyncConnection, room_id: str, room_version: str, creator: str, created_ts: int
+) -> None:
+    """A private room's row unless the room has one: a room this server knows only by a
+    local user's invite or knock from another server (an out-of-band membership)."""
+    await conn.execute(
+        insert_for(conn)(rooms)
+        .values(
+            room_id=room_id,
+            room_version=room_version,
+            creator=creator,
+            created_ts=created_ts,
+            is_public=False,
+        )
+        .on_conflict_do_nothing(index_elements=["room_id"])
     )
 
 

@@ -427,10 +427,13 @@ def test_actions_in_unknown_rooms_are_refused(server: RunningServer, cast: Cast)
     refused(post(server, cast.bob, f"/rooms/{room_id}/leave"), 403, "M_FORBIDDEN")
 
 
-def test_invite_of_remote_user_is_refused(server: RunningServer, cast: Cast) -> None:
+def test_invite_of_a_user_of_an_unreachable_server_fails(server: RunningServer, cast: Cast) -> None:
     room_id = make_room(server, cast, "10")
-    body = {"user_id": "@someone:elsewhere.example"}
-    refused(post(server, cast.alice, f"/rooms/{room_id}/invite", body), 403, "M_FORBIDDEN")
+    # the invitee's server must sign the invite first (tests/federation/test_memberships.py)
+    body = {"user_id": "@someone:elsewhere.invalid"}
+    refused(post(server, cast.alice, f"/rooms/{room_id}/invite", body), 502, "M_UNKNOWN")
+    path = f"/rooms/{room_id}/state/m.room.member/@someone:elsewhere.invalid"
+    refused(authed(cast.alice, "GET", server.url + CLIENT + path), 404, "M_NOT_FOUND")
 
 
 # -- forgetting, joined rooms ------------------------------------------------------------------

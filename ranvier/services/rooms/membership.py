@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
@@ -21,7 +21,12 @@ from ranvier.protocol.power_levels import PowerLevels, is_valid_user_id
 from ranvier.requester import UserRequester
 from ranvier.services.profiles import ProfileChange
 from ranvier.services.rooms.errors import as_matrix_error
-from ranvier.services.rooms.sender import RoomEventSender, RoomHead, RoomNotFound
+from ranvier.services.rooms.sender import (
+    BeforePersist,
+    RoomEventSender,
+    RoomHead,
+    RoomNotFound,
+)
 from ranvier.storage import aliases as alias_store
 from ranvier.storage import memberships as membership_store
 from ranvier.storage import state as state_store
@@ -40,6 +45,23 @@ AUTHORISING_USER = "join_authorised_via_users_server"
 ProfileLookup = Callable[[str], Awaitable[tuple[str | None, str | None]]]
 
 
+class RemoteMembershipHandler(Protocol):
+    """Membership changes of our users that go through other servers
+    (services/federation/remote_memberships.py)."""
+
+    async def countersigned_invite(self, event: Event) -> Event: ...
+
+    async def in_room(self, room_id: str) -> bool: ...
+
+    async def leave_out_of_band(
+        self, user_id: str, room_id: str, content: Mapping[str, Any]
+    ) -> None: ...
+
+    async def knock(
+        self, user_id: str, room_id: str, servers: Sequence[str], content: Mapping[str, Any]
+    ) -> None: ...
+
+
 def forbidden(error: str) -> MatrixError:
     return MatrixError(403, "M_FORBIDDEN", error)
 
@@ -54,9 +76,15 @@ def _domain(identifier: str) -> str:
 
 class MembershipService:
     def __init__(
-        self, sender: RoomEventSender, server_name: str, profile_lookup: ProfileLookup
+        self,
+        sender: RoomEventSender,
+        server_name: str,
+        profile_lookup: ProfileLookup,
+        remote_memberships: RemoteMembershipHandler | None = None,
     ) -> None:
         self._sender = sender
+        # invites of other servers' users, and memberships in rooms this server is not in
+        self._remote = remote_memberships
         self._db = sender.db
         self._server_name = server_name
         self._profile_lookup = profile_lookup
@@ -281,9 +309,10 @@ class MembershipService:
     ) -> None:
         """POST /rooms/{roomId}/invite"""
         _check_user_id(target)
-        if _domain(target) != self._server_name:
+        remote = self._remote if _domain(target) != self._server_name else None
+        if remote is None and _domain(target) != self._server_name:
             raise forbidden(
-                "Users on other servers cannot be invited until this server supports federation"
+                "Users on other servers cannot be invited: this server does not federate"
             )
         head = await self._head(room_id)
         inviter = await self._state_event(head, (MEMBER, requester.user_id))
@@ -296,7 +325,15 @@ class MembershipService:
             if current.membership == "join":
                 raise forbidden(f"{target} is already in the room")
         content = await self._content_with_profile("invite", target, reason)
-        await self._update(room_id, requester.user_id, target, content, current)
+        await self._update(
+            room_id,
+            requester.user_id,
+            target,
+            content,
+            current,
+            # spec: server-server-api "Inviting to a room" - the invitee's server signs first
+            before_persist=None if remote is None else remote.countersigned_invite,
+        )
 
     async def kick(
         self, requester: UserRequester, room_id: str, target: str, *, reason: str | None = None
@@ -344,9 +381,16 @@ class MembershipService:
     ) -> None:
         """POST /rooms/{roomId}/leave: leave, reject an invite or retract a knock."""
         user_id = requester.user_id
+        if self._remote is not None and not await self._remote.in_room(room_id):
+            current = await self._current_membership(room_id, user_id)
+            if current in ("invite", "knock"):
+                # spec: server-server-api "Leaving Rooms (Rejecting Invites)" - through a
+                # server that is in the room
+                await self._remote.leave_out_of_band(user_id, room_id, _content("leave", reason))
+                return
         head = await self._head(room_id)
-        current = await self._state_event(head, (MEMBER, user_id))
-        await self._update(room_id, user_id, user_id, _content("leave", reason), current)
+        current_event = await self._state_event(head, (MEMBER, user_id))
+        await self._update(room_id, user_id, user_id, _content("leave", reason), current_event)
 
     async def forget(self, requester: UserRequester, room_id: str) -> None:
         """POST /rooms/{roomId}/forget"""
@@ -433,6 +477,11 @@ class MembershipService:
                 content["avatar_url"] = avatar_url
         return content
 
+    async def _current_membership(self, room_id: str, user_id: str) -> str | None:
+        """The user's latest membership in the room, out of band ones included."""
+        history = await membership_store.get_membership_history(self._db, room_id, user_id)
+        return history.latest_membership
+
     async def _update(
         self,
         room_id: str,
@@ -442,6 +491,7 @@ class MembershipService:
         current: Event | None,
         *,
         dedupe: bool = True,
+        before_persist: BeforePersist | None = None,
     ) -> Event:
         if (
             dedupe
@@ -454,7 +504,7 @@ class MembershipService:
             return current
         template = EventTemplate(MEMBER, sender, content, room_id, target)
         try:
-            return await self._sender.send(template)
+            return await self._sender.send(template, before_persist=before_persist)
         except Exception as exc:
             error = as_matrix_error(exc)
             if error is None:

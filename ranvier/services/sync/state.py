@@ -113,12 +113,40 @@ class StateLoader:
         loaded = await self._loader.get_events([*ids, membership_event_id])
         stripped = [_strip(loaded[event_id]) for event_id in ids if event_id in loaded]
         own = loaded.get(membership_event_id)
+        if not state and own is not None:
+            # an out-of-band invite or knock (services/federation/out_of_band.py): no
+            # state here, what the other server sent instead
+            stripped = _sent_stripped_state(own)
         if own is not None:
             served = _strip(own)
             served["event_id"] = own.event_id
             served["origin_server_ts"] = own.origin_server_ts
             stripped.append(served)
         return stripped
+
+
+def _sent_stripped_state(event: Event) -> list[dict[str, Any]]:
+    """The stripped state another server sent with an invite or knock, kept in the
+    event's unsigned, in the client's form; entries not in that form are left out."""
+    unsigned = event.pdu.get("unsigned")
+    if not isinstance(unsigned, dict):
+        return []
+    sent = unsigned.get("invite_room_state", unsigned.get("knock_room_state"))
+    return [
+        {
+            "type": entry["type"],
+            "state_key": entry["state_key"],
+            "sender": entry.get("sender"),
+            "content": entry["content"],
+        }
+        for entry in (sent if isinstance(sent, list) else [])
+        if isinstance(entry, dict)
+        and isinstance(entry.get("type"), str)
+        and isinstance(entry.get("state_key"), str)
+        and isinstance(entry.get("content"), dict)
+        # the user's own membership comes last, from the event itself
+        and not (entry["type"] == MEMBER and entry["state_key"] == event.state_key)
+    ]
 
 
 def _strip(event: Event) -> dict[str, Any]:

@@ -1,0 +1,30 @@
+"""Leaving rooms and rejecting invites, the resident server's side: spec server-server-api
+"Leaving Rooms (Rejecting Invites)" (leaving-v1.yaml, leaving-v2.yaml)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.api.federation.authentication import FederationAuthenticator
+from ranvier.http.json import json_response
+from ranvier.services.federation.memberships import MakeMembershipService
+
+
+class LeaveEndpoints:
+    def __init__(self, auth: FederationAuthenticator, memberships: MakeMembershipService) -> None:
+        self._auth = auth
+        self._memberships = memberships
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/_matrix/federation/v1/make_leave/{roomId}/{userId}", self.make_leave),
+        ]
+
+    async def make_leave(self, request: web.Request) -> web.Response:
+        """GET /_matrix/federation/v1/make_leave/{roomId}/{userId}"""
+        origin = await self._auth.authenticate(request)
+        return json_response(
+            await self._memberships.make_leave(
+                origin.server_name, request.match_info["roomId"], request.match_info["userId"]
+            )
+        )

@@ -1,0 +1,284 @@
+"""Invites across servers (spec: server-server-api "Inviting to a room"; invites-v1.yaml,
+invites-v2.yaml).
+
+Receiving: another server's user invites one of ours. The invite is checked (its room
+version, that it is an invite of a local user by a user of the asking server, its hash and
+signatures), signed with our key and, if this server is not in the room, kept as an
+out-of-band membership with the room state the inviting server sent, for the invitee's
+/sync. If this server is in the room, the invite arrives again through the room
+(/send) and takes its place there.
+
+Sending: one of our users invites a user of another server. The invite is built and
+authorised in the room's queue like any membership change, then, before it persists,
+sent to the invitee's server, which must return it with its signature added; that
+countersigned event is what persists and what the room's other servers receive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from ranvier.clock import now_ms
+from ranvier.errors import MatrixError
+from ranvier.federation.errors import FederationError, RemoteRequestFailed
+from ranvier.protocol.canonical_json import CanonicalJSONError
+from ranvier.protocol.event_ids import EventIDError, compute_event_id
+from ranvier.protocol.events import Event
+from ranvier.protocol.hashing import content_hash_matches
+from ranvier.protocol.redaction import redact
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from ranvier.protocol.signing import SignatureError, countersign_event, required_signers
+from ranvier.protocol.signing_keys import ServerSigningKey
+from ranvier.protocol.validation import PDUValidationError, validate_pdu
+from ranvier.services.federation.out_of_band import (
+    INVITE_ROOM_STATE,
+    OutOfBandMemberships,
+    usable_stripped_state,
+    with_stripped_state,
+)
+from ranvier.services.federation.server_acl import ServerAclChecker
+from ranvier.services.rooms.sender import RoomEventSender
+
+logger = logging.getLogger(__name__)
+
+# what an invited user is shown of a room before joining (as Synapse's default
+# room_prejoin_state; the same list /sync uses for local invites)
+INVITE_STATE_TYPES = (
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.canonical_alias",
+    "m.room.avatar",
+    "m.room.encryption",
+    "m.room.name",
+    "m.room.topic",
+)
+
+# (exists, deactivated) of a local user
+UserStatus = Callable[[str], Awaitable[tuple[bool, bool]]]
+
+
+class SignatureVerifier(Protocol):
+    async def verify_json_for_server(
+        self, server_name: str, obj: Mapping[str, Any], *, valid_at_ts: int
+    ) -> None: ...
+
+
+class JsonPutter(Protocol):
+    async def put_json(
+        self,
+        destination: str,
+        path: str,
+        body: Any,
+        *,
+        query: Mapping[str, str | Sequence[str]] | None = None,
+        authenticated: bool = True,
+        timeout: float | None = None,
+        ignore_backoff: bool = False,
+    ) -> Any: ...
+
+
+def invalid(message: str) -> MatrixError:
+    # spec: invites-v2.yaml - a specific code is not mandated; M_INVALID_PARAM SHOULD be
+    return MatrixError(400, "M_INVALID_PARAM", message)
+
+
+def _domain(identifier: str) -> str:
+    return identifier.partition(":")[2]
+
+
+async def check_remote_pdu(
+    keyring: SignatureVerifier, pdu: Any, room_version: RoomVersion
+) -> Event:
+    """`pdu` from another server as an Event, once its format, content hash and the
+    signatures the room version requires have been checked; 400 M_INVALID_PARAM if not."""
+    try:
+        validate_pdu(pdu, room_version)
+        event_id = compute_event_id(pdu, room_version)
+    except (PDUValidationError, EventIDError) as exc:
+        raise invalid(f"Malformed event: {exc}") from None
+    if not content_hash_matches(pdu):
+        raise invalid("The event's content hash does not match its content")
+    # spec: rooms/v5+ - keys must be valid when the event was sent; before, now
+    valid_at = int(pdu["origin_server_ts"]) if room_version.enforce_key_validity else now_ms()
+    redacted = redact(pdu, room_version)
+    for server_name in sorted(required_signers(pdu, room_version)):
+        try:
+            await keyring.verify_json_for_server(server_name, redacted, valid_at_ts=valid_at)
+        except SignatureError as exc:
+            raise invalid(f"The event's signature check failed: {exc}") from None
+    return Event(pdu, room_version, event_id)
+
+
+class InviteService:
+    def __init__(
+        self,
+        *,
+        sender: RoomEventSender,
+        out_of_band: OutOfBandMemberships,
+        keyring: SignatureVerifier,
+        client: JsonPutter,
+        acl: ServerAclChecker,
+        user_status: UserStatus,
+        server_name: str,
+        signing_key: ServerSigningKey,
+    ) -> None:
+        self._sender = sender
+        self._out_of_band = out_of_band
+        self._keyring = keyring
+        self._client = client
+        self._acl = acl
+        self._user_status = user_status
+        self._server_name = server_name
+        self._signing_key = signing_key
+
+    # -- receiving -----------------------------------------------------------------------
+
+    async def on_invite(
+        self,
+        origin: str,
+        room_id: str,
+        event_id: str,
+        room_version_id: str,
+        pdu: Any,
+        invite_room_state: Sequence[Any],
+    ) -> dict[str, Any]:
+        """PUT /_matrix/federation/v2/invite/{roomId}/{eventId} (and v1), asked by
+        `origin`: the invite signed by this server too."""
+        room_version = KNOWN_ROOM_VERSIONS.get(room_version_id)
+        if room_version is None:
+            raise MatrixError(
+                400,
+                "M_INCOMPATIBLE_ROOM_VERSION",
+                f"This server does not support room version {room_version_id}",
+                room_version=room_version_id,
+            )
+        # as Synapse: a server the room's ACL denies may not invite into it
+        await self._acl.check(origin, room_id)
+        if not isinstance(pdu, dict):
+            raise invalid("The invite event must be a JSON object")
+        if pdu.get("type") != "m.room.member":
+            raise invalid("The event is not a membership event")
+        content = pdu.get("content")
+        if not isinstance(content, dict) or content.get("membership") != "invite":
+            raise invalid("The event is not an invite")
+        sender, target = pdu.get("sender"), pdu.get("state_key")
+        if not isinstance(sender, str) or _domain(sender) != origin:
+            raise invalid(f"The inviting user is not a user of {origin}")
+        if not isinstance(target, str) or _domain(target) != self._server_name:
+            raise invalid(f"The invited user is not a user of {self._server_name}")
+        if pdu.get("room_id") != room_id:
+            raise invalid("The event's room ID is not the one in the path")
+        event = await check_remote_pdu(self._keyring, pdu, room_version)
+        if event.event_id != event_id:
+            raise invalid("The event's ID is not the one in the path")
+        stripped = usable_stripped_state(invite_room_state)
+        if room_version.room_id_from_create_event and not any(
+            entry["type"] == "m.room.create" for entry in stripped
+        ):
+            # spec: invites-v2.yaml - SHOULD for room versions 12 and later
+            raise invalid("invite_room_state has no m.room.create event")
+        exists, deactivated = await self._user_status(target)
+        if not exists:
+            raise MatrixError(404, "M_NOT_FOUND", f"Unknown user {target}")
+        if deactivated:
+            raise MatrixError(403, "M_FORBIDDEN", f"{target} has been deactivated")
+        try:
+            signed = countersign_event(
+                event.pdu, self._server_name, self._signing_key, room_version
+            )
+        except CanonicalJSONError as exc:
+            raise invalid(f"The event cannot be signed: {exc}") from None
+        signed.pop("unsigned", None)
+        invite = Event(signed, room_version, event.event_id)
+        if not await self._out_of_band.in_room(room_id):
+            creator = next(
+                (entry.get("sender") for entry in stripped if entry["type"] == "m.room.create"),
+                None,
+            )
+            await self._out_of_band.store(
+                with_stripped_state(invite, INVITE_ROOM_STATE, stripped),
+                creator=creator if isinstance(creator, str) else None,
+            )
+        return signed
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def countersigned(self, event: Event) -> Event:
+        """`event`, our invite of a user of another server, as that server returns it
+        signed; raises MatrixError with what to tell the inviting client otherwise.
+        Run in the room's queue before the invite persists (RoomEventSender's
+        before_persist), so the room's state is what the invite was built on."""
+        assert event.state_key is not None
+        destination = _domain(event.state_key)
+        room_version = event.room_version
+        body = {
+            "room_version": room_version.identifier,
+            "event": event.pdu,
+            "invite_room_state": await self._invite_room_state(event.room_id),
+        }
+        path = (
+            f"/_matrix/federation/v2/invite/{quote(event.room_id, safe='')}"
+            f"/{quote(event.event_id, safe='')}"
+        )
+        try:
+            # as Synapse: an invite the user waits for is tried even while backing off
+            answer = await self._client.put_json(destination, path, body, ignore_backoff=True)
+        except RemoteRequestFailed as exc:
+            logger.info("Invite of %s refused by %s: %s", event.state_key, destination, exc)
+            raise _passed_on(exc) from None
+        except FederationError as exc:
+            logger.info("Invite of %s could not reach %s: %s", event.state_key, destination, exc)
+            raise MatrixError(
+                502, "M_UNKNOWN", f"Could not reach {destination} to invite {event.state_key}"
+            ) from None
+        returned = answer.get("event") if isinstance(answer, dict) else None
+        if not isinstance(returned, dict) or _unsigned_part(returned) != _unsigned_part(event.pdu):
+            raise MatrixError(
+                502, "M_UNKNOWN", f"{destination} answered the invite with another event"
+            )
+        try:
+            await self._keyring.verify_json_for_server(
+                destination, redact(returned, room_version), valid_at_ts=now_ms()
+            )
+        except SignatureError as exc:
+            raise MatrixError(
+                502, "M_UNKNOWN", f"{destination} did not sign the invite: {exc}"
+            ) from None
+        their_signatures = returned["signatures"][destination]
+        signatures = {name: dict(keys) for name, keys in event.pdu["signatures"].items()}
+        signatures[destination] = dict(their_signatures)
+        return Event({**event.pdu, "signatures": signatures}, room_version, event.event_id)
+
+    async def _invite_room_state(self, room_id: str) -> list[dict[str, Any]]:
+        """spec: invites-v2.yaml - the room's state events that identify it, the create
+        event included, each as a full PDU of the room version."""
+        head = await self._sender.head(room_id)
+        ids = [head.state[(kind, "")] for kind in INVITE_STATE_TYPES if (kind, "") in head.state]
+        loaded = await self._sender.loader.get_events(ids)
+        return [_without_unsigned(loaded[event_id].pdu) for event_id in ids if event_id in loaded]
+
+
+def _without_unsigned(pdu: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in pdu.items() if key != "unsigned"}
+
+
+def _unsigned_part(pdu: Mapping[str, Any]) -> dict[str, Any]:
+    """The event without what another server may add to it (signatures, unsigned)."""
+    return {key: value for key, value in pdu.items() if key not in ("signatures", "unsigned")}
+
+
+def _passed_on(exc: RemoteRequestFailed) -> MatrixError:
+    """The invitee's server's refusal as the inviting client sees it: its 4xx passed on
+    (spec: invites-v2.yaml, 400 and 403 "should be passed through to clients"), except
+    that a request this server got wrong is this server's failure (502)."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    message = error if isinstance(error, str) and error else "The invite was refused"
+    if 400 <= exc.status < 500 and exc.errcode not in (None, "M_MISSING_PARAM", "M_INVALID_PARAM"):
+        extra: dict[str, Any] = {}
+        if isinstance(exc.body, dict) and isinstance(exc.body.get("room_version"), str):
+            extra["room_version"] = exc.body["room_version"]
+        return MatrixError(exc.status, exc.errcode or "M_UNKNOWN", message, **extra)
+    return MatrixError(502, "M_UNKNOWN", f"{exc.destination} refused the invite: {message}")

@@ -1,0 +1,334 @@
+"""Invites, leaves and knocks between two Ranvier servers over TLS.
+
+A (`first`, SQLite) and B (`second`, PostgreSQL). alice of A invites bob of B into a room
+on A: B signs the invite, keeps it out of band and bob's /sync shows it with the room's
+stripped state. Requests "from A" are also made here in the test process, signed with
+A's own key, to check B's refusals of invites and A's of make_leave and make_knock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+from ranvier.config.signing_key import load_signing_key
+from ranvier.protocol.event_builder import EventTemplate, build_event
+from ranvier.protocol.request_auth import authorization_header
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
+from ranvier.protocol.signing_keys import ServerSigningKey
+from tests.federation.conftest import ServerPair
+from tests.federation.harness import FederatingServer, register
+from tests.integration.client import Reply
+from tests.integration.matrix import CLIENT, Session
+
+FEDERATION = "/_matrix/federation"
+
+
+def signing_key_of(server: FederatingServer) -> ServerSigningKey:
+    raw = yaml.safe_load(Path(server.config_path).read_text())
+    key_path = Path(raw["signing_key_path"])
+    if not key_path.is_absolute():
+        key_path = Path(server.config_path).parent / key_path
+    return load_signing_key(str(key_path))
+
+
+def signed(
+    origin: FederatingServer,
+    destination: FederatingServer,
+    method: str,
+    uri: str,
+    body: Any = None,
+) -> Reply:
+    """`uri` on `destination`, signed as `origin` with origin's own key."""
+    header = authorization_header(
+        signing_key_of(origin),
+        method=method,
+        uri=uri,
+        origin=origin.server_name,
+        destination=destination.server_name,
+        content=body,
+    )
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": header, "Content-Type": "application/json"}
+    return destination.request(method, uri, data, headers)
+
+
+def ok(reply: Reply) -> Any:
+    assert reply.status == 200, reply.body
+    return reply.json()
+
+
+def refused(reply: Reply, status: int, errcode: str) -> dict[str, Any]:
+    assert reply.status == status, reply.body
+    body: dict[str, Any] = reply.json()
+    assert body["errcode"] == errcode, body
+    return body
+
+
+def create_room(server: FederatingServer, session: Session, **body: Any) -> str:
+    room_id: str = ok(server.authed(session, "POST", CLIENT + "/createRoom", body))["room_id"]
+    return room_id
+
+
+def member_state(server: FederatingServer, session: Session, room_id: str, user_id: str) -> Any:
+    path = f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}"
+    return server.authed(session, "GET", path)
+
+
+def sync_until(
+    server: FederatingServer, session: Session, found: Any, timeout: float = 15.0
+) -> dict[str, Any]:
+    """A sync response for which `found(response)` holds: an initial sync, then
+    incremental ones from its token (an initial sync's answer may be a cached one)."""
+    deadline = time.monotonic() + timeout
+    response: dict[str, Any] = ok(server.authed(session, "GET", CLIENT + "/sync?timeout=0"))
+    while not found(response):
+        assert time.monotonic() < deadline, response
+        since = quote(response["next_batch"])
+        response = ok(server.authed(session, "GET", f"{CLIENT}/sync?since={since}&timeout=1000"))
+    return response
+
+
+def invite_event(
+    inviter_server: FederatingServer,
+    sender: str,
+    target: str,
+    room_id: str,
+    room_version: str = "10",
+) -> dict[str, Any]:
+    """An invite signed by `inviter_server`, in a room no server holds (enough for the
+    invitee's server, which is not in the room)."""
+    version = KNOWN_ROOM_VERSIONS[room_version]
+    event = build_event(
+        EventTemplate("m.room.member", sender, {"membership": "invite"}, room_id, target),
+        room_version=version,
+        prev_events=[],
+        current_state={},
+        server_name=inviter_server.server_name,
+        signing_key=signing_key_of(inviter_server),
+    )
+    return {"event_id": event.event_id, "pdu": event.pdu}
+
+
+@pytest.fixture(scope="module")
+def users(two_servers: ServerPair) -> tuple[Session, Session]:
+    """alice on A, bob on B."""
+    return register(two_servers.first, "alice"), register(two_servers.second, "bob")
+
+
+# -- invites -------------------------------------------------------------------------------
+
+
+def test_a_remote_user_is_invited_and_sees_the_invite_with_the_room_state(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = create_room(a, alice, name="Lobby of A", topic="hello")
+    ok(a.authed(alice, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id}))
+    # A's room holds the invite, signed by B too
+    invite = ok(member_state(a, alice, room_id, bob.user_id))
+    assert invite["membership"] == "invite"
+    response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
+    invite_state = response["rooms"]["invite"][room_id]["invite_state"]["events"]
+    by_type = {event["type"]: event for event in invite_state}
+    assert by_type["m.room.name"]["content"] == {"name": "Lobby of A"}
+    assert by_type["m.room.topic"]["content"]["topic"] == "hello"
+    assert by_type["m.room.create"]["sender"] == alice.user_id
+    own = invite_state[-1]
+    assert own["type"] == "m.room.member"
+    assert own["state_key"] == bob.user_id
+    assert own["sender"] == alice.user_id
+    assert own["content"]["membership"] == "invite"
+    # stripped: no PDU fields reach the client
+    assert "signatures" not in by_type["m.room.name"]
+
+
+def test_inviting_again_is_answered_as_done(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, _ = two_servers
+    alice, bob = users
+    room_id = create_room(a, alice)
+    path = f"{CLIENT}/rooms/{quote(room_id)}/invite"
+    ok(a.authed(alice, "POST", path, {"user_id": bob.user_id}))
+    ok(a.authed(alice, "POST", path, {"user_id": bob.user_id}))
+    assert ok(member_state(a, alice, room_id, bob.user_id))["membership"] == "invite"
+
+
+def test_an_invite_of_an_unknown_remote_user_is_refused_and_not_kept(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, _ = users
+    room_id = create_room(a, alice)
+    nobody = f"@nobody:{b.server_name}"
+    path = f"{CLIENT}/rooms/{quote(room_id)}/invite"
+    refused(a.authed(alice, "POST", path, {"user_id": nobody}), 404, "M_NOT_FOUND")
+    refused(member_state(a, alice, room_id, nobody), 404, "M_NOT_FOUND")
+
+
+def test_an_invite_to_an_unreachable_server_is_502(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, _ = two_servers
+    alice, _ = users
+    room_id = create_room(a, alice)
+    path = f"{CLIENT}/rooms/{quote(room_id)}/invite"
+    # nothing listens on port 9 of loopback
+    refused(a.authed(alice, "POST", path, {"user_id": "@x:localhost:9"}), 502, "M_UNKNOWN")
+    refused(member_state(a, alice, room_id, "@x:localhost:9"), 404, "M_NOT_FOUND")
+
+
+def test_the_invite_api_signs_and_keeps_a_valid_invite(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = f"!madeup:{a.server_name}"
+    invite = invite_event(a, alice.user_id, bob.user_id, room_id)
+    state = [
+        {
+            "type": "m.room.name",
+            "state_key": "",
+            "sender": alice.user_id,
+            "content": {"name": "Made up"},
+        }
+    ]
+    uri = f"{FEDERATION}/v2/invite/{quote(room_id)}/{quote(invite['event_id'])}"
+    body = {"room_version": "10", "event": invite["pdu"], "invite_room_state": state}
+    answer = ok(signed(a, b, "PUT", uri, body))
+    event = answer["event"]
+    assert set(event["signatures"]) == {a.server_name, b.server_name}
+    assert {k: v for k, v in event.items() if k != "signatures"} == {
+        k: v for k, v in invite["pdu"].items() if k != "signatures"
+    }
+    response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
+    shown = response["rooms"]["invite"][room_id]["invite_state"]["events"]
+    assert shown[0] == {**state[0]}
+    assert shown[-1]["content"] == {"membership": "invite"}
+    # the same invite again is signed again, and kept once
+    assert ok(signed(a, b, "PUT", uri, body))["event"]["signatures"] == event["signatures"]
+
+
+def test_the_invite_v1_api_answers_in_its_own_shape(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = f"!madeup1:{a.server_name}"
+    invite = invite_event(a, alice.user_id, bob.user_id, room_id, room_version="1")
+    uri = f"{FEDERATION}/v1/invite/{quote(room_id)}/{quote(invite['event_id'])}"
+    answer = ok(signed(a, b, "PUT", uri, invite["pdu"]))
+    assert answer[0] == 200
+    assert b.server_name in answer[1]["event"]["signatures"]
+
+
+def test_the_invite_api_refuses_what_it_must_not_sign(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = f"!refused:{a.server_name}"
+
+    def put(invite: dict[str, Any], *, version: str = "10", event_id: str | None = None) -> Reply:
+        uri = f"{FEDERATION}/v2/invite/{quote(room_id)}/{quote(event_id or invite['event_id'])}"
+        return signed(a, b, "PUT", uri, {"room_version": version, "event": invite["pdu"]})
+
+    good = invite_event(a, alice.user_id, bob.user_id, room_id)
+    # not signed at all
+    uri = f"{FEDERATION}/v2/invite/{quote(room_id)}/{quote(good['event_id'])}"
+    refused(
+        b.request("PUT", uri, {"room_version": "10", "event": good["pdu"]}), 401, "M_UNAUTHORIZED"
+    )
+    # a room version B does not know
+    body = refused(put(good, version="999"), 400, "M_INCOMPATIBLE_ROOM_VERSION")
+    assert body["room_version"] == "999"
+    # the event is not the one the path names
+    refused(put(good, event_id="$other"), 400, "M_INVALID_PARAM")
+    # an invite of a user of another server (A's own alice)
+    refused(put(invite_event(a, alice.user_id, alice.user_id, room_id)), 400, "M_INVALID_PARAM")
+    # an inviter that is not a user of the asking server
+    refused(
+        put(invite_event(a, f"@mallory:{b.server_name}", bob.user_id, room_id)),
+        400,
+        "M_INVALID_PARAM",
+    )
+    # a user B does not have
+    refused(
+        put(invite_event(a, alice.user_id, f"@ghost:{b.server_name}", room_id)), 404, "M_NOT_FOUND"
+    )
+    # a forged signature (content changed after signing)
+    forged = invite_event(a, alice.user_id, bob.user_id, room_id)
+    forged["pdu"] = {**forged["pdu"], "origin_server_ts": forged["pdu"]["origin_server_ts"] + 1}
+    refused(put(forged, event_id=forged["event_id"]), 400, "M_INVALID_PARAM")
+    # none of these reached bob
+    response = ok(b.authed(bob, "GET", CLIENT + "/sync?timeout=0&full_state=true"))
+    assert room_id not in response.get("rooms", {}).get("invite", {})
+
+
+# -- make_leave and make_knock -------------------------------------------------------------
+
+
+def test_make_leave_gives_a_template_for_a_user_of_the_asking_server(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = create_room(a, alice, room_version="10")
+    uri = f"{FEDERATION}/v1/make_leave/{quote(room_id)}/{quote(bob.user_id)}"
+    # bob has nothing to leave yet
+    refused(signed(b, a, "GET", uri), 403, "M_FORBIDDEN")
+    ok(a.authed(alice, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id}))
+    answer = ok(signed(b, a, "GET", uri))
+    event = answer["event"]
+    assert answer["room_version"] == "10"
+    assert event["type"] == "m.room.member"
+    assert event["sender"] == event["state_key"] == bob.user_id
+    assert event["content"] == {"membership": "leave"}
+    assert event["origin"] == a.server_name
+    assert "signatures" not in event
+    # a user of another server
+    uri = f"{FEDERATION}/v1/make_leave/{quote(room_id)}/{quote(alice.user_id)}"
+    refused(signed(b, a, "GET", uri), 403, "M_FORBIDDEN")
+    # an unknown room
+    uri = f"{FEDERATION}/v1/make_leave/{quote('!nowhere:' + a.server_name)}/{quote(bob.user_id)}"
+    refused(signed(b, a, "GET", uri), 404, "M_NOT_FOUND")
+    # unsigned
+    uri = f"{FEDERATION}/v1/make_leave/{quote(room_id)}/{quote(bob.user_id)}"
+    refused(a.request("GET", uri), 401, "M_UNAUTHORIZED")
+
+
+def test_make_knock_follows_the_join_rules_and_versions(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    knockable = create_room(
+        a,
+        alice,
+        room_version="10",
+        initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+    )
+    uri = f"{FEDERATION}/v1/make_knock/{quote(knockable)}/{quote(bob.user_id)}"
+    answer = ok(signed(b, a, "GET", uri + "?ver=9&ver=10"))
+    assert answer["room_version"] == "10"
+    assert answer["event"]["content"] == {"membership": "knock"}
+    assert answer["event"]["sender"] == bob.user_id
+    # a version the asking server does not support
+    body = refused(signed(b, a, "GET", uri + "?ver=9"), 400, "M_INCOMPATIBLE_ROOM_VERSION")
+    assert body["room_version"] == "10"
+    # an invite-only room refuses knocks
+    private = create_room(a, alice, room_version="10", preset="private_chat")
+    uri = f"{FEDERATION}/v1/make_knock/{quote(private)}/{quote(bob.user_id)}?ver=10"
+    refused(signed(b, a, "GET", uri), 403, "M_FORBIDDEN")
+    # a room version without knocking
+    old = create_room(a, alice, room_version="6")
+    uri = f"{FEDERATION}/v1/make_knock/{quote(old)}/{quote(bob.user_id)}?ver=6"
+    refused(signed(b, a, "GET", uri), 403, "M_FORBIDDEN")
