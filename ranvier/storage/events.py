@@ -595,3 +595,16 @@ async def get_auth_chain_ids(db: Database, event_ids: Iterable[str]) -> set[str]
     )
     async with db.read() as conn:
         return {row.event_id for row in await conn.execute(select(chain.c.event_id))}
+
+
+async def get_timeline_event_ids(db: Database, event_ids: Iterable[str]) -> set[str]:
+    """Those of `event_ids` held here with a place in the DAG (not outliers)."""
+    ids = list(dict.fromkeys(event_ids))
+    found: set[str] = set()
+    async with db.read() as conn:
+        for start in range(0, len(ids), 500):
+            query = select(events.c.event_id).where(
+                events.c.event_id.in_(ids[start : start + 500]), events.c.outlier == false()
+            )
+            found.update(row.event_id for row in await conn.execute(query))
+    return found

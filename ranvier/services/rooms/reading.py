@@ -38,6 +38,9 @@ MAX_SCAN_BATCHES = 20
 BEFORE_EVERYTHING = RoomPosition(0, 0)
 
 Bundler = Callable[[list[str], str], Awaitable[Mapping[str, Mapping[str, Any]]]]
+# (room_id, ts, forwards) -> (event_id, origin_server_ts) another server in the room found,
+# checked and kept here (services/federation/remote_history.RemoteHistory.closest_event)
+RemoteTimestamps = Callable[[str, int, bool], Awaitable[tuple[str, int] | None]]
 
 
 def not_found(what: str = "Event not found") -> MatrixError:
@@ -62,6 +65,8 @@ class RoomReadingService:
     serializer: ClientEventSerializer
     # the relations service's bundled aggregations, once it is wired in
     bundler: Bundler | None = None
+    # other servers in the room, asked when the closest local event is next to a gap
+    remote_timestamps: RemoteTimestamps | None = None
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -383,10 +388,34 @@ class RoomReadingService:
     ) -> dict[str, Any]:
         await self._access(requester, room_id)
         found = await event_store.event_closest_to_ts(self.db, room_id, ts, forwards=forwards)
+        if self.remote_timestamps is not None and await self._next_to_gap(
+            room_id, found, forwards=forwards
+        ):
+            # as Synapse: the remote answer when it is closer than what is known here
+            remote = await self.remote_timestamps(room_id, ts, forwards)
+            if remote is not None and (found is None or abs(remote[1] - ts) < abs(found[1] - ts)):
+                found = remote
         if found is None:
             direction = "after" if forwards else "before"
             raise not_found(f"Unable to find event from {ts} in direction {direction}")
         return {"event_id": found[0], "origin_server_ts": found[1]}
+
+    async def _next_to_gap(
+        self, room_id: str, found: tuple[str, int] | None, *, forwards: bool
+    ) -> bool:
+        """Whether history this server lacks may hold a closer event: nothing found, or
+        (forwards) the event found has prev events not held here, or (backwards) it is a
+        forward extremity, after which other servers may have more."""
+        if found is None:
+            return True
+        if forwards:
+            event = await self.loader.get_event(found[0])
+            if event is None:
+                return True
+            held = await event_store.get_timeline_event_ids(self.db, event.prev_event_ids)
+            return any(prev_id not in held for prev_id in event.prev_event_ids)
+        extremities = await event_store.get_forward_extremities(self.db, room_id)
+        return any(event_id == found[0] for event_id, _ in extremities)
 
     async def _member_state(
         self, requester: UserRequester, events: Sequence[Event]
