@@ -126,6 +126,7 @@ from ranvier.services.federation.keyring import (
 from ranvier.services.federation.memberships import MakeMembershipService
 from ranvier.services.federation.out_of_band import OutOfBandMemberships
 from ranvier.services.federation.queries import RemoteQueries
+from ranvier.services.federation.remote_history import RemoteHistory
 from ranvier.services.federation.remote_memberships import RemoteMemberships
 from ranvier.services.federation.send_join import SendJoinService
 from ranvier.services.federation.server_acl import ServerAclChecker
@@ -459,7 +460,19 @@ async def build_rooms(
         search=search,
         user_directory=user_directory,
         reading=RoomReadingService(
-            database, loader, visibility, serializer, relations.bundled_aggregations
+            database,
+            loader,
+            visibility,
+            serializer,
+            relations.bundled_aggregations,
+            RemoteHistory(
+                database,
+                loader,
+                federation_client,
+                EventVerifier(keyring),
+                sender,
+                config.server_name,
+            ).closest_event,
         ),
         redacting=RedactionService(sender, sending, loader, redactions),
         reports=ReportService(database, ReportStore(database), loader, serializer),

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
@@ -135,3 +136,88 @@ def test_a_member_server_reads_from_its_join_on(fake: FakeServer, room: Room) ->
         assert reply.status == 403, reply.body
     finally:
         ok(room.server.authed(room.alice, "PUT", path, {"allow": ["*"]}))
+
+
+def event_ts(room: Room, event_id: str) -> int:
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/event/{quote(event_id)}"
+    ts: int = ok(room.server.authed(room.alice, "GET", path))["origin_server_ts"]
+    return ts
+
+
+def client_timestamp(room: Room, ts: int, direction: str) -> Reply:
+    path = f"/_matrix/client/v1/rooms/{quote(room.room_id)}/timestamp_to_event"
+    return room.server.authed(room.alice, "GET", f"{path}?ts={ts}&dir={direction}")
+
+
+def test_timestamp_to_event_asks_the_member_server_past_the_edge(
+    fake: FakeServer, room: Room
+) -> None:
+    after_ts = event_ts(room, room.after)
+    # an event of the fake's that this server never received, after everything it has
+    state = {(e.type, e.state_key or ""): e for e in [room.join]}
+    later = fake.build(
+        EventTemplate(
+            "m.room.message",
+            fake.user("mallory"),
+            {"msgtype": "m.text", "body": "not sent"},
+            room.room_id,
+        ),
+        room.version,
+        [room.join],
+        {**state, **auth_state(fake, room)},
+        origin_server_ts=after_ts + 5_000,
+    )
+    asked: list[dict[str, str]] = []
+
+    def timestamp_answer(received: Any) -> tuple[int, Any]:
+        asked.append(dict(received.query))
+        return 200, {"event_id": later.event_id, "origin_server_ts": later.origin_server_ts}
+
+    prefix = f"{FEDERATION}/timestamp_to_event/"
+    fake.route("GET", prefix, timestamp_answer)
+    # backwards from after both: the newest local event is a forward extremity, past which
+    # the fake may know more; its event is closer, fetched, checked and answered
+    found = ok(client_timestamp(room, after_ts + 10_000, "b"))
+    assert found == {"event_id": later.event_id, "origin_server_ts": after_ts + 5_000}
+    assert asked == [{"ts": str(after_ts + 10_000), "dir": "b"}]
+    # forwards from the start: the create event has nothing before it, no one is asked
+    first = ok(client_timestamp(room, 0, "f"))
+    assert first["origin_server_ts"] <= after_ts and len(asked) == 1
+    # a remote answer further away than the newest local event is not taken
+    older = fake.build(
+        EventTemplate(
+            "m.room.message",
+            fake.user("mallory"),
+            {"msgtype": "m.text", "body": "old"},
+            room.room_id,
+        ),
+        room.version,
+        [room.join],
+        {**state, **auth_state(fake, room)},
+        origin_server_ts=after_ts - 60_000,
+    )
+    fake.route("GET", prefix, lambda _: (200, {"event_id": older.event_id, "origin_server_ts": 1}))
+    newest = latest_event_id(room)
+    assert ok(client_timestamp(room, after_ts + 10_000, "b"))["event_id"] == newest
+    # nor a remote event that cannot be fetched
+    fake.route("GET", prefix, lambda _: (200, {"event_id": "$nothing", "origin_server_ts": 1}))
+    assert ok(client_timestamp(room, after_ts + 10_000, "b"))["event_id"] == newest
+
+
+def latest_event_id(room: Room) -> str:
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/messages?dir=b&limit=1"
+    event_id: str = ok(room.server.authed(room.alice, "GET", path))["chunk"][0]["event_id"]
+    return event_id
+
+
+def auth_state(fake: FakeServer, room: Room) -> dict[tuple[str, str], Event]:
+    """The room's create, power levels and join rules, as the fake would have from its join."""
+    r = quote(room.room_id)
+    ids = get(fake, room, f"/state_ids/{r}", event_id=room.join.event_id)["pdu_ids"]
+    found: dict[tuple[str, str], Event] = {}
+    for event_id in ids:
+        (pdu,) = get(fake, room, f"/event/{quote(event_id)}")["pdus"]
+        event = Event(pdu, room.version, event_id)
+        if event.type != "m.room.member":
+            found[(event.type, event.state_key or "")] = event
+    return found
