@@ -730,7 +730,7 @@ def build_inbound_federation(
         make_join=MakeJoinService(
             database, rooms.sender, rooms.membership, acl, config.server_name
         ),
-        make_membership=MakeMembershipService(rooms.sender, acl, config.server_name),
+        make_membership=MakeMembershipService(rooms.sender, verifier, acl, config.server_name),
         history=FederationHistory(
             database,
             rooms.sender.loader,

@@ -19,8 +19,10 @@ import yaml
 
 from ranvier.config.signing_key import load_signing_key
 from ranvier.protocol.event_builder import EventTemplate, build_event
+from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.request_auth import authorization_header
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
+from ranvier.protocol.signing import sign_event
 from ranvier.protocol.signing_keys import ServerSigningKey
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, register
@@ -332,3 +334,80 @@ def test_make_knock_follows_the_join_rules_and_versions(
     old = create_room(a, alice, room_version="6")
     uri = f"{FEDERATION}/v1/make_knock/{quote(old)}/{quote(bob.user_id)}?ver=6"
     refused(signed(b, a, "GET", uri), 403, "M_FORBIDDEN")
+
+
+# -- leaving and knocking through the resident server ----------------------------------------
+
+
+def completed(server: FederatingServer, template: dict[str, Any], **content: Any) -> dict[str, Any]:
+    """make_leave's or make_knock's template completed and signed as `server`."""
+    version = KNOWN_ROOM_VERSIONS[template["room_version"]]
+    pdu = dict(template["event"])
+    pdu["content"] = {**pdu["content"], **content}
+    pdu["origin_server_ts"] = int(time.time() * 1000)
+    signed_pdu = sign_event(pdu, server.server_name, signing_key_of(server), version)
+    return {"event_id": compute_event_id(signed_pdu, version), "pdu": signed_pdu}
+
+
+def test_an_invited_user_rejects_the_invite_through_the_inviting_server(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = create_room(a, alice, name="To be declined")
+    ok(a.authed(alice, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id}))
+    sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
+    ok(b.authed(bob, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave", {"reason": "no thanks"}))
+    # A's room has bob's leave, sent by B's server through make_leave and send_leave
+    leave = ok(member_state(a, alice, room_id, bob.user_id))
+    assert leave == {"membership": "leave", "reason": "no thanks"}
+    response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("leave", {}))
+    assert room_id not in response["rooms"].get("invite", {})
+
+
+def test_send_leave_and_send_knock_take_checked_events_only(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = create_room(
+        a,
+        alice,
+        room_version="10",
+        name="Knock here",
+        initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+    )
+    make = f"{FEDERATION}/v1/make_knock/{quote(room_id)}/{quote(bob.user_id)}?ver=10"
+    knock = completed(b, ok(signed(b, a, "GET", make)), reason="let me in")
+    send = f"{FEDERATION}/v1/send_knock/{quote(room_id)}/{quote(knock['event_id'])}"
+    # the event named in the path must be the one sent
+    wrong = f"{FEDERATION}/v1/send_knock/{quote(room_id)}/{quote('$not-it')}"
+    refused(signed(b, a, "PUT", wrong, knock["pdu"]), 400, "M_INVALID_PARAM")
+    # changed after signing
+    forged = {**knock["pdu"], "origin_server_ts": knock["pdu"]["origin_server_ts"] + 1}
+    refused(signed(b, a, "PUT", send, forged), 400, "M_INVALID_PARAM")
+    # a knock sent by another server than its sender's
+    refused(signed(a, a, "PUT", send, knock["pdu"]), 403, "M_FORBIDDEN")
+    # unsigned request
+    refused(a.request("PUT", send, knock["pdu"]), 401, "M_UNAUTHORIZED")
+    answer = ok(signed(b, a, "PUT", send, knock["pdu"]))
+    by_type = {event["type"]: event for event in answer["knock_room_state"]}
+    assert by_type["m.room.name"]["content"] == {"name": "Knock here"}
+    assert by_type["m.room.create"]["room_id"] == room_id
+    assert ok(member_state(a, alice, room_id, bob.user_id)) == {
+        "membership": "knock",
+        "reason": "let me in",
+    }
+    # sent again: the same answer, nothing new
+    assert ok(signed(b, a, "PUT", send, knock["pdu"])) == answer
+    # a knock is not a leave
+    leave_path = f"{FEDERATION}/v2/send_leave/{quote(room_id)}/{quote(knock['event_id'])}"
+    refused(signed(b, a, "PUT", leave_path, knock["pdu"]), 400, "M_INVALID_PARAM")
+    # withdrawing the knock: make_leave, then send_leave v1 with its own answer
+    template = ok(
+        signed(b, a, "GET", f"{FEDERATION}/v1/make_leave/{quote(room_id)}/{quote(bob.user_id)}")
+    )
+    leave = completed(b, template)
+    path = f"{FEDERATION}/v1/send_leave/{quote(room_id)}/{quote(leave['event_id'])}"
+    assert ok(signed(b, a, "PUT", path, leave["pdu"])) == [200, {}]
+    assert ok(member_state(a, alice, room_id, bob.user_id)) == {"membership": "leave"}
