@@ -23,7 +23,7 @@ from ranvier.protocol.request_auth import authorization_header
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, register
 from tests.integration.client import Reply
-from tests.integration.matrix import CLIENT, Session
+from tests.integration.matrix import CLIENT, DEFAULT_PASSWORD, Session
 
 FEDERATION = "/_matrix/federation/v1"
 _txn = itertools.count()
@@ -279,6 +279,21 @@ def test_a_redacted_event_is_served_redacted(h: History) -> None:
     pdu = event_pdu(h, h.m4)
     assert pdu["content"] == {}
     assert pdu["type"] == "m.room.message"
+
+
+def test_an_erased_users_events_are_served_redacted(h: History) -> None:
+    eve = register(h.serving, f"eve{next(_txn)}")
+    ok(h.serving.authed(eve, "POST", f"{CLIENT}/join/{quote(h.room_id)}", {}))
+    said = send(h.serving, eve, h.room_id, "forget me")
+    assert event_pdu(h, said)["content"]["body"] == "forget me"
+    auth = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": eve.user_id},
+        "password": DEFAULT_PASSWORD,
+    }
+    ok(h.serving.authed(eve, "POST", CLIENT + "/account/deactivate", {"erase": True, "auth": auth}))
+    pdu = event_pdu(h, said)
+    assert pdu["content"] == {} and pdu["sender"] == eve.user_id
 
 
 # -- state ---------------------------------------------------------------------------------------
