@@ -188,3 +188,19 @@ async def test_state_before_a_state_event_holds_what_it_replaced(database: Datab
             "m.room.history_visibility",
         ]
     )
+
+
+async def test_state_is_served_with_redactions_applied(database: Database) -> None:
+    sender = await new_sender(database)
+    room_id = await create_room(sender, V10)
+    await remote_member(sender, room_id, "join")
+    topic = await sender.send(
+        EventTemplate("m.room.topic", ALICE, {"topic": "secret plans"}, room_id, "")
+    )
+    await sender.send(EventTemplate("m.room.redaction", ALICE, {}, room_id, redacts=topic.event_id))
+    later = await sender.send(message(room_id, "later"))
+    history = history_service(database, sender)
+    full = await history.state(REMOTE, room_id, later.event_id)
+    (served,) = [pdu for pdu in full["pdus"] if pdu["type"] == "m.room.topic"]
+    assert served["content"] == {}
+    assert await event_body(history, later.event_id) == "later"

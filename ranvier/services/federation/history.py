@@ -113,10 +113,12 @@ class FederationHistory:
         return {"auth_chain": await self._pdus(sorted({*chain, *event.auth_event_ids}))}
 
     async def _pdus(self, event_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """State and auth events as stored: the rules need them whole (a server in the room
-        sees its state; redaction keeps what the auth rules read anyway)."""
+        """State and auth events, whole but for redactions: every server reading the room
+        may see its state (redaction keeps what the auth rules read)."""
         loaded = await self._loader.get_events(event_ids)
-        return [loaded[event_id].pdu for event_id in event_ids if event_id in loaded]
+        return await self._visibility.pdus_with_redactions(
+            [loaded[event_id] for event_id in event_ids if event_id in loaded]
+        )
 
     async def _state_before(self, stored: StoredEvent) -> StateMap:
         """spec: events.yaml - the state "prior to considering any state changes induced by

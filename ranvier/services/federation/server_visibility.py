@@ -94,6 +94,15 @@ class ServerVisibility:
             for event in events
         ]
 
+    async def pdus_with_redactions(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+        """The events as PDUs, redacted where a redaction applies and otherwise whole: the
+        room's state and auth chains, which a server needs to follow the auth rules."""
+        redacted = await self._redactions.applied(events)
+        return [
+            redact(event.pdu, event.room_version) if event.event_id in redacted else event.pdu
+            for event in events
+        ]
+
     async def _hidden_from(
         self, server_name: str, events: Sequence[Event], *, in_room_now: bool
     ) -> set[str]:
