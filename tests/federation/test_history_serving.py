@@ -397,7 +397,7 @@ WORLD_READABLE = {
 }
 
 
-def test_backfill_limit_is_capped_at_100(h: History) -> None:
+def test_backfill_and_missing_events_limits_are_capped(h: History) -> None:
     alice = h.alice
     room_id = ok(
         h.serving.authed(
@@ -422,6 +422,10 @@ def test_backfill_limit_is_capped_at_100(h: History) -> None:
     pdus = ok(h.get(f"/backfill/{quote(room_id)}", v=last, limit=1000))["pdus"]
     assert len(pdus) == 100
     assert [body_of(p) for p in pdus[:3]] == ["m104", "m103", "m102"]
+    # and get_missing_events at 20, the 20 before the latest, oldest first
+    body = {"earliest_events": [], "latest_events": [last], "limit": 500}
+    events = ok(h.post(f"/get_missing_events/{quote(room_id)}", body))["events"]
+    assert [body_of(e) for e in events] == [f"m{i}" for i in range(84, 104)]
 
 
 def test_backfill_refusals(h: History) -> None:
