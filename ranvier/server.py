@@ -127,6 +127,7 @@ from ranvier.services.federation.memberships import MakeMembershipService
 from ranvier.services.federation.out_of_band import OutOfBandMemberships
 from ranvier.services.federation.queries import RemoteQueries
 from ranvier.services.federation.remote_history import RemoteHistory
+from ranvier.services.federation.remote_joins import RemoteJoins
 from ranvier.services.federation.remote_memberships import RemoteMemberships
 from ranvier.services.federation.send_join import SendJoinService
 from ranvier.services.federation.server_acl import ServerAclChecker
@@ -433,8 +434,21 @@ async def build_rooms(
         server_name=config.server_name,
         signing_key=signing_key,
     )
+    remote_joins = RemoteJoins(
+        database,
+        sender,
+        EventVerifier(keyring),
+        federation_client,
+        remote_aliases,
+        config.server_name,
+        signing_key,
+    )
     membership = MembershipService(
-        sender, config.server_name, profile_of, remote_memberships=remote_memberships
+        sender,
+        config.server_name,
+        profile_of,
+        remote_memberships=remote_memberships,
+        remote_joins=remote_joins,
     )
     sending.add_state_follow_up("m.room.guest_access", membership.on_guest_access_changed)
     return Rooms(

@@ -62,6 +62,21 @@ class RemoteMembershipHandler(Protocol):
     ) -> None: ...
 
 
+class RemoteJoinHandler(Protocol):
+    """Joins of our users to rooms this server is not in, through a resident server
+    (services/federation/remote_joins.py)."""
+
+    async def locate(
+        self, room_id_or_alias: str, via: Sequence[str]
+    ) -> tuple[str, list[str]] | None: ...
+
+    async def in_room(self, room_id: str) -> bool: ...
+
+    async def join(
+        self, user_id: str, room_id: str, servers: Sequence[str], content: Mapping[str, Any]
+    ) -> None: ...
+
+
 def forbidden(error: str) -> MatrixError:
     return MatrixError(403, "M_FORBIDDEN", error)
 
@@ -81,8 +96,10 @@ class MembershipService:
         server_name: str,
         profile_lookup: ProfileLookup,
         remote_memberships: RemoteMembershipHandler | None = None,
+        remote_joins: RemoteJoinHandler | None = None,
     ) -> None:
         self._sender = sender
+        self._remote_joins = remote_joins
         # invites of other servers' users, and memberships in rooms this server is not in
         self._remote = remote_memberships
         self._db = sender.db
@@ -154,7 +171,23 @@ class MembershipService:
         `extra_content` is kept in the member event; its displayname and avatar_url (a
         per-room profile) win over the global profile."""
         await self._check_join(room_id_or_alias)
-        room_id = await self.resolve_room(room_id_or_alias, via)
+        located = None
+        if self._remote_joins is not None:
+            located = await self._remote_joins.locate(room_id_or_alias, via)
+        if located is not None and not await self._remote_joins_in_room(located[0]):
+            room_id, servers = located
+            await self._check_join(room_id)
+            content = await self._content_with_profile("join", requester.user_id, reason)
+            if extra_content:
+                extra = {k: v for k, v in extra_content.items() if k != AUTHORISING_USER}
+                content = {**content, **extra, "membership": "join"}
+            assert self._remote_joins is not None
+            await self._remote_joins.join(requester.user_id, room_id, servers, content)
+            return room_id
+        if located is not None:
+            room_id = located[0]
+        else:
+            room_id = await self.resolve_room(room_id_or_alias, via)
         user_id = requester.user_id
         head = await self._head(room_id, missing=not_found(f"Unknown room {room_id}"))
         current = await self._state_event(head, (MEMBER, user_id))
@@ -189,22 +222,8 @@ class MembershipService:
     ) -> str:
         """POST /knock/{roomIdOrAlias}; returns the room ID."""
         await self._check_join(room_id_or_alias)
-        user_id = requester.user_id
-        if (
-            self._remote is not None
-            and room_id_or_alias.startswith("!")
-            and not await self._remote.in_room(room_id_or_alias)
-        ):
-            # spec: server-server-api "Knocking upon a room" - through a resident server
-            # named by via (server_name), else the one in the room ID
-            room_id = room_id_or_alias
-            if await self._current_membership(room_id, user_id) == "ban":
-                raise forbidden("You are banned from this room")
-            servers = [*via, *([_domain(room_id)] if ":" in room_id else [])]
-            content = await self._content_with_profile("knock", user_id, reason)
-            await self._remote.knock(user_id, room_id, servers, content)
-            return room_id
         room_id = await self.resolve_room(room_id_or_alias, via)
+        user_id = requester.user_id
         head = await self._head(room_id, missing=not_found(f"Unknown room {room_id}"))
         current = await self._state_event(head, (MEMBER, user_id))
         if current is not None and current.membership == "ban":
@@ -212,6 +231,9 @@ class MembershipService:
         content = await self._content_with_profile("knock", user_id, reason)
         await self._update(room_id, user_id, user_id, content, current)
         return room_id
+
+    async def _remote_joins_in_room(self, room_id: str) -> bool:
+        return self._remote_joins is None or await self._remote_joins.in_room(room_id)
 
     async def _check_join(self, room_id_or_alias: str) -> None:
         if room_id_or_alias.startswith("!"):
