@@ -1,0 +1,102 @@
+"""Invites both ways between a Ranvier (SQLite) and a real Synapse over TLS: a Synapse user
+invites a Ranvier user, who sees the invite with Synapse's stripped state and rejects it
+through Synapse (make_leave, send_leave); a Ranvier user invites a Synapse user, whose
+Synapse signs the invite and shows it in its /sync."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.federation.harness import FederatingServer, FederationCA, federating, register
+from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
+from tests.integration.client import Reply
+from tests.integration.matrix import CLIENT, Session
+
+Server = FederatingServer | SynapsePeer
+
+
+@pytest.fixture(scope="module")
+def ranvier(
+    tmp_path_factory: pytest.TempPathFactory,
+    test_ca: FederationCA,
+    sqlite_section: dict[str, Any],
+) -> Iterator[FederatingServer]:
+    with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
+        yield server
+
+
+def ok(reply: Reply) -> Any:
+    assert reply.status == 200, reply.body
+    return reply.json()
+
+
+def sync_until(
+    server: Server, session: Session, found: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """An initial sync, then incremental ones, until `found(response)`."""
+    deadline = time.monotonic() + 30
+    response: dict[str, Any] = ok(server.authed(session, "GET", CLIENT + "/sync?timeout=0"))
+    while not found(response):
+        assert time.monotonic() < deadline, response
+        since = quote(response["next_batch"])
+        response = ok(server.authed(session, "GET", f"{CLIENT}/sync?since={since}&timeout=1000"))
+    return response
+
+
+def in_section(section: str, room_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda response: room_id in response.get("rooms", {}).get(section, {})
+
+
+def member(server: Server, session: Session, room_id: str, user_id: str) -> Any:
+    path = f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}"
+    return ok(server.authed(session, "GET", path))
+
+
+def test_a_synapse_user_invites_a_ranvier_user_who_rejects(
+    ranvier: FederatingServer, synapse: SynapsePeer
+) -> None:
+    sam = register_on_synapse(synapse, "sam")
+    carol = register(ranvier, "carol")
+    body = {"name": "Synapse's room", "preset": "private_chat"}
+    room_id = ok(synapse.authed(sam, "POST", CLIENT + "/createRoom", body))["room_id"]
+    invite = {"user_id": carol.user_id}
+    ok(synapse.authed(sam, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", invite))
+    response = sync_until(ranvier, carol, in_section("invite", room_id))
+    shown = response["rooms"]["invite"][room_id]["invite_state"]["events"]
+    assert _by_type(shown)["m.room.name"]["content"] == {"name": "Synapse's room"}
+    assert shown[-1]["sender"] == sam.user_id
+    assert shown[-1]["content"]["membership"] == "invite"
+
+    ok(ranvier.authed(carol, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave"))
+    assert member(synapse, sam, room_id, carol.user_id)["membership"] == "leave"
+    sync_until(ranvier, carol, in_section("leave", room_id))
+
+
+def test_a_ranvier_user_invites_a_synapse_user(
+    ranvier: FederatingServer, synapse: SynapsePeer
+) -> None:
+    dave = register(ranvier, "dave")
+    tess = register_on_synapse(synapse, "tess")
+    body = {"name": "Ranvier's room", "room_version": "10"}
+    room_id = ok(ranvier.authed(dave, "POST", CLIENT + "/createRoom", body))["room_id"]
+    invite = {"user_id": tess.user_id}
+    ok(ranvier.authed(dave, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", invite))
+    assert member(ranvier, dave, room_id, tess.user_id)["membership"] == "invite"
+    response = sync_until(synapse, tess, in_section("invite", room_id))
+    shown = response["rooms"]["invite"][room_id]["invite_state"]["events"]
+    assert _by_type(shown)["m.room.name"]["content"] == {"name": "Ranvier's room"}
+    assert any(
+        event["type"] == "m.room.member"
+        and event["state_key"] == tess.user_id
+        and event["content"]["membership"] == "invite"
+        for event in shown
+    )
+
+
+def _by_type(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {event["type"]: event for event in events}
