@@ -411,3 +411,62 @@ def test_send_leave_and_send_knock_take_checked_events_only(
     path = f"{FEDERATION}/v1/send_leave/{quote(room_id)}/{quote(leave['event_id'])}"
     assert ok(signed(b, a, "PUT", path, leave["pdu"])) == [200, {}]
     assert ok(member_state(a, alice, room_id, bob.user_id)) == {"membership": "leave"}
+
+
+def test_a_user_knocks_on_a_remote_room_and_is_invited(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = create_room(
+        a,
+        alice,
+        room_version="10",
+        name="Knock to enter",
+        initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+    )
+    path = f"{CLIENT}/knock/{quote(room_id)}?server_name={quote(a.server_name)}"
+    assert ok(b.authed(bob, "POST", path, {"reason": "hello"})) == {"room_id": room_id}
+    # with bob's profile, as a local knock carries it
+    assert ok(member_state(a, alice, room_id, bob.user_id)) == {
+        "membership": "knock",
+        "reason": "hello",
+        "displayname": "bob",
+    }
+    response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("knock", {}))
+    knock_state = response["rooms"]["knock"][room_id]["knock_state"]["events"]
+    by_type = {event["type"]: event for event in knock_state}
+    assert by_type["m.room.name"]["content"] == {"name": "Knock to enter"}
+    assert knock_state[-1]["content"]["membership"] == "knock"
+    assert "signatures" not in by_type["m.room.create"]
+    # alice lets bob in with an invite, which B keeps out of band as well
+    ok(a.authed(alice, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id}))
+    sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
+
+
+def test_a_knock_on_a_room_without_knocking_is_refused(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = create_room(a, alice, room_version="10", preset="private_chat")
+    path = f"{CLIENT}/knock/{quote(room_id)}?server_name={quote(a.server_name)}"
+    refused(b.authed(bob, "POST", path, {}), 403, "M_FORBIDDEN")
+    refused(member_state(a, alice, room_id, bob.user_id), 404, "M_NOT_FOUND")
+
+
+def test_an_invite_is_rejected_even_when_the_inviting_server_is_down(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    """Last in the module: A is stopped, and B then backs off from it."""
+    a, b = two_servers
+    alice, bob = users
+    room_id = create_room(a, alice, name="Soon gone")
+    ok(a.authed(alice, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id}))
+    sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
+    assert a.stop() == 0, a.log()
+    ok(b.authed(bob, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave"))
+    response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("leave", {}))
+    assert room_id not in response["rooms"].get("invite", {})
+    # left for good: a second leave has nothing to leave
+    refused(b.authed(bob, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave"), 403, "M_FORBIDDEN")

@@ -222,8 +222,22 @@ class MembershipService:
     ) -> str:
         """POST /knock/{roomIdOrAlias}; returns the room ID."""
         await self._check_join(room_id_or_alias)
-        room_id = await self.resolve_room(room_id_or_alias, via)
         user_id = requester.user_id
+        if (
+            self._remote is not None
+            and room_id_or_alias.startswith("!")
+            and not await self._remote.in_room(room_id_or_alias)
+        ):
+            # spec: server-server-api "Knocking upon a room" - through a resident server
+            # named by via (server_name), else the one in the room ID
+            room_id = room_id_or_alias
+            if await self._current_membership(room_id, user_id) == "ban":
+                raise forbidden("You are banned from this room")
+            servers = [*via, *([_domain(room_id)] if ":" in room_id else [])]
+            content = await self._content_with_profile("knock", user_id, reason)
+            await self._remote.knock(user_id, room_id, servers, content)
+            return room_id
+        room_id = await self.resolve_room(room_id_or_alias, via)
         head = await self._head(room_id, missing=not_found(f"Unknown room {room_id}"))
         current = await self._state_event(head, (MEMBER, user_id))
         if current is not None and current.membership == "ban":
