@@ -221,3 +221,29 @@ def auth_state(fake: FakeServer, room: Room) -> dict[tuple[str, str], Event]:
         if event.type != "m.room.member":
             found[(event.type, event.state_key or "")] = event
     return found
+
+
+def test_a_server_that_joined_later_finds_earlier_events_by_timestamp(
+    two_servers: ServerPair,
+) -> None:
+    """Both sides Ranvier: bob's server joins alice's room late; bob asks for the event
+    at a time before his join, which his server does not hold, and gets alice's server's
+    answer, fetched and checked."""
+    for home, visitor in (
+        (two_servers.first, two_servers.second),
+        (two_servers.second, two_servers.first),
+    ):
+        alice = register(home, f"alice{secrets.token_hex(3)}")
+        room_id = ok(home.authed(alice, "POST", CLIENT + "/createRoom", {"preset": "public_chat"}))[
+            "room_id"
+        ]
+        early = send(home, alice, room_id, "early")
+        early_ts = ok(
+            home.authed(alice, "GET", f"{CLIENT}/rooms/{quote(room_id)}/event/{quote(early)}")
+        )["origin_server_ts"]
+        bob = register(visitor, f"bob{secrets.token_hex(3)}")
+        join = f"{CLIENT}/join/{quote(room_id)}?server_name={quote(home.server_name)}"
+        ok(visitor.authed(bob, "POST", join, {}))
+        path = f"/_matrix/client/v1/rooms/{quote(room_id)}/timestamp_to_event"
+        found = ok(visitor.authed(bob, "GET", f"{path}?ts={early_ts}&dir=f"))
+        assert found == {"event_id": early, "origin_server_ts": early_ts}
