@@ -1,0 +1,113 @@
+"""Joins both ways between a Ranvier (SQLite) and a real Synapse over TLS, and the Synapse
+user's messages reaching Ranvier afterwards (Synapse's transactions to PUT /send): a
+Ranvier user joins a Synapse room by ID and by alias (make_join, send_join, Synapse's state
+and auth chain checked and stored); a Synapse user joins a Ranvier room (our send_join)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.federation.harness import FederatingServer, FederationCA, federating, register
+from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
+from tests.integration.client import Reply
+from tests.integration.matrix import CLIENT, Session
+
+Server = FederatingServer | SynapsePeer
+
+
+@pytest.fixture(scope="module")
+def ranvier(
+    tmp_path_factory: pytest.TempPathFactory,
+    test_ca: FederationCA,
+    sqlite_section: dict[str, Any],
+) -> Iterator[FederatingServer]:
+    with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
+        yield server
+
+
+def ok(reply: Reply) -> Any:
+    assert reply.status == 200, reply.body
+    return reply.json()
+
+
+def sync_until(
+    server: Server, session: Session, found: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Syncs (initial, then incremental) until one response satisfies `found`."""
+    deadline = time.monotonic() + 30
+    response: dict[str, Any] = ok(server.authed(session, "GET", CLIENT + "/sync?timeout=0"))
+    while not found(response):
+        assert time.monotonic() < deadline, response
+        since = quote(response["next_batch"])
+        response = ok(server.authed(session, "GET", f"{CLIENT}/sync?since={since}&timeout=1000"))
+    return response
+
+
+def has_message(room_id: str, body: str) -> Callable[[dict[str, Any]], bool]:
+    def found(response: dict[str, Any]) -> bool:
+        room = response.get("rooms", {}).get("join", {}).get(room_id)
+        events = room["timeline"]["events"] if room else []
+        return any(e.get("content", {}).get("body") == body for e in events)
+
+    return found
+
+
+def say(server: Server, session: Session, room_id: str, body: str) -> None:
+    path = f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/t{secrets.token_hex(4)}"
+    ok(server.authed(session, "PUT", path, {"msgtype": "m.text", "body": body}))
+
+
+def joined(server: Server, session: Session, room_id: str) -> set[str]:
+    reply = server.authed(session, "GET", f"{CLIENT}/rooms/{quote(room_id)}/joined_members")
+    return set(ok(reply)["joined"])
+
+
+def test_a_ranvier_user_joins_a_synapse_room(
+    ranvier: FederatingServer, synapse: SynapsePeer
+) -> None:
+    sam = register_on_synapse(synapse, "sam")
+    carol = register(ranvier, "carol")
+    alias_name = f"syn{secrets.token_hex(3)}"
+    body = {"name": "Synapse's room", "preset": "public_chat", "room_alias_name": alias_name}
+    room_id = ok(synapse.authed(sam, "POST", CLIENT + "/createRoom", body))["room_id"]
+    say(synapse, sam, room_id, "before the join")
+    path = f"{CLIENT}/join/{quote(room_id)}?server_name={quote(synapse.server_name)}"
+    assert ok(ranvier.authed(carol, "POST", path))["room_id"] == room_id
+    # Ranvier holds Synapse's state of the room
+    name = ok(ranvier.authed(carol, "GET", f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.name"))
+    assert name["name"] == "Synapse's room"
+    assert joined(ranvier, carol, room_id) == {sam.user_id, carol.user_id}
+    assert carol.user_id in joined(synapse, sam, room_id)
+    # Synapse sends what follows to Ranvier
+    say(synapse, sam, room_id, "welcome, carol")
+    sync_until(ranvier, carol, has_message(room_id, "welcome, carol"))
+    # and a second user joins through the alias
+    dave = register(ranvier, "dave")
+    alias = f"#{alias_name}:{synapse.server_name}"
+    assert ok(ranvier.authed(dave, "POST", f"{CLIENT}/join/{quote(alias)}"))["room_id"] == room_id
+    assert dave.user_id in joined(ranvier, dave, room_id)
+
+
+def test_a_synapse_user_joins_a_ranvier_room(
+    ranvier: FederatingServer, synapse: SynapsePeer
+) -> None:
+    erin = register(ranvier, "erin")
+    body = {"name": "Ranvier's room", "topic": "ours", "preset": "public_chat"}
+    room_id = ok(ranvier.authed(erin, "POST", CLIENT + "/createRoom", body))["room_id"]
+    say(ranvier, erin, room_id, "before sid came")
+    sid = register_on_synapse(synapse, "sid")
+    path = f"{CLIENT}/join/{quote(room_id)}?server_name={quote(ranvier.server_name)}"
+    assert ok(synapse.authed(sid, "POST", path))["room_id"] == room_id
+    # Synapse accepted our send_join answer: it holds the room's state
+    topic = ok(synapse.authed(sid, "GET", f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.topic"))
+    assert topic["topic"] == "ours"
+    assert joined(ranvier, erin, room_id) == {erin.user_id, sid.user_id}
+    # Synapse's transaction with sid's message reaches erin
+    say(synapse, sid, room_id, "hello from synapse")
+    sync_until(ranvier, erin, has_message(room_id, "hello from synapse"))
