@@ -363,6 +363,9 @@ def test_an_invited_user_rejects_the_invite_through_the_inviting_server(
     assert leave == {"membership": "leave", "reason": "no thanks"}
     response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("leave", {}))
     assert room_id not in response["rooms"].get("invite", {})
+    (event,) = response["rooms"]["leave"][room_id]["timeline"]["events"]
+    assert event["content"] == {"membership": "leave", "reason": "no thanks"}
+    assert (event["sender"], event["state_key"]) == (bob.user_id, bob.user_id)
 
 
 def test_send_leave_and_send_knock_take_checked_events_only(
@@ -468,5 +471,9 @@ def test_an_invite_is_rejected_even_when_the_inviting_server_is_down(
     ok(b.authed(bob, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave"))
     response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("leave", {}))
     assert room_id not in response["rooms"].get("invite", {})
+    # the leave made here is the room's timeline
+    (leave,) = response["rooms"]["leave"][room_id]["timeline"]["events"]
+    assert (leave["type"], leave["sender"]) == ("m.room.member", bob.user_id)
+    assert leave["content"] == {"membership": "leave"}
     # left for good: a second leave has nothing to leave
     refused(b.authed(bob, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave"), 403, "M_FORBIDDEN")

@@ -33,7 +33,7 @@ from ranvier.storage import sync as sync_store
 from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.database import Database
 from ranvier.storage.state import StateMap
-from ranvier.storage.sync import MembershipAt, UserMemberships
+from ranvier.storage.sync import MembershipAt, TimelineRow, UserMemberships
 from ranvier.streams.tokens import StreamToken
 
 JsonDict = dict[str, Any]
@@ -179,6 +179,7 @@ class RoomsBuilder:
         timelines = await self._timelines.load(
             request.user_id, ranges, timeline_filter, request.timeline_limit
         )
+        await self._add_out_of_band_leaves(plan, memberships, timelines)
         full_rooms = {*plan.join_newly, *(r for r, (_, full) in plan.leave.items() if full)}
         previous = await self._previous_states(request, timelines, full_rooms)
 
@@ -240,6 +241,26 @@ class RoomsBuilder:
             room["account_data"] = {"events": extras.account_data.get(room_id, [])}
             leave[room_id] = room
         return await self._sections(request.user_id, plan, join, leave)
+
+    async def _add_out_of_band_leaves(
+        self, plan: _Plan, memberships: UserMemberships, timelines: dict[str, Timeline]
+    ) -> None:
+        """A leave out of band (an invite rejected, a knock withdrawn in a room this server
+        is not in: services/federation/out_of_band.py) is in no timeline; as Synapse, the
+        leave alone is the room's timeline, so the client sees why the room went."""
+        missing = [room_id for room_id in plan.leave if room_id not in timelines]
+        if not missing:
+            return
+        event_ids = [memberships.now[room_id].event_id for room_id in missing]
+        with_state = await self._loader.state_groups_of(event_ids)
+        loaded = await self._loader.get_events(e for e in event_ids if e not in with_state)
+        for room_id in missing:
+            at = memberships.now[room_id]
+            event = loaded.get(at.event_id)
+            if event is None:
+                continue
+            row = TimelineRow(event.event_id, event.depth, at.stream)
+            timelines[room_id] = Timeline(room_id, [event], False, [row], None, None)
 
     async def _summaries(self, room_ids: list[str], request: RoomsRequest) -> dict[str, JsonDict]:
         """room_id -> its summary. spec: m.heroes only for a room without a name or a
