@@ -228,6 +228,32 @@ def test_missing_prev_events_are_fetched(fake: FakeServer, room: Room) -> None:
 
 
 @engines
+def test_the_state_at_a_gap_is_asked_for(fake: FakeServer, room: Room) -> None:
+    first = message(fake, room, "unseen one")
+    second = message(fake, room, "unseen two", prev=[first])
+    after = message(fake, room, "after the unseen", prev=[second])
+    fake.route("POST", f"{FED}/v1/get_missing_events/", lambda _r: (200, {"events": []}))
+    asked: list[ReceivedRequest] = []
+
+    def state_ids(request: ReceivedRequest) -> tuple[int, Any]:
+        asked.append(request)
+        # the state before `second` is the state the fake knows (messages change none)
+        return 200, {
+            "pdu_ids": [e.event_id for e in room.state.values()],
+            "auth_chain_ids": [],
+        }
+
+    fake.route("GET", f"{FED}/v1/state_ids/", state_ids)
+    assert send(fake, room, after) == {after.event_id: {}}
+    room.latest = after
+    assert [r.query.get("event_id") for r in asked] == [second.event_id]
+    bodies = timeline_bodies(room)
+    assert "after the unseen" in bodies
+    # the gap's events are outliers here: known, but in no timeline
+    assert "unseen one" not in bodies and "unseen two" not in bodies
+
+
+@engines
 def test_an_event_from_before_a_kick_is_soft_failed(fake: FakeServer, room: Room) -> None:
     trudy = fake.user(f"trudy{secrets.token_hex(2)}")
     trudy_join = join(fake, room, trudy)
