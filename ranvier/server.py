@@ -93,6 +93,7 @@ from ranvier.federation.backoff import Backoff, BackoffSettings
 from ranvier.federation.client import DomainWhitelist, FederationClient, RetrySettings
 from ranvier.federation.connections import Connections
 from ranvier.federation.discovery import ServerDiscovery
+from ranvier.federation.queue import FederationSender
 from ranvier.federation.tls import TlsPolicy
 from ranvier.http.middleware import (
     cors_middleware,
@@ -655,11 +656,13 @@ async def build_e2ee(
 
 @dataclass
 class Federation:
-    """The outbound client, and what the admin API shows of the servers it talks to."""
+    """The outbound client, the transaction queue (None with send_federation off), and
+    what the admin API shows of the servers it talks to."""
 
     client: FederationClient
     destinations: DestinationAdminService
     domain_whitelist: DomainWhitelist
+    sender: FederationSender | None
 
 
 def build_federation(
@@ -706,9 +709,20 @@ def build_federation(
             client_timeout_seconds=settings.client_timeout / 1000,
             max_short_retries=settings.max_short_retries,
             max_short_retry_delay_seconds=settings.max_short_retry_delay / 1000,
+            max_long_retries=settings.max_long_retries,
+            max_long_retry_delay_seconds=settings.max_long_retry_delay / 1000,
         ),
     )
-    return Federation(client, DestinationAdminService(store, backoff), whitelist)
+    sender = None
+    if config.send_federation:
+        sender = FederationSender(
+            server_name=config.server_name,
+            database=database,
+            store=store,
+            transport=client,
+            backoff=backoff,
+        )
+    return Federation(client, DestinationAdminService(store, backoff), whitelist, sender)
 
 
 @dataclass(frozen=True)
@@ -806,6 +820,7 @@ def connect_persist_listeners(
     ephemeral: Ephemeral,
     push: Push,
     notifier: Notifier,
+    federation_sender: FederationSender | None,
 ) -> None:
     """Who hears of each committed batch of room events, in order (PersistListeners)."""
     rooms.sender.listeners.connect(
@@ -821,6 +836,8 @@ def connect_persist_listeners(
             ephemeral.presence.on_persisted,
             ephemeral.typing.on_persisted,
             *([push.actions.on_persisted] if config.push.enabled else []),
+            # our events go out to the other servers in their rooms
+            *([federation_sender.notify_new_events] if federation_sender is not None else []),
         ],
     )
 
@@ -1177,6 +1194,8 @@ class Homeserver:
                 logger.info("Listening on %s", site.name)
         self.ephemeral.presence.start()
         await self.push.pushers.start()
+        if self.federation.sender is not None:
+            self.federation.sender.start()
         return bound
 
     async def stop(self) -> None:
@@ -1200,6 +1219,9 @@ class Homeserver:
         await self.background_updater.stop()
         await self.ephemeral.presence.stop()
         await self.push.pushers.stop()
+        # what was not delivered is caught up from destination_rooms at the next start
+        if self.federation.sender is not None:
+            await self.federation.sender.stop()
         await self.federation.client.close()
         if self.url_previews is not None:
             await self.url_previews.close()
@@ -1230,7 +1252,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
     e2ee = await build_e2ee(config, database, accounts, rooms, notifier)
     # before the start-up work below that sends events (resuming a room deletion)
-    connect_persist_listeners(config, database, rooms, ephemeral, push, notifier)
+    connect_persist_listeners(config, database, rooms, ephemeral, push, notifier, federation.sender)
     # members keep their m.direct entries, tags and push rules in an upgraded room
     rooms.upgrades.on_upgraded.append(
         UpgradeUserStateTransfer(user_data.account_data, push.rules).on_upgraded

@@ -386,39 +386,25 @@ def _default_thumbnail_sizes() -> list[ThumbnailSize]:
 RC_MEDIA_CREATE = (10, 50)
 
 
-# Synapse's `federation` keys Ranvier has nothing to apply to yet, with why
-FEDERATION_KEYS_REFUSED = {
-    "max_long_retries": "long retries are for sending transactions, which arrive with "
-    "Federation II; remove it",
-    "max_long_retry_delay": "long retries are for sending transactions, which arrive with "
-    "Federation II; remove it",
-}
-
-
 class FederationSettings(Section):
     """Synapse's `federation` section: the outbound client's timeout, how often a request
-    whose connection failed is tried again, and how destinations that keep failing are
+    whose connection failed is tried again (short: someone waits on it; long: a
+    transaction, sent in the background), and how destinations that keep failing are
     backed off from (durations as "10m", "7d" or ms)."""
 
     client_timeout: int = Field(default=parse_duration_ms("60s"), gt=0)
     max_short_retry_delay: int = Field(default=parse_duration_ms("2s"), ge=0)
     max_short_retries: int = Field(default=3, ge=0)
+    max_long_retry_delay: int = Field(default=parse_duration_ms("60s"), ge=0)
+    max_long_retries: int = Field(default=10, ge=0)
     destination_min_retry_interval: int = Field(default=parse_duration_ms("10m"), gt=0)
     destination_retry_multiplier: float = Field(default=2.0, ge=1)
     destination_max_retry_interval: int = Field(default=parse_duration_ms("7d"), gt=0)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refused(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            for key, reason in FEDERATION_KEYS_REFUSED.items():
-                if key in value:
-                    raise ValueError(f"{key}: {reason}")
-        return value
-
     @field_validator(
         "client_timeout",
         "max_short_retry_delay",
+        "max_long_retry_delay",
         "destination_min_retry_interval",
         "destination_max_retry_interval",
         mode="before",
@@ -558,6 +544,8 @@ class HomeserverConfig(Section):
     ip_range_whitelist: list[str] = Field(default_factory=list)
     federation_ip_range_blacklist: list[str] | None = None
     federation: FederationSettings = Field(default_factory=FederationSettings)
+    # false: this process sends no transaction (no room event or EDU reaches other servers)
+    send_federation: bool = True
     caches: CachesConfig = Field(default_factory=CachesConfig)
     # entries of the "events" cache before the cache factors (Synapse's default is 10K)
     event_cache_size: int = parse_size("100K")

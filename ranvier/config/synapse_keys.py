@@ -93,6 +93,13 @@ class Unused:
 FEDERATION = "Ranvier does not federate yet (arrives with federation)"
 WORKERS = Unsupported("workers (several processes sharing one homeserver)")
 NO_EMAIL = "only used when sending email, which Ranvier does not do"
+# one process, which is the one that sends (Synapse's default is `[master]`)
+ONE_INSTANCE = Quiet(
+    lambda value: (
+        value is None or (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str))
+    ),
+    "`null`, or a list of one name (this process)",
+)
 
 UNSUPPORTED: dict[str, Unsupported] = {
     # -- server
@@ -231,6 +238,11 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "media_instance_running_background_jobs": WORKERS,
     "redis": Unsupported("Redis (used by workers)", quiet=DISABLED_SECTION),
     "worker_app": WORKERS,
+    "federation_sender_instances": Unsupported(
+        "federation senders other than this process (workers)",
+        ONE_INSTANCE,
+        "to send nothing, set send_federation: false instead; else remove it",
+    ),
     "worker_name": WORKERS,
     "worker_listeners": WORKERS,
     "worker_manhole": WORKERS,
@@ -298,8 +310,6 @@ UNUSED: dict[str, Unused] = {
     "remote_media_download_per_second": Unused(FEDERATION),
     "prevent_media_downloads_from": Unused(FEDERATION),
     "key_server_signing_keys_path": Unused(FEDERATION),
-    "send_federation": Unused(FEDERATION, off(True)),
-    "federation_sender_instances": Unused(FEDERATION),
     "outbound_federation_restricted_to": Unused(FEDERATION),
 }
 

@@ -49,6 +49,13 @@ class Backoff:
         self._clock = clock
         # destinations whose row says they answer, so a success writes nothing
         self._known_good: set[str] = set()
+        # told when a destination's backoff ends early (the outbound queue's wake-up)
+        self._on_reachable: list[Callable[[str], None]] = []
+
+    def on_reachable(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(destination)` when a backoff ends before its time: the server
+        contacted us, or the admin reset it."""
+        self._on_reachable.append(callback)
 
     async def check(self, destination: str) -> None:
         """Raise NotRetrying if `destination` is waiting out a backoff."""
@@ -89,7 +96,13 @@ class Backoff:
         row = await self._store.get(destination)
         if row is not None and (row.backing_off or row.failure_ts is not None):
             await self._store.set_retry_timings(destination, None, 0, 0)
+            self._reachable(destination)
 
     def forget(self, destination: str) -> None:
         """After the admin reset `destination`'s row, stop trusting what was remembered."""
         self._known_good.discard(destination)
+        self._reachable(destination)
+
+    def _reachable(self, destination: str) -> None:
+        for callback in self._on_reachable:
+            callback(destination)

@@ -3,8 +3,9 @@
 spec: server-server-api "Resolving server names", "Request Authentication", "TLS".
 A request goes to the route discovery gives, over a connection held to the IP ranges and
 certificate rules, with an X-Matrix signature naming us and the destination. Connection
-failures are retried a few times (`federation.max_short_retries`); a failure that lasts,
-or a 5xx answer, starts the destination's backoff, and any answer ends it.
+failures are retried a few times (`federation.max_short_retries`); transactions, which
+nobody waits on, retry longer (`max_long_retries`, answers 5xx and 429 too). A failure
+that lasts, or a 5xx answer, starts the destination's backoff, and any answer ends it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024
 # retry n (from 0) waits min(max_short_retry_delay, 0.5 s * 2**n), with jitter
 _FIRST_RETRY_DELAY_SECONDS = 0.5
+# a long retry n (from 0) waits min(max_long_retry_delay, 4 s * 4**n), with jitter
+_FIRST_LONG_RETRY_DELAY_SECONDS = 4.0
 
 Query = Mapping[str, str | Sequence[str]]
 
@@ -49,6 +52,8 @@ class RetrySettings:
     client_timeout_seconds: float = 60.0
     max_short_retries: int = 3
     max_short_retry_delay_seconds: float = 2.0
+    max_long_retries: int = 10
+    max_long_retry_delay_seconds: float = 60.0
 
 
 class DomainWhitelist:
@@ -134,9 +139,20 @@ class FederationClient:
         authenticated: bool = True,
         timeout: float | None = None,
         ignore_backoff: bool = False,
+        long_retries: bool = False,
     ) -> Any:
+        """PUT `body`; with `long_retries` (for transactions), a connection failure or a
+        5xx or 429 answer is tried again up to `max_long_retries` times, waiting longer."""
         return await self._request(
-            "PUT", destination, path, body, query, authenticated, timeout, ignore_backoff
+            "PUT",
+            destination,
+            path,
+            body,
+            query,
+            authenticated,
+            timeout,
+            ignore_backoff,
+            long_retries=long_retries,
         )
 
     async def _request(
@@ -149,6 +165,8 @@ class FederationClient:
         authenticated: bool,
         timeout: float | None,
         ignore_backoff: bool,
+        *,
+        long_retries: bool = False,
     ) -> Any:
         problem = server_name_problem(destination)
         if problem is not None:
@@ -159,7 +177,7 @@ class FederationClient:
             await self._backoff.check(destination)
         try:
             answer = await self._send_with_retries(
-                method, destination, path, body, query, authenticated, timeout
+                method, destination, path, body, query, authenticated, timeout, long_retries
             )
         except DestinationUnreachable:
             await self._backoff.failed(destination)
@@ -182,6 +200,7 @@ class FederationClient:
         query: Query | None,
         authenticated: bool,
         timeout: float | None,
+        long_retries: bool = False,
     ) -> Any:
         try:
             route = await self._discovery.resolve(destination)
@@ -190,24 +209,42 @@ class FederationClient:
         target = path + (f"?{_encode_query(query)}" if query else "")
         encoded = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         attempt = 0
+        retries = self._retries
         while True:
             try:
                 return await self._send_once(
                     method, destination, route, target, body, encoded, authenticated, timeout
                 )
-            except _Retryable as exc:
-                if attempt >= self._retries.max_short_retries:
+            except (_Retryable, RemoteRequestFailed) as exc:
+                if isinstance(exc, RemoteRequestFailed):
+                    if not long_retries or not (exc.status >= 500 or exc.status == 429):
+                        raise
+                    if attempt >= retries.max_long_retries:
+                        raise
+                    cause: object = exc
+                elif attempt >= (
+                    retries.max_long_retries if long_retries else retries.max_short_retries
+                ):
                     raise DestinationUnreachable(destination, str(exc.__cause__)) from exc
-                delay = min(
-                    self._retries.max_short_retry_delay_seconds,
-                    _FIRST_RETRY_DELAY_SECONDS * 2**attempt,
-                ) * random.uniform(0.8, 1.4)
+                else:
+                    cause = exc.__cause__
+                if long_retries:
+                    delay = min(
+                        retries.max_long_retry_delay_seconds,
+                        _FIRST_LONG_RETRY_DELAY_SECONDS * 4**attempt,
+                    )
+                else:
+                    delay = min(
+                        retries.max_short_retry_delay_seconds,
+                        _FIRST_RETRY_DELAY_SECONDS * 2**attempt,
+                    )
+                delay *= random.uniform(0.8, 1.4)
                 logger.info(
                     "%s %s%s failed (%s); retrying in %.1fs",
                     method,
                     destination,
                     path,
-                    exc.__cause__,
+                    cause,
                     delay,
                 )
                 attempt += 1

@@ -8,9 +8,11 @@ last attempt and how long to wait after it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -18,14 +20,17 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     func,
     select,
     update,
 )
 
 from ranvier.storage.database import Database, insert_for
+from ranvier.storage.events import events
 from ranvier.storage.memberships import room_memberships
 from ranvier.storage.metadata import metadata
+from ranvier.storage.rooms import rooms
 from ranvier.storage.state import current_state_events
 
 destinations = Table(
@@ -93,6 +98,17 @@ def _destination(row: Any) -> Destination:
 @dataclass(frozen=True, slots=True)
 class DestinationRoom:
     room_id: str
+    stream_ordering: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpEvent:
+    """The newest event a destination should have in one room, to send it on catch-up."""
+
+    event_id: str
+    room_id: str
+    room_version: str
+    pdu: dict[str, Any]
     stream_ordering: int
 
 
@@ -192,3 +208,125 @@ class DestinationStore:
             rows = (await conn.execute(query)).all()
             total = (await conn.execute(select(func.count()).select_from(joined))).scalar_one()
         return [DestinationRoom(row.room_id, row.stream_ordering) for row in rows], int(total)
+
+    # -- the outbound queue's durable state (federation/queue.py) -------------------------
+
+    async def sendable_stream_orderings(self, event_ids: Iterable[str]) -> dict[str, int]:
+        """event_id -> stream ordering, for those of `event_ids` that are in their room's
+        timeline (neither outliers, soft-failed nor rejected): what may be sent."""
+        ids = list(dict.fromkeys(event_ids))
+        found: dict[str, int] = {}
+        async with self._db.read() as conn:
+            for start in range(0, len(ids), 500):
+                query = select(events.c.event_id, events.c.stream_ordering).where(
+                    events.c.event_id.in_(ids[start : start + 500]),
+                    events.c.outlier.is_(False),
+                    events.c.soft_failed.is_(False),
+                    events.c.rejected_reason.is_(None),
+                )
+                for row in await conn.execute(query):
+                    found[row.event_id] = row.stream_ordering
+        return found
+
+    async def record_destination_rooms(self, entries: Mapping[tuple[str, str], int]) -> None:
+        """For each (destination, room_id), the stream ordering of the newest event the
+        destination should have there; an older ordering never replaces a newer one."""
+        if not entries:
+            return
+        async with self._db.transaction() as conn:
+            statement = insert_for(conn)(destination_rooms)
+            newest = case(
+                (
+                    statement.excluded.stream_ordering > destination_rooms.c.stream_ordering,
+                    statement.excluded.stream_ordering,
+                ),
+                else_=destination_rooms.c.stream_ordering,
+            )
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["destination", "room_id"], set_={"stream_ordering": newest}
+                ),
+                [
+                    {"destination": destination, "room_id": room_id, "stream_ordering": ordering}
+                    for (destination, room_id), ordering in sorted(entries.items())
+                ],
+            )
+
+    async def set_last_successful_stream_ordering(self, destination: str, ordering: int) -> None:
+        """Everything of ours up to `ordering` that `destination` should have was delivered."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                insert_for(conn)(destinations)
+                .values(
+                    destination=destination,
+                    retry_last_ts=0,
+                    retry_interval=0,
+                    last_successful_stream_ordering=ordering,
+                )
+                .on_conflict_do_update(
+                    index_elements=["destination"],
+                    set_={"last_successful_stream_ordering": ordering},
+                )
+            )
+
+    async def destinations_behind(self, up_to: int | None = None) -> list[str]:
+        """Destinations with a room whose newest event for them (at most `up_to`) is past
+        what they were last delivered (never delivered counts as nothing delivered):
+        those to catch up."""
+        delivered = func.coalesce(destinations.c.last_successful_stream_ordering, 0)
+        query = (
+            select(destination_rooms.c.destination)
+            .select_from(
+                destination_rooms.outerjoin(
+                    destinations, destinations.c.destination == destination_rooms.c.destination
+                )
+            )
+            .where(destination_rooms.c.stream_ordering > delivered)
+            .group_by(destination_rooms.c.destination)
+            .order_by(destination_rooms.c.destination)
+        )
+        if up_to is not None:
+            query = query.where(destination_rooms.c.stream_ordering <= up_to)
+        async with self._db.read() as conn:
+            return [row.destination for row in await conn.execute(query)]
+
+    async def catch_up_events(self, destination: str, after: int, limit: int) -> list[CatchUpEvent]:
+        """In the rooms where `destination` is owed an event past `after`, the newest one
+        (only it: the destination fetches what lies before with get_missing_events), the
+        oldest of them first, at most `limit`."""
+        query = (
+            select(
+                events.c.event_id,
+                events.c.room_id,
+                events.c.json,
+                events.c.stream_ordering,
+                rooms.c.room_version,
+            )
+            .select_from(
+                destination_rooms.join(
+                    events,
+                    and_(
+                        events.c.room_id == destination_rooms.c.room_id,
+                        events.c.stream_ordering == destination_rooms.c.stream_ordering,
+                    ),
+                ).join(rooms, rooms.c.room_id == events.c.room_id)
+            )
+            .where(
+                destination_rooms.c.destination == destination,
+                destination_rooms.c.stream_ordering > after,
+                events.c.soft_failed.is_(False),
+            )
+            .order_by(destination_rooms.c.stream_ordering)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [
+                CatchUpEvent(
+                    event_id=row.event_id,
+                    room_id=row.room_id,
+                    room_version=row.room_version,
+                    pdu=orjson.loads(row.json),
+                    stream_ordering=row.stream_ordering,
+                )
+                for row in await conn.execute(query)
+            ]

@@ -3,7 +3,7 @@ that point?") and for forgetting rooms."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.storage.database import Database
 from ranvier.storage.metadata import metadata
+from ranvier.storage.state import current_state_events
 
 room_memberships = Table(
     "room_memberships",
@@ -142,3 +143,22 @@ async def get_membership_history(db: Database, room_id: str, user_id: str) -> Me
         last.stream_ordering,
         bool(last.forgotten),
     )
+
+
+async def get_joined_servers(db: Database, room_ids: Iterable[str]) -> dict[str, set[str]]:
+    """room_id -> the servers with a member joined to it now (every room asked is a key)."""
+    ids = list(dict.fromkeys(room_ids))
+    servers: dict[str, set[str]] = {room_id: set() for room_id in ids}
+    member = current_state_events
+    async with db.read() as conn:
+        for start in range(0, len(ids), 500):
+            query = select(member.c.room_id, member.c.state_key).where(
+                member.c.room_id.in_(ids[start : start + 500]),
+                member.c.type == "m.room.member",
+                member.c.membership == "join",
+            )
+            for row in await conn.execute(query):
+                _, _, server = row.state_key.partition(":")
+                if server:
+                    servers[row.room_id].add(server)
+    return servers

@@ -50,8 +50,8 @@ def test_synapse_forms_are_read(generated: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"federation": {"max_long_retries": 5}}, "max_long_retries: long retries"),
-        ({"federation": {"max_long_retry_delay": "1m"}}, "max_long_retry_delay"),
+        ({"federation": {"max_long_retries": -1}}, "max_long_retries"),
+        ({"federation": {"max_long_retry_delay": "soon"}}, "max_long_retry_delay"),
         ({"federation": {"max_short_retries": -1}}, "max_short_retries"),
         ({"federation": {"destination_retry_multiplier": 0.5}}, "destination_retry_multiplier"),
         ({"federation_client_minimum_tls_version": "0.9"}, "federation_client_minimum_tls"),
