@@ -204,3 +204,51 @@ async def test_state_is_served_with_redactions_applied(database: Database) -> No
     (served,) = [pdu for pdu in full["pdus"] if pdu["type"] == "m.room.topic"]
     assert served["content"] == {}
     assert await event_body(history, later.event_id) == "later"
+
+
+async def test_outliers_rejected_and_soft_failed_events(database: Database) -> None:
+    sender = await new_sender(database)
+    room_id = await create_room(sender, V10)
+    join = await remote_member(sender, room_id, "join")
+    state = dict((await sender.head(room_id)).state)
+    hidden = []
+    for body in ("soft", "rejected", "outlier"):
+        hidden.append(
+            await remote_event(
+                sender,
+                EventTemplate(
+                    "m.room.message", CAROL, {"msgtype": "m.text", "body": body}, room_id
+                ),
+                [join],
+                state,
+            )
+        )
+    soft, rejected, outlier = hidden
+    await sender.persist_federated(
+        room_id,
+        V10,
+        [
+            FederatedEvent(soft, state, soft_failed=True),
+            FederatedEvent(rejected, state, rejected_reason="auth"),
+            FederatedEvent(outlier, None, outlier=True),
+        ],
+    )
+    history = history_service(database, sender)
+    # each is served by ID, as Synapse does, whatever became of it here
+    for event in hidden:
+        assert await event_body(history, event.event_id) == event.content["body"]
+    # no state is known at an outlier; a rejected event is no point in the room
+    for event in (outlier, rejected):
+        with pytest.raises(MatrixError) as refused:
+            await history.state_ids(REMOTE, room_id, event.event_id)
+        assert (refused.value.status, refused.value.errcode) == (404, "M_NOT_FOUND")
+    with pytest.raises(MatrixError):
+        await history.event_auth(REMOTE, room_id, rejected.event_id)
+    assert len((await history.event_auth(REMOTE, room_id, outlier.event_id))["auth_chain"]) > 0
+    # backfill walks the DAG: the soft-failed event is in it, the rejected one is not served
+    # and outliers are not walked
+    seeds = [soft.event_id, rejected.event_id, outlier.event_id]
+    pdus = (await history.backfill(REMOTE, room_id, seeds, 10))["pdus"]
+    bodies = [p["content"].get("body") for p in pdus]
+    assert "soft" in bodies and "rejected" not in bodies and "outlier" not in bodies
+    assert pdus[1]["content"] == {"membership": "join"}
