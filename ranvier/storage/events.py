@@ -24,6 +24,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -190,6 +191,28 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
     ]
     if auth:
         await conn.execute(insert(event_auth), auth)
+    await _insert_annotations(conn, rows)
+    txn_rows = [
+        {
+            "user_id": row.txn[0],
+            "device_id": row.txn[1],
+            "endpoint": row.txn[2],
+            "txn_id": row.txn[3],
+            "event_id": row.event_id,
+            "inserted_ts": row.received_ts,
+        }
+        for row in rows
+        if row.txn is not None
+    ]
+    if txn_rows:
+        try:
+            await conn.execute(insert(event_txn_ids), txn_rows)
+        except IntegrityError as exc:
+            raise TransactionAlreadySent from exc
+
+
+async def _insert_annotations(conn: AsyncConnection, rows: Sequence[EventRow]) -> None:
+    """The redactions and relations of events clients see."""
     redaction_rows = [
         {"event_id": row.event_id, "redacts": row.redacts}
         for row in rows
@@ -209,23 +232,39 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
     ]
     if relation_rows:
         await conn.execute(insert(event_relations), relation_rows)
-    txn_rows = [
-        {
-            "user_id": row.txn[0],
-            "device_id": row.txn[1],
-            "endpoint": row.txn[2],
-            "txn_id": row.txn[3],
-            "event_id": row.event_id,
-            "inserted_ts": row.received_ts,
-        }
-        for row in rows
-        if row.txn is not None
-    ]
-    if txn_rows:
-        try:
-            await conn.execute(insert(event_txn_ids), txn_rows)
-        except IntegrityError as exc:
-            raise TransactionAlreadySent from exc
+
+
+async def promote_outliers(conn: AsyncConnection, rows: Sequence[EventRow]) -> None:
+    """Events stored as outliers that now take their place in the room (their prev events
+    became known): their rows move to the given stream ordering and flags; their edges
+    were written with them."""
+    for row in rows:
+        await conn.execute(
+            update(events)
+            .where(events.c.event_id == row.event_id, events.c.outlier == true())
+            .values(
+                outlier=False,
+                stream_ordering=row.stream_ordering,
+                soft_failed=row.soft_failed,
+                rejected_reason=row.rejected_reason,
+                received_ts=row.received_ts,
+            )
+        )
+    await _insert_annotations(conn, rows)
+
+
+async def get_outlier_flags(db: Database, event_ids: Iterable[str]) -> dict[str, bool]:
+    """event ID -> whether it is stored as an outlier, for the events stored."""
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, bool] = {}
+    async with db.read() as conn:
+        for start in range(0, len(ids), 500):
+            query = select(events.c.event_id, events.c.outlier).where(
+                events.c.event_id.in_(ids[start : start + 500])
+            )
+            for row in await conn.execute(query):
+                found[row.event_id] = bool(row.outlier)
+    return found
 
 
 def _served(row: EventRow) -> bool:

@@ -205,3 +205,32 @@ async def test_a_remote_room_is_created_from_its_state(database: Database) -> No
     assert [p.event_id for p in head.extremities] == [join.event_id]
     sent = await sender.send(message(room_id, "hi"))
     assert sent.prev_event_ids == [join.event_id]
+
+
+async def test_an_outlier_takes_its_place_when_its_state_is_known(database: Database) -> None:
+    sender = await new_sender(database)
+    room_id = await create_room(sender, V10)
+    join = await join_carol(sender, room_id)
+    state = await state_at(sender, join.event_id)
+    event = await remote_event(
+        sender,
+        EventTemplate("m.room.message", CAROL, {"msgtype": "m.text", "body": "late"}, room_id),
+        [join],
+        state,
+    )
+    await sender.persist_federated(room_id, V10, [FederatedEvent(event, None, outlier=True)])
+    assert event.event_id not in await timeline_ids(database, room_id)
+    # known again as an outlier: nothing to do
+    await sender.persist_federated(room_id, V10, [FederatedEvent(event, None, outlier=True)])
+    position_before = sender.positions.current
+    await sender.persist_federated(room_id, V10, [FederatedEvent(event, state)])
+    assert sender.positions.current == position_before + 1
+    assert (await timeline_ids(database, room_id))[-1] == event.event_id
+    stored = (await event_store.get_events(database, [event.event_id]))[event.event_id]
+    assert not stored.outlier and stored.stream_ordering == position_before + 1
+    assert [e for e, _ in await event_store.get_forward_extremities(database, room_id)] == [
+        event.event_id
+    ]
+    # and a second delivery of the same event changes nothing
+    await sender.persist_federated(room_id, V10, [FederatedEvent(event, state)])
+    assert sender.positions.current == position_before + 1

@@ -174,6 +174,8 @@ class _Built:
     outlier: bool = False
     soft_failed: bool = False
     rejected_reason: str | None = None
+    # stored as an outlier before: its row is updated, not inserted
+    promoted: bool = False
 
     @property
     def in_timeline(self) -> bool:
@@ -599,26 +601,40 @@ class RoomEventSender:
 
     async def _persist_federated(self, room_id: str, work: _FederatedWork) -> None:
         version = work.room_version
-        if work.new_room:
+        known_room = await room_store.get_room(self.db, room_id) is not None
+        if work.new_room and not known_room:
             old_extremities: list[str] = []
             old_state: StateMap = {}
             new_room: tuple[str, bool] | None = (_creator(work.items), False)
         else:
-            if await room_store.get_room(self.db, room_id) is None:
+            if not known_room:
                 raise RoomNotFound(room_id)
             old_extremities = [
                 eid for eid, _ in await event_store.get_forward_extremities(self.db, room_id)
             ]
             old_state = await state_store.get_current_state_ids(self.db, room_id)
             new_room = None
-        batch_events = {item.event.event_id: item.event for item in work.items}
+        # events stored before are skipped, but an outlier may now take its place in the
+        # room (its prev events became known): its row is promoted
+        stored = await event_store.get_outlier_flags(
+            self.db, (item.event.event_id for item in work.items)
+        )
+        items = [
+            item
+            for item in work.items
+            if item.event.event_id not in stored
+            or (stored[item.event.event_id] and not item.outlier and item.state_before is not None)
+        ]
+        if not items:
+            return
+        batch_events = {item.event.event_id: item.event for item in items}
         built: list[_Built] = []
         # state after each non-outlier of the batch, and its group's chain length
         state_after: dict[str, StateMap] = {}
         group_of: dict[str, int] = {}
         chain_of_group: dict[int, int] = {}
         extremities = list(old_extremities)
-        for item in work.items:
+        for item in items:
             event = item.event
             event.rejected_reason = item.rejected_reason
             if item.outlier or item.state_before is None:
@@ -643,6 +659,7 @@ class RoomEventSender:
                 new_group,
                 soft_failed=item.soft_failed,
                 rejected_reason=item.rejected_reason,
+                promoted=event.event_id in stored,
             )
             built.append(item_built)
             if item_built.in_timeline:
@@ -826,7 +843,14 @@ class RoomEventSender:
                     await room_store.insert_room(
                         conn, room_id, room_version.identifier, new_room[0], now, new_room[1]
                     )
-                await event_store.insert_events(conn, rows)
+                promoted = {item.event.event_id for item in built if item.promoted}
+                await event_store.insert_events(
+                    conn, [row for row in rows if row.event_id not in promoted]
+                )
+                if promoted:
+                    await event_store.promote_outliers(
+                        conn, [row for row in rows if row.event_id in promoted]
+                    )
                 for item in built:
                     if item.new_group is not None and item.state_group is not None:
                         prev_group, chain_length, entries = item.new_group
