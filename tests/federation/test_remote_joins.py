@@ -5,6 +5,7 @@ answer), between a Ranvier on SQLite and one on PostgreSQL, both ways: by room I
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -73,6 +74,46 @@ def test_join_a_remote_room_by_id(two_servers: ServerPair) -> None:
             ]
             == "join"
         )
+
+
+def sync_until_message(server: FederatingServer, user: Session, room_id: str, body: str) -> None:
+    """Syncs (initial, then incremental) until the room's timeline shows `body`."""
+    deadline = time.monotonic() + 20
+    reply = server.authed(user, "GET", CLIENT + "/sync?timeout=0")
+    while True:
+        assert reply.status == 200, reply.body
+        response = reply.json()
+        room = response.get("rooms", {}).get("join", {}).get(room_id)
+        events = room["timeline"]["events"] if room else []
+        if any(e.get("content", {}).get("body") == body for e in events):
+            return
+        assert time.monotonic() < deadline, f"{body!r} never reached {user.user_id}"
+        since = quote(response["next_batch"])
+        reply = server.authed(user, "GET", f"{CLIENT}/sync?since={since}&timeout=1000")
+
+
+def say(server: FederatingServer, user: Session, room_id: str, body: str) -> None:
+    path = f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/t{secrets.token_hex(4)}"
+    reply = server.authed(user, "PUT", path, {"msgtype": "m.text", "body": body})
+    assert reply.status == 200, reply.body
+
+
+def test_messages_flow_both_ways_after_a_remote_join(two_servers: ServerPair) -> None:
+    for here, there in directions(two_servers):
+        owner = register(there, f"owner{secrets.token_hex(3)}")
+        room_id = create_public_room(there, owner)
+        joiner = register(here, f"joiner{secrets.token_hex(3)}")
+        reply = here.authed(
+            joiner, "POST", f"{CLIENT}/join/{quote(room_id)}?server_name={there.server_name}"
+        )
+        assert reply.status == 200, reply.body
+        say(there, owner, room_id, "from the room's server")
+        sync_until_message(here, joiner, room_id, "from the room's server")
+        say(here, joiner, room_id, "from the joined server")
+        sync_until_message(there, owner, room_id, "from the joined server")
+        # both build on each other's events: a third message goes through too
+        say(there, owner, room_id, "and back again")
+        sync_until_message(here, joiner, room_id, "and back again")
 
 
 def test_join_a_remote_room_by_alias(two_servers: ServerPair) -> None:
