@@ -1,5 +1,5 @@
-"""Joins both ways between a Ranvier (SQLite) and a real Synapse over TLS, and the Synapse
-user's messages reaching Ranvier afterwards (Synapse's transactions to PUT /send): a
+"""Joins both ways between a Ranvier (SQLite) and a real Synapse over TLS, and messages
+both ways afterwards (Synapse's transactions to our PUT /send, ours to Synapse's): a
 Ranvier user joins a Synapse room by ID and by alias (make_join, send_join, Synapse's state
 and auth chain checked and stored); a Synapse user joins a Ranvier room (our send_join)."""
 
@@ -87,6 +87,9 @@ def test_a_ranvier_user_joins_a_synapse_room(
     # Synapse sends what follows to Ranvier
     say(synapse, sam, room_id, "welcome, carol")
     sync_until(ranvier, carol, has_message(room_id, "welcome, carol"))
+    # and Ranvier's to Synapse (the outbound queue), built on Synapse's events
+    say(ranvier, carol, room_id, "thanks, sam")
+    sync_until(synapse, sam, has_message(room_id, "thanks, sam"))
     # and a second user joins through the alias
     dave = register(ranvier, "dave")
     alias = f"#{alias_name}:{synapse.server_name}"
@@ -111,3 +114,5 @@ def test_a_synapse_user_joins_a_ranvier_room(
     # Synapse's transaction with sid's message reaches erin
     say(synapse, sid, room_id, "hello from synapse")
     sync_until(ranvier, erin, has_message(room_id, "hello from synapse"))
+    say(ranvier, erin, room_id, "hello from ranvier")
+    sync_until(synapse, sid, has_message(room_id, "hello from ranvier"))
