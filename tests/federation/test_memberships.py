@@ -458,6 +458,22 @@ def test_a_knock_on_a_room_without_knocking_is_refused(
     refused(member_state(a, alice, room_id, bob.user_id), 404, "M_NOT_FOUND")
 
 
+def test_an_invited_user_accepts_by_joining_through_the_inviting_server(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    # room version 12: the room ID names no server, the invite does
+    room_id = create_room(a, alice, room_version="12", name="Come in")
+    ok(a.authed(alice, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id}))
+    sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
+    assert ok(b.authed(bob, "POST", f"{CLIENT}/join/{quote(room_id)}", {})) == {"room_id": room_id}
+    assert ok(member_state(a, alice, room_id, bob.user_id))["membership"] == "join"
+    response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("join", {}))
+    assert room_id not in response["rooms"].get("invite", {})
+    assert ok(member_state(b, bob, room_id, alice.user_id))["membership"] == "join"
+
+
 def test_an_invite_is_rejected_even_when_the_inviting_server_is_down(
     two_servers: ServerPair, users: tuple[Session, Session]
 ) -> None:

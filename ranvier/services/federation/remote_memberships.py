@@ -108,6 +108,14 @@ class RemoteMemberships:
     async def in_room(self, room_id: str) -> bool:
         return await self._out_of_band.in_room(room_id)
 
+    async def servers_for(self, user_id: str, room_id: str) -> list[str]:
+        """Servers likely in a room the user is invited to or knocked on out of band (the
+        inviter's first), to join it through; none otherwise."""
+        latest = await self._out_of_band.latest(room_id, user_id)
+        if latest is None or latest.membership not in ("invite", "knock"):
+            return []
+        return self._resident_candidates(latest)
+
     # -- leaving -------------------------------------------------------------------------
 
     async def leave_out_of_band(

@@ -53,6 +53,8 @@ class RemoteMembershipHandler(Protocol):
 
     async def in_room(self, room_id: str) -> bool: ...
 
+    async def servers_for(self, user_id: str, room_id: str) -> list[str]: ...
+
     async def leave_out_of_band(
         self, user_id: str, room_id: str, content: Mapping[str, Any]
     ) -> None: ...
@@ -171,6 +173,11 @@ class MembershipService:
         `extra_content` is kept in the member event; its displayname and avatar_url (a
         per-room profile) win over the global profile."""
         await self._check_join(room_id_or_alias)
+        if self._remote is not None and room_id_or_alias.startswith("!"):
+            # accepting an invite (or a knock's answer) to a room this server is not in:
+            # through the inviting server, as Synapse (a v12 room ID names no server)
+            inviting = await self._remote.servers_for(requester.user_id, room_id_or_alias)
+            via = [*via, *inviting]
         located = None
         if self._remote_joins is not None:
             located = await self._remote_joins.locate(room_id_or_alias, via)
