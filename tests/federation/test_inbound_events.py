@@ -269,6 +269,13 @@ def test_an_event_from_before_a_kick_is_soft_failed(fake: FakeServer, room: Room
     assert send(fake, room, late) == {late.event_id: {}}
     assert "sent after the kick" not in timeline_bodies(room)
     assert "sent after the kick" not in sync_bodies(room)
+    context = f"{CLIENT}/rooms/{room.room_id}/context/{quote(late.event_id)}"
+    assert room.server.authed(room.alice, "GET", context).status == 404
+    search = {"search_categories": {"room_events": {"search_term": "kick"}}}
+    reply = room.server.authed(room.alice, "POST", CLIENT + "/search", search)
+    assert reply.status == 200, reply.body
+    found = reply.json()["search_categories"]["room_events"]["results"]
+    assert all(r["result"]["event_id"] != late.event_id for r in found)
     # kept: the room's DAG holds it
     reply = fake.request(room.server, "GET", f"{FED}/v1/event/{quote(late.event_id)}")
     assert reply.status == 200, reply.body

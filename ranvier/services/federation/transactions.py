@@ -80,7 +80,8 @@ class TransactionService:
         self._server_name = server_name
         # one processing per transaction; a retry arriving meanwhile waits for its answer
         self._in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
-        # one PDU handled at a time per room, whichever transaction it came in
+        # one PDU handled at a time per room, whichever transaction it came in (kept: a
+        # lock dropped while a waiter is being woken would let a second one in)
         self._room_locks: dict[str, asyncio.Lock] = {}
 
     async def on_transaction(
@@ -159,8 +160,6 @@ class TransactionService:
             except Exception as exc:
                 logger.exception("Handling PDU %s from %s failed", event_id, origin)
                 results[event_id] = {"error": f"Internal error: {type(exc).__name__}"}
-        if lock is self._room_locks.get(room_id) and not lock.locked():
-            self._room_locks.pop(room_id, None)
         return results
 
     async def _process_pdu(
