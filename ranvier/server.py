@@ -721,6 +721,7 @@ def build_federation(
             store=store,
             transport=client,
             backoff=backoff,
+            may_send_to=whitelist.allows,
         )
     return Federation(client, DestinationAdminService(store, backoff), whitelist, sender)
 

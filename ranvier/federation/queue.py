@@ -27,7 +27,7 @@ import asyncio
 import itertools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -159,8 +159,12 @@ class FederationSender:
         store: DestinationStore,
         transport: TransactionTransport,
         backoff: Backoff,
+        may_send_to: Callable[[str], bool] = lambda destination: True,
     ) -> None:
+        """`may_send_to` is federation_domain_whitelist: other servers are not even
+        recorded as owed anything."""
         self._server_name = server_name
+        self._may_send_to = may_send_to
         self._db = database
         self._store = store
         self._transport = transport
@@ -183,6 +187,14 @@ class FederationSender:
         """A PersistListener: queue each event of ours (sent by one of our users, and in
         the room's timeline) for every other server joined to its room, and for the
         server of the user a membership event is about."""
+        try:
+            await self._queue_events(events)
+        except Exception:
+            # the events are persisted and their sender answered; only the other servers
+            # miss them (they fetch them when a later event names them)
+            logger.exception("Could not queue %d events for other servers", len(events))
+
+    async def _queue_events(self, events: Sequence[Event]) -> None:
         for event in events:
             if event.is_state():
                 self._room_id_to_servers.pop(event.room_id, None)
@@ -199,8 +211,13 @@ class FederationSender:
             destinations = set(room_servers[event.room_id])
             if event.type == "m.room.member" and event.state_key:
                 destinations.add(server_of(event.state_key))
-            destinations.discard(self._server_name)
-            destinations.discard("")
+            destinations = {
+                destination
+                for destination in destinations
+                if destination
+                and destination != self._server_name
+                and self._may_send_to(destination)
+            }
             if destinations:
                 event_destinations.append((event, destinations))
         if not event_destinations:
@@ -244,7 +261,7 @@ class FederationSender:
     ) -> None:
         """Queue an EDU for `destination`, sent with the next transaction; with a `key`, it
         replaces the EDU queued under the same key (only the newest state matters)."""
-        if destination == self._server_name:
+        if destination == self._server_name or not self._may_send_to(destination):
             return
         queue = self._queue(destination)
         edu = Edu(edu_type, content)

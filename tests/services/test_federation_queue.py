@@ -107,12 +107,20 @@ class Setup:
 
 
 def queue_for(
-    database: Database, remote: ScriptedRemote, min_retry_ms: int = 200
+    database: Database,
+    remote: ScriptedRemote,
+    min_retry_ms: int = 200,
+    refused: frozenset[str] = frozenset(),
 ) -> tuple[FederationSender, Backoff, DestinationStore]:
     store = DestinationStore(database)
     backoff = Backoff(store, BackoffSettings(min_retry_interval_ms=min_retry_ms))
     queue = FederationSender(
-        server_name=SERVER, database=database, store=store, transport=remote, backoff=backoff
+        server_name=SERVER,
+        database=database,
+        store=store,
+        transport=remote,
+        backoff=backoff,
+        may_send_to=lambda destination: destination not in refused,
     )
     return queue, backoff, store
 
@@ -424,3 +432,48 @@ async def test_the_admin_reset_wakes_a_destination_in_backoff(
         await s.queue.stop()
     first, second = s.remote.to(REMOTE)
     assert second.txn_id == first.txn_id
+
+
+async def test_servers_outside_the_domain_whitelist_are_not_sent_to(database: Database) -> None:
+    sender = await new_sender(database)
+    room_id = await create_room(sender, VERSION)
+    await join_remote(database, room_id, CAROL)
+    await join_remote(database, room_id, DAN)
+    remote = ScriptedRemote()
+    queue, _, store = queue_for(database, remote, refused=frozenset({OTHER}))
+    sender.listeners.connect(persisted=[queue.notify_new_events])
+    queue.send_edu(OTHER, "m.typing", {})
+    queue.start()
+    try:
+        await sender.send(message(room_id, "whitelisted only"))
+        await remote.wait_for(1)
+        await asyncio.sleep(0.2)
+    finally:
+        await queue.stop()
+    assert [put.destination for put in remote.puts] == [REMOTE]
+    # nothing owed to it either
+    assert await store.get(OTHER) is None
+    assert await store.destinations_behind() == []
+
+
+async def test_a_failure_to_queue_does_not_fail_the_send(database: Database) -> None:
+    sender = await new_sender(database)
+    room_id = await create_room(sender, VERSION)
+    await join_remote(database, room_id, CAROL)
+    store = DestinationStore(database)
+
+    def broken(destination: str) -> bool:
+        raise RuntimeError("broken")
+
+    queue = FederationSender(
+        server_name=SERVER,
+        database=database,
+        store=store,
+        transport=ScriptedRemote(),
+        backoff=Backoff(store, BackoffSettings()),
+        may_send_to=broken,
+    )
+    sender.listeners.connect(persisted=[queue.notify_new_events])
+    event = await sender.send(message(room_id, "stored all the same"))
+    stored = await event_store.get_events(database, [event.event_id])
+    assert stored[event.event_id].pdu["content"]["body"] == "stored all the same"
