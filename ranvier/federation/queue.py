@@ -329,6 +329,9 @@ class FederationSender:
         if behind:
             logger.info("Catching up %d destinations after a restart", len(behind))
         for destination in behind:
+            if not self._may_send_to(destination):
+                # owed from before federation_domain_whitelist left it out
+                continue
             queue = self._queue(destination)
             if not queue.catching_up:
                 queue.start_catching_up()

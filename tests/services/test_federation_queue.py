@@ -6,6 +6,7 @@ status each test chooses. Over TLS with a real receiver: tests/federation/test_o
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class ScriptedRemote:
     script: dict[str, deque[int]] = field(default_factory=dict)
     held: asyncio.Event | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # answer every PDU with an error (the transaction itself is accepted)
+    refuse_pdus: bool = False
 
     def answer(self, destination: str, *statuses: int) -> None:
         self.script.setdefault(destination, deque()).extend(statuses)
@@ -80,6 +83,9 @@ class ScriptedRemote:
             raise DestinationUnreachable(destination, "connection refused")
         if status >= 400:
             raise RemoteRequestFailed(destination, status, "M_UNKNOWN", {"errcode": "M_UNKNOWN"})
+        if self.refuse_pdus:
+            refused = {f"$pdu{n}": {"error": "refused"} for n in range(len(body["pdus"]))}
+            return {"pdus": refused}
         return {"pdus": {}}
 
     def to(self, destination: str) -> list[Put]:
@@ -477,3 +483,39 @@ async def test_a_failure_to_queue_does_not_fail_the_send(database: Database) -> 
     event = await sender.send(message(room_id, "stored all the same"))
     stored = await event_store.get_events(database, [event.event_id])
     assert stored[event.event_id].pdu["content"]["body"] == "stored all the same"
+
+
+async def test_per_pdu_errors_are_logged_not_retried(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = await setup(database)
+    s.remote.refuse_pdus = True
+    s.queue.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="ranvier.federation.queue"):
+            event = await say(s, "refused by the receiver")
+            await s.remote.wait_for(1)
+            await delivered(s.store, await ordering(database, event))
+            await say(s, "next")
+            await s.remote.wait_for(2)
+    finally:
+        await s.queue.stop()
+    assert [bodies(put) for put in s.remote.to(REMOTE)] == [["refused by the receiver"], ["next"]]
+    assert f"{REMOTE} refused $pdu0 in transaction" in caplog.text
+
+
+async def test_a_restart_skips_servers_the_whitelist_now_refuses(database: Database) -> None:
+    s = await setup(database, second_room_member=DAN)
+    await say(s, "to remote")
+    await say(s, "to other", s.second_room)
+    await s.queue.stop()
+    remote = ScriptedRemote()
+    restarted, _, store = queue_for(database, remote, refused=frozenset({OTHER}))
+    restarted.start()
+    try:
+        await remote.wait_for(1)
+        await asyncio.sleep(0.3)
+    finally:
+        await restarted.stop()
+    assert [put.destination for put in remote.puts] == [REMOTE]
+    assert await store.get(OTHER) is None
