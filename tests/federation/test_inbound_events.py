@@ -155,6 +155,38 @@ def test_the_remote_user_is_joined_after_send_join(fake: FakeServer, room: Room)
 
 
 @engines
+def test_send_join_refuses_what_is_not_the_origins_join(fake: FakeServer, room: Room) -> None:
+    user = fake.user(f"zed{secrets.token_hex(2)}")
+    reply = fake.request(
+        room.server, "GET", f"{FED}/v1/make_join/{room.room_id}/{quote(user)}?ver=10&ver=12"
+    )
+    template = reply.json()["event"]
+    event = fake.sign(template, room.version)
+    path = f"{FED}/v2/send_join/{room.room_id}"
+    # the URL names another event
+    reply = fake.request(room.server, "PUT", f"{path}/{quote('$other')}", event.pdu)
+    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
+    # a join of a user of another server, though signed by us
+    other = {**template, "sender": "@x:elsewhere.example", "state_key": "@x:elsewhere.example"}
+    forged = fake.sign(other, room.version)
+    reply = fake.request(room.server, "PUT", f"{path}/{quote(forged.event_id)}", forged.pdu)
+    assert reply.status == 403, reply.body
+    # not a join
+    leave = fake.sign({**template, "content": {"membership": "leave"}}, room.version)
+    reply = fake.request(room.server, "PUT", f"{path}/{quote(leave.event_id)}", leave.pdu)
+    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
+    reply = room.server.authed(room.alice, "GET", f"{CLIENT}/rooms/{room.room_id}/joined_members")
+    assert user not in reply.json()["joined"]
+    # v1 answers [200, {...}] with the state
+    reply = fake.request(
+        room.server, "PUT", f"{FED}/v1/send_join/{room.room_id}/{quote(event.event_id)}", event.pdu
+    )
+    assert reply.status == 200, reply.body
+    status, body = reply.json()
+    assert status == 200 and body["state"] and body["auth_chain"]
+
+
+@engines
 def test_a_good_message_reaches_the_local_user(fake: FakeServer, room: Room) -> None:
     event = message(fake, room, "hello from afar")
     assert send(fake, room, event) == {event.event_id: {}}
@@ -304,3 +336,15 @@ def test_the_server_acl_refuses_a_denied_server(fake: FakeServer, room: Room) ->
     results = send(fake, room, event)
     assert "ACL" in results[event.event_id]["error"]
     assert "denied" not in timeline_bodies(room)
+    # nor may it join another user through send_join
+    joiner = fake.user(f"late{secrets.token_hex(2)}")
+    assert room.latest is not None
+    join_event = fake.build(
+        EventTemplate("m.room.member", joiner, {"membership": "join"}, room.room_id, joiner),
+        room.version,
+        [room.latest],
+        room.state,
+    )
+    path = f"{FED}/v2/send_join/{room.room_id}/{quote(join_event.event_id)}"
+    reply = fake.request(room.server, "PUT", path, join_event.pdu)
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
