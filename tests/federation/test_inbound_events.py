@@ -324,6 +324,27 @@ def test_an_event_from_before_a_kick_is_soft_failed(fake: FakeServer, room: Room
 
 
 @engines
+def test_transactions_are_held_to_the_spec(fake: FakeServer, room: Room) -> None:
+    path = f"{FED}/v1/send/{secrets.token_hex(8)}"
+    body: dict[str, Any] = {"origin": fake.server_name, "origin_server_ts": 1, "pdus": []}
+    too_many = {**body, "pdus": [{}] * 51}
+    reply = fake.request(room.server, "PUT", path, too_many)
+    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
+    reply = fake.request(room.server, "PUT", path, {**body, "edus": [{}] * 101})
+    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
+    reply = fake.request(room.server, "PUT", path, {**body, "origin": "localhost:1"})
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+    reply = fake.request(room.server, "PUT", path, {"origin": fake.server_name})
+    assert (reply.status, reply.errcode) == (400, "M_MISSING_PARAM")
+    # EDUs are taken (and not acted on yet); a PDU of an unknown room is left out
+    edu = {"edu_type": "m.typing", "content": {"room_id": room.room_id, "typing": True}}
+    stray = {**message(fake, room, "stray").pdu, "room_id": f"!nowhere:{fake.server_name}"}
+    reply = fake.request(room.server, "PUT", path, {**body, "pdus": [stray], "edus": [edu]})
+    assert reply.status == 200, reply.body
+    assert reply.json() == {"pdus": {}}
+
+
+@engines
 def test_the_server_acl_refuses_a_denied_server(fake: FakeServer, room: Room) -> None:
     reply = room.server.authed(
         room.alice,
