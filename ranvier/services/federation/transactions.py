@@ -49,6 +49,9 @@ MAX_PDUS = 50
 MAX_EDUS = 100
 # how many missing prev events to ask the origin for (as Synapse)
 MISSING_EVENTS_LIMIT = 10
+# as Synapse: an answer is kept a day, longer than any sender retries a transaction
+KEEP_ANSWERS_MS = 24 * 3600 * 1000
+PRUNE_EVERY_MS = 3600 * 1000
 # events fetched one by one for a gap's state, at most, before giving up on the PDU
 MAX_FETCHED_FOR_STATE = 500
 
@@ -83,6 +86,7 @@ class TransactionService:
         # one PDU handled at a time per room, whichever transaction it came in (kept: a
         # lock dropped while a waiter is being woken would let a second one in)
         self._room_locks: dict[str, asyncio.Lock] = {}
+        self._last_prune_ms = 0
 
     async def on_transaction(
         self,
@@ -108,7 +112,11 @@ class TransactionService:
                 # EDUs (typing, receipts, presence, device lists, to-device) arrive with
                 # issue 18; until then they are read and dropped
                 logger.debug("Ignoring an EDU of type %r from %s", edu.get("edu_type"), origin)
-            await txn_store.insert_response(self._db, origin, transaction_id, answer, now_ms())
+            now = now_ms()
+            await txn_store.insert_response(self._db, origin, transaction_id, answer, now)
+            if now - self._last_prune_ms > PRUNE_EVERY_MS:
+                self._last_prune_ms = now
+                await txn_store.delete_older_than(self._db, now - KEEP_ANSWERS_MS)
             future.set_result(answer)
             return answer
         except BaseException as exc:
