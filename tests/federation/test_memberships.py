@@ -447,6 +447,26 @@ def test_a_user_knocks_on_a_remote_room_and_is_invited(
     sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
 
 
+def test_a_user_knocks_on_a_remote_room_by_its_alias(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    room_id = create_room(
+        a,
+        alice,
+        room_version="12",
+        room_alias_name="knock-by-alias",
+        initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+    )
+    alias = f"#knock-by-alias:{a.server_name}"
+    assert ok(b.authed(bob, "POST", f"{CLIENT}/knock/{quote(alias)}", {})) == {"room_id": room_id}
+    assert ok(member_state(a, alice, room_id, bob.user_id))["membership"] == "knock"
+    # withdrawn through A again, found from the knock
+    ok(b.authed(bob, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave"))
+    assert ok(member_state(a, alice, room_id, bob.user_id)) == {"membership": "leave"}
+
+
 def test_a_knock_on_a_room_without_knocking_is_refused(
     two_servers: ServerPair, users: tuple[Session, Session]
 ) -> None:

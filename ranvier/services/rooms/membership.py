@@ -230,18 +230,16 @@ class MembershipService:
         """POST /knock/{roomIdOrAlias}; returns the room ID."""
         await self._check_join(room_id_or_alias)
         user_id = requester.user_id
-        if (
-            self._remote is not None
-            and room_id_or_alias.startswith("!")
-            and not await self._remote.in_room(room_id_or_alias)
-        ):
-            # spec: server-server-api "Knocking upon a room" - through a resident server
-            # named by via (server_name), else the one in the room ID
-            room_id = room_id_or_alias
+        located = await self._locate_remote(room_id_or_alias, via)
+        if located is not None:
+            # spec: server-server-api "Knocking upon a room" - through a resident server:
+            # via (server_name), the room ID's, or for another server's alias its answer
+            room_id, servers = located
+            await self._check_join(room_id)
             if await self._current_membership(room_id, user_id) == "ban":
                 raise forbidden("You are banned from this room")
-            servers = [*via, *([_domain(room_id)] if ":" in room_id else [])]
             content = await self._content_with_profile("knock", user_id, reason)
+            assert self._remote is not None
             await self._remote.knock(user_id, room_id, servers, content)
             return room_id
         room_id = await self.resolve_room(room_id_or_alias, via)
@@ -252,6 +250,23 @@ class MembershipService:
         content = await self._content_with_profile("knock", user_id, reason)
         await self._update(room_id, user_id, user_id, content, current)
         return room_id
+
+    async def _locate_remote(
+        self, room_id_or_alias: str, via: Sequence[str]
+    ) -> tuple[str, list[str]] | None:
+        """(room ID, servers to ask) when the room is one this server is not in and
+        others may be asked about; None when it is for this server to answer."""
+        if self._remote is None:
+            return None
+        if self._remote_joins is not None:
+            located = await self._remote_joins.locate(room_id_or_alias, via)
+        elif room_id_or_alias.startswith("!"):
+            located = (room_id_or_alias, [*via, _domain(room_id_or_alias)])
+        else:
+            located = None
+        if located is None or await self._remote.in_room(located[0]):
+            return None
+        return located
 
     async def _remote_joins_in_room(self, room_id: str) -> bool:
         return self._remote_joins is None or await self._remote_joins.in_room(room_id)
