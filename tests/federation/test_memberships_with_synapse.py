@@ -100,3 +100,28 @@ def test_a_ranvier_user_invites_a_synapse_user(
 
 def _by_type(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {event["type"]: event for event in events}
+
+
+def test_a_ranvier_user_knocks_on_a_synapse_room(
+    ranvier: FederatingServer, synapse: SynapsePeer
+) -> None:
+    uma = register_on_synapse(synapse, "uma")
+    erin = register(ranvier, "erin")
+    body = {
+        "name": "Knock at Synapse",
+        "room_version": "10",
+        "initial_state": [{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+    }
+    room_id = ok(synapse.authed(uma, "POST", CLIENT + "/createRoom", body))["room_id"]
+    path = f"{CLIENT}/knock/{quote(room_id)}?server_name={quote(synapse.server_name)}"
+    assert ok(ranvier.authed(erin, "POST", path, {"reason": "may I?"})) == {"room_id": room_id}
+    assert member(synapse, uma, room_id, erin.user_id)["membership"] == "knock"
+    response = sync_until(ranvier, erin, in_section("knock", room_id))
+    shown = response["rooms"]["knock"][room_id]["knock_state"]["events"]
+    assert _by_type(shown)["m.room.name"]["content"] == {"name": "Knock at Synapse"}
+    # uma lets erin in; erin joins through Synapse
+    invite = {"user_id": erin.user_id}
+    ok(synapse.authed(uma, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", invite))
+    sync_until(ranvier, erin, in_section("invite", room_id))
+    ok(ranvier.authed(erin, "POST", f"{CLIENT}/join/{quote(room_id)}", {}))
+    assert member(synapse, uma, room_id, erin.user_id)["membership"] == "join"
