@@ -165,3 +165,29 @@ def test_an_unsupported_room_version_reaches_the_client(
     assert reply.status == 400, reply.body
     assert reply.errcode == "M_INCOMPATIBLE_ROOM_VERSION"
     assert reply.json()["room_version"] == "org.example.future"
+
+
+def test_an_invited_user_joins_through_the_inviting_server(two_servers: ServerPair) -> None:
+    here, there = two_servers.first, two_servers.second
+    owner = register(there, f"owner{secrets.token_hex(3)}")
+    guest = register(here, f"guest{secrets.token_hex(3)}")
+    body = {"preset": "private_chat", "room_version": "12"}
+    reply = there.authed(owner, "POST", CLIENT + "/createRoom", body)
+    assert reply.status == 200, reply.body
+    room_id = reply.json()["room_id"]
+    invite = {"user_id": guest.user_id}
+    reply = there.authed(owner, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", invite)
+    assert reply.status == 200, reply.body
+    assert ":" not in room_id  # a v12 room ID names no server
+    deadline = time.monotonic() + 20
+    while True:
+        reply = here.authed(guest, "GET", CLIENT + "/sync?timeout=0")
+        if room_id in reply.json().get("rooms", {}).get("invite", {}):
+            break
+        assert time.monotonic() < deadline, reply.body
+        time.sleep(0.2)
+    # no server named: the inviter's is asked
+    reply = here.authed(guest, "POST", f"{CLIENT}/rooms/{quote(room_id)}/join")
+    assert reply.status == 200, reply.body
+    reply = there.authed(owner, "GET", f"{CLIENT}/rooms/{quote(room_id)}/joined_members")
+    assert guest.user_id in reply.json()["joined"]

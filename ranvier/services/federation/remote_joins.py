@@ -33,6 +33,7 @@ from ranvier.protocol.validation import PDUValidationError
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.rooms.aliases import RemoteDirectoryQuery
 from ranvier.services.rooms.sender import FederatedEvent, RoomEventSender
+from ranvier.storage import memberships as membership_store
 from ranvier.storage import rooms as room_store
 from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
@@ -73,11 +74,12 @@ class RemoteJoins:
         self._signing_key = signing_key
 
     async def locate(
-        self, room_id_or_alias: str, via: Sequence[str]
+        self, room_id_or_alias: str, via: Sequence[str], *, user_id: str | None = None
     ) -> tuple[str, list[str]] | None:
         """(room ID, resident servers to ask) for a room named by another server's alias
         or by an ID with servers to ask; None when it is for this server to answer (a
-        local alias, or no server but ours to ask)."""
+        local alias, or no server but ours to ask). The server of whoever invited
+        `user_id` is asked too (as Synapse): from room version 12 the ID names none."""
         if room_id_or_alias.startswith("#"):
             alias_server = _domain(room_id_or_alias)
             if not alias_server or alias_server == self._server_name:
@@ -86,8 +88,16 @@ class RemoteJoins:
             return room_id, self._others([*via, alias_server, *servers])
         if not room_id_or_alias.startswith("!"):
             return None
-        servers = self._others([*via, _domain(room_id_or_alias)])
+        inviter = [] if user_id is None else await self._inviting_server(user_id, room_id_or_alias)
+        servers = self._others([*via, _domain(room_id_or_alias), *inviter])
         return (room_id_or_alias, servers) if servers else None
+
+    async def _inviting_server(self, user_id: str, room_id: str) -> list[str]:
+        history = await membership_store.get_membership_history(self._db, room_id, user_id)
+        if history.latest_membership != "invite" or history.latest_event_id is None:
+            return []
+        invite = await self._sender.loader.get_event(history.latest_event_id)
+        return [] if invite is None else [_domain(invite.sender)]
 
     async def in_room(self, room_id: str) -> bool:
         """Whether a user of this server is joined to the room now."""

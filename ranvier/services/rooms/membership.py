@@ -69,7 +69,7 @@ class RemoteJoinHandler(Protocol):
     (services/federation/remote_joins.py)."""
 
     async def locate(
-        self, room_id_or_alias: str, via: Sequence[str]
+        self, room_id_or_alias: str, via: Sequence[str], *, user_id: str | None = None
     ) -> tuple[str, list[str]] | None: ...
 
     async def in_room(self, room_id: str) -> bool: ...
@@ -180,7 +180,9 @@ class MembershipService:
             via = [*via, *inviting]
         located = None
         if self._remote_joins is not None:
-            located = await self._remote_joins.locate(room_id_or_alias, via)
+            located = await self._remote_joins.locate(
+                room_id_or_alias, via, user_id=requester.user_id
+            )
         if located is not None and not await self._remote_joins_in_room(located[0]):
             room_id, servers = located
             await self._check_join(room_id)
