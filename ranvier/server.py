@@ -421,6 +421,7 @@ async def build_rooms(
     invites = InviteService(
         sender=sender,
         out_of_band=out_of_band,
+        verifier=EventVerifier(keyring),
         keyring=keyring,
         client=federation_client,
         acl=ServerAclChecker(access),

@@ -25,14 +25,14 @@ from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
 from ranvier.federation.errors import FederationError, RemoteRequestFailed
 from ranvier.protocol.canonical_json import CanonicalJSONError
-from ranvier.protocol.event_ids import EventIDError, compute_event_id
 from ranvier.protocol.events import Event
 from ranvier.protocol.hashing import content_hash_matches
 from ranvier.protocol.redaction import redact
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
-from ranvier.protocol.signing import SignatureError, countersign_event, required_signers
+from ranvier.protocol.signing import SignatureError, countersign_event
 from ranvier.protocol.signing_keys import ServerSigningKey
-from ranvier.protocol.validation import PDUValidationError, validate_pdu
+from ranvier.protocol.validation import PDUValidationError
+from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.out_of_band import (
     INVITE_ROOM_STATE,
     OutOfBandMemberships,
@@ -89,27 +89,19 @@ def _domain(identifier: str) -> str:
     return identifier.partition(":")[2]
 
 
-async def check_remote_pdu(
-    keyring: SignatureVerifier, pdu: Any, room_version: RoomVersion
-) -> Event:
-    """`pdu` from another server as an Event, once its format, content hash and the
-    signatures the room version requires have been checked; 400 M_INVALID_PARAM if not."""
+async def check_remote_pdu(verifier: EventVerifier, pdu: Any, room_version: RoomVersion) -> Event:
+    """`pdu` from another server as an Event, once its format, the signatures the room
+    version requires and its content hash have been checked; 400 M_INVALID_PARAM if not
+    (an invite with a wrong hash is refused rather than signed redacted)."""
     try:
-        validate_pdu(pdu, room_version)
-        event_id = compute_event_id(pdu, room_version)
-    except (PDUValidationError, EventIDError) as exc:
+        event = await verifier.check_pdu(pdu, room_version)
+    except PDUValidationError as exc:
         raise invalid(f"Malformed event: {exc}") from None
+    except SignatureError as exc:
+        raise invalid(f"The event's signature check failed: {exc}") from None
     if not content_hash_matches(pdu):
         raise invalid("The event's content hash does not match its content")
-    # spec: rooms/v5+ - keys must be valid when the event was sent; before, now
-    valid_at = int(pdu["origin_server_ts"]) if room_version.enforce_key_validity else now_ms()
-    redacted = redact(pdu, room_version)
-    for server_name in sorted(required_signers(pdu, room_version)):
-        try:
-            await keyring.verify_json_for_server(server_name, redacted, valid_at_ts=valid_at)
-        except SignatureError as exc:
-            raise invalid(f"The event's signature check failed: {exc}") from None
-    return Event(pdu, room_version, event_id)
+    return event
 
 
 class InviteService:
@@ -118,6 +110,7 @@ class InviteService:
         *,
         sender: RoomEventSender,
         out_of_band: OutOfBandMemberships,
+        verifier: EventVerifier,
         keyring: SignatureVerifier,
         client: JsonPutter,
         acl: ServerAclChecker,
@@ -127,6 +120,7 @@ class InviteService:
     ) -> None:
         self._sender = sender
         self._out_of_band = out_of_band
+        self._verifier = verifier
         self._keyring = keyring
         self._client = client
         self._acl = acl
@@ -171,7 +165,7 @@ class InviteService:
             raise invalid(f"The invited user is not a user of {self._server_name}")
         if pdu.get("room_id") != room_id:
             raise invalid("The event's room ID is not the one in the path")
-        event = await check_remote_pdu(self._keyring, pdu, room_version)
+        event = await check_remote_pdu(self._verifier, pdu, room_version)
         if event.event_id != event_id:
             raise invalid("The event's ID is not the one in the path")
         stripped = usable_stripped_state(invite_room_state)
