@@ -27,7 +27,7 @@ from ranvier.protocol.signing_keys import ServerSigningKey
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, register
 from tests.integration.client import Reply
-from tests.integration.matrix import CLIENT, Session
+from tests.integration.matrix import CLIENT, DEFAULT_PASSWORD, Session
 
 FEDERATION = "/_matrix/federation"
 
@@ -266,6 +266,15 @@ def test_the_invite_api_refuses_what_it_must_not_sign(
     refused(
         put(invite_event(a, alice.user_id, f"@ghost:{b.server_name}", room_id)), 404, "M_NOT_FOUND"
     )
+    # a user who has left the server
+    dora = register(b, "dora")
+    auth = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": dora.user_id},
+        "password": DEFAULT_PASSWORD,
+    }
+    ok(b.authed(dora, "POST", CLIENT + "/account/deactivate", {"auth": auth}))
+    refused(put(invite_event(a, alice.user_id, dora.user_id, room_id)), 403, "M_FORBIDDEN")
     # a forged signature (content changed after signing)
     forged = invite_event(a, alice.user_id, bob.user_id, room_id)
     forged["pdu"] = {**forged["pdu"], "origin_server_ts": forged["pdu"]["origin_server_ts"] + 1}
