@@ -266,6 +266,17 @@ def test_the_invite_api_refuses_what_it_must_not_sign(
     refused(
         put(invite_event(a, alice.user_id, f"@ghost:{b.server_name}", room_id)), 404, "M_NOT_FOUND"
     )
+    # into a room of B's whose server ACL denies A (ACLs match host names: every test
+    # server is `localhost`)
+    acl = {"allow": ["*"], "deny": ["localhost"]}
+    closed = create_room(
+        b, bob, room_version="10", initial_state=[{"type": "m.room.server_acl", "content": acl}]
+    )
+    carl = register(b, "carl")
+    uri = f"{FEDERATION}/v2/invite/{quote(closed)}"
+    invite = invite_event(a, alice.user_id, carl.user_id, closed)
+    body = {"room_version": "10", "event": invite["pdu"]}
+    refused(signed(a, b, "PUT", f"{uri}/{quote(invite['event_id'])}", body), 403, "M_FORBIDDEN")
     # a user who has left the server
     dora = register(b, "dora")
     auth = {
