@@ -512,6 +512,12 @@ def test_an_invited_user_accepts_by_joining_through_the_inviting_server(
     response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("join", {}))
     assert room_id not in response["rooms"].get("invite", {})
     assert ok(member_state(b, bob, room_id, alice.user_id))["membership"] == "join"
+    # joined, bob leaves like any member: B's queue takes the leave to A
+    ok(b.authed(bob, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave"))
+    deadline = time.monotonic() + 15
+    while ok(member_state(a, alice, room_id, bob.user_id))["membership"] != "leave":
+        assert time.monotonic() < deadline, "A never heard of bob's leave"
+        time.sleep(0.2)
 
 
 def test_an_invite_is_rejected_even_when_the_inviting_server_is_down(
