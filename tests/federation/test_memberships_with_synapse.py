@@ -96,6 +96,28 @@ def test_a_ranvier_user_invites_a_synapse_user(
         and event["content"]["membership"] == "invite"
         for event in shown
     )
+    # tess declines: Synapse leaves through our make_leave and send_leave
+    ok(synapse.authed(tess, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave", {}))
+    assert member(ranvier, dave, room_id, tess.user_id)["membership"] == "leave"
+
+
+def test_a_synapse_user_knocks_on_a_ranvier_room(
+    ranvier: FederatingServer, synapse: SynapsePeer
+) -> None:
+    fay = register(ranvier, "fay")
+    vic = register_on_synapse(synapse, "vic")
+    body = {
+        "name": "Knock at Ranvier",
+        "room_version": "10",
+        "initial_state": [{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+    }
+    room_id = ok(ranvier.authed(fay, "POST", CLIENT + "/createRoom", body))["room_id"]
+    path = f"{CLIENT}/knock/{quote(room_id)}?server_name={quote(ranvier.server_name)}"
+    ok(synapse.authed(vic, "POST", path, {"reason": "hi"}))
+    assert member(ranvier, fay, room_id, vic.user_id)["membership"] == "knock"
+    response = sync_until(synapse, vic, in_section("knock", room_id))
+    shown = response["rooms"]["knock"][room_id]["knock_state"]["events"]
+    assert _by_type(shown)["m.room.name"]["content"] == {"name": "Knock at Ranvier"}
 
 
 def _by_type(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
