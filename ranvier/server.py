@@ -90,7 +90,12 @@ from ranvier.config.tls import ServerCertificate
 from ranvier.config.validation import key_server_warning
 from ranvier.errors import MatrixError
 from ranvier.federation.backoff import Backoff, BackoffSettings
-from ranvier.federation.client import DomainWhitelist, FederationClient, RetrySettings
+from ranvier.federation.client import (
+    DomainWhitelist,
+    FederationClient,
+    FederationRequests,
+    RetrySettings,
+)
 from ranvier.federation.connections import Connections
 from ranvier.federation.discovery import ServerDiscovery
 from ranvier.federation.queue import FederationSender
@@ -118,12 +123,7 @@ from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.history import FederationHistory
 from ranvier.services.federation.invites import InviteService
 from ranvier.services.federation.joins import MakeJoinService
-from ranvier.services.federation.keyring import (
-    KeyFetchClient,
-    Keyring,
-    OwnKeys,
-    TrustedKeyServer,
-)
+from ranvier.services.federation.keyring import Keyring, OwnKeys, TrustedKeyServer
 from ranvier.services.federation.memberships import MakeMembershipService
 from ranvier.services.federation.out_of_band import OutOfBandMemberships
 from ranvier.services.federation.queries import RemoteQueries
@@ -1305,7 +1305,7 @@ def build_keyring(
     config: HomeserverConfig,
     database: Database,
     signing_key: ServerSigningKey,
-    client: KeyFetchClient | None,
+    client: FederationRequests | None,
 ) -> Keyring:
     """Our keys as published, and other servers' keys: cached in the database, fetched
     through `client` from them or from the trusted key servers."""

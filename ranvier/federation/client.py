@@ -16,7 +16,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -64,6 +64,47 @@ class DomainWhitelist:
 
     def allows(self, server_name: str) -> bool:
         return self._domains is None or server_name.lower() in self._domains
+
+
+class FederationRequests(Protocol):
+    """The requests services make of other servers: FederationClient's, which tests
+    replace with scripted transports."""
+
+    async def get_json(
+        self,
+        destination: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        authenticated: bool = True,
+        timeout: float | None = None,
+        ignore_backoff: bool = False,
+    ) -> Any: ...
+
+    async def post_json(
+        self,
+        destination: str,
+        path: str,
+        body: Any,
+        *,
+        query: Query | None = None,
+        authenticated: bool = True,
+        timeout: float | None = None,
+        ignore_backoff: bool = False,
+    ) -> Any: ...
+
+    async def put_json(
+        self,
+        destination: str,
+        path: str,
+        body: Any,
+        *,
+        query: Query | None = None,
+        authenticated: bool = True,
+        timeout: float | None = None,
+        ignore_backoff: bool = False,
+        long_retries: bool = False,
+    ) -> Any: ...
 
 
 class FederationClient:
@@ -346,6 +387,7 @@ __all__ = [
     "DomainWhitelist",
     "FederationClient",
     "FederationError",
+    "FederationRequests",
     "RemoteRequestFailed",
     "RetrySettings",
 ]

@@ -9,8 +9,6 @@ request is the origin's if any of them verifies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
 
 from aiohttp import hdrs, web
 
@@ -27,16 +25,9 @@ from ranvier.protocol.request_auth import (
 from ranvier.protocol.server_names import server_name_problem
 from ranvier.protocol.signing import SignatureError
 from ranvier.requester import ServerRequester
+from ranvier.services.federation.keyring import SignatureVerifier
 
 logger = logging.getLogger(__name__)
-
-
-class SignatureVerifier(Protocol):
-    """The keyring, as far as checking a request's signature uses it."""
-
-    async def verify_json_for_server(
-        self, server_name: str, obj: Mapping[str, Any], *, valid_at_ts: int
-    ) -> None: ...
 
 
 def unauthorized(message: str) -> MatrixError:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
+from ranvier.federation.client import FederationRequests
 from ranvier.federation.errors import FederationError, RemoteRequestFailed
 from ranvier.protocol.canonical_json import CanonicalJSONError
 from ranvier.protocol.events import Event
@@ -33,6 +34,7 @@ from ranvier.protocol.signing import SignatureError, countersign_event
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.protocol.validation import PDUValidationError
 from ranvier.services.federation.event_checks import EventVerifier
+from ranvier.services.federation.keyring import SignatureVerifier
 from ranvier.services.federation.out_of_band import (
     INVITE_ROOM_STATE,
     OutOfBandMemberships,
@@ -58,26 +60,6 @@ INVITE_STATE_TYPES = (
 
 # (exists, deactivated) of a local user
 UserStatus = Callable[[str], Awaitable[tuple[bool, bool]]]
-
-
-class SignatureVerifier(Protocol):
-    async def verify_json_for_server(
-        self, server_name: str, obj: Mapping[str, Any], *, valid_at_ts: int
-    ) -> None: ...
-
-
-class JsonPutter(Protocol):
-    async def put_json(
-        self,
-        destination: str,
-        path: str,
-        body: Any,
-        *,
-        query: Mapping[str, str | Sequence[str]] | None = None,
-        authenticated: bool = True,
-        timeout: float | None = None,
-        ignore_backoff: bool = False,
-    ) -> Any: ...
 
 
 def invalid(message: str) -> MatrixError:
@@ -112,7 +94,7 @@ class InviteService:
         out_of_band: OutOfBandMemberships,
         verifier: EventVerifier,
         keyring: SignatureVerifier,
-        client: JsonPutter,
+        client: FederationRequests,
         acl: ServerAclChecker,
         user_status: UserStatus,
         server_name: str,

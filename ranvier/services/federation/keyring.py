@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from nacl.signing import VerifyKey
 
 from ranvier.clock import now_ms
+from ranvier.federation.client import FederationRequests
 from ranvier.federation.errors import FederationError
 from ranvier.protocol.server_keys import (
     KeyResponseError,
@@ -49,31 +50,13 @@ NOTARY_CONCURRENT_SERVERS = 10
 MEMORY_CACHE_SIZE = 10_000
 
 
-class KeyFetchClient(Protocol):
-    """The outbound federation client, as far as key fetching uses it."""
+class SignatureVerifier(Protocol):
+    """The keyring, as far as checking a server's signature on a request or an event
+    uses it."""
 
-    async def get_json(
-        self,
-        destination: str,
-        path: str,
-        *,
-        query: Mapping[str, str | Sequence[str]] | None = None,
-        authenticated: bool = True,
-        timeout: float | None = None,
-        ignore_backoff: bool = False,
-    ) -> Any: ...
-
-    async def post_json(
-        self,
-        destination: str,
-        path: str,
-        body: Any,
-        *,
-        query: Mapping[str, str | Sequence[str]] | None = None,
-        authenticated: bool = True,
-        timeout: float | None = None,
-        ignore_backoff: bool = False,
-    ) -> Any: ...
+    async def verify_json_for_server(
+        self, server_name: str, obj: Mapping[str, Any], *, valid_at_ts: int
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +100,7 @@ class Keyring:
         self,
         own: OwnKeys,
         store: ServerKeyStore,
-        client: KeyFetchClient | None,
+        client: FederationRequests | None,
         trusted_key_servers: Sequence[TrustedKeyServer] = (),
         *,
         clock: Callable[[], int] = now_ms,

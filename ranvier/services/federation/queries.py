@@ -10,10 +10,10 @@ a well-formed answer is 404, as Synapse treats an alias it could not resolve.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from ranvier.errors import MatrixError
+from ranvier.federation.client import FederationRequests
 from ranvier.federation.errors import FederationError, RemoteRequestFailed
 
 logger = logging.getLogger(__name__)
@@ -22,27 +22,12 @@ PROFILE_QUERY = "/_matrix/federation/v1/query/profile"
 DIRECTORY_QUERY = "/_matrix/federation/v1/query/directory"
 
 
-class JsonGetter(Protocol):
-    """What is asked of the federation client (ranvier/federation/client.py)."""
-
-    async def get_json(
-        self,
-        destination: str,
-        path: str,
-        *,
-        query: Mapping[str, str | Sequence[str]] | None = None,
-        authenticated: bool = True,
-        timeout: float | None = None,
-        ignore_backoff: bool = False,
-    ) -> Any: ...
-
-
 def _server_of(identifier: str) -> str:
     return identifier.partition(":")[2]
 
 
 class RemoteQueries:
-    def __init__(self, client: JsonGetter) -> None:
+    def __init__(self, client: FederationRequests) -> None:
         self._client = client
 
     async def profile(self, user_id: str, field: str | None) -> dict[str, Any]:

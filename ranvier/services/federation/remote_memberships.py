@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
+from ranvier.federation.client import FederationRequests
 from ranvier.federation.errors import FederationError, RemoteRequestFailed
 from ranvier.protocol.canonical_json import CanonicalJSONError
 from ranvier.protocol.event_builder import EventTemplate, PrevEvent, build_event
@@ -41,33 +42,6 @@ logger = logging.getLogger(__name__)
 
 MEMBER = "m.room.member"
 FEDERATION = "/_matrix/federation"
-
-
-class FederationRequests(Protocol):
-    """What is asked of the federation client (ranvier/federation/client.py)."""
-
-    async def get_json(
-        self,
-        destination: str,
-        path: str,
-        *,
-        query: Mapping[str, str | Sequence[str]] | None = None,
-        authenticated: bool = True,
-        timeout: float | None = None,
-        ignore_backoff: bool = False,
-    ) -> Any: ...
-
-    async def put_json(
-        self,
-        destination: str,
-        path: str,
-        body: Any,
-        *,
-        query: Mapping[str, str | Sequence[str]] | None = None,
-        authenticated: bool = True,
-        timeout: float | None = None,
-        ignore_backoff: bool = False,
-    ) -> Any: ...
 
 
 class _Unusable(Exception):
