@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
-from ranvier.federation.client import FederationClient
+from ranvier.federation.client import FederationRequests
 from ranvier.federation.errors import FederationError
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import RoomVersion
@@ -37,7 +37,7 @@ class RemoteHistory:
         self,
         db: Database,
         loader: EventLoader,
-        client: FederationClient,
+        client: FederationRequests,
         verifier: EventVerifier,
         sender: RoomEventSender,
         server_name: str,
