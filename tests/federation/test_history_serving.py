@@ -22,6 +22,7 @@ from ranvier.config.signing_key import load_signing_key
 from ranvier.protocol.request_auth import authorization_header
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, register
+from tests.federation.replies import ok, refused
 from tests.integration.client import Reply
 from tests.integration.matrix import CLIENT, DEFAULT_PASSWORD, Session
 
@@ -50,16 +51,6 @@ def signed(
         content=body,
     )
     return destination.request(method, uri, body, headers={"Authorization": header})
-
-
-def ok(reply: Reply) -> Any:
-    assert reply.status == 200, reply.body
-    return reply.json()
-
-
-def refused(reply: Reply, status: int, errcode: str) -> None:
-    assert reply.status == status, reply.body
-    assert reply.json()["errcode"] == errcode, reply.body
 
 
 def send(server: FederatingServer, session: Session, room_id: str, body: str) -> str:

@@ -21,6 +21,7 @@ from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from tests.federation.conftest import ServerPair
 from tests.federation.fake_server import FakeServer
 from tests.federation.harness import FederatingServer, FederationCA, register
+from tests.federation.replies import ok
 from tests.integration.client import Reply
 from tests.integration.matrix import CLIENT, Session
 
@@ -32,11 +33,6 @@ _txn = itertools.count()
 def fake(tmp_path_factory: pytest.TempPathFactory, test_ca: FederationCA) -> Iterator[FakeServer]:
     with FakeServer.running(test_ca, tmp_path_factory.mktemp("fake")) as server:
         yield server
-
-
-def ok(reply: Reply) -> Any:
-    assert reply.status == 200, reply.body
-    return reply.json()
 
 
 def send(server: FederatingServer, session: Session, room_id: str, body: str) -> str:

@@ -6,16 +6,15 @@ and auth chain checked and stored); a Synapse user joins a Ranvier room (our sen
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.federation.harness import FederatingServer, FederationCA, federating, register
+from tests.federation.replies import has_message, ok, sync_until
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
-from tests.integration.client import Reply
 from tests.integration.matrix import CLIENT, Session
 
 Server = FederatingServer | SynapsePeer
@@ -29,33 +28,6 @@ def ranvier(
 ) -> Iterator[FederatingServer]:
     with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
         yield server
-
-
-def ok(reply: Reply) -> Any:
-    assert reply.status == 200, reply.body
-    return reply.json()
-
-
-def sync_until(
-    server: Server, session: Session, found: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    """Syncs (initial, then incremental) until one response satisfies `found`."""
-    deadline = time.monotonic() + 30
-    response: dict[str, Any] = ok(server.authed(session, "GET", CLIENT + "/sync?timeout=0"))
-    while not found(response):
-        assert time.monotonic() < deadline, response
-        since = quote(response["next_batch"])
-        response = ok(server.authed(session, "GET", f"{CLIENT}/sync?since={since}&timeout=1000"))
-    return response
-
-
-def has_message(room_id: str, body: str) -> Callable[[dict[str, Any]], bool]:
-    def found(response: dict[str, Any]) -> bool:
-        room = response.get("rooms", {}).get("join", {}).get(room_id)
-        events = room["timeline"]["events"] if room else []
-        return any(e.get("content", {}).get("body") == body for e in events)
-
-    return found
 
 
 def say(server: Server, session: Session, room_id: str, body: str) -> None:

@@ -26,6 +26,7 @@ from ranvier.protocol.signing import sign_event
 from ranvier.protocol.signing_keys import ServerSigningKey
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, register
+from tests.federation.replies import ok, refused, sync_until
 from tests.integration.client import Reply
 from tests.integration.matrix import CLIENT, DEFAULT_PASSWORD, Session
 
@@ -61,18 +62,6 @@ def signed(
     return destination.request(method, uri, data, headers)
 
 
-def ok(reply: Reply) -> Any:
-    assert reply.status == 200, reply.body
-    return reply.json()
-
-
-def refused(reply: Reply, status: int, errcode: str) -> dict[str, Any]:
-    assert reply.status == status, reply.body
-    body: dict[str, Any] = reply.json()
-    assert body["errcode"] == errcode, body
-    return body
-
-
 def create_room(server: FederatingServer, session: Session, **body: Any) -> str:
     room_id: str = ok(server.authed(session, "POST", CLIENT + "/createRoom", body))["room_id"]
     return room_id
@@ -81,20 +70,6 @@ def create_room(server: FederatingServer, session: Session, **body: Any) -> str:
 def member_state(server: FederatingServer, session: Session, room_id: str, user_id: str) -> Any:
     path = f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}"
     return server.authed(session, "GET", path)
-
-
-def sync_until(
-    server: FederatingServer, session: Session, found: Any, timeout: float = 15.0
-) -> dict[str, Any]:
-    """A sync response for which `found(response)` holds: an initial sync, then
-    incremental ones from its token (an initial sync's answer may be a cached one)."""
-    deadline = time.monotonic() + timeout
-    response: dict[str, Any] = ok(server.authed(session, "GET", CLIENT + "/sync?timeout=0"))
-    while not found(response):
-        assert time.monotonic() < deadline, response
-        since = quote(response["next_batch"])
-        response = ok(server.authed(session, "GET", f"{CLIENT}/sync?since={since}&timeout=1000"))
-    return response
 
 
 def invite_event(
@@ -150,6 +125,45 @@ def test_a_remote_user_is_invited_and_sees_the_invite_with_the_room_state(
     assert own["content"]["membership"] == "invite"
     # stripped: no PDU fields reach the client
     assert "signatures" not in by_type["m.room.name"]
+
+
+def test_create_room_invites_a_remote_user_through_their_server(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, bob = users
+    carol = register(a, "carol_created")
+    invited = [bob.user_id, carol.user_id]
+    room_id = create_room(a, alice, name="Made with invites", invite=invited, is_direct=True)
+    # B signed bob's invite: his /sync shows it with the room's stripped state
+    response = sync_until(b, bob, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
+    invite_state = response["rooms"]["invite"][room_id]["invite_state"]["events"]
+    by_type = {event["type"]: event for event in invite_state}
+    assert by_type["m.room.name"]["content"] == {"name": "Made with invites"}
+    own = invite_state[-1]
+    assert (own["state_key"], own["content"]["membership"]) == (bob.user_id, "invite")
+    assert own["content"]["is_direct"] is True
+    # the local invitee is invited as before, and bob can accept through A
+    assert ok(member_state(a, alice, room_id, carol.user_id))["membership"] == "invite"
+    ok(b.authed(bob, "POST", f"{CLIENT}/join/{quote(room_id)}"))
+    assert ok(member_state(a, alice, room_id, bob.user_id))["membership"] == "join"
+
+
+def test_create_room_fails_as_synapse_when_a_remote_invite_is_refused(
+    two_servers: ServerPair, users: tuple[Session, Session]
+) -> None:
+    a, b = two_servers
+    alice, _ = users
+    nobody = f"@nobody_created:{b.server_name}"
+    body = {"name": "Refused invite", "invite": [nobody]}
+    refused(a.authed(alice, "POST", CLIENT + "/createRoom", body), 404, "M_NOT_FOUND")
+    # as Synapse: the room was made before the invites, and stays, without the invite
+    rooms = ok(a.authed(alice, "GET", CLIENT + "/joined_rooms"))["joined_rooms"]
+    names = {
+        a.authed(alice, "GET", f"{CLIENT}/rooms/{quote(r)}/state/m.room.name").json().get("name")
+        for r in rooms
+    }
+    assert "Refused invite" in names
 
 
 def test_inviting_again_is_answered_as_done(

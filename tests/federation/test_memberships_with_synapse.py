@@ -5,16 +5,15 @@ Synapse signs the invite and shows it in its /sync."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.federation.harness import FederatingServer, FederationCA, federating, register
+from tests.federation.replies import in_section, ok, sync_until
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
-from tests.integration.client import Reply
 from tests.integration.matrix import CLIENT, Session
 
 Server = FederatingServer | SynapsePeer
@@ -28,28 +27,6 @@ def ranvier(
 ) -> Iterator[FederatingServer]:
     with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
         yield server
-
-
-def ok(reply: Reply) -> Any:
-    assert reply.status == 200, reply.body
-    return reply.json()
-
-
-def sync_until(
-    server: Server, session: Session, found: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    """An initial sync, then incremental ones, until `found(response)`."""
-    deadline = time.monotonic() + 30
-    response: dict[str, Any] = ok(server.authed(session, "GET", CLIENT + "/sync?timeout=0"))
-    while not found(response):
-        assert time.monotonic() < deadline, response
-        since = quote(response["next_batch"])
-        response = ok(server.authed(session, "GET", f"{CLIENT}/sync?since={since}&timeout=1000"))
-    return response
-
-
-def in_section(section: str, room_id: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda response: room_id in response.get("rooms", {}).get(section, {})
 
 
 def member(server: Server, session: Session, room_id: str, user_id: str) -> Any:

@@ -20,6 +20,7 @@ from ranvier.config.signing_key import load_signing_key
 from ranvier.protocol.request_auth import authorization_header
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, register
+from tests.federation.replies import ok, refused
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 from tests.integration.client import Reply
 from tests.integration.matrix import CLIENT, Session
@@ -42,18 +43,6 @@ def signed_get(origin: FederatingServer, destination: FederatingServer, uri: str
         destination=destination.server_name,
     )
     return destination.request("GET", uri, headers={"Authorization": header})
-
-
-def ok(reply: Reply) -> Any:
-    assert reply.status == 200, reply.body
-    return reply.json()
-
-
-def refused(reply: Reply, status: int, errcode: str) -> dict[str, Any]:
-    assert reply.status == status, reply.body
-    body: dict[str, Any] = reply.json()
-    assert body["errcode"] == errcode, body
-    return body
 
 
 def create_room(server: FederatingServer | SynapsePeer, session: Session, **body: Any) -> str:

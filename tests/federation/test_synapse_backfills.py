@@ -18,8 +18,8 @@ from tests.federation.harness import (
     register,
     start_federating_server,
 )
+from tests.federation.replies import ok
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
-from tests.integration.client import Reply
 from tests.integration.matrix import CLIENT
 
 
@@ -34,11 +34,6 @@ def ranvier(
         yield server
     finally:
         assert server.stop() == 0, server.log()
-
-
-def ok(reply: Reply) -> Any:
-    assert reply.status == 200, reply.body
-    return reply.json()
 
 
 def test_synapse_reads_history_from_before_its_join(
