@@ -750,12 +750,15 @@ def build_inbound_federation(
 ) -> InboundFederation:
     acl = ServerAclChecker(RoomAccess(rooms.sender, rooms.sender.loader))
     verifier = EventVerifier(keyring)
+    transactions = TransactionService(
+        database, rooms.sender, verifier, acl, client, config.server_name
+    )
+    # /messages pulls older history through the same checks as pushed events
+    rooms.reading.backfill = transactions.backfill
     return InboundFederation(
         server_acl=acl,
         send_join=SendJoinService(database, rooms.sender, verifier, acl, config.server_name),
-        transactions=TransactionService(
-            database, rooms.sender, verifier, acl, client, config.server_name
-        ),
+        transactions=transactions,
         verifier=verifier,
         make_join=MakeJoinService(
             database, rooms.sender, rooms.membership, acl, config.server_name

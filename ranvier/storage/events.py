@@ -647,3 +647,25 @@ async def get_timeline_event_ids(db: Database, event_ids: Iterable[str]) -> set[
             )
             found.update(row.event_id for row in await conn.execute(query))
     return found
+
+
+async def get_backfill_points(db: Database, room_id: str, limit: int = 20) -> list[str]:
+    """Events of the room's DAG here that cite prev events this server does not hold in
+    the DAG (unknown, or only outliers): where older history could be asked for, the
+    oldest first."""
+    prev = events.alias("prev")
+    query = (
+        select(events.c.event_id, events.c.topological_ordering)
+        .select_from(
+            events.join(event_edges, event_edges.c.event_id == events.c.event_id).outerjoin(
+                prev,
+                and_(prev.c.event_id == event_edges.c.prev_event_id, prev.c.outlier == false()),
+            )
+        )
+        .where(events.c.room_id == room_id, events.c.outlier == false(), prev.c.event_id.is_(None))
+        .distinct()
+        .order_by(events.c.topological_ordering, events.c.event_id)
+        .limit(limit)
+    )
+    async with db.read() as conn:
+        return [row.event_id for row in await conn.execute(query)]

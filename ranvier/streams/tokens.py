@@ -5,7 +5,8 @@ Two shapes, as Synapse writes them:
 - `t<depth>-<stream>`: a point in one room's timeline for /messages and /context. It sits
   just after the event at (topological_ordering=depth, stream_ordering=stream): events at
   or before that pair lie behind it, events after it ahead. Stream positions are unique, so
-  "just before event (d, s)" is the point (d, s - 1).
+  "just before event (d, s)" is the point (d, s - 1). History pulled from other servers
+  (backfilled) has stream positions below zero, so `stream` may be negative.
 - `s<stream>`: a point in the room-events stream, as /sync hands out in `prev_batch`:
   every event with a stream position up to and including it lies behind it.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_TOPOLOGICAL = re.compile(r"t(-?\d{1,19})-(\d{1,19})")
+_TOPOLOGICAL = re.compile(r"t(-?\d{1,19})-(-?\d{1,19})")
 # later streams may append their positions after an underscore; the room stream is first
 _STREAM = re.compile(r"s(\d{1,19})(?:_[0-9A-Za-z_.~-]*)?")
 

@@ -46,6 +46,8 @@ class Room:
 
 
 _rooms: dict[str, Room] = {}
+# room ID -> the events the fake left out of a gap, which its /backfill hands out later
+_gap_events: dict[str, list[Event]] = {}
 
 
 def pick(pair: ServerPair, engine: str) -> FederatingServer:
@@ -278,6 +280,7 @@ def test_the_state_at_a_gap_is_asked_for(fake: FakeServer, room: Room) -> None:
     fake.route("GET", f"{FED}/v1/state_ids/", state_ids)
     assert send(fake, room, after) == {after.event_id: {}}
     room.latest = after
+    _gap_events[room.room_id] = [first, second]
     assert [r.query.get("event_id") for r in asked] == [second.event_id]
     bodies = timeline_bodies(room)
     assert "after the unseen" in bodies
@@ -342,6 +345,59 @@ def test_transactions_are_held_to_the_spec(fake: FakeServer, room: Room) -> None
     reply = fake.request(room.server, "PUT", path, {**body, "pdus": [stray], "edus": [edu]})
     assert reply.status == 200, reply.body
     assert reply.json() == {"pdus": {}}
+
+
+@engines
+def test_paginating_back_over_a_gap_backfills_without_the_forged(
+    fake: FakeServer, room: Room
+) -> None:
+    """Older history the fake left out is pulled with /backfill when /messages runs out;
+    a forged event in the answer is dropped, the rest served in place, and once nothing
+    is missing the fake is not asked again."""
+    old_one = message(fake, room, "old one")
+    old_two = message(fake, room, "old two", prev=[old_one])
+    after = message(fake, room, "after the old", prev=[old_two])
+    real_key = fake.signing_key
+    fake.signing_key = ServerSigningKey.generate(real_key.key_id.partition(":")[2])
+    try:
+        forged = message(fake, room, "forged old", prev=[old_one])
+    finally:
+        fake.signing_key = real_key
+    fake.route("POST", f"{FED}/v1/get_missing_events/", lambda _r: (200, {"events": []}))
+    fake.route(
+        "GET",
+        f"{FED}/v1/state_ids/",
+        lambda _r: (
+            200,
+            {"pdu_ids": [e.event_id for e in room.state.values()], "auth_chain_ids": []},
+        ),
+    )
+    assert send(fake, room, after) == {after.event_id: {}}
+    room.latest = after
+    backfills: list[ReceivedRequest] = []
+    answers: dict[str, list[Event]] = {}
+    answers[room.room_id] = [*_gap_events.get(room.room_id, []), old_one, old_two, forged]
+
+    def backfill(request: ReceivedRequest) -> tuple[int, Any]:
+        backfills.append(request)
+        room_id = request.path.rpartition("/")[2]
+        pdus = [e.pdu for e in answers.get(room_id, [])]
+        return 200, {"origin": fake.server_name, "origin_server_ts": 0, "pdus": pdus}
+
+    fake.route("GET", f"{FED}/v1/backfill/", backfill)
+    bodies = timeline_bodies(room)
+    assert backfills, "the fake was not asked"
+    assert bodies.index("after the old") < bodies.index("old two") < bodies.index("old one")
+    assert "forged old" not in bodies
+    if room.room_id in _gap_events:
+        assert bodies.index("unseen two") < bodies.index("unseen one")
+    reply = fake.request(room.server, "GET", f"{FED}/v1/event/{quote(forged.event_id)}")
+    assert reply.status == 404
+    # the history pulled is old: no /sync shows it as new
+    assert "old one" not in sync_bodies(room)
+    asked = len(backfills)
+    assert timeline_bodies(room) == bodies
+    assert len(backfills) == asked
 
 
 @engines

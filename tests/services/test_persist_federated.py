@@ -234,3 +234,54 @@ async def test_an_outlier_takes_its_place_when_its_state_is_known(database: Data
     # and a second delivery of the same event changes nothing
     await sender.persist_federated(room_id, V10, [FederatedEvent(event, state)])
     assert sender.positions.current == position_before + 1
+
+
+async def test_backfilled_history_takes_its_place_before_the_timeline(database: Database) -> None:
+    sender = await new_sender(database)
+    room_id = await create_room(sender, V10)
+    join = await join_carol(sender, room_id)
+    base = (await sender.loader.get_events(join.prev_event_ids))[join.prev_event_ids[0]]
+    state = await state_at(sender, base.event_id)
+    old = await remote_event(
+        sender,
+        EventTemplate("m.room.message", CAROL, {"msgtype": "m.text", "body": "old"}, room_id),
+        [base],
+        state,
+    )
+    dave = f"@dave:{REMOTE}"
+    old_join = await remote_event(
+        sender,
+        EventTemplate("m.room.member", dave, {"membership": "join"}, room_id, dave),
+        [old],
+        state,
+    )
+    after_old_join = {**state, ("m.room.member", dave): old_join.event_id}
+    # known before as an outlier (say, from the state at a gap): backfilling promotes it
+    await sender.persist_federated(room_id, V10, [FederatedEvent(old_join, None, outlier=True)])
+    position_before = sender.positions.current
+    current_before = await state_store.get_current_state_ids(database, room_id)
+    await sender.persist_federated(
+        room_id,
+        V10,
+        [FederatedEvent(old, state), FederatedEvent(old_join, state)],
+        backfilled=True,
+    )
+    # nothing new for /sync, the room as it stands untouched
+    assert sender.positions.current == position_before
+    assert await state_store.get_current_state_ids(database, room_id) == current_before
+    assert set(await state_store.get_members(database, room_id)) == {ALICE, CAROL}
+    assert [e for e, _ in await event_store.get_forward_extremities(database, room_id)] == [
+        join.event_id
+    ]
+    # in the timeline by depth; at the same depth, before what was there (carol's join)
+    timeline = await timeline_ids(database, room_id)
+    assert old.depth == join.depth
+    assert timeline.index(old.event_id) < timeline.index(join.event_id)
+    assert timeline.index(old.event_id) < timeline.index(old_join.event_id)
+    stored = await event_store.get_events(database, [old.event_id, old_join.event_id])
+    assert all(s.stream_ordering < 0 and not s.outlier for s in stored.values())
+    assert await state_at(sender, old_join.event_id) == after_old_join
+    assert await event_store.get_backfill_points(database, room_id) == []
+    # the next local event still builds on the newest
+    sent = await sender.send(message(room_id, "still here"))
+    assert sent.prev_event_ids == [join.event_id]

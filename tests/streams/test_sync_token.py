@@ -9,7 +9,7 @@ import pytest
 
 from ranvier.streams.notifier import Notifier
 from ranvier.streams.sync_token import InvalidSyncToken, SyncToken
-from ranvier.streams.tokens import StreamToken, parse_token
+from ranvier.streams.tokens import RoomPosition, StreamToken, parse_token
 
 
 def test_token_round_trips() -> None:
@@ -35,6 +35,13 @@ def test_invalid_tokens_are_refused(text: str) -> None:
 def test_sync_token_is_a_room_stream_pagination_token() -> None:
     # /messages accepts a sync token as `from`: the room-events position comes first
     assert parse_token(str(SyncToken(events=12, receipts=3))) == StreamToken(12)
+
+
+def test_a_point_in_backfilled_history_round_trips() -> None:
+    # backfilled events sit below zero in the stream, so their points do too
+    point = RoomPosition.before(4, -2)
+    assert str(point) == "t4--3"
+    assert parse_token(str(point)) == point
 
 
 def test_is_after_compares_every_stream() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +55,8 @@ KEEP_ANSWERS_MS = 24 * 3600 * 1000
 PRUNE_EVERY_MS = 3600 * 1000
 # events fetched one by one for a gap's state, at most, before giving up on the PDU
 MAX_FETCHED_FOR_STATE = 500
+# how many events one /backfill asks for
+BACKFILL_LIMIT = 100
 
 
 class PduRefused(Exception):
@@ -194,6 +197,82 @@ class TransactionService:
         members = await state_store.get_members(self._db, room_id)
         return any(_domain(member) == self._server_name for member in members)
 
+    # -- backfill -------------------------------------------------------------------------
+
+    async def backfill(self, room_id: str, limit: int = BACKFILL_LIMIT) -> bool:
+        """spec: "Backfilling and retrieving missing events" - ask the other servers in
+        the room, in turn, for the history before the oldest events held here, and store
+        what passes the checks as backfilled history. Whether anything new was stored;
+        failures are logged, never raised."""
+        if self._client is None:
+            return False
+        room = await room_store.get_room(self._db, room_id)
+        version = None if room is None else KNOWN_ROOM_VERSIONS.get(room.room_version)
+        if version is None:
+            return False
+        points = await event_store.get_backfill_points(self._db, room_id)
+        if not points:
+            return False
+        members = await state_store.get_members(self._db, room_id)
+        counts = Counter(_domain(member) for member in members)
+        counts.pop(self._server_name, None)
+        for server in sorted(counts, key=lambda name: (-counts[name], name)):
+            try:
+                answer = await self._client.get_json(
+                    server,
+                    f"{FEDERATION}/backfill/{quote(room_id, safe='')}",
+                    query={"v": points, "limit": str(limit)},
+                )
+            except FederationError as exc:
+                logger.info("Backfill of %s from %s failed: %s", room_id, server, exc)
+                continue
+            pdus = answer.get("pdus") if isinstance(answer, Mapping) else None
+            if not isinstance(pdus, list):
+                logger.info("Unreadable backfill answer from %s for %s", server, room_id)
+                continue
+            try:
+                if await self.on_backfilled(server, room_id, version, pdus[:limit]):
+                    return True
+            except Exception:
+                logger.exception("Backfill of %s from %s failed", room_id, server)
+        return False
+
+    async def on_backfilled(
+        self, origin: str, room_id: str, version: RoomVersion, pdus: Sequence[Any]
+    ) -> int:
+        """Check events pulled from `origin` as new ones are checked (format, signatures
+        and hash; auth against their auth events and the state before them, else
+        rejected), but not against the current state, and store them as backfilled
+        history, oldest first. How many were stored."""
+        checked: dict[str, Event] = {}
+        for pdu in pdus:
+            if not isinstance(pdu, Mapping):
+                continue
+            try:
+                event = await self._check(pdu, version)
+            except PduRefused as exc:
+                logger.info("A backfilled event from %s was refused: %s", origin, exc)
+                continue
+            # (from room version 12 a create event names its room by its own hash)
+            if event.room_id != room_id:
+                continue
+            checked[event.event_id] = event
+        stored = 0
+        lock = self._room_locks.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            for event in sorted(checked.values(), key=lambda e: (e.depth, e.event_id)):
+                if await self._loader.state_groups_of([event.event_id]):
+                    continue
+                try:
+                    await self._handle_new(
+                        origin, room_id, version, event, fetch_missing=False, backfilled=True
+                    )
+                except PduRefused as exc:
+                    logger.info("Backfilled %s not accepted: %s", event.event_id, exc)
+                    continue
+                stored += 1
+        return stored
+
     # -- one event ------------------------------------------------------------------------
 
     async def _handle_new(
@@ -204,8 +283,10 @@ class TransactionService:
         event: Event,
         *,
         fetch_missing: bool,
+        backfilled: bool = False,
     ) -> None:
-        """Authorise and persist `event`, whose prev events may be unknown here."""
+        """Authorise and persist `event`, whose prev events may be unknown here;
+        `backfilled` (old history): not checked against the current state."""
         missing = await self._missing_prevs(event)
         if missing and fetch_missing:
             await self._fetch_missing_events(origin, room_id, version, event)
@@ -219,11 +300,14 @@ class TransactionService:
             else:
                 groups = await self._loader.state_groups_of([prev_id])
                 prev_states.append(dict(await self._loader.get_state_group(groups[prev_id])))
-        state_before = await self._resolve(version, prev_states)
+        if backfilled and not event.prev_event_ids and event.type == "m.room.create":
+            state_before: StateMap = {}  # the room's beginning, reached from its end
+        else:
+            state_before = await self._resolve(version, prev_states)
         await self._ensure_auth_events(origin, room_id, version, event)
         rejected = await self._auth_problem(event, state_before)
         soft_failed = False
-        if rejected is None:
+        if rejected is None and not backfilled:
             current = await state_store.get_current_state_ids(self._db, room_id)
             soft_failed = await self._auth_against(event, current) is not None
         await self._sender.persist_federated(
@@ -234,6 +318,7 @@ class TransactionService:
                     event, state_before, soft_failed=soft_failed, rejected_reason=rejected
                 )
             ],
+            backfilled=backfilled,
         )
         if rejected is not None:
             raise PduRefused(f"Event rejected by the auth rules: {rejected}")

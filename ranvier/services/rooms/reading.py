@@ -41,6 +41,9 @@ Bundler = Callable[[list[str], str], Awaitable[Mapping[str, Mapping[str, Any]]]]
 # (room_id, ts, forwards) -> (event_id, origin_server_ts) another server in the room found,
 # checked and kept here (services/federation/remote_history.RemoteHistory.closest_event)
 RemoteTimestamps = Callable[[str, int, bool], Awaitable[tuple[str, int] | None]]
+# room_id -> whether older history was pulled from other servers and stored
+# (services/federation/transactions.TransactionService.backfill)
+Backfill = Callable[[str], Awaitable[bool]]
 
 
 def not_found(what: str = "Event not found") -> MatrixError:
@@ -67,6 +70,9 @@ class RoomReadingService:
     bundler: Bundler | None = None
     # other servers in the room, asked when the closest local event is next to a gap
     remote_timestamps: RemoteTimestamps | None = None
+    # other servers in the room, asked for older history when a backwards page comes up
+    # short (connected once inbound federation is built)
+    backfill: Backfill | None = None
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -307,6 +313,22 @@ class RoomReadingService:
             limit=min(limit, MAX_LIMIT),
             event_filter=event_filter,
         )
+        # local history ran out: other servers may hold what lies before it
+        if (
+            backwards
+            and len(page.events) < min(limit, MAX_LIMIT)
+            and self.backfill is not None
+            and await self.backfill(room_id)
+        ):
+            page = await self._page(
+                requester.user_id,
+                room_id,
+                backwards=backwards,
+                start=start,
+                stop=stop,
+                limit=min(limit, MAX_LIMIT),
+                event_filter=event_filter,
+            )
         body: dict[str, Any] = {
             "chunk": await self._serve(requester, page.events),
             "start": str(page.start) if from_token is None else str(from_token),

@@ -161,6 +161,7 @@ class _FederatedWork:
     items: Sequence[FederatedEvent]
     new_room: bool
     future: asyncio.Future[None]
+    backfilled: bool = False
 
 
 @dataclass
@@ -274,9 +275,15 @@ class RoomEventSender:
         items: Sequence[FederatedEvent],
         *,
         new_room: bool = False,
+        backfilled: bool = False,
     ) -> None:
         """Persist events that came from other servers, in order, in the room's queue (so
         they serialise with local sends).
+
+        `backfilled`: history older than the room's timeline here (pulled with /backfill).
+        The events get state groups and their place in the timeline by depth, but stream
+        positions below zero (no /sync shows them as new) and no listener hears of them;
+        forward extremities, current state and memberships stay as they are.
 
         `new_room`: the room is not known here yet (a remote join), its row is created.
         Accepted non-outliers get stream positions and wake the listeners; every
@@ -289,7 +296,7 @@ class RoomEventSender:
         if not items:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(room_id, _FederatedWork(room_version, items, new_room, future))
+        self._enqueue(room_id, _FederatedWork(room_version, items, new_room, future, backfilled))
         await asyncio.shield(future)
 
     def _enqueue(self, room_id: str, work: _Pending | _FederatedWork) -> None:
@@ -662,10 +669,22 @@ class RoomEventSender:
                 promoted=event.event_id in stored,
             )
             built.append(item_built)
-            if item_built.in_timeline:
+            if item_built.in_timeline and not work.backfilled:
                 cited = set(event.prev_event_ids)
                 extremities = [eid for eid in extremities if eid not in cited]
                 extremities.append(event.event_id)
+        if work.backfilled:
+            self.loader.remember(batch_events.values())
+            await self._commit(
+                room_id,
+                version,
+                built,
+                extremities=extremities,
+                state_after=old_state,
+                changes={},
+                backfilled=True,
+            )
+            return
         new_state = await self._state_of_extremities(
             version, extremities, state_after, batch_events, old_state
         )
@@ -794,12 +813,13 @@ class RoomEventSender:
         changes: Mapping[StateKey, tuple[str, str | None] | None],
         new_room: tuple[str, bool] | None = None,
         in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
+        backfilled: bool = False,
     ) -> None:
         """Write a batch: the events (those in the timeline with stream positions, the
         others below zero), their state groups, the current state delta, memberships and
         forward extremities, in one transaction; then tell the listeners of the events
-        clients see."""
-        timeline = [item for item in built if item.in_timeline]
+        clients see. `backfilled`: old history, every event below zero, no listener."""
+        timeline = [item for item in built if item.in_timeline and not backfilled]
         events = [item.event for item in timeline]
         # before positions are taken: a batch holding positions keeps later ones unreadable
         writers = []
@@ -823,7 +843,12 @@ class RoomEventSender:
             if position is None:
                 position = -self.hidden_orderings.next()
             rows.append(_event_row(event, position, now, item.txn, item))
-            if item.in_timeline and event.type == "m.room.member" and event.state_key is not None:
+            if (
+                item.in_timeline
+                and not backfilled
+                and event.type == "m.room.member"
+                and event.state_key is not None
+            ):
                 memberships.append(
                     MembershipRow(
                         event.event_id,
