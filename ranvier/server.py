@@ -458,7 +458,11 @@ async def build_rooms(
         membership=membership,
         upgrades=RoomUpgradeService(sender, config.server_name, profile_of),
         creation=RoomCreationService(
-            sender, config.server_name, config.default_room_version, profile_of
+            sender,
+            config.server_name,
+            config.default_room_version,
+            profile_of,
+            remote_inviter=membership.invite,
         ),
         sending=sending,
         aliases=aliases,

@@ -379,9 +379,15 @@ class MembershipService:
     # -- acting on others ----------------------------------------------------------------
 
     async def invite(
-        self, requester: UserRequester, room_id: str, target: str, *, reason: str | None = None
+        self,
+        requester: UserRequester,
+        room_id: str,
+        target: str,
+        *,
+        reason: str | None = None,
+        is_direct: bool = False,
     ) -> None:
-        """POST /rooms/{roomId}/invite"""
+        """POST /rooms/{roomId}/invite (and createRoom's invites of remote users)"""
         _check_user_id(target)
         remote = self._remote if _domain(target) != self._server_name else None
         if remote is None and _domain(target) != self._server_name:
@@ -399,6 +405,8 @@ class MembershipService:
             if current.membership == "join":
                 raise forbidden(f"{target} is already in the room")
         content = await self._content_with_profile("invite", target, reason)
+        if is_direct:
+            content["is_direct"] = True
         await self._update(
             room_id,
             requester.user_id,

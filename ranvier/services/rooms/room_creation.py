@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,6 +68,15 @@ class CreateRoomRequest:
 ProfileLookup = Callable[[str], Awaitable[tuple[str | None, str | None]]]
 
 
+class RemoteInviter(Protocol):
+    """Invites a user of another server into an existing room, through that server's
+    federation /invite (MembershipService.invite)."""
+
+    async def __call__(
+        self, requester: UserRequester, room_id: str, target: str, *, is_direct: bool = False
+    ) -> None: ...
+
+
 class RoomCreationService:
     def __init__(
         self,
@@ -75,11 +84,13 @@ class RoomCreationService:
         server_name: str,
         default_room_version: str,
         profile_lookup: ProfileLookup,
+        remote_inviter: RemoteInviter | None = None,
     ) -> None:
         self._sender = sender
         self._server_name = server_name
         self._default_room_version = default_room_version
         self._profile_lookup = profile_lookup
+        self._remote_inviter = remote_inviter
 
     async def create_room(self, requester: UserRequester, request: CreateRoomRequest) -> str:
         version = self._room_version(request.room_version)
@@ -135,7 +146,22 @@ class RoomCreationService:
             if error is None:
                 raise
             raise error from None
+        if self._remote_inviter is not None:
+            # As Synapse, after the room exists: the invitee's server must sign the invite
+            # (server-server-api "Inviting to a room"), and a refusal fails the request,
+            # the room and the local invites staying.
+            for invitee in self._remote_invitees(request):
+                await self._remote_inviter(requester, room_id, invitee, is_direct=request.is_direct)
         return room_id
+
+    def _remote_invitees(self, request: CreateRoomRequest) -> list[str]:
+        if self._remote_inviter is None:
+            return []
+        return [
+            invitee
+            for invitee in dict.fromkeys(request.invite)
+            if invitee.partition(":")[2] != self._server_name
+        ]
 
     def _room_version(self, identifier: str | None) -> RoomVersion:
         identifier = identifier or self._default_room_version
@@ -189,7 +215,10 @@ class RoomCreationService:
             events.append(
                 EventTemplate("m.room.topic", creator, {"topic": request.topic}, state_key="")
             )
+        remote = set(self._remote_invitees(request))
         for invitee in dict.fromkeys(request.invite):
+            if invitee in remote:
+                continue
             invite: dict[str, Any] = {"membership": "invite"}
             if request.is_direct:
                 invite["is_direct"] = True
