@@ -7,6 +7,7 @@ or with an aiohttp session from `https_session(ca)`; `register` makes a user on 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -233,6 +234,23 @@ def launch_federating_server(
         certificate_path=certificate_path,
         private_key_path=key_path,
     )
+
+
+def restart(server: FederatingServer) -> FederatingServer:
+    """`server`, stopped, started again on the same config file (so the same port, keys
+    and database); returned once it answers. Its output goes on in the same log."""
+    assert server.process.poll() is not None, "stop() the server before restarting it"
+    with open(server.log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ranvier.cli", "run", "-c", str(server.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+    restarted = dataclasses.replace(server, process=process)
+    restarted.wait_until_serving()
+    return restarted
 
 
 @contextmanager
