@@ -90,7 +90,6 @@ class Unused:
     quiet: Quiet = EMPTY
 
 
-FEDERATION = "Ranvier does not federate yet (arrives with federation)"
 WORKERS = Unsupported("workers (several processes sharing one homeserver)")
 NO_EMAIL = "only used when sending email, which Ranvier does not do"
 # one process, which is the one that sends (Synapse's default is `[master]`)
@@ -249,6 +248,24 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "worker_daemonize": WORKERS,
     "worker_pid_file": WORKERS,
     "worker_log_config": WORKERS,
+    # -- federation: what of it is not built yet
+    "federation_whitelist_endpoint_enabled": Unsupported(
+        "the client endpoint listing federation_domain_whitelist"
+    ),
+    "federation_metrics_domains": Unsupported("Prometheus metrics (issue 22)"),
+    "allow_device_name_lookup_over_federation": Unsupported(
+        "device lists over federation (they arrive with issue 18)"
+    ),
+    "allow_public_rooms_over_federation": Unsupported(
+        "the room directory over federation (it arrives with issue 18)"
+    ),
+    "rc_federation": Unsupported("rate limits on other servers' requests"),
+    "limit_remote_rooms": Unsupported("limits on joining large remote rooms", DISABLED_SECTION),
+    "key_server_signing_keys_path": Unsupported(
+        "a separate key for notary answers",
+        fix="remove it; notary answers are signed with the server's own signing key",
+    ),
+    "outbound_federation_restricted_to": Unsupported("workers (federation senders)"),
 }
 
 UNUSED: dict[str, Unused] = {
@@ -298,19 +315,14 @@ UNUSED: dict[str, Unused] = {
     "autocreate_auto_join_room_preset": Unused("auto_join_rooms is not supported"),
     "auto_join_mxid_localpart": Unused("auto_join_rooms is not supported"),
     "auto_join_rooms_for_guests": Unused("auto_join_rooms is not supported", off(True)),
-    # -- federation: none of these can matter before federation exists
-    "federation_whitelist_endpoint_enabled": Unused(FEDERATION),
-    "federation_metrics_domains": Unused(FEDERATION),
-    "allow_device_name_lookup_over_federation": Unused(FEDERATION),
-    "allow_public_rooms_over_federation": Unused(FEDERATION),
-    "rc_federation": Unused(FEDERATION),
-    "federation_rr_transactions_per_room_per_second": Unused(FEDERATION),
-    "limit_remote_rooms": Unused(FEDERATION),
-    "remote_media_download_burst_count": Unused(FEDERATION),
-    "remote_media_download_per_second": Unused(FEDERATION),
-    "prevent_media_downloads_from": Unused(FEDERATION),
-    "key_server_signing_keys_path": Unused(FEDERATION),
-    "outbound_federation_restricted_to": Unused(FEDERATION),
+    # -- federation: what of it has no meaning here yet
+    "federation_rr_transactions_per_room_per_second": Unused(
+        "Synapse's pacing of outbound transactions; Ranvier sends one at a time per server",
+        off(50),
+    ),
+    "remote_media_download_burst_count": Unused("remote media is not fetched yet (issue 18)"),
+    "remote_media_download_per_second": Unused("remote media is not fetched yet (issue 18)"),
+    "prevent_media_downloads_from": Unused("remote media is not fetched yet (issue 18)"),
 }
 
 # Ranvier's own options, which Synapse's manual does not have
