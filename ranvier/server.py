@@ -119,6 +119,7 @@ from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.federation.destinations import DestinationAdminService
+from ranvier.services.federation.edus import EduDispatcher
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.history import FederationHistory
 from ranvier.services.federation.invites import InviteService
@@ -743,6 +744,8 @@ class InboundFederation:
     verifier: EventVerifier
     make_membership: MakeMembershipService
     history: FederationHistory
+    # the handlers of each EDU type, registered by the parts that own them
+    edus: EduDispatcher
 
 
 def build_inbound_federation(
@@ -754,8 +757,9 @@ def build_inbound_federation(
 ) -> InboundFederation:
     acl = ServerAclChecker(RoomAccess(rooms.sender, rooms.sender.loader))
     verifier = EventVerifier(keyring)
+    edus = EduDispatcher()
     transactions = TransactionService(
-        database, rooms.sender, verifier, acl, client, config.server_name
+        database, rooms.sender, verifier, acl, client, config.server_name, edus
     )
     # /messages pulls older history through the same checks as pushed events
     rooms.reading.backfill = transactions.backfill
@@ -775,6 +779,7 @@ def build_inbound_federation(
             ServerVisibility(database, rooms.sender.loader, rooms.redactions),
             config.server_name,
         ),
+        edus=edus,
     )
 
 

@@ -8,7 +8,8 @@ soft-failed); then persisted through the room sender.
 
 A transaction is answered once: the answer is stored per (origin, transaction ID) and
 given again to a retry. One bad PDU never fails the transaction: it gets an `error`.
-PDUs of one room are handled in order, rooms concurrently. EDUs are not handled yet.
+PDUs of one room are handled in order, rooms concurrently; then the EDUs go to their
+handlers (edus.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from ranvier.protocol.signing import SignatureError
 from ranvier.protocol.state_res import resolve_state
 from ranvier.protocol.validation import PDUValidationError
+from ranvier.services.federation.edus import EduDispatcher
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.rooms.sender import FederatedEvent, RoomEventSender
@@ -76,8 +78,10 @@ class TransactionService:
         acl: ServerAclChecker,
         client: FederationClient | None,
         server_name: str,
+        edus: EduDispatcher,
     ) -> None:
         self._db = db
+        self._edus = edus
         self._sender = sender
         self._loader = sender.loader
         self._verifier = verifier
@@ -111,10 +115,7 @@ class TransactionService:
         self._in_flight[key] = future
         try:
             answer = {"pdus": await self._process_pdus(origin, pdus)}
-            for edu in edus:
-                # EDUs (typing, receipts, presence, device lists, to-device) arrive with
-                # issue 18; until then they are read and dropped
-                logger.debug("Ignoring an EDU of type %r from %s", edu.get("edu_type"), origin)
+            await self._edus.handle(origin, edus)
             now = now_ms()
             await txn_store.insert_response(self._db, origin, transaction_id, answer, now)
             if now - self._last_prune_ms > PRUNE_EVERY_MS:
