@@ -96,7 +96,8 @@ class LastSeenRecorder:
         try:
             while self._key_to_pending:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._flush_early.wait(), self._flush_interval)
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._flush_early.wait()
                 everything = self._flush_early.is_set()
                 self._flush_early.clear()
                 await self.flush(everything=everything)

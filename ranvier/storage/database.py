@@ -140,8 +140,11 @@ class Database:
             async with self._turn(), self._connection(self.engine.begin) as conn:
                 yield conn
             return
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation
+        # that arrives as the lock is granted, and the cancelled task then runs on
         try:
-            await asyncio.wait_for(self._sqlite_writer.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                await self._sqlite_writer.acquire()
         except TimeoutError:
             # what SQLite itself would answer once its busy timeout ran out
             raise DatabaseUnavailable(

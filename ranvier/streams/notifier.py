@@ -73,7 +73,8 @@ class Notifier:
         for key in keys:
             self._key_to_waiters.setdefault(key, set()).add(waiter)
         try:
-            await asyncio.wait_for(waiter.wait(), timeout_ms / 1000)
+            async with asyncio.timeout(timeout_ms / 1000):
+                await waiter.wait()
         except TimeoutError:
             pass
         finally:

@@ -482,7 +482,8 @@ class MediaService:
                 )
             # the event covers uploads to this process; the bounded wait, uploads elsewhere
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(remaining, 1.0))
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await event.wait()
 
     async def _probe(self, sha256: str) -> ImageInfo | None:
         if sha256 in self._image_info:
