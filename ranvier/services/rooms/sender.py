@@ -7,16 +7,15 @@ rooms proceed in parallel. The room's head (forward extremities, current state, 
 group) is kept in memory between batches.
 
 Events from other servers enter through the same queue (`persist_federated`), already
-checked by the caller, with the state before each: they get state groups, move the forward
-extremities and, when the extremities' states disagree, the room's current state is their
-resolution (protocol/state_res). Both kinds are written by one `_commit`.
+checked by the caller; federated_persistence.py decides their state groups, forward
+extremities and the room's new current state. Both kinds are written by one `_commit`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +36,21 @@ from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from ranvier.protocol.signing_keys import ServerSigningKey
-from ranvier.protocol.state_res import resolve_state
 from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.services.rooms.federated_persistence import (
+    FederatedEvent,
+    FederatedPersistence,
+    FederatedWork,
+)
+from ranvier.services.rooms.persist_batch import (
+    MAX_STATE_CHAIN_LENGTH,
+    BuiltEvent,
+    IdCounter,
+    NewStateGroup,
+    RoomNotFound,
+    StateChanges,
+    Txn,
+)
 from ranvier.storage import events as event_store
 from ranvier.storage import rooms as room_store
 from ranvier.storage import state as state_store
@@ -51,8 +63,6 @@ from ranvier.streams.positions import StreamPositions
 
 logger = logging.getLogger(__name__)
 
-# a fresh full snapshot after this many deltas keeps state loads to one short chain
-MAX_STATE_CHAIN_LENGTH = 50
 MAX_BATCH = 100
 # a local event names at most this many forward extremities as its prev_events (the
 # deepest ones), which merges forks as the room goes on
@@ -60,7 +70,6 @@ MAX_PREV_EVENTS = 10
 # transaction IDs of recent sends answered from memory when a client retries
 TXNS_REMEMBERED = 10_000
 
-Txn = tuple[str, str, str, str]  # user_id, device_id, endpoint, txn_id
 PersistedCallback = Callable[[Sequence[Event], int], Awaitable[None]]
 # writes that must commit together with the events, e.g. the search index
 PersistHook = Callable[[AsyncConnection, Sequence[Event]], Awaitable[None]]
@@ -78,25 +87,6 @@ SendCheck = Callable[[EventTemplate], Awaitable[None]]
 # event persists it instead: the same event with more signatures (an invite of a user of
 # another server comes back signed by that server too)
 BeforePersist = Callable[[Event], Awaitable[Event | None]]
-
-
-class RoomNotFound(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class FederatedEvent:
-    """An event from another server, checked by the caller, and what to persist it as."""
-
-    event: Event  # passed the format, signature and hash checks
-    # the room's state before the event; None for an outlier
-    state_before: StateMap | None
-    # kept for its auth or state role only: in no timeline, stream or sync
-    outlier: bool = False
-    # in the DAG, never served to clients, never a prev event of ours
-    soft_failed: bool = False
-    # failed the auth rules: stored so that it is not fetched again, never served
-    rejected_reason: str | None = None
 
 
 class PersistListeners:
@@ -156,51 +146,13 @@ class _Pending:
 
 
 @dataclass
-class _FederatedWork:
-    room_version: RoomVersion
-    items: Sequence[FederatedEvent]
-    new_room: bool
-    future: asyncio.Future[None]
-    backfilled: bool = False
-
-
-@dataclass
-class _Built:
-    event: Event
-    txn: Txn | None
-    # the state after the event; None for an outlier
-    state_group: int | None
-    new_group: tuple[int | None, int, dict[StateKey, str | None]] | None = None
-    future: asyncio.Future[Event] | None = None
-    outlier: bool = False
-    soft_failed: bool = False
-    rejected_reason: str | None = None
-    # stored as an outlier before: its row is updated, not inserted
-    promoted: bool = False
-
-    @property
-    def in_timeline(self) -> bool:
-        """Whether clients see it: it then takes a position in the room-events stream."""
-        return not self.outlier and not self.soft_failed and self.rejected_reason is None
-
-
-@dataclass
-class _Counter:
-    value: int
-
-    def next(self) -> int:
-        self.value += 1
-        return self.value
-
-
-@dataclass
 class RoomEventSender:
     db: Database
     loader: EventLoader
     server_name: str
     signing_key: ServerSigningKey
     positions: StreamPositions
-    state_group_ids: _Counter
+    state_group_ids: IdCounter
     heads_cache_size: int = 1000
     listeners: PersistListeners = field(default_factory=PersistListeners)
     prepare_persist: list[PersistPreparer] = field(default_factory=list)
@@ -209,11 +161,11 @@ class RoomEventSender:
 
     # outliers, rejected and soft-failed events take positions below zero, counting down:
     # every reader of the stream reads above a position it has seen, so never reaches them
-    hidden_orderings: _Counter = field(default_factory=lambda: _Counter(0))
+    hidden_orderings: IdCounter = field(default_factory=lambda: IdCounter(0))
 
     def __post_init__(self) -> None:
         self._room_id_to_head: LRUCache[str, RoomHead] = LRUCache(maxsize=self.heads_cache_size)
-        self._room_id_to_queue: dict[str, list[_Pending | _FederatedWork]] = {}
+        self._room_id_to_queue: dict[str, list[_Pending | FederatedWork]] = {}
         self._room_id_to_worker: dict[str, asyncio.Task[None]] = {}
         self._txn_to_future: dict[Txn, asyncio.Future[Event]] = {}
         self._txn_to_event_id: LRUCache[Txn, str] = LRUCache(maxsize=TXNS_REMEMBERED)
@@ -222,14 +174,17 @@ class RoomEventSender:
         # from room version 12 a room's ID is its create event's hash: two creates by one
         # user with the same content in the same millisecond would get the same ID
         self._last_create_ts = 0
+        self._federated = FederatedPersistence(
+            self.db, self.loader, self.state_group_ids, self._commit
+        )
 
     @classmethod
     async def create(
         cls, db: Database, loader: EventLoader, server_name: str, signing_key: ServerSigningKey
     ) -> RoomEventSender:
         positions = StreamPositions(await event_store.max_stream_ordering(db))
-        groups = _Counter(await state_store.max_state_group_id(db))
-        hidden = _Counter(-(await event_store.min_stream_ordering(db)))
+        groups = IdCounter(await state_store.max_state_group_id(db))
+        hidden = IdCounter(-(await event_store.min_stream_ordering(db)))
         return cls(db, loader, server_name, signing_key, positions, groups, hidden_orderings=hidden)
 
     # -- sending -------------------------------------------------------------------------
@@ -296,10 +251,10 @@ class RoomEventSender:
         if not items:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(room_id, _FederatedWork(room_version, items, new_room, future, backfilled))
+        self._enqueue(room_id, FederatedWork(room_version, items, new_room, future, backfilled))
         await asyncio.shield(future)
 
-    def _enqueue(self, room_id: str, work: _Pending | _FederatedWork) -> None:
+    def _enqueue(self, room_id: str, work: _Pending | FederatedWork) -> None:
         self._room_id_to_queue.setdefault(room_id, []).append(work)
         if room_id not in self._room_id_to_worker:
             self._room_id_to_worker[room_id] = asyncio.create_task(self._drain(room_id))
@@ -313,20 +268,23 @@ class RoomEventSender:
         try:
             while queue := self._room_id_to_queue.get(room_id):
                 first = queue[0]
-                if isinstance(first, _FederatedWork):
+                if isinstance(first, FederatedWork):
                     self._room_id_to_queue[room_id] = queue[1:]
                     try:
-                        await self._persist_federated(room_id, first)
+                        await self._federated.persist(room_id, first)
                     except Exception as exc:
                         if not isinstance(exc, RoomNotFound):
                             logger.exception("Persisting remote events in %s failed", room_id)
-                        self._room_id_to_head.pop(room_id, None)
                         first.future.set_exception(exc)
                     else:
                         first.future.set_result(None)
+                    finally:
+                        # reloaded from what was written at the next send: several
+                        # extremities, maybe
+                        self._room_id_to_head.pop(room_id, None)
                     continue
                 count = next(
-                    (i for i, w in enumerate(queue) if isinstance(w, _FederatedWork)), len(queue)
+                    (i for i, w in enumerate(queue) if isinstance(w, FederatedWork)), len(queue)
                 )
                 count = min(count, MAX_BATCH)
                 batch = [w for w in queue[:count] if isinstance(w, _Pending)]
@@ -357,7 +315,7 @@ class RoomEventSender:
             head.state_group,
             head.chain_length,
         )
-        built: list[_Built] = []
+        built: list[BuiltEvent] = []
         refused: list[tuple[_Pending, Exception]] = []
         for pending in batch:
             try:
@@ -460,25 +418,21 @@ class RoomEventSender:
 
     def _advance(
         self, head: RoomHead, event: Event, txn: Txn | None, future: asyncio.Future[Event] | None
-    ) -> _Built:
+    ) -> BuiltEvent:
         """Move the working head past `event`, allocating a state group if it is state."""
         head.extremities = [PrevEvent.of(event)]
         if not event.is_state() and head.state_group is not None:
-            return _Built(event, txn, head.state_group, future=future)
+            return BuiltEvent(event, txn, head.state_group, future=future)
         key = (event.type, event.state_key or "")
         if event.is_state():
             head.state[key] = event.event_id
         group = self.state_group_ids.next()
         if head.state_group is None or head.chain_length >= MAX_STATE_CHAIN_LENGTH:
-            new_group: tuple[int | None, int, dict[StateKey, str | None]] = (
-                None,
-                0,
-                dict(head.state),
-            )
+            new_group: NewStateGroup = (None, 0, dict(head.state))
         else:
             new_group = (head.state_group, head.chain_length + 1, {key: event.event_id})
         head.state_group, head.chain_length = group, new_group[1]
-        return _Built(event, txn, group, new_group, future)
+        return BuiltEvent(event, txn, group, new_group, future)
 
     # -- creating rooms ------------------------------------------------------------------
 
@@ -518,7 +472,7 @@ class RoomEventSender:
         head = RoomHead(room_version, [PrevEvent.of(create)], {key: create.event_id}, 0, 0)
         group = self.state_group_ids.next()
         head.state_group = group
-        built = [_Built(create, None, group, (None, 0, {key: create.event_id}))]
+        built = [BuiltEvent(create, None, group, (None, 0, {key: create.event_id}))]
         self.loader.remember([create])
         for template in initial:
             template = _with_room(template, room_id)
@@ -580,7 +534,7 @@ class RoomEventSender:
     async def _persist(
         self,
         room_id: str,
-        built: list[_Built],
+        built: list[BuiltEvent],
         head: RoomHead,
         new_room: tuple[str, bool] | None = None,
         in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
@@ -606,211 +560,15 @@ class RoomEventSender:
         )
         self._room_id_to_head[room_id] = head
 
-    async def _persist_federated(self, room_id: str, work: _FederatedWork) -> None:
-        version = work.room_version
-        known_room = await room_store.get_room(self.db, room_id) is not None
-        if work.new_room and not known_room:
-            old_extremities: list[str] = []
-            old_state: StateMap = {}
-            new_room: tuple[str, bool] | None = (_creator(work.items), False)
-        else:
-            if not known_room:
-                raise RoomNotFound(room_id)
-            old_extremities = [
-                eid for eid, _ in await event_store.get_forward_extremities(self.db, room_id)
-            ]
-            old_state = await state_store.get_current_state_ids(self.db, room_id)
-            new_room = None
-        # events stored before are skipped, but an outlier may now take its place in the
-        # room (its prev events became known): its row is promoted
-        stored = await event_store.get_outlier_flags(
-            self.db, (item.event.event_id for item in work.items)
-        )
-        items = [
-            item
-            for item in work.items
-            if item.event.event_id not in stored
-            or (stored[item.event.event_id] and not item.outlier and item.state_before is not None)
-        ]
-        if not items:
-            return
-        batch_events = {item.event.event_id: item.event for item in items}
-        built: list[_Built] = []
-        # state after each non-outlier of the batch, and its group's chain length
-        state_after: dict[str, StateMap] = {}
-        group_of: dict[str, int] = {}
-        chain_of_group: dict[int, int] = {}
-        extremities = list(old_extremities)
-        for item in items:
-            event = item.event
-            event.rejected_reason = item.rejected_reason
-            if item.outlier or item.state_before is None:
-                built.append(
-                    _Built(event, None, None, outlier=True, rejected_reason=item.rejected_reason)
-                )
-                continue
-            after = dict(item.state_before)
-            if event.is_state() and item.rejected_reason is None:
-                after[(event.type, event.state_key or "")] = event.event_id
-            group, new_group = await self._group_for(
-                event, after, state_after, group_of, chain_of_group
-            )
-            state_after[event.event_id] = after
-            group_of[event.event_id] = group
-            if new_group is not None:
-                chain_of_group[group] = new_group[1]
-            item_built = _Built(
-                event,
-                None,
-                group,
-                new_group,
-                soft_failed=item.soft_failed,
-                rejected_reason=item.rejected_reason,
-                promoted=event.event_id in stored,
-            )
-            built.append(item_built)
-            if item_built.in_timeline and not work.backfilled:
-                cited = set(event.prev_event_ids)
-                extremities = [eid for eid in extremities if eid not in cited]
-                extremities.append(event.event_id)
-        if work.backfilled:
-            self.loader.remember(batch_events.values())
-            await self._commit(
-                room_id,
-                version,
-                built,
-                extremities=extremities,
-                state_after=old_state,
-                changes={},
-                backfilled=True,
-            )
-            return
-        new_state = await self._state_of_extremities(
-            version, extremities, state_after, batch_events, old_state
-        )
-        changes: dict[StateKey, tuple[str, str | None] | None] = {
-            key: None for key in old_state if key not in new_state
-        }
-        changed = {key: eid for key, eid in new_state.items() if old_state.get(key) != eid}
-        members = await self._events_by_id(
-            [eid for key, eid in changed.items() if key[0] == "m.room.member"], batch_events
-        )
-        for key, event_id in changed.items():
-            member = members.get(event_id)
-            changes[key] = (event_id, member.membership if member is not None else None)
-        self.loader.remember(batch_events.values())
-        await self._commit(
-            room_id,
-            version,
-            built,
-            extremities=extremities,
-            state_after=new_state,
-            changes=changes,
-            new_room=new_room,
-        )
-        # reloaded from what was written at the next send: several extremities, maybe
-        self._room_id_to_head.pop(room_id, None)
-
-    async def _group_for(
-        self,
-        event: Event,
-        after: StateMap,
-        state_after: Mapping[str, StateMap],
-        group_of: Mapping[str, int],
-        chain_of_group: Mapping[int, int],
-    ) -> tuple[int, tuple[int | None, int, dict[StateKey, str | None]] | None]:
-        """The state group holding `after`, the state after `event`: its prev event's
-        group when the state is the same, else a new group stored as a delta against it
-        (or as a full snapshot when there is no base or its chain is long)."""
-        base_group: int | None = None
-        base_state: StateMap = {}
-        for prev_id in event.prev_event_ids:
-            if prev_id in group_of:
-                base_group, base_state = group_of[prev_id], dict(state_after[prev_id])
-                break
-            groups = await self.loader.state_groups_of([prev_id])
-            if prev_id in groups:
-                base_group = groups[prev_id]
-                base_state = await self.loader.get_state_group(base_group)
-                break
-        delta: dict[StateKey, str | None] = {
-            key: eid for key, eid in after.items() if base_state.get(key) != eid
-        }
-        delta.update({key: None for key in base_state if key not in after})
-        if base_group is not None and not delta:
-            return base_group, None
-        group = self.state_group_ids.next()
-        chain = 0
-        if base_group is not None:
-            known = chain_of_group.get(base_group)
-            chain = (
-                known
-                if known is not None
-                else await state_store.get_state_group_chain_length(self.db, base_group)
-            )
-        if base_group is None or chain >= MAX_STATE_CHAIN_LENGTH:
-            return group, (None, 0, dict(after))
-        return group, (base_group, chain + 1, delta)
-
-    async def _state_of_extremities(
-        self,
-        version: RoomVersion,
-        extremities: Sequence[str],
-        state_after: Mapping[str, StateMap],
-        batch_events: Mapping[str, Event],
-        old_state: StateMap,
-    ) -> StateMap:
-        """The room's current state with these forward extremities: their state when they
-        agree, else the resolution of their states with the room version's algorithm."""
-        states: list[StateMap] = []
-        known = [eid for eid in extremities if eid not in state_after]
-        groups = await self.loader.state_groups_of(known)
-        for event_id in extremities:
-            if event_id in state_after:
-                states.append(state_after[event_id])
-            elif event_id in groups:
-                states.append(await self.loader.get_state_group(groups[event_id]))
-        if not states:
-            return dict(old_state)
-        distinct = {tuple(sorted(state.items())) for state in states}
-        if len(distinct) == 1:
-            return dict(states[0])
-
-        async def fetch(ids: Collection[str]) -> Mapping[str, Event]:
-            return await self._events_by_id(ids, batch_events)
-
-        async def auth_chain(ids: Collection[str]) -> set[str]:
-            seen: set[str] = set()
-            todo = list(ids)
-            while todo:
-                loaded = await self._events_by_id(todo, batch_events)
-                todo = []
-                for event in loaded.values():
-                    for auth_id in event.auth_event_ids:
-                        if auth_id not in seen:
-                            seen.add(auth_id)
-                            todo.append(auth_id)
-            return seen
-
-        return await resolve_state(version, states, fetch, auth_chain)
-
-    async def _events_by_id(
-        self, event_ids: Iterable[str], batch_events: Mapping[str, Event]
-    ) -> dict[str, Event]:
-        ids = list(dict.fromkeys(event_ids))
-        found = {eid: batch_events[eid] for eid in ids if eid in batch_events}
-        found.update(await self.loader.get_events(eid for eid in ids if eid not in found))
-        return found
-
     async def _commit(
         self,
         room_id: str,
         room_version: RoomVersion,
-        built: list[_Built],
+        built: list[BuiltEvent],
         *,
         extremities: Sequence[str],
         state_after: StateMap,
-        changes: Mapping[StateKey, tuple[str, str | None] | None],
+        changes: StateChanges,
         new_room: tuple[str, bool] | None = None,
         in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
         backfilled: bool = False,
@@ -919,13 +677,6 @@ class RoomEventSender:
             await self.listeners(events, current)
 
 
-def _creator(items: Sequence[FederatedEvent]) -> str:
-    for item in items:
-        if item.event.type == "m.room.create" and item.event.state_key == "":
-            return item.event.sender
-    return ""
-
-
 def _with_room(template: EventTemplate, room_id: str) -> EventTemplate:
     return EventTemplate(
         template.type,
@@ -938,7 +689,7 @@ def _with_room(template: EventTemplate, room_id: str) -> EventTemplate:
 
 
 def _event_row(
-    event: Event, position: int, now: int, txn: Txn | None, item: _Built | None = None
+    event: Event, position: int, now: int, txn: Txn | None, item: BuiltEvent | None = None
 ) -> EventRow:
     relates = event.content.get("m.relates_to")
     relation = None
@@ -976,4 +727,5 @@ __all__ = [
     "RoomEventSender",
     "RoomHead",
     "RoomNotFound",
+    "Txn",
 ]
