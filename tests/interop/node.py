@@ -6,7 +6,9 @@ without them the tests fail rather than skip.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -79,3 +81,84 @@ def run_alice_and_bob(server: RunningServer, script: str, body: str, timeout: fl
         )
     assert finished.returncode == 0, finished.stderr[-4000:]
     return Run(result, alice, bob)
+
+
+class JsMember:
+    """A matrix-js-sdk client (no crypto) run by js/federation_member.mjs and driven one step
+    at a time: `await member.do("send", room_id=..., body=...)` returns the script's answer
+    once its client has done the step or seen it in its own sync. Start it with `start`
+    (`ca_file`: a PEM the client must trust, such as a test CA) and end it with `stop`."""
+
+    SCRIPT = JS_DIR / "federation_member.mjs"
+    # a step waits up to 20 s in the script for what it expects to sync
+    STEP_TIMEOUT = 30.0
+
+    def __init__(self, process: asyncio.subprocess.Process, stderr: Path, user_id: str) -> None:
+        self.process = process
+        self.stderr = stderr
+        self.user_id = user_id
+
+    @classmethod
+    async def start(
+        cls, base_url: str, session: Session, stderr: Path, ca_file: Path | None = None
+    ) -> JsMember:
+        env = dict(os.environ)
+        if ca_file is not None:
+            env["NODE_EXTRA_CA_CERTS"] = str(ca_file)
+        with stderr.open("wb") as errors:
+            process = await asyncio.create_subprocess_exec(
+                node(),
+                str(cls.SCRIPT),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errors,
+                cwd=JS_DIR,
+                env=env,
+            )
+        member = cls(process, stderr, session.user_id)
+        try:
+            await member._write({"baseUrl": base_url, "session": session_input(session)})
+            assert await member._answer() == {"ready": True}
+        except BaseException:
+            await member.kill()
+            raise
+        return member
+
+    async def do(self, op: str, **arguments: Any) -> dict[str, Any]:
+        await self._write({"op": op, **arguments})
+        return await self._answer()
+
+    async def stop(self) -> None:
+        """Ask the script to end; it must end cleanly."""
+        await self._write({"op": "stop"})
+        assert await self._answer() == {"stopped": True}
+        assert await asyncio.wait_for(self.process.wait(), self.STEP_TIMEOUT) == 0
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def _write(self, line: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(line).encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def _answer(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        try:
+            raw = await asyncio.wait_for(self.process.stdout.readline(), self.STEP_TIMEOUT)
+        except TimeoutError:
+            pytest.fail(f"{self.SCRIPT.name} gave no answer:\n{self._errors()}")
+        if not raw:
+            await self.process.wait()
+            pytest.fail(
+                f"{self.SCRIPT.name} ended (exit {self.process.returncode}):\n{self._errors()}"
+            )
+        answer: dict[str, Any] = json.loads(raw)
+        if "error" in answer:
+            pytest.fail(f"{answer['error']} at {answer['stage']!r}\n{self._errors()}")
+        return answer
+
+    def _errors(self) -> str:
+        return self.stderr.read_text(errors="replace")[-4000:]
