@@ -649,6 +649,22 @@ async def get_timeline_event_ids(db: Database, event_ids: Iterable[str]) -> set[
     return found
 
 
+async def get_unserved_ids(db: Database, event_ids: Iterable[str]) -> set[str]:
+    """Those of `event_ids` held here in the DAG (not outliers) but soft-failed or
+    rejected: never forward extremities, never served."""
+    ids = list(dict.fromkeys(event_ids))
+    found: set[str] = set()
+    async with db.read() as conn:
+        for start in range(0, len(ids), 500):
+            query = select(events.c.event_id).where(
+                events.c.event_id.in_(ids[start : start + 500]),
+                events.c.outlier == false(),
+                or_(events.c.soft_failed == true(), events.c.rejected_reason.is_not(None)),
+            )
+            found.update(row.event_id for row in await conn.execute(query))
+    return found
+
+
 async def get_backfill_points(db: Database, room_id: str, limit: int = 20) -> list[str]:
     """Events of the room's DAG here that cite prev events this server does not hold in
     the DAG (unknown, or only outliers): where older history could be asked for, the

@@ -106,6 +106,8 @@ class FederatedPersistence:
         group_of: dict[str, int] = {}
         chain_of_group: dict[int, int] = {}
         extremities = list(old_extremities)
+        # soft-failed or rejected events of the batch
+        hidden_in_batch: set[str] = set()
         for item in items:
             event = item.event
             event.rejected_reason = item.rejected_reason
@@ -136,9 +138,11 @@ class FederatedPersistence:
                 promoted=event.event_id in stored,
             )
             built.append(item_built)
-            if item_built.in_timeline and not work.backfilled:
-                cited = set(event.prev_event_ids)
-                extremities = [eid for eid in extremities if eid not in cited]
+            if not item_built.in_timeline:
+                hidden_in_batch.add(event.event_id)
+            elif not work.backfilled:
+                displaced = await self._displaced(event, hidden_in_batch, batch_events)
+                extremities = [eid for eid in extremities if eid not in displaced]
                 extremities.append(event.event_id)
         if work.backfilled:
             self._loader.remember(batch_events.values())
@@ -175,6 +179,28 @@ class FederatedPersistence:
             changes=changes,
             new_room=new_room,
         )
+
+    async def _displaced(
+        self, event: Event, hidden_in_batch: Collection[str], batch_events: Mapping[str, Event]
+    ) -> set[str]:
+        """The forward extremities an accepted event replaces: its prev events and,
+        through those soft-failed or rejected (never extremities themselves), their prev
+        events in turn. Else an extremity that a soft-failed event built on would stay
+        one after the room moved past it (as Synapse's issue 5269)."""
+        displaced = set(event.prev_event_ids)
+        todo = list(displaced)
+        while todo:
+            hidden = {eid for eid in todo if eid in hidden_in_batch}
+            hidden |= await event_store.get_unserved_ids(
+                self._db, [eid for eid in todo if eid not in batch_events]
+            )
+            todo = []
+            for hidden_event in (await self._events_by_id(hidden, batch_events)).values():
+                for prev_id in hidden_event.prev_event_ids:
+                    if prev_id not in displaced:
+                        displaced.add(prev_id)
+                        todo.append(prev_id)
+        return displaced
 
     async def _group_for(
         self,

@@ -135,6 +135,9 @@ class RoomHead:
     # (the next event's group is then a full snapshot)
     state_group: int | None
     chain_length: int
+    # the room's other forward extremities, beyond the deepest MAX_PREV_EVENTS: no event
+    # of ours names them, so they stay extremities
+    unnamed_extremities: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -314,6 +317,7 @@ class RoomEventSender:
             dict(head.state),
             head.state_group,
             head.chain_length,
+            list(head.unnamed_extremities),
         )
         built: list[BuiltEvent] = []
         refused: list[tuple[_Pending, Exception]] = []
@@ -506,9 +510,10 @@ class RoomEventSender:
         # deepest last; a room with forks (from federation) has several, and a new event
         # names the deepest MAX_PREV_EVENTS of them, on the current state, which is their
         # resolution (kept so by _commit)
-        extremity_ids = [
+        all_extremity_ids = [
             eid for eid, _ in await event_store.get_forward_extremities(self.db, room_id)
-        ][-MAX_PREV_EVENTS:]
+        ]
+        extremity_ids = all_extremity_ids[-MAX_PREV_EVENTS:]
         if not extremity_ids:
             # a room known only by a local user's invite or knock from another server
             # (services/federation/out_of_band.py): this server is not in it
@@ -527,6 +532,7 @@ class RoomEventSender:
                 if state_group is None
                 else await state_store.get_state_group_chain_length(self.db, state_group)
             ),
+            unnamed_extremities=all_extremity_ids[:-MAX_PREV_EVENTS],
         )
         self._room_id_to_head[room_id] = head
         return head
@@ -552,7 +558,7 @@ class RoomEventSender:
             room_id,
             head.room_version,
             built,
-            extremities=[p.event_id for p in head.extremities],
+            extremities=[*head.unnamed_extremities, *(p.event_id for p in head.extremities)],
             state_after=head.state,
             changes=changes,
             new_room=new_room,
