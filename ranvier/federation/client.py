@@ -359,6 +359,16 @@ class FederationClient:
         raise RemoteRequestFailed(destination, status, errcode, parsed, error or "")
 
 
+def is_unknown_endpoint(exc: RemoteRequestFailed) -> bool:
+    """Whether `exc` says the remote server does not serve the endpoint at all, so an
+    older version of it is worth trying: 404 or 405 with M_UNRECOGNIZED or no Matrix error
+    body (as older servers answer; a 404 with another errcode is a real answer, such as
+    an unknown room), or 400 M_UNRECOGNIZED (as older Synapses answer)."""
+    if exc.status in (404, 405):
+        return exc.errcode == "M_UNRECOGNIZED" or not isinstance(exc.body, dict)
+    return exc.status == 400 and exc.errcode == "M_UNRECOGNIZED"
+
+
 class _Retryable(Exception):
     """A connection-level failure worth another try; the cause says what happened."""
 
@@ -390,4 +400,5 @@ __all__ = [
     "FederationRequests",
     "RemoteRequestFailed",
     "RetrySettings",
+    "is_unknown_endpoint",
 ]

@@ -23,18 +23,19 @@ from urllib.parse import quote
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
-from ranvier.federation.client import FederationRequests
+from ranvier.federation.client import FederationRequests, is_unknown_endpoint
 from ranvier.federation.errors import FederationError, RemoteRequestFailed
 from ranvier.protocol.canonical_json import CanonicalJSONError
 from ranvier.protocol.events import Event
 from ranvier.protocol.hashing import content_hash_matches
 from ranvier.protocol.redaction import redact
-from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, EventFormat, RoomVersion
 from ranvier.protocol.signing import SignatureError, countersign_event
 from ranvier.protocol.signing_keys import ServerSigningKey
-from ranvier.protocol.validation import PDUValidationError
+from ranvier.protocol.validation import PDUValidationError, validate_pdu
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.keyring import SignatureVerifier
+from ranvier.services.federation.membership_pdus import checked_membership_pdu
 from ranvier.services.federation.out_of_band import (
     INVITE_ROOM_STATE,
     OutOfBandMemberships,
@@ -45,6 +46,8 @@ from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.rooms.sender import RoomEventSender
 
 logger = logging.getLogger(__name__)
+
+FEDERATION = "/_matrix/federation"
 
 # what an invited user is shown of a room before joining (as Synapse's default
 # room_prejoin_state; the same list /sync uses for local invites)
@@ -73,14 +76,9 @@ def _domain(identifier: str) -> str:
 
 async def check_remote_pdu(verifier: EventVerifier, pdu: Any, room_version: RoomVersion) -> Event:
     """`pdu` from another server as an Event, once its format, the signatures the room
-    version requires and its content hash have been checked; 400 M_INVALID_PARAM if not
-    (an invite with a wrong hash is refused rather than signed redacted)."""
-    try:
-        event = await verifier.check_pdu(pdu, room_version)
-    except PDUValidationError as exc:
-        raise invalid(f"Malformed event: {exc}") from None
-    except SignatureError as exc:
-        raise invalid(f"The event's signature check failed: {exc}") from None
+    version requires and its content hash have been checked (membership_pdus.py); a
+    wrong hash is 400 M_INVALID_PARAM (refused rather than signed redacted)."""
+    event = await checked_membership_pdu(verifier, pdu, room_version, "invite")
     if not content_hash_matches(pdu):
         raise invalid("The event's content hash does not match its content")
     return event
@@ -190,18 +188,8 @@ class InviteService:
         assert event.state_key is not None
         destination = _domain(event.state_key)
         room_version = event.room_version
-        body = {
-            "room_version": room_version.identifier,
-            "event": event.pdu,
-            "invite_room_state": await self._invite_room_state(event.room_id),
-        }
-        path = (
-            f"/_matrix/federation/v2/invite/{quote(event.room_id, safe='')}"
-            f"/{quote(event.event_id, safe='')}"
-        )
         try:
-            # as Synapse: an invite the user waits for is tried even while backing off
-            answer = await self._client.put_json(destination, path, body, ignore_backoff=True)
+            answer = await self._send_invite(destination, event)
         except RemoteRequestFailed as exc:
             logger.info("Invite of %s refused by %s: %s", event.state_key, destination, exc)
             raise _passed_on(exc) from None
@@ -211,7 +199,17 @@ class InviteService:
                 502, "M_UNKNOWN", f"Could not reach {destination} to invite {event.state_key}"
             ) from None
         returned = answer.get("event") if isinstance(answer, dict) else None
-        if not isinstance(returned, dict) or _unsigned_part(returned) != _unsigned_part(event.pdu):
+        if not isinstance(returned, dict):
+            raise MatrixError(502, "M_UNKNOWN", f"{destination} answered the invite with no event")
+        try:
+            validate_pdu(returned, room_version)
+        except PDUValidationError as exc:
+            # as Synapse: what the invitee's server returned is not valid JSON for the
+            # room version (a float, an integer out of range)
+            raise MatrixError(
+                400, exc.errcode, f"{destination} answered the invite with a bad event: {exc}"
+            ) from None
+        if _unsigned_part(returned) != _unsigned_part(event.pdu):
             raise MatrixError(
                 502, "M_UNKNOWN", f"{destination} answered the invite with another event"
             )
@@ -227,6 +225,43 @@ class InviteService:
         signatures = {name: dict(keys) for name, keys in event.pdu["signatures"].items()}
         signatures[destination] = dict(their_signatures)
         return Event({**event.pdu, "signatures": signatures}, room_version, event.event_id)
+
+    async def _send_invite(self, destination: str, event: Event) -> Any:
+        """PUT /invite: v2, or v1 when the invitee's server does not serve v2 and the room's
+        version is one v1 can carry (its body names no room version, so the receiver
+        assumes 1 or 2); the answer as v2 gives it."""
+        ids = f"{quote(event.room_id, safe='')}/{quote(event.event_id, safe='')}"
+        state = await self._invite_room_state(event.room_id)
+        body = {
+            "room_version": event.room_version.identifier,
+            "event": event.pdu,
+            "invite_room_state": state,
+        }
+        try:
+            # as Synapse: an invite the user waits for is tried even while backing off
+            return await self._client.put_json(
+                destination, f"{FEDERATION}/v2/invite/{ids}", body, ignore_backoff=True
+            )
+        except RemoteRequestFailed as exc:
+            if not is_unknown_endpoint(exc):
+                raise
+        if event.room_version.event_format is not EventFormat.V1:
+            raise MatrixError(
+                400,
+                "M_UNSUPPORTED_ROOM_VERSION",
+                f"{destination} does not support room version {event.room_version.identifier}",
+            )
+        logger.info("%s has no v2 invite; trying v1", destination)
+        # spec: invites-v1.yaml - the event itself, the room's state in its unsigned
+        unsigned = event.pdu.get("unsigned")
+        unsigned = dict(unsigned) if isinstance(unsigned, Mapping) else {}
+        v1_body = {**event.pdu, "unsigned": {**unsigned, "invite_room_state": state}}
+        answer = await self._client.put_json(
+            destination, f"{FEDERATION}/v1/invite/{ids}", v1_body, ignore_backoff=True
+        )
+        if isinstance(answer, list) and len(answer) == 2 and answer[0] == 200:
+            return answer[1]
+        raise MatrixError(502, "M_UNKNOWN", f"{destination} answered the v1 invite badly")
 
     async def _invite_room_state(self, room_id: str) -> list[dict[str, Any]]:
         """spec: invites-v2.yaml - the room's state events that identify it, the create

@@ -21,10 +21,9 @@ from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import RoomVersion
-from ranvier.protocol.signing import SignatureError
-from ranvier.protocol.validation import PDUValidationError
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.invites import INVITE_STATE_TYPES
+from ranvier.services.federation.membership_pdus import checked_membership_pdu
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.rooms.sender import FederatedEvent, RoomEventSender, RoomHead, RoomNotFound
 from ranvier.storage.state import StateKey
@@ -137,14 +136,7 @@ class MakeMembershipService:
             raise MatrixError(
                 403, "M_FORBIDDEN", f"Room version {version.identifier} does not support knocking"
             )
-        if not isinstance(pdu, Mapping):
-            raise invalid("The event must be a JSON object")
-        try:
-            event = await self._verifier.check_pdu(pdu, version)
-        except PDUValidationError as exc:
-            raise invalid(f"Invalid {membership} event: {exc}") from None
-        except SignatureError as exc:
-            raise invalid(f"The {membership} event's signature check failed: {exc}") from None
+        event = await checked_membership_pdu(self._verifier, pdu, version, f"{membership} event")
         if event.event_id != event_id or event.room_id != room_id:
             raise invalid("The event's ID or room ID is not the one in the path")
         if (

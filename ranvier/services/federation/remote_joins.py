@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
-from ranvier.federation.client import FederationClient
+from ranvier.federation.client import FederationClient, is_unknown_endpoint
 from ranvier.federation.errors import FederationError, RemoteRequestFailed
 from ranvier.protocol.auth import AuthError, check_auth, check_auth_events_consistency
 from ranvier.protocol.event_ids import compute_event_id
@@ -141,12 +141,7 @@ class RemoteJoins:
         version, template = self._read_template(server, answer, user_id, room_id)
         join = self._build_join(template, version, content)
         try:
-            answer = await self._client.put_json(
-                server,
-                f"{FEDERATION}/v2/send_join/{quote(room_id, safe='')}/"
-                f"{quote(join.event_id, safe='')}",
-                join.pdu,
-            )
+            answer = await self._send_join(server, join)
         except RemoteRequestFailed as exc:
             raise _remote_refusal(server, exc) from None
         except FederationError as exc:
@@ -165,6 +160,22 @@ class RemoteJoins:
                 raise _TryNext(_bad_answer(server, "it signed another join event"))
             join = countersigned
         await self._store_room(server, room_id, version, join, answer)
+
+    async def _send_join(self, server: str, join: Event) -> Any:
+        """PUT send_join: v2, or v1 when the server does not serve v2 (spec: joins-v1.yaml,
+        deprecated but still the only one some servers have), its `[200, {...}]` answer
+        unwrapped."""
+        ids = f"{quote(join.room_id, safe='')}/{quote(join.event_id, safe='')}"
+        try:
+            return await self._client.put_json(server, f"{FEDERATION}/v2/send_join/{ids}", join.pdu)
+        except RemoteRequestFailed as exc:
+            if not is_unknown_endpoint(exc):
+                raise
+        logger.info("%s has no v2 send_join; trying v1", server)
+        answer = await self._client.put_json(server, f"{FEDERATION}/v1/send_join/{ids}", join.pdu)
+        if isinstance(answer, list) and len(answer) == 2 and answer[0] == 200:
+            return answer[1]
+        raise _TryNext(_bad_answer(server, "v1 send_join did not answer [200, {...}]"))
 
     def _read_template(
         self, server: str, answer: Any, user_id: str, room_id: str

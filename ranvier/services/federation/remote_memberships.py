@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
-from ranvier.federation.client import FederationRequests
+from ranvier.federation.client import FederationRequests, is_unknown_endpoint
 from ranvier.federation.errors import FederationError, RemoteRequestFailed
 from ranvier.protocol.canonical_json import CanonicalJSONError
 from ranvier.protocol.event_builder import EventTemplate, PrevEvent, build_event
@@ -150,7 +150,7 @@ class RemoteMemberships:
         try:
             await self._client.put_json(server, path, event.pdu)
         except RemoteRequestFailed as exc:
-            if exc.status not in (400, 404) or exc.errcode not in (None, "M_UNRECOGNIZED"):
+            if not is_unknown_endpoint(exc):
                 raise
             # spec: leaving-v2.yaml - an older server has only v1
             await self._client.put_json(

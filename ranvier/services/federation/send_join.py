@@ -13,9 +13,10 @@ from ranvier.errors import MatrixError
 from ranvier.protocol.auth import AuthError, check_auth, check_auth_events_consistency
 from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.events import Event
-from ranvier.protocol.signing import SignatureError, sign_event
-from ranvier.protocol.validation import PDUValidationError
+from ranvier.protocol.signing import sign_event
+from ranvier.protocol.validation import PDUValidationError, validate_pdu
 from ranvier.services.federation.event_checks import EventVerifier
+from ranvier.services.federation.membership_pdus import checked_membership_pdu, require_signed
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.membership import AUTHORISING_USER
@@ -26,6 +27,7 @@ from ranvier.storage.database import Database
 from ranvier.storage.state import StateKey
 
 CREATE_KEY = ("m.room.create", "")
+JOIN = "join event"
 
 
 def domain_of(identifier: str) -> str:
@@ -76,14 +78,14 @@ class SendJoinService:
             and domain_of(authoriser) == self._server_name
         )
         if co_signed:
-            # spec: "Restricted rooms" - we vouched for the join in make_join: sign it
+            # spec: "Restricted rooms" - we vouched for the join in make_join: sign it,
+            # once it is signed by its sender's server and well-formed
+            try:
+                validate_pdu(require_signed(pdu, JOIN), version)
+            except PDUValidationError as exc:
+                raise MatrixError(400, exc.errcode, f"Invalid {JOIN}: {exc}") from None
             pdu = sign_event(pdu, self._server_name, self._sender.signing_key, version)
-        try:
-            event = await self._verifier.check_pdu(pdu, version)
-        except PDUValidationError as exc:
-            raise MatrixError(400, "M_BAD_JSON", f"Invalid join event: {exc}") from None
-        except SignatureError as exc:
-            raise MatrixError(403, "M_FORBIDDEN", f"Join event not signed: {exc}") from None
+        event = await checked_membership_pdu(self._verifier, pdu, version, JOIN)
         self._check_shape(origin, room_id, event_id, event)
         known = await self._loader.get_event(event.event_id)
         if known is None:
