@@ -458,3 +458,64 @@ def test_an_invite_answered_with_json_room_version_6_does_not_allow_fails_cleanl
             {"topic": "still here"},
         )
     )
+
+
+# -- server ACLs ------------------------------------------------------------------------------
+
+
+def make(fake: FakeServer, server: FederatingServer, kind: str, room_id: str, user: str) -> Reply:
+    uri = f"{FED}/v1/make_{kind}/{quote(room_id)}/{quote(user)}?ver=10"
+    return fake.request(server, "GET", uri)
+
+
+def test_a_server_the_rooms_acl_denies_cannot_take_part_in_any_handshake(
+    two_servers: ServerPair, users: Users, fake: FakeServer
+) -> None:
+    """As before the ban each handshake works; after it every one is 403 M_FORBIDDEN and
+    changes nothing (ACLs match host names: `localhost` is every test server)."""
+    a, b = two_servers
+    for server, owner in ((a, users.alice), (b, users.bob)):
+        public = create_room(server, owner, preset="public_chat", room_version="10")
+        knock_rule = [{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}]
+        knockable = create_room(server, owner, room_version="10", initial_state=knock_rule)
+        member, joiner, knocker = (fake.user(f"{n}{secrets.token_hex(3)}") for n in "mjk")
+        invitee = register(server, f"invitee{secrets.token_hex(3)}").user_id
+
+        # before the ban: a member of the fake joins, and every step can be started
+        join_fake_user(fake, server, public, member)
+        version, join_pdu = template(fake, server, "join", public, joiner)
+        join = fake.sign(join_pdu, version)
+        leave = fake.sign(template(fake, server, "leave", public, member)[1], version)
+        knock = fake.sign(template(fake, server, "knock", knockable, knocker)[1], version)
+        invite = fake.build(
+            EventTemplate("m.room.member", member, {"membership": "invite"}, public, invitee),
+            version,
+            [join],
+            {},
+        )
+        invite_uri = f"{FED}/v2/invite/{quote(public)}/{quote(invite.event_id)}"
+        invite_body = {"room_version": "10", "event": invite.pdu, "invite_room_state": []}
+        ok(fake.request(server, "PUT", invite_uri, invite_body))
+
+        acl = {"allow": ["*"], "deny": ["localhost"]}
+        for room_id in (public, knockable):
+            path = f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.server_acl/"
+            ok(server.authed(owner, "PUT", path, acl))
+
+        attempts = {
+            "make_join": make(fake, server, "join", public, joiner),
+            "send_join v1": send(fake, server, "v1/send_join", join.pdu, join.event_id),
+            "send_join v2": send(fake, server, "v2/send_join", join.pdu, join.event_id),
+            "make_leave": make(fake, server, "leave", public, member),
+            "send_leave v1": send(fake, server, "v1/send_leave", leave.pdu, leave.event_id),
+            "send_leave v2": send(fake, server, "v2/send_leave", leave.pdu, leave.event_id),
+            "make_knock": make(fake, server, "knock", knockable, knocker),
+            "send_knock": send(fake, server, "v1/send_knock", knock.pdu, knock.event_id),
+            "invite": fake.request(server, "PUT", invite_uri, invite_body),
+        }
+        for name, reply in attempts.items():
+            assert reply.status == 403, (name, reply.body)
+            assert reply.json()["errcode"] == "M_FORBIDDEN", (name, reply.body)
+        assert membership(server, owner, public, member) == "join"
+        assert membership(server, owner, public, joiner) is None
+        assert membership(server, owner, knockable, knocker) is None
