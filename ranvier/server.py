@@ -119,6 +119,7 @@ from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.federation.destinations import DestinationAdminService
+from ranvier.services.federation.edu_outbox import EduOutbox, joined_servers_lookup
 from ranvier.services.federation.edus import EduDispatcher
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.history import FederationHistory
@@ -127,7 +128,9 @@ from ranvier.services.federation.joins import MakeJoinService
 from ranvier.services.federation.keyring import Keyring, OwnKeys, TrustedKeyServer
 from ranvier.services.federation.memberships import MakeMembershipService
 from ranvier.services.federation.out_of_band import OutOfBandMemberships
+from ranvier.services.federation.presence_edus import PRESENCE_EDU, PresenceFederation
 from ranvier.services.federation.queries import RemoteQueries
+from ranvier.services.federation.receipt_edus import RECEIPT_EDU, ReceiptFederation
 from ranvier.services.federation.remote_history import RemoteHistory
 from ranvier.services.federation.remote_joins import RemoteJoins
 from ranvier.services.federation.remote_memberships import RemoteMemberships
@@ -135,6 +138,7 @@ from ranvier.services.federation.send_join import SendJoinService
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.federation.server_visibility import ServerVisibility
 from ranvier.services.federation.transactions import TransactionService
+from ranvier.services.federation.typing_edus import TYPING_EDU, TypingFederation
 from ranvier.services.filters import FilterService
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
@@ -783,6 +787,35 @@ def build_inbound_federation(
     )
 
 
+def connect_federated_edus(
+    config: HomeserverConfig,
+    database: Database,
+    rooms: Rooms,
+    ephemeral: Ephemeral,
+    sender: FederationSender | None,
+    edus: EduDispatcher,
+) -> None:
+    """Typing, receipts and presence with other servers: theirs through the EDU
+    dispatcher, ours out through the transaction queue (none with send_federation off)."""
+    membership = rooms.membership
+
+    async def is_joined(room_id: str, user_id: str) -> bool:
+        return room_id in await membership.joined_rooms(user_id)
+
+    outbox = EduOutbox(sender, config.server_name) if sender is not None else None
+    joined_servers = joined_servers_lookup(database, sender)
+    typing = TypingFederation(
+        ephemeral.typing, is_joined, joined_servers, config.server_name, outbox
+    )
+    edus.register(TYPING_EDU, typing.on_edu)
+    receipts = ReceiptFederation(
+        ephemeral.receipts, is_joined, joined_servers, config.server_name, outbox
+    )
+    edus.register(RECEIPT_EDU, receipts.on_edu)
+    presence = PresenceFederation(ephemeral.presence, membership.joined_rooms, database, outbox)
+    edus.register(PRESENCE_EDU, presence.on_edu)
+
+
 def build_url_previews(
     config: HomeserverConfig, database: Database, images: PreviewImageStore | None
 ) -> UrlPreviewService | None:
@@ -1272,6 +1305,12 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         UpgradeUserStateTransfer(user_data.account_data, push.rules).on_upgraded
     )
     media = build_media(config, database, accounts)
+    inbound_federation = build_inbound_federation(
+        config, database, rooms, keyring, federation.client
+    )
+    connect_federated_edus(
+        config, database, rooms, ephemeral, federation.sender, inbound_federation.edus
+    )
     return Homeserver(
         config=config,
         database=database,
@@ -1289,9 +1328,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
         key_backup=build_key_backup(database, accounts),
         federation=federation,
-        inbound_federation=build_inbound_federation(
-            config, database, rooms, keyring, federation.client
-        ),
+        inbound_federation=inbound_federation,
         dehydrated_devices=DehydratedDeviceService(
             DehydratedDeviceStore(database), accounts.devices, e2ee.keys, ephemeral.to_device
         ),

@@ -475,6 +475,11 @@ class FederationSender:
         queue.delivered = newest
         await self._store.set_last_successful_stream_ordering(queue.destination, newest)
 
+    async def joined_servers(self, room_ids: set[str]) -> dict[str, frozenset[str]]:
+        """room_id -> the servers with a member joined to it (ours included), from the
+        cache the events queue keeps: the destinations of a room's EDUs."""
+        return await self._joined_servers(room_ids)
+
     async def _joined_servers(self, room_ids: set[str]) -> dict[str, frozenset[str]]:
         found: dict[str, frozenset[str]] = {}
         missing: list[str] = []

@@ -14,6 +14,11 @@ moves users on by itself, as Synapse does:
 Changes a client can see are stored with a position in the presence stream; how recently
 a user was active and synced is kept in memory between them. With `presence.enabled: false`
 nothing is recorded: GET answers offline and PUT is accepted and ignored, as in Synapse.
+
+Users of other servers have their presence here too, as their server sends it
+(services/federation/presence_edus.py): stored like ours, and moved to offline only when
+their server has said nothing for REMOTE_TIMEOUT_MS (its own timeouts are its business;
+it says again at least every 25 minutes, as we do for ours).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
@@ -42,6 +47,8 @@ IDLE_TIMEOUT_MS = 5 * 60 * 1000
 SYNC_ONLINE_TIMEOUT_MS = 60 * 1000
 # as Synapse: active within the last minute counts as currently active
 CURRENTLY_ACTIVE_MS = 60 * 1000
+# as Synapse: another server's user it has said nothing of for this long is offline
+REMOTE_TIMEOUT_MS = 30 * 60 * 1000
 # how often the timeouts are checked
 TIMER_INTERVAL_SECONDS = 5.0
 
@@ -49,6 +56,19 @@ TIMER_INTERVAL_SECONDS = 5.0
 SharedRoomCheck = Callable[[str, str], Awaitable[bool]]
 # user_id -> the rooms the user is joined to
 JoinedRooms = Callable[[str], Awaitable[list[str]]]
+
+
+class PresenceOutbound(Protocol):
+    """Where our users' presence leaves for other servers (presence_edus.py)."""
+
+    def changed(self, state: PresenceState) -> None:
+        """A change others can see, of one of our users."""
+
+    def unchanged(self, state: PresenceState, now: int) -> None:
+        """One of our users not offline, as the timeouts found them still."""
+
+    def remote_joined(self, room_id: str, server: str) -> None:
+        """A user of `server` joined the room: it should know our members' presence."""
 
 
 def offline(user_id: str) -> PresenceState:
@@ -73,6 +93,14 @@ def timed_out(state: PresenceState, now: int) -> PresenceState | None:
     if state.currently_active and now - state.last_active_ts > CURRENTLY_ACTIVE_MS:
         return replace(state, currently_active=False)
     return None
+
+
+def remote_timed_out(state: PresenceState, now: int) -> PresenceState | None:
+    """For another server's user, whose `last_user_sync_ts` is when their server last
+    spoke of them: offline once it has been silent REMOTE_TIMEOUT_MS."""
+    if state.state == OFFLINE or now - state.last_user_sync_ts <= REMOTE_TIMEOUT_MS:
+        return None
+    return replace(state, state=OFFLINE, currently_active=False)
 
 
 def presence_content(state: PresenceState, now: int) -> dict[str, Any]:
@@ -111,6 +139,8 @@ class PresenceService:
         # users not offline, whose timers run; bounded by who is online, not who is known
         self._user_id_to_state: dict[str, PresenceState] = {}
         self._timer: asyncio.Task[None] | None = None
+        self._local_suffix = ":" + server_name
+        self.outbound: PresenceOutbound | None = None
 
     @classmethod
     async def create(
@@ -158,11 +188,17 @@ class PresenceService:
             except Exception:
                 logger.exception("Presence timeouts failed; trying again shortly")
 
+    def is_ours(self, user_id: str) -> bool:
+        return user_id.endswith(self._local_suffix)
+
     async def apply_timeouts(self, now: int) -> None:
         for state in list(self._user_id_to_state.values()):
-            moved = timed_out(state, now)
+            ours = self.is_ours(state.user_id)
+            moved = timed_out(state, now) if ours else remote_timed_out(state, now)
             if moved is not None:
                 await self._write(moved)
+            elif ours and self.outbound is not None:
+                self.outbound.unchanged(state, now)
 
     async def _current(self, user_id: str) -> PresenceState:
         state = self._user_id_to_state.get(user_id)
@@ -176,6 +212,8 @@ class PresenceService:
         self._remember(state)
         rooms = await self._joined_rooms(state.user_id)
         self._notify(PRESENCE_STREAM, position, rooms=rooms, users=(state.user_id,))
+        if self.outbound is not None and self.is_ours(state.user_id):
+            self.outbound.changed(state)
 
     async def _update(self, state: PresenceState, new: PresenceState) -> None:
         visible = (new.state, new.status_msg, new.currently_active) != (
@@ -260,6 +298,16 @@ class PresenceService:
             and e.state_key.endswith(local)
             and e.rejected_reason is None
         }
+        if self.enabled and self.outbound is not None:
+            for event in events:
+                if (
+                    event.type == "m.room.member"
+                    and event.membership == "join"
+                    and event.state_key is not None
+                    and not event.state_key.endswith(local)
+                    and event.rejected_reason is None
+                ):
+                    self.outbound.remote_joined(event.room_id, event.state_key.partition(":")[2])
         try:
             for user_id in senders:
                 await self.bump_active(user_id)
@@ -276,6 +324,16 @@ class PresenceService:
         if not self.enabled:
             return
         await self._write(await self._current(user_id))
+
+    async def receive_remote(self, state: PresenceState) -> None:
+        """Another server's word on one of its users (checked by the caller: its user),
+        stored and shown like ours when it changes what others see."""
+        if not self.enabled:
+            return
+        await self._update(await self._current(state.user_id), state)
+
+    async def states_of(self, user_ids: Collection[str]) -> list[PresenceState]:
+        return [await self._current(user_id) for user_id in user_ids]
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
         """GET /presence/{userId}/status"""

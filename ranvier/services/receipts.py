@@ -3,12 +3,14 @@
 m.read and m.read.private are receipts, stored with a position in the receipts stream and
 delivered by /sync as m.receipt ephemeral events; a private receipt only ever reaches its
 owner. m.fully_read is not a receipt: it is the room account data the read marker lives in.
+Public receipts of our users go to the room's other servers, and theirs are stored beside
+ours (services/federation/receipt_edus.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from ranvier.clock import now_ms
@@ -30,6 +32,8 @@ ACCOUNT_DATA_STREAM = "account_data"
 
 # (user_id, room_id, event_id, thread_id): push clears notification counts on these
 ReceiptListener = Callable[[str, str, str, str | None], Awaitable[None]]
+# a public receipt of ours was stored (other servers are told)
+PublicReceiptListener = Callable[[Receipt], None]
 
 
 def invalid(error: str) -> MatrixError:
@@ -61,6 +65,7 @@ class ReceiptService:
         # the last committed position; kept here so current_position needs no query
         self._position = position
         self.on_receipt: list[ReceiptListener] = []
+        self.on_public_receipt: list[PublicReceiptListener] = []
 
     @classmethod
     async def create(
@@ -160,8 +165,40 @@ class ReceiptService:
         if receipt_type == READ_PRIVATE:
             # nobody else ever sees it: wake only its owner
             self._notify(RECEIPTS_STREAM, position, users=(user_id,))
-        else:
-            self._notify(RECEIPTS_STREAM, position, rooms=(room_id,))
+            return
+        self._notify(RECEIPTS_STREAM, position, rooms=(room_id,))
+        for public_listener in self.on_public_receipt:
+            try:
+                public_listener(receipt)
+            except Exception:
+                logger.exception("Receipt listener failed for %s in %s", user_id, room_id)
+
+    async def receive_remote(
+        self,
+        room_id: str,
+        user_id: str,
+        event_ids: Sequence[str],
+        *,
+        thread_id: str | None,
+        ts: int,
+    ) -> None:
+        """An m.read receipt of another server's user (checked by the caller: theirs,
+        joined), stored and shown like ours; of several events, the newest we have. Their
+        unread counts are not kept here, so the listeners are not told."""
+        event_id = await self._store.newest_known(room_id, event_ids) or event_ids[-1]
+        receipt = Receipt(
+            room_id=room_id,
+            receipt_type=READ,
+            user_id=user_id,
+            thread_id=thread_id,
+            event_id=event_id,
+            ts=ts,
+        )
+        position = await self._store.put_receipt(receipt)
+        if position is None:
+            return
+        self._position = max(self._position, position)
+        self._notify(RECEIPTS_STREAM, position, rooms=(room_id,))
 
     async def get_updates(
         self,

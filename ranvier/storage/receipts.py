@@ -101,6 +101,19 @@ class ReceiptStore:
         # an event not stored here (a receipt for an unknown event) cannot be ordered: keep it
         return row is not None and row[1] is not None and row[0] >= row[1]
 
+    async def newest_known(self, room_id: str, event_ids: Collection[str]) -> str | None:
+        """Of `event_ids`, the one of the room latest in our stream, or None if none is
+        stored here (a receipt may name several, the extremities read up to)."""
+        query = (
+            select(events.c.event_id)
+            .where(events.c.room_id == room_id, events.c.event_id.in_(list(event_ids)))
+            .order_by(events.c.stream_ordering.desc())
+            .limit(1)
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return row.event_id if row is not None else None
+
     async def current_stream_position(self) -> int:
         async with self._db.read() as conn:
             return await current_position(conn, RECEIPTS_STREAM)
