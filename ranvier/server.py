@@ -74,6 +74,7 @@ from ranvier.api.federation import openid as federation_openid
 from ranvier.api.federation import query as federation_query
 from ranvier.api.federation import send as federation_send
 from ranvier.api.federation import send_join as federation_send_join
+from ranvier.api.federation import user_keys as federation_user_keys
 from ranvier.api.federation import version as federation_version
 from ranvier.api.federation.authentication import FederationAuthenticator
 from ranvier.api.media import content as media_api
@@ -119,6 +120,13 @@ from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
 from ranvier.services.federation.destinations import DestinationAdminService
+from ranvier.services.federation.device_lists import (
+    DEVICE_LIST_UPDATE,
+    SIGNING_KEY_UPDATE,
+    DeviceListPublisher,
+    RemoteDeviceLists,
+)
+from ranvier.services.federation.e2e_keys import FederationKeyService, RemoteE2eKeys
 from ranvier.services.federation.edu_outbox import EduOutbox, joined_servers_lookup
 from ranvier.services.federation.edus import EduDispatcher
 from ranvier.services.federation.event_checks import EventVerifier
@@ -137,6 +145,11 @@ from ranvier.services.federation.remote_memberships import RemoteMemberships
 from ranvier.services.federation.send_join import SendJoinService
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.federation.server_visibility import ServerVisibility
+from ranvier.services.federation.to_device import (
+    DIRECT_TO_DEVICE,
+    InboundToDevice,
+    ToDeviceRelay,
+)
 from ranvier.services.federation.transactions import TransactionService
 from ranvier.services.federation.typing_edus import TYPING_EDU, TypingFederation
 from ranvier.services.filters import FilterService
@@ -209,7 +222,7 @@ from ranvier.storage.database import Database
 from ranvier.storage.dehydrated_devices import DehydratedDeviceStore
 from ranvier.storage.destinations import DestinationStore
 from ranvier.storage.device_inbox import DeviceInboxStore
-from ranvier.storage.device_lists import DeviceListStore
+from ranvier.storage.device_lists import DeviceChangeLog, DeviceListStore
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.e2e_keys import E2eKeyStore
 from ranvier.storage.event_push_actions import EventPushActionStore
@@ -224,6 +237,7 @@ from ranvier.storage.push_rules import PushRuleStore
 from ranvier.storage.pushers import PusherStore
 from ranvier.storage.receipts import ReceiptStore
 from ranvier.storage.registration_tokens import RegistrationTokenStore
+from ranvier.storage.remote_devices import RemoteDeviceStore
 from ranvier.storage.reports import ReportStore
 from ranvier.storage.room_admin import RoomAdminStore
 from ranvier.storage.schema import prepare_database
@@ -546,6 +560,7 @@ async def build_ephemeral(
     rooms: Rooms,
     user_data: UserData,
     notifier: Notifier,
+    federation_sender: FederationSender | None,
 ) -> Ephemeral:
     membership = rooms.membership
 
@@ -573,7 +588,11 @@ async def build_ephemeral(
         ),
         presence=presence,
         to_device=await ToDeviceService.create(
-            DeviceInboxStore(database), config.server_name, notifier.notify
+            DeviceInboxStore(database),
+            config.server_name,
+            notifier.notify,
+            # other servers' users' messages go out in their servers' transactions
+            relay=None if federation_sender is None else ToDeviceRelay(federation_sender),
         ),
     )
 
@@ -639,6 +658,10 @@ class E2ee:
 
     keys: E2eKeyService
     device_lists: DeviceListService
+    # other servers' users' device lists, cached while we share a room with them
+    remote_device_lists: RemoteDeviceLists
+    # our users' devices and keys as other servers ask for them
+    federation_keys: FederationKeyService
 
 
 async def build_e2ee(
@@ -647,21 +670,69 @@ async def build_e2ee(
     accounts: Accounts,
     rooms: Rooms,
     notifier: Notifier,
+    federation: Federation,
 ) -> E2ee:
     key_store = E2eKeyStore(database)
+    changes = DeviceChangeLog(database)
+    joined_rooms = rooms.membership.joined_rooms
+    publisher = None
+    if federation.sender is not None:
+        publisher = DeviceListPublisher(
+            database,
+            federation.sender,
+            changes,
+            DeviceStore(database),
+            key_store,
+            joined_rooms,
+            config.server_name,
+            include_display_names=config.allow_device_name_lookup_over_federation,
+        )
     device_lists = await DeviceListService.create(
         database,
         DeviceListStore(database),
         key_store,
-        rooms.membership.joined_rooms,
+        joined_rooms,
         notifier.notify,
+        publish=None if publisher is None else publisher.publish,
     )
     # renaming or deleting a device changes what room-mates see in /keys/query
     accounts.devices.on_device_list_change.append(device_lists.changed)
-    return E2ee(
-        keys=E2eKeyService(key_store, device_lists, config.server_name),
-        device_lists=device_lists,
+    remote_device_lists = RemoteDeviceLists(
+        database,
+        RemoteDeviceStore(database),
+        federation.client,
+        device_lists,
+        joined_rooms,
+        config.server_name,
     )
+    keys = E2eKeyService(
+        key_store,
+        device_lists,
+        RemoteE2eKeys(federation.client, remote_device_lists),
+        config.server_name,
+    )
+    return E2ee(
+        keys=keys,
+        device_lists=device_lists,
+        remote_device_lists=remote_device_lists,
+        federation_keys=FederationKeyService(
+            keys,
+            changes,
+            config.server_name,
+            include_display_names=config.allow_device_name_lookup_over_federation,
+        ),
+    )
+
+
+def connect_e2ee_edus(
+    config: HomeserverConfig, e2ee: E2ee, ephemeral: Ephemeral, edus: EduDispatcher
+) -> None:
+    """Other servers' device list and cross-signing changes, and their users' to-device
+    messages, through the EDU dispatcher."""
+    edus.register(DEVICE_LIST_UPDATE, e2ee.remote_device_lists.on_device_list_update)
+    edus.register(SIGNING_KEY_UPDATE, e2ee.remote_device_lists.on_signing_key_update)
+    inbound = InboundToDevice(ephemeral.to_device, config.server_name)
+    edus.register(DIRECT_TO_DEVICE, inbound.on_direct_to_device)
 
 
 @dataclass
@@ -1112,6 +1183,7 @@ class Homeserver:
             *federation_events.FederationEventEndpoints(
                 auth, self.inbound_federation.history
             ).routes(),
+            *federation_user_keys.UserKeyEndpoints(auth, self.e2ee.federation_keys).routes(),
         ]
 
     def _moderation_routes(self) -> list[web.RouteDef]:
@@ -1295,9 +1367,11 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     user_data = build_user_data(config, database, rooms.membership.shares_room, remote.profile)
     user_data.profiles.on_change(rooms.membership.on_profile_change)
     notifier = Notifier()
-    ephemeral = await build_ephemeral(config, database, rooms, user_data, notifier)
+    ephemeral = await build_ephemeral(
+        config, database, rooms, user_data, notifier, federation.sender
+    )
     push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
-    e2ee = await build_e2ee(config, database, accounts, rooms, notifier)
+    e2ee = await build_e2ee(config, database, accounts, rooms, notifier, federation)
     # before the start-up work below that sends events (resuming a room deletion)
     connect_persist_listeners(config, database, rooms, ephemeral, push, notifier, federation.sender)
     # members keep their m.direct entries, tags and push rules in an upgraded room
@@ -1311,6 +1385,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     connect_federated_edus(
         config, database, rooms, ephemeral, federation.sender, inbound_federation.edus
     )
+    connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
     return Homeserver(
         config=config,
         database=database,

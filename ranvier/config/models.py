@@ -568,6 +568,8 @@ class HomeserverConfig(Section):
     limit_profile_requests_to_users_who_share_rooms: bool = False
     # false: other servers' profile queries are refused with 403 M_FORBIDDEN
     allow_profile_lookup_over_federation: bool = True
+    # other servers see our users' device display names (Synapse's key and default)
+    allow_device_name_lookup_over_federation: bool = False
     # the largest room.timeline.limit a stored filter may ask for
     filter_timeline_limit: int = Field(default=100, ge=1)
     user_directory: UserDirectoryConfig = Field(default_factory=UserDirectoryConfig)

@@ -253,9 +253,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
         "the client endpoint listing federation_domain_whitelist"
     ),
     "federation_metrics_domains": Unsupported("Prometheus metrics (issue 22)"),
-    "allow_device_name_lookup_over_federation": Unsupported(
-        "device lists over federation (they arrive with issue 18)"
-    ),
     "allow_public_rooms_over_federation": Unsupported(
         "the room directory over federation (it arrives with issue 18)"
     ),

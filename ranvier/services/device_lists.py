@@ -14,6 +14,7 @@ unused (`device_one_time_keys_count`, `device_unused_fallback_key_types`), on ev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,8 +27,12 @@ from ranvier.storage.e2e_keys import E2eKeyStore
 from ranvier.storage.sync import UserMemberships
 from ranvier.streams.sync_token import InvalidSyncToken, SyncToken
 
+logger = logging.getLogger(__name__)
+
 JsonDict = dict[str, Any]
 JoinedRooms = Callable[[str], Awaitable[list[str]]]
+# tells other servers of a change at a position (services/federation/device_lists.py)
+Publish = Callable[[str, int], Awaitable[None]]
 
 
 class DeviceListService:
@@ -41,6 +46,7 @@ class DeviceListService:
         joined_rooms: JoinedRooms,
         notify: Notify,
         position: int,
+        publish: Publish | None = None,
     ) -> None:
         self._db = db
         self._store = store
@@ -48,6 +54,8 @@ class DeviceListService:
         self._joined_rooms = joined_rooms
         self._notify = notify
         self._position = position
+        # None when we send nothing to other servers (send_federation off)
+        self._publish = publish
 
     @classmethod
     async def create(
@@ -57,19 +65,26 @@ class DeviceListService:
         keys: E2eKeyStore,
         joined_rooms: JoinedRooms,
         notify: Notify,
+        publish: Publish | None = None,
     ) -> DeviceListService:
         position = await store.current_stream_position()
-        return cls(db, store, keys, joined_rooms, notify, position)
+        return cls(db, store, keys, joined_rooms, notify, position, publish)
 
     def current_position(self) -> int:
         return self._position
 
     async def changed(self, user_id: str, position: int) -> None:
         """The user's device list changed at `position` (committed): wake the user and
-        everyone in a room with them."""
+        everyone in a room with them, and tell the servers in those rooms."""
         self._position = max(self._position, position)
         rooms = await self._joined_rooms(user_id)
         self._notify(DEVICE_LISTS_STREAM, position, rooms=rooms, users=(user_id,))
+        if self._publish is not None:
+            try:
+                await self._publish(user_id, position)
+            except Exception:
+                # the change is committed; other servers resync at the next one
+                logger.exception("Telling other servers of %s's device change failed", user_id)
 
     async def changed_for(self, user_id: str, position: int) -> None:
         """A key change at `position` (committed) that only `user_id` is told of: wake

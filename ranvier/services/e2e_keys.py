@@ -7,15 +7,15 @@ keys and claim one key per device to start an Olm session. Users publish cross-s
 self-signing key, of their master key by a device, of other users' master keys by their
 user-signing key. Every signature is verified before it is kept.
 
-Only local users are served: other servers' keys need federation, which is not served yet,
-so their servers are reported in `failures` as unreachable.
+Other servers' users' keys come through `RemoteKeys`, each server asked at most for the
+client's timeout; servers that give no answer in time are reported in `failures`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
@@ -43,13 +43,21 @@ from ranvier.storage.e2e_keys import (
 
 JsonDict = dict[str, Any]
 
-# what /keys/query and /keys/claim report for a server they cannot reach
-UNREACHABLE: JsonDict = {
-    "status": 503,
-    "errcode": "M_UNKNOWN",
-    "error": "Federation is not available on this server yet",
-    "message": "Not ready for retry",
-}
+# spec: the client's `timeout` of /keys/query and /keys/claim when it gives none
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+class RemoteKeys(Protocol):
+    """Other servers' users' keys (services/federation/e2e_keys.py): each answer has the
+    sections found and `failures`, server name -> why it gave none in time."""
+
+    async def query(
+        self, user_to_device_ids: Mapping[str, list[str]], timeout_seconds: float
+    ) -> JsonDict: ...
+
+    async def claim(
+        self, wanted: Mapping[str, Mapping[str, str]], timeout_seconds: float
+    ) -> JsonDict: ...
 
 
 def invalid(error: str) -> MatrixError:
@@ -76,10 +84,15 @@ class KeyUpload:
 
 class E2eKeyService:
     def __init__(
-        self, store: E2eKeyStore, device_lists: DeviceListService, server_name: str
+        self,
+        store: E2eKeyStore,
+        device_lists: DeviceListService,
+        remote: RemoteKeys,
+        server_name: str,
     ) -> None:
         self._store = store
         self._device_lists = device_lists
+        self._remote = remote
         self._server_name = server_name
 
     def _is_local(self, user_id: str) -> bool:
@@ -109,25 +122,51 @@ class E2eKeyService:
             await self._device_lists.changed(user_id, result.position)
         return {"one_time_key_counts": result.one_time_key_counts}
 
-    async def query(self, requester: str, user_to_device_ids: Mapping[str, list[str]]) -> JsonDict:
-        """POST /keys/query"""
+    async def query(
+        self,
+        requester: str,
+        user_to_device_ids: Mapping[str, list[str]],
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> JsonDict:
+        """POST /keys/query: local users' keys from here, other servers' users' from the
+        remote device lists (cached or asked for, each server within the timeout)."""
         local: dict[str, list[str] | None] = {}
-        failures: JsonDict = {}
+        remote: dict[str, list[str]] = {}
         for user_id, device_ids in user_to_device_ids.items():
             if self._is_local(user_id):
                 local[user_id] = device_ids or None
             else:
-                failures[_domain(user_id)] = UNREACHABLE
+                remote[user_id] = device_ids
+        result = await self.local_keys(requester, local, include_display_names=True)
+        result["failures"] = {}
+        if remote:
+            found = await self._remote.query(remote, timeout_seconds)
+            for section in ("device_keys", "master_keys", "self_signing_keys"):
+                result[section].update(found.get(section, {}))
+            result["failures"] = found.get("failures", {})
+        return result
+
+    async def local_keys(
+        self,
+        visible_to: str,
+        user_to_device_ids: Mapping[str, list[str] | None],
+        *,
+        include_display_names: bool,
+    ) -> JsonDict:
+        """The keys of local users' devices (None: all of them) and their cross-signing
+        keys, with the signatures made by the users themselves or by `visible_to` (whose
+        own user-signing key is included)."""
+        local = dict(user_to_device_ids)
         found = await self._store.get_device_keys(local)
         cross_signing = await self._store.get_cross_signing_keys(local)
-        signatures = await self._store.get_signatures(local, visible_to=requester)
+        signatures = await self._store.get_signatures(local, visible_to=visible_to)
         device_keys: dict[str, dict[str, JsonDict]] = {user_id: {} for user_id in local}
         for user_id, by_device in found.items():
             for device_id, stored in by_device.items():
                 keys = dict(stored.keys)
                 unsigned = keys.get("unsigned")
                 keys["unsigned"] = dict(unsigned) if isinstance(unsigned, dict) else {}
-                if stored.display_name is not None:
+                if include_display_names and stored.display_name is not None:
                     keys["unsigned"]["device_display_name"] = stored.display_name
                 device_keys[user_id][device_id] = keys
         master_keys: dict[str, JsonDict] = {}
@@ -138,7 +177,7 @@ class E2eKeyService:
                 master_keys[user_id] = dict(by_usage[MASTER])
             if SELF_SIGNING in by_usage:
                 self_signing_keys[user_id] = by_usage[SELF_SIGNING]
-            if USER_SIGNING in by_usage and user_id == requester:
+            if USER_SIGNING in by_usage and user_id == visible_to:
                 user_signing_keys[user_id] = by_usage[USER_SIGNING]
         for signature in signatures:
             target: JsonDict | None = device_keys.get(signature.target_user_id, {}).get(
@@ -161,22 +200,38 @@ class E2eKeyService:
             "master_keys": master_keys,
             "self_signing_keys": self_signing_keys,
             "user_signing_keys": user_signing_keys,
-            "failures": failures,
         }
 
-    async def claim(self, wanted: Mapping[str, Mapping[str, str]]) -> JsonDict:
-        """POST /keys/claim"""
-        local: list[tuple[str, str, str]] = []
-        failures: JsonDict = {}
+    async def claim(
+        self,
+        wanted: Mapping[str, Mapping[str, str]],
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> JsonDict:
+        """POST /keys/claim: other servers' users' keys are claimed from their servers."""
+        local: dict[str, Mapping[str, str]] = {}
+        remote: dict[str, Mapping[str, str]] = {}
         for user_id, by_device in wanted.items():
-            if not self._is_local(user_id):
-                failures[_domain(user_id)] = UNREACHABLE
-                continue
-            local.extend(
-                (user_id, device_id, algorithm) for device_id, algorithm in by_device.items()
-            )
-        result = await self._store.claim(local)
-        return {"one_time_keys": result.keys, "failures": failures}
+            (local if self._is_local(user_id) else remote)[user_id] = by_device
+        one_time_keys = await self.claim_local(local)
+        failures: JsonDict = {}
+        if remote:
+            found = await self._remote.claim(remote, timeout_seconds)
+            one_time_keys.update(found.get("one_time_keys", {}))
+            failures = found.get("failures", {})
+        return {"one_time_keys": one_time_keys, "failures": failures}
+
+    async def claim_local(
+        self, wanted: Mapping[str, Mapping[str, str]]
+    ) -> dict[str, dict[str, JsonDict]]:
+        """One key per local device asked for: user_id -> device_id -> key ID -> key."""
+        result = await self._store.claim(
+            [
+                (user_id, device_id, algorithm)
+                for user_id, by_device in wanted.items()
+                for device_id, algorithm in by_device.items()
+            ]
+        )
+        return result.keys
 
     # -- cross-signing ----------------------------------------------------------------------
 
@@ -340,7 +395,10 @@ class E2eKeyService:
     ) -> Signature:
         """A signature of another user's master key by the requester's user-signing key."""
         if not self._is_local(user_id):
-            raise _SignatureFailure(503, "M_UNKNOWN", UNREACHABLE["error"])
+            # TODO(issue 18): keep signatures of other servers' users' master keys
+            raise _SignatureFailure(
+                400, "M_UNRECOGNIZED", "Signing other servers' users' keys is not supported yet"
+            )
         user_signing = own.get(USER_SIGNING)
         if user_signing is None:
             raise _SignatureFailure(404, "M_NOT_FOUND", "No user-signing key found")

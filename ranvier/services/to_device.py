@@ -5,6 +5,9 @@ stream, and /sync hands them out oldest first, at most MAX_PER_SYNC at a time. A
 deleted once the device syncs with a token past the response that carried it: that proves
 the client got it, and until then a retried sync gets it again.
 
+Messages for other servers' users go to their servers through the `RemoteRelay`;
+messages other servers send arrive through `deliver`.
+
 When a response has to leave messages out, its token must not claim them: `get_updates`
 returns a ToDeviceEvents list whose `position` is the to_device position that response's
 token carries (the last message handed out, or `to_pos` when nothing was left out). The
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from cachetools import LRUCache
 
@@ -35,6 +38,14 @@ ACKS_REMEMBERED = 100_000
 JsonDict = dict[str, Any]
 
 
+class RemoteRelay(Protocol):
+    """Sends to-device messages to other servers' users (services/federation/to_device)."""
+
+    def send(
+        self, sender: str, event_type: str, messages: Mapping[str, Mapping[str, JsonDict]]
+    ) -> None: ...
+
+
 def _domain(user_id: str) -> str:
     return user_id.partition(":")[2]
 
@@ -43,12 +54,19 @@ class ToDeviceService:
     stream_name = TO_DEVICE_STREAM
 
     def __init__(
-        self, store: DeviceInboxStore, server_name: str, notify: Notify, position: int
+        self,
+        store: DeviceInboxStore,
+        server_name: str,
+        notify: Notify,
+        position: int,
+        relay: RemoteRelay | None = None,
     ) -> None:
         self._store = store
         self._server_name = server_name
         self._notify = notify
         self._position = position
+        # None when we send nothing to other servers (send_federation off)
+        self._relay = relay
         # user ID -> the position of their newest message, from this process's start on;
         # most syncs then know without a query that a device has nothing new or to delete
         self._user_changes = ChangeLog(position)
@@ -56,9 +74,13 @@ class ToDeviceService:
 
     @classmethod
     async def create(
-        cls, store: DeviceInboxStore, server_name: str, notify: Notify
+        cls,
+        store: DeviceInboxStore,
+        server_name: str,
+        notify: Notify,
+        relay: RemoteRelay | None = None,
     ) -> ToDeviceService:
-        return cls(store, server_name, notify, await store.current_stream_position())
+        return cls(store, server_name, notify, await store.current_stream_position(), relay)
 
     def current_position(self) -> int:
         return self._position
@@ -73,25 +95,45 @@ class ToDeviceService:
     ) -> None:
         """PUT /sendToDevice/{eventType}/{txnId}"""
         local: dict[str, Mapping[str, JsonDict]] = {}
+        remote: dict[str, Mapping[str, JsonDict]] = {}
         for user_id, by_device in messages.items():
-            if _domain(user_id) == self._server_name:
-                local[user_id] = by_device
-            else:
-                # reaching other servers needs federation, which is not served yet
+            (local if _domain(user_id) == self._server_name else remote)[user_id] = by_device
+        result = await self._store.send(sender, sender_device, event_type, txn_id, now_ms(), local)
+        if result.repeated:
+            # a retried transaction: it went out the first time
+            return
+        if remote:
+            if self._relay is None:
                 logger.warning(
-                    "Dropping %s to-device message(s) of type %s from %s for remote user %s",
-                    len(by_device),
+                    "Dropping to-device messages of type %s from %s for %s other server(s): "
+                    "this server does not send to other servers",
                     event_type,
                     sender,
-                    user_id,
+                    len({_domain(user_id) for user_id in remote}),
                 )
-        result = await self._store.send(sender, sender_device, event_type, txn_id, now_ms(), local)
-        if result.position is None:
+            else:
+                self._relay.send(sender, event_type, remote)
+        self._delivered(result.position, result.recipients)
+
+    async def deliver(
+        self,
+        sender: str,
+        event_type: str,
+        message_id: str,
+        messages: Mapping[str, Mapping[str, JsonDict]],
+    ) -> None:
+        """Messages another server sent its user's to-device message to local users in;
+        a `message_id` seen before from the same sender is not delivered again."""
+        result = await self._store.send(sender, None, event_type, message_id, now_ms(), messages)
+        self._delivered(result.position, result.recipients)
+
+    def _delivered(self, position: int | None, recipients: set[str]) -> None:
+        if position is None:
             return
-        self._position = max(self._position, result.position)
-        for user_id in result.recipients:
-            self._user_changes.record(user_id, result.position)
-        self._notify(TO_DEVICE_STREAM, result.position, users=result.recipients)
+        self._position = max(self._position, position)
+        for user_id in recipients:
+            self._user_changes.record(user_id, position)
+        self._notify(TO_DEVICE_STREAM, position, users=recipients)
 
     async def get_updates(
         self,

@@ -68,6 +68,8 @@ class SendResult:
     position: int | None
     # the users that got at least one message
     recipients: set[str]
+    # the transaction ID had been used already: nothing was sent
+    repeated: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class DeviceInboxStore:
                 .on_conflict_do_nothing()
             )
             if claimed.rowcount == 0:
-                return SendResult(position=None, recipients=set())
+                return SendResult(position=None, recipients=set(), repeated=True)
             rows: list[dict[str, Any]] = []
             position: int | None = None
             for user_id, by_device in messages.items():

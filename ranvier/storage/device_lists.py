@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
+    func,
     insert,
     or_,
     select,
@@ -193,3 +194,35 @@ class DeviceListStore:
                     )
         changes.sort(key=lambda change: change[0])
         return [change for _, change in changes]
+
+
+class DeviceChangeLog:
+    """What the device_lists stream says of one user's devices, for telling other servers
+    (m.device_list_update's stream_id and prev_id are positions in it)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def devices_changed_at(self, user_id: str, position: int) -> list[str]:
+        """The device IDs (USER_KEYS for cross-signing) of the user's change at `position`."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(device_lists_stream.c.device_id).where(
+                    device_lists_stream.c.user_id == user_id,
+                    device_lists_stream.c.stream_id == position,
+                )
+            )
+            return sorted(rows.scalars())
+
+    async def latest_device_change(self, user_id: str, before: int | None = None) -> int | None:
+        """The position of the user's newest change to a device (not to cross-signing
+        keys), below `before` if given."""
+        query = select(func.max(device_lists_stream.c.stream_id)).where(
+            device_lists_stream.c.user_id == user_id,
+            device_lists_stream.c.device_id != USER_KEYS,
+        )
+        if before is not None:
+            query = query.where(device_lists_stream.c.stream_id < before)
+        async with self._db.read() as conn:
+            found = (await conn.execute(query)).scalar()
+        return None if found is None else int(found)

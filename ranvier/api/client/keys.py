@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import AfterValidator, ConfigDict, Field, RootModel, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.account import require_same_user
@@ -92,11 +100,15 @@ _UserId = Annotated[str, AfterValidator(_user_id)]
 class _KeysQueryBody(RequestBody):
     # user ID -> device IDs (empty: all of them)
     device_keys: dict[_UserId, list[StrictStr]]
+    # how long to wait for other servers, in milliseconds
+    timeout: StrictInt = Field(default=10_000, ge=0)
 
 
 class _KeysClaimBody(RequestBody):
     # user ID -> device ID -> algorithm
     one_time_keys: dict[_UserId, dict[str, StrictStr]]
+    # how long to wait for other servers, in milliseconds
+    timeout: StrictInt = Field(default=10_000, ge=0)
 
 
 class _CrossSigningUploadBody(RequestBody):
@@ -158,14 +170,16 @@ class KeyEndpoints:
     async def query(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/keys/query"""
         requester = await self._auth.require_user(request, allow_guest=True)
-        wanted = (await read_body(request, _KeysQueryBody)).device_keys
-        return json_response(await self._keys.query(requester.user_id, wanted))
+        body = await read_body(request, _KeysQueryBody)
+        return json_response(
+            await self._keys.query(requester.user_id, body.device_keys, body.timeout / 1000)
+        )
 
     async def claim(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/keys/claim"""
         await self._auth.require_user(request, allow_guest=True)
-        wanted = (await read_body(request, _KeysClaimBody)).one_time_keys
-        return json_response(await self._keys.claim(wanted))
+        body = await read_body(request, _KeysClaimBody)
+        return json_response(await self._keys.claim(body.one_time_keys, body.timeout / 1000))
 
     async def changes(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/keys/changes"""
