@@ -187,6 +187,44 @@ def test_send_join_refuses_json_room_version_6_does_not_allow(
     assert membership(a, users.alice, room_id, joiner) == "join"
 
 
+def test_send_join_answers_with_the_state_before_the_join_not_the_rooms_now(
+    two_servers: ServerPair, users: Users, fake: FakeServer
+) -> None:
+    b = two_servers.second
+    room_id = create_room(b, users.bob, preset="public_chat", room_version="10", topic="before")
+    joiner = fake.user(f"late{secrets.token_hex(3)}")
+    version, pdu = template(fake, b, "join", room_id, joiner)
+    # the room moves on between make_join and send_join
+    topic_path = f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.topic/"
+    after_id = ok(b.authed(users.bob, "PUT", topic_path, {"topic": "after"}))["event_id"]
+
+    # prev events the room does not have: no state to join on
+    unknown_prev = fake.sign({**pdu, "prev_events": ["$" + "A" * 43]}, version)
+    refused(
+        send(fake, b, "v2/send_join", unknown_prev.pdu, unknown_prev.event_id), 403, "M_FORBIDDEN"
+    )
+
+    join = fake.sign(pdu, version)
+    answer = ok(send(fake, b, "v2/send_join", join.pdu, join.event_id))
+    by_key = {(e["type"], e["state_key"]): e for e in answer["state"]}
+    assert by_key[("m.room.topic", "")]["content"]["topic"] == "before"
+    state_ids = {event_id_of(e, version) for e in answer["state"]}
+    assert after_id not in state_ids
+    assert ("m.room.member", joiner) not in by_key
+    # a retry is answered the same
+    again = ok(send(fake, b, "v2/send_join", join.pdu, join.event_id))
+    assert {event_id_of(e, version) for e in again["state"]} == state_ids
+    # the room holds both: the later topic and the join
+    assert ok(b.authed(users.bob, "GET", topic_path))["topic"] == "after"
+    assert membership(b, users.bob, room_id, joiner) == "join"
+    message = {"msgtype": "m.text", "body": "welcome"}
+    ok(
+        b.authed(
+            users.bob, "PUT", f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/t1", message
+        )
+    )
+
+
 # -- send_leave -----------------------------------------------------------------------------
 
 

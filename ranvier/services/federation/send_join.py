@@ -6,7 +6,7 @@ joining server can check and store the room."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from ranvier.errors import MatrixError
@@ -14,6 +14,7 @@ from ranvier.protocol.auth import AuthError, check_auth, check_auth_events_consi
 from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.events import Event
 from ranvier.protocol.signing import sign_event
+from ranvier.protocol.state_res import resolve_state
 from ranvier.protocol.validation import PDUValidationError, validate_pdu
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.membership_pdus import checked_membership_pdu, require_signed
@@ -89,14 +90,19 @@ class SendJoinService:
         self._check_shape(origin, room_id, event_id, event)
         known = await self._loader.get_event(event.event_id)
         if known is None:
-            await self._authorise(event, head.state)
-            state_before = dict(head.state)
+            # spec: joins-v2.yaml - the state answered is the state before the join,
+            # which is its prev events' (not the room's now, which may have moved on)
+            state_before = await self._state_at_prev_events(event)
+            await self._authorise(event, state_before, head.state)
             await self._sender.persist_federated(
                 room_id, version, [FederatedEvent(event, state_before)]
             )
         else:
             # a retry: answer with the state it was accepted at
-            state_before = await self._state_before(known)
+            try:
+                state_before = await self._state_at_prev_events(known)
+            except MatrixError:
+                state_before = await self._state_before(known)
         state_events = await self._loader.get_events(state_before.values())
         members = await state_store.get_members(self._db, room_id)
         answer: dict[str, Any] = {
@@ -128,8 +134,30 @@ class SendJoinService:
         if domain_of(event.sender) != origin:
             raise MatrixError(403, "M_FORBIDDEN", f"{event.sender} is not a user of {origin}")
 
-    async def _authorise(self, event: Event, current: Mapping[StateKey, str]) -> None:
-        """Against the event's own auth events and against the room's current state."""
+    async def _state_at_prev_events(self, event: Event) -> dict[StateKey, str]:
+        """The resolved state after the join's prev events, which must all be in the
+        room here (make_join chose them from this server's extremities)."""
+        prev_ids = list(dict.fromkeys(event.prev_event_ids))
+        groups = await self._loader.state_groups_of(prev_ids)
+        if not prev_ids or any(prev_id not in groups for prev_id in prev_ids):
+            raise MatrixError(403, "M_FORBIDDEN", "The join's prev events are not in the room here")
+        states = [dict(await self._loader.get_state_group(groups[p])) for p in prev_ids]
+        if len(states) == 1:
+            return states[0]
+
+        async def fetch(ids: Collection[str]) -> Mapping[str, Event]:
+            return await self._loader.get_events(ids)
+
+        async def auth_chain(ids: Collection[str]) -> set[str]:
+            return await event_store.get_auth_chain_ids(self._db, ids)
+
+        return dict(await resolve_state(event.room_version, states, fetch, auth_chain))
+
+    async def _authorise(
+        self, event: Event, before: Mapping[StateKey, str], current: Mapping[StateKey, str]
+    ) -> None:
+        """Against the event's own auth events, the room's state before it and the room's
+        current state (a join the room has since come to forbid is refused, not taken)."""
         version = event.room_version
         cited = await self._loader.get_events(event.auth_event_ids)
         if len(cited) != len(set(event.auth_event_ids)):
@@ -140,15 +168,16 @@ class SendJoinService:
             version, event.type, event.sender, event.state_key, event.content
         )
         keys.add(CREATE_KEY)
-        wanted = {key: current[key] for key in keys if key in current}
-        loaded = await self._loader.get_events(wanted.values())
+        wanted = [{key: state[key] for key in keys if key in state} for state in (before, current)]
+        loaded = await self._loader.get_events({eid for w in wanted for eid in w.values()})
         try:
             check_auth_events_consistency(event, list(cited.values()), version, create)
             own = {(e.type, e.state_key or ""): e for e in cited.values()}
             if create is not None:
                 own.setdefault(CREATE_KEY, create)
             check_auth(event, own, version)
-            check_auth(event, {key: loaded[eid] for key, eid in wanted.items()}, version)
+            for state in wanted:
+                check_auth(event, {key: loaded[eid] for key, eid in state.items()}, version)
         except AuthError as exc:
             raise MatrixError(403, "M_FORBIDDEN", f"You cannot join this room: {exc}") from None
 
