@@ -1,8 +1,9 @@
 """Transactions other servers push to us (spec: server-server-api "Transactions", PUT
 /send/{txnId}), and what happens to each PDU in them ("Checks performed on receipt of a
 PDU"): format, signatures and hash (EventVerifier); its auth events fetched when missing
-and the event authorised against them; its prev events fetched with get_missing_events,
-or the state at them asked with /state_ids when they stay missing; authorised against
+and the event authorised against them; its prev events fetched with get_missing_events
+(a pushed event whose prev events stay missing is refused, as Synapse; the state at the
+prev events an event so fetched lacks is asked with /state_ids); authorised against
 the state before it (else rejected) and against the room's current state (else
 soft-failed); then persisted through the room sender.
 
@@ -154,11 +155,9 @@ class TransactionService:
         version = None if room is None else KNOWN_ROOM_VERSIONS.get(room.room_version)
         lock = self._room_locks.setdefault(room_id, asyncio.Lock())
         for pdu in pdus:
-            event_id = _event_id(pdu, version)
+            event_id = _event_id(pdu, version or _likely_version(room_id, pdu))
             if event_id is None:
-                # unknown room (or an unreadable PDU) in a room version that needs the
-                # room to name the event: nothing to answer it by
-                logger.info("Dropping a PDU from %s for unknown room %s", origin, room_id)
+                logger.info("Dropping an unreadable PDU from %s for room %s", origin, room_id)
                 continue
             try:
                 if version is None:
@@ -183,7 +182,11 @@ class TransactionService:
             raise PduRefused("This server is not in the room")
         event = await self._check(pdu, version)
         if await self._loader.state_groups_of([event.event_id]):
-            return  # already in the room's DAG here
+            # already in the room's DAG here; a rejected one is answered as the first time
+            known = await self._loader.get_event(event.event_id)
+            if known is not None and known.rejected_reason is not None:
+                raise PduRefused(f"Event rejected by the auth rules: {known.rejected_reason}")
+            return
         await self._handle_new(origin, room_id, version, event, fetch_missing=True)
 
     async def _check(self, pdu: Mapping[str, Any], version: RoomVersion) -> Event:
@@ -292,6 +295,11 @@ class TransactionService:
         if missing and fetch_missing:
             await self._fetch_missing_events(origin, room_id, version, event)
             missing = await self._missing_prevs(event)
+            if missing:
+                # a pushed event's server has no excuse not to give its prev events, and
+                # state taken on its word could become the room's whole state (as
+                # Synapse): dropped, so a later event citing it asks for it again
+                raise PduRefused(f"Prev events not found: {', '.join(sorted(missing))}")
         prev_states: list[StateMap] = []
         for prev_id in event.prev_event_ids:
             if prev_id in missing:
@@ -545,11 +553,18 @@ class TransactionService:
         return await resolve_state(version, states, fetch, auth_chain)
 
 
-def _event_id(pdu: Mapping[str, Any], version: RoomVersion | None) -> str | None:
+def _likely_version(room_id: str, pdu: Mapping[str, Any]) -> RoomVersion:
+    """The room version to name a PDU of a room unknown here by, in the answer. Versions
+    1 and 2 carry the ID in the event; from 3 an event's ID is its hash, which the room
+    version shapes: a room ID with no server name is version 12's (its create event's
+    hash), else the most common, 10, is the best guess."""
+    if isinstance(pdu.get("event_id"), str):
+        return KNOWN_ROOM_VERSIONS["1"]
+    return KNOWN_ROOM_VERSIONS["12" if ":" not in room_id else "10"]
+
+
+def _event_id(pdu: Mapping[str, Any], version: RoomVersion) -> str | None:
     try:
-        if version is not None:
-            return compute_event_id(pdu, version)
+        return compute_event_id(pdu, version)
     except Exception:
         return None
-    event_id = pdu.get("event_id") if isinstance(pdu, Mapping) else None
-    return event_id if isinstance(event_id, str) else None

@@ -83,6 +83,12 @@ class Redactions:
     async def _takes_effect(self, redaction: Event, target: Event) -> bool:
         if redaction.rejected_reason is not None or redaction.room_id != target.room_id:
             return False
+        # rooms v1 and v2 let a sender choose event IDs: a redaction of itself, or two that
+        # redact each other, would each hide what decides whether it applies
+        if redaction.event_id == target.event_id:
+            return False
+        if target.type == REDACTION and target.redacts == redaction.event_id:
+            return False
         if redaction.sender == target.sender:
             return True
         return await self.may_redact_others(redaction)

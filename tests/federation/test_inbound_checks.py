@@ -1,0 +1,321 @@
+"""What another server observes of Ranvier's checks on the PDUs it pushes, on both engines
+(the SyTest cases of 50federation, written for Ranvier): the state at rejected events and
+outliers is not served, rejected events change no state and are refused again when sent
+again, a pushed event whose prev events its server will not give is dropped, a denied
+server reaches none of the room's history endpoints, malformed PDUs of a version 6 room are
+dropped beside good ones, and redactions that must not apply do not. Each test has a
+fresh room on the engine's server, which the fake server (fake_server.py) joins."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from ranvier.protocol.event_builder import EventTemplate
+from ranvier.protocol.events import Event
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
+from tests.federation.conftest import ServerPair
+from tests.federation.fake_server import FakeServer, ReceivedRequest
+from tests.federation.harness import FederationCA, register
+from tests.federation.replies import ok, refused
+from tests.federation.test_inbound_events import (
+    ENGINES,
+    Room,
+    join,
+    message,
+    pick,
+    send,
+    timeline_bodies,
+)
+from tests.integration.matrix import CLIENT
+
+FED = "/_matrix/federation"
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory, test_ca: FederationCA) -> Iterator[FakeServer]:
+    with FakeServer.running(test_ca, tmp_path_factory.mktemp("fake")) as server:
+        yield server
+
+
+def new_room(pair: ServerPair, engine: str, fake: FakeServer, version: str = "10") -> Room:
+    """A public room of a new local user, joined by the fake's mallory."""
+    server = pick(pair, engine)
+    alice = register(server, f"alice{secrets.token_hex(3)}")
+    body = {"preset": "public_chat", "room_version": version}
+    room_id = ok(server.authed(alice, "POST", CLIENT + "/createRoom", body))["room_id"]
+    room = Room(server, alice, room_id, KNOWN_ROOM_VERSIONS[version])
+    join(fake, room, fake.user("mallory"))
+    return room
+
+
+engines = pytest.mark.parametrize("engine", ENGINES)
+
+
+def state_ids_at(fake: FakeServer, room: Room, event_id: str, endpoint: str = "state_ids") -> Any:
+    path = f"{FED}/v1/{endpoint}/{quote(room.room_id)}?event_id={quote(event_id)}"
+    return fake.request(room.server, "GET", path)
+
+
+def served_pdu(fake: FakeServer, room: Room, event_id: str) -> dict[str, Any]:
+    reply = fake.request(room.server, "GET", f"{FED}/v1/event/{quote(event_id)}")
+    pdus: list[dict[str, Any]] = ok(reply)["pdus"]
+    return pdus[0]
+
+
+def client_event(room: Room, event_id: str) -> Any:
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/event/{quote(event_id)}"
+    return room.server.authed(room.alice, "GET", path)
+
+
+# -- rejected events and outliers (36state.pl) -------------------------------------------
+
+
+@engines
+@pytest.mark.parametrize("kind", ["message", "state"])
+def test_a_rejected_event_has_no_state_changes_none_and_is_refused_again(
+    two_servers: ServerPair, fake: FakeServer, engine: str, kind: str
+) -> None:
+    room = new_room(two_servers, engine, fake)
+    initial = sorted(e.event_id for e in room.state.values())
+    assert room.latest is not None
+    intruder = fake.user("eve")  # never joined
+    template = (
+        EventTemplate("m.room.topic", intruder, {"topic": "Rejected"}, room.room_id, "")
+        if kind == "state"
+        else EventTemplate("m.room.message", intruder, {"body": "Rejected"}, room.room_id)
+    )
+    rejected = fake.build(template, room.version, [room.latest], room.state)
+    assert "error" in send(fake, room, rejected)[rejected.event_id]
+    # sent again (a new transaction): the same refusal, not an empty success
+    assert "error" in send(fake, room, rejected)[rejected.event_id]
+    for endpoint in ("state", "state_ids"):
+        refused(state_ids_at(fake, room, rejected.event_id, endpoint), 404, "M_NOT_FOUND")
+    # a good event on top of it: the state before it is the state before the rejected one
+    regular = message(fake, room, "Hello", prev=[rejected])
+    assert send(fake, room, regular) == {regular.event_id: {}}
+    assert sorted(ok(state_ids_at(fake, room, regular.event_id))["pdu_ids"]) == initial
+    assert "Hello" in timeline_bodies(room)
+    topic = room.server.authed(
+        room.alice, "GET", f"{CLIENT}/rooms/{quote(room.room_id)}/state/m.room.topic"
+    )
+    refused(topic, 404, "M_NOT_FOUND")
+
+
+@engines
+def test_the_state_at_an_outlier_is_not_found(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    """C is pushed; get_missing_events gives B, whose prev A stays missing: the state at A
+    is asked for, and A is kept as an outlier, served by ID but with no state here."""
+    room = new_room(two_servers, engine, fake)
+    a = message(fake, room, "outlier A")
+    b = message(fake, room, "pulled B", prev=[a])
+    c = message(fake, room, "pushed C", prev=[b])
+    fake.route("POST", f"{FED}/v1/get_missing_events/", lambda _r: (200, {"events": [b.pdu]}))
+    asked: list[str | None] = []
+
+    def state_ids(request: ReceivedRequest) -> tuple[int, Any]:
+        asked.append(request.query.get("event_id"))
+        return 200, {"pdu_ids": [e.event_id for e in room.state.values()], "auth_chain_ids": []}
+
+    fake.route("GET", f"{FED}/v1/state_ids/", state_ids)
+    assert send(fake, room, c) == {c.event_id: {}}
+    assert asked == [a.event_id]
+    bodies = timeline_bodies(room)
+    assert "pushed C" in bodies and "pulled B" in bodies and "outlier A" not in bodies
+    assert served_pdu(fake, room, a.event_id)["content"]["body"] == "outlier A"
+    for endpoint in ("state", "state_ids"):
+        refused(state_ids_at(fake, room, a.event_id, endpoint), 404, "M_NOT_FOUND")
+    ok(state_ids_at(fake, room, b.event_id))
+
+
+# -- prev events that cannot be had (36state.pl:126) ---------------------------------------
+
+
+@engines
+def test_a_pushed_event_whose_prev_events_cannot_be_had_is_dropped(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    room = new_room(two_servers, engine, fake)
+    missing = message(fake, room, "never given")
+    del fake.events[missing.event_id]
+    sent = message(fake, room, "cites the unknown", prev=[missing])
+    gme: list[ReceivedRequest] = []
+    state_asked: list[ReceivedRequest] = []
+
+    def get_missing_events(request: ReceivedRequest) -> tuple[int, Any]:
+        gme.append(request)
+        return 200, {"events": []}
+
+    def state_ids(request: ReceivedRequest) -> tuple[int, Any]:
+        state_asked.append(request)
+        return 200, {"pdu_ids": [e.event_id for e in room.state.values()], "auth_chain_ids": []}
+
+    fake.route("POST", f"{FED}/v1/get_missing_events/", get_missing_events)
+    fake.route("GET", f"{FED}/v1/state_ids/", state_ids)
+    assert "error" in send(fake, room, sent)[sent.event_id]
+    assert [r.body["latest_events"] for r in gme] == [[sent.event_id]]
+    assert not state_asked  # its state was not taken on the sender's word
+    reply = fake.request(room.server, "GET", f"{FED}/v1/event/{quote(sent.event_id)}")
+    refused(reply, 404, "M_NOT_FOUND")
+    assert "cites the unknown" not in timeline_bodies(room)
+    # an event citing the dropped one: it is missing again, so it is asked for again
+    later = message(fake, room, "cites the dropped", prev=[sent])
+    assert "error" in send(fake, room, later)[later.event_id]
+    assert gme[-1].body["latest_events"] == [later.event_id]
+    assert not state_asked
+
+
+# -- server ACLs on every endpoint (50server-acl-endpoints.pl) ------------------------------
+
+
+@engines
+def test_a_denied_server_reaches_none_of_the_rooms_history(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    room = new_room(two_servers, engine, fake)
+    assert room.latest is not None
+    event_id = quote(room.latest.event_id)
+    room_id = quote(room.room_id)
+    acl = {"allow": ["*"], "deny": [fake.server_name.partition(":")[0]], "allow_ip_literals": True}
+    path = f"{CLIENT}/rooms/{room_id}/state/m.room.server_acl/"
+    ok(room.server.authed(room.alice, "PUT", path, acl))
+    gme = {"earliest_events": [], "latest_events": [room.latest.event_id], "limit": 10}
+    for method, endpoint, body in (
+        ("GET", f"/v1/event/{event_id}", None),
+        ("GET", f"/v1/state/{room_id}?event_id={event_id}", None),
+        ("GET", f"/v1/state_ids/{room_id}?event_id={event_id}", None),
+        ("GET", f"/v1/backfill/{room_id}?v={event_id}&limit=10", None),
+        ("GET", f"/v1/event_auth/{room_id}/{event_id}", None),
+        ("POST", f"/v1/get_missing_events/{room_id}", gme),
+    ):
+        refused(fake.request(room.server, method, FED + endpoint, body), 403, "M_FORBIDDEN")
+    denied = message(fake, room, "denied")
+    assert "ACL" in send(fake, room, denied)[denied.event_id]["error"]
+    assert "denied" not in timeline_bodies(room)
+
+
+# -- malformed PDUs (51transactions.pl) --------------------------------------------------
+
+
+@engines
+def test_a_malformed_pdu_in_a_version_6_room_is_dropped_beside_a_good_one(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    room = new_room(two_servers, engine, fake, version="6")
+    good = message(fake, room, "Good event")
+    bad = message(fake, room, "Bad event", prev=[good])
+    # a float: not canonical JSON, which version 6 rooms hold to
+    bad_pdu = {**bad.pdu, "content": {**bad.pdu["content"], "bad_val": 1.1}}
+    reply = fake.send_transaction(room.server, secrets.token_hex(8), [good.pdu, bad_pdu])
+    answer = ok(reply)["pdus"]
+    assert answer[good.event_id] == {}
+    assert all("error" in result for eid, result in answer.items() if eid != good.event_id)
+    ok(client_event(room, good.event_id))
+    refused(client_event(room, bad.event_id), 404, "M_NOT_FOUND")
+    assert "Bad event" not in timeline_bodies(room)
+
+
+# -- redactions that must not apply (39redactions.pl) ------------------------------------
+
+
+def redaction(fake: FakeServer, room: Room, redacts: str, prev: Event) -> Event:
+    return fake.build(
+        EventTemplate("m.room.redaction", fake.user("mallory"), {}, room.room_id, redacts=redacts),
+        room.version,
+        [prev],
+        room.state,
+    )
+
+
+def redacted_because(room: Room, event_id: str) -> Any:
+    return ok(client_event(room, event_id)).get("unsigned", {}).get("redacted_because")
+
+
+@engines
+def test_a_redaction_by_another_server_without_power_does_not_apply(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    room = new_room(two_servers, engine, fake, version="5")
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/send/m.room.message/t{secrets.token_hex(4)}"
+    msg_id = ok(room.server.authed(room.alice, "PUT", path, {"msgtype": "m.text", "body": "Hi"}))[
+        "event_id"
+    ]
+    latest = Event(served_pdu(fake, room, msg_id), room.version, msg_id)
+    spoof = redaction(fake, room, msg_id, latest)
+    assert send(fake, room, spoof) == {spoof.event_id: {}}  # allowed in, not applied
+    assert redacted_because(room, msg_id) is None
+    assert ok(client_event(room, msg_id))["content"]["body"] == "Hi"
+    # alice's own redaction applies, and a later spoof does not replace it
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/redact/{quote(msg_id)}/r{secrets.token_hex(4)}"
+    real_id = ok(room.server.authed(room.alice, "PUT", path, {}))["event_id"]
+    assert redacted_because(room, msg_id)["event_id"] == real_id
+    real = Event(served_pdu(fake, room, real_id), room.version, real_id)
+    again = redaction(fake, room, msg_id, real)
+    assert send(fake, room, again) == {again.event_id: {}}
+    assert redacted_because(room, msg_id)["event_id"] == real_id
+
+
+@engines
+def test_a_redaction_of_an_event_in_another_room_does_not_apply(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    first = new_room(two_servers, engine, fake)
+    second = new_room(two_servers, engine, fake)
+    target = message(fake, first, "stays")
+    assert send(fake, first, target) == {target.event_id: {}}
+    assert second.latest is not None
+    across = redaction(fake, second, target.event_id, second.latest)
+    send(fake, second, across)
+    assert redacted_because(first, target.event_id) is None
+    assert ok(client_event(first, target.event_id))["content"]["body"] == "stays"
+
+
+def with_event_id(fake: FakeServer, room: Room, event: Event, event_id: str, redacts: str) -> Event:
+    """A version 1 event under an ID of the sender's choosing (signed again)."""
+    return fake.sign({**event.pdu, "event_id": event_id, "redacts": redacts}, room.version)
+
+
+@engines
+def test_redactions_of_themselves_or_of_each_other_do_not_apply(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    room = new_room(two_servers, engine, fake, version="1")
+    assert room.latest is not None
+    self_id = f"$self{secrets.token_hex(4)}:{fake.server_name}"
+    itself = with_event_id(fake, room, redaction(fake, room, "", room.latest), self_id, self_id)
+    assert send(fake, room, itself) == {self_id: {}}
+    one_id = f"$one{secrets.token_hex(4)}:{fake.server_name}"
+    two_id = f"$two{secrets.token_hex(4)}:{fake.server_name}"
+    one = with_event_id(fake, room, redaction(fake, room, "", itself), one_id, two_id)
+    assert send(fake, room, one) == {one_id: {}}
+    two = with_event_id(fake, room, redaction(fake, room, "", one), two_id, one_id)
+    assert send(fake, room, two) == {two_id: {}}
+    for event_id in (self_id, one_id, two_id):
+        assert redacted_because(room, event_id) is None
+    reply = room.server.authed(
+        room.alice, "GET", f"{CLIENT}/rooms/{quote(room.room_id)}/messages?dir=b&limit=20"
+    )
+    seen = {e["event_id"] for e in ok(reply)["chunk"]}
+    assert {self_id, one_id, two_id} <= seen
+
+
+# -- unknown rooms (issue 17 item 13) -----------------------------------------------------
+
+
+@engines
+def test_a_pdu_for_an_unknown_room_is_answered_with_an_error(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    room = new_room(two_servers, engine, fake)
+    stray = message(fake, room, "stray")
+    pdu = {**stray.pdu, "room_id": f"!nowhere{secrets.token_hex(3)}:{fake.server_name}"}
+    signed = fake.sign(pdu, room.version)
+    answer = ok(fake.send_transaction(room.server, secrets.token_hex(8), [signed.pdu]))["pdus"]
+    assert list(answer) == [signed.event_id]
+    assert "error" in answer[signed.event_id]
