@@ -1,0 +1,270 @@
+"""What Ranvier drops of another server's typing, receipts and presence, on both engines:
+a fake server (fake_server.py) joins its user mallory to a room of ours, where bob of a
+second Ranvier server is joined too, and sends EDUs about users that are not its own (bob,
+our alice), about its user who is not in the room, about a room it is not in, and
+malformed ones, each in the same transaction ahead of a good one. The transaction is
+accepted; the local client sees the good EDU and never the others."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
+from tests.federation.conftest import ServerPair
+from tests.federation.fake_server import FakeServer
+from tests.federation.harness import FederatingServer, FederationCA, register
+from tests.federation.replies import ok, sync_until
+from tests.integration.matrix import CLIENT, Session
+
+FED = "/_matrix/federation"
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory, test_ca: FederationCA) -> Iterator[FakeServer]:
+    with FakeServer.running(test_ca, tmp_path_factory.mktemp("fake")) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class Scene:
+    server: FederatingServer
+    alice: Session
+    room_id: str
+    # a room of alice's the fake is not in
+    other_room_id: str
+    # bob, of the other Ranvier server, joined to room_id
+    bob: str
+    mallory: str
+    event_id: str
+
+
+def fake_join(fake: FakeServer, server: FederatingServer, room_id: str, user_id: str) -> None:
+    reply = fake.request(server, "GET", f"{FED}/v1/make_join/{room_id}/{quote(user_id)}?ver=10")
+    assert reply.status == 200, reply.body
+    template = reply.json()
+    event = fake.sign(template["event"], KNOWN_ROOM_VERSIONS[template["room_version"]])
+    reply = fake.request(server, "PUT", f"{FED}/v2/send_join/{room_id}/{event.event_id}", event.pdu)
+    assert reply.status == 200, reply.body
+
+
+def joined_members(server: FederatingServer, user: Session, room_id: str) -> set[str]:
+    reply = server.authed(user, "GET", f"{CLIENT}/rooms/{quote(room_id)}/joined_members")
+    return set(ok(reply)["joined"])
+
+
+_scenes: dict[str, Scene] = {}
+
+
+@pytest.fixture(params=["first", "second"])
+def scene(request: pytest.FixtureRequest, two_servers: ServerPair, fake: FakeServer) -> Scene:
+    if request.param not in _scenes:
+        server, peer = (
+            (two_servers.first, two_servers.second)
+            if request.param == "first"
+            else (two_servers.second, two_servers.first)
+        )
+        alice = register(server, f"alice{secrets.token_hex(3)}")
+        body = {"preset": "public_chat", "room_version": "10"}
+        room_id = ok(server.authed(alice, "POST", CLIENT + "/createRoom", body))["room_id"]
+        other_room_id = ok(server.authed(alice, "POST", CLIENT + "/createRoom", body))["room_id"]
+        bob = register(peer, f"bob{secrets.token_hex(3)}")
+        path = f"{CLIENT}/join/{quote(room_id)}?server_name={server.server_name}"
+        ok(peer.authed(bob, "POST", path, {}))
+        mallory = fake.user(f"mallory{secrets.token_hex(3)}")
+        fake_join(fake, server, room_id, mallory)
+        assert {alice.user_id, bob.user_id, mallory} <= joined_members(server, alice, room_id)
+        path = f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/{secrets.token_hex(4)}"
+        event_id = ok(server.authed(alice, "PUT", path, {"msgtype": "m.text", "body": "hi"}))[
+            "event_id"
+        ]
+        _scenes[request.param] = Scene(
+            server, alice, room_id, other_room_id, bob.user_id, mallory, event_id
+        )
+    return _scenes[request.param]
+
+
+def send_edus(fake: FakeServer, scene: Scene, edus: list[dict[str, Any]]) -> None:
+    reply = fake.send_transaction(scene.server, secrets.token_hex(8), [], edus)
+    # the EDUs it drops fail nothing: the transaction is answered as usual
+    assert ok(reply) == {"pdus": {}}
+
+
+def watch(scene: Scene, found: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """alice's sync responses up to the first for which `found` holds."""
+    seen: list[dict[str, Any]] = []
+
+    def record(response: dict[str, Any]) -> bool:
+        seen.append(response)
+        return found(response)
+
+    sync_until(scene.server, scene.alice, record)
+    return seen
+
+
+def ephemeral(response: dict[str, Any], room_id: str, event_type: str) -> list[dict[str, Any]]:
+    room = response.get("rooms", {}).get("join", {}).get(room_id, {})
+    return [e for e in room.get("ephemeral", {}).get("events", []) if e["type"] == event_type]
+
+
+def typing(room_id: str, user_id: str, is_typing: Any = True) -> dict[str, Any]:
+    content = {"room_id": room_id, "user_id": user_id, "typing": is_typing}
+    return {"edu_type": "m.typing", "content": content}
+
+
+def test_typing_of_others_users_non_members_and_other_rooms_is_dropped(
+    fake: FakeServer, scene: Scene
+) -> None:
+    nobody = fake.user(f"nobody{secrets.token_hex(3)}")
+    send_edus(
+        fake,
+        scene,
+        [
+            typing(scene.room_id, scene.bob),
+            typing(scene.room_id, scene.alice.user_id),
+            typing(scene.room_id, nobody),
+            typing(scene.other_room_id, scene.mallory),
+            typing(scene.room_id, scene.mallory, is_typing="yes"),
+            {"edu_type": "m.typing", "content": {"user_id": scene.mallory, "typing": True}},
+            typing(scene.room_id, scene.mallory),
+        ],
+    )
+
+    def mallory_types(response: dict[str, Any]) -> bool:
+        shown = ephemeral(response, scene.room_id, "m.typing")
+        return bool(shown) and scene.mallory in shown[-1]["content"]["user_ids"]
+
+    for response in watch(scene, mallory_types):
+        for event in ephemeral(response, scene.room_id, "m.typing"):
+            assert event["content"]["user_ids"] == [scene.mallory], response
+        assert scene.other_room_id not in response.get("rooms", {}).get("join", {}) or not (
+            ephemeral(response, scene.other_room_id, "m.typing")
+        ), response
+    # and it stops when the fake says so
+    send_edus(fake, scene, [typing(scene.room_id, scene.mallory, is_typing=False)])
+
+    def nobody_types(response: dict[str, Any]) -> bool:
+        shown = ephemeral(response, scene.room_id, "m.typing")
+        return bool(shown) and shown[-1]["content"]["user_ids"] == []
+
+    watch(scene, nobody_types)
+
+
+def receipts(room_id: str, by_type: dict[str, Any]) -> dict[str, Any]:
+    return {"edu_type": "m.receipt", "content": {room_id: by_type}}
+
+
+def read(event_id: str, ts: int = 1_700_000_000_000) -> dict[str, Any]:
+    return {"event_ids": [event_id], "data": {"ts": ts}}
+
+
+def test_receipts_of_others_users_and_non_members_are_dropped(
+    fake: FakeServer, scene: Scene
+) -> None:
+    nobody = fake.user(f"nobody{secrets.token_hex(3)}")
+    event_id = scene.event_id
+    send_edus(
+        fake,
+        scene,
+        [
+            receipts(
+                scene.room_id,
+                {
+                    "m.read": {
+                        scene.bob: read(event_id),
+                        scene.alice.user_id: read(event_id),
+                        nobody: read(event_id),
+                        scene.mallory: {"event_ids": "not a list"},
+                    },
+                    "m.read.private": {scene.mallory: read(event_id)},
+                },
+            ),
+            receipts(scene.other_room_id, {"m.read": {scene.mallory: read(event_id)}}),
+            receipts(scene.room_id, {"m.read": {scene.mallory: read(event_id, ts=42)}}),
+        ],
+    )
+
+    def mallory_read(response: dict[str, Any]) -> bool:
+        return any(
+            scene.mallory in event["content"].get(event_id, {}).get("m.read", {})
+            for event in ephemeral(response, scene.room_id, "m.receipt")
+        )
+
+    seen = watch(scene, mallory_read)
+    for response in seen:
+        for event in ephemeral(response, scene.room_id, "m.receipt"):
+            for by_type in event["content"].values():
+                assert set(by_type) == {"m.read"}, response
+                readers = set(by_type["m.read"])
+                assert readers.isdisjoint({scene.bob, nobody}), response
+                # alice's own receipt is hers to send, not the fake's
+                assert by_type["m.read"].get(scene.alice.user_id, {}).get("ts") != (
+                    1_700_000_000_000
+                ), response
+        assert not ephemeral(response, scene.other_room_id, "m.receipt"), response
+    shown = [
+        event["content"][event_id]["m.read"][scene.mallory]
+        for event in ephemeral(seen[-1], scene.room_id, "m.receipt")
+        if scene.mallory in event["content"].get(event_id, {}).get("m.read", {})
+    ]
+    assert shown == [{"ts": 42}]
+
+
+def presence(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"edu_type": "m.presence", "content": {"push": list(items)}}
+
+
+def test_presence_of_others_users_is_dropped(fake: FakeServer, scene: Scene) -> None:
+    forged = f"forged {secrets.token_hex(2)}"
+    real = f"real {secrets.token_hex(2)}"
+    send_edus(
+        fake,
+        scene,
+        [
+            presence(
+                {"user_id": scene.alice.user_id, "presence": "unavailable", "status_msg": forged},
+                {"user_id": scene.bob, "presence": "online", "status_msg": forged},
+                {"user_id": scene.mallory, "presence": "asleep", "status_msg": forged},
+                {"presence": "online", "status_msg": forged},
+            ),
+            {"edu_type": "m.presence", "content": {"push": "not a list"}},
+            presence(
+                {
+                    "user_id": scene.mallory,
+                    "presence": "online",
+                    "last_active_ago": 1000,
+                    "currently_active": True,
+                    "status_msg": real,
+                }
+            ),
+        ],
+    )
+
+    def mallory_online(response: dict[str, Any]) -> bool:
+        return any(
+            event["sender"] == scene.mallory and event["content"].get("status_msg") == real
+            for event in response.get("presence", {}).get("events", [])
+        )
+
+    seen = watch(scene, mallory_online)
+    for response in seen:
+        for event in response.get("presence", {}).get("events", []):
+            assert event["content"].get("status_msg") != forged, response
+    mallory = next(
+        event["content"]
+        for event in seen[-1]["presence"]["events"]
+        if event["sender"] == scene.mallory
+    )
+    assert mallory["presence"] == "online" and mallory["currently_active"] is True
+    assert mallory["last_active_ago"] >= 1000
+    status_path = f"{CLIENT}/presence/{quote(scene.mallory)}/status"
+    status = ok(scene.server.authed(scene.alice, "GET", status_path))
+    assert status["presence"] == "online" and status["status_msg"] == real
+    for user_id in (scene.alice.user_id, scene.bob):
+        path = f"{CLIENT}/presence/{quote(user_id)}/status"
+        assert ok(scene.server.authed(scene.alice, "GET", path)).get("status_msg") != forged
