@@ -1,0 +1,150 @@
+"""matrix-nio with its end-to-end encryption (vodozemac), two real clients on two Ranvier
+servers: Alice on A (SQLite) and Bob on B (PostgreSQL) in an encrypted room on A. Alice's
+message reaches Bob as Megolm ciphertext and Bob reads the plaintext, and Bob's answer
+reaches Alice the same way. Everything the clients need crosses between the servers: Bob's
+device keys (A asks B), a one-time key claimed from B, the room key as an Olm-encrypted
+to-device message (an m.direct_to_device EDU), and the events themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    JoinResponse,
+    KeysUploadResponse,
+    MegolmEvent,
+    RegisterResponse,
+    RoomCreateResponse,
+    RoomMessageText,
+    RoomSendResponse,
+    SyncResponse,
+)
+
+from tests.federation.conftest import ServerPair
+from tests.federation.harness import FederatingServer, FederationCA
+
+PASSWORD = "correct horse battery staple"
+ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
+BODY = "The time has come, the Walrus said, to talk of many things"
+REPLY = "Of shoes, and ships, and sealing-wax, of cabbages and kings"
+STEP_TIMEOUT = 30.0
+
+
+async def encrypting_client(
+    server: FederatingServer, ca: FederationCA, localpart: str, store: Path
+) -> AsyncClient:
+    """A registered nio client of `server` with its Olm account and device keys uploaded."""
+    store.mkdir()
+    config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False)
+    # nio's hint says bool, but it hands an SSLContext on to aiohttp as it is
+    context: Any = ca.client_context()
+    client = AsyncClient(server.url, localpart, store_path=str(store), config=config, ssl=context)
+    registered = await client.register(localpart, PASSWORD, device_name=f"nio-{localpart}")
+    assert isinstance(registered, RegisterResponse), registered
+    assert client.olm is not None, "nio has no encryption support (matrix-nio[e2e])"
+    uploaded = await client.keys_upload()
+    assert isinstance(uploaded, KeysUploadResponse), uploaded
+    return client
+
+
+async def synced(client: AsyncClient) -> SyncResponse:
+    response = await client.sync(timeout=1000)
+    assert isinstance(response, SyncResponse), response
+    return response
+
+
+async def sync_until(client: AsyncClient, what: str, found: Any) -> None:
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while not found():
+        assert time.monotonic() < deadline, f"{client.user_id} never saw {what}"
+        await synced(client)
+
+
+async def received(client: AsyncClient, room_id: str, event_id: str) -> Any:
+    """The event as `client`'s sync delivered it."""
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while time.monotonic() < deadline:
+        response = await synced(client)
+        room = response.rooms.join.get(room_id)
+        found = [e for e in room.timeline.events if e.event_id == event_id] if room else []
+        if found:
+            return found[0]
+    raise AssertionError(f"{event_id} never reached {client.user_id}'s sync")
+
+
+async def send_text(client: AsyncClient, room_id: str, body: str) -> RoomSendResponse:
+    """`body` sent encrypted to every device in the room, verified or not."""
+    sent = await client.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": body},
+        ignore_unverified_devices=True,
+    )
+    assert isinstance(sent, RoomSendResponse), sent
+    return sent
+
+
+@pytest.fixture
+async def clients(
+    tmp_path: Path, two_servers: ServerPair, test_ca: FederationCA
+) -> AsyncIterator[list[AsyncClient]]:
+    made: list[AsyncClient] = []
+    try:
+        made.append(await encrypting_client(two_servers.first, test_ca, "alice", tmp_path / "a"))
+        made.append(await encrypting_client(two_servers.second, test_ca, "bob", tmp_path / "b"))
+        yield made
+    finally:
+        for client in made:
+            await client.close()
+
+
+async def test_clients_on_two_servers_each_decrypt_what_the_other_sent(
+    two_servers: ServerPair, clients: list[AsyncClient]
+) -> None:
+    alice, bob = clients
+    created = await alice.room_create(
+        name="The Walrus and the Carpenter",
+        invite=[bob.user_id],
+        initial_state=[{"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION}],
+    )
+    assert isinstance(created, RoomCreateResponse), created
+    room_id = created.room_id
+    await sync_until(bob, "the invite", lambda: room_id in bob.invited_rooms)
+    joined = await bob.join(room_id)
+    assert isinstance(joined, JoinResponse), joined
+    await sync_until(bob, "his join", lambda: room_id in bob.rooms)
+
+    # Alice's sync shows Bob joined the encrypted room, so nio tracks his devices
+    await sync_until(
+        alice,
+        "Bob's join",
+        lambda: room_id in alice.rooms and bob.user_id in alice.rooms[room_id].users,
+    )
+    assert alice.rooms[room_id].encrypted
+    # room_send queries Bob's device keys (A asks B), claims one of his one-time keys
+    # from B, sends him the room key as an Olm to-device message through B, and then
+    # the Megolm-encrypted message
+    sent = await send_text(alice, room_id, BODY)
+    assert bob.device_id in alice.device_store[bob.user_id]
+
+    message = await received(bob, room_id, sent.event_id)
+    assert not isinstance(message, MegolmEvent), "Bob could not decrypt Alice's message"
+    assert isinstance(message, RoomMessageText), message
+    assert (message.sender, message.body, message.decrypted) == (alice.user_id, BODY, True)
+    assert message.session_id
+
+    # and back: Bob's own room key reaches Alice over the Olm session Alice opened
+    reply_sent = await send_text(bob, room_id, REPLY)
+    assert alice.device_id in bob.device_store[alice.user_id]
+    answer = await received(alice, room_id, reply_sent.event_id)
+    assert not isinstance(answer, MegolmEvent), "Alice could not decrypt Bob's answer"
+    assert isinstance(answer, RoomMessageText), answer
+    assert (answer.sender, answer.body, answer.decrypted) == (bob.user_id, REPLY, True)
+    assert answer.session_id != message.session_id
