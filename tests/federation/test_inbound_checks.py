@@ -42,14 +42,16 @@ def fake(tmp_path_factory: pytest.TempPathFactory, test_ca: FederationCA) -> Ite
         yield server
 
 
-def new_room(pair: ServerPair, engine: str, fake: FakeServer, version: str = "10") -> Room:
-    """A public room of a new local user, joined by the fake's mallory."""
+def new_room(
+    pair: ServerPair, engine: str, fake: FakeServer, version: str = "10", joiner: str = "mallory"
+) -> Room:
+    """A public room of a new local user, joined by the fake's `joiner`."""
     server = pick(pair, engine)
     alice = register(server, f"alice{secrets.token_hex(3)}")
     body = {"preset": "public_chat", "room_version": version}
     room_id = ok(server.authed(alice, "POST", CLIENT + "/createRoom", body))["room_id"]
     room = Room(server, alice, room_id, KNOWN_ROOM_VERSIONS[version])
-    join(fake, room, fake.user("mallory"))
+    join(fake, room, fake.user(joiner))
     return room
 
 
@@ -132,6 +134,85 @@ def test_the_state_at_an_outlier_is_not_found(
     for endpoint in ("state", "state_ids"):
         refused(state_ids_at(fake, room, a.event_id, endpoint), 404, "M_NOT_FOUND")
     ok(state_ids_at(fake, room, b.event_id))
+
+
+@engines
+def test_a_gap_no_server_fills_is_not_asked_about_on_every_page(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    room = new_room(two_servers, engine, fake)
+    a = message(fake, room, "lost A")
+    b = message(fake, room, "after the loss", prev=[a])
+    c = message(fake, room, "pushed last", prev=[b])
+    fake.route("POST", f"{FED}/v1/get_missing_events/", lambda _r: (200, {"events": [b.pdu]}))
+    fake.route(
+        "GET",
+        f"{FED}/v1/state_ids/",
+        lambda _r: (
+            200,
+            {"pdu_ids": [e.event_id for e in room.state.values()], "auth_chain_ids": []},
+        ),
+    )
+    assert send(fake, room, c) == {c.event_id: {}}
+    backfills: list[ReceivedRequest] = []
+
+    def backfill(request: ReceivedRequest) -> tuple[int, Any]:
+        backfills.append(request)
+        return 200, {"origin": fake.server_name, "origin_server_ts": 0, "pdus": []}
+
+    fake.route("GET", f"{FED}/v1/backfill/", backfill)
+    bodies = timeline_bodies(room)
+    assert "after the loss" in bodies and "lost A" not in bodies
+    assert len(backfills) == 1
+    assert backfills[0].query.get("v") == b.event_id
+    assert timeline_bodies(room) == bodies
+    assert len(backfills) == 1
+
+
+@engines
+def test_an_outlier_whose_auth_events_are_in_another_room_is_rejected(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    """(33room-get-missing-events.pl) Q, mallory's join of the second room citing her
+    membership of the first as an auth event, comes in as the state at a gap; R, her
+    message after it, is pulled; S, bob's, is pushed. Q and R are rejected, S accepted."""
+    first = new_room(two_servers, engine, fake)
+    second = new_room(two_servers, engine, fake, joiner="bob")
+    mallory = fake.user("mallory")
+    auth_state = {
+        **second.state,
+        ("m.room.member", mallory): first.state[("m.room.member", mallory)],
+    }
+    assert second.latest is not None
+    q = fake.build(
+        EventTemplate("m.room.member", mallory, {"membership": "join"}, second.room_id, mallory),
+        second.version,
+        [second.latest],
+        auth_state,
+    )
+    assert first.state[("m.room.member", mallory)].event_id in q.auth_event_ids
+    r = message(fake, second, "event R", sender=mallory, prev=[q])
+    s = message(fake, second, "event S", sender=fake.user("bob"), prev=[r])
+    fake.route("POST", f"{FED}/v1/get_missing_events/", lambda _r: (200, {"events": [r.pdu]}))
+    fake.route(
+        "GET",
+        f"{FED}/v1/state_ids/",
+        lambda _r: (
+            200,
+            {
+                "pdu_ids": [e.event_id for e in second.state.values()],
+                "auth_chain_ids": [e.event_id for e in first.state.values()],
+            },
+        ),
+    )
+    assert send(fake, second, s) == {s.event_id: {}}
+    bodies = timeline_bodies(second)
+    assert "event S" in bodies and "event R" not in bodies
+    path = f"{CLIENT}/rooms/{quote(second.room_id)}/joined_members"
+    assert mallory not in ok(second.server.authed(second.alice, "GET", path))["joined"]
+    state = ok(state_ids_at(fake, second, s.event_id))["pdu_ids"]
+    assert q.event_id not in state
+    assert not set(state) & {e.event_id for e in first.state.values()}
 
 
 # -- prev events that cannot be had (36state.pl:126) ---------------------------------------

@@ -22,6 +22,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from cachetools import TTLCache
+
 from ranvier.clock import now_ms
 from ranvier.federation.client import FederationClient
 from ranvier.federation.errors import FederationError
@@ -60,6 +62,10 @@ PRUNE_EVERY_MS = 3600 * 1000
 MAX_FETCHED_FOR_STATE = 500
 # how many events one /backfill asks for
 BACKFILL_LIMIT = 100
+# a gap no server filled is not asked about again for this long (a client paging back
+# over it would otherwise ask every server on every short page); at most this many kept
+UNFILLED_GAP_RETRY_SECONDS = 3600
+UNFILLED_GAPS_KEPT = 10_000
 
 
 class PduRefused(Exception):
@@ -95,6 +101,10 @@ class TransactionService:
         # lock dropped while a waiter is being woken would let a second one in)
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._last_prune_ms = 0
+        # backfill points (events citing prev events not held here) that no server filled
+        self._unfilled_gaps: TTLCache[str, bool] = TTLCache(
+            maxsize=UNFILLED_GAPS_KEPT, ttl=UNFILLED_GAP_RETRY_SECONDS
+        )
 
     async def on_transaction(
         self,
@@ -207,16 +217,30 @@ class TransactionService:
         """spec: "Backfilling and retrieving missing events" - ask the other servers in
         the room, in turn, for the history before the oldest events held here, and store
         what passes the checks as backfilled history. Whether anything new was stored;
-        failures are logged, never raised."""
+        failures are logged, never raised. Gaps no server filled are not asked about
+        again for UNFILLED_GAP_RETRY_SECONDS."""
         if self._client is None:
             return False
         room = await room_store.get_room(self._db, room_id)
         version = None if room is None else KNOWN_ROOM_VERSIONS.get(room.room_version)
         if version is None:
             return False
-        points = await event_store.get_backfill_points(self._db, room_id)
+        points = [
+            point
+            for point in await event_store.get_backfill_points(self._db, room_id)
+            if point not in self._unfilled_gaps
+        ]
         if not points:
             return False
+        if not await self._backfill_from_servers(room_id, version, points, limit):
+            self._unfilled_gaps.update(dict.fromkeys(points, True))
+            return False
+        return True
+
+    async def _backfill_from_servers(
+        self, room_id: str, version: RoomVersion, points: list[str], limit: int
+    ) -> bool:
+        assert self._client is not None
         members = await state_store.get_members(self._db, room_id)
         counts = Counter(_domain(member) for member in members)
         counts.pop(self._server_name, None)
@@ -425,7 +449,12 @@ class TransactionService:
         ids = list(dict.fromkeys(event_ids))
         if len(ids) > MAX_FETCHED_FOR_STATE:
             raise PduRefused("The state to fetch is too large")
-        found = await self._loader.get_events(ids)
+        # an event of another room is no part of this one's state or auth, whoever names it
+        found = {
+            event_id: event
+            for event_id, event in (await self._loader.get_events(ids)).items()
+            if event.room_id == room_id
+        }
         fetched: dict[str, Event] = {}
         for event_id in ids:
             if event_id in found:
