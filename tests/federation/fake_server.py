@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -32,7 +33,7 @@ from ranvier.protocol.event_builder import EventTemplate, PrevEvent, build_event
 from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.events import Event
 from ranvier.protocol.request_auth import authorization_header
-from ranvier.protocol.room_versions import RoomVersion
+from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from ranvier.protocol.server_keys import build_key_response
 from ranvier.protocol.signing import sign_event
 from ranvier.protocol.signing_keys import ServerSigningKey
@@ -55,6 +56,17 @@ class ReceivedRequest:
 
 # answers a request: (status, JSON body)
 Handler = Callable[[ReceivedRequest], tuple[int, Any]]
+
+
+@dataclass
+class JoinedRoom:
+    """A room one of the fake's users joined through another server (`FakeServer.join`)."""
+
+    room_id: str
+    version: RoomVersion
+    # the room's state as the resident server gave it, with the join: (type, state_key) -> event
+    state: dict[tuple[str, str], Event]
+    join: Event
 
 
 @dataclass
@@ -257,5 +269,43 @@ class FakeServer:
         """Complete a template (make_join's): hash and sign it as this server."""
         signed = sign_event(pdu, self.server_name, self.signing_key, room_version)
         event = Event(signed, room_version, compute_event_id(signed, room_version))
+        self.remember(event)
+        return event
+
+    # -- rooms ----------------------------------------------------------------------------
+
+    def join(self, target: FederatingServer, room_id: str, user_id: str) -> JoinedRoom:
+        """Join `user_id` (one of this server's users) to a room `target` is in, through its
+        make_join and send_join (v2), offering every room version; the answer's state and
+        auth chain are remembered so /event serves them."""
+        versions = "&".join(f"ver={quote(v)}" for v in KNOWN_ROOM_VERSIONS)
+        path = f"{FEDERATION}/v1/make_join/{quote(room_id)}/{quote(user_id)}?{versions}"
+        reply = self.request(target, "GET", path)
+        assert reply.status == 200, reply.body
+        template = reply.json()
+        version = KNOWN_ROOM_VERSIONS[template["room_version"]]
+        join = self.sign(template["event"], version)
+        path = f"{FEDERATION}/v2/send_join/{quote(room_id)}/{quote(join.event_id)}"
+        reply = self.request(target, "PUT", path, join.pdu)
+        assert reply.status == 200, reply.body
+        answer = reply.json()
+        for pdu in answer["auth_chain"]:
+            self.remember(Event(pdu, version, compute_event_id(pdu, version)))
+        state: dict[tuple[str, str], Event] = {}
+        for pdu in answer["state"]:
+            event = Event(pdu, version, compute_event_id(pdu, version))
+            self.remember(event)
+            state[(event.type, event.state_key or "")] = event
+        state[("m.room.member", user_id)] = join
+        return JoinedRoom(room_id, version, state, join)
+
+    def fetch(self, target: FederatingServer, event_id: str, version: RoomVersion) -> Event:
+        """An event `target` serves at /event (its hashes and signatures not checked), and
+        remembered so this server serves it too."""
+        reply = self.request(target, "GET", f"{FEDERATION}/v1/event/{quote(event_id)}")
+        assert reply.status == 200, reply.body
+        pdu = reply.json()["pdus"][0]
+        event = Event(pdu, version, compute_event_id(pdu, version))
+        assert event.event_id == event_id, pdu
         self.remember(event)
         return event
