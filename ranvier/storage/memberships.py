@@ -67,6 +67,19 @@ async def insert_memberships(conn: AsyncConnection, rows: Sequence[MembershipRow
         )
 
 
+async def move_memberships(conn: AsyncConnection, rows: Sequence[MembershipRow]) -> None:
+    """Memberships that take effect (again) at a new position without a new event: the
+    event's row moves there, or is written if the event had none (it was an outlier)."""
+    for row in rows:
+        moved = await conn.execute(
+            update(room_memberships)
+            .where(room_memberships.c.event_id == row.event_id)
+            .values(membership=row.membership, stream_ordering=row.stream_ordering)
+        )
+        if moved.rowcount == 0:
+            await insert_memberships(conn, [row])
+
+
 async def forget_room(db: Database, user_id: str, room_id: str) -> None:
     """Mark every membership of the user in the room forgotten; a later membership event
     makes a new, unforgotten row, which is how rejoining un-forgets."""

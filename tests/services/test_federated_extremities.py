@@ -1,13 +1,16 @@
-"""Forward extremities as remote events and local sends move them, on both engines: an
-accepted event built on soft-failed ones replaces what those were built on, and the
-extremities beyond the deepest ten, which a local event does not name, stay."""
+"""Forward extremities and memberships as remote events and local sends move them, on both
+engines: an accepted event built on soft-failed ones replaces what those were built on,
+the extremities beyond the deepest ten, which a local event does not name, stay, and a
+membership that a fork's resolution changes moves its row like any other change."""
 
 from __future__ import annotations
 
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.services.rooms.sender import MAX_PREV_EVENTS, FederatedEvent
 from ranvier.storage import events as event_store
+from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
+from ranvier.storage.memberships import get_membership_history
 from tests.services.test_persist_federated import (
     CAROL,
     V10,
@@ -15,7 +18,7 @@ from tests.services.test_persist_federated import (
     remote_event,
     state_at,
 )
-from tests.services.test_room_sender import create_room, message, new_sender
+from tests.services.test_room_sender import ALICE, BOB, create_room, message, new_sender
 
 
 def text(room_id: str, body: str) -> EventTemplate:
@@ -102,3 +105,43 @@ async def test_extremities_beyond_the_deepest_ten_stay_after_a_local_send(
     third = await again.send(message(room_id, "names the rest"))
     assert set(third.prev_event_ids) == unnamed | {second.event_id}
     assert await extremities(database, room_id) == {third.event_id}
+
+
+async def test_a_membership_changed_only_by_resolving_a_fork_moves_its_row(
+    database: Database,
+) -> None:
+    """Bob (local) is banned by alice on one branch; on the other, carol, above alice,
+    takes alice's power away. Resolving the fork applies carol's change first, so the ban
+    fails: bob is joined again, with no event of his, and his membership row says so."""
+    sender = await new_sender(database)
+    room_id = await create_room(sender, V10)
+    await join_carol(sender, room_id)
+    await sender.send(
+        EventTemplate("m.room.power_levels", ALICE, {"users": {ALICE: 50, CAROL: 100}}, room_id, "")
+    )
+    bob_join = await sender.send(
+        EventTemplate("m.room.member", BOB, {"membership": "join"}, room_id, BOB)
+    )
+    state = await state_at(sender, bob_join.event_id)
+    ban = await sender.send(
+        EventTemplate("m.room.member", ALICE, {"membership": "ban"}, room_id, BOB)
+    )
+    assert (await get_membership_history(database, room_id, BOB)).latest_membership == "ban"
+    demote = await remote_event(
+        sender,
+        EventTemplate("m.room.power_levels", CAROL, {"users": {ALICE: 0, CAROL: 100}}, room_id, ""),
+        [bob_join],
+        state,
+    )
+    await sender.persist_federated(room_id, V10, [FederatedEvent(demote, state)])
+    current = await state_store.get_current_state_ids(database, room_id)
+    assert current[("m.room.power_levels", "")] == demote.event_id
+    assert current[("m.room.member", BOB)] == bob_join.event_id
+    history = await get_membership_history(database, room_id, BOB)
+    assert (history.latest_event_id, history.latest_membership) == (bob_join.event_id, "join")
+    assert (
+        history.latest_position is not None
+        and history.latest_position
+        > (await event_store.get_stream_orderings(database, [ban.event_id]))[ban.event_id]
+    )
+    assert (await state_store.get_rooms_for_user(database, BOB))[room_id] == "join"

@@ -169,6 +169,16 @@ class FederatedPersistence:
         for key, event_id in changed.items():
             member = members.get(event_id)
             changes[key] = (event_id, member.membership if member is not None else None)
+        # memberships made current with no event of this batch in the timeline (a fork's
+        # resolution, the state at a gap): their rows must move too, or /sync and the
+        # history rules would go by the old ones; a room joined just now starts from its
+        # state, as it always did
+        in_timeline = {item.event.event_id for item in built if item.in_timeline}
+        resolved_members = [
+            member
+            for member in members.values()
+            if member.event_id not in in_timeline and new_room is None
+        ]
         self._loader.remember(batch_events.values())
         await self._commit_batch(
             room_id,
@@ -178,6 +188,7 @@ class FederatedPersistence:
             state_after=new_state,
             changes=changes,
             new_room=new_room,
+            resolved_members=resolved_members,
         )
 
     async def _displaced(

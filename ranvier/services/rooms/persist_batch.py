@@ -70,4 +70,5 @@ class CommitBatch(Protocol):
         changes: StateChanges,
         new_room: tuple[str, bool] | None = None,
         backfilled: bool = False,
+        resolved_members: Sequence[Event] = (),
     ) -> Awaitable[None]: ...

@@ -56,7 +56,7 @@ from ranvier.storage import rooms as room_store
 from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 from ranvier.storage.events import EventRow
-from ranvier.storage.memberships import MembershipRow, insert_memberships
+from ranvier.storage.memberships import MembershipRow, insert_memberships, move_memberships
 from ranvier.storage.state import StateKey, StateMap
 from ranvier.streams.change_log import ChangeLog
 from ranvier.streams.positions import StreamPositions
@@ -578,11 +578,15 @@ class RoomEventSender:
         new_room: tuple[str, bool] | None = None,
         in_transaction: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
         backfilled: bool = False,
+        resolved_members: Sequence[Event] = (),
     ) -> None:
         """Write a batch: the events (those in the timeline with stream positions, the
         others below zero), their state groups, the current state delta, memberships and
         forward extremities, in one transaction; then tell the listeners of the events
-        clients see. `backfilled`: old history, every event below zero, no listener."""
+        clients see. `backfilled`: old history, every event below zero, no listener.
+        `resolved_members`: membership events outside the batch's timeline that became
+        current (a fork's resolution); each membership takes effect again at the batch's
+        last position."""
         timeline = [item for item in built if item.in_timeline and not backfilled]
         events = [item.event for item in timeline]
         # before positions are taken: a batch holding positions keeps later ones unreadable
@@ -623,6 +627,18 @@ class RoomEventSender:
                         position,
                     )
                 )
+        moved = [
+            MembershipRow(
+                member.event_id,
+                room_id,
+                member.state_key,
+                member.sender,
+                member.membership or "",
+                positions[-1],
+            )
+            for member in resolved_members
+            if positions and member.state_key is not None
+        ]
         with_groups = {
             item.event.event_id: item.state_group for item in built if item.state_group is not None
         }
@@ -655,6 +671,7 @@ class RoomEventSender:
                 await state_store.set_event_state_groups(conn, with_groups)
                 await state_store.apply_current_state_delta(conn, room_id, changes)
                 await insert_memberships(conn, memberships)
+                await move_memberships(conn, moved)
                 await event_store.replace_forward_extremities(conn, room_id, extremities)
                 if events:
                     for hook in self.in_persist_transaction:
