@@ -939,6 +939,7 @@ def connect_persist_listeners(
     push: Push,
     notifier: Notifier,
     federation_sender: FederationSender | None,
+    e2ee: E2ee,
 ) -> None:
     """Who hears of each committed batch of room events, in order (PersistListeners)."""
     rooms.sender.listeners.connect(
@@ -956,6 +957,8 @@ def connect_persist_listeners(
             *([push.actions.on_persisted] if config.push.enabled else []),
             # our events go out to the other servers in their rooms
             *([federation_sender.notify_new_events] if federation_sender is not None else []),
+            # other servers' users' device lists are kept only while we share a room
+            e2ee.remote_device_lists.on_persisted,
         ],
     )
 
@@ -1373,7 +1376,9 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
     e2ee = await build_e2ee(config, database, accounts, rooms, notifier, federation)
     # before the start-up work below that sends events (resuming a room deletion)
-    connect_persist_listeners(config, database, rooms, ephemeral, push, notifier, federation.sender)
+    connect_persist_listeners(
+        config, database, rooms, ephemeral, push, notifier, federation.sender, e2ee
+    )
     # members keep their m.direct entries, tags and push rules in an upgraded room
     rooms.upgrades.on_upgraded.append(
         UpgradeUserStateTransfer(user_data.account_data, push.rules).on_upgraded

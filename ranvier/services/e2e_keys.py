@@ -144,7 +144,27 @@ class E2eKeyService:
             for section in ("device_keys", "master_keys", "self_signing_keys"):
                 result[section].update(found.get(section, {}))
             result["failures"] = found.get("failures", {})
+            await self._add_own_signatures(requester, result["master_keys"], list(remote))
         return result
+
+    async def _add_own_signatures(
+        self, requester: str, master_keys: dict[str, JsonDict], user_ids: list[str]
+    ) -> None:
+        """The requester's signatures of other servers' users' master keys (made with
+        their user-signing key, kept here), added to those keys as their servers gave them."""
+        for signature in await self._store.get_signatures(user_ids, visible_to=requester):
+            master = master_keys.get(signature.target_user_id)
+            if (
+                signature.user_id != requester
+                or master is None
+                or _public_key(master) != signature.target_key
+            ):
+                continue
+            signed = dict(master)
+            by_user = {k: dict(v) for k, v in signed.get("signatures", {}).items()}
+            by_user.setdefault(requester, {})[signature.key_id] = signature.signature
+            signed["signatures"] = by_user
+            master_keys[signature.target_user_id] = signed
 
     async def local_keys(
         self,
@@ -394,16 +414,10 @@ class E2eKeyService:
         signed: JsonDict,
     ) -> Signature:
         """A signature of another user's master key by the requester's user-signing key."""
-        if not self._is_local(user_id):
-            # TODO(issue 18): keep signatures of other servers' users' master keys
-            raise _SignatureFailure(
-                400, "M_UNRECOGNIZED", "Signing other servers' users' keys is not supported yet"
-            )
         user_signing = own.get(USER_SIGNING)
         if user_signing is None:
             raise _SignatureFailure(404, "M_NOT_FOUND", "No user-signing key found")
-        theirs = (await self._store.get_cross_signing_keys([user_id])).get(user_id, {})
-        master = theirs.get(MASTER)
+        master = await self._master_key_of(user_id)
         if master is None or _public_key(master) != key_id:
             raise _SignatureFailure(404, "M_NOT_FOUND", "Unknown master key")
         _require_same_key(master, signed)
@@ -412,6 +426,21 @@ class E2eKeyService:
             raise _SignatureFailure(400, "M_INVALID_SIGNATURE", "Invalid signature")
         signature = signed["signatures"][requester][usk.key_id]
         return Signature(requester, usk.key_id, user_id, key_id, signature)
+
+    async def _master_key_of(self, user_id: str) -> JsonDict | None:
+        if self._is_local(user_id):
+            return (
+                (await self._store.get_cross_signing_keys([user_id])).get(user_id, {}).get(MASTER)
+            )
+        # another server's user: the key their server gives (kept only here, seen only by
+        # the signer, as their server has no way to hear of it)
+        found = await self._remote.query({user_id: []}, DEFAULT_TIMEOUT_SECONDS)
+        if _domain(user_id) in found.get("failures", {}):
+            raise _SignatureFailure(
+                503, "M_UNKNOWN", f"{_domain(user_id)} did not give {user_id}'s master key"
+            )
+        master = found.get("master_keys", {}).get(user_id)
+        return master if isinstance(master, dict) else None
 
 
 class _SignatureFailure(Exception):

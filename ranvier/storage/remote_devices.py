@@ -132,6 +132,18 @@ class RemoteDeviceStore:
                         )
         return lists
 
+    async def cached_users(self, user_ids: Collection[str]) -> set[str]:
+        """Those of the users whose list is cached."""
+        users = list(dict.fromkeys(user_ids))
+        found: set[str] = set()
+        async with self._db.read() as conn:
+            for start in range(0, len(users), _CHUNK):
+                query = select(remote_device_lists.c.user_id).where(
+                    remote_device_lists.c.user_id.in_(users[start : start + _CHUNK])
+                )
+                found.update((await conn.execute(query)).scalars())
+        return found
+
     async def replace_list(self, fetched: RemoteDeviceList) -> int:
         """Cache the user's whole list as their server just gave it; returns the
         device_lists position of the change."""

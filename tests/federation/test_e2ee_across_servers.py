@@ -11,13 +11,17 @@ receiver fetch the whole list again, and to-device messages cross once.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ranvier.protocol.signing import sign_json
 from tests.federation.conftest import ServerPair
-from tests.federation.harness import FederatingServer, register
+from tests.federation.fake_server import FakeServer, ReceivedRequest
+from tests.federation.harness import FederatingServer, FederationCA, register
 from tests.federation.replies import ok, refused, sync_until
 from tests.federation.test_memberships import signed
 from tests.integration.matrix import CLIENT, DEFAULT_PASSWORD, Session
@@ -199,16 +203,44 @@ def test_a_server_that_cannot_be_reached_is_a_failure_and_the_rest_is_answered(
 
 
 def test_the_timeout_the_client_gives_bounds_the_wait_for_a_server(
-    two_servers: ServerPair,
+    two_servers: ServerPair, test_ca: FederationCA, tmp_path: Path
 ) -> None:
-    a, _ = two_servers
+    a, b = two_servers
     alice = new_user(a, "alice")
-    # 192.0.2.1 (TEST-NET-1) never answers: the client's timeout ends the wait
-    body = {"device_keys": {"@someone:192.0.2.1:8448": []}, "timeout": 1000}
-    started = time.monotonic()
-    answer = ok(a.authed(alice, "POST", CLIENT + "/keys/query", body))
-    assert time.monotonic() - started < 8
-    assert set(answer["failures"]) == {"192.0.2.1:8448"}
+    bob = Device(new_user(b, "bob"))
+    upload_keys(b, bob)
+    release = threading.Event()
+
+    def too_slow(_: ReceivedRequest) -> tuple[int, Any]:
+        release.wait(20)
+        return 200, {"device_keys": {}}
+
+    with FakeServer.running(test_ca, tmp_path / "fake") as fake:
+        fake.route("POST", f"{FEDERATION}/user/keys/query", too_slow)
+        fake.route("POST", f"{FEDERATION}/user/keys/claim", too_slow)
+        try:
+            slow_user = fake.user("slow")
+            body = {"device_keys": {slow_user: [], bob.user_id: []}, "timeout": 1000}
+            started = time.monotonic()
+            answer = ok(a.authed(alice, "POST", CLIENT + "/keys/query", body))
+            assert time.monotonic() - started < 5
+            assert set(answer["failures"]) == {fake.server_name}
+            assert answer["failures"][fake.server_name]["status"] == 504
+            # the server that answered in time is in the answer
+            assert set(answer["device_keys"]) == {bob.user_id}
+            assert any(r.path == f"{FEDERATION}/user/keys/query" for r in fake.received)
+
+            wanted = {slow_user: {"DEVICE": "signed_curve25519"}}
+            started = time.monotonic()
+            claimed = ok(
+                a.authed(
+                    alice, "POST", CLIENT + "/keys/claim", {"one_time_keys": wanted, "timeout": 500}
+                )
+            )
+            assert time.monotonic() - started < 5
+            assert set(claimed["failures"]) == {fake.server_name}
+        finally:
+            release.set()
 
 
 def test_other_servers_get_our_users_devices_and_keys_and_nobody_elses(
@@ -314,6 +346,24 @@ def test_device_list_changes_reach_room_mates_on_the_other_server(
     ok(b.authed(bob.session, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave", {}))
     section = device_lists_after(a, alice, since, lambda s: bob.user_id in s.get("left", []))
     assert bob.user_id not in section.get("changed", [])
+
+    # while no room is shared, B has no one to tell of bob's new device; once he is back,
+    # A fetches his list again rather than serve what it held before
+    laptop = Device(login(b, bob.session, "LAPTOP"))
+    upload_keys(b, laptop)
+    invite = {"user_id": bob.user_id}
+    ok(a.authed(alice, "POST", f"{CLIENT}/rooms/{quote(room_id)}/invite", invite))
+    sync_until(b, bob.session, lambda r: room_id in r.get("rooms", {}).get("invite", {}))
+    ok(b.authed(bob.session, "POST", f"{CLIENT}/join/{quote(room_id)}", {}))
+    member = f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.member/{quote(bob.user_id)}"
+    poll(
+        lambda: a.authed(alice, "GET", member).json().get("membership") == "join",
+        "bob's second join to reach A",
+    )
+    assert set(query(a, alice, {bob.user_id: []})["device_keys"][bob.user_id]) == {
+        bob.session.device_id,
+        "LAPTOP",
+    }
 
 
 def test_a_gap_in_the_update_chain_makes_the_receiver_fetch_the_whole_list(
@@ -433,3 +483,47 @@ def test_to_device_messages_cross_servers_once(two_servers: ServerPair) -> None:
     ok(signed(a, b, "PUT", f"{FEDERATION}/send/forged-{since}", transaction))
     received = to_device_messages(b, bob, since)
     assert [m["type"] for m in received] == ["m.test.replayed"]
+
+
+# -- cross-signing across servers ---------------------------------------------------------------
+
+
+def test_a_user_signs_the_master_key_of_a_user_of_the_other_server(
+    two_servers: ServerPair,
+) -> None:
+    a, b = two_servers
+    alice, carol = new_user(a, "alice"), new_user(a, "carol")
+    bob = new_user(b, "bob")
+    alice_keys = CrossSigning.for_user(alice.user_id)
+    bob_keys = CrossSigning.for_user(bob.user_id)
+    signing_upload = CLIENT + "/keys/device_signing/upload"
+    ok(a.authed(alice, "POST", signing_upload, alice_keys.upload_body()))
+    ok(b.authed(bob, "POST", signing_upload, bob_keys.upload_body()))
+    bob_master = bob_keys.master.unsigned_json()
+    assert query(a, alice, {bob.user_id: []})["master_keys"] == {bob.user_id: bob_master}
+
+    signatures_upload = CLIENT + "/keys/signatures/upload"
+    signed = sign_json(bob_master, alice.user_id, alice_keys.user_signing.signing)
+    # signed with the wrong key, or a key bob does not have: refused, nothing kept
+    forged = sign_json(bob_master, alice.user_id, alice_keys.self_signing.signing)
+    unknown = dict(bob_master, keys={"ed25519:nosuchkey": "nosuchkey"})
+    body = {
+        bob.user_id: {
+            bob_keys.master.public_key: forged,
+            "nosuchkey": sign_json(unknown, alice.user_id, alice_keys.user_signing.signing),
+        }
+    }
+    failures = ok(a.authed(alice, "POST", signatures_upload, body))["failures"][bob.user_id]
+    assert failures[bob_keys.master.public_key]["errcode"] == "M_INVALID_SIGNATURE"
+    assert failures["nosuchkey"]["errcode"] == "M_NOT_FOUND"
+    assert query(a, alice, {bob.user_id: []})["master_keys"] == {bob.user_id: bob_master}
+
+    since = sync_token(a, alice)
+    body = {bob.user_id: {bob_keys.master.public_key: signed}}
+    assert ok(a.authed(alice, "POST", signatures_upload, body))["failures"] == {}
+    # alice sees her signature on bob's master key, and her devices are told to look
+    assert query(a, alice, {bob.user_id: []})["master_keys"] == {bob.user_id: signed}
+    device_lists_after(a, alice, since, lambda s: bob.user_id in s.get("changed", []))
+    # nobody else sees it: not carol on the same server, nor bob's own server
+    assert query(a, carol, {bob.user_id: []})["master_keys"] == {bob.user_id: bob_master}
+    assert query(b, bob, {bob.user_id: []})["master_keys"] == {bob.user_id: bob_master}

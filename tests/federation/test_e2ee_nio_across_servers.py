@@ -29,6 +29,7 @@ from nio import (
 
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, FederationCA
+from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 
 PASSWORD = "correct horse battery staple"
 ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
@@ -48,6 +49,24 @@ async def encrypting_client(
     client = AsyncClient(server.url, localpart, store_path=str(store), config=config, ssl=context)
     registered = await client.register(localpart, PASSWORD, device_name=f"nio-{localpart}")
     assert isinstance(registered, RegisterResponse), registered
+    assert client.olm is not None, "nio has no encryption support (matrix-nio[e2e])"
+    uploaded = await client.keys_upload()
+    assert isinstance(uploaded, KeysUploadResponse), uploaded
+    return client
+
+
+async def encrypting_synapse_client(
+    peer: SynapsePeer, ca: FederationCA, localpart: str, store: Path
+) -> AsyncClient:
+    """A nio client of a user registered on Synapse, its device keys uploaded."""
+    store.mkdir()
+    session = register_on_synapse(peer, localpart)
+    config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False)
+    context: Any = ca.client_context()
+    client = AsyncClient(
+        peer.url, session.user_id, store_path=str(store), config=config, ssl=context
+    )
+    client.restore_login(session.user_id, session.device_id, session.access_token)
     assert client.olm is not None, "nio has no encryption support (matrix-nio[e2e])"
     uploaded = await client.keys_upload()
     assert isinstance(uploaded, KeysUploadResponse), uploaded
@@ -109,6 +128,28 @@ async def test_clients_on_two_servers_each_decrypt_what_the_other_sent(
     two_servers: ServerPair, clients: list[AsyncClient]
 ) -> None:
     alice, bob = clients
+    await exchange_encrypted_messages(alice, bob)
+
+
+async def test_a_client_on_synapse_and_one_on_ranvier_each_decrypt_what_the_other_sent(
+    two_servers: ServerPair, synapse: SynapsePeer, test_ca: FederationCA, tmp_path: Path
+) -> None:
+    ranvier = await encrypting_client(two_servers.second, test_ca, "tweedledum", tmp_path / "r")
+    try:
+        on_synapse = await encrypting_synapse_client(synapse, test_ca, "tweedledee", tmp_path / "s")
+        try:
+            # the room on Ranvier, then one on Synapse
+            await exchange_encrypted_messages(ranvier, on_synapse)
+            await exchange_encrypted_messages(on_synapse, ranvier)
+        finally:
+            await on_synapse.close()
+    finally:
+        await ranvier.close()
+
+
+async def exchange_encrypted_messages(alice: AsyncClient, bob: AsyncClient) -> None:
+    """Alice makes an encrypted room on her server and invites Bob; each sends the
+    other a message that the other decrypts."""
     created = await alice.room_create(
         name="The Walrus and the Carpenter",
         invite=[bob.user_id],

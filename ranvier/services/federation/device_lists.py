@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +34,7 @@ from ranvier.protocol.e2e_keys import (
     check_cross_signing_key,
     check_device_keys,
 )
+from ranvier.protocol.events import Event
 from ranvier.services.device_lists import DeviceListService
 from ranvier.storage.database import Database
 from ranvier.storage.device_lists import USER_KEYS, DeviceChangeLog
@@ -47,6 +48,7 @@ from ranvier.storage.remote_devices import (
     RemoteDeviceStore,
     UpdateOutcome,
 )
+from ranvier.storage.state import get_members
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +187,28 @@ class RemoteDeviceLists:
         position = await self._store.replace_list(fetched)
         await self._device_lists.changed(user_id, position)
         return fetched
+
+    async def on_persisted(self, events: Sequence[Event], _position: int) -> None:
+        """Forget the lists of other servers' users we stopped sharing a room with (a leave
+        of theirs or of one of our users): their servers stop telling us of changes, so
+        what we hold would go stale before we next share a room."""
+        candidates: set[str] = set()
+        for event in events:
+            if event.type != "m.room.member" or event.state_key is None:
+                continue
+            if event.content.get("membership") == "join":
+                continue
+            if server_of(event.state_key) != self._server_name:
+                candidates.add(event.state_key)
+            else:
+                members = await get_members(self._db, event.room_id)
+                candidates.update(m for m in members if server_of(m) != self._server_name)
+        if not candidates:
+            return
+        cached = await self._store.cached_users(candidates)
+        gone = [user_id for user_id in cached if not await self.shares_room(user_id)]
+        if gone:
+            await self._store.forget(gone)
 
     # -- EDUs --------------------------------------------------------------------------------
 
