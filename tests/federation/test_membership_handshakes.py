@@ -12,6 +12,7 @@ server's user 403 M_FORBIDDEN. Rooms live on `first` (SQLite) or `second` (Postg
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -473,6 +474,54 @@ def test_an_invite_to_a_server_with_only_the_v1_invite_api(
     )
     assert membership(a, users.alice, newer, other) is None
     assert not any(r.path.startswith(f"{FED}/v1/invite/{newer}") for r in fake.received)
+
+
+def test_a_remote_invite_does_not_hold_up_the_rooms_other_sends(
+    two_servers: ServerPair, users: Users, fake: FakeServer
+) -> None:
+    b = two_servers.second
+    room_id = create_room(b, users.bob, preset="public_chat", room_version="10")
+    released = threading.Event()
+    countersign = countersigning(fake, wrap_v1=False)
+
+    def slow(request: ReceivedRequest) -> tuple[int, Any]:
+        released.wait(20)
+        return countersign(request)  # type: ignore[no-any-return]
+
+    fake.route("PUT", f"{FED}/v2/invite/{room_id}/", slow)
+    guest = fake.user(f"slow{secrets.token_hex(3)}")
+    replies: list[Reply] = []
+    invite_path = f"{CLIENT}/rooms/{quote(room_id)}/invite"
+    inviting = threading.Thread(
+        target=lambda: replies.append(b.authed(users.bob, "POST", invite_path, {"user_id": guest}))
+    )
+    inviting.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not any(f"/v2/invite/{room_id}/" in r.path for r in fake.received):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # the invitee's server has not answered: the room's other sends go on
+        message = {"msgtype": "m.text", "body": "meanwhile"}
+        send_path = f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/m1"
+        ok(b.authed(users.bob, "PUT", send_path, message))
+        topic_path = f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.topic/"
+        ok(b.authed(users.bob, "PUT", topic_path, {"topic": "while inviting"}))
+        assert inviting.is_alive()
+    finally:
+        released.set()
+        inviting.join(30)
+    (reply,) = replies
+    assert reply.status == 200, reply.body
+    # the invite, built before them, forks the room; both branches are in its state
+    assert membership(b, users.bob, room_id, guest) == "invite"
+    assert ok(b.authed(users.bob, "GET", topic_path))["topic"] == "while inviting"
+    after = {"msgtype": "m.text", "body": "after"}
+    ok(b.authed(users.bob, "PUT", f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/m2", after))
+    messages = ok(b.authed(users.bob, "GET", f"{CLIENT}/rooms/{quote(room_id)}/messages?dir=b"))
+    bodies = [e["content"].get("body") for e in messages["chunk"] if e["type"] == "m.room.message"]
+    assert bodies[:2] == ["after", "meanwhile"]
+    assert membership(b, users.bob, room_id, guest) == "invite"
 
 
 def test_an_invite_answered_with_json_room_version_6_does_not_allow_fails_cleanly(

@@ -9,9 +9,10 @@ out-of-band membership with the room state the inviting server sent, for the inv
 (/send) and takes its place there.
 
 Sending: one of our users invites a user of another server. The invite is built and
-authorised in the room's queue like any membership change, then, before it persists,
-sent to the invitee's server, which must return it with its signature added; that
-countersigned event is what persists and what the room's other servers receive.
+authorised like any membership change, but outside the room's send queue, then sent to
+the invitee's server, which must return it with its signature added; that countersigned
+event is what persists and what the room's other servers receive. The room's other sends
+do not wait for the invitee's server.
 """
 
 from __future__ import annotations
@@ -25,14 +26,19 @@ from ranvier.clock import now_ms
 from ranvier.errors import MatrixError
 from ranvier.federation.client import FederationRequests, is_unknown_endpoint
 from ranvier.federation.errors import FederationError, RemoteRequestFailed
+from ranvier.protocol.auth import check_auth
+from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.canonical_json import CanonicalJSONError
+from ranvier.protocol.event_builder import EventTemplate
+from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.events import Event
 from ranvier.protocol.hashing import content_hash_matches
 from ranvier.protocol.redaction import redact
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, EventFormat, RoomVersion
-from ranvier.protocol.signing import SignatureError, countersign_event
+from ranvier.protocol.signing import SignatureError, countersign_event, sign_event
 from ranvier.protocol.signing_keys import ServerSigningKey
 from ranvier.protocol.validation import PDUValidationError, validate_pdu
+from ranvier.services.federation.dag_state import state_at_prev_events
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.keyring import SignatureVerifier
 from ranvier.services.federation.membership_pdus import checked_membership_pdu
@@ -43,7 +49,7 @@ from ranvier.services.federation.out_of_band import (
     with_stripped_state,
 )
 from ranvier.services.federation.server_acl import ServerAclChecker
-from ranvier.services.rooms.sender import RoomEventSender
+from ranvier.services.rooms.sender import FederatedEvent, RoomEventSender
 
 logger = logging.getLogger(__name__)
 
@@ -180,11 +186,38 @@ class InviteService:
 
     # -- sending -------------------------------------------------------------------------
 
+    async def invite(self, template: EventTemplate) -> Event:
+        """Our user's invite of a user of another server, made outside the room's send
+        queue so that the room's other sends go on while that server answers: built on
+        the room's head now (its auth rules and this server's checks applied), signed,
+        countersigned by the invitee's server, then persisted on the state it was built
+        on - a fork if the room moved on meanwhile, merged by the next event - provided
+        the room's current state still allows it. Raises MatrixError, or the sender's
+        refusals (AuthError and the like) for the caller to turn into one."""
+        assert template.room_id is not None
+        version, pdu = await self._sender.build_template(template)
+        signed = sign_event(pdu, self._server_name, self._signing_key, version)
+        event = Event(signed, version, compute_event_id(signed, version))
+        state_before = await state_at_prev_events(self._sender.db, self._sender.loader, event)
+        if state_before is None:
+            raise RuntimeError(f"The extremities of {template.room_id} have no state")
+        invite = await self.countersigned(event)
+        head = await self._sender.head(template.room_id)
+        keys = auth_types_for_event(
+            version, invite.type, invite.sender, invite.state_key, invite.content
+        )
+        keys.add(("m.room.create", ""))  # from room version 12 no auth event, still a rule
+        wanted = {key: head.state[key] for key in keys if key in head.state}
+        loaded = await self._sender.loader.get_events(wanted.values())
+        check_auth(invite, {key: loaded[eid] for key, eid in wanted.items()}, version)
+        await self._sender.persist_federated(
+            template.room_id, version, [FederatedEvent(invite, state_before)]
+        )
+        return invite
+
     async def countersigned(self, event: Event) -> Event:
         """`event`, our invite of a user of another server, as that server returns it
-        signed; raises MatrixError with what to tell the inviting client otherwise.
-        Run in the room's queue before the invite persists (RoomEventSender's
-        before_persist), so the room's state is what the invite was built on."""
+        signed; raises MatrixError with what to tell the inviting client otherwise."""
         assert event.state_key is not None
         destination = _domain(event.state_key)
         room_version = event.room_version

@@ -75,9 +75,9 @@ class RemoteMemberships:
         self._server_name = server_name
         self._signing_key = signing_key
 
-    async def countersigned_invite(self, event: Event) -> Event:
-        """Our invite of a user of another server, signed by that server too."""
-        return await self._invites.countersigned(event)
+    async def invite(self, template: EventTemplate) -> Event:
+        """Our invite of a user of another server, signed by that server too, persisted."""
+        return await self._invites.invite(template)
 
     async def in_room(self, room_id: str) -> bool:
         return await self._out_of_band.in_room(room_id)

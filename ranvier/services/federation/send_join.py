@@ -6,7 +6,7 @@ joining server can check and store the room."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ranvier.errors import MatrixError
@@ -14,8 +14,8 @@ from ranvier.protocol.auth import AuthError, check_auth, check_auth_events_consi
 from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.events import Event
 from ranvier.protocol.signing import sign_event
-from ranvier.protocol.state_res import resolve_state
 from ranvier.protocol.validation import PDUValidationError, validate_pdu
+from ranvier.services.federation.dag_state import state_at_prev_events
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.membership_pdus import checked_membership_pdu, require_signed
 from ranvier.services.federation.server_acl import ServerAclChecker
@@ -135,23 +135,12 @@ class SendJoinService:
             raise MatrixError(403, "M_FORBIDDEN", f"{event.sender} is not a user of {origin}")
 
     async def _state_at_prev_events(self, event: Event) -> dict[StateKey, str]:
-        """The resolved state after the join's prev events, which must all be in the
-        room here (make_join chose them from this server's extremities)."""
-        prev_ids = list(dict.fromkeys(event.prev_event_ids))
-        groups = await self._loader.state_groups_of(prev_ids)
-        if not prev_ids or any(prev_id not in groups for prev_id in prev_ids):
+        """The state after the join's prev events, which must all be in the room here
+        (make_join chose them from this server's extremities)."""
+        state = await state_at_prev_events(self._db, self._loader, event)
+        if state is None:
             raise MatrixError(403, "M_FORBIDDEN", "The join's prev events are not in the room here")
-        states = [dict(await self._loader.get_state_group(groups[p])) for p in prev_ids]
-        if len(states) == 1:
-            return states[0]
-
-        async def fetch(ids: Collection[str]) -> Mapping[str, Event]:
-            return await self._loader.get_events(ids)
-
-        async def auth_chain(ids: Collection[str]) -> set[str]:
-            return await event_store.get_auth_chain_ids(self._db, ids)
-
-        return dict(await resolve_state(event.room_version, states, fetch, auth_chain))
+        return state
 
     async def _authorise(
         self, event: Event, before: Mapping[StateKey, str], current: Mapping[StateKey, str]

@@ -22,7 +22,6 @@ from ranvier.requester import UserRequester
 from ranvier.services.profiles import ProfileChange
 from ranvier.services.rooms.errors import as_matrix_error
 from ranvier.services.rooms.sender import (
-    BeforePersist,
     RoomEventSender,
     RoomHead,
     RoomNotFound,
@@ -49,7 +48,7 @@ class RemoteMembershipHandler(Protocol):
     """Membership changes of our users that go through other servers
     (services/federation/remote_memberships.py)."""
 
-    async def countersigned_invite(self, event: Event) -> Event: ...
+    async def invite(self, template: EventTemplate) -> Event: ...
 
     async def in_room(self, room_id: str) -> bool: ...
 
@@ -414,7 +413,7 @@ class MembershipService:
             content,
             current,
             # spec: server-server-api "Inviting to a room" - the invitee's server signs first
-            before_persist=None if remote is None else remote.countersigned_invite,
+            send=None if remote is None else remote.invite,
         )
 
     async def kick(
@@ -573,7 +572,7 @@ class MembershipService:
         current: Event | None,
         *,
         dedupe: bool = True,
-        before_persist: BeforePersist | None = None,
+        send: Callable[[EventTemplate], Awaitable[Event]] | None = None,
     ) -> Event:
         if (
             dedupe
@@ -586,7 +585,7 @@ class MembershipService:
             return current
         template = EventTemplate(MEMBER, sender, content, room_id, target)
         try:
-            return await self._sender.send(template, before_persist=before_persist)
+            return await (send or self._sender.send)(template)
         except Exception as exc:
             error = as_matrix_error(exc)
             if error is None:
