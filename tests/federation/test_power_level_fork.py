@@ -6,7 +6,8 @@ changes the power levels on the honest branch on A. What each server shows its c
 is what the spec's algorithm says, and A and B end with the same state.
 
 - An honest demotion beats the fork: Mallory (50, allowed to edit power levels) silences
-  the room on a fork that reaches B first, where it takes effect; Alice demotes her on A.
+  the room on a fork that reaches B first, where it takes effect (making herself admin and
+  demoting the creator is rejected outright); Alice demotes her on A.
   B, resolving its two branches, applies Alice's change first (more powerful sender) and
   Mallory's then fails against it; on A, where the fork arrives late, it is soft-failed.
   Mallory's rename on her fork is soft-failed on both; her merge of the branches may talk
@@ -176,10 +177,15 @@ def test_an_honest_demotion_beats_a_fork_built_before_it(
     room, room_id, initial = shared.room, shared.room_id, shared.initial
     assert (initial["users"], initial["events_default"]) == ({alice.user_id: 100, mallory: 50}, 0)
 
-    # Mallory's fork, valid against the state at her join, reaches B alone
+    # Mallory's fork, valid against the state at her join, reaches B alone; beside it, a
+    # bolder one that makes her the admin and demotes the room's creator is rejected
+    # outright, as it is not allowed even at her join
     silenced = {**initial, "events_default": 50}
     fork = shared.fork(fake, silenced)
-    assert send(fake, b, fork) == {fork.event_id: {}}
+    usurper = shared.fork(fake, {**initial, "users": {alice.user_id: 0, mallory: 100}})
+    answers = send(fake, b, fork, usurper)
+    assert answers[fork.event_id] == {}, answers
+    assert "error" in answers[usurper.event_id], answers
     assert power_levels(b, bob, room_id) == silenced
     refused(say(b, bob, room_id, "may I speak?"), 403, "M_FORBIDDEN")
 
@@ -190,7 +196,9 @@ def test_an_honest_demotion_beats_a_fork_built_before_it(
 
     # the fork reaches A after the demotion: soft-failed, the demotion stays
     since_a = sync_token(a, alice)
-    assert send(fake, a, fork) == {fork.event_id: {}}
+    answers = send(fake, a, fork, usurper)
+    assert answers[fork.event_id] == {}, answers
+    assert "error" in answers[usurper.event_id], answers
     assert power_levels(a, alice, room_id) == demoted
     # Bob is no longer silenced
     spoken = ok(say(b, bob, room_id, "I may speak again"))["event_id"]
@@ -235,10 +243,10 @@ def test_an_honest_demotion_beats_a_fork_built_before_it(
             refused(server.authed(user, "GET", path), 404, "M_NOT_FOUND")
     shown_a = shown_since(a, alice, room_id, since_a)
     assert {spoken, merged_message.event_id} <= shown_a
-    assert not {fork.event_id, rename.event_id, merged_topic.event_id} & shown_a
+    assert not {fork.event_id, usurper.event_id, rename.event_id, merged_topic.event_id} & shown_a
     shown_b = shown_since(b, bob, room_id, since_b)
     assert merged_message.event_id in shown_b
-    assert not {rename.event_id, merged_topic.event_id} & shown_b
+    assert not {usurper.event_id, rename.event_id, merged_topic.event_id} & shown_b
     # the two servers agree on every piece of state
     assert state_ids(a, alice, room_id) == state_ids(b, bob, room_id)
 
