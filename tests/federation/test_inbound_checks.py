@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ranvier.protocol.event_builder import EventTemplate
+from ranvier.protocol.event_builder import EventTemplate, PrevEvent, build_event
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from tests.federation.conftest import ServerPair
@@ -400,3 +400,195 @@ def test_a_pdu_for_an_unknown_room_is_answered_with_an_error(
     answer = ok(fake.send_transaction(room.server, secrets.token_hex(8), [signed.pdu]))["pdus"]
     assert list(answer) == [signed.event_id]
     assert "error" in answer[signed.event_id]
+
+
+# -- soft failure and forward extremities (52soft-fail.pl, 50no-deextrem-outliers.pl) -----
+
+
+def set_power_levels(fake: FakeServer, room: Room, change: dict[str, Any]) -> Event:
+    """Alice changes the power levels; the fake learns the event (as it would by /send)."""
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/state/m.room.power_levels/"
+    levels = ok(room.server.authed(room.alice, "GET", path))
+    for key, value in change.items():
+        levels[key] = {**levels.get(key, {}), **value}
+    event_id = ok(room.server.authed(room.alice, "PUT", path, levels))["event_id"]
+    return Event(served_pdu(fake, room, event_id), room.version, event_id)
+
+
+def local_prev_events(fake: FakeServer, room: Room) -> list[Any]:
+    """What alice's next message names as its prev events, as other servers see it."""
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/send/m.room.message/t{secrets.token_hex(4)}"
+    body = {"msgtype": "m.text", "body": "from alice"}
+    event_id = ok(room.server.authed(room.alice, "PUT", path, body))["event_id"]
+    prev: list[Any] = served_pdu(fake, room, event_id)["prev_events"]
+    return prev
+
+
+def make_join_prev_events(fake: FakeServer, room: Room) -> list[str]:
+    """The room's forward extremities as a joining server sees them (make_join's template)."""
+    user = quote(fake.user(f"probe{secrets.token_hex(2)}"))
+    reply = fake.request(room.server, "GET", f"{FED}/v1/make_join/{room.room_id}/{user}?ver=10")
+    prev: list[str] = ok(reply)["event"]["prev_events"]
+    return prev
+
+
+@engines
+def test_soft_failed_events_are_hidden_and_never_keep_an_extremity(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    """J1 -> M1 -> SF1 -> SF2, and alice's PL1 on J1 forbidding `test.sf`; then M2 on PL1
+    and SF2. SF1 and SF2 are soft-failed (a second one on the first too), M1 and M2 are
+    served, and alice's next message builds on M2 alone."""
+    room = new_room(two_servers, engine, fake)
+    j1 = room.latest
+    assert j1 is not None
+    before_pl = dict(room.state)
+    pl1 = set_power_levels(fake, room, {"events": {"test.sf": 50}})
+    m1 = message(fake, room, "M1", prev=[j1])
+    assert send(fake, room, m1) == {m1.event_id: {}}
+    sf1 = fake.build(
+        EventTemplate("test.sf", fake.user("mallory"), {"body": "SF1"}, room.room_id),
+        room.version,
+        [m1],
+        before_pl,
+    )
+    assert send(fake, room, sf1) == {sf1.event_id: {}}
+    sf2 = fake.build(
+        EventTemplate("test.sf", fake.user("mallory"), {"body": "SF2"}, room.room_id),
+        room.version,
+        [sf1],
+        before_pl,
+    )
+    assert send(fake, room, sf2) == {sf2.event_id: {}}
+    room.state[("m.room.power_levels", "")] = pl1
+    m2 = message(fake, room, "M2", prev=[pl1, sf2])
+    assert send(fake, room, m2) == {m2.event_id: {}}
+    reply = room.server.authed(
+        room.alice, "GET", f"{CLIENT}/rooms/{quote(room.room_id)}/messages?dir=b&limit=50"
+    )
+    served = {e["event_id"] for e in ok(reply)["chunk"]}
+    assert {m1.event_id, m2.event_id} <= served
+    assert not {sf1.event_id, sf2.event_id} & served
+    assert make_join_prev_events(fake, room) == [m2.event_id]
+    assert local_prev_events(fake, room) == [m2.event_id]
+
+
+@engines
+def test_extremities_stay_when_the_next_events_come_as_outliers_and_rejects(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    """Alice's PL event B is the extremity; C (state, by mallory) comes in as the state at
+    a gap, D and E by a user never joined are rejected: B stays the only extremity."""
+    room = new_room(two_servers, engine, fake)
+    b = set_power_levels(fake, room, {"users": {fake.user("mallory"): 100}})
+    room.state[("m.room.power_levels", "")] = b
+    state_before_c = [e.event_id for e in room.state.values()]
+    c = fake.build(
+        EventTemplate("test_state", fake.user("mallory"), {"body": "C"}, room.room_id, "C"),
+        room.version,
+        [b],
+        room.state,
+    )
+    stranger = fake.user("stranger")
+    d = message(fake, room, "event D", sender=stranger, prev=[c])
+    e = message(fake, room, "event E", sender=stranger, prev=[d])
+    fake.route("POST", f"{FED}/v1/get_missing_events/", lambda _r: (200, {"events": [d.pdu]}))
+    asked: list[str | None] = []
+
+    def state_ids(request: ReceivedRequest) -> tuple[int, Any]:
+        asked.append(request.query.get("event_id"))
+        return 200, {"pdu_ids": state_before_c, "auth_chain_ids": list(c.auth_event_ids)}
+
+    fake.route("GET", f"{FED}/v1/state_ids/", state_ids)
+    assert "error" in send(fake, room, e)[e.event_id]
+    assert asked == [c.event_id]
+    assert make_join_prev_events(fake, room) == [b.event_id]
+    f = message(fake, room, "event F", sender=stranger, prev=[e])
+    assert "error" in send(fake, room, f)[f.event_id]
+    assert make_join_prev_events(fake, room) == [b.event_id]
+    assert not {"event D", "event E", "event F"} & set(timeline_bodies(room))
+
+
+# -- taking a room over through the state at a gap (36state.pl:946) -----------------------
+
+
+def built_on_nothing(
+    fake: FakeServer,
+    room: Room,
+    template: EventTemplate,
+    auth_state: dict[tuple[str, str], Event],
+    depth: int,
+) -> Event:
+    """A version 1 event citing a prev event nobody has, at the depth it claims."""
+    nowhere = PrevEvent(
+        f"$nowhere{secrets.token_hex(4)}:{fake.server_name}", depth - 1, {"sha256": "AAAA"}
+    )
+    event = build_event(
+        template,
+        room_version=room.version,
+        prev_events=[nowhere],
+        current_state=auth_state,
+        server_name=fake.server_name,
+        signing_key=fake.signing_key,
+    )
+    return fake.sign({**event.pdu, "depth": depth}, room.version)
+
+
+@engines
+def test_a_power_levels_event_in_the_state_at_a_gap_cannot_take_the_room(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    """Mallory's E and D come with C, whose state (the fake says) is the create event, her
+    join and X, a power levels event of hers at depth 0 giving her everything and alice
+    nothing, authorised only by the create event and her join."""
+    room = new_room(two_servers, engine, fake, version="1")
+    mallory = fake.user("mallory")
+    create = room.state[("m.room.create", "")]
+    mallory_join = room.state[("m.room.member", mallory)]
+    x = built_on_nothing(
+        fake,
+        room,
+        EventTemplate(
+            "m.room.power_levels",
+            mallory,
+            {"users": {mallory: 100, room.alice.user_id: 0}},
+            room.room_id,
+            "",
+        ),
+        {("m.room.create", ""): create, ("m.room.member", mallory): mallory_join},
+        depth=0,
+    )
+    c = built_on_nothing(
+        fake,
+        room,
+        EventTemplate("m.room.message", mallory, {"body": "hehehe..."}, room.room_id),
+        room.state,
+        depth=10,
+    )
+    d = message(fake, room, "totes legit", prev=[c])
+    e = message(fake, room, "nothing to see", prev=[d])
+    fake.route("POST", f"{FED}/v1/get_missing_events/", lambda _r: (200, {"events": [d.pdu]}))
+    fake.route(
+        "GET",
+        f"{FED}/v1/state_ids/",
+        lambda _r: (
+            200,
+            {
+                "pdu_ids": [create.event_id, mallory_join.event_id, x.event_id],
+                "auth_chain_ids": [create.event_id, mallory_join.event_id],
+            },
+        ),
+    )
+    send(fake, room, e)
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/state/m.room.power_levels/"
+    levels = ok(room.server.authed(room.alice, "GET", path))
+    assert levels["users"][room.alice.user_id] == 100
+    assert levels["users"].get(mallory, 0) < 100
+    # X, rejected, is in no state: the room as resolved still holds everything it held
+    path = f"{CLIENT}/rooms/{quote(room.room_id)}/joined_members"
+    assert room.alice.user_id in ok(room.server.authed(room.alice, "GET", path))["joined"]
+    # and the state other servers are told of is the same
+    prev = local_prev_events(fake, room)[0]
+    prev_id = prev[0] if isinstance(prev, list) else prev  # v1: [event ID, hashes]
+    state = ok(state_ids_at(fake, room, prev_id))["pdu_ids"]
+    assert x.event_id not in state

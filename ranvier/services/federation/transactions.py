@@ -433,7 +433,8 @@ class TransactionService:
             event = events.get(event_id)
             if event is None or not event.is_state():
                 raise PduRefused(f"State event {event_id} at {prev_id} could not be had")
-            state[(event.type, event.state_key or "")] = event_id
+            if event.rejected_reason is None:  # a rejected event is never part of a state
+                state[(event.type, event.state_key or "")] = event_id
         prev = events.get(prev_id)
         if prev is None:
             raise PduRefused(f"Prev event {prev_id} could not be had")
