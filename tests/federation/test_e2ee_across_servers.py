@@ -527,3 +527,68 @@ def test_a_user_signs_the_master_key_of_a_user_of_the_other_server(
     # nobody else sees it: not carol on the same server, nor bob's own server
     assert query(a, carol, {bob.user_id: []})["master_keys"] == {bob.user_id: bob_master}
     assert query(b, bob, {bob.user_id: []})["master_keys"] == {bob.user_id: bob_master}
+
+
+def test_updates_from_another_kind_of_server_are_fetched_applied_and_kept(
+    two_servers: ServerPair, test_ca: FederationCA, tmp_path: Path
+) -> None:
+    """As SyTest's remote server does: an update for a user whose list we do not hold
+    (no prev_id, keys in a shape of its own) makes us fetch the list; the next update,
+    following on, is applied as sent, display name included; cross-signing keys arrive
+    by m.signing_key_update; and what we hold is served while that server is down."""
+    a, _ = two_servers
+    alice = new_user(a, "alice")
+    room = {"preset": "public_chat"}
+    room_id: str = ok(a.authed(alice, "POST", CLIENT + "/createRoom", room))["room_id"]
+    with FakeServer.running(test_ca, tmp_path / "fake") as fake:
+        creator = fake.user("creator")
+        fetches: list[ReceivedRequest] = []
+
+        def user_devices(request: ReceivedRequest) -> tuple[int, Any]:
+            fetches.append(request)
+            device = {"device_id": "RANDOM", "keys": {"device_keys": {}}}
+            return 200, {"user_id": creator, "stream_id": 1, "devices": [device]}
+
+        fake.route("GET", f"{FEDERATION}/user/devices/", user_devices)
+        fake.join(a, room_id, creator)
+        since = sync_token(a, alice)
+
+        def send_edus(txn: str, *edus: dict[str, Any]) -> None:
+            reply = fake.send_transaction(a, txn, [], [dict(edu) for edu in edus])
+            assert reply.status == 200, reply.body
+
+        first = {"user_id": creator, "device_id": "RANDOM", "stream_id": 1}
+        first["keys"] = {"device_keys": {}}
+        send_edus("1", {"edu_type": "m.device_list_update", "content": first})
+        device_lists_after(a, alice, since, lambda s: creator in s.get("changed", []))
+        answer = query(a, alice, {creator: ["RANDOM"]})
+        assert answer["device_keys"][creator]["RANDOM"]["device_keys"] == {}
+        assert len(fetches) == 1
+        assert fetches[0].path == f"{FEDERATION}/user/devices/{creator}"
+
+        second = dict(first, stream_id=2, prev_id=[1], device_display_name="test display name")
+        master = CrossSigning.for_user(creator).master.unsigned_json()
+        signing_keys = {"user_id": creator, "master_key": master}
+        send_edus(
+            "2",
+            {"edu_type": "m.device_list_update", "content": second},
+            {"edu_type": "m.signing_key_update", "content": signing_keys},
+        )
+
+        def updated() -> bool:
+            answer = query(a, alice, {creator: ["RANDOM"]})
+            device = answer["device_keys"][creator]["RANDOM"]
+            return (
+                device["unsigned"].get("device_display_name") == "test display name"
+                and answer["master_keys"].get(creator) == master
+            )
+
+        poll(updated, "the update applied")
+        assert len(fetches) == 1
+
+        # the creator's server goes down: what we hold is still served
+        fake.route("GET", f"{FEDERATION}/user/devices/", lambda _: (503, {}))
+        fake.route("POST", f"{FEDERATION}/user/keys/query", lambda _: (503, {}))
+        answer = query(a, alice, {creator: []})
+        assert answer["failures"] == {}
+        assert set(answer["device_keys"][creator]) == {"RANDOM"}

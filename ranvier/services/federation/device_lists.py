@@ -4,8 +4,8 @@ Inbound: other servers' users' device lists are cached while a local user shares
 with them (storage/remote_devices.py). An `m.device_list_update` that follows on from the
 cached list (its prev_id is the stream_id we hold) is applied; one that does not (a gap:
 an update we missed) makes us fetch the whole list again with GET /user/devices/{userId}.
-An update for a user whose list is not cached only marks them changed, so room-mates'
-clients query again and the next query fills the cache. `m.signing_key_update` replaces
+An update for a user whose list is not cached yet is fetched the same way (in the
+background, as any resync: the transaction is answered first). `m.signing_key_update` replaces
 their cross-signing keys. Every change takes a position in our device_lists stream, so it
 reaches /sync `device_lists.changed` and /keys/changes.
 
@@ -32,7 +32,6 @@ from ranvier.protocol.e2e_keys import (
     SELF_SIGNING,
     KeyFormatError,
     check_cross_signing_key,
-    check_device_keys,
 )
 from ranvier.protocol.events import Event
 from ranvier.services.device_lists import DeviceListService
@@ -99,15 +98,13 @@ def parse_user_devices(user_id: str, answer: Any) -> RemoteDeviceList:
 
 
 def _device_keys(keys: Any, user_id: str, device_id: str) -> JsonDict | None:
-    if keys is None:
+    """The keys as the user's server gave them (clients check the device's signature,
+    as Synapse passes them on unchecked), unless they name another user or device."""
+    if not isinstance(keys, dict):
         return None
-    try:
-        checked = check_device_keys(keys)
-    except KeyFormatError:
+    if keys.get("user_id", user_id) != user_id or keys.get("device_id", device_id) != device_id:
         return None
-    if checked["user_id"] != user_id or checked["device_id"] != device_id:
-        return None
-    return checked
+    return keys
 
 
 def _cross_signing_key(key: Any, user_id: str, usage: str) -> JsonDict | None:
@@ -155,7 +152,8 @@ class RemoteDeviceLists:
             # their servers stopped telling us of changes: what we hold may be stale
             await self._store.forget(unshared)
         found = await self._store.get_lists(shared)
-        missing = [user_id for user_id in shared if user_id not in found]
+        # a list being fetched again is waited for rather than served as it was
+        missing = [u for u in shared if u not in found or u in self._user_to_resync]
         if missing:
             fetched = await asyncio.gather(*(self.resync(user_id) for user_id in missing))
             found.update({fl.user_id: fl for fl in fetched if fl is not None})
@@ -168,8 +166,15 @@ class RemoteDeviceLists:
         if task is None:
             task = asyncio.create_task(self._resync(user_id), name=f"device list {user_id}")
             self._user_to_resync[user_id] = task
-            task.add_done_callback(lambda _: self._user_to_resync.pop(user_id, None))
+            task.add_done_callback(lambda done: self._resync_done(user_id, done))
         return asyncio.shield(task)
+
+    def _resync_done(self, user_id: str, task: asyncio.Task[RemoteDeviceList | None]) -> None:
+        self._user_to_resync.pop(user_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "Fetching the device list of %s failed", user_id, exc_info=task.exception()
+            )
 
     async def _resync(self, user_id: str) -> RemoteDeviceList | None:
         try:
@@ -182,6 +187,7 @@ class RemoteDeviceLists:
             fetched = parse_user_devices(user_id, answer)
         except (FederationError, MalformedDeviceList) as exc:
             logger.info("Could not fetch the device list of %s: %s", user_id, exc)
+            # the next query asks again
             await self._store.forget([user_id])
             return None
         position = await self._store.replace_list(fetched)
@@ -224,17 +230,18 @@ class RemoteDeviceLists:
         outcome, position = await self._store.apply_update(update)
         if outcome == UpdateOutcome.APPLIED and position is not None:
             await self._device_lists.changed(update.user_id, position)
-        elif outcome == UpdateOutcome.NOT_CACHED:
-            position = await self._store.record_change(update.user_id, [update.device_id])
-            await self._device_lists.changed(update.user_id, position)
-        elif outcome == UpdateOutcome.GAP:
+        elif outcome in (UpdateOutcome.NOT_CACHED, UpdateOutcome.GAP):
             logger.info(
                 "Device list update %s of %s follows %s, which we do not have: fetching it",
                 update.stream_id,
                 update.user_id,
                 list(update.prev_ids),
             )
-            await self.resync(update.user_id)
+            # room-mates' clients are told at once; a query of theirs waits for the fetch,
+            # which runs in the background: the transaction is answered now
+            position = await self._store.record_change(update.user_id, [update.device_id])
+            await self._device_lists.changed(update.user_id, position)
+            self.resync(update.user_id)
 
     async def on_signing_key_update(self, origin: str, content: Mapping[str, Any]) -> None:
         """An m.signing_key_update EDU from `origin`."""
