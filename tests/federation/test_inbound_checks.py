@@ -15,7 +15,13 @@ from urllib.parse import quote
 
 import pytest
 
-from ranvier.protocol.event_builder import EventTemplate, PrevEvent, build_event
+from ranvier.protocol.event_builder import (
+    EventTemplate,
+    PrevEvent,
+    build_create_event,
+    build_event,
+    build_unsigned_pdu,
+)
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from tests.federation.conftest import ServerPair
@@ -592,3 +598,92 @@ def test_a_power_levels_event_in_the_state_at_a_gap_cannot_take_the_room(
     prev_id = prev[0] if isinstance(prev, list) else prev  # v1: [event ID, hashes]
     state = ok(state_ids_at(fake, room, prev_id))["pdu_ids"]
     assert x.event_id not in state
+
+
+# -- power levels in a room that has none (41power-levels.pl:58) ---------------------------
+
+
+@engines
+def test_a_member_who_did_not_create_a_room_without_power_levels_cannot_set_them(
+    two_servers: ServerPair, fake: FakeServer, engine: str
+) -> None:
+    """The fake hosts a room with no power levels event, created by ann and joined by bob;
+    a local user joins it through the fake. Bob's power levels event is rejected."""
+    server = pick(two_servers, engine)
+    version = KNOWN_ROOM_VERSIONS["10"]
+    room_id = f"!nopl{secrets.token_hex(4)}:{fake.server_name}"
+    ann, bob = fake.user("ann"), fake.user("bob")
+    create = build_create_event(
+        room_version=version,
+        sender=ann,
+        content={},
+        server_name=fake.server_name,
+        signing_key=fake.signing_key,
+        room_id=room_id,
+    )
+    fake.remember(create)
+    state: dict[tuple[str, str], Event] = {("m.room.create", ""): create}
+    latest = create
+    for template in (
+        EventTemplate("m.room.member", ann, {"membership": "join"}, room_id, ann),
+        EventTemplate("m.room.join_rules", ann, {"join_rule": "public"}, room_id, ""),
+        EventTemplate("m.room.member", bob, {"membership": "join"}, room_id, bob),
+    ):
+        latest = fake.build(template, version, [latest], state)
+        state[(latest.type, latest.state_key or "")] = latest
+    joins: list[Event] = []
+
+    def make_join(request: ReceivedRequest) -> tuple[int, Any]:
+        user_id = request.path.rpartition("/")[2]
+        template = EventTemplate("m.room.member", user_id, {"membership": "join"}, room_id, user_id)
+        pdu = build_unsigned_pdu(
+            template,
+            room_version=version,
+            prev_events=[PrevEvent.of(joins[-1] if joins else latest)],
+            current_state=state,
+            server_name=fake.server_name,
+        )
+        return 200, {"room_version": "10", "event": pdu}
+
+    def send_join(request: ReceivedRequest) -> tuple[int, Any]:
+        event = Event(request.body, version, request.path.rpartition("/")[2])
+        joins.append(event)
+        return 200, {
+            "origin": fake.server_name,
+            "state": [e.pdu for e in state.values()],
+            "auth_chain": [e.pdu for e in state.values()],
+            "event": request.body,
+            "members_omitted": False,
+            "servers_in_room": [fake.server_name],
+        }
+
+    fake.route("GET", f"{FED}/v1/make_join/{room_id}/", make_join)
+    fake.route("PUT", f"{FED}/v2/send_join/{room_id}/", send_join)
+    carl = register(server, f"carl{secrets.token_hex(3)}")
+    path = f"{CLIENT}/join/{quote(room_id)}?server_name={quote(fake.server_name)}"
+    ok(server.authed(carl, "POST", path, {}))
+    state_path = f"{CLIENT}/rooms/{quote(room_id)}/state"
+    types = {e["type"] for e in ok(server.authed(carl, "GET", state_path))}
+    assert "m.room.power_levels" not in types and "m.room.join_rules" in types
+    join_event = joins[-1]
+    joined_state = {**state, ("m.room.member", carl.user_id): join_event}
+    power = fake.build(
+        EventTemplate("m.room.power_levels", bob, {"users": {bob: 100}}, room_id, ""),
+        version,
+        [join_event],
+        joined_state,
+    )
+    reply = fake.send_transaction(server, secrets.token_hex(8), [power.pdu])
+    assert "error" in ok(reply)["pdus"][power.event_id]
+    refused(server.authed(carl, "GET", f"{state_path}/m.room.power_levels/"), 404, "M_NOT_FOUND")
+    # the creator may
+    ann_power = fake.build(
+        EventTemplate("m.room.power_levels", ann, {"users": {ann: 100}}, room_id, ""),
+        version,
+        [join_event],
+        joined_state,
+    )
+    reply = fake.send_transaction(server, secrets.token_hex(8), [ann_power.pdu])
+    assert ok(reply)["pdus"] == {ann_power.event_id: {}}
+    levels = ok(server.authed(carl, "GET", f"{state_path}/m.room.power_levels/"))
+    assert levels["users"] == {ann: 100}
