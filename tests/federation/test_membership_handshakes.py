@@ -335,6 +335,124 @@ def test_invites_with_json_room_version_6_does_not_allow_are_refused(
         assert pdu["room_id"] not in response.get("rooms", {}).get("invite", {})
 
 
+def invite_state_shown(server: FederatingServer, user: Session, room_id: str) -> list[Any]:
+    response = sync_until(server, user, in_section("invite", room_id))
+    return response["rooms"]["invite"][room_id]["invite_state"]["events"]  # type: ignore[no-any-return]
+
+
+def put_invite(
+    fake: FakeServer,
+    server: FederatingServer,
+    invite: Event,
+    invite_room_state: list[Any],
+) -> Reply:
+    uri = f"{FED}/v2/invite/{quote(invite.room_id)}/{quote(invite.event_id)}"
+    body = {
+        "room_version": invite.room_version.identifier,
+        "event": invite.pdu,
+        "invite_room_state": invite_room_state,
+    }
+    return fake.request(server, "PUT", uri, body)
+
+
+def test_invite_room_state_keeps_only_checked_entries_before_room_version_12(
+    two_servers: ServerPair, users: Users, fake: FakeServer
+) -> None:
+    server = two_servers.second
+    room = fake_room(fake, "10")
+    owner = fake.user("owner")
+    named = room.add(fake, EventTemplate("m.room.name", owner, {"name": "Fake"}, room.room_id, ""))
+    forged = {**named.pdu, "origin_server_ts": named.pdu["origin_server_ts"] + 1}
+    elsewhere = fake_room(fake, "10").state[("m.room.create", "")]
+    invite = room.add(
+        fake,
+        EventTemplate(
+            "m.room.member", owner, {"membership": "invite"}, room.room_id, users.bob.user_id
+        ),
+    )
+    legacy_topic = {
+        "type": "m.room.topic",
+        "state_key": "",
+        "sender": owner,
+        "content": {"topic": "t"},
+    }
+    state = [
+        room.state[("m.room.create", "")].pdu,  # a PDU of the room: kept
+        {**legacy_topic, "origin_server_ts": 5, "junk": "x" * 100},  # stripped form: kept as such
+        forged,  # signature broken
+        elsewhere.pdu,  # another room's
+        {**legacy_topic, "type": "m.room.avatar", "room_id": "!other:elsewhere"},
+        {"type": "m.room.guest_access", "content": "not an object", "state_key": ""},
+        "not an event",
+    ]
+    answer = ok(put_invite(fake, server, invite, state))
+    assert server.server_name in answer["event"]["signatures"]
+    shown = invite_state_shown(server, users.bob, room.room_id)
+    kinds = [e["type"] for e in shown]
+    assert kinds == ["m.room.create", "m.room.topic", "m.room.member"]
+    assert shown[0]["sender"] == owner and shown[0]["content"]["room_version"] == "10"
+    assert shown[1] == legacy_topic
+
+
+def test_invite_room_state_from_room_version_12_must_be_the_rooms_signed_pdus(
+    two_servers: ServerPair, users: Users, fake: FakeServer
+) -> None:
+    server = two_servers.first
+    version = KNOWN_ROOM_VERSIONS["12"]
+    owner = fake.user("owner")
+
+    def room_v12(name: str) -> tuple[Event, Event]:
+        create = fake.build(
+            EventTemplate("m.room.create", owner, {"room_version": "12", "tag": name}, None, ""),
+            version,
+            [],
+            {},
+        )
+        room_id = "!" + create.event_id[1:]
+        state = {("m.room.create", ""): create}
+        named = fake.build(
+            EventTemplate("m.room.name", owner, {"name": name}, room_id, ""),
+            version,
+            [create],
+            state,
+        )
+        return create, named
+
+    create, named = room_v12("Twelve")
+    room_id = "!" + create.event_id[1:]
+    other_create, other_named = room_v12("Elsewhere")
+
+    def invite_of(user: Session) -> Event:
+        return fake.build(
+            EventTemplate("m.room.member", owner, {"membership": "invite"}, room_id, user.user_id),
+            version,
+            [named],
+            {("m.room.create", ""): create},
+        )
+
+    refusals = {
+        "no create event": [named.pdu],
+        "a forged entry": [create.pdu, {**named.pdu, "origin_server_ts": 1}],
+        "another room's create": [other_create.pdu, named.pdu],
+        "another room's name": [create.pdu, other_named.pdu],
+        "an entry that is no event": [create.pdu, named.pdu, 7],
+    }
+    invitee = users.alice
+    for reason, state in refusals.items():
+        reply = put_invite(fake, server, invite_of(invitee), state)
+        assert reply.status == 400 and reply.json()["errcode"] == "M_INVALID_PARAM", (
+            reason,
+            reply.body,
+        )
+    response = ok(server.authed(invitee, "GET", CLIENT + "/sync?timeout=0"))
+    assert room_id not in response.get("rooms", {}).get("invite", {})
+
+    ok(put_invite(fake, server, invite_of(invitee), [create.pdu, named.pdu]))
+    shown = invite_state_shown(server, invitee, room_id)
+    assert [e["type"] for e in shown] == ["m.room.create", "m.room.name", "m.room.member"]
+    assert shown[1]["content"] == {"name": "Twelve"}
+
+
 # -- outbound: an old server (v1 only), bad answers -----------------------------------------
 
 

@@ -45,10 +45,10 @@ from ranvier.services.federation.membership_pdus import checked_membership_pdu
 from ranvier.services.federation.out_of_band import (
     INVITE_ROOM_STATE,
     OutOfBandMemberships,
-    usable_stripped_state,
     with_stripped_state,
 )
 from ranvier.services.federation.server_acl import ServerAclChecker
+from ranvier.services.federation.stripped_state import CheckedRoomState, check_room_state
 from ranvier.services.rooms.sender import FederatedEvent, RoomEventSender
 
 logger = logging.getLogger(__name__)
@@ -154,12 +154,11 @@ class InviteService:
         event = await check_remote_pdu(self._verifier, pdu, room_version)
         if event.event_id != event_id:
             raise invalid("The event's ID is not the one in the path")
-        stripped = usable_stripped_state(invite_room_state)
-        if room_version.room_id_from_create_event and not any(
-            entry["type"] == "m.room.create" for entry in stripped
-        ):
+        checked = await self.checked_room_state(invite_room_state, room_id, room_version)
+        if checked.problems and room_version.room_id_from_create_event:
             # spec: invites-v2.yaml - SHOULD for room versions 12 and later
-            raise invalid("invite_room_state has no m.room.create event")
+            raise invalid(f"invite_room_state will not do: {'; '.join(checked.problems)}")
+        stripped = checked.kept
         exists, deactivated = await self._user_status(target)
         if not exists:
             raise MatrixError(404, "M_NOT_FOUND", f"Unknown user {target}")
@@ -183,6 +182,16 @@ class InviteService:
                 creator=creator if isinstance(creator, str) else None,
             )
         return signed
+
+    async def checked_room_state(
+        self, entries: Sequence[Any], room_id: str, room_version: RoomVersion
+    ) -> CheckedRoomState:
+        """An invite's or knock's room state from another server, as it may be kept
+        (services/federation/stripped_state.py)."""
+        checked = await check_room_state(self._verifier, entries, room_id, room_version)
+        if checked.problems:
+            logger.info("Room state for %s left out: %s", room_id, "; ".join(checked.problems))
+        return checked
 
     # -- sending -------------------------------------------------------------------------
 

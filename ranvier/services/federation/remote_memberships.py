@@ -197,7 +197,11 @@ class RemoteMemberships:
             server, f"{FEDERATION}/v1/send_knock/{_path(room_id, event.event_id)}", event.pdu
         )
         state = sent.get("knock_room_state") if isinstance(sent, dict) else None
-        stripped = usable_stripped_state(state if isinstance(state, list) else [])
+        # spec: knocks.yaml - improper entries SHOULD be removed before clients see them
+        checked = await self._invites.checked_room_state(
+            state if isinstance(state, list) else [], room_id, event.room_version
+        )
+        stripped = checked.kept
         creator = next((e.get("sender") for e in stripped if e["type"] == "m.room.create"), None)
         await self._out_of_band.store(
             with_stripped_state(event, KNOCK_ROOM_STATE, stripped),
