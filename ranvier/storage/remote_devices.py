@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ranvier.storage.database import Database
 from ranvier.storage.device_lists import USER_KEYS, record_device_list_change
 from ranvier.storage.metadata import metadata
+from ranvier.storage.state import current_state_events
 
 JsonDict = dict[str, Any]
 _CHUNK = 500
@@ -131,6 +132,34 @@ class RemoteDeviceStore:
                             row.device_id, _loads(row.keys_json), row.display_name
                         )
         return lists
+
+    async def sharing_a_room(self, user_ids: Collection[str], server_name: str) -> set[str]:
+        """Those of the users joined to a room that a user of `server_name` is joined to."""
+        users = list(dict.fromkeys(user_ids))
+        theirs = current_state_events.alias("theirs")
+        ours = current_state_events.alias("ours")
+        # localparts hold no ':', so the suffix is the whole server name
+        ours_pattern = "%:" + server_name.replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_"
+        )
+        found: set[str] = set()
+        async with self._db.read() as conn:
+            for start in range(0, len(users), _CHUNK):
+                query = (
+                    select(theirs.c.state_key)
+                    .select_from(theirs.join(ours, ours.c.room_id == theirs.c.room_id))
+                    .where(
+                        theirs.c.type == "m.room.member",
+                        theirs.c.membership == "join",
+                        theirs.c.state_key.in_(users[start : start + _CHUNK]),
+                        ours.c.type == "m.room.member",
+                        ours.c.membership == "join",
+                        ours.c.state_key.like(ours_pattern, escape="\\"),
+                    )
+                    .distinct()
+                )
+                found.update((await conn.execute(query)).scalars())
+        return found
 
     async def cached_users(self, user_ids: Collection[str]) -> set[str]:
         """Those of the users whose list is cached."""

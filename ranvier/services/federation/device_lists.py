@@ -137,17 +137,14 @@ class RemoteDeviceLists:
 
     async def shares_room(self, user_id: str) -> bool:
         """Whether a local user is joined to a room the user is joined to."""
-        rooms = await self._joined_rooms(user_id)
-        if not rooms:
-            return False
-        servers = await get_joined_servers(self._db, rooms)
-        return any(self._server_name in joined for joined in servers.values())
+        return bool(await self._store.sharing_a_room([user_id], self._server_name))
 
     async def cached_lists(self, user_ids: list[str]) -> dict[str, RemoteDeviceList]:
         """The users' lists, from the cache or fetched now, for those we share a room with
         (only they are kept up to date by their servers)."""
-        shared = [user_id for user_id in user_ids if await self.shares_room(user_id)]
-        unshared = [user_id for user_id in user_ids if user_id not in shared]
+        sharing = await self._store.sharing_a_room(user_ids, self._server_name)
+        shared = [user_id for user_id in user_ids if user_id in sharing]
+        unshared = [user_id for user_id in user_ids if user_id not in sharing]
         if unshared:
             # their servers stopped telling us of changes: what we hold may be stale
             await self._store.forget(unshared)
@@ -212,7 +209,7 @@ class RemoteDeviceLists:
         if not candidates:
             return
         cached = await self._store.cached_users(candidates)
-        gone = [user_id for user_id in cached if not await self.shares_room(user_id)]
+        gone = cached - await self._store.sharing_a_room(cached, self._server_name)
         if gone:
             await self._store.forget(gone)
 
