@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
+from ranvier.protocol.signing import sign_json
 from tests.federation.fake_server import FakeServer
 from tests.federation.harness import FederatingServer, FederationCA, federating, register
 from tests.federation.replies import ok
@@ -109,8 +110,21 @@ def test_servers_sharing_a_room_hear_of_each_device_change_in_a_chain(
         "master_key": cross_signing.master.unsigned_json(),
         "self_signing_key": cross_signing.self_signing.signed_by(cross_signing.master),
     }
-    # a cross-signing change is no device change: the chain goes on from the deletion
+    # a cross-signing change is no device change
     assert len(edus_received(fake, "m.device_list_update", 4)) == 4
+
+    # alice signs her laptop with her self-signing key: the laptop's keys go out again,
+    # signed, following on from the deletion
+    signed_laptop = sign_json(
+        laptop.device_keys(), alice.user_id, cross_signing.self_signing.signing
+    )
+    body = {alice.user_id: {alice.device_id: signed_laptop}}
+    uploaded = ok(server.authed(alice, "POST", CLIENT + "/keys/signatures/upload", body))
+    assert uploaded["failures"] == {}
+    resent = edus_received(fake, "m.device_list_update", 5)[4]
+    assert resent["device_id"] == alice.device_id
+    assert resent["prev_id"] == [deleted["stream_id"]]
+    assert resent["keys"] == signed_laptop
 
 
 def test_device_names_are_served_when_the_option_allows(

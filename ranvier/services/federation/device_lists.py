@@ -38,7 +38,7 @@ from ranvier.services.device_lists import DeviceListService
 from ranvier.storage.database import Database
 from ranvier.storage.device_lists import USER_KEYS, DeviceChangeLog
 from ranvier.storage.devices import DeviceStore
-from ranvier.storage.e2e_keys import E2eKeyStore
+from ranvier.storage.e2e_keys import E2eKeyStore, Signature
 from ranvier.storage.memberships import get_joined_servers
 from ranvier.storage.remote_devices import (
     DeviceUpdate,
@@ -322,24 +322,28 @@ class DeviceListPublisher:
         if not destinations:
             return
         device_ids = await self._changes.devices_changed_at(user_id, position)
+        # the user's own signatures (of devices by their self-signing key, of their
+        # master key by a device) are kept apart from the keys: they go out with them
+        signatures = await self._keys.get_signatures([user_id], visible_to="")
         edus: list[tuple[str, JsonDict]] = []
         if USER_KEYS in device_ids:
             cross_signing = (await self._keys.get_cross_signing_keys([user_id])).get(user_id, {})
             content: JsonDict = {"user_id": user_id}
             for usage, field in ((MASTER, "master_key"), (SELF_SIGNING, "self_signing_key")):
                 if usage in cross_signing:
-                    content[field] = cross_signing[usage]
+                    key = cross_signing[usage]
+                    content[field] = _with_signatures(key, _public_key(key), signatures)
             if len(content) > 1:
                 edus.append((SIGNING_KEY_UPDATE, content))
         devices = [device_id for device_id in device_ids if device_id != USER_KEYS]
         if devices:
-            edus.extend(await self._device_updates(user_id, position, devices))
+            edus.extend(await self._device_updates(user_id, position, devices, signatures))
         for destination in sorted(destinations):
             for edu_type, content in edus:
                 self._sender.send_edu(destination, edu_type, content)
 
     async def _device_updates(
-        self, user_id: str, position: int, device_ids: list[str]
+        self, user_id: str, position: int, device_ids: list[str], signatures: list[Signature]
     ) -> list[tuple[str, JsonDict]]:
         previous = await self._changes.latest_device_change(user_id, before=position)
         keys = (await self._keys.get_device_keys({user_id: device_ids})).get(user_id, {})
@@ -357,8 +361,30 @@ class DeviceListPublisher:
             }
             if device is not None:
                 if device_id in keys:
-                    content["keys"] = keys[device_id].keys
+                    content["keys"] = _with_signatures(keys[device_id].keys, device_id, signatures)
                 if self._include_display_names and device.display_name is not None:
                     content["device_display_name"] = device.display_name
             updates.append((DEVICE_LIST_UPDATE, content))
         return updates
+
+
+def _public_key(key: Mapping[str, Any]) -> str | None:
+    keys = key.get("keys")
+    if isinstance(keys, dict) and len(keys) == 1:
+        value = next(iter(keys.values()))
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _with_signatures(
+    key: Mapping[str, Any], target: str | None, signatures: list[Signature]
+) -> JsonDict:
+    """`key` with the stored signatures of `target` (a device ID or a public key) added."""
+    signed = dict(key)
+    by_user = {k: dict(v) for k, v in signed.get("signatures", {}).items()}
+    for signature in signatures:
+        if signature.target_key == target:
+            by_user.setdefault(signature.user_id, {})[signature.key_id] = signature.signature
+    if by_user:
+        signed["signatures"] = by_user
+    return signed
