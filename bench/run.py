@@ -1,6 +1,8 @@
 """Race Ranvier against Synapse: start each in turn (A B A B), run every scenario, print a table.
 
 Run: make bench   or   .venv/bin/python -m bench.run [--only ranvier] [--postgres] [--quick]
+With --federation the scenarios are federation's instead (bench/federation.py): joining a
+scripted remote server's room of 1,000 members, then inbound /send throughput.
 Each server gets a fresh data directory (and a fresh PostgreSQL database) per round; figures are
 the median over rounds. Everything listens on 127.0.0.1; the servers are stopped by their PID.
 """
@@ -13,8 +15,10 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from bench.load import SCENARIOS, Figure, Sizes, run_against
@@ -22,10 +26,16 @@ from bench.servers import Database, RunningServer, start_ranvier, start_synapse
 
 IDLE_SETTLE_SECONDS = 3.0
 Starter = Callable[[Path, Database], RunningServer]
+Scenarios = Callable[[RunningServer], dict[str, Figure]]
+
+
+def client_scenarios(args: argparse.Namespace) -> Scenarios:
+    sizes = Sizes.quick() if args.quick else Sizes()
+    return lambda server: asyncio.run(run_against(server.url, sizes, args.scenario, log=print))
 
 
 def measure(
-    name: str, start: Starter, database: Database, args: argparse.Namespace
+    name: str, start: Starter, database: Database, scenarios: Scenarios
 ) -> dict[str, Figure]:
     """One server, one round: start-up, idle RSS, the scenarios, peak RSS."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as directory:
@@ -38,9 +48,8 @@ def measure(
                 "start-up to first /versions": Figure(server.startup_seconds, "s", "lower"),
                 "idle RSS": Figure(idle_kib / 1024, "MiB", "lower"),
             }
-            sizes = Sizes.quick() if args.quick else Sizes()
             started = time.monotonic()
-            figures |= asyncio.run(run_against(server.url, sizes, args.scenario, log=print))
+            figures |= scenarios(server)
             print(f"{name}: scenarios took {time.monotonic() - started:.0f}s", flush=True)
             _, peak_kib = server.rss_kib()
             figures["peak RSS"] = Figure(peak_kib / 1024, "MiB", "lower")
@@ -92,6 +101,42 @@ def table(results: dict[str, dict[str, Figure]]) -> str:
     return "\n".join(rows)
 
 
+@contextmanager
+def scenarios_and_servers(
+    args: argparse.Namespace,
+) -> Iterator[tuple[Scenarios, list[tuple[str, Starter]]]]:
+    """What to run and on which servers; with --federation, the scripted remote they all
+    join runs for the whole race."""
+    ranvier: Starter = start_ranvier
+    synapse: Starter = start_synapse
+    if not args.federation:
+        yield client_scenarios(args), _chosen(args, ranvier, synapse)
+        return
+    from bench.federation import FederationSizes, ranvier_config, run_federation, synapse_config
+    from bench.remote_room import RemoteRoomServer
+
+    sizes = FederationSizes.quick() if args.quick else FederationSizes()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-remote-") as directory,
+        RemoteRoomServer.running(Path(directory), sizes.members) as remote,
+    ):
+        print(f"remote room {remote.room_id}: {sizes.members} members", flush=True)
+        ranvier = partial(start_ranvier, extra=ranvier_config(remote))
+        synapse = partial(start_synapse, extra=synapse_config(remote))
+        yield partial(run_federation, remote=remote, sizes=sizes), _chosen(args, ranvier, synapse)
+
+
+def _chosen(
+    args: argparse.Namespace, ranvier: Starter, synapse: Starter
+) -> list[tuple[str, Starter]]:
+    servers = []
+    if args.only != "synapse":
+        servers.append(("ranvier", ranvier))
+    if args.only != "ranvier":
+        servers.append(("synapse", synapse))
+    return servers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["ranvier", "synapse"])
@@ -105,23 +150,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS)
     parser.add_argument("--synapse-version", help="install this matrix-synapse release")
+    parser.add_argument(
+        "--federation",
+        action="store_true",
+        help="the federation scenarios (a remote room of 1,000 members, inbound /send)",
+    )
     args = parser.parse_args()
 
     database = Database("postgres" if args.postgres else "sqlite", args.postgres_url)
-    servers: list[tuple[str, Starter]] = []
-    if args.only != "synapse":
-        servers.append(("ranvier", start_ranvier))
     if args.only != "ranvier":
         from bench.synapse_setup import ensure_synapse
 
         print("Synapse", ensure_synapse(args.synapse_version), flush=True)
-        servers.append(("synapse", start_synapse))
-
-    rounds: dict[str, list[dict[str, Figure]]] = {name: [] for name, _ in servers}
-    for number in range(1, args.rounds + 1):
-        for name, start in servers:
-            print(f"round {number}/{args.rounds}", flush=True)
-            rounds[name].append(measure(name, start, database, args))
+    with scenarios_and_servers(args) as (scenarios, servers):
+        rounds: dict[str, list[dict[str, Figure]]] = {name: [] for name, _ in servers}
+        for number in range(1, args.rounds + 1):
+            for name, start in servers:
+                print(f"round {number}/{args.rounds}", flush=True)
+                rounds[name].append(measure(name, start, database, scenarios))
     results = {name: combine(figures) for name, figures in rounds.items()}
 
     from ranvier import __version__

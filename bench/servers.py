@@ -188,12 +188,16 @@ def ranvier_argv(config_path: Path) -> list[str]:
     return argv
 
 
-def start_ranvier(directory: Path, database: Database) -> RunningServer:
+def start_ranvier(
+    directory: Path, database: Database, extra: dict[str, Any] | None = None
+) -> RunningServer:
+    """`extra` goes on top of the benchmark's config (the federation scenarios' settings)."""
     overrides = {
         "enable_registration": True,
         "enable_registration_without_verification": True,
         "presence": {"enabled": False},
         **SHARED_RATELIMITS,
+        **(extra or {}),
     }
     path, port = write_ranvier_config(directory, database, overrides)
     return _launch("ranvier", ranvier_argv(path), directory, port)
@@ -214,7 +218,10 @@ def synapse_version() -> str:
     return out.stdout.split()[0]
 
 
-def start_synapse(directory: Path, database: Database) -> RunningServer:
+def start_synapse(
+    directory: Path, database: Database, extra: dict[str, Any] | None = None
+) -> RunningServer:
+    """`extra` goes on top of the benchmark's config (the federation scenarios' settings)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     path = directory / "homeserver.yaml"
@@ -264,6 +271,7 @@ def start_synapse(directory: Path, database: Database) -> RunningServer:
     raw["enable_metrics"] = False
     raw.update(SHARED_RATELIMITS)
     raw.update(SYNAPSE_ONLY_RATELIMITS)
+    raw.update(extra or {})
     path.write_text(yaml.safe_dump(raw))
     argv = [python, "-m", "synapse.app.homeserver", "-c", str(path)]
     return _launch("synapse", argv, directory, port)
