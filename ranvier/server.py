@@ -864,10 +864,11 @@ def connect_federated_edus(
     rooms: Rooms,
     ephemeral: Ephemeral,
     sender: FederationSender | None,
-    edus: EduDispatcher,
+    inbound: InboundFederation,
 ) -> None:
     """Typing, receipts and presence with other servers: theirs through the EDU
-    dispatcher, ours out through the transaction queue (none with send_federation off)."""
+    dispatcher (held to the rooms' server ACLs), ours out through the transaction queue
+    (none with send_federation off)."""
     membership = rooms.membership
 
     async def is_joined(room_id: str, user_id: str) -> bool:
@@ -875,16 +876,17 @@ def connect_federated_edus(
 
     outbox = EduOutbox(sender, config.server_name) if sender is not None else None
     joined_servers = joined_servers_lookup(database, sender)
+    allows = inbound.server_acl.allows
     typing = TypingFederation(
-        ephemeral.typing, is_joined, joined_servers, config.server_name, outbox
+        ephemeral.typing, is_joined, joined_servers, allows, config.server_name, outbox
     )
-    edus.register(TYPING_EDU, typing.on_edu)
+    inbound.edus.register(TYPING_EDU, typing.on_edu)
     receipts = ReceiptFederation(
-        ephemeral.receipts, is_joined, joined_servers, config.server_name, outbox
+        ephemeral.receipts, is_joined, joined_servers, allows, config.server_name, outbox
     )
-    edus.register(RECEIPT_EDU, receipts.on_edu)
+    inbound.edus.register(RECEIPT_EDU, receipts.on_edu)
     presence = PresenceFederation(ephemeral.presence, membership.joined_rooms, database, outbox)
-    edus.register(PRESENCE_EDU, presence.on_edu)
+    inbound.edus.register(PRESENCE_EDU, presence.on_edu)
 
 
 def build_url_previews(
@@ -1388,7 +1390,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         config, database, rooms, keyring, federation.client
     )
     connect_federated_edus(
-        config, database, rooms, ephemeral, federation.sender, inbound_federation.edus
+        config, database, rooms, ephemeral, federation.sender, inbound_federation
     )
     connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
     return Homeserver(

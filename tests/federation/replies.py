@@ -36,11 +36,17 @@ def sync_until(
     session: Session,
     found: Callable[[dict[str, Any]], bool],
     timeout: float = 30.0,
+    since: str | None = None,
 ) -> dict[str, Any]:
     """The first sync response for which `found(response)` holds: an initial sync, then
-    incremental ones from its token (an initial sync's answer may be a cached one)."""
+    incremental ones from its token (an initial sync's answer may be a cached one); with
+    `since`, incremental ones from there only (to see a change after that response, such
+    as typing that stopped, which an initial sync would not mention)."""
     deadline = time.monotonic() + timeout
-    response: dict[str, Any] = ok(server.authed(session, "GET", CLIENT + "/sync?timeout=0"))
+    path = CLIENT + "/sync?timeout=0"
+    if since is not None:
+        path = f"{CLIENT}/sync?since={quote(since)}&timeout=1000"
+    response: dict[str, Any] = ok(server.authed(session, "GET", path))
     while not found(response):
         assert time.monotonic() < deadline, response
         since = quote(response["next_batch"])

@@ -132,14 +132,15 @@ def test_typing_is_seen_on_the_other_server_and_stops(two_servers: ServerPair) -
         room = share_room(home, away, "public_chat")
         # the guest types in the room of the other server
         set_typing(away, room.guest, room.room_id, True)
-        sync_until(home, room.owner, typists_are(room.room_id, [room.guest.user_id]))
+        shown = sync_until(home, room.owner, typists_are(room.room_id, [room.guest.user_id]))
         set_typing(away, room.guest, room.room_id, False)
-        sync_until(home, room.owner, typists_are(room.room_id, []))
+        stopped = typists_are(room.room_id, [])
+        sync_until(home, room.owner, stopped, since=shown["next_batch"])
         # and the owner's typing reaches the guest's server
         set_typing(home, room.owner, room.room_id, True)
-        sync_until(away, room.guest, typists_are(room.room_id, [room.owner.user_id]))
+        shown = sync_until(away, room.guest, typists_are(room.room_id, [room.owner.user_id]))
         set_typing(home, room.owner, room.room_id, False)
-        sync_until(away, room.guest, typists_are(room.room_id, []))
+        sync_until(away, room.guest, stopped, since=shown["next_batch"])
 
 
 def test_receipts_are_seen_on_the_other_server_private_ones_never(

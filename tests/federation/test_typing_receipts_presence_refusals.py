@@ -16,13 +16,17 @@ from urllib.parse import quote
 import pytest
 
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
-from tests.federation.conftest import ServerPair
+from tests.federation.conftest import ServerPair, federating_pair
 from tests.federation.fake_server import FakeServer
 from tests.federation.harness import FederatingServer, FederationCA, register
 from tests.federation.replies import ok, sync_until
 from tests.integration.matrix import CLIENT, Session
 
 FED = "/_matrix/federation"
+
+# every response fresh: the tests look at all of them for what must never show, and a
+# repeated initial sync would otherwise be answered from before
+two_servers = federating_pair(caches={"sync_response_cache_duration": 0})
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +99,9 @@ def send_edus(fake: FakeServer, scene: Scene, edus: list[dict[str, Any]]) -> Non
     assert ok(reply) == {"pdus": {}}
 
 
-def watch(scene: Scene, found: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+def watch(
+    scene: Scene, found: Callable[[dict[str, Any]], bool], since: str | None = None
+) -> list[dict[str, Any]]:
     """alice's sync responses up to the first for which `found` holds."""
     seen: list[dict[str, Any]] = []
 
@@ -103,7 +109,7 @@ def watch(scene: Scene, found: Callable[[dict[str, Any]], bool]) -> list[dict[st
         seen.append(response)
         return found(response)
 
-    sync_until(scene.server, scene.alice, record)
+    sync_until(scene.server, scene.alice, record, since=since)
     return seen
 
 
@@ -139,7 +145,8 @@ def test_typing_of_others_users_non_members_and_other_rooms_is_dropped(
         shown = ephemeral(response, scene.room_id, "m.typing")
         return bool(shown) and scene.mallory in shown[-1]["content"]["user_ids"]
 
-    for response in watch(scene, mallory_types):
+    seen = watch(scene, mallory_types)
+    for response in seen:
         for event in ephemeral(response, scene.room_id, "m.typing"):
             assert event["content"]["user_ids"] == [scene.mallory], response
         assert scene.other_room_id not in response.get("rooms", {}).get("join", {}) or not (
@@ -152,7 +159,7 @@ def test_typing_of_others_users_non_members_and_other_rooms_is_dropped(
         shown = ephemeral(response, scene.room_id, "m.typing")
         return bool(shown) and shown[-1]["content"]["user_ids"] == []
 
-    watch(scene, nobody_types)
+    watch(scene, nobody_types, since=seen[-1]["next_batch"])
 
 
 def receipts(room_id: str, by_type: dict[str, Any]) -> dict[str, Any]:
@@ -268,3 +275,55 @@ def test_presence_of_others_users_is_dropped(fake: FakeServer, scene: Scene) -> 
     for user_id in (scene.alice.user_id, scene.bob):
         path = f"{CLIENT}/presence/{quote(user_id)}/status"
         assert ok(scene.server.authed(scene.alice, "GET", path)).get("status_msg") != forged
+
+
+def set_acl(scene: Scene, content: dict[str, Any]) -> None:
+    path = f"{CLIENT}/rooms/{quote(scene.room_id)}/state/m.room.server_acl/"
+    ok(scene.server.authed(scene.alice, "PUT", path, content))
+
+
+def test_typing_and_receipts_from_a_server_the_acl_denies_are_dropped(
+    fake: FakeServer, scene: Scene
+) -> None:
+    path = f"{CLIENT}/rooms/{quote(scene.room_id)}/send/m.room.message/{secrets.token_hex(4)}"
+    unread = ok(scene.server.authed(scene.alice, "PUT", path, {"msgtype": "m.text", "body": "?"}))[
+        "event_id"
+    ]
+    # every test server is "localhost": the ACL denies the fake (and the other Ranvier)
+    set_acl(scene, {"allow": ["*"], "deny": ["localhost"], "allow_ip_literals": True})
+    try:
+        send_edus(
+            fake,
+            scene,
+            [
+                typing(scene.room_id, scene.mallory),
+                receipts(scene.room_id, {"m.read": {scene.mallory: read(unread)}}),
+            ],
+        )
+    finally:
+        set_acl(scene, {"allow": ["*"], "allow_ip_literals": True})
+    # let in again, the fake's next word counts; the denied ones never showed
+    marker = f"marker {secrets.token_hex(2)}"
+    send_edus(
+        fake,
+        scene,
+        [
+            presence(
+                {"user_id": scene.mallory, "presence": "online", "status_msg": marker},
+            )
+        ],
+    )
+
+    def marker_shown(response: dict[str, Any]) -> bool:
+        return any(
+            event["sender"] == scene.mallory and event["content"].get("status_msg") == marker
+            for event in response.get("presence", {}).get("events", [])
+        )
+
+    for response in watch(scene, marker_shown):
+        for event in ephemeral(response, scene.room_id, "m.typing"):
+            assert scene.mallory not in event["content"]["user_ids"], response
+    # all receipts of the room, as an initial sync gives them
+    everything = ok(scene.server.authed(scene.alice, "GET", CLIENT + "/sync?timeout=0"))
+    for event in ephemeral(everything, scene.room_id, "m.receipt"):
+        assert unread not in event["content"], everything

@@ -101,15 +101,16 @@ def test_typing_both_ways_with_synapse(
     ranvier: FederatingServer, synapse: SynapsePeer, room: tuple[Session, Session, str]
 ) -> None:
     sam, carol, room_id = room
+    stopped = typists_are(room_id, [])
     set_typing(ranvier, carol, room_id, True)
-    sync_until(synapse, sam, typists_are(room_id, [carol.user_id]))
+    shown = sync_until(synapse, sam, typists_are(room_id, [carol.user_id]))
     set_typing(ranvier, carol, room_id, False)
-    sync_until(synapse, sam, typists_are(room_id, []))
+    sync_until(synapse, sam, stopped, since=shown["next_batch"])
 
     set_typing(synapse, sam, room_id, True)
-    sync_until(ranvier, carol, typists_are(room_id, [sam.user_id]))
+    shown = sync_until(ranvier, carol, typists_are(room_id, [sam.user_id]))
     set_typing(synapse, sam, room_id, False)
-    sync_until(ranvier, carol, typists_are(room_id, []))
+    sync_until(ranvier, carol, stopped, since=shown["next_batch"])
 
 
 def test_receipts_both_ways_with_synapse(

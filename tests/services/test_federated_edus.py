@@ -58,6 +58,10 @@ async def nobody_servers(room_ids: set[str]) -> dict[str, frozenset[str]]:
     return {}
 
 
+async def any_server(server_name: str, room_id: str) -> bool:
+    return True
+
+
 async def wait_for(condition: Any, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -86,7 +90,7 @@ async def test_our_typing_goes_out_is_kept_alive_and_stops(
     queue = FakeQueue()
     typing = TypingService(always_joined, Recorder())
     federation = TypingFederation(
-        typing, always_joined, nobody_servers, SERVER, EduOutbox(queue, SERVER)
+        typing, always_joined, nobody_servers, any_server, SERVER, EduOutbox(queue, SERVER)
     )
     await typing.set_typing(ALICE, ALICE, ROOM, typing=True, timeout_ms=30_000)
     await wait_for(lambda: len(queue.sent) >= 2)
@@ -115,7 +119,7 @@ async def test_a_stop_never_overtakes_its_start() -> None:
     queue = FakeQueue(first_lookup_delay=0.1)
     typing = TypingService(always_joined, Recorder())
     federation = TypingFederation(
-        typing, always_joined, nobody_servers, SERVER, EduOutbox(queue, SERVER)
+        typing, always_joined, nobody_servers, any_server, SERVER, EduOutbox(queue, SERVER)
     )
     await typing.set_typing(ALICE, ALICE, ROOM, typing=True, timeout_ms=30_000)
     await typing.set_typing(ALICE, ALICE, ROOM, typing=False, timeout_ms=None)

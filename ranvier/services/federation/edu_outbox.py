@@ -34,6 +34,8 @@ class EduQueue(Protocol):
 
 # room_ids -> {room_id: the servers with a member joined to it now}
 JoinedServers = Callable[[set[str]], Awaitable[Mapping[str, Collection[str]]]]
+# (server_name, room_id) -> whether the room's server ACL lets the server in
+ServerAllowed = Callable[[str, str], Awaitable[bool]]
 
 
 def joined_servers_lookup(database: Database, queue: EduQueue | None) -> JoinedServers:

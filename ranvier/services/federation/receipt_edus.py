@@ -4,7 +4,8 @@ Our users' public read receipts (m.read, threaded ones with their thread_id) go 
 room's other servers in the spec's shape, {room_id: {"m.read": {user_id: {event_ids,
 data}}}}, one EDU per user, room and thread, keyed in the outbound queue so a receipt
 that moves on before it leaves replaces the one waiting. m.read.private never leaves.
-Another server's receipts are taken only for its own users joined to the room.
+Another server's receipts are taken only for its own users joined to the room, and not
+at all for a room whose server ACL denies it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ranvier.clock import now_ms
 from ranvier.services.federation.edu_outbox import (
     EduOutbox,
     JoinedServers,
+    ServerAllowed,
     both_in_room,
     server_of,
 )
@@ -54,11 +56,13 @@ class ReceiptFederation:
         receipts: ReceiptService,
         is_joined: JoinedCheck,
         joined_servers: JoinedServers,
+        server_allowed: ServerAllowed,
         server_name: str,
         outbox: EduOutbox | None,
     ) -> None:
         """`outbox` None: nothing is sent (send_federation off), inbound still counts."""
         self._receipts = receipts
+        self._server_allowed = server_allowed
         self._is_joined = is_joined
         self._joined_servers = joined_servers
         self._server_name = server_name
@@ -70,6 +74,9 @@ class ReceiptFederation:
         """The m.receipt EDU handler: each receipt in it stands or falls alone."""
         for room_id, by_type in content.items():
             if not isinstance(by_type, Mapping):
+                continue
+            if not await self._server_allowed(origin, room_id):
+                logger.info("Dropping receipts from %s: denied by %s's server ACL", origin, room_id)
                 continue
             if not await both_in_room(self._joined_servers, room_id, self._server_name, origin):
                 logger.info("Dropping receipts from %s for %s: not both in it", origin, room_id)

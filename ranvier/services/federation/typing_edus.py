@@ -4,7 +4,7 @@ Our users' typing goes to the other servers in the room, keyed per user and room
 outbound queue so only the newest state waits there; while a user keeps typing it is said
 again every KEEPALIVE_SECONDS, before the other server's REMOTE_TIMEOUT_MS (a minute, as
 Synapse) runs out. Another server's word is taken only about its own users who are joined
-to a room we are in.
+to a room we are in, and whose server ACL does not deny it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from ranvier.services.federation.edu_outbox import (
     EduOutbox,
     JoinedServers,
+    ServerAllowed,
     both_in_room,
     server_of,
 )
@@ -35,11 +36,13 @@ class TypingFederation:
         typing: TypingService,
         is_joined: JoinedCheck,
         joined_servers: JoinedServers,
+        server_allowed: ServerAllowed,
         server_name: str,
         outbox: EduOutbox | None,
     ) -> None:
         """`outbox` None: nothing is sent (send_federation off), inbound still counts."""
         self._typing = typing
+        self._server_allowed = server_allowed
         self._is_joined = is_joined
         self._joined_servers = joined_servers
         self._server_name = server_name
@@ -58,6 +61,9 @@ class TypingFederation:
             return
         if server_of(user_id) != origin:
             logger.info("Dropping m.typing from %s about %s, not its user", origin, user_id)
+            return
+        if not await self._server_allowed(origin, room_id):
+            logger.info("Dropping m.typing from %s: denied by %s's server ACL", origin, room_id)
             return
         if not await both_in_room(
             self._joined_servers, room_id, self._server_name, origin
