@@ -1,13 +1,19 @@
-"""What Ranvier drops of another server's typing, receipts and presence, on both engines:
-a fake server (fake_server.py) joins its user mallory to a room of ours, where bob of a
-second Ranvier server is joined too, and sends EDUs about users that are not its own (bob,
-our alice), about its user who is not in the room, about a room it is not in, and
-malformed ones, each in the same transaction ahead of a good one. The transaction is
+"""Typing, receipts and presence between Ranvier and a fake server (fake_server.py), on
+both engines: the fake joins its user mallory to a room of ours, where bob of a second
+Ranvier server is joined too.
+
+What we send it: alice's typing, public receipt and presence reach the fake in the spec's
+EDU shapes (SyTest's "Outbound federation sends receipts"), her private receipt never.
+
+What we drop: EDUs about users that are not the fake's own (bob, our alice), about its user
+who is not in the room, about a room it is not in, from a server the room's ACL denies,
+and malformed ones, each in the same transaction ahead of a good one. The transaction is
 accepted; the local client sees the good EDU and never the others."""
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -327,3 +333,95 @@ def test_typing_and_receipts_from_a_server_the_acl_denies_are_dropped(
     everything = ok(scene.server.authed(scene.alice, "GET", CLIENT + "/sync?timeout=0"))
     for event in ephemeral(everything, scene.room_id, "m.receipt"):
         assert unread not in event["content"], everything
+
+
+def edus_sent(fake: FakeServer, origin: str) -> list[dict[str, Any]]:
+    """Every EDU `origin` has put to the fake so far, in order."""
+    return [
+        edu
+        for request in list(fake.received)
+        if request.method == "PUT"
+        and request.path.startswith(f"{FED}/v1/send/")
+        and request.body.get("origin") == origin
+        for edu in request.body.get("edus", [])
+    ]
+
+
+def wait_for_edu(
+    fake: FakeServer, origin: str, found: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        for edu in edus_sent(fake, origin):
+            if found(edu):
+                return edu
+        assert time.monotonic() < deadline, edus_sent(fake, origin)
+        time.sleep(0.05)
+
+
+def test_our_typing_receipts_and_presence_reach_the_fake_in_the_spec_shapes(
+    fake: FakeServer, scene: Scene
+) -> None:
+    server, alice, room_id = scene.server, scene.alice, scene.room_id
+    origin = server.server_name
+    path = f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/"
+    first = ok(
+        server.authed(alice, "PUT", path + secrets.token_hex(4), {"msgtype": "m.text", "body": "1"})
+    )["event_id"]
+    second = ok(
+        server.authed(alice, "PUT", path + secrets.token_hex(4), {"msgtype": "m.text", "body": "2"})
+    )["event_id"]
+    receipt = f"{CLIENT}/rooms/{quote(room_id)}/receipt"
+    ok(server.authed(alice, "POST", f"{receipt}/m.read.private/{quote(first)}", {}))
+    ok(server.authed(alice, "POST", f"{receipt}/m.read/{quote(second)}", {"thread_id": "main"}))
+    typing_path = f"{CLIENT}/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}"
+    ok(server.authed(alice, "PUT", typing_path, {"typing": True, "timeout": 10000}))
+    status = f"here {secrets.token_hex(2)}"
+    presence_path = f"{CLIENT}/presence/{quote(alice.user_id)}/status"
+    ok(server.authed(alice, "PUT", presence_path, {"presence": "online", "status_msg": status}))
+
+    def alice_read(edu: dict[str, Any]) -> bool:
+        return edu["edu_type"] == "m.receipt" and alice.user_id in edu["content"].get(
+            room_id, {}
+        ).get("m.read", {})
+
+    read = wait_for_edu(fake, origin, alice_read)["content"][room_id]["m.read"][alice.user_id]
+    assert read["event_ids"] == [second]
+    assert set(read["data"]) == {"ts", "thread_id"} and read["data"]["thread_id"] == "main"
+    assert isinstance(read["data"]["ts"], int)
+
+    typing_edu = wait_for_edu(
+        fake,
+        origin,
+        lambda edu: (
+            edu["edu_type"] == "m.typing" and edu["content"].get("user_id") == alice.user_id
+        ),
+    )
+    assert typing_edu["content"] == {"room_id": room_id, "user_id": alice.user_id, "typing": True}
+
+    def alice_presence(edu: dict[str, Any]) -> bool:
+        return edu["edu_type"] == "m.presence" and any(
+            item["user_id"] == alice.user_id and item.get("status_msg") == status
+            for item in edu["content"]["push"]
+        )
+
+    pushed = wait_for_edu(fake, origin, alice_presence)["content"]["push"]
+    item = next(i for i in pushed if i["user_id"] == alice.user_id)
+    assert item["presence"] == "online" and item["currently_active"] is True
+    assert isinstance(item["last_active_ago"], int) and item["last_active_ago"] >= 0
+
+    # the private receipt never left
+    for edu in edus_sent(fake, origin):
+        if edu["edu_type"] == "m.receipt":
+            for by_type in edu["content"].values():
+                assert set(by_type) == {"m.read"}, edu
+                assert by_type["m.read"].get(alice.user_id, {}).get("event_ids") != [first], edu
+    ok(server.authed(alice, "PUT", typing_path, {"typing": False}))
+    wait_for_edu(
+        fake,
+        origin,
+        lambda edu: (
+            edu["edu_type"] == "m.typing"
+            and edu["content"] == {"room_id": room_id, "user_id": alice.user_id, "typing": False}
+        ),
+    )
