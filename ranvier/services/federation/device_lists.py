@@ -158,13 +158,17 @@ class RemoteDeviceLists:
 
     def resync(self, user_id: str) -> Awaitable[RemoteDeviceList | None]:
         """Fetch the user's whole list from their server and cache it; None if it could
-        not be had (the cache then holds nothing for them)."""
+        not be had (the cache then holds nothing for them). A caller that gives up does
+        not stop the fetch."""
+        return asyncio.shield(self._start_resync(user_id))
+
+    def _start_resync(self, user_id: str) -> asyncio.Task[RemoteDeviceList | None]:
         task = self._user_to_resync.get(user_id)
         if task is None:
             task = asyncio.create_task(self._resync(user_id), name=f"device list {user_id}")
             self._user_to_resync[user_id] = task
             task.add_done_callback(lambda done: self._resync_done(user_id, done))
-        return asyncio.shield(task)
+        return task
 
     def _resync_done(self, user_id: str, task: asyncio.Task[RemoteDeviceList | None]) -> None:
         self._user_to_resync.pop(user_id, None)
@@ -234,11 +238,11 @@ class RemoteDeviceLists:
                 update.user_id,
                 list(update.prev_ids),
             )
-            # room-mates' clients are told at once; a query of theirs waits for the fetch,
-            # which runs in the background: the transaction is answered now
+            # the fetch runs in the background (the transaction is answered now); started
+            # first, so the queries of room-mates' clients, told at once, wait for it
             position = await self._store.record_change(update.user_id, [update.device_id])
+            self._start_resync(update.user_id)
             await self._device_lists.changed(update.user_id, position)
-            self.resync(update.user_id)
 
     async def on_signing_key_update(self, origin: str, content: Mapping[str, Any]) -> None:
         """An m.signing_key_update EDU from `origin`."""
