@@ -519,6 +519,10 @@ def test_a_join_through_a_server_with_only_v1_send_join_and_a_badly_signed_state
 ) -> None:
     for server, user in ((two_servers.first, users.alice), (two_servers.second, users.bob)):
         room = fake_room(fake, "10")
+        # a member whose profile fields are not strings (SyTest 30room-join.pl:1099)
+        odd = fake.user("odd")
+        odd_content = {"membership": "join", "displayname": [], "avatar_url": []}
+        room.add(fake, EventTemplate("m.room.member", odd, odd_content, room.room_id, odd))
         # signed, then changed: its signature no longer holds, so it must be dropped
         test_event = fake.build(
             EventTemplate("test", fake.user("owner"), {"body": "Test"}, room.room_id, ""),
@@ -539,6 +543,7 @@ def test_a_join_through_a_server_with_only_v1_send_join_and_a_badly_signed_state
         events = [*joined["state"]["events"], *joined["timeline"]["events"]]
         assert any(e["type"] == "m.room.member" and e["state_key"] == user.user_id for e in events)
         assert not any(e["type"] == "test" for e in events)
+        assert membership(server, user, room.room_id, odd) == "join"
         assert membership(server, user, room.room_id, user.user_id) == "join"
 
 
