@@ -333,7 +333,13 @@ class PresenceService:
         await self._update(await self._current(state.user_id), state)
 
     async def states_of(self, user_ids: Collection[str]) -> list[PresenceState]:
-        return [await self._current(user_id) for user_id in user_ids]
+        """The presence of each of `user_ids` (a room's members), in one query."""
+        missing = [user_id for user_id in user_ids if user_id not in self._user_id_to_state]
+        stored = {state.user_id: state for state in await self._store.get_many(missing)}
+        return [
+            self._user_id_to_state.get(user_id) or stored.get(user_id) or offline(user_id)
+            for user_id in user_ids
+        ]
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
         """GET /presence/{userId}/status"""

@@ -86,6 +86,17 @@ class PresenceStore:
             ).first()
         return _row_to_state(row) if row is not None else None
 
+    async def get_many(self, user_ids: Collection[str]) -> list[PresenceState]:
+        """The stored presence of those of `user_ids` that have one."""
+        ids = list(dict.fromkeys(user_ids))
+        found: list[PresenceState] = []
+        async with self._db.read() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                rows = await conn.execute(select(presence).where(presence.c.user_id.in_(chunk)))
+                found.extend(_row_to_state(row) for row in rows)
+        return found
+
     async def get_not_offline(self) -> list[PresenceState]:
         """Everyone not offline: the users whose timers run after a restart."""
         async with self._db.read() as conn:

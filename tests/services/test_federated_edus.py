@@ -204,3 +204,39 @@ async def test_ours_are_said_again_before_the_other_server_gives_up(
     await wait_for(lambda: len(queue.sent) == 2)
     assert {d for d, *_ in queue.sent} == {REMOTE, "there2.example"}
     assert queue.sent[0][2]["push"][0]["presence"] == "online"
+
+
+async def test_members_presence_in_one_read_and_none_taken_when_disabled(
+    database: Database,
+) -> None:
+    async def rooms_of(user_id: str) -> list[str]:
+        return [ROOM]
+
+    async def shares(a: str, b: str) -> bool:
+        return True
+
+    store = PresenceStore(database)
+    presence = await PresenceService.create(
+        store, shares, rooms_of, Recorder(), server_name=SERVER, enabled=True
+    )
+    bob, carol = f"@bob:{SERVER}", f"@carol:{SERVER}"
+    await presence.set_status(ALICE, ALICE, "online", "in memory")
+    await presence.set_status(bob, bob, "offline", "stored")
+    states = await presence.states_of([ALICE, bob, carol])
+    assert [(s.user_id, s.state, s.status_msg) for s in states] == [
+        (ALICE, "online", "in memory"),
+        (bob, "offline", "stored"),
+        (carol, "offline", None),
+    ]
+
+    disabled = await PresenceService.create(
+        store, shares, rooms_of, Recorder(), server_name=SERVER, enabled=False
+    )
+    federation = PresenceFederation(disabled, rooms_of, database, None)
+    remote = f"@dave:{REMOTE}"
+    await federation.on_edu(REMOTE, {"push": [{"user_id": remote, "presence": "online"}]})
+    assert await store.get(remote) is None
+    enabled = PresenceFederation(presence, rooms_of, database, None)
+    await enabled.on_edu(REMOTE, {"push": [{"user_id": remote, "presence": "online"}]})
+    stored = await store.get(remote)
+    assert stored is not None and stored.state == "online"
