@@ -209,6 +209,12 @@ def test_the_timeout_the_client_gives_bounds_the_wait_for_a_server(
     alice = new_user(a, "alice")
     bob = Device(new_user(b, "bob"))
     upload_keys(b, bob)
+    # a timeout that is no count of milliseconds is refused before anything is asked
+    for timeout in (-1, "1000", 1.5):
+        bad_query = {"device_keys": {bob.user_id: []}, "timeout": timeout}
+        refused(a.authed(alice, "POST", CLIENT + "/keys/query", bad_query), 400, "M_BAD_JSON")
+        bad_claim = {"one_time_keys": {bob.user_id: {}}, "timeout": timeout}
+        refused(a.authed(alice, "POST", CLIENT + "/keys/claim", bad_claim), 400, "M_BAD_JSON")
     release = threading.Event()
 
     def too_slow(_: ReceivedRequest) -> tuple[int, Any]:
