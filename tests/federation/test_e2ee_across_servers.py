@@ -200,6 +200,9 @@ def test_a_server_that_cannot_be_reached_is_a_failure_and_the_rest_is_answered(
     claimed = claim(a, alice.session, wanted)
     assert set(claimed["failures"]) == {"localhost:1"}
     assert set(claimed["one_time_keys"]) == {bob.user_id}
+    # as Synapse, a server that failed is not asked again until its backoff is over
+    again = query(a, alice.session, {nobody: []})["failures"]["localhost:1"]
+    assert again == {"status": 503, "message": "Not ready for retry"}
 
 
 def test_the_timeout_the_client_gives_bounds_the_wait_for_a_server(

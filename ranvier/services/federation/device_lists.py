@@ -183,7 +183,6 @@ class RemoteDeviceLists:
                 server_of(user_id),
                 USER_DEVICES + quote(user_id, safe=""),
                 timeout=RESYNC_TIMEOUT_SECONDS,
-                ignore_backoff=True,
             )
             fetched = parse_user_devices(user_id, answer)
         except (FederationError, MalformedDeviceList) as exc:

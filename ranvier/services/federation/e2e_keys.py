@@ -4,8 +4,10 @@
 `RemoteE2eKeys` answers the client API's /keys/query and /keys/claim for other servers'
 users: the users are grouped per server and the servers asked at once, each within the
 client's timeout; a server that fails or is too slow is named in `failures` and the
-others' answers are kept. Device keys of users we share a room with come from the cached
-device lists (fetched on first use); others are asked with POST /user/keys/query.
+others' answers are kept. As Synapse, a server we are backing off from is not asked (its
+failure is "Not ready for retry"), so one dead server does not slow every query. Device
+keys of users we share a room with come from the cached device lists (fetched on first
+use); others are asked with POST /user/keys/query.
 
 `FederationKeyService` serves other servers: GET /user/devices/{userId}, POST
 /user/keys/query and POST /user/keys/claim, for our own users only. Device display names
@@ -114,9 +116,7 @@ class RemoteE2eKeys:
         uncached = {u: d for u, d in wanted.items() if u not in cached}
         if not uncached:
             return result
-        answer = await self._client.post_json(
-            server, USER_KEYS_QUERY, {"device_keys": uncached}, ignore_backoff=True
-        )
+        answer = await self._client.post_json(server, USER_KEYS_QUERY, {"device_keys": uncached})
         if not isinstance(answer, dict):
             raise _BadAnswer(f"{server} answered /user/keys/query with no object")
         # only what the server may speak for: its own users, as asked
@@ -139,9 +139,7 @@ class RemoteE2eKeys:
         return {"one_time_keys": one_time_keys, "failures": failures}
 
     async def _claim_server(self, server: str, wanted: dict[str, Mapping[str, str]]) -> JsonDict:
-        answer = await self._client.post_json(
-            server, USER_KEYS_CLAIM, {"one_time_keys": wanted}, ignore_backoff=True
-        )
+        answer = await self._client.post_json(server, USER_KEYS_CLAIM, {"one_time_keys": wanted})
         if not isinstance(answer, dict):
             raise _BadAnswer(f"{server} answered /user/keys/claim with no object")
         return {
