@@ -221,8 +221,9 @@ class RemoteDeviceStore:
                 update_.stream_id == cached and cached not in update_.prev_ids
             ):
                 return UpdateOutcome.ALREADY_SEEN, None
-            # spec: every prev_id must be one we have; an empty list promises nothing
-            if not update_.prev_ids or any(prev != cached for prev in update_.prev_ids):
+            # spec: every prev_id must be one we have, and the list we hold has every
+            # change up to its stream_id; an empty list promises nothing
+            if not update_.prev_ids or max(update_.prev_ids) > cached:
                 return UpdateOutcome.GAP, None
             of_device = (
                 remote_devices.c.user_id == update_.user_id,

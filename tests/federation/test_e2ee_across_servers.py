@@ -388,16 +388,16 @@ def test_a_gap_in_the_update_chain_makes_the_receiver_fetch_the_whole_list(
     stream_id = served["stream_id"]
     ghost = Device(Session(bob.user_id, "unused", "GHOST"))
 
-    def update(txn: str, prev_id: list[int], new_stream_id: int) -> None:
+    def update(txn: str, prev_id: list[int], new_stream_id: int, device_id: str) -> None:
         edu = {
             "edu_type": "m.device_list_update",
             "content": {
                 "user_id": bob.user_id,
-                "device_id": "GHOST",
+                "device_id": device_id,
                 "stream_id": new_stream_id,
                 "prev_id": prev_id,
                 "deleted": False,
-                "keys": ghost.device_keys(),
+                "keys": dict(ghost.device_keys(), device_id=device_id),
             },
         }
         body = {"origin": b.server_name, "origin_server_ts": 0, "pdus": [], "edus": [edu]}
@@ -407,10 +407,13 @@ def test_a_gap_in_the_update_chain_makes_the_receiver_fetch_the_whole_list(
         return set(query(a, alice, {bob.user_id: []})["device_keys"][bob.user_id])
 
     # an update that follows on from what A holds is applied as sent: A asks nobody
-    update(f"chain-{stream_id}", [stream_id], stream_id + 1000)
+    update(f"chain-{stream_id}", [stream_id], stream_id + 1000, "GHOST")
     poll(lambda: devices() == {bob.session.device_id, "GHOST"}, "the applied update")
+    # so is one following several updates, all of which A holds
+    update(f"chain2-{stream_id}", [stream_id, stream_id + 1000], stream_id + 1100, "GHOST2")
+    poll(lambda: devices() == {bob.session.device_id, "GHOST", "GHOST2"}, "the second update")
     # one that follows an update A never had: A fetches bob's real list from B
-    update(f"gap-{stream_id}", [stream_id + 500], stream_id + 2000)
+    update(f"gap-{stream_id}", [stream_id + 1500], stream_id + 2000, "GHOST3")
     poll(lambda: devices() == {bob.session.device_id}, "the list fetched again")
     # an update claiming another server's user is not applied
     since = sync_token(a, alice)
