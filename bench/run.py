@@ -116,6 +116,8 @@ def scenarios_and_servers(
     from bench.remote_room import RemoteRoomServer
 
     sizes = FederationSizes.quick() if args.quick else FederationSizes()
+    if args.pushed_pdus:
+        sizes.pushed_pdus = args.pushed_pdus
     with (
         tempfile.TemporaryDirectory(prefix="bench-remote-") as directory,
         RemoteRoomServer.running(Path(directory), sizes.members) as remote,
@@ -154,6 +156,9 @@ def main() -> None:
         "--federation",
         action="store_true",
         help="the federation scenarios (a remote room of 1,000 members, inbound /send)",
+    )
+    parser.add_argument(
+        "--pushed-pdus", type=int, help="with --federation: PDUs pushed (default 5,000)"
     )
     args = parser.parse_args()
 
