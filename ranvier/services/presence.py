@@ -67,8 +67,9 @@ class PresenceOutbound(Protocol):
     def unchanged(self, state: PresenceState, now: int) -> None:
         """One of our users not offline, as the timeouts found them still."""
 
-    def remote_joined(self, room_id: str, server: str) -> None:
-        """A user of `server` joined the room: it should know our members' presence."""
+    def remote_joined(self, room_id: str, server: str, joiners: set[str]) -> None:
+        """`joiners`, users of `server`, joined the room: if it is new to the room it
+        should know our members' presence."""
 
 
 def offline(user_id: str) -> PresenceState:
@@ -299,6 +300,7 @@ class PresenceService:
             and e.rejected_reason is None
         }
         if self.enabled and self.outbound is not None:
+            room_server_to_joiners: dict[tuple[str, str], set[str]] = {}
             for event in events:
                 if (
                     event.type == "m.room.member"
@@ -307,7 +309,10 @@ class PresenceService:
                     and not event.state_key.endswith(local)
                     and event.rejected_reason is None
                 ):
-                    self.outbound.remote_joined(event.room_id, event.state_key.partition(":")[2])
+                    key = (event.room_id, event.state_key.partition(":")[2])
+                    room_server_to_joiners.setdefault(key, set()).add(event.state_key)
+            for (room_id, server), remote_joiners in room_server_to_joiners.items():
+                self.outbound.remote_joined(room_id, server, remote_joiners)
         try:
             for user_id in senders:
                 await self.bump_active(user_id)

@@ -425,3 +425,53 @@ def test_our_typing_receipts_and_presence_reach_the_fake_in_the_spec_shapes(
             and edu["content"] == {"room_id": room_id, "user_id": alice.user_id, "typing": False}
         ),
     )
+
+
+def test_members_presence_goes_to_a_server_new_to_the_room_only(
+    fake: FakeServer, scene: Scene
+) -> None:
+    server, alice = scene.server, scene.alice
+    origin = server.server_name
+    # first, as joining it tells the servers sharing a room with alice of her presence
+    body = {"preset": "public_chat", "room_version": "10"}
+    new_room = ok(server.authed(alice, "POST", CLIENT + "/createRoom", body))["room_id"]
+    status = f"back {secrets.token_hex(2)}"
+    presence_path = f"{CLIENT}/presence/{quote(alice.user_id)}/status"
+    ok(server.authed(alice, "PUT", presence_path, {"presence": "online", "status_msg": status}))
+
+    def alice_presence(edu: dict[str, Any]) -> bool:
+        return edu["edu_type"] == "m.presence" and any(
+            item["user_id"] == alice.user_id and item.get("status_msg") == status
+            for item in edu["content"]["push"]
+        )
+
+    # alice shares scene's room with the fake: her change reached it
+    wait_for_edu(fake, origin, alice_presence)
+    # a second user of the fake joins that room: the fake was there, nothing is said again
+    before = len(edus_sent(fake, origin))
+    fake_join(fake, server, scene.room_id, fake.user(f"second{secrets.token_hex(3)}"))
+    typing_path = f"{CLIENT}/rooms/{quote(scene.room_id)}/typing/{quote(alice.user_id)}"
+    ok(server.authed(alice, "PUT", typing_path, {"typing": True, "timeout": 1000}))
+    # EDUs leave in the order they were asked for: a presence said again would come first
+    since_join = wait_for_edus_after(fake, origin, before, "m.typing")
+    typing_at = next(i for i, edu in enumerate(since_join) if edu["edu_type"] == "m.typing")
+    assert not any(alice_presence(edu) for edu in since_join[:typing_at]), since_join
+
+    # a room the fake is new to: when its user joins, it hears of alice
+    before = len(edus_sent(fake, origin))
+    fake_join(fake, server, new_room, fake.user(f"third{secrets.token_hex(3)}"))
+    since_join = wait_for_edus_after(fake, origin, before, "m.presence")
+    assert any(alice_presence(edu) for edu in since_join), since_join
+
+
+def wait_for_edus_after(
+    fake: FakeServer, origin: str, before: int, edu_type: str
+) -> list[dict[str, Any]]:
+    """The EDUs `origin` sent after the first `before`, once one of them is of `edu_type`."""
+    deadline = time.monotonic() + 30
+    while True:
+        after = edus_sent(fake, origin)[before:]
+        if any(edu["edu_type"] == edu_type for edu in after):
+            return after
+        assert time.monotonic() < deadline, after
+        time.sleep(0.05)

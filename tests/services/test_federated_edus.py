@@ -240,3 +240,15 @@ async def test_members_presence_in_one_read_and_none_taken_when_disabled(
     await enabled.on_edu(REMOTE, {"push": [{"user_id": remote, "presence": "online"}]})
     stored = await store.get(remote)
     assert stored is not None and stored.state == "online"
+
+
+def test_a_server_new_to_a_room_hears_of_members_unless_long_offline() -> None:
+    now = 10 * presence_edus.STALE_OFFLINE_MS
+    week_ago = now - presence_edus.STALE_OFFLINE_MS
+    assert presence_edus.worth_telling(remote_state(ALICE, "online", 0), now)
+    assert presence_edus.worth_telling(remote_state(ALICE, "offline", week_ago + 1), now)
+    assert not presence_edus.worth_telling(remote_state(ALICE, "offline", week_ago), now)
+    # never seen: the default state is not news
+    assert not presence_edus.worth_telling(remote_state(ALICE, "offline", 0), now)
+    with_status = replace(remote_state(ALICE, "offline", 0), status_msg="on holiday")
+    assert presence_edus.worth_telling(with_status, now)

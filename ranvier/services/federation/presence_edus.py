@@ -4,10 +4,10 @@ enabled.
 Our users' presence goes to every server sharing a room with them, keyed per user in the
 outbound queue so only the newest state waits there: when it changes, again every
 PING_INTERVAL_MS while they are not offline (so the other server, which gives up on a
-silent user after 30 minutes, keeps them), and, when another server's user joins one of
-our rooms, our members' presence goes to that server so its user sees everyone at once
-(SyTest: "New federated private chats get full presence information"). Another server's
-word is taken only about its own users.
+silent user after 30 minutes, keeps them), and, when a server new to one of our rooms
+joins it, our members' presence goes to that server so its user sees everyone at once
+(SyTest: "New federated private chats get full presence information"; as Synapse, not
+members long offline). Another server's word is taken only about its own users.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from ranvier.clock import now_ms
 from ranvier.services.federation.edu_outbox import EduOutbox, server_of
-from ranvier.services.presence import ONLINE, STATES, JoinedRooms, PresenceService
+from ranvier.services.presence import OFFLINE, ONLINE, STATES, JoinedRooms, PresenceService
 from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 from ranvier.storage.presence import PresenceState
@@ -28,6 +28,18 @@ logger = logging.getLogger(__name__)
 PRESENCE_EDU = "m.presence"
 # as Synapse: well inside the 30 minutes a receiving server waits
 PING_INTERVAL_MS = 25 * 60 * 1000
+# as Synapse: a server new to a room is not told of members offline and idle this long
+STALE_OFFLINE_MS = 7 * 24 * 60 * 60 * 1000
+
+
+def worth_telling(state: PresenceState, now: int) -> bool:
+    """Whether a server new to a room should hear of this member: not if they are simply
+    offline and have been for a week (or ever, the default state)."""
+    return (
+        state.state != OFFLINE
+        or state.status_msg is not None
+        or now - state.last_active_ts < STALE_OFFLINE_MS
+    )
 
 
 def presence_edu_item(state: PresenceState, now: int) -> dict[str, Any]:
@@ -109,7 +121,7 @@ class PresenceFederation:
         outbox = self._outbox
         assert outbox is not None
         self._user_id_to_sent_at[state.user_id] = now_ms()
-        if state.state == "offline":
+        if state.state == OFFLINE:
             self._user_id_to_sent_at.pop(state.user_id, None)
 
         async def send() -> None:
@@ -126,15 +138,20 @@ class PresenceFederation:
         elif now - sent_at >= PING_INTERVAL_MS:
             self.changed(state)
 
-    def remote_joined(self, room_id: str, server: str) -> None:
+    def remote_joined(self, room_id: str, server: str, joiners: set[str]) -> None:
         outbox = self._outbox
         assert outbox is not None
 
         async def send() -> None:
             members = await state_store.get_members(self._db, room_id)
+            if any(server_of(user_id) == server and user_id not in joiners for user_id in members):
+                # it was in the room already, and heard of our members as they changed
+                return
             ours = [user_id for user_id in members if outbox.is_ours(user_id)]
+            now = now_ms()
             for state in await self._presence.states_of(ours):
-                self._send((server,), state)
+                if worth_telling(state, now):
+                    self._send((server,), state)
 
         outbox.later(send)
 
