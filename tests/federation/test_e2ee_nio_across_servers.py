@@ -1,9 +1,11 @@
 """matrix-nio with its end-to-end encryption (vodozemac), two real clients on two Ranvier
 servers: Alice on A (SQLite) and Bob on B (PostgreSQL) in an encrypted room on A. Alice's
 message reaches Bob as Megolm ciphertext and Bob reads the plaintext, and Bob's answer
-reaches Alice the same way. Everything the clients need crosses between the servers: Bob's
-device keys (A asks B), a one-time key claimed from B, the room key as an Olm-encrypted
-to-device message (an m.direct_to_device EDU), and the events themselves.
+reaches Alice the same way; then they verify each other's device interactively (SAS).
+Everything the clients need crosses between the servers: Bob's device keys (A asks B), a
+one-time key claimed from B, the room key and each verification step as to-device
+messages (m.direct_to_device EDUs), and the events themselves. The same between a client
+on Ranvier and one on a real Synapse, with the room on either side.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from nio import (
     RoomMessageText,
     RoomSendResponse,
     SyncResponse,
+    ToDeviceResponse,
 )
+from nio.crypto.sas import SasState
 
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, FederationCA
@@ -129,6 +133,7 @@ async def test_clients_on_two_servers_each_decrypt_what_the_other_sent(
 ) -> None:
     alice, bob = clients
     await exchange_encrypted_messages(alice, bob)
+    await verify_each_other(alice, bob)
 
 
 async def test_a_client_on_synapse_and_one_on_ranvier_each_decrypt_what_the_other_sent(
@@ -141,6 +146,7 @@ async def test_a_client_on_synapse_and_one_on_ranvier_each_decrypt_what_the_othe
             # the room on Ranvier, then one on Synapse
             await exchange_encrypted_messages(ranvier, on_synapse)
             await exchange_encrypted_messages(on_synapse, ranvier)
+            await verify_each_other(on_synapse, ranvier)
         finally:
             await on_synapse.close()
     finally:
@@ -189,3 +195,49 @@ async def exchange_encrypted_messages(alice: AsyncClient, bob: AsyncClient) -> N
     assert isinstance(answer, RoomMessageText), answer
     assert (answer.sender, answer.body, answer.decrypted) == (bob.user_id, REPLY, True)
     assert answer.session_id != message.session_id
+
+
+async def sync_and_send(client: AsyncClient) -> None:
+    """One sync, then the to-device messages nio queued while handling it (its
+    verification steps answer the other side's)."""
+    await synced(client)
+    if client.outgoing_to_device_messages:
+        sent = await client.send_to_device_messages()
+        assert all(isinstance(r, ToDeviceResponse) for r in sent), sent
+
+
+async def step(client: AsyncClient, what: str, done: Any) -> None:
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while not done():
+        assert time.monotonic() < deadline, f"{client.user_id} never saw {what}"
+        await sync_and_send(client)
+
+
+async def verify_each_other(alice: AsyncClient, bob: AsyncClient) -> None:
+    """Interactive (SAS) verification of each other's device, every step a to-device
+    message through the other's server: both see the same emoji, and after confirming
+    each holds the other's device as verified."""
+    bob_device = alice.device_store[bob.user_id][bob.device_id]
+    alice_device = bob.device_store[alice.user_id][alice.device_id]
+    assert not bob_device.verified and not alice_device.verified
+    started = await alice.start_key_verification(bob_device)
+    assert isinstance(started, ToDeviceResponse), started
+    (transaction_id,) = alice.key_verifications
+    await step(bob, "the verification request", lambda: transaction_id in bob.key_verifications)
+    accepted = await bob.accept_key_verification(transaction_id)
+    assert isinstance(accepted, ToDeviceResponse), accepted
+    alice_sas = alice.key_verifications[transaction_id]
+    bob_sas = bob.key_verifications[transaction_id]
+    # Alice answers the accept with her key, Bob his with his
+    await step(alice, "the accept", lambda: alice_sas.state != SasState.created)
+    await step(bob, "Alice's key", lambda: bob_sas.state != SasState.started)
+    await step(alice, "Bob's key", lambda: alice_sas.state != SasState.accepted)
+    assert not alice_sas.canceled and not bob_sas.canceled
+    assert alice_sas.get_emoji() == bob_sas.get_emoji()
+    for client in (alice, bob):
+        confirmed = await client.confirm_short_auth_string(transaction_id)
+        assert isinstance(confirmed, ToDeviceResponse), confirmed
+    await step(alice, "Bob's MAC", lambda: alice.device_store[bob.user_id][bob.device_id].verified)
+    await step(
+        bob, "Alice's MAC", lambda: bob.device_store[alice.user_id][alice.device_id].verified
+    )
