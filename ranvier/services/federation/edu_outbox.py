@@ -67,6 +67,8 @@ class EduOutbox:
         # one send at a time, in the order asked: a "stopped typing" must not overtake the
         # "started" before it and leave the other server showing a typist
         self._order = asyncio.Lock()
+        # held so they are not collected while they run; each is short (a lookup, then
+        # queueing), so shutting down lets them finish or be dropped with the loop
         self._tasks: set[asyncio.Task[None]] = set()
 
     def is_ours(self, user_id: str) -> bool:
@@ -106,8 +108,3 @@ class EduOutbox:
     ) -> None:
         for destination in destinations:
             self._queue.send_edu(destination, edu_type, content, key=key)
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
