@@ -228,6 +228,52 @@ def test_receipts_of_others_users_and_non_members_are_dropped(
     assert shown == [{"ts": 42}]
 
 
+def test_receipts_with_ids_longer_than_the_spec_allows_are_dropped(
+    fake: FakeServer, scene: Scene
+) -> None:
+    path = f"{CLIENT}/rooms/{quote(scene.room_id)}/send/m.room.message/{secrets.token_hex(4)}"
+    fresh = ok(scene.server.authed(scene.alice, "PUT", path, {"msgtype": "m.text", "body": "."}))[
+        "event_id"
+    ]
+    too_long = "$" + "e" * 300
+    marker = f"marker {secrets.token_hex(2)}"
+    send_edus(
+        fake,
+        scene,
+        [
+            receipts(scene.room_id, {"m.read": {scene.mallory: read(too_long)}}),
+            receipts(
+                scene.room_id,
+                {
+                    "m.read": {
+                        scene.mallory: {
+                            "event_ids": [fresh],
+                            "data": {"ts": 7, "thread_id": "$" + "t" * 300},
+                        }
+                    }
+                },
+            ),
+            presence({"user_id": scene.mallory, "presence": "online", "status_msg": marker}),
+        ],
+    )
+    watch(scene, shows_status(scene.mallory, marker))
+    # every receipt of the room, as an initial sync gives them
+    everything = ok(scene.server.authed(scene.alice, "GET", CLIENT + "/sync?timeout=0"))
+    for event in ephemeral(everything, scene.room_id, "m.receipt"):
+        assert too_long not in event["content"], everything
+        assert scene.mallory not in event["content"].get(fresh, {}).get("m.read", {}), everything
+
+
+def shows_status(user_id: str, status_msg: str) -> Callable[[dict[str, Any]], bool]:
+    def found(response: dict[str, Any]) -> bool:
+        return any(
+            event["sender"] == user_id and event["content"].get("status_msg") == status_msg
+            for event in response.get("presence", {}).get("events", [])
+        )
+
+    return found
+
+
 def presence(*items: dict[str, Any]) -> dict[str, Any]:
     return {"edu_type": "m.presence", "content": {"push": list(items)}}
 

@@ -42,10 +42,19 @@ def receipt_edu_content(receipt: Receipt) -> dict[str, Any]:
     }
 
 
+# spec: appendices "Identifier Grammar", the longest an event ID may be
+MAX_ID_LENGTH = 255
+
+
+def _is_id(value: Any) -> bool:
+    """A string that can be an event or thread ID (JSON with a NUL is refused before)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
 def _event_ids(value: Any) -> list[str] | None:
     if not isinstance(value, list) or not value:
         return None
-    if not all(isinstance(e, str) and e.startswith("$") for e in value):
+    if not all(_is_id(e) and e.startswith("$") for e in value):
         return None
     return value
 
@@ -102,13 +111,16 @@ class ReceiptFederation:
         data = receipt.get("data")
         data = data if isinstance(data, Mapping) else {}
         ts = data.get("ts")
-        thread_id = data.get("thread_id")
+        # as Synapse: a thread ID that is not a string is no thread
+        thread_id = data.get("thread_id") if isinstance(data.get("thread_id"), str) else None
+        if thread_id is not None and not _is_id(thread_id):
+            logger.info("Dropping a receipt from %s of %s: bad thread ID", origin, user_id)
+            return
         await self._receipts.receive_remote(
             room_id,
             user_id,
             event_ids,
-            # as Synapse: a thread ID that is not a string is no thread
-            thread_id=thread_id if isinstance(thread_id, str) and thread_id else None,
+            thread_id=thread_id,
             ts=ts if type(ts) is int and ts >= 0 else now_ms(),
         )
 
