@@ -232,21 +232,27 @@ class TransactionService:
         ]
         if not points:
             return False
-        if not await self._backfill_from_servers(room_id, version, points, limit):
+        if not await self._backfill_from_servers(self._client, room_id, version, points, limit):
             self._unfilled_gaps.update(dict.fromkeys(points, True))
             return False
         return True
 
     async def _backfill_from_servers(
-        self, room_id: str, version: RoomVersion, points: list[str], limit: int
+        self,
+        client: FederationClient,
+        room_id: str,
+        version: RoomVersion,
+        points: list[str],
+        limit: int,
     ) -> bool:
-        assert self._client is not None
+        """Whether a server in the room, asked in turn (most members first), gave history
+        before `points` that was stored."""
         members = await state_store.get_members(self._db, room_id)
         counts = Counter(_domain(member) for member in members)
         counts.pop(self._server_name, None)
         for server in sorted(counts, key=lambda name: (-counts[name], name)):
             try:
-                answer = await self._client.get_json(
+                answer = await client.get_json(
                     server,
                     f"{FEDERATION}/backfill/{quote(room_id, safe='')}",
                     query={"v": points, "limit": str(limit)},
