@@ -141,7 +141,9 @@ class FederatedPersistence:
             if not item_built.in_timeline:
                 hidden_in_batch.add(event.event_id)
             elif not work.backfilled:
-                displaced = await self._displaced(event, hidden_in_batch, batch_events)
+                displaced = await self._displaced(
+                    event, hidden_in_batch, batch_events, set(extremities)
+                )
                 extremities = [eid for eid in extremities if eid not in displaced]
                 extremities.append(event.event_id)
         if work.backfilled:
@@ -192,7 +194,11 @@ class FederatedPersistence:
         )
 
     async def _displaced(
-        self, event: Event, hidden_in_batch: Collection[str], batch_events: Mapping[str, Event]
+        self,
+        event: Event,
+        hidden_in_batch: Collection[str],
+        batch_events: Mapping[str, Event],
+        extremities: Collection[str],
     ) -> set[str]:
         """The forward extremities an accepted event replaces: its prev events and,
         through those soft-failed or rejected (never extremities themselves), their prev
@@ -202,9 +208,10 @@ class FederatedPersistence:
         todo = list(displaced)
         while todo:
             hidden = {eid for eid in todo if eid in hidden_in_batch}
-            hidden |= await event_store.get_unserved_ids(
-                self._db, [eid for eid in todo if eid not in batch_events]
-            )
+            # an extremity is accepted: the usual event, on one, costs no query
+            unknown = [eid for eid in todo if eid not in batch_events and eid not in extremities]
+            if unknown:
+                hidden |= await event_store.get_unserved_ids(self._db, unknown)
             todo = []
             for hidden_event in (await self._events_by_id(hidden, batch_events)).values():
                 for prev_id in hidden_event.prev_event_ids:
