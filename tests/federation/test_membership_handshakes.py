@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 import pytest
 
+from ranvier.federation.client import is_unknown_endpoint
+from ranvier.federation.errors import RemoteRequestFailed
 from ranvier.protocol.event_builder import EventTemplate, build_unsigned_pdu
 from ranvier.protocol.event_ids import compute_event_id
 from ranvier.protocol.events import Event
@@ -729,3 +731,23 @@ def test_a_server_the_rooms_acl_denies_cannot_take_part_in_any_handshake(
         assert membership(server, owner, public, member) == "join"
         assert membership(server, owner, public, joiner) is None
         assert membership(server, owner, knockable, knocker) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "unknown"),
+    [
+        (404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}, True),
+        (405, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized method"}, True),
+        (404, None, True),  # no Matrix error at all: an old server's plain 404
+        (400, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}, True),  # old Synapse
+        (404, {"errcode": "M_NOT_FOUND", "error": "Unknown room"}, False),  # a real answer
+        (400, {"errcode": "M_BAD_JSON", "error": "bad"}, False),
+        (403, {"errcode": "M_FORBIDDEN", "error": "no"}, False),
+        (500, None, False),
+    ],
+)
+def test_which_refusals_mean_the_endpoint_is_unknown(
+    status: int, body: dict[str, Any] | None, unknown: bool
+) -> None:
+    errcode = body.get("errcode") if body else None
+    assert is_unknown_endpoint(RemoteRequestFailed("there", status, errcode, body)) is unknown
