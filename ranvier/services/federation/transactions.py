@@ -8,7 +8,8 @@ the state before it (else rejected) and against the room's current state (else
 soft-failed); then persisted through the room sender.
 
 A transaction is answered once: the answer is stored per (origin, transaction ID) and
-given again to a retry. One bad PDU never fails the transaction: it gets an `error`.
+given again to a retry. One bad PDU never fails the transaction: it gets an `error`, except
+an event stored as rejected by the auth rules, which was processed and gets `{}` (as Synapse).
 PDUs of one room are handled in order, rooms concurrently; then the EDUs go to their
 handlers (edus.py).
 """
@@ -70,6 +71,12 @@ UNFILLED_GAPS_KEPT = 10_000
 
 class PduRefused(Exception):
     """The PDU is not accepted; the message goes back in the transaction's answer."""
+
+
+class PduRejected(PduRefused):
+    """The PDU was processed: stored, but rejected by the auth rules. Its answer is `{}`,
+    as Synapse answers and other servers (SyTest) expect: the sender has nothing to retry
+    or fix, and the rejection shows in the room (no state change, nothing served)."""
 
 
 def _domain(identifier: str) -> str:
@@ -175,6 +182,9 @@ class TransactionService:
                 async with lock:
                     await self._process_pdu(origin, room_id, version, pdu)
                 results[event_id] = {}
+            except PduRejected as exc:
+                logger.info("PDU %s from %s rejected: %s", event_id, origin, exc)
+                results[event_id] = {}
             except PduRefused as exc:
                 logger.info("PDU %s from %s not accepted: %s", event_id, origin, exc)
                 results[event_id] = {"error": str(exc)}
@@ -195,7 +205,7 @@ class TransactionService:
             # already in the room's DAG here; a rejected one is answered as the first time
             known = await self._loader.get_event(event.event_id)
             if known is not None and known.rejected_reason is not None:
-                raise PduRefused(f"Event rejected by the auth rules: {known.rejected_reason}")
+                raise PduRejected(f"Event rejected by the auth rules: {known.rejected_reason}")
             return
         await self._handle_new(origin, room_id, version, event, fetch_missing=True)
 
@@ -360,7 +370,7 @@ class TransactionService:
             backfilled=backfilled,
         )
         if rejected is not None:
-            raise PduRefused(f"Event rejected by the auth rules: {rejected}")
+            raise PduRejected(f"Event rejected by the auth rules: {rejected}")
         if soft_failed:
             logger.info("Soft-failed %s: not allowed by the room's current state", event.event_id)
 
