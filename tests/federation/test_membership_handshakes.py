@@ -270,6 +270,36 @@ def test_send_leave_refuses_unsigned_forged_and_replayed_leaves(
     assert membership(a, users.alice, room_id, users.bob.user_id) == "join"
 
 
+def test_a_leave_attaches_to_the_state_of_its_prev_events(
+    two_servers: ServerPair, users: Users, fake: FakeServer
+) -> None:
+    a = two_servers.first
+    room_id = create_room(a, users.alice, preset="public_chat", room_version="10", topic="old")
+    leaver = fake.user(f"l{secrets.token_hex(3)}")
+    join_fake_user(fake, a, room_id, leaver)
+    join_fake_user(fake, a, room_id, fake.user("watcher"))
+    version, pdu = template(fake, a, "leave", room_id, leaver)
+    # the room moves on between make_leave and send_leave
+    topic_path = f"{CLIENT}/rooms/{quote(room_id)}/state/m.room.topic/"
+    new_topic_id = ok(a.authed(users.alice, "PUT", topic_path, {"topic": "new"}))["event_id"]
+
+    unknown_prev = fake.sign({**pdu, "prev_events": ["$" + "B" * 43]}, version)
+    refused(
+        send(fake, a, "v2/send_leave", unknown_prev.pdu, unknown_prev.event_id), 403, "M_FORBIDDEN"
+    )
+    assert membership(a, users.alice, room_id, leaver) == "join"
+
+    leave = fake.sign(pdu, version)
+    assert ok(send(fake, a, "v2/send_leave", leave.pdu, leave.event_id)) == {}
+    uri = f"{FED}/v1/state_ids/{quote(room_id)}?event_id={quote(leave.event_id)}"
+    at_leave = ok(fake.request(a, "GET", uri))["pdu_ids"]
+    # the leave's branch never saw the new topic
+    assert new_topic_id not in at_leave
+    # the room holds both branches
+    assert ok(a.authed(users.alice, "GET", topic_path))["topic"] == "new"
+    assert membership(a, users.alice, room_id, leaver) == "leave"
+
+
 def test_send_leave_refuses_json_room_version_6_does_not_allow(
     two_servers: ServerPair, users: Users, fake: FakeServer
 ) -> None:

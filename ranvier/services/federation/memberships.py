@@ -5,8 +5,9 @@ make_leave and make_knock hand the remote server a template, as make_join does
 membership the room's rules refuse is refused before the other server signs it;
 send_leave and send_knock take the event back, signed, check it (format, signatures,
 hash, that it is that membership of a user of the sending server, the auth rules against
-its auth events and the room's current state) and persist it into the room, whose
-other servers the outbound queue then tells. send_knock answers with the room's
+its auth events, the state after its prev events and the room's current state) and
+persist it into the room on the state after its prev events, whose other servers the
+outbound queue then tells. send_knock answers with the room's
 identifying state, for the knocking user's /sync.
 """
 
@@ -21,6 +22,7 @@ from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import RoomVersion
+from ranvier.services.federation.dag_state import state_at_prev_events
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.invites import INVITE_STATE_TYPES
 from ranvier.services.federation.membership_pdus import checked_membership_pdu
@@ -149,10 +151,17 @@ class MakeMembershipService:
             raise MatrixError(403, "M_FORBIDDEN", f"{event.sender} is not a user of {origin}")
         if await self._loader.get_event(event.event_id) is not None:
             return head
+        # the state the event attaches to (its prev events'), not the room's now
+        state_before = await state_at_prev_events(self._sender.db, self._loader, event)
+        if state_before is None:
+            raise MatrixError(
+                403, "M_FORBIDDEN", f"The {membership}'s prev events are not in the room here"
+            )
+        await self._authorise(event, state_before, membership)
         await self._authorise(event, head.state, membership)
         try:
             await self._sender.persist_federated(
-                room_id, version, [FederatedEvent(event, dict(head.state))]
+                room_id, version, [FederatedEvent(event, state_before)]
             )
         except RoomNotFound:
             raise MatrixError(404, "M_NOT_FOUND", f"Unknown room {room_id}") from None
