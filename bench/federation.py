@@ -181,10 +181,24 @@ class FederationBench:
             )
             return any(e.get("event_id") == last_id for e in page.get("chunk", []))
 
+        async def all_visible() -> bool:
+            return await self._count_visible(client, user, stem) == len(events)
+
         throughput: float | None = None
         try:
             await _wait(last_visible, VISIBLE_TIMEOUT, f"{self.server.name} showing the last PDU")
             elapsed = time.perf_counter() - started
+            # a server that takes PDUs in out of order (Synapse does, from its staging area)
+            # can show the last before the others: then the clock runs until they all show
+            if not await all_visible():
+                await _wait(all_visible, VISIBLE_TIMEOUT, f"{self.server.name} showing all")
+                counted = time.perf_counter()
+                elapsed = counted - started
+                await all_visible()
+                self.log(
+                    f"{self.server.name}: the last PDU showed before the others; "
+                    f"one count of all takes {time.perf_counter() - counted:.1f}s"
+                )
             throughput = len(events) / elapsed
             self.log(
                 f"{self.server.name}: {len(events)} PDUs sent in {all_sent:.1f}s, "
