@@ -829,8 +829,10 @@ def build_inbound_federation(
     rooms: Rooms,
     keyring: Keyring,
     client: FederationClient,
+    federation_sender: FederationSender | None,
 ) -> InboundFederation:
     acl = ServerAclChecker(RoomAccess(rooms.sender, rooms.sender.loader))
+    relay = None if federation_sender is None else federation_sender.relay
     verifier = EventVerifier(keyring)
     edus = EduDispatcher()
     transactions = TransactionService(
@@ -840,13 +842,15 @@ def build_inbound_federation(
     rooms.reading.backfill = transactions.backfill
     return InboundFederation(
         server_acl=acl,
-        send_join=SendJoinService(database, rooms.sender, verifier, acl, config.server_name),
+        send_join=SendJoinService(database, rooms.sender, verifier, acl, config.server_name, relay),
         transactions=transactions,
         verifier=verifier,
         make_join=MakeJoinService(
             database, rooms.sender, rooms.membership, acl, config.server_name
         ),
-        make_membership=MakeMembershipService(rooms.sender, verifier, acl, config.server_name),
+        make_membership=MakeMembershipService(
+            rooms.sender, verifier, acl, config.server_name, relay
+        ),
         history=FederationHistory(
             database,
             rooms.sender.loader,
@@ -1387,7 +1391,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     )
     media = build_media(config, database, accounts)
     inbound_federation = build_inbound_federation(
-        config, database, rooms, keyring, federation.client
+        config, database, rooms, keyring, federation.client, federation.sender
     )
     connect_federated_edus(
         config, database, rooms, ephemeral, federation.sender, inbound_federation

@@ -194,14 +194,24 @@ class FederationSender:
             # miss them (they fetch them when a later event names them)
             logger.exception("Could not queue %d events for other servers", len(events))
 
-    async def _queue_events(self, events: Sequence[Event]) -> None:
+    async def relay(self, event: Event, origin: str) -> None:
+        """Send on an event another server handed us to put in a room we host (a join,
+        leave or knock through send_join/send_leave/send_knock: spec server-server-api
+        "Joining Rooms"), to the room's other servers; `origin` has it already."""
+        try:
+            await self._queue_events([event], relayed_from=origin)
+        except Exception:
+            logger.exception("Could not queue %s for other servers", event.event_id)
+
+    async def _queue_events(self, events: Sequence[Event], relayed_from: str | None = None) -> None:
         for event in events:
             if event.is_state():
                 self._room_id_to_servers.pop(event.room_id, None)
         ours = [
             event
             for event in events
-            if event.rejected_reason is None and server_of(event.sender) == self._server_name
+            if event.rejected_reason is None
+            and (relayed_from is not None or server_of(event.sender) == self._server_name)
         ]
         if not ours:
             return
@@ -209,13 +219,20 @@ class FederationSender:
         event_destinations: list[tuple[Event, set[str]]] = []
         for event in ours:
             destinations = set(room_servers[event.room_id])
-            if event.type == "m.room.member" and event.state_key:
+            # the server of a user kicked, banned or let go hears of it even with nobody
+            # left in the room; an invitee's server had its invite through /invite, and
+            # a server outside the room must not get the room's events
+            if (
+                event.type == "m.room.member"
+                and event.state_key
+                and event.content.get("membership") != "invite"
+            ):
                 destinations.add(server_of(event.state_key))
             destinations = {
                 destination
                 for destination in destinations
                 if destination
-                and destination != self._server_name
+                and destination not in (self._server_name, relayed_from)
                 and self._may_send_to(destination)
             }
             if destinations:

@@ -12,7 +12,7 @@ like.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ranvier.errors import MatrixError
@@ -21,6 +21,10 @@ from ranvier.protocol.room_versions import RoomVersion
 from ranvier.protocol.signing import SignatureError
 from ranvier.protocol.validation import PDUValidationError
 from ranvier.services.federation.event_checks import EventVerifier
+
+# sends a membership event another server handed us on to the room's other servers, all
+# but that server (FederationSender.relay)
+Relay = Callable[[Event, str], Awaitable[None]]
 
 
 def not_signed(what: str, reason: str) -> MatrixError:

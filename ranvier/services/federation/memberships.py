@@ -25,7 +25,7 @@ from ranvier.protocol.room_versions import RoomVersion
 from ranvier.services.federation.dag_state import state_at_prev_events
 from ranvier.services.federation.event_checks import EventVerifier
 from ranvier.services.federation.invites import INVITE_STATE_TYPES
-from ranvier.services.federation.membership_pdus import checked_membership_pdu
+from ranvier.services.federation.membership_pdus import Relay, checked_membership_pdu
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.rooms.sender import FederatedEvent, RoomEventSender, RoomHead, RoomNotFound
 from ranvier.storage.state import StateKey
@@ -53,7 +53,11 @@ class MakeMembershipService:
         verifier: EventVerifier,
         acl: ServerAclChecker,
         server_name: str,
+        relay: Relay | None = None,
     ) -> None:
+        """`relay` sends an accepted leave or knock on to the room's other servers (None:
+        this server sends nothing to other servers)."""
+        self._relay = relay
         self._sender = sender
         self._loader = sender.loader
         self._verifier = verifier
@@ -165,6 +169,9 @@ class MakeMembershipService:
             )
         except RoomNotFound:
             raise MatrixError(404, "M_NOT_FOUND", f"Unknown room {room_id}") from None
+        if self._relay is not None:
+            # spec: send_leave and send_knock - the resident server sends the event on
+            await self._relay(event, origin)
         return head
 
     async def _authorise(

@@ -17,7 +17,11 @@ from ranvier.protocol.signing import sign_event
 from ranvier.protocol.validation import PDUValidationError, validate_pdu
 from ranvier.services.federation.dag_state import state_at_prev_events
 from ranvier.services.federation.event_checks import EventVerifier
-from ranvier.services.federation.membership_pdus import checked_membership_pdu, require_signed
+from ranvier.services.federation.membership_pdus import (
+    Relay,
+    checked_membership_pdu,
+    require_signed,
+)
 from ranvier.services.federation.server_acl import ServerAclChecker
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.membership import AUTHORISING_USER
@@ -53,8 +57,12 @@ class SendJoinService:
         verifier: EventVerifier,
         acl: ServerAclChecker,
         server_name: str,
+        relay: Relay | None = None,
     ) -> None:
+        """`relay` sends an accepted join on to the room's other servers (None: this
+        server sends nothing to other servers)."""
         self._db = db
+        self._relay = relay
         self._sender = sender
         self._loader = sender.loader
         self._verifier = verifier
@@ -97,6 +105,9 @@ class SendJoinService:
             await self._sender.persist_federated(
                 room_id, version, [FederatedEvent(event, state_before)]
             )
+            if self._relay is not None:
+                # spec: "Joining Rooms" - the resident server sends the join on
+                await self._relay(event, origin)
         else:
             # a retry: answer with the state it was accepted at
             try:
