@@ -281,6 +281,8 @@ def test_a_denied_server_reaches_none_of_the_rooms_history(
         ("GET", f"/v1/backfill/{room_id}?v={event_id}&limit=10", None),
         ("GET", f"/v1/event_auth/{room_id}/{event_id}", None),
         ("POST", f"/v1/get_missing_events/{room_id}", gme),
+        # the ACL comes before the body is read (SyTest sends none)
+        ("POST", f"/v1/get_missing_events/{room_id}", {}),
     ):
         refused(fake.request(room.server, method, FED + endpoint, body), 403, "M_FORBIDDEN")
     denied = message(fake, room, "denied")
@@ -362,6 +364,13 @@ def test_a_redaction_of_an_event_in_another_room_does_not_apply(
     send(fake, second, across)
     assert redacted_because(first, target.event_id) is None
     assert ok(client_event(first, target.event_id))["content"]["body"] == "stays"
+    # withheld from its own room's clients too (SyTest 39redactions.pl:125), the sentinel
+    # after it shown
+    sentinel = message(fake, second, "sentinel", prev=[across])
+    assert send(fake, second, sentinel) == {sentinel.event_id: {}}
+    path = f"{CLIENT}/rooms/{quote(second.room_id)}/messages?dir=b&limit=50"
+    shown = [e["event_id"] for e in ok(second.server.authed(second.alice, "GET", path))["chunk"]]
+    assert sentinel.event_id in shown and across.event_id not in shown
 
 
 def with_event_id(fake: FakeServer, room: Room, event: Event, event_id: str, redacts: str) -> Event:

@@ -85,6 +85,7 @@ class FederationEventEndpoints:
     async def get_missing_events(self, request: web.Request) -> web.Response:
         """POST /_matrix/federation/v1/get_missing_events/{roomId}"""
         origin = await self._auth.authenticate(request)
+        await self._history.check_acl(origin.server_name, request.match_info["roomId"])
         body = await read_body(request, GetMissingEventsBody)
         return json_response(
             await self._history.get_missing_events(

@@ -64,6 +64,11 @@ class FederationHistory:
         """spec: definitions/single_pdu_transaction, unlimited_pdu_transaction."""
         return {"origin": self._server_name, "origin_server_ts": now_ms(), "pdus": pdus}
 
+    async def check_acl(self, origin: str, room_id: str) -> None:
+        """403 M_FORBIDDEN when the room's server ACL denies `origin`; for endpoints that
+        check it before reading a body, so a denied server hears only that."""
+        await self._acl.check(origin, room_id)
+
     async def _admit(self, origin: str, room_id: str) -> bool:
         """The ACL, then whether `origin` may read the room; whether it is in it now."""
         await self._acl.check(origin, room_id)
