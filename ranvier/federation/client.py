@@ -23,7 +23,7 @@ import aiohttp
 from yarl import URL
 
 from ranvier.federation.backoff import Backoff
-from ranvier.federation.connections import Connections, RefusedAddressError
+from ranvier.federation.connections import Connections, RefusedAddressError, read_limited
 from ranvier.federation.discovery import DiscoveryError, Route, ServerDiscovery
 from ranvier.federation.errors import (
     DestinationUnreachable,
@@ -328,7 +328,7 @@ class FederationClient:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
-                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                raw = await read_limited(response, MAX_RESPONSE_BYTES)
                 status = response.status
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             raise DestinationUnreachable(destination, f"TLS: {exc}") from exc

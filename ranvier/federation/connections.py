@@ -22,6 +22,18 @@ logger = logging.getLogger(__name__)
 CONNECTIONS_PER_HOST = 10
 
 
+async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or its first `limit` + 1 bytes when it is longer (for the caller
+    to refuse). Not `content.read(n)`: that gives only what has arrived so far, which cut
+    large answers (a send_join of a big room) short."""
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            break
+    return bytes(body[: limit + 1])
+
+
 class RefusedAddressError(OSError):
     """Every address of a name, or the one about to be connected to, is in a refused IP
     range (ip_range_blacklist without an ip_range_whitelist exception)."""

@@ -27,6 +27,7 @@ import dns.exception
 import dns.rdatatype
 import dns.resolver
 
+from ranvier.federation.connections import read_limited
 from ranvier.federation.tls import TlsPolicy
 from ranvier.protocol.server_names import server_name_problem
 
@@ -288,7 +289,7 @@ class ServerDiscovery:
             ) as response:
                 if response.status != 200:
                     raise ValueError(f"HTTP {response.status}")
-                body = await response.content.read(WELL_KNOWN_MAX_BYTES + 1)
+                body = await read_limited(response, WELL_KNOWN_MAX_BYTES)
                 if len(body) > WELL_KNOWN_MAX_BYTES:
                     raise ValueError("the answer is too large")
                 delegated = parse_well_known(body)

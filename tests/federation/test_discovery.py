@@ -227,8 +227,22 @@ async def network(test_ca: FederationCA) -> AsyncIterator[Network]:
             return web.json_response({"errcode": "M_FORBIDDEN", "error": "no"}, status=403)
         if request.path.endswith("/down"):
             return web.json_response({"errcode": "M_UNKNOWN", "error": "down"}, status=503)
+        if request.path.endswith("/streamed"):
+            return await streamed(request)
         body = await request.json() if request.can_read_body else None
         return web.json_response({"method": request.method, "body": body})
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        # a large answer written in pieces, as a big room's send_join arrives
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"pdus": [')
+        for n in range(STREAMED_PIECES):
+            await response.write((b"," if n else b"") + b'"' + b"x" * 1000 + b'"')
+            await asyncio.sleep(0.001)
+        await response.write(b"]}")
+        await response.write_eof()
+        return response
 
     app.router.add_get("/.well-known/matrix/server", well_known)
     app.router.add_get("/.well-known/matrix/moved", moved)
@@ -248,6 +262,12 @@ async def network(test_ca: FederationCA) -> AsyncIterator[Network]:
 
 
 PATH = "/_matrix/federation/v1/version"
+STREAMED_PIECES = 300
+
+
+async def test_an_answer_arriving_in_pieces_is_read_whole(network: Network) -> None:
+    answer = await network.client().get_json(f"target.test:{network.port}", PATH + "/streamed")
+    assert answer == {"pdus": ["x" * 1000] * STREAMED_PIECES}
 
 
 async def test_ip_literal_with_port(network: Network) -> None:
