@@ -465,10 +465,13 @@ def test_get_missing_events_walks_back_from_latest_to_earliest(h: History) -> No
     assert len(capped["events"]) < 20
 
 
-def test_get_missing_events_refusals(h: History) -> None:
+def test_get_missing_events_defaults_and_refusals(h: History) -> None:
     path = f"/get_missing_events/{quote(h.room_id)}"
-    refused(h.post(path, {"earliest_events": []}), 400, "M_MISSING_PARAM")
-    refused(h.post(path, {"latest_events": [h.m5]}), 400, "M_MISSING_PARAM")
+    # a list left out is taken as empty, as Synapse does
+    assert ok(h.post(path, {"earliest_events": []})) == {"events": []}
+    assert ok(h.post(path, {})) == {"events": []}
+    walked = ok(h.post(path, {"latest_events": [h.m5]}))["events"]
+    assert len(walked) == 10 and walked[-1]["content"] == {}
     refused(h.post(path, {"earliest_events": [], "latest_events": h.m5}), 400, "M_BAD_JSON")
     refused(
         h.post(path, {"earliest_events": [], "latest_events": [h.m5], "limit": "5"}),
