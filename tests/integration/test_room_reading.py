@@ -440,6 +440,7 @@ def test_redaction_per_room_version(
     assert served["content"] == {}
     because = served["unsigned"]["redacted_because"]
     assert because["event_id"] == own.json()["event_id"]
+    assert served["unsigned"]["redacted_by"] == own.json()["event_id"]  # Synapse's extra
     assert because["content"]["reason"] == "oops"
     assert because["redacts"] == mine
     if version in {"11", "12"}:

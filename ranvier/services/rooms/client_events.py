@@ -64,6 +64,8 @@ def client_event(
             unsigned["prev_sender"] = previous.sender
     if redacted_because is not None:
         unsigned["redacted_because"] = redacted_because
+        # Synapse's extra, which SyTest and some clients read: the redaction's ID alone
+        unsigned["redacted_by"] = redacted_because.get("event_id")
     elif relations and not pruned:
         unsigned["m.relations"] = dict(relations)
     if transaction_id is not None:
