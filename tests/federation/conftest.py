@@ -16,7 +16,12 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import new_database_config
-from tests.federation.harness import FederatingServer, FederationCA, launch_federating_server
+from tests.federation.harness import (
+    FederatingServer,
+    FederationCA,
+    federating,
+    launch_federating_server,
+)
 from tests.federation.synapse_peer import synapse  # noqa: F401 (a fixture for the directory)
 from tests.integration.conftest import as_yaml_section
 
@@ -83,3 +88,15 @@ def federating_pair(**overrides: Any) -> Any:
 
 
 two_servers = federating_pair()
+
+
+@pytest.fixture(scope="module")
+def ranvier(
+    tmp_path_factory: pytest.TempPathFactory,
+    test_ca: FederationCA,
+    sqlite_section: dict[str, Any],
+) -> Iterator[FederatingServer]:
+    """One federating Ranvier server on SQLite per module, for tests beside the Synapse
+    peer (`synapse`)."""
+    with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
+        yield server

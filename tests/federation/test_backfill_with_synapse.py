@@ -5,28 +5,15 @@ checked and served in order down to the room's creation."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import pytest
-
-from tests.federation.harness import FederatingServer, FederationCA, federating, register
+from tests.federation.harness import FederatingServer, register
 from tests.federation.replies import ok
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 from tests.integration.matrix import CLIENT
 
 BEFORE = 20
-
-
-@pytest.fixture(scope="module")
-def ranvier(
-    tmp_path_factory: pytest.TempPathFactory,
-    test_ca: FederationCA,
-    sqlite_section: dict[str, Any],
-) -> Iterator[FederatingServer]:
-    with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
-        yield server
 
 
 def test_a_ranvier_user_pages_back_into_synapse_history(

@@ -6,28 +6,14 @@ and auth chain checked and stored); a Synapse user joins a Ranvier room (our sen
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
-import pytest
-
-from tests.federation.harness import FederatingServer, FederationCA, federating, register
+from tests.federation.harness import FederatingServer, register
 from tests.federation.replies import has_message, ok, sync_until
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 from tests.integration.matrix import CLIENT, Session
 
 Server = FederatingServer | SynapsePeer
-
-
-@pytest.fixture(scope="module")
-def ranvier(
-    tmp_path_factory: pytest.TempPathFactory,
-    test_ca: FederationCA,
-    sqlite_section: dict[str, Any],
-) -> Iterator[FederatingServer]:
-    with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
-        yield server
 
 
 def say(server: Server, session: Session, room_id: str, body: str) -> None:

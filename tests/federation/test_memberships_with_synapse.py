@@ -5,28 +5,15 @@ Synapse signs the invite and shows it in its /sync."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import pytest
-
-from tests.federation.harness import FederatingServer, FederationCA, federating, register
+from tests.federation.harness import FederatingServer, register
 from tests.federation.replies import in_section, ok, sync_until
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 from tests.integration.matrix import CLIENT, Session
 
 Server = FederatingServer | SynapsePeer
-
-
-@pytest.fixture(scope="module")
-def ranvier(
-    tmp_path_factory: pytest.TempPathFactory,
-    test_ca: FederationCA,
-    sqlite_section: dict[str, Any],
-) -> Iterator[FederatingServer]:
-    with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
-        yield server
 
 
 def member(server: Server, session: Session, room_id: str, user_id: str) -> Any:

@@ -5,28 +5,18 @@ typing, then stopping, and reading (a threaded receipt keeps its thread_id)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.federation.harness import FederatingServer, FederationCA, federating, register
+from tests.federation.harness import FederatingServer, register
 from tests.federation.replies import ok, sync_until
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 from tests.integration.matrix import CLIENT, Session
 
 Server = FederatingServer | SynapsePeer
-
-
-@pytest.fixture(scope="module")
-def ranvier(
-    tmp_path_factory: pytest.TempPathFactory,
-    test_ca: FederationCA,
-    sqlite_section: dict[str, Any],
-) -> Iterator[FederatingServer]:
-    with federating(tmp_path_factory.mktemp("ranvier"), sqlite_section, test_ca) as server:
-        yield server
 
 
 def ephemeral(response: dict[str, Any], room_id: str, event_type: str) -> list[dict[str, Any]]:
