@@ -16,6 +16,12 @@ and once it answers again it is sent, for each room it is behind in, only our ne
 there (it fetches the gap with get_missing_events); then it is back on the live queue. At
 start-up every destination behind is caught up the same way, in the background.
 
+EDUs that must not be lost (to-device messages, device list updates: `send_durable_edus`)
+are rows of the federation outbox (storage/federation_outbox.py) from when they are queued
+until the destination acknowledges the transaction carrying them: a failed transaction is
+retried holding the same ones, and after a restart or an outage the destination is sent
+what is pending, oldest first, before the EDUs held in memory.
+
 The inputs are `notify_new_events` (each committed batch of room events) and `send_edu`;
 all the state another process would need is in the database, so a federation-sender
 worker can run this object alone later.
@@ -27,7 +33,7 @@ import asyncio
 import itertools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +44,7 @@ from ranvier.protocol.events import Event
 from ranvier.storage.database import Database
 from ranvier.storage.destinations import DestinationStore
 from ranvier.storage.events import max_stream_ordering
+from ranvier.storage.federation_outbox import FederationOutboxStore
 from ranvier.storage.memberships import get_joined_servers
 
 logger = logging.getLogger(__name__)
@@ -96,6 +103,8 @@ class Transaction:
     origin_server_ts: int
     pdus: tuple[QueuedPdu, ...]
     edus: tuple[Edu, ...]
+    # the federation outbox rows among `edus`, deleted once the destination acknowledges
+    outbox_ids: tuple[int, ...] = ()
 
     @property
     def newest_stream_ordering(self) -> int | None:
@@ -117,6 +126,10 @@ class _DestinationQueue:
     missed: bool = False
     # how far it was delivered, as known in this process (None: read the database)
     delivered: int | None = None
+    # the federation outbox may hold EDUs for it; bumped at each addition, so that a read
+    # of the outbox that raced one does not clear the flag
+    outbox_pending: bool = False
+    outbox_generation: int = 0
     # backing off until then (ms): new work does not wake it before
     waiting_until: int = 0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -124,7 +137,12 @@ class _DestinationQueue:
 
     def has_work(self) -> bool:
         return bool(
-            self.retry is not None or self.catching_up or self.pdus or self.keyed_edus or self.edus
+            self.retry is not None
+            or self.catching_up
+            or self.outbox_pending
+            or self.pdus
+            or self.keyed_edus
+            or self.edus
         )
 
     def nudge(self) -> None:
@@ -167,6 +185,7 @@ class FederationSender:
         self._may_send_to = may_send_to
         self._db = database
         self._store = store
+        self._outbox = FederationOutboxStore(database)
         self._transport = transport
         self._backoff = backoff
         self._destination_to_queue: dict[str, _DestinationQueue] = {}
@@ -294,6 +313,34 @@ class FederationSender:
             queue.edus.append(edu)
         queue.nudge()
 
+    async def send_durable_edus(
+        self,
+        destinations: Collection[str],
+        edus: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        coalesce: tuple[str, int] | None = None,
+    ) -> None:
+        """Queue `edus` (type, content), in order, for each destination, in the database
+        first: they are sent, however long it takes, until acknowledged. With `coalesce`
+        (a key and an order), they replace the older ones queued under the key and still
+        pending (FederationOutboxStore.add)."""
+        wanted = sorted(
+            destination
+            for destination in set(destinations)
+            if destination != self._server_name and self._may_send_to(destination)
+        )
+        if not wanted or not edus:
+            return
+        await self._outbox.add(wanted, edus, coalesce=coalesce)
+        for destination in wanted:
+            self._outbox_has(self._queue(destination))
+
+    @staticmethod
+    def _outbox_has(queue: _DestinationQueue) -> None:
+        queue.outbox_pending = True
+        queue.outbox_generation += 1
+        queue.nudge()
+
     def wake(self, destination: str) -> None:
         """`destination` is reachable again (it contacted us, or the admin reset its
         backoff): try it now rather than when its backoff would have ended."""
@@ -333,6 +380,15 @@ class FederationSender:
         self._recovery = None
 
     async def _recover(self) -> None:
+        try:
+            pending = await self._outbox.destinations_with_pending()
+        except Exception:
+            logger.exception("Could not read which destinations have EDUs pending")
+            pending = set()
+        for destination in sorted(pending):
+            if self._may_send_to(destination):
+                # the loop's backoff check holds back a destination still failing
+                self._outbox_has(self._queue(destination))
         try:
             # only what was owed before this process queued anything: the live queues
             # deliver the rest
@@ -411,7 +467,11 @@ class FederationSender:
             pdus: list[QueuedPdu] = []
             while queue.pdus and len(pdus) < MAX_PDUS_PER_TRANSACTION:
                 pdus.append(queue.pdus.popleft())
-            transaction = self._new_transaction(pdus, queue.take_edus(MAX_EDUS_PER_TRANSACTION))
+            edus, outbox_ids = await self._take_edus(queue)
+            if not pdus and not edus:
+                # the outbox held nothing after all
+                return
+            transaction = self._new_transaction(pdus, edus, outbox_ids)
         if await self._deliver(queue.destination, transaction):
             queue.retry = None
             await self._delivered(queue, transaction)
@@ -430,24 +490,38 @@ class FederationSender:
             queue.destination, queue.delivered, MAX_PDUS_PER_TRANSACTION
         )
         if not owed:
-            if queue.missed:
-                # recorded while we looked: look again
-                return None
-            queue.catching_up = False
-            return (
-                None
-                if not (queue.edus or queue.keyed_edus)
-                else self._new_transaction([], queue.take_edus(MAX_EDUS_PER_TRANSACTION))
-            )
+            if not queue.missed:
+                # caught up: the live queue sends the EDUs waiting
+                queue.catching_up = False
+            # (else recorded while we looked: look again)
+            return None
         pdus = [QueuedPdu(row.event_id, row.pdu, row.stream_ordering) for row in owed]
-        return self._new_transaction(pdus, queue.take_edus(MAX_EDUS_PER_TRANSACTION))
+        edus, outbox_ids = await self._take_edus(queue)
+        return self._new_transaction(pdus, edus, outbox_ids)
 
-    def _new_transaction(self, pdus: Sequence[QueuedPdu], edus: Sequence[Edu]) -> Transaction:
+    async def _take_edus(self, queue: _DestinationQueue) -> tuple[list[Edu], tuple[int, ...]]:
+        """The EDUs of the next transaction: the outbox's oldest first, then those in
+        memory, at most MAX_EDUS_PER_TRANSACTION in all; and the outbox rows among them."""
+        durable: list[Edu] = []
+        outbox_ids: tuple[int, ...] = ()
+        if queue.outbox_pending:
+            generation = queue.outbox_generation
+            rows = await self._outbox.pending(queue.destination, MAX_EDUS_PER_TRANSACTION)
+            if len(rows) < MAX_EDUS_PER_TRANSACTION and generation == queue.outbox_generation:
+                queue.outbox_pending = False
+            durable = [Edu(row.edu_type, row.content) for row in rows]
+            outbox_ids = tuple(row.outbox_id for row in rows)
+        return durable + queue.take_edus(MAX_EDUS_PER_TRANSACTION - len(durable)), outbox_ids
+
+    def _new_transaction(
+        self, pdus: Sequence[QueuedPdu], edus: Sequence[Edu], outbox_ids: tuple[int, ...] = ()
+    ) -> Transaction:
         return Transaction(
             txn_id=f"{self._txn_prefix}{next(self._txn_counter)}",
             origin_server_ts=now_ms(),
             pdus=tuple(pdus),
             edus=tuple(edus),
+            outbox_ids=outbox_ids,
         )
 
     async def _deliver(self, destination: str, transaction: Transaction) -> bool:
@@ -481,6 +555,9 @@ class FederationSender:
         return True
 
     async def _delivered(self, queue: _DestinationQueue, transaction: Transaction) -> None:
+        # if this fails the EDUs go again: the receiver drops a to-device message it has
+        # (its message_id), and a device list update it already applied
+        await self._outbox.remove(transaction.outbox_ids)
         newest = transaction.newest_stream_ordering
         if newest is None:
             return

@@ -41,7 +41,7 @@ JsonDict = dict[str, Any]
 class RemoteRelay(Protocol):
     """Sends to-device messages to other servers' users (services/federation/to_device)."""
 
-    def send(
+    async def send(
         self, sender: str, event_type: str, messages: Mapping[str, Mapping[str, JsonDict]]
     ) -> None: ...
 
@@ -112,7 +112,7 @@ class ToDeviceService:
                     len({_domain(user_id) for user_id in remote}),
                 )
             else:
-                self._relay.send(sender, event_type, remote)
+                await self._relay.send(sender, event_type, remote)
         self._delivered(result.position, result.recipients)
 
     async def deliver(

@@ -14,6 +14,9 @@ device keys, cross-signing upload) goes to every server sharing a room with them
 `m.device_list_update` per device, or `m.signing_key_update`. The stream_id is the
 change's position in our device_lists stream and prev_id the user's previous device
 change, so the receiver can tell whether it missed one.
+They wait in the federation outbox until acknowledged, so a server that was down or we
+restarted meanwhile still hears of them; for it, a user's newer change replaces the one
+still pending, and the gap in prev_ids makes it fetch the user's whole list.
 """
 
 from __future__ import annotations
@@ -328,7 +331,6 @@ class DeviceListPublisher:
         # the user's own signatures (of devices by their self-signing key, of their
         # master key by a device) are kept apart from the keys: they go out with them
         signatures = await self._keys.get_signatures([user_id], visible_to="")
-        edus: list[tuple[str, JsonDict]] = []
         if USER_KEYS in device_ids:
             cross_signing = (await self._keys.get_cross_signing_keys([user_id])).get(user_id, {})
             content: JsonDict = {"user_id": user_id}
@@ -337,13 +339,21 @@ class DeviceListPublisher:
                     key = cross_signing[usage]
                     content[field] = _with_signatures(key, _public_key(key), signatures)
             if len(content) > 1:
-                edus.append((SIGNING_KEY_UPDATE, content))
+                # only the newest keys matter
+                await self._sender.send_durable_edus(
+                    destinations,
+                    [(SIGNING_KEY_UPDATE, content)],
+                    coalesce=(f"{SIGNING_KEY_UPDATE} {user_id}", position),
+                )
         devices = [device_id for device_id in device_ids if device_id != USER_KEYS]
         if devices:
-            edus.extend(await self._device_updates(user_id, position, devices, signatures))
-        for destination in sorted(destinations):
-            for edu_type, content in edus:
-                self._sender.send_edu(destination, edu_type, content)
+            # a server that was away gets only the user's newest change: its prev_id names
+            # the change before, which that server lacks, so it fetches the whole list
+            await self._sender.send_durable_edus(
+                destinations,
+                await self._device_updates(user_id, position, devices, signatures),
+                coalesce=(f"{DEVICE_LIST_UPDATE} {user_id}", position),
+            )
 
     async def _device_updates(
         self, user_id: str, position: int, device_ids: list[str], signatures: list[Signature]

@@ -2,7 +2,8 @@
 messaging").
 
 Outbound: a /sendToDevice naming other servers' users becomes one `m.direct_to_device`
-EDU per server, with a `message_id` of its own. Inbound: an EDU's messages go into the
+EDU per server, with a `message_id` of its own, kept in the federation outbox until the
+server acknowledges it (through outages and restarts). Inbound: an EDU's messages go into the
 local recipients' inboxes, at most once: the inbox store refuses a (sender, type,
 message_id) it has seen (as it does a client's retried transaction ID), so a transaction
 retried with the same EDU delivers nothing new.
@@ -35,7 +36,7 @@ class ToDeviceRelay:
     def __init__(self, sender: FederationSender) -> None:
         self._sender = sender
 
-    def send(
+    async def send(
         self,
         sender: str,
         event_type: str,
@@ -45,15 +46,21 @@ class ToDeviceRelay:
         for user_id, by_device in messages.items():
             by_server.setdefault(_server_of(user_id), {})[user_id] = by_device
         for destination, grouped in by_server.items():
-            self._sender.send_edu(
-                destination,
-                DIRECT_TO_DEVICE,
-                {
-                    "sender": sender,
-                    "type": event_type,
-                    "message_id": secrets.token_urlsafe(16),
-                    "messages": grouped,
-                },
+            # durable: a lost room key leaves the recipient unable to decrypt; the
+            # message_id lets the receiver drop a copy sent again after a restart
+            await self._sender.send_durable_edus(
+                [destination],
+                [
+                    (
+                        DIRECT_TO_DEVICE,
+                        {
+                            "sender": sender,
+                            "type": event_type,
+                            "message_id": secrets.token_urlsafe(16),
+                            "messages": grouped,
+                        },
+                    )
+                ],
             )
 
 
