@@ -71,6 +71,7 @@ from ranvier.api.federation import knock as federation_knock
 from ranvier.api.federation import leave as federation_leave
 from ranvier.api.federation import make_join as federation_make_join
 from ranvier.api.federation import openid as federation_openid
+from ranvier.api.federation import public_rooms as federation_public_rooms
 from ranvier.api.federation import query as federation_query
 from ranvier.api.federation import send as federation_send
 from ranvier.api.federation import send_join as federation_send_join
@@ -491,7 +492,9 @@ async def build_rooms(
             loader,
             access,
             config.server_name,
+            federation_client,
             enable_room_list_search=config.enable_room_list_search,
+            allow_over_federation=config.allow_public_rooms_over_federation,
         ),
         serializer=serializer,
         visibility=visibility,
@@ -1193,6 +1196,9 @@ class Homeserver:
                 auth, self.inbound_federation.history
             ).routes(),
             *federation_user_keys.UserKeyEndpoints(auth, self.e2ee.federation_keys).routes(),
+            *federation_public_rooms.FederationPublicRoomsEndpoints(
+                auth, self.rooms.public_rooms
+            ).routes(),
         ]
 
     def _moderation_routes(self) -> list[web.RouteDef]:

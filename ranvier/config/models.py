@@ -551,6 +551,9 @@ class HomeserverConfig(Section):
     event_cache_size: int = parse_size("100K")
     default_room_version: str = DEFAULT_ROOM_VERSION.identifier
     allow_public_rooms_without_auth: bool = False
+    # other servers may read our room directory (/federation/v1/publicRooms); Synapse's
+    # default since 1.7 is off
+    allow_public_rooms_over_federation: bool = False
     # room directory: off lists no rooms and refuses publishing; aliases need membership
     enable_room_list_search: bool = True
     require_membership_for_aliases: bool = True

@@ -253,9 +253,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
         "the client endpoint listing federation_domain_whitelist"
     ),
     "federation_metrics_domains": Unsupported("Prometheus metrics (issue 22)"),
-    "allow_public_rooms_over_federation": Unsupported(
-        "the room directory over federation (it arrives with issue 18)"
-    ),
     "rc_federation": Unsupported("rate limits on other servers' requests"),
     "limit_remote_rooms": Unsupported("limits on joining large remote rooms", DISABLED_SECTION),
     "key_server_signing_keys_path": Unsupported(

@@ -26,12 +26,25 @@ class _PublicRoomsFilter(RequestBody):
     room_types: list[str | None] | None = None
 
 
-class _PublicRoomsBody(RequestBody):
+class PublicRoomsBody(RequestBody):
+    """POST /publicRooms, from a client or (without `server`) from another server."""
+
     limit: int | None = Field(default=None, ge=0)
     since: str | None = None
     filter: _PublicRoomsFilter = Field(default_factory=_PublicRoomsFilter)
     include_all_networks: bool = False
     third_party_instance_id: str | None = None
+
+    def query(self, server: str | None = None) -> PublicRoomsQuery:
+        return PublicRoomsQuery(
+            limit=self.limit,
+            since=self.since,
+            generic_search_term=self.filter.generic_search_term,
+            room_types=self.filter.room_types,
+            include_all_networks=self.include_all_networks,
+            third_party_instance_id=self.third_party_instance_id,
+            server=server,
+        )
 
 
 class _VisibilityBody(RequestBody):
@@ -126,16 +139,6 @@ class RoomDirectoryEndpoints:
     async def query_public_rooms(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/publicRooms"""
         await self._auth.require_user(request, allow_guest=True)
-        body = await read_body(request, _PublicRoomsBody)
-        page = await self._public_rooms.list_rooms(
-            PublicRoomsQuery(
-                limit=body.limit,
-                since=body.since,
-                generic_search_term=body.filter.generic_search_term,
-                room_types=body.filter.room_types,
-                include_all_networks=body.include_all_networks,
-                third_party_instance_id=body.third_party_instance_id,
-                server=query_string(request, "server"),
-            )
-        )
+        body = await read_body(request, PublicRoomsBody)
+        page = await self._public_rooms.list_rooms(body.query(query_string(request, "server")))
         return json_response(page)

@@ -5,6 +5,10 @@ Rooms are ordered by joined members, largest first, then by room ID, and paginat
 keyset tokens over that order. A published room is only listed while someone is joined and
 while one could get in or read it (join rule public or knock, or world readable history), as
 Synapse does; the spec lets servers apply such filters.
+
+Other servers read the listing through /federation/v1/publicRooms when
+`allow_public_rooms_over_federation` lets them; our users read another server's with
+`/publicRooms?server=`, which asks that server the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any, Literal
 import orjson
 
 from ranvier.errors import MatrixError
+from ranvier.federation.client import FederationRequests
+from ranvier.federation.errors import DestinationUnreachable, RemoteRequestFailed
 from ranvier.protocol.events import Event
 from ranvier.requester import UserRequester
 from ranvier.services.rooms.event_loader import EventLoader
@@ -189,14 +195,18 @@ class PublicRoomsService:
         loader: EventLoader,
         access: RoomAccess,
         server_name: str,
+        federation: FederationRequests,
         *,
         enable_room_list_search: bool,
+        allow_over_federation: bool,
     ) -> None:
         self._db = db
         self._loader = loader
         self._access = access
         self._server_name = server_name
+        self._federation = federation
         self._enable_room_list_search = enable_room_list_search
+        self._allow_over_federation = allow_over_federation
 
     async def get_visibility(self, room_id: str) -> Visibility:
         """GET /directory/list/room/{roomId}"""
@@ -228,10 +238,45 @@ class PublicRoomsService:
     async def list_rooms(self, query: PublicRoomsQuery) -> dict[str, Any]:
         """GET and POST /publicRooms"""
         if query.server is not None and query.server != self._server_name:
-            # needs federation: no other server's directory can be fetched yet
+            return await self._remote_rooms(query.server, query)
+        return await self._local_rooms(query)
+
+    async def list_rooms_for_server(self, origin: str, query: PublicRoomsQuery) -> dict[str, Any]:
+        """GET and POST /_matrix/federation/v1/publicRooms"""
+        self.check_federation_access(origin)
+        return await self._local_rooms(query)
+
+    def check_federation_access(self, origin: str) -> None:
+        if not self._allow_over_federation:
+            # as Synapse answers while allow_public_rooms_over_federation is off
+            raise MatrixError(403, "M_FORBIDDEN", f"Federation denied with {origin}.")
+
+    async def _remote_rooms(self, server: str, query: PublicRoomsQuery) -> dict[str, Any]:
+        path = "/_matrix/federation/v1/publicRooms"
+        try:
+            if query.generic_search_term is not None or query.room_types is not None:
+                # only the POST form carries a filter
+                answer = await self._federation.post_json(server, path, _remote_body(query))
+            else:
+                answer = await self._federation.get_json(server, path, query=_remote_args(query))
+        except DestinationUnreachable:
             raise MatrixError(
-                404, "M_NOT_FOUND", f"Cannot fetch the room directory of {query.server}"
-            )
+                502, "M_UNKNOWN", f"Failed to fetch the room list of {server}"
+            ) from None
+        except RemoteRequestFailed as failed:
+            if 400 <= failed.status < 500 and failed.errcode:
+                # the other server's refusal (403 while it keeps its directory to itself)
+                raise MatrixError(
+                    failed.status, failed.errcode, failed.message or str(failed)
+                ) from None
+            raise MatrixError(
+                502, "M_UNKNOWN", f"Failed to fetch the room list of {server}"
+            ) from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("chunk"), list):
+            raise MatrixError(502, "M_UNKNOWN", f"{server} sent a room list that is not one")
+        return answer
+
+    async def _local_rooms(self, query: PublicRoomsQuery) -> dict[str, Any]:
         if query.include_all_networks and query.third_party_instance_id is not None:
             raise MatrixError(
                 400,
@@ -275,3 +320,35 @@ class PublicRoomsService:
             )
             for room_id, joined in published
         ]
+
+
+def _remote_args(query: PublicRoomsQuery) -> dict[str, str]:
+    args: dict[str, str] = {}
+    if query.limit:
+        args["limit"] = str(query.limit)
+    if query.since is not None:
+        args["since"] = query.since
+    if query.include_all_networks:
+        args["include_all_networks"] = "true"
+    if query.third_party_instance_id is not None:
+        args["third_party_instance_id"] = query.third_party_instance_id
+    return args
+
+
+def _remote_body(query: PublicRoomsQuery) -> dict[str, Any]:
+    search_filter: dict[str, Any] = {}
+    if query.generic_search_term is not None:
+        search_filter["generic_search_term"] = query.generic_search_term
+    if query.room_types is not None:
+        search_filter["room_types"] = query.room_types
+    body: dict[str, Any] = {
+        "filter": search_filter,
+        "include_all_networks": query.include_all_networks,
+    }
+    if query.limit:
+        body["limit"] = query.limit
+    if query.since is not None:
+        body["since"] = query.since
+    if query.third_party_instance_id is not None:
+        body["third_party_instance_id"] = query.third_party_instance_id
+    return body
