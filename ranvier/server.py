@@ -56,6 +56,7 @@ from ranvier.api.client import room_reading as room_reading_api
 from ranvier.api.client import room_upgrades as room_upgrades_api
 from ranvier.api.client import rooms as rooms_api
 from ranvier.api.client import search as search_api
+from ranvier.api.client import spaces as spaces_api
 from ranvier.api.client import sync as sync_api
 from ranvier.api.client import thirdparty as thirdparty_api
 from ranvier.api.client import to_device as to_device_api
@@ -65,6 +66,7 @@ from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import events as federation_events
+from ranvier.api.federation import hierarchy as federation_hierarchy
 from ranvier.api.federation import invite as federation_invite
 from ranvier.api.federation import keys as federation_keys
 from ranvier.api.federation import knock as federation_knock
@@ -183,6 +185,7 @@ from ranvier.services.rooms.client_redactions import RedactionService
 from ranvier.services.rooms.client_sends import EventSendingService
 from ranvier.services.rooms.deletion import RoomDeletionService
 from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.services.rooms.hierarchy import SpaceHierarchyService
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.public_rooms import PublicRoomsService
 from ranvier.services.rooms.purge_history import HistoryPurgeService
@@ -377,6 +380,7 @@ class Rooms:
     user_directory: UserDirectoryService
     aliases: AliasService
     public_rooms: PublicRoomsService
+    spaces: SpaceHierarchyService
     relations: RelationsService
     reading: RoomReadingService
     redacting: RedactionService
@@ -495,6 +499,9 @@ async def build_rooms(
             federation_client,
             enable_room_list_search=config.enable_room_list_search,
             allow_over_federation=config.allow_public_rooms_over_federation,
+        ),
+        spaces=SpaceHierarchyService(
+            database, sender, loader, federation_client, config.server_name, aliases.resolve
         ),
         serializer=serializer,
         visibility=visibility,
@@ -1199,6 +1206,7 @@ class Homeserver:
             *federation_public_rooms.FederationPublicRoomsEndpoints(
                 auth, self.rooms.public_rooms
             ).routes(),
+            *federation_hierarchy.FederationHierarchyEndpoints(auth, self.rooms.spaces).routes(),
         ]
 
     def _moderation_routes(self) -> list[web.RouteDef]:
@@ -1276,6 +1284,7 @@ class Homeserver:
             *admin_event_reports_api.EventReportEndpoints(auth, rooms.reports).routes(),
             *search_api.SearchEndpoints(auth, rooms.search).routes(),
             *user_directory_api.UserDirectoryEndpoints(auth, rooms.user_directory).routes(),
+            *spaces_api.SpaceEndpoints(auth, rooms.spaces).routes(),
             *directory_api.RoomDirectoryEndpoints(
                 auth,
                 rooms.public_rooms,

@@ -45,9 +45,6 @@ NOT_YET_SERVED = {
     # until application services answer them)
     ("POST", "/_matrix/client/v1/appservice/{appserviceId}/ping"): 19,
     ("PUT", "/_matrix/client/v3/directory/list/appservice/{networkId}/{roomId}"): 19,
-    # spaces: issue 20 (sliding sync and spaces)
-    ("GET", "/_matrix/client/v1/rooms/{roomId}/hierarchy"): 20,
-    ("GET", "/_matrix/client/v1/room_summary/{roomIdOrAlias}"): 20,
 }
 
 # Endpoints whose right answer here is the router's 404 M_UNRECOGNIZED, with why.
