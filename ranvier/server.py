@@ -72,6 +72,7 @@ from ranvier.api.federation import keys as federation_keys
 from ranvier.api.federation import knock as federation_knock
 from ranvier.api.federation import leave as federation_leave
 from ranvier.api.federation import make_join as federation_make_join
+from ranvier.api.federation import media as federation_media
 from ranvier.api.federation import openid as federation_openid
 from ranvier.api.federation import public_rooms as federation_public_rooms
 from ranvier.api.federation import query as federation_query
@@ -88,6 +89,7 @@ from ranvier.config.models import (
     STATE_GROUPS_CACHE_BASE,
     HomeserverConfig,
     Listener,
+    RatelimitSettings,
 )
 from ranvier.config.signing_key import load_signing_key
 from ranvier.config.tls import ServerCertificate
@@ -160,6 +162,7 @@ from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.media.files import MediaFiles
+from ranvier.services.media.remote import FileFetcher, remote_media_cache
 from ranvier.services.media.service import MediaService
 from ranvier.services.media.url_preview.fetcher import PreviewFetcher
 from ranvier.services.media.url_preview.service import (
@@ -234,6 +237,7 @@ from ranvier.storage.filters import FilterStore
 from ranvier.storage.history_purge import HistoryPurgeStore
 from ranvier.storage.key_backup import KeyBackupStore
 from ranvier.storage.media import MediaStore
+from ranvier.storage.media_remote_cache import RemoteMediaCacheStore
 from ranvier.storage.openid import OpenIdTokenStore
 from ranvier.storage.presence import PresenceStore
 from ranvier.storage.profiles import ProfileStore
@@ -929,21 +933,36 @@ def build_url_previews(
 
 @dataclass(frozen=True)
 class Media:
-    """The media repository and the rate limit on reserving media IDs."""
+    """The media repository and its rate limits."""
 
     service: MediaService
     create_ratelimiter: Ratelimiter
+    # bytes fetched from other servers per client IP (remote_media_download_*)
+    remote_download_ratelimiter: Ratelimiter
 
 
-def build_media(config: HomeserverConfig, database: Database, accounts: Accounts) -> Media:
+def build_media(
+    config: HomeserverConfig, database: Database, accounts: Accounts, fetcher: FileFetcher
+) -> Media:
     async def user_exists(user_id: str) -> bool:
         return await accounts.users.get_user(user_id) is not None
 
     files = MediaFiles(config.media_store_path)
     files.prepare()
+    store = MediaStore(database)
+    remote = remote_media_cache(
+        config, RemoteMediaCacheStore(database), files, fetcher, store.sha256_in_use
+    )
     return Media(
-        service=MediaService(config, MediaStore(database), files, user_exists),
+        service=MediaService(config, store, files, user_exists, remote),
         create_ratelimiter=Ratelimiter(config.rc_media_create, name="rc_media_create"),
+        remote_download_ratelimiter=Ratelimiter(
+            RatelimitSettings(
+                per_second=config.remote_media_download_per_second,
+                burst_count=config.remote_media_download_burst_count,
+            ),
+            name="remote_media_download",
+        ),
     )
 
 
@@ -1151,7 +1170,10 @@ class Homeserver:
             route_defs += self._moderation_routes()
         if "client" in resources or "media" in resources:
             route_defs += media_api.MediaEndpoints(
-                self.accounts.auth, self.media.service, self.media.create_ratelimiter
+                self.accounts.auth,
+                self.media.service,
+                self.media.create_ratelimiter,
+                self.media.remote_download_ratelimiter,
             ).routes()
             if self.url_previews is not None:
                 route_defs += preview_api.PreviewEndpoints(
@@ -1203,6 +1225,7 @@ class Homeserver:
                 auth, self.inbound_federation.history
             ).routes(),
             *federation_user_keys.UserKeyEndpoints(auth, self.e2ee.federation_keys).routes(),
+            *federation_media.FederationMediaEndpoints(auth, self.media.service).routes(),
             *federation_public_rooms.FederationPublicRoomsEndpoints(
                 auth, self.rooms.public_rooms
             ).routes(),
@@ -1404,7 +1427,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     rooms.upgrades.on_upgraded.append(
         UpgradeUserStateTransfer(user_data.account_data, push.rules).on_upgraded
     )
-    media = build_media(config, database, accounts)
+    media = build_media(config, database, accounts, federation.client)
     inbound_federation = build_inbound_federation(
         config, database, rooms, keyring, federation.client, federation.sender
     )

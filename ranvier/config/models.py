@@ -516,6 +516,12 @@ class HomeserverConfig(Section):
     enable_authenticated_media: bool = True
     # POST /_matrix/media/v1/create: IDs a user may hold without content, and for how long
     max_pending_media_uploads: int = Field(default=5, ge=1)
+    # other servers' media fetched for our users: bytes fetched per client IP address, a
+    # token bucket of this size refilled at this rate (Synapse's defaults)
+    remote_media_download_burst_count: int = Field(default=500 * 1024**2, ge=1)
+    remote_media_download_per_second: int = Field(default=87 * 1024, gt=0)
+    # servers whose media is never fetched (what is cached already is still served)
+    prevent_media_downloads_from: list[str] = Field(default_factory=list)
     unused_expiration_time: int = parse_duration_ms("24h")
     # URL previews, off as in Synapse; enabling them requires url_preview_ip_range_blacklist
     # (validation.py), the address ranges previews must never connect to
@@ -646,6 +652,8 @@ class HomeserverConfig(Section):
     @field_validator(
         "max_upload_size",
         "max_image_pixels",
+        "remote_media_download_burst_count",
+        "remote_media_download_per_second",
         "max_request_body_size",
         "max_spider_size",
         "event_cache_size",

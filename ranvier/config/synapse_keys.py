@@ -314,9 +314,6 @@ UNUSED: dict[str, Unused] = {
         "Synapse's pacing of outbound transactions; Ranvier sends one at a time per server",
         off(50),
     ),
-    "remote_media_download_burst_count": Unused("remote media is not fetched yet (issue 18)"),
-    "remote_media_download_per_second": Unused("remote media is not fetched yet (issue 18)"),
-    "prevent_media_downloads_from": Unused("remote media is not fetched yet (issue 18)"),
 }
 
 # Ranvier's own options, which Synapse's manual does not have

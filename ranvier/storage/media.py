@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ranvier.storage.database import Database
 from ranvier.storage.events import events
+from ranvier.storage.media_remote_cache import uses_of_sha256
 from ranvier.storage.metadata import metadata
 from ranvier.storage.profiles import profiles
 from ranvier.storage.rooms import rooms
@@ -330,6 +331,8 @@ class MediaStore:
                     select(local_media_thumbnails.c.media_id).where(
                         local_media_thumbnails.c.sha256 == sha256
                     ),
+                    # other servers' media cached here shares the store's files
+                    *uses_of_sha256(sha256),
                 )
                 .limit(1)
                 .subquery()

@@ -235,18 +235,25 @@ def test_media_uploaded_after_the_freeze_is_not_served_unauthenticated(
     assert download(server.url, alice, server_name, media_id).body == data
 
 
-def test_unknown_remote_and_malformed_media_are_not_found(
-    server: RunningServer, alice: Session
-) -> None:
-    for server_name, media_id in (
-        (SERVER_NAME, "doesNotExist"),
-        ("elsewhere.example", "abcdef"),
-        (SERVER_NAME, "bad.id"),
-    ):
+def test_unknown_and_malformed_media_are_not_found(server: RunningServer, alice: Session) -> None:
+    for server_name, media_id in ((SERVER_NAME, "doesNotExist"), (SERVER_NAME, "bad.id")):
         reply = download(server.url, alice, server_name, media_id)
         assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND"), media_id
         reply = thumbnail(server.url, alice, server_name, media_id, "width=32&height=32")
         assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND"), media_id
+
+
+def test_media_of_a_server_that_cannot_be_reached_is_a_bad_gateway(
+    server: RunningServer, alice: Session
+) -> None:
+    # as Synapse: the origin is asked, and failing to reach it is 502, not 404
+    reply = download(server.url, alice, "elsewhere.invalid", "abcdef")
+    assert (reply.status, reply.errcode) == (502, "M_UNKNOWN")
+    reply = thumbnail(server.url, alice, "elsewhere.invalid", "abcdef", "width=32&height=32")
+    assert (reply.status, reply.errcode) == (502, "M_UNKNOWN")
+    # allow_remote=false on the legacy paths: not fetched, so not found
+    reply = download(server.url, None, "elsewhere.invalid", "abcdef", query="allow_remote=false")
+    assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
 
 
 def test_malformed_boolean_parameters_are_refused(server: RunningServer, alice: Session) -> None:

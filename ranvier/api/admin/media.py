@@ -7,10 +7,12 @@ from typing import Any, cast
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.json import json_response
 from ranvier.http.params import missing_param, query_bool, query_choice, query_int
 from ranvier.services.media.service import MediaService
 from ranvier.storage.media import MEDIA_ORDER_VALUES, MediaOrder, MediaRecord
+from ranvier.storage.media_remote_cache import RemoteMediaRecord
 
 ADMIN = "/_synapse/admin/v1"
 
@@ -30,6 +32,21 @@ def render(record: MediaRecord) -> dict[str, Any]:
     }
 
 
+def render_remote(record: RemoteMediaRecord) -> dict[str, Any]:
+    return {
+        "media_origin": record.media_origin,
+        "media_id": record.media_id,
+        "media_type": record.media_type,
+        "media_length": record.media_length,
+        "upload_name": record.upload_name,
+        "created_ts": record.created_ts,
+        "last_access_ts": record.last_access_ts,
+        "quarantined_by": record.quarantined_by,
+        "authenticated": record.authenticated,
+        "sha256": record.sha256,
+    }
+
+
 def _deleted(media_ids: list[str]) -> web.Response:
     return json_response({"deleted_media": media_ids, "total": len(media_ids)})
 
@@ -42,6 +59,7 @@ class MediaAdminEndpoints:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post(ADMIN + "/media/delete", self.delete_old),
+            web.post(ADMIN + "/purge_media_cache", self.purge_media_cache),
             web.post(ADMIN + "/media/{serverName}/delete", self.delete_old),
             web.post(ADMIN + "/media/quarantine/{serverName}/{mediaId}", self.quarantine),
             web.post(ADMIN + "/media/unquarantine/{serverName}/{mediaId}", self.unquarantine),
@@ -89,7 +107,26 @@ class MediaAdminEndpoints:
         await self._auth.require_admin(request)
         info = request.match_info
         record = await self._media.get_record(info["serverName"], info["mediaId"])
+        if isinstance(record, RemoteMediaRecord):
+            return json_response({"media_info": render_remote(record)})
         return json_response({"media_info": render(record)})
+
+    async def purge_media_cache(self, request: web.Request) -> web.Response:
+        """POST /_synapse/admin/v1/purge_media_cache"""
+        await self._auth.require_admin(request)
+        if "before_ts" not in request.query:
+            raise missing_param("before_ts")
+        before_ts = query_int(request, "before_ts", 0)
+        if before_ts < 0:
+            raise MatrixError(400, "M_INVALID_PARAM", "before_ts must be a positive integer")
+        if before_ts < 30_000_000_000:
+            # as Synapse: seconds given where milliseconds are meant would purge nothing
+            raise MatrixError(
+                400,
+                "M_INVALID_PARAM",
+                "before_ts is in 1970: give a timestamp in milliseconds",
+            )
+        return json_response({"deleted": await self._media.purge_media_cache(before_ts)})
 
     async def delete_media(self, request: web.Request) -> web.Response:
         """DELETE /_synapse/admin/v1/media/{serverName}/{mediaId}"""

@@ -22,7 +22,7 @@ from ranvier.http.params import (
     query_int,
     query_string,
 )
-from ranvier.http.ratelimit import Ratelimiter
+from ranvier.http.ratelimit import Ratelimiter, client_address
 from ranvier.services.media.files import upload_too_large
 from ranvier.services.media.service import (
     DEFAULT_TIMEOUT_MS,
@@ -122,11 +122,25 @@ def _timeout_ms(request: web.Request) -> int:
     return query_int(request, "timeout_ms", DEFAULT_TIMEOUT_MS)
 
 
-def _check_common_params(request: web.Request) -> None:
-    # parsed for their errors only: there is no remote media to fetch, and content is
-    # always served directly (spec: a redirect is only ever allowed, never required)
-    query_bool(request, "allow_remote")
+def _allow_remote(request: web.Request) -> bool:
+    # allow_redirect is parsed for its errors only: content is always served directly
+    # (spec: a redirect is only ever allowed, never required)
     query_bool(request, "allow_redirect")
+    return query_bool(request, "allow_remote") is not False
+
+
+class _AddressBudget:
+    """remote_media_download_*: the bytes this client's address may have fetched."""
+
+    def __init__(self, limiter: Ratelimiter, address: str) -> None:
+        self._limiter = limiter
+        self._address = address
+
+    def check(self) -> None:
+        self._limiter.check(self._address, update=False)
+
+    def spend(self, length: int) -> None:
+        self._limiter.record(self._address, length)
 
 
 def _upload_name(request: web.Request) -> str | None:
@@ -139,10 +153,12 @@ class MediaEndpoints:
         auth: RequestAuthenticator,
         media: MediaService,
         create_ratelimiter: Ratelimiter,
+        remote_download_ratelimiter: Ratelimiter,
     ) -> None:
         self._auth = auth
         self._media = media
         self._create_ratelimiter = create_ratelimiter
+        self._remote_download_ratelimiter = remote_download_ratelimiter
 
     def routes(self) -> list[web.RouteDef]:
         routes = [
@@ -217,12 +233,13 @@ class MediaEndpoints:
 
     async def _download(self, request: web.Request, *, authenticated: bool) -> web.StreamResponse:
         server_name, media_id = _media_id(request)
-        _check_common_params(request)
-        content, _record = await self._media.download(
+        content = await self._media.download(
             server_name,
             media_id,
             authenticated=authenticated,
             timeout_ms=_timeout_ms(request),
+            allow_remote=_allow_remote(request),
+            budget=self._budget(request),
         )
         # spec: a file name in the path replaces the uploaded one
         filename = request.match_info.get("fileName") or content.filename
@@ -246,7 +263,7 @@ class MediaEndpoints:
         height = _dimension(request, "height")
         method = cast(Method, query_choice(request, "method", "scale", ("crop", "scale")))
         animated = query_bool(request, "animated") or False
-        _check_common_params(request)
+        allow_remote = _allow_remote(request)
         content = await self._media.thumbnail(
             server_name,
             media_id,
@@ -256,9 +273,14 @@ class MediaEndpoints:
             animated=animated,
             authenticated=authenticated,
             timeout_ms=_timeout_ms(request),
+            allow_remote=allow_remote,
+            budget=self._budget(request),
         )
         # spec: thumbnails are always inline
         return serve(content, inline=True, authenticated=authenticated)
+
+    def _budget(self, request: web.Request) -> _AddressBudget:
+        return _AddressBudget(self._remote_download_ratelimiter, client_address(request))
 
     async def config(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v1/media/config"""

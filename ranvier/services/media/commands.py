@@ -11,8 +11,10 @@ from typing import TypeVar
 
 from ranvier.config.models import HomeserverConfig
 from ranvier.services.media.files import MediaFiles
+from ranvier.services.media.remote import NoFetching, remote_media_cache
 from ranvier.services.media.service import Echo, MediaService
 from ranvier.storage.media import MediaStore
+from ranvier.storage.media_remote_cache import RemoteMediaCacheStore
 from ranvier.storage.schema import prepare_database
 from ranvier.storage.users import UserStore
 
@@ -30,9 +32,12 @@ async def _with_media(config: HomeserverConfig, work: Callable[[MediaService], A
         async def user_exists(user_id: str) -> bool:
             return await users.get_user(user_id) is not None
 
-        media = MediaService(
-            config, MediaStore(database), MediaFiles(config.media_store_path), user_exists
+        store = MediaStore(database)
+        files = MediaFiles(config.media_store_path)
+        remote = remote_media_cache(
+            config, RemoteMediaCacheStore(database), files, NoFetching(), store.sha256_in_use
         )
+        media = MediaService(config, store, files, user_exists, remote)
         return await work(media)
     finally:
         await database.close()

@@ -4,8 +4,8 @@ thumbnails of local media, and the admin's quarantine and deletion.
 Other services store media through `store_bytes` (URL previews keep their images this way)
 and make its thumbnails with `pregenerate_thumbnails`.
 
-Remote media is never fetched (there is no federation yet): any other server's media is
-404 M_NOT_FOUND, like quarantined media and media the legacy endpoints may not serve.
+Other servers' media is fetched and cached by services/media/remote.py; the same
+endpoints serve it, and the admin's tools reach it (quarantine, purge_media_cache).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from ranvier.config.models import HomeserverConfig
 from ranvier.errors import MatrixError
 from ranvier.services.media import thumbnailer
 from ranvier.services.media.files import KeyedLocks, MediaFiles, ReceivedFile
+from ranvier.services.media.remote import FetchBudget, RemoteMediaCache, Unlimited
 from ranvier.services.media.thumbnailer import Box, ImageInfo, Method
 from ranvier.storage.media import MediaOrder, MediaRecord, MediaStore, ThumbnailRecord
+from ranvier.storage.media_remote_cache import RemoteMediaRecord
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +118,10 @@ class MediaService:
         store: MediaStore,
         files: MediaFiles,
         user_exists: UserExists,
+        remote: RemoteMediaCache,
     ) -> None:
         self.server_name = config.server_name
+        self.remote = remote
         self.max_upload_size = config.max_upload_size
         self._max_image_pixels = config.max_image_pixels
         self._boxes = [Box(size.width, size.height, size.method) for size in config.thumbnail_sizes]
@@ -300,9 +304,27 @@ class MediaService:
         *,
         authenticated: bool,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
-    ) -> tuple[MediaContent, MediaRecord]:
-        """The content of local media. `authenticated`: asked on the authenticated
-        endpoints (the legacy ones may not serve media uploaded since the freeze)."""
+        allow_remote: bool = True,
+        budget: FetchBudget | None = None,
+    ) -> MediaContent:
+        """The content of local media, or of another server's (fetched unless cached,
+        with `allow_remote`, within the requester's `budget`). `authenticated`: asked on the
+        authenticated endpoints (the legacy ones may not serve media since the freeze)."""
+        if server_name != self.server_name:
+            remote = await self.remote.download(
+                server_name,
+                media_id,
+                authenticated=authenticated,
+                allow_remote=allow_remote,
+                timeout_ms=timeout_ms,
+                budget=budget or Unlimited(),
+            )
+            return MediaContent(
+                self.files.path_for(remote.sha256),
+                remote.content_type,
+                remote.length,
+                remote.filename,
+            )
         record = await self._servable(server_name, media_id, authenticated, timeout_ms)
         assert record.sha256 is not None and record.media_length is not None
         await self._store.touch(media_id, now_ms(), at_most_every_ms=ACCESS_RECORD_INTERVAL_MS)
@@ -312,7 +334,7 @@ class MediaService:
             record.media_length,
             record.upload_name,
         )
-        return content, record
+        return content
 
     async def thumbnail(
         self,
@@ -325,7 +347,28 @@ class MediaService:
         animated: bool,
         authenticated: bool,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        allow_remote: bool = True,
+        budget: FetchBudget | None = None,
     ) -> MediaContent:
+        if server_name != self.server_name:
+            # the origin's thumbnail of the size asked, cached as it sent it
+            remote = await self.remote.thumbnail(
+                server_name,
+                media_id,
+                Box(width, height, method),
+                animated=animated,
+                authenticated=authenticated,
+                allow_remote=allow_remote,
+                timeout_ms=timeout_ms,
+                budget=budget or Unlimited(),
+            )
+            ext = thumbnailer.extension_for(remote.content_type)
+            return MediaContent(
+                self.files.path_for(remote.sha256),
+                remote.content_type,
+                remote.length,
+                f"thumbnail.{ext}",
+            )
         record = await self._servable(server_name, media_id, authenticated, timeout_ms)
         assert record.sha256 is not None and record.media_length is not None
         info = await self._probe(record.sha256)
@@ -435,9 +478,6 @@ class MediaService:
     async def _servable(
         self, server_name: str, media_id: str, authenticated: bool, timeout_ms: int
     ) -> MediaRecord:
-        if server_name != self.server_name:
-            # federation does not exist yet: remote media is never fetched
-            raise not_found("Remote media is not available on this server")
         record = await self._store.get_media(media_id)
         if record is not None and not record.uploaded and not _expired(record):
             record = await self._wait_for_upload(media_id, timeout_ms)
@@ -512,19 +552,29 @@ class MediaService:
         self.check_local_server(server_name)
         return media_id
 
-    async def get_record(self, server_name: str, media_id: str) -> MediaRecord:
-        record = await self._store.get_media(self._local_media_id(server_name, media_id))
+    async def get_record(self, server_name: str, media_id: str) -> MediaRecord | RemoteMediaRecord:
+        if server_name != self.server_name:
+            return await self.remote.get_record(server_name, media_id)
+        record = await self._store.get_media(media_id)
         if record is None:
             raise not_found()
         return record
 
     async def quarantine(self, server_name: str, media_id: str, quarantined_by: str) -> None:
-        await self._store.set_quarantined(
-            [self._local_media_id(server_name, media_id)], quarantined_by
-        )
+        if server_name != self.server_name:
+            await self.remote.set_quarantined(server_name, media_id, quarantined_by)
+        else:
+            await self._store.set_quarantined([media_id], quarantined_by)
 
     async def unquarantine(self, server_name: str, media_id: str) -> None:
-        await self._store.set_quarantined([self._local_media_id(server_name, media_id)], None)
+        if server_name != self.server_name:
+            await self.remote.set_quarantined(server_name, media_id, None)
+        else:
+            await self._store.set_quarantined([media_id], None)
+
+    async def purge_media_cache(self, before_ts: int) -> int:
+        """Forget other servers' media last served before `before_ts`; how many."""
+        return await self.remote.purge(before_ts)
 
     async def quarantine_room(
         self, room_id: str, quarantined_by: str, echo: Echo | None = None
