@@ -109,7 +109,8 @@ class UserDirectoryService:
     # -- keeping it current ------------------------------------------------------------------
 
     async def on_persisted(self, events: Sequence[Event], _position: int) -> None:
-        """RoomEventSender callback: rooms turning public or private, remote members."""
+        """RoomEventSender callback: rooms turning public or private, remote members, and
+        the remote members of rooms our users join."""
         rooms_to_check: set[str] = set()
         remote_joined: list[DirectoryUser] = []
         remote_left: set[str] = set()
@@ -121,6 +122,10 @@ class UserDirectoryService:
             elif event.type == "m.room.member" and event.state_key is not None:
                 user_id = event.state_key
                 if self._is_local(user_id):
+                    if event.membership == "join":
+                        # a join through another server brings the room's members as
+                        # outliers, which no listener hears of: read them from its state
+                        rooms_to_check.add(event.room_id)
                     continue
                 if event.membership == "join":
                     remote_joined.append(_profile_from_member(user_id, event.content))
