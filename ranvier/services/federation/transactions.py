@@ -218,8 +218,7 @@ class TransactionService:
             raise PduRefused(f"Signature check failed: {exc}") from None
 
     async def _we_are_in(self, room_id: str) -> bool:
-        members = await state_store.get_members(self._db, room_id)
-        return any(_domain(member) == self._server_name for member in members)
+        return await state_store.server_has_joined_member(self._db, room_id, self._server_name)
 
     # -- backfill -------------------------------------------------------------------------
 
@@ -357,7 +356,7 @@ class TransactionService:
         rejected = await self._auth_problem(event, state_before)
         soft_failed = False
         if rejected is None and not backfilled:
-            current = await state_store.get_current_state_ids(self._db, room_id)
+            current = await self._sender.current_state(room_id)
             refused_now = await self._auth_against(event, current)
             soft_failed = refused_now is not None or await self._redacts_another_room(event)
         await self._sender.persist_federated(

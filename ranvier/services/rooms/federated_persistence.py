@@ -13,16 +13,19 @@ import asyncio
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ranvier.protocol.event_builder import PrevEvent
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import RoomVersion
 from ranvier.protocol.state_res import resolve_state
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.persist_batch import (
+    MAX_PREV_EVENTS,
     MAX_STATE_CHAIN_LENGTH,
     BuiltEvent,
     CommitBatch,
     IdCounter,
     NewStateGroup,
+    RoomHead,
     RoomNotFound,
 )
 from ranvier.storage import events as event_store
@@ -69,11 +72,15 @@ class FederatedPersistence:
         self._state_group_ids = state_group_ids
         self._commit_batch = commit_batch
 
-    async def persist(self, room_id: str, work: FederatedWork) -> None:
-        """Write `work`'s events into the room (see RoomEventSender.persist_federated);
-        the room's cached head is then stale, the caller drops it."""
+    async def persist(
+        self, room_id: str, work: FederatedWork, head: RoomHead | None
+    ) -> RoomHead | None:
+        """Write `work`'s events into the room (see RoomEventSender.persist_federated).
+        `head`: the room's head as the sender holds it, if it does (its state and
+        extremities are the room's, so they need not be read). Returns the room's head
+        after the events, or None when it is to be read from the database."""
         version = work.room_version
-        known_room = await room_store.get_room(self._db, room_id) is not None
+        known_room = head is not None or await room_store.get_room(self._db, room_id) is not None
         if work.new_room and not known_room:
             old_extremities: list[str] = []
             old_state: StateMap = {}
@@ -81,10 +88,17 @@ class FederatedPersistence:
         else:
             if not known_room:
                 raise RoomNotFound(room_id)
-            old_extremities = [
-                eid for eid, _ in await event_store.get_forward_extremities(self._db, room_id)
-            ]
-            old_state = await state_store.get_current_state_ids(self._db, room_id)
+            if head is not None:
+                old_extremities = [
+                    *head.unnamed_extremities,
+                    *(prev.event_id for prev in head.extremities),
+                ]
+                old_state = head.state
+            else:
+                old_extremities = [
+                    eid for eid, _ in await event_store.get_forward_extremities(self._db, room_id)
+                ]
+                old_state = await state_store.get_current_state_ids(self._db, room_id)
             new_room = None
         # events stored before are skipped, but an outlier may now take its place in the
         # room (its prev events became known): its row is promoted
@@ -98,7 +112,7 @@ class FederatedPersistence:
             or (stored[item.event.event_id] and not item.outlier and item.state_before is not None)
         ]
         if not items:
-            return
+            return head
         batch_events = {item.event.event_id: item.event for item in items}
         built: list[BuiltEvent] = []
         # state after each non-outlier of the batch, and its group's chain length
@@ -157,7 +171,9 @@ class FederatedPersistence:
                 changes={},
                 backfilled=True,
             )
-            return
+            self._remember_groups(built, state_after)
+            # old history moves neither the extremities nor the current state
+            return head
         new_state = await self._state_of_extremities(
             version, extremities, state_after, batch_events, old_state
         )
@@ -191,6 +207,58 @@ class FederatedPersistence:
             changes=changes,
             new_room=new_room,
             resolved_members=resolved_members,
+        )
+        self._remember_groups(built, state_after)
+        return await self._head_after(
+            version, extremities, new_state, group_of, chain_of_group, batch_events, head
+        )
+
+    def _remember_groups(
+        self, built: Sequence[BuiltEvent], state_after: Mapping[str, StateMap]
+    ) -> None:
+        """Keep the new state groups in memory: the next event builds on them."""
+        for item in built:
+            if item.new_group is not None and item.state_group is not None:
+                state = state_after.get(item.event.event_id)
+                if state is not None:
+                    self._loader.remember_state_group(item.state_group, state)
+
+    async def _head_after(
+        self,
+        version: RoomVersion,
+        extremities: Sequence[str],
+        state: StateMap,
+        group_of: Mapping[str, int],
+        chain_of_group: Mapping[int, int],
+        batch_events: Mapping[str, Event],
+        old_head: RoomHead | None,
+    ) -> RoomHead | None:
+        """The head RoomEventSender.head would read from what was just written."""
+        events = await self._events_by_id(extremities, batch_events)
+        if not extremities or len(events) != len(set(extremities)):
+            return None  # (no extremities: the sender's head says the room is not here)
+        # deepest last, as the store orders them
+        ordered = sorted(events, key=lambda eid: (events[eid].depth, eid))
+        named = ordered[-MAX_PREV_EVENTS:]
+        groups = dict(await self._loader.state_groups_of(e for e in named if e not in group_of))
+        groups.update({eid: group_of[eid] for eid in named if eid in group_of})
+        distinct = {groups.get(eid) for eid in named}
+        group = distinct.pop() if len(distinct) == 1 else None
+        if group is None:
+            chain = 0
+        elif group in chain_of_group:
+            chain = chain_of_group[group]
+        elif old_head is not None and old_head.state_group == group:
+            chain = old_head.chain_length
+        else:
+            chain = await state_store.get_state_group_chain_length(self._db, group)
+        return RoomHead(
+            room_version=version,
+            extremities=[PrevEvent.of(events[eid]) for eid in named],
+            state=dict(state),
+            state_group=group,
+            chain_length=chain,
+            unnamed_extremities=ordered[:-MAX_PREV_EVENTS],
         )
 
     async def _displaced(
@@ -281,8 +349,7 @@ class FederatedPersistence:
                 states.append(await self._loader.get_state_group(groups[event_id]))
         if not states:
             return dict(old_state)
-        distinct = {tuple(sorted(state.items())) for state in states}
-        if len(distinct) == 1:
+        if all(state == states[0] for state in states[1:]):
             return dict(states[0])
 
         async def fetch(ids: Collection[str]) -> Mapping[str, Event]:

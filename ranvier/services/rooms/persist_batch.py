@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from ranvier.protocol.event_builder import PrevEvent
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import RoomVersion
 from ranvier.storage.state import StateKey, StateMap
 
+# a local event names at most this many forward extremities as its prev_events (the
+# deepest ones), which merges forks as the room goes on
+MAX_PREV_EVENTS = 10
 # a fresh full snapshot after this many deltas keeps state loads to one short chain
 MAX_STATE_CHAIN_LENGTH = 50
 
@@ -34,6 +38,24 @@ class IdCounter:
     def next(self) -> int:
         self.value += 1
         return self.value
+
+
+@dataclass
+class RoomHead:
+    """What the next event in a room is built on."""
+
+    room_version: RoomVersion
+    # the forward extremities a new event names as prev_events (at most MAX_PREV_EVENTS)
+    extremities: list[PrevEvent]
+    # the room's current state: the extremities' states, resolved if they disagree
+    state: StateMap
+    # the state group holding `state`; None when it is a resolution no group holds yet
+    # (the next event's group is then a full snapshot)
+    state_group: int | None
+    chain_length: int
+    # the room's other forward extremities, beyond the deepest MAX_PREV_EVENTS: no event
+    # of ours names them, so they stay extremities
+    unnamed_extremities: list[str] = field(default_factory=list)
 
 
 @dataclass

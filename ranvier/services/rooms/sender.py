@@ -43,10 +43,12 @@ from ranvier.services.rooms.federated_persistence import (
     FederatedWork,
 )
 from ranvier.services.rooms.persist_batch import (
+    MAX_PREV_EVENTS,
     MAX_STATE_CHAIN_LENGTH,
     BuiltEvent,
     IdCounter,
     NewStateGroup,
+    RoomHead,
     RoomNotFound,
     StateChanges,
     Txn,
@@ -64,9 +66,6 @@ from ranvier.streams.positions import StreamPositions
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 100
-# a local event names at most this many forward extremities as its prev_events (the
-# deepest ones), which merges forks as the room goes on
-MAX_PREV_EVENTS = 10
 # transaction IDs of recent sends answered from memory when a client retries
 TXNS_REMEMBERED = 10_000
 
@@ -123,24 +122,6 @@ class PersistListeners:
 
 
 @dataclass
-class RoomHead:
-    """What the next event in a room is built on."""
-
-    room_version: RoomVersion
-    # the forward extremities a new event names as prev_events (at most MAX_PREV_EVENTS)
-    extremities: list[PrevEvent]
-    # the room's current state: the extremities' states, resolved if they disagree
-    state: StateMap
-    # the state group holding `state`; None when it is a resolution no group holds yet
-    # (the next event's group is then a full snapshot)
-    state_group: int | None
-    chain_length: int
-    # the room's other forward extremities, beyond the deepest MAX_PREV_EVENTS: no event
-    # of ours names them, so they stay extremities
-    unnamed_extremities: list[str] = field(default_factory=list)
-
-
-@dataclass
 class _Pending:
     template: EventTemplate
     txn: Txn | None
@@ -168,6 +149,8 @@ class RoomEventSender:
 
     def __post_init__(self) -> None:
         self._room_id_to_head: LRUCache[str, RoomHead] = LRUCache(maxsize=self.heads_cache_size)
+        # counts the heads set or dropped by room workers (any room: kept small)
+        self._heads_moved = 0
         self._room_id_to_queue: dict[str, list[_Pending | FederatedWork]] = {}
         self._room_id_to_worker: dict[str, asyncio.Task[None]] = {}
         self._txn_to_future: dict[Txn, asyncio.Future[Event]] = {}
@@ -273,8 +256,11 @@ class RoomEventSender:
                 first = queue[0]
                 if isinstance(first, FederatedWork):
                     self._room_id_to_queue[room_id] = queue[1:]
+                    head: RoomHead | None = None
                     try:
-                        await self._federated.persist(room_id, first)
+                        head = await self._federated.persist(
+                            room_id, first, self._room_id_to_head.get(room_id)
+                        )
                     except Exception as exc:
                         if not isinstance(exc, RoomNotFound):
                             logger.exception("Persisting remote events in %s failed", room_id)
@@ -282,9 +268,9 @@ class RoomEventSender:
                     else:
                         first.future.set_result(None)
                     finally:
-                        # reloaded from what was written at the next send: several
-                        # extremities, maybe
-                        self._room_id_to_head.pop(room_id, None)
+                        # the head the events moved to; on failure, reloaded from what was
+                        # written at the next send
+                        self._set_head(room_id, head)
                     continue
                 count = next(
                     (i for i, w in enumerate(queue) if isinstance(w, FederatedWork)), len(queue)
@@ -296,7 +282,7 @@ class RoomEventSender:
                     await self._send_batch(room_id, batch)
                 except Exception as exc:
                     logger.exception("Persisting events in %s failed", room_id)
-                    self._room_id_to_head.pop(room_id, None)
+                    self._set_head(room_id, None)
                     for pending in batch:
                         if not pending.future.done():
                             pending.future.set_exception(exc)
@@ -495,14 +481,31 @@ class RoomEventSender:
     def forget_room(self, room_id: str) -> None:
         """Drop what is kept in memory about a room whose rows were purged, so that the
         next send finds the room gone instead of building on its old head."""
-        self._room_id_to_head.pop(room_id, None)
+        self._set_head(room_id, None)
 
     # -- heads and persistence ------------------------------------------------------------
+
+    def _set_head(self, room_id: str, head: RoomHead | None) -> None:
+        self._heads_moved += 1
+        if head is None:
+            self._room_id_to_head.pop(room_id, None)
+        else:
+            self._room_id_to_head[room_id] = head
+
+    async def current_state(self, room_id: str) -> StateMap:
+        """The room's current state, from its head when it is in memory."""
+        head = self._room_id_to_head.get(room_id)
+        if head is not None:
+            return head.state
+        return await state_store.get_current_state_ids(self.db, room_id)
 
     async def head(self, room_id: str) -> RoomHead:
         head = self._room_id_to_head.get(room_id)
         if head is not None:
             return head
+        # a head read while a worker moved a head on is returned but not kept: it may be
+        # older than the one the worker set
+        moved = self._heads_moved
         room = await room_store.get_room(self.db, room_id)
         if room is None:
             raise RoomNotFound(room_id)
@@ -534,7 +537,8 @@ class RoomEventSender:
             ),
             unnamed_extremities=all_extremity_ids[:-MAX_PREV_EVENTS],
         )
-        self._room_id_to_head[room_id] = head
+        if self._heads_moved == moved:
+            self._room_id_to_head[room_id] = head
         return head
 
     async def _persist(
@@ -564,7 +568,7 @@ class RoomEventSender:
             new_room=new_room,
             in_transaction=in_transaction,
         )
-        self._room_id_to_head[room_id] = head
+        self._set_head(room_id, head)
 
     async def _commit(
         self,
