@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.clock import now_ms
@@ -55,10 +56,17 @@ def thread_of(event: Event) -> str:
     return MAIN_THREAD
 
 
+# membership events whose member and membership are kept in memory: a room's member count
+# is read for every batch sent into it
+MEMBER_EVENTS_REMEMBERED = 100_000
+
+
 @dataclass(frozen=True)
 class _Room:
-    # joined user -> display name in the room
-    joined: dict[str, str | None]
+    # joined local user -> display name in the room
+    local_joined: dict[str, str | None]
+    # the room's joined members, of every server
+    member_count: int
     levels: PowerLevels
 
 
@@ -84,6 +92,11 @@ class PushActionService:
         self.on_read: list[Callable[[str], Awaitable[None]]] = []
         # first event of a batch -> users it gave new actions, until the batch committed
         self._batch_to_users: dict[str, set[str]] = {}
+        # membership event ID -> (its member, whether it is a join); an event's membership
+        # survives its redaction, so this never goes stale
+        self._member_event_to_join: LRUCache[str, tuple[str, bool]] = LRUCache(
+            maxsize=MEMBER_EVENTS_REMEMBERED
+        )
 
     # -- recording -----------------------------------------------------------------------
 
@@ -156,21 +169,37 @@ class PushActionService:
         return found
 
     async def _room(self, state: StateMap, event: Event) -> _Room:
-        members = {
-            user_id for (event_type, user_id), _ in state.items() if event_type == "m.room.member"
-        }
-        member_events = await self._loader.get_events(
-            state[("m.room.member", user_id)] for user_id in members
-        )
-        joined: dict[str, str | None] = {}
-        for member_event in member_events.values():
+        """Who of this server is joined (with display names, which the rules match) and
+        how many are joined in all: only the local members' events are read each time."""
+        member_event_ids = [eid for (kind, _), eid in state.items() if kind == "m.room.member"]
+        cache = self._member_event_to_join
+        unknown = [eid for eid in member_event_ids if eid not in cache]
+        if unknown:
+            for member_event in (await self._loader.get_events(unknown)).values():
+                if member_event.state_key is not None:
+                    cache[member_event.event_id] = (
+                        member_event.state_key,
+                        member_event.membership == "join",
+                    )
+        joined = [cache[eid] for eid in member_event_ids if eid in cache]
+        local = [
+            state[("m.room.member", user_id)]
+            for user_id, is_join in joined
+            if is_join and user_id.endswith(self._local_suffix)
+        ]
+        local_joined: dict[str, str | None] = {}
+        for member_event in (await self._loader.get_events(local)).values():
             if member_event.membership == "join" and member_event.state_key is not None:
                 name = member_event.content.get("displayname")
-                joined[member_event.state_key] = name if isinstance(name, str) else None
-        return _Room(joined, await self._power_levels(event, state))
+                local_joined[member_event.state_key] = name if isinstance(name, str) else None
+        return _Room(
+            local_joined,
+            sum(1 for _, is_join in joined if is_join),
+            await self._power_levels(event, state),
+        )
 
     async def _evaluate(self, event: Event, room: _Room) -> list[_Found]:
-        joined, levels = room.joined, room.levels
+        joined, levels = room.local_joined, room.levels
         targets = set(joined)
         if event.type == "m.room.member" and event.membership == "invite" and event.state_key:
             targets.add(event.state_key)
@@ -178,7 +207,7 @@ class PushActionService:
         if not targets:
             return []
         sender_level = levels.user_level(event.sender)
-        member_count = len(joined)
+        member_count = room.member_count
         sender_power = sender_level if isinstance(sender_level, int) else 2**53
         notification_levels = {
             key: levels.notification_level(key) for key in ("room", *levels.notifications)
