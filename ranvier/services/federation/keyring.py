@@ -114,6 +114,9 @@ class Keyring:
         self._memory: dict[tuple[str, str], ValidKey] = {}
         # one fetch per server at a time; later askers wait for it and read what it stored
         self._fetching: dict[str, asyncio.Task[None]] = {}
+        # one database read per server and keys at a time: the events of a join's answer,
+        # checked at once, all ask for the same key before any read has filled the memory
+        self._reading: dict[tuple[str, frozenset[str]], asyncio.Future[dict[str, ValidKey]]] = {}
 
     @property
     def server_name(self) -> str:
@@ -176,7 +179,7 @@ class Keyring:
         }
         if self._satisfied(found, key_ids, minimum_valid_until_ts):
             return found
-        found = await self._stored_keys(server_name, key_ids)
+        found = await self._shared_stored_keys(server_name, key_ids)
         if not self._satisfied(found, key_ids, minimum_valid_until_ts):
             await self._fetch(server_name, key_ids, minimum_valid_until_ts)
             found = await self._stored_keys(server_name, key_ids)
@@ -254,6 +257,20 @@ class Keyring:
         return any(key.valid_until_ts >= minimum_valid_until_ts for key in found.values()) or (
             not key_ids
         )
+
+    async def _shared_stored_keys(
+        self, server_name: str, key_ids: Collection[str]
+    ) -> dict[str, ValidKey]:
+        """_stored_keys, joining a read of the same keys already under way. (Only before a
+        fetch: a read that began before a fetch stored new keys would miss them.)"""
+        key = (server_name, frozenset(key_ids))
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._stored_keys(server_name, key_ids))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        # shielded: one asker giving up does not cancel the read the others wait for
+        return dict(await asyncio.shield(reading))
 
     async def _stored_keys(self, server_name: str, key_ids: Collection[str]) -> dict[str, ValidKey]:
         found: dict[str, ValidKey] = {}
