@@ -75,6 +75,10 @@ class Backoff:
         if row is None or row.backing_off or row.failure_ts is not None:
             await self._store.set_retry_timings(destination, None, 0, 0)
         self._known_good.add(destination)
+        if row is not None and row.backing_off:
+            # answered inside its backoff (a key fetch, a query): the queue waiting it out
+            # can send now, as when it contacts us (heard_from, which this makes a no-op)
+            self._reachable(destination)
 
     async def failed(self, destination: str) -> None:
         self._known_good.discard(destination)
