@@ -277,7 +277,13 @@ class FederationClient:
         if location is None:
             return await _read_file(destination, part, max_size)
         # spec: the file is where Location says; an ordinary GET, not a signed request,
-        # still over the connections held to ip_range_blacklist
+        # still over the connections held to ip_range_blacklist and trusting what
+        # federation trusts (federation_custom_ca_list)
+        target = URL(location)
+        if target.scheme not in ("http", "https") or not target.host:
+            raise RemoteRequestFailed(
+                destination, response.status, None, None, "Location is not an http(s) URL"
+            )
         async with self._connections.session().get(
             location, allow_redirects=True, max_redirects=5
         ) as redirected:

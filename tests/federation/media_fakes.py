@@ -58,6 +58,22 @@ class MediaFake(FakeServer):
 
         self.files[f"{FEDERATION_MEDIA}/download/{media_id}"] = answer
 
+    def serve_redirected_file(self, media_id: str, data: bytes, content_type: str) -> None:
+        """The federation endpoint answers with a Location part; the file is elsewhere."""
+        elsewhere = f"/files/{media_id}"
+
+        async def redirect(request: web.Request) -> web.StreamResponse:
+            writer = aiohttp.MultipartWriter("mixed")
+            writer.append_json({})
+            writer.append(b"", {"Location": f"https://localhost:{self.port}{elsewhere}"})
+            return web.Response(body=writer)
+
+        async def file(request: web.Request) -> web.StreamResponse:
+            return web.Response(body=data, headers={"Content-Type": content_type})
+
+        self.files[f"{FEDERATION_MEDIA}/download/{media_id}"] = redirect
+        self.files[elsewhere] = file
+
     def serve_legacy_file(
         self, media_id: str, data: bytes, content_type: str, filename: str
     ) -> None:

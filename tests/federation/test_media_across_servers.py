@@ -182,6 +182,20 @@ def test_a_server_without_federation_media_is_asked_on_the_legacy_endpoint(
         assert legacy.authorization is None
 
 
+def test_a_file_part_that_redirects_is_followed(two_servers: ServerPair, fake: MediaFake) -> None:
+    for n, fetcher in enumerate(two_servers):
+        bob = register(fetcher, f"ivy{n}")
+        media_id = f"redirected{n}"
+        data = b"kept on another host"
+        fake.serve_redirected_file(media_id, data, "text/plain")
+        reply = download(fetcher, bob, fake.server_name, media_id)
+        assert reply.status == 200, reply.body
+        assert (reply.body, reply.headers["Content-Type"]) == (data, "text/plain")
+        followed = fake.requests_for(f"/files/{media_id}")
+        # an ordinary GET: the signature is for the origin's federation endpoint only
+        assert len(followed) == 1 and followed[0].authorization is None
+
+
 def test_refusals(two_servers: ServerPair, fake: MediaFake, admins: dict[str, Session]) -> None:
     for n, (origin, fetcher) in enumerate(both_ways(two_servers)):
         bob = register(fetcher, f"frank{n}")
