@@ -285,7 +285,10 @@ class FederationClient:
                 destination, response.status, None, None, "Location is not an http(s) URL"
             )
         async with self._connections.session().get(
-            location, allow_redirects=True, max_redirects=5
+            target,
+            allow_redirects=True,
+            max_redirects=5,
+            ssl=self._tls.context_for(target.host),
         ) as redirected:
             await _raise_for_error(destination, redirected)
             return await _read_file(destination, redirected, max_size)
