@@ -266,3 +266,46 @@ def test_room_summaries(two_servers: ServerPair, spaces: Spaces) -> None:
         "M_NOT_FOUND",
     )
     refused(a.authed(s.alice, "GET", f"{CLIENT_V1}/room_summary/nonsense"), 400, "M_INVALID_PARAM")
+
+
+def test_restricted_rooms_for_the_members_of_the_space(
+    two_servers: ServerPair, spaces: Spaces
+) -> None:
+    a, b = two_servers
+    s = spaces
+    dave = register(a, "dave")
+    space = create_room(a, s.carol, preset="public_chat", creation_content=SPACE)
+    members_only = create_room(
+        a,
+        s.carol,
+        preset="private_chat",
+        name="Members only",
+        initial_state=[
+            {
+                "type": "m.room.join_rules",
+                "state_key": "",
+                "content": {
+                    "join_rule": "restricted",
+                    "allow": [{"type": "m.room_membership", "room_id": space}],
+                },
+            }
+        ],
+    )
+    add_child(a, s.carol, space, members_only, {"via": [a.server_name]})
+    # dave could not join it: not shown until he is in the space
+    assert walked(a, dave, space) == [space]
+    ok(a.authed(dave, "POST", f"{CLIENT}/join/{quote(space)}", {}))
+    rooms = ok(hierarchy(a, dave, space))["rooms"]
+    assert [room["room_id"] for room in rooms] == [space, members_only]
+    assert rooms[1]["join_rule"] == "restricted"
+    assert rooms[1]["allowed_room_ids"] == [space]
+    # another server sees it once one of its users is in the space
+    uri = f"/_matrix/federation/v1/hierarchy/{quote(space)}"
+    answer = ok(signed_get(b, a, uri))
+    assert answer["children"] == [] and answer["inaccessible_children"] == [members_only]
+    ok(b.authed(s.bob, "POST", f"{CLIENT}/join/{quote(space)}?server_name={a.server_name}", {}))
+    answer = ok(signed_get(b, a, uri))
+    assert [child["room_id"] for child in answer["children"]] == [members_only]
+    assert answer["children"][0]["allowed_room_ids"] == [space]
+    # and bob, in the space, is shown it by B
+    assert walked(b, s.bob, space) == [space, members_only]
