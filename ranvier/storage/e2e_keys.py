@@ -252,7 +252,8 @@ class E2eKeyStore:
         now_ms: int,
     ) -> UploadResult:
         """Store what a /keys/upload carries, all or nothing. Raises KeyConflictError for a
-        key stored before with other content, DeviceGoneError if the device is gone."""
+        one-time key ID stored before with other content (new identity keys replace the
+        device's), DeviceGoneError if the device is gone."""
         try:
             async with self._db.transaction() as conn:
                 # Uploads for one device take turns on its row: the Rust crypto SDK sends a
@@ -286,10 +287,14 @@ class E2eKeyStore:
         if stored is not None:
             previous = orjson.loads(stored)
             if not same_signed_content(previous, keys):
-                raise KeyConflictError(
-                    f"device {device_id} already has different identity keys; "
-                    "a device's keys cannot change (log in as a new device instead)"
+                # spec: /keys/upload "publishes" the device's keys and does not forbid new
+                # ones; Synapse replaces them, and clients and SyTest expect it. Room-mates
+                # are told (a device list change), and their clients judge the new keys.
+                await conn.execute(
+                    update(e2e_device_keys).where(*where).values(key_json=_dumps(keys), ts=now_ms)
                 )
+                await self._forget_device_signatures(conn, user_id, device_id)
+                return await record_device_list_change(conn, user_id, [device_id])
             # The same keys with more signatures: the Rust crypto SDK re-sends its first
             # upload with its self-signing key's signature added when cross-signing is set
             # up before that upload was answered. Keep every signature; room-mates re-query.
@@ -306,13 +311,19 @@ class E2eKeyStore:
             )
         )
         # signatures of an earlier device with this ID were of other keys
+        await self._forget_device_signatures(conn, user_id, device_id)
+        return await record_device_list_change(conn, user_id, [device_id])
+
+    @staticmethod
+    async def _forget_device_signatures(
+        conn: AsyncConnection, user_id: str, device_id: str
+    ) -> None:
         await conn.execute(
             delete(e2e_cross_signing_signatures).where(
                 e2e_cross_signing_signatures.c.target_user_id == user_id,
                 e2e_cross_signing_signatures.c.target_key == device_id,
             )
         )
-        return await record_device_list_change(conn, user_id, [device_id])
 
     async def _add_one_time_keys(
         self,
