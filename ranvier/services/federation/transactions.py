@@ -171,43 +171,121 @@ class TransactionService:
         room = await room_store.get_room(self._db, room_id)
         version = None if room is None else KNOWN_ROOM_VERSIONS.get(room.room_version)
         lock = self._room_locks.setdefault(room_id, asyncio.Lock())
-        for pdu in pdus:
-            event_id = _event_id(pdu, version or _likely_version(room_id, pdu))
-            if event_id is None:
-                logger.info("Dropping an unreadable PDU from %s for room %s", origin, room_id)
-                continue
-            try:
-                if version is None:
-                    raise PduRefused(f"Unknown room {room_id}")
-                async with lock:
-                    await self._process_pdu(origin, room_id, version, pdu)
-                results[event_id] = {}
-            except PduRejected as exc:
-                logger.info("PDU %s from %s rejected: %s", event_id, origin, exc)
-                results[event_id] = {}
-            except PduRefused as exc:
-                logger.info("PDU %s from %s not accepted: %s", event_id, origin, exc)
-                results[event_id] = {"error": str(exc)}
-            except Exception as exc:
-                logger.exception("Handling PDU %s from %s failed", event_id, origin)
-                results[event_id] = {"error": f"Internal error: {type(exc).__name__}"}
+        async with lock:
+            # a run of messages, each on the one before, persisted together (_chained)
+            chain: list[FederatedEvent] = []
+            for pdu in pdus:
+                event_id = _event_id(pdu, version or _likely_version(room_id, pdu))
+                if event_id is None:
+                    logger.info("Dropping an unreadable PDU from %s for room %s", origin, room_id)
+                    continue
+                try:
+                    if version is None:
+                        raise PduRefused(f"Unknown room {room_id}")
+                    event = await self._admit(origin, room_id, version, pdu, chain)
+                    if event is not None:
+                        state_before = await self._chained(room_id, event, chain)
+                        if state_before is not None:
+                            chain.append(FederatedEvent(event, state_before))
+                            continue
+                        await self._persist_chain(room_id, version, chain, results)
+                        await self._handle_new(origin, room_id, version, event, fetch_missing=True)
+                    results[event_id] = {}
+                except PduRejected as exc:
+                    logger.info("PDU %s from %s rejected: %s", event_id, origin, exc)
+                    results[event_id] = {}
+                except PduRefused as exc:
+                    logger.info("PDU %s from %s not accepted: %s", event_id, origin, exc)
+                    results[event_id] = {"error": str(exc)}
+                except Exception as exc:
+                    logger.exception("Handling PDU %s from %s failed", event_id, origin)
+                    results[event_id] = {"error": f"Internal error: {type(exc).__name__}"}
+            if version is not None:
+                await self._persist_chain(room_id, version, chain, results)
         return results
 
-    async def _process_pdu(
-        self, origin: str, room_id: str, version: RoomVersion, pdu: Mapping[str, Any]
+    async def _persist_chain(
+        self,
+        room_id: str,
+        version: RoomVersion,
+        chain: list[FederatedEvent],
+        results: dict[str, dict[str, Any]],
     ) -> None:
+        """Persist the chain of accepted messages gathered so far in one batch, and
+        answer its PDUs."""
+        if not chain:
+            return
+        items = list(chain)
+        chain.clear()
+        try:
+            await self._sender.persist_federated(room_id, version, items)
+        except Exception as exc:
+            logger.exception("Persisting %d PDUs in %s failed", len(items), room_id)
+            answer: dict[str, Any] = {"error": f"Internal error: {type(exc).__name__}"}
+        else:
+            answer = {}
+        for item in items:
+            results[item.event.event_id] = dict(answer)
+
+    async def _admit(
+        self,
+        origin: str,
+        room_id: str,
+        version: RoomVersion,
+        pdu: Mapping[str, Any],
+        chain: Sequence[FederatedEvent],
+    ) -> Event | None:
+        """The PDU as an event to handle, or None when it is here already (in the room's
+        DAG, or earlier in this transaction's chain)."""
         if not await self._acl.allows(origin, room_id):
             raise PduRefused("Server is banned from this room by its ACL")
         if not await self._we_are_in(room_id):
             raise PduRefused("This server is not in the room")
         event = await self._check(pdu, version)
+        if any(item.event.event_id == event.event_id for item in chain):
+            return None
         if await self._loader.state_groups_of([event.event_id]):
             # already in the room's DAG here; a rejected one is answered as the first time
             known = await self._loader.get_event(event.event_id)
             if known is not None and known.rejected_reason is not None:
                 raise PduRejected(f"Event rejected by the auth rules: {known.rejected_reason}")
-            return
-        await self._handle_new(origin, room_id, version, event, fetch_missing=True)
+            return None
+        return event
+
+    async def _chained(
+        self, room_id: str, event: Event, chain: Sequence[FederatedEvent]
+    ) -> StateMap | None:
+        """The state before `event` when it can join the chain persisted in one batch: it
+        is not state, its one prev event is the chain's last or (starting a chain) the
+        room's only forward extremity, its auth events are here and allow it, and so does
+        the state before it. That state is then the room's current state too, so the
+        soft-fail check is the same check. Else None: the chain is persisted and the event
+        goes the whole way (_handle_new)."""
+        if event.is_state() or len(event.prev_event_ids) != 1:
+            return None
+        prev_id = event.prev_event_ids[0]
+        if chain:
+            last = chain[-1]
+            if last.event.event_id != prev_id or last.state_before is None:
+                return None
+            state_before = last.state_before  # a message changes no state
+        else:
+            head = self._sender.cached_head(room_id)
+            if (
+                head is None
+                or head.unnamed_extremities
+                or [prev.event_id for prev in head.extremities] != [prev_id]
+            ):
+                return None
+            state_before = head.state
+        cited = await self._loader.get_events(event.auth_event_ids)
+        if len(cited) != len(set(event.auth_event_ids)):
+            return None
+        if await self._auth_problem(event, state_before) is not None:
+            return None
+        if await self._redacts_another_room(event):
+            return None
+        return state_before
 
     async def _check(self, pdu: Mapping[str, Any], version: RoomVersion) -> Event:
         try:
@@ -218,7 +296,18 @@ class TransactionService:
             raise PduRefused(f"Signature check failed: {exc}") from None
 
     async def _we_are_in(self, room_id: str) -> bool:
-        return await state_store.server_has_joined_member(self._db, room_id, self._server_name)
+        # from the room's state as the sender holds it: no query for the usual PDU
+        state = await self._sender.current_state(room_id)
+        suffix = ":" + self._server_name
+        local = [
+            event_id
+            for (kind, user_id), event_id in state.items()
+            if kind == "m.room.member"
+            and user_id.endswith(suffix)
+            and _domain(user_id) == self._server_name
+        ]
+        members = await self._loader.get_events(local)
+        return any(member.membership == "join" for member in members.values())
 
     # -- backfill -------------------------------------------------------------------------
 

@@ -56,9 +56,9 @@ def thread_of(event: Event) -> str:
     return MAIN_THREAD
 
 
-# membership events whose member and membership are kept in memory: a room's member count
-# is read for every batch sent into it
-MEMBER_EVENTS_REMEMBERED = 100_000
+# rooms whose members' membership events are kept in memory: a room's member count is read
+# for every batch sent into it
+ROOMS_REMEMBERED = 1000
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,10 @@ class PushActionService:
         self.on_read: list[Callable[[str], Awaitable[None]]] = []
         # first event of a batch -> users it gave new actions, until the batch committed
         self._batch_to_users: dict[str, set[str]] = {}
-        # membership event ID -> (its member, whether it is a join); an event's membership
-        # survives its redaction, so this never goes stale
-        self._member_event_to_join: LRUCache[str, tuple[str, bool]] = LRUCache(
-            maxsize=MEMBER_EVENTS_REMEMBERED
+        # room -> its current membership events' IDs -> (member, whether it is a join);
+        # an event's membership survives its redaction, so this never goes stale
+        self._room_to_member_joins: LRUCache[str, dict[str, tuple[str, bool]]] = LRUCache(
+            maxsize=ROOMS_REMEMBERED
         )
 
     # -- recording -----------------------------------------------------------------------
@@ -172,16 +172,19 @@ class PushActionService:
         """Who of this server is joined (with display names, which the rules match) and
         how many are joined in all: only the local members' events are read each time."""
         member_event_ids = [eid for (kind, _), eid in state.items() if kind == "m.room.member"]
-        cache = self._member_event_to_join
-        unknown = [eid for eid in member_event_ids if eid not in cache]
+        known = self._room_to_member_joins.get(event.room_id, {})
+        unknown = [eid for eid in member_event_ids if eid not in known]
         if unknown:
+            # only the room's current membership events are kept
+            known = {eid: known[eid] for eid in member_event_ids if eid in known}
             for member_event in (await self._loader.get_events(unknown)).values():
                 if member_event.state_key is not None:
-                    cache[member_event.event_id] = (
+                    known[member_event.event_id] = (
                         member_event.state_key,
                         member_event.membership == "join",
                     )
-        joined = [cache[eid] for eid in member_event_ids if eid in cache]
+            self._room_to_member_joins[event.room_id] = known
+        joined = [known[eid] for eid in member_event_ids if eid in known]
         local = [
             state[("m.room.member", user_id)]
             for user_id, is_join in joined

@@ -177,10 +177,11 @@ class FederatedPersistence:
         new_state = await self._state_of_extremities(
             version, extremities, state_after, batch_events, old_state
         )
-        changes: dict[StateKey, tuple[str, str | None] | None] = {
-            key: None for key in old_state if key not in new_state
-        }
-        changed = {key: eid for key, eid in new_state.items() if old_state.get(key) != eid}
+        changes: dict[StateKey, tuple[str, str | None] | None] = {}
+        changed: dict[StateKey, str] = {}
+        if new_state != old_state:  # (most batches change no state)
+            changes = {key: None for key in old_state if key not in new_state}
+            changed = {key: eid for key, eid in new_state.items() if old_state.get(key) != eid}
         members = await self._events_by_id(
             [eid for key, eid in changed.items() if key[0] == "m.room.member"], batch_events
         )
@@ -300,16 +301,19 @@ class FederatedPersistence:
         group when the state is the same, else a new group stored as a delta against it
         (or as a full snapshot when there is no base or its chain is long)."""
         base_group: int | None = None
-        base_state: StateMap = {}
+        base_state: Mapping[StateKey, str] = {}
         for prev_id in event.prev_event_ids:
             if prev_id in group_of:
-                base_group, base_state = group_of[prev_id], dict(state_after[prev_id])
+                base_group, base_state = group_of[prev_id], state_after[prev_id]
                 break
             groups = await self._loader.state_groups_of([prev_id])
             if prev_id in groups:
                 base_group = groups[prev_id]
                 base_state = await self._loader.get_state_group(base_group)
                 break
+        # (a whole-dict comparison first: most events change no state)
+        if base_group is not None and after == base_state:
+            return base_group, None
         delta: dict[StateKey, str | None] = {
             key: eid for key, eid in after.items() if base_state.get(key) != eid
         }

@@ -492,6 +492,10 @@ class RoomEventSender:
         else:
             self._room_id_to_head[room_id] = head
 
+    def cached_head(self, room_id: str) -> RoomHead | None:
+        """The room's head if it is in memory (never read from the database)."""
+        return self._room_id_to_head.get(room_id)
+
     async def current_state(self, room_id: str) -> StateMap:
         """The room's current state, from its head when it is in memory."""
         head = self._room_id_to_head.get(room_id)
