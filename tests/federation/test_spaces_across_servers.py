@@ -12,13 +12,15 @@ and A3 through A's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 
 from tests.federation.conftest import ServerPair
-from tests.federation.harness import FederatingServer, register
+from tests.federation.fake_server import FakeServer, ReceivedRequest
+from tests.federation.harness import FederatingServer, FederationCA, register
 from tests.federation.replies import ok, refused
 from tests.federation.test_queries_and_make_join import create_room, signed_get
 from tests.integration.client import Reply
@@ -309,3 +311,82 @@ def test_restricted_rooms_for_the_members_of_the_space(
     assert answer["children"][0]["allowed_room_ids"] == [space]
     # and bob, in the space, is shown it by B
     assert walked(b, s.bob, space) == [space, members_only]
+
+
+def fake_summary(room_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "room_id": room_id,
+        "num_joined_members": 3,
+        "world_readable": False,
+        "guest_can_join": False,
+        "join_rule": "public",
+        "children_state": [],
+        **fields,
+    }
+
+
+def test_what_other_servers_answer_is_checked(
+    two_servers: ServerPair, spaces: Spaces, test_ca: FederationCA, tmp_path: Path
+) -> None:
+    """A server's answers about its rooms: garbage, errors, another room, a room we may not
+    see, and summaries of rooms that are not its room's children are all left out."""
+    a, _ = two_servers
+    s = spaces
+    with FakeServer.running(test_ca, tmp_path / "fake") as fake:
+        name = fake.server_name
+        good, grandchild, other = f"!good:{name}", f"!grand:{name}", f"!other:{name}"
+        garbage, failing, wrong, private = (
+            f"!{x}:{name}" for x in ("junk", "fail", "wrong", "priv")
+        )
+        grand_event = {
+            "type": "m.space.child",
+            "state_key": grandchild,
+            "content": {"via": [name]},
+            "sender": f"@f:{name}",
+            "origin_server_ts": 1,
+        }
+        answers: dict[str, tuple[int, Any]] = {
+            good: (
+                200,
+                {
+                    "room": fake_summary(good, room_type="m.space", children_state=[grand_event]),
+                    "children": [
+                        fake_summary(grandchild, name="Grandchild"),
+                        # not a child of `good`: not taken for the truth about `other`
+                        fake_summary(other, name="A lie"),
+                    ],
+                    "inaccessible_children": [],
+                },
+            ),
+            other: (200, {"room": fake_summary(other, name="The truth"), "children": []}),
+            garbage: (200, "nonsense"),
+            failing: (500, {"errcode": "M_UNKNOWN", "error": "broken"}),
+            wrong: (200, {"room": fake_summary(other), "children": []}),
+            private: (200, {"room": fake_summary(private, join_rule="invite"), "children": []}),
+        }
+
+        def hierarchy_answer(received: ReceivedRequest) -> tuple[int, Any]:
+            room_id = unquote(received.path).rpartition("/")[2]
+            return answers.get(room_id, (404, {"errcode": "M_NOT_FOUND", "error": "unknown"}))
+
+        fake.route("GET", "/_matrix/federation/v1/hierarchy/", hierarchy_answer)
+        space = create_room(a, s.alice, preset="public_chat", creation_content=SPACE)
+        # a room's summary from a server that sends garbage is not found, nor its directory
+        refused(
+            a.authed(s.alice, "GET", f"{CLIENT_V1}/room_summary/{quote(garbage)}?via={name}"),
+            404,
+            "M_NOT_FOUND",
+        )
+        not_a_page = ["not", "a", "list"]
+        fake.route("GET", "/_matrix/federation/v1/publicRooms", lambda _: (200, not_a_page))
+        refused(a.authed(s.alice, "GET", f"{CLIENT}/publicRooms?server={name}"), 502, "M_UNKNOWN")
+        # the failing room last: its 500 starts A's backoff from the fake
+        for order, child in enumerate((good, other, garbage, wrong, private, failing)):
+            add_child(a, s.alice, space, child, {"via": [name], "order": str(order)})
+        rooms = ok(hierarchy(a, s.alice, space))["rooms"]
+        assert [room["room_id"] for room in rooms] == [space, good, grandchild, other]
+        assert rooms[2]["name"] == "Grandchild"
+        assert rooms[3]["name"] == "The truth"
+        # every room was asked about: each was left out for its answer
+        asked = {unquote(r.path).rpartition("/")[2] for r in fake.received if "hierarchy" in r.path}
+        assert asked == {good, other, garbage, wrong, private, failing}

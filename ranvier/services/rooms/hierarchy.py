@@ -396,13 +396,16 @@ class SpaceHierarchyService:
             room = _remote_summary(answer.get("room"), suggested_only=suggested_only)
             if room is None or room.room_id != room_id:
                 continue
+            # only its own children's summaries: a server does not speak for other rooms
+            child_ids = {child["state_key"] for child in room.children}
+            listed = answer.get("children")
             children = [
                 summary
                 for summary in (
                     _remote_summary(child, suggested_only=suggested_only)
-                    for child in answer.get("children") or []
+                    for child in (listed if isinstance(listed, list) else [])
                 )
-                if summary is not None
+                if summary is not None and summary.room_id in child_ids
             ]
             inaccessible = answer.get("inaccessible_children")
             return (
