@@ -453,6 +453,25 @@ def test_redaction_per_room_version(
     assert redaction["type"] == "m.room.redaction" and redaction["redacts"] == mine
 
 
+def test_a_redaction_by_post_without_a_transaction_id(
+    server: RunningServer, alice: Session, bob: Session
+) -> None:
+    # r0's form, which Synapse still serves: each POST is a redaction of its own
+    room_id = room(server, alice, preset="public_chat")
+    join(server, bob, room_id)
+    words = say(server, bob, room_id, "to be taken back")
+    for prefix in ("/_matrix/client/v3", "/_matrix/client/r0"):
+        path = url(server, room_id, f"/redact/{urllib.parse.quote(words)}").replace(CLIENT, prefix)
+        first = authed(bob, "POST", path, {"reason": "oops"})
+        second = authed(bob, "POST", path, {})
+        assert first.status == second.status == 200, (first.body, second.body)
+        assert first.json()["event_id"] != second.json()["event_id"]
+    served = authed(alice, "GET", url(server, room_id, f"/event/{words}")).json()
+    assert served["content"] == {}
+    refused = authed(bob, "POST", url(server, room_id, "/redact/$nope"), {})
+    assert (refused.status, refused.errcode) == (404, "M_NOT_FOUND")
+
+
 # --- reports -------------------------------------------------------------------------------------
 
 

@@ -92,6 +92,7 @@ R0_PATHS = frozenset(
         "/rooms/{}/messages",
         "/rooms/{}/read_markers",
         "/rooms/{}/receipt/{}/{}",
+        "/rooms/{}/redact/{}",
         "/rooms/{}/redact/{}/{}",
         "/rooms/{}/report/{}",
         "/rooms/{}/send/{}",

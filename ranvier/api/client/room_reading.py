@@ -4,6 +4,8 @@ room_event_by_timestamp.yaml, redaction.yaml, report_content.yaml."""
 
 from __future__ import annotations
 
+import secrets
+
 from aiohttp import web
 from pydantic import StrictInt, StrictStr
 
@@ -95,6 +97,8 @@ class RoomReadingEndpoints:
             web.get(rooms + "/context/{eventId}", self.get_context),
             web.get(CLIENT_V1 + "/rooms/{roomId}/timestamp_to_event", self.timestamp_to_event),
             web.put(rooms + "/redact/{eventId}/{txnId}", self.redact),
+            # r0 servers took a redaction by POST, without a transaction ID (as Synapse)
+            web.post(rooms + "/redact/{eventId}", self.redact),
             web.post(rooms + "/report/{eventId}", self.report_event),
             web.post(rooms + "/report", self.report_room),
         ]
@@ -190,14 +194,17 @@ class RoomReadingEndpoints:
         return json_response(body)
 
     async def redact(self, request: web.Request) -> web.Response:
-        """PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}"""
+        """PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}, and the legacy
+        POST without {txnId}"""
         requester = await self._auth.require_user(request, allow_guest=True)
         body = await read_body(request, _RedactBody)
+        # every POST is a new redaction: a transaction ID no client can repeat
+        txn_id = request.match_info.get("txnId") or "legacy-post-" + secrets.token_urlsafe(16)
         event = await self._redacting.redact(
             requester,
             request.match_info["roomId"],
             request.match_info["eventId"],
-            request.match_info["txnId"],
+            txn_id,
             body.reason,
         )
         return json_response({"event_id": event.event_id})
