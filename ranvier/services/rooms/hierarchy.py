@@ -251,11 +251,13 @@ class SpaceHierarchyService:
 
     async def hierarchy(self, user_id: str, query: HierarchyQuery) -> dict[str, Any]:
         limit = min(query.limit or DEFAULT_LIMIT, MAX_LIMIT)
+        # read once a page: the rooms a user is in decide what they see
+        user_rooms = await self._rooms_of(user_id)
         if query.from_token is not None:
             walk = self._resumed_walk(user_id, query)
         else:
             root = await self.local_summary(query.room_id, suggested_only=query.suggested_only)
-            if root is None or not await self._visible_to_user(user_id, root.entry):
+            if root is None or not self._visible_to_user(user_rooms, root.entry):
                 raise MatrixError(403, "M_FORBIDDEN", "You are not allowed to view this room.")
             walk = _Walk(
                 user_id,
@@ -275,7 +277,7 @@ class SpaceHierarchyService:
                 continue
             processed.add(item.room_id)
             summary = await self._summary_for_walk(item, walk.suggested_only, known, processed)
-            if summary is None or not await self._visible_to_user(user_id, summary.entry):
+            if summary is None or not self._visible_to_user(user_rooms, summary.entry):
                 continue
             rooms.append(summary.chunk())
             if walk.max_depth is None or item.depth < walk.max_depth:
@@ -419,11 +421,14 @@ class SpaceHierarchyService:
 
     # -- who sees what ----------------------------------------------------------------------
 
-    async def _visible_to_user(self, user_id: str, entry: Mapping[str, Any]) -> bool:
-        if is_open(entry):
-            return True
-        rooms = await state_store.get_rooms_for_user(self._db, user_id, ("join", "invite"))
-        if entry["room_id"] in rooms:
+    async def _rooms_of(self, user_id: str) -> dict[str, str]:
+        """room ID -> the user's membership, for the rooms they are joined or invited to."""
+        return await state_store.get_rooms_for_user(self._db, user_id, ("join", "invite"))
+
+    @staticmethod
+    def _visible_to_user(rooms: Mapping[str, str], entry: Mapping[str, Any]) -> bool:
+        """Whether a user in `rooms` (see _rooms_of) may see the room."""
+        if is_open(entry) or entry["room_id"] in rooms:
             return True
         return any(rooms.get(room_id) == "join" for room_id in allowed_room_ids(entry))
 
@@ -482,7 +487,7 @@ class SpaceHierarchyService:
         visible = summary is not None and (
             is_open(summary.entry)
             if user_id is None
-            else await self._visible_to_user(user_id, summary.entry)
+            else self._visible_to_user(await self._rooms_of(user_id), summary.entry)
         )
         if summary is None or not visible:
             raise MatrixError(404, "M_NOT_FOUND", "Room not found or is not accessible")
