@@ -116,7 +116,10 @@ class Keyring:
         self._fetching: dict[str, asyncio.Task[None]] = {}
         # one database read per server and keys at a time: the events of a join's answer,
         # checked at once, all ask for the same key before any read has filled the memory
-        self._reading: dict[tuple[str, frozenset[str]], asyncio.Future[dict[str, ValidKey]]] = {}
+        self._reading: dict[
+            tuple[str, frozenset[str], asyncio.Task[None] | None],
+            asyncio.Future[dict[str, ValidKey]],
+        ] = {}
 
     @property
     def server_name(self) -> str:
@@ -179,10 +182,10 @@ class Keyring:
         }
         if self._satisfied(found, key_ids, minimum_valid_until_ts):
             return found
-        found = await self._shared_stored_keys(server_name, key_ids)
+        found = await self._shared_stored_keys(server_name, key_ids, None)
         if not self._satisfied(found, key_ids, minimum_valid_until_ts):
-            await self._fetch(server_name, key_ids, minimum_valid_until_ts)
-            found = await self._stored_keys(server_name, key_ids)
+            fetch = await self._fetch(server_name, key_ids, minimum_valid_until_ts)
+            found = await self._shared_stored_keys(server_name, key_ids, fetch)
         return found
 
     async def notary_query(self, query: Mapping[str, KeyQuery]) -> list[dict[str, Any]]:
@@ -259,11 +262,12 @@ class Keyring:
         )
 
     async def _shared_stored_keys(
-        self, server_name: str, key_ids: Collection[str]
+        self, server_name: str, key_ids: Collection[str], after: asyncio.Task[None] | None
     ) -> dict[str, ValidKey]:
-        """_stored_keys, joining a read of the same keys already under way. (Only before a
-        fetch: a read that began before a fetch stored new keys would miss them.)"""
-        key = (server_name, frozenset(key_ids))
+        """_stored_keys, joining a read of the same keys already under way: the one begun
+        after the same fetch `after` (None: no fetch), so no read that began before a fetch
+        stored its keys stands for one after it."""
+        key = (server_name, frozenset(key_ids), after)
         reading = self._reading.get(key)
         if reading is None:
             reading = asyncio.ensure_future(self._stored_keys(server_name, key_ids))
@@ -291,11 +295,11 @@ class Keyring:
 
     async def _fetch(
         self, server_name: str, key_ids: Collection[str], minimum_valid_until_ts: int
-    ) -> None:
+    ) -> asyncio.Task[None] | None:
         """Fetch and store `server_name`'s keys; one fetch per server at a time, shared by
-        whoever asks meanwhile."""
+        whoever asks meanwhile. The fetch waited for (None: no client to fetch with)."""
         if self._client is None:
-            return
+            return None
         task = self._fetching.get(server_name)
         if task is None:
             task = asyncio.create_task(
@@ -305,6 +309,7 @@ class Keyring:
             task.add_done_callback(lambda _: self._fetching.pop(server_name, None))
         # shielded: one asker giving up does not cancel the fetch the others wait for
         await asyncio.shield(task)
+        return task
 
     async def _fetch_from_sources(
         self, server_name: str, key_ids: set[str], minimum_valid_until_ts: int
