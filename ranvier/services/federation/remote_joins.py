@@ -258,8 +258,11 @@ class RemoteJoins:
         for event in checked:
             if event is not None and event.room_id == room_id:
                 events[event.event_id] = event
+        # (the checks computed the IDs of the events that passed them)
         state_ids = {
-            _event_id_or_none(pdu, version) for pdu in state_pdus if isinstance(pdu, Mapping)
+            event.event_id if event is not None else _event_id_or_none(pdu, version)
+            for pdu, event in zip(state_pdus, checked[len(chain_pdus) :], strict=True)
+            if isinstance(pdu, Mapping)
         }
         creates = [e for e in events.values() if e.type == "m.room.create" and e.state_key == ""]
         if len(creates) != 1:
