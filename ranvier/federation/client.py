@@ -14,9 +14,9 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -45,6 +45,10 @@ _FIRST_RETRY_DELAY_SECONDS = 0.5
 _FIRST_LONG_RETRY_DELAY_SECONDS = 4.0
 
 Query = Mapping[str, str | Sequence[str]]
+T = TypeVar("T")
+# takes a file's bytes as they arrive (FederationClient.get_file)
+Sink = Callable[[AsyncIterator[bytes]], Awaitable[T]]
+_FILE_CHUNK_SIZE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -206,14 +210,16 @@ class FederationClient:
         multipart: bool,
         max_size: int,
         timeout: float,
-    ) -> RemoteFile:
+        sink: Sink[T],
+    ) -> RemoteFile[T]:
         """GET a file (media) from `destination`: with `multipart`, a federation media
         endpoint's multipart/mixed answer, whose file part may redirect elsewhere (spec:
         server-server-api "Content Repository"); without, a legacy media endpoint's plain
         answer. One attempt and no backoff, as Synapse for media: a client is waiting, and a
         server whose media is down is not therefore down for federation. Raises
         DestinationUnreachable, RemoteRequestFailed (an error answer) or FileTooLarge (past
-        `max_size` bytes, read no further)."""
+        `max_size` bytes, read no further). The bytes go to `sink` as they arrive (to a
+        file, not memory); what it returns comes back in the RemoteFile."""
         problem = server_name_problem(destination)
         if problem is not None:
             raise DestinationUnreachable(destination, f"not a server name: {problem}")
@@ -248,8 +254,8 @@ class FederationClient:
                 ) as response:
                     await _raise_for_error(destination, response)
                     if not multipart:
-                        return await _read_file(destination, response, max_size)
-                    return await self._read_multipart(destination, response, max_size)
+                        return await _read_file(destination, response, max_size, sink)
+                    return await self._read_multipart(destination, response, max_size, sink)
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             raise DestinationUnreachable(destination, f"TLS: {exc}") from exc
         except TimeoutError as exc:
@@ -258,8 +264,8 @@ class FederationClient:
             raise DestinationUnreachable(destination, str(exc) or type(exc).__name__) from exc
 
     async def _read_multipart(
-        self, destination: str, response: aiohttp.ClientResponse, max_size: int
-    ) -> RemoteFile:
+        self, destination: str, response: aiohttp.ClientResponse, max_size: int, sink: Sink[T]
+    ) -> RemoteFile[T]:
         if response.content_type != "multipart/mixed":
             raise RemoteRequestFailed(
                 destination, response.status, None, None, "the answer is not multipart/mixed"
@@ -275,7 +281,7 @@ class FederationClient:
             raise RemoteRequestFailed(destination, response.status, None, None, "no file part")
         location = part.headers.get("Location")
         if location is None:
-            return await _read_file(destination, part, max_size)
+            return await _read_file(destination, part, max_size, sink)
         # spec: the file is where Location says; an ordinary GET, not a signed request,
         # still over the connections held to ip_range_blacklist and trusting what
         # federation trusts (federation_custom_ca_list)
@@ -291,7 +297,7 @@ class FederationClient:
             ssl=self._tls.context_for(target.host),
         ) as redirected:
             await _raise_for_error(destination, redirected)
-            return await _read_file(destination, redirected, max_size)
+            return await _read_file(destination, redirected, max_size, sink)
 
     async def _request(
         self,
@@ -457,12 +463,14 @@ class FederationClient:
 
 
 @dataclass(frozen=True)
-class RemoteFile:
-    """A file another server sent: its bytes and what its headers said of them."""
+class RemoteFile(Generic[T]):
+    """A file another server sent: what its headers said of it, how long it was, and what
+    the caller's sink made of its bytes."""
 
-    data: bytes
     content_type: str | None
     content_disposition: str | None
+    length: int
+    kept: T
 
 
 class FileTooLarge(FederationError):
@@ -492,26 +500,39 @@ async def _read_file(
     destination: str,
     source: aiohttp.ClientResponse | aiohttp.BodyPartReader,
     max_size: int,
-) -> RemoteFile:
+    sink: Sink[T],
+) -> RemoteFile[T]:
     declared = source.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > max_size:
         raise FileTooLarge(destination, max_size)
-    body = bytearray()
-    if isinstance(source, aiohttp.ClientResponse):
-        async for chunk in source.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > max_size:
+    length = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal length
+        async for chunk in _chunks_of(source):
+            length += len(chunk)
+            if length > max_size:
                 raise FileTooLarge(destination, max_size)
-    else:
-        while chunk := await source.read_chunk(64 * 1024):
-            body += chunk
-            if len(body) > max_size:
-                raise FileTooLarge(destination, max_size)
+            yield chunk
+
+    kept = await sink(chunks())
     return RemoteFile(
-        bytes(body),
         source.headers.get("Content-Type"),
         source.headers.get("Content-Disposition"),
+        length,
+        kept,
     )
+
+
+async def _chunks_of(
+    source: aiohttp.ClientResponse | aiohttp.BodyPartReader,
+) -> AsyncIterator[bytes]:
+    if isinstance(source, aiohttp.ClientResponse):
+        async for chunk in source.content.iter_chunked(_FILE_CHUNK_SIZE):
+            yield chunk
+    else:
+        while chunk := await source.read_chunk(_FILE_CHUNK_SIZE):
+            yield chunk
 
 
 def is_unknown_endpoint(exc: RemoteRequestFailed) -> bool:

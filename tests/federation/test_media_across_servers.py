@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.federation.conftest import ServerPair, federating_pair
 from tests.federation.harness import FederatingServer, FederationCA, register
@@ -50,6 +52,11 @@ def admins(two_servers: ServerPair) -> dict[str, Session]:
 def both_ways(pair: ServerPair) -> list[tuple[FederatingServer, FederatingServer]]:
     """(origin, fetcher) each way round."""
     return [(pair.first, pair.second), (pair.second, pair.first)]
+
+
+def media_root(server: FederatingServer) -> Path:
+    path = Path(yaml.safe_load(server.config_path.read_text())["media_store_path"])
+    return path if path.is_absolute() else server.config_path.parent / path
 
 
 def status_and_errcode(reply: object) -> tuple[int, str | None]:
@@ -210,6 +217,9 @@ def test_refusals(two_servers: ServerPair, fake: MediaFake, admins: dict[str, Se
         fake.serve_federation_file(big_id, b"x" * (MAX_UPLOAD_SIZE + 1), "text/plain", "big")
         reply = download(fetcher, bob, fake.server_name, big_id)
         assert status_and_errcode(reply) == (502, "M_TOO_LARGE")
+        # streamed to a temporary file, which is gone with the refusal
+        temporary = media_root(fetcher) / "tmp"
+        assert temporary.is_dir() and list(temporary.iterdir()) == []
         path = f"{ADMIN}/media/{fake.server_name}/{big_id}"
         reply = fetcher.authed(admins[fetcher.server_name], "GET", path)
         assert status_and_errcode(reply) == (404, "M_NOT_FOUND")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 from ranvier.clock import now_ms
@@ -28,9 +28,10 @@ from ranvier.federation.client import (
     Query,
     RemoteFile,
     RemoteRequestFailed,
+    Sink,
     is_unknown_endpoint,
 )
-from ranvier.services.media.files import KeyedLocks, MediaFiles
+from ranvier.services.media.files import KeyedLocks, MediaFiles, ReceivedFile
 from ranvier.services.media.thumbnailer import Box
 from ranvier.storage.media_remote_cache import (
     RemoteMediaCacheStore,
@@ -39,6 +40,8 @@ from ranvier.storage.media_remote_cache import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_TIMEOUT_MS = 60_000
@@ -59,7 +62,8 @@ class FileFetcher(Protocol):
         multipart: bool,
         max_size: int,
         timeout: float,
-    ) -> RemoteFile: ...
+        sink: Sink[T],
+    ) -> RemoteFile[T]: ...
 
 
 class FetchBudget(Protocol):
@@ -84,7 +88,8 @@ class NoFetching:
         multipart: bool,
         max_size: int,
         timeout: float,
-    ) -> RemoteFile:
+        sink: Sink[T],
+    ) -> RemoteFile[T]:
         raise DestinationUnreachable(destination, "this tool fetches no remote media")
 
 
@@ -260,14 +265,14 @@ class RemoteMediaCache:
             {},
             timeout_ms,
         )
-        budget.spend(len(fetched.data))
-        sha256 = await self._keep(fetched.data)
+        budget.spend(fetched.length)
+        sha256 = await self._keep(fetched.kept)
         now = now_ms()
         record = RemoteMediaRecord(
             media_origin=origin,
             media_id=media_id,
             media_type=fetched.content_type or DEFAULT_CONTENT_TYPE,
-            media_length=len(fetched.data),
+            media_length=fetched.length,
             upload_name=filename_of(fetched.content_disposition),
             sha256=sha256,
             created_ts=now,
@@ -305,8 +310,8 @@ class RemoteMediaCache:
             params,
             timeout_ms,
         )
-        budget.spend(len(fetched.data))
-        sha256 = await self._keep(fetched.data)
+        budget.spend(fetched.length)
+        sha256 = await self._keep(fetched.kept)
         thumbnail = RemoteThumbnailRecord(
             media_origin=origin,
             media_id=media_id,
@@ -316,7 +321,7 @@ class RemoteMediaCache:
             animated=animated,
             content_type=fetched.content_type or DEFAULT_CONTENT_TYPE,
             sha256=sha256,
-            length=len(fetched.data),
+            length=fetched.length,
         )
         await self._store.insert_thumbnail(thumbnail, now_ms())
         return thumbnail
@@ -328,7 +333,7 @@ class RemoteMediaCache:
         legacy_path: str,
         params: dict[str, str],
         timeout_ms: int,
-    ) -> RemoteFile:
+    ) -> RemoteFile[ReceivedFile]:
         timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
         query = {**params, "timeout_ms": str(timeout_ms)}
         deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
@@ -342,6 +347,7 @@ class RemoteMediaCache:
                     multipart=True,
                     max_size=self._max_size,
                     timeout=timeout_ms / 1000,
+                    sink=self._receive,
                 )
             except RemoteRequestFailed as exc:
                 if not is_unknown_endpoint(exc):
@@ -356,6 +362,7 @@ class RemoteMediaCache:
                 multipart=False,
                 max_size=self._max_size,
                 timeout=max(0.0, deadline - asyncio.get_running_loop().time()),
+                sink=self._receive,
             )
         except FileTooLarge:
             raise MatrixError(
@@ -374,8 +381,13 @@ class RemoteMediaCache:
             logger.info("Fetching media from %s failed: %s", origin, exc)
             raise fetch_failed() from None
 
-    async def _keep(self, data: bytes) -> str:
-        received = await self._files.receive_bytes(data)
+    async def _receive(self, chunks: AsyncIterator[bytes]) -> ReceivedFile:
+        # written to a temporary file in the store as it arrives; the limit is the
+        # fetcher's (FileTooLarge), checked before any chunk reaches here
+        return await self._files.receive(chunks, self._max_size)
+
+    async def _keep(self, received: ReceivedFile) -> str:
+        """Put a fetched file in place under its hash."""
         try:
             async with self._files.locked(received.sha256):
                 await self._files.commit(received)
