@@ -475,9 +475,10 @@ def test_public_rooms_refusals(server: RunningServer, alice: Session) -> None:
         server, alice, {"include_all_networks": True, "third_party_instance_id": "irc"}
     )
     assert (both.status, both.errcode) == (400, "M_INVALID_PARAM")
-    remote = public_rooms(server, alice, server="other.example")
-    assert (remote.status, remote.errcode) == (404, "M_NOT_FOUND")
-    remote = search_public_rooms(server, alice, {}, server="other.example")
-    assert (remote.status, remote.errcode) == (404, "M_NOT_FOUND")
+    # another server's directory, when that server cannot be reached: 502, as Synapse
+    remote = public_rooms(server, alice, server="other.invalid")
+    assert (remote.status, remote.errcode) == (502, "M_UNKNOWN")
+    remote = search_public_rooms(server, alice, {}, server="other.invalid")
+    assert (remote.status, remote.errcode) == (502, "M_UNKNOWN")
     not_json = search_public_rooms(server, alice, b"nope")
     assert (not_json.status, not_json.errcode) == (400, "M_NOT_JSON")
