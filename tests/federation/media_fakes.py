@@ -88,6 +88,12 @@ class MediaFake(FakeServer):
 
         self.files[f"{LEGACY}/download/{self.server_name}/{media_id}"] = answer
 
+    def serve_legacy_thumbnail(self, media_id: str, data: bytes, content_type: str) -> None:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            return web.Response(body=data, headers={"Content-Type": content_type})
+
+        self.files[f"{LEGACY}/thumbnail/{self.server_name}/{media_id}"] = answer
+
     def requests_for(self, path_part: str) -> list[ReceivedRequest]:
         return [r for r in self.received if path_part in r.path]
 

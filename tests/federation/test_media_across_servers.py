@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -31,7 +32,7 @@ from tests.federation.media_fakes import (
     upload,
 )
 from tests.integration.homeserver import free_port
-from tests.integration.matrix import Session
+from tests.integration.matrix import CLIENT, Session
 
 MAX_UPLOAD_SIZE = 1024 * 1024
 
@@ -188,6 +189,23 @@ def test_a_server_without_federation_media_is_asked_on_the_legacy_endpoint(
         assert legacy.query["allow_remote"] == "false"
         assert legacy.authorization is None
 
+        # thumbnails the same way
+        thumb_id = f"legacyThumb{n}"
+        small = png(16, 16)
+        fake.serve_legacy_thumbnail(thumb_id, small, "image/png")
+        reply = thumbnail(
+            fetcher, bob, fake.server_name, thumb_id, "width=16&height=16&method=crop"
+        )
+        assert (reply.status, reply.body) == (200, small)
+        asked = fake.requests_for(thumb_id)
+        assert [r.path.startswith(FEDERATION_MEDIA) for r in asked] == [True, False]
+        assert {k: asked[1].query[k] for k in ("width", "height", "method", "allow_remote")} == {
+            "width": "16",
+            "height": "16",
+            "method": "crop",
+            "allow_remote": "false",
+        }
+
 
 def test_a_file_part_that_redirects_is_followed(two_servers: ServerPair, fake: MediaFake) -> None:
     for n, fetcher in enumerate(two_servers):
@@ -275,6 +293,21 @@ def test_admin_quarantines_and_purges_cached_remote_media(
         assert status_and_errcode(reply) == (404, "M_NOT_FOUND")
         assert download(fetcher, bob, origin.server_name, media_id).body == data
         assert fetcher.authed(admin, "GET", f"{ADMIN}/media/{where}").status == 200
+
+        # a room's quarantine takes the cached remote media its events use, as Synapse
+        reply = fetcher.authed(bob, "POST", f"{CLIENT}/createRoom", {})
+        assert reply.status == 200, reply.body
+        room_id = reply.json()["room_id"]
+        message = {"msgtype": "m.file", "body": "c.txt", "url": f"mxc://{where}"}
+        send = f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/t{n}"
+        assert fetcher.authed(bob, "PUT", send, message).status == 200
+        reply = fetcher.authed(admin, "POST", f"{ADMIN}/room/{quote(room_id)}/media/quarantine")
+        assert reply.status == 200, reply.body
+        assert reply.json()["num_quarantined"] == 1
+        reply = download(fetcher, bob, origin.server_name, media_id)
+        assert status_and_errcode(reply) == (404, "M_NOT_FOUND")
+        reply = fetcher.authed(admin, "POST", f"{ADMIN}/media/unquarantine/{where}", {})
+        assert reply.status == 200, reply.body
 
         # refusals
         reply = fetcher.authed(admin, "POST", f"{ADMIN}/purge_media_cache")

@@ -406,6 +406,10 @@ class RemoteMediaCache:
     async def set_quarantined(self, origin: str, media_id: str, by: str | None) -> int:
         return await self._store.set_quarantined([(origin, media_id)], by)
 
+    async def quarantine_many(self, keys: list[tuple[str, str]], by: str) -> int:
+        """Quarantine the cached media of these (origin, media ID); how many were."""
+        return await self._store.set_quarantined(keys, by)
+
     async def purge(self, before_ts: int) -> int:
         """Forget cached media last served before `before_ts` (not quarantined media,
         which must stay known to stay refused) and remove the files nothing else uses;

@@ -579,10 +579,13 @@ class MediaService:
     async def quarantine_room(
         self, room_id: str, quarantined_by: str, echo: Echo | None = None
     ) -> int:
-        """Quarantine the local media the room's events point at; how many were."""
-        local, _remote = await self.room_media(room_id)
+        """Quarantine the media the room's events point at, local and (cached) remote, as
+        Synapse does; how many were."""
+        local, remote = await self.room_media(room_id)
         media_ids = [parsed[1] for parsed in map(parse_mxc, local) if parsed is not None]
-        return await self._quarantine_all(media_ids, quarantined_by, echo)
+        count = await self._quarantine_all(media_ids, quarantined_by, echo)
+        keys = [parsed for parsed in map(parse_mxc, remote) if parsed is not None]
+        return count + await self.remote.quarantine_many(keys, quarantined_by)
 
     async def quarantine_user(
         self, user_id: str, quarantined_by: str, echo: Echo | None = None
