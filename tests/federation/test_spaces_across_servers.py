@@ -390,3 +390,47 @@ def test_what_other_servers_answer_is_checked(
         # every room was asked about: each was left out for its answer
         asked = {unquote(r.path).rpartition("/")[2] for r in fake.received if "hierarchy" in r.path}
         assert asked == {good, other, garbage, wrong, private, failing}
+
+
+def test_a_summary_shows_avatar_encryption_and_version(
+    two_servers: ServerPair, spaces: Spaces
+) -> None:
+    a, b = two_servers
+    s = spaces
+    room = create_room(
+        a,
+        s.alice,
+        preset="public_chat",
+        room_version="11",
+        room_alias_name="shown",
+        initial_state=[
+            {"type": "m.room.avatar", "state_key": "", "content": {"url": "mxc://a/pic"}},
+            {
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+            },
+            {
+                "type": "m.room.guest_access",
+                "state_key": "",
+                "content": {"guest_access": "can_join"},
+            },
+        ],
+    )
+    expected = {
+        "room_id": room,
+        "avatar_url": "mxc://a/pic",
+        "encryption": "m.megolm.v1.aes-sha2",
+        "room_version": "11",
+        "canonical_alias": f"#shown:{a.server_name}",
+        "guest_can_join": True,
+        "world_readable": False,
+        "join_rule": "public",
+        "num_joined_members": 1,
+    }
+    here = ok(a.authed(s.alice, "GET", f"{CLIENT_V1}/room_summary/{quote(room)}"))
+    assert here == {**expected, "membership": "join"}
+    # the same, as B has it from A
+    via = quote(a.server_name)
+    there = ok(b.authed(s.bob, "GET", f"{CLIENT_V1}/room_summary/{quote(room)}?via={via}"))
+    assert there == {**expected, "membership": "leave"}
