@@ -171,17 +171,45 @@ class RemoteMediaCacheStore:
             ).first()
         return None if row is None else RemoteThumbnailRecord(**row._mapping)
 
-    async def insert_thumbnail(self, thumbnail: RemoteThumbnailRecord, now_ms: int) -> bool:
-        try:
-            async with self._db.transaction() as conn:
-                await conn.execute(
-                    insert(remote_media_cache_thumbnails).values(
-                        **thumbnail.__dict__, created_ts=now_ms
-                    )
+    async def put_thumbnail(self, thumbnail: RemoteThumbnailRecord, now_ms: int) -> str | None:
+        """Record a fetched thumbnail, replacing one of the same size (whose file went
+        missing, or that another process fetched meanwhile); the hash of the file the
+        replaced row used, if another."""
+        t = remote_media_cache_thumbnails.c
+        same = (
+            (t.media_origin == thumbnail.media_origin)
+            & (t.media_id == thumbnail.media_id)
+            & (t.width == thumbnail.width)
+            & (t.height == thumbnail.height)
+            & (t.method == thumbnail.method)
+            & (t.animated == thumbnail.animated)
+        )
+        async with self._db.transaction() as conn:
+            replaced = await conn.scalar(select(t.sha256).where(same))
+            await conn.execute(delete(remote_media_cache_thumbnails).where(same))
+            await conn.execute(
+                insert(remote_media_cache_thumbnails).values(
+                    **thumbnail.__dict__, created_ts=now_ms
                 )
-        except IntegrityError:
-            return False
-        return True
+            )
+        return replaced if replaced != thumbnail.sha256 else None
+
+    async def find_thumbnails_alone_since(self, before_ts: int) -> list[tuple[str, str]]:
+        """(origin, media ID) of thumbnails fetched before `before_ts` of media that is not
+        cached itself (a client asked only for thumbnails of it)."""
+        t = remote_media_cache_thumbnails.c
+        c = remote_media_cache.c
+        cached = select(c.media_id).where(
+            c.media_origin == t.media_origin, c.media_id == t.media_id
+        )
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(t.media_origin, t.media_id)
+                .where(t.created_ts < before_ts, ~cached.exists())
+                .group_by(t.media_origin, t.media_id)
+                .order_by(t.media_origin, t.media_id)
+            )
+            return [(row.media_origin, row.media_id) for row in rows]
 
     async def find_unused_since(self, before_ts: int) -> list[tuple[str, str]]:
         """Cached media (not quarantined) last served before `before_ts`; thumbnails

@@ -58,6 +58,12 @@ class MediaFake(FakeServer):
 
         self.files[f"{FEDERATION_MEDIA}/download/{media_id}"] = answer
 
+    def serve_federation_thumbnail(self, media_id: str, data: bytes, content_type: str) -> None:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            return multipart_file(data, content_type, "thumbnail")
+
+        self.files[f"{FEDERATION_MEDIA}/thumbnail/{media_id}"] = answer
+
     def serve_redirected_file(self, media_id: str, data: bytes, content_type: str) -> None:
         """The federation endpoint answers with a Location part; the file is elsewhere."""
         elsewhere = f"/files/{media_id}"

@@ -319,3 +319,27 @@ def test_admin_quarantines_and_purges_cached_remote_media(
         # deleting is for local media only, as Synapse
         reply = fetcher.authed(admin, "DELETE", f"{ADMIN}/media/{where}")
         assert status_and_errcode(reply) == (400, "M_INVALID_PARAM")
+
+
+def test_purging_forgets_thumbnails_of_media_never_fetched_whole(
+    two_servers: ServerPair, fake: MediaFake, admins: dict[str, Session]
+) -> None:
+    for n, fetcher in enumerate(two_servers):
+        admin = admins[fetcher.server_name]
+        bob = register(fetcher, f"jill{n}")
+        media_id = f"thumbOnly{n}"
+        small = png(24, 24)
+        fake.serve_federation_thumbnail(media_id, small, "image/png")
+        query = "width=24&height=24&method=scale"
+        for _ in range(2):
+            reply = thumbnail(fetcher, bob, fake.server_name, media_id, query)
+            assert (reply.status, reply.body) == (200, small)
+        assert len(fake.requests_for(f"/thumbnail/{media_id}")) == 1
+
+        now = int(time.time() * 1000)
+        reply = fetcher.authed(admin, "POST", f"{ADMIN}/purge_media_cache?before_ts={now + 1}")
+        assert reply.status == 200, reply.body
+        assert reply.json()["deleted"] >= 1
+        reply = thumbnail(fetcher, bob, fake.server_name, media_id, query)
+        assert (reply.status, reply.body) == (200, small)
+        assert len(fake.requests_for(f"/thumbnail/{media_id}")) == 2

@@ -323,7 +323,9 @@ class RemoteMediaCache:
             sha256=sha256,
             length=fetched.length,
         )
-        await self._store.insert_thumbnail(thumbnail, now_ms())
+        replaced = await self._store.put_thumbnail(thumbnail, now_ms())
+        if replaced is not None:
+            await self._remove_if_unused(replaced)
         return thumbnail
 
     async def _fetch(
@@ -414,17 +416,21 @@ class RemoteMediaCache:
         """Forget cached media last served before `before_ts` (not quarantined media,
         which must stay known to stay refused) and remove the files nothing else uses;
         how many were forgotten."""
-        purged = 0
-        for origin, media_id in await self._store.find_unused_since(before_ts):
+        unused = await self._store.find_unused_since(before_ts)
+        # thumbnails of media never fetched whole have no last use of their own: their age
+        unused += await self._store.find_thumbnails_alone_since(before_ts)
+        for origin, media_id in unused:
             await self._forget(origin, media_id)
-            purged += 1
-        return purged
+        return len(unused)
 
     async def _forget(self, origin: str, media_id: str) -> None:
         for sha256 in await self._store.delete(origin, media_id):
-            async with self._files.locked(sha256):
-                if not await self._sha256_in_use(sha256):
-                    await asyncio.to_thread(self._files.remove, sha256)
+            await self._remove_if_unused(sha256)
+
+    async def _remove_if_unused(self, sha256: str) -> None:
+        async with self._files.locked(sha256):
+            if not await self._sha256_in_use(sha256):
+                await asyncio.to_thread(self._files.remove, sha256)
 
 
 def remote_media_cache(
