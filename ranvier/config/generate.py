@@ -153,6 +153,9 @@ default_room_version: "{default_room_version}"
 
 # The public room directory is private to this server's users unless this is set.
 allow_public_rooms_without_auth: false
+
+# Other servers may read the public room directory (for their users' room lists).
+allow_public_rooms_over_federation: false
 """
 
 # Synapse's recommended url_preview_ip_range_blacklist: loopback, private, carrier-grade
