@@ -340,6 +340,9 @@ async def test_destinations_are_the_joined_servers_and_the_affected_user(
         invite = await s.sender.send(
             EventTemplate("m.room.member", ALICE, {"membership": "invite"}, s.room_id, DAN)
         )
+        ban = await s.sender.send(
+            EventTemplate("m.room.member", ALICE, {"membership": "ban"}, s.room_id, DAN)
+        )
         await s.remote.wait_for(1, OTHER)
         await s.remote.wait_for(1)
         await asyncio.sleep(0.2)
@@ -354,12 +357,13 @@ async def test_destinations_are_the_joined_servers_and_the_affected_user(
     finally:
         await s.queue.stop()
     assert {put.destination for put in s.remote.puts} == {REMOTE, OTHER}
-    # the invited user's server hears only of the invite
+    # the banned user's server hears only of the ban: an invite reaches a server outside
+    # the room through /invite, never by /send
     (to_other,) = s.remote.to(OTHER)
-    assert to_other.body["pdus"] == [invite.pdu]
+    assert to_other.body["pdus"] == [ban.pdu]
     # one transaction per event or per batch, but each event once, ours only
     sent = [pdu for put in s.remote.to(REMOTE) for pdu in put.body["pdus"]]
-    assert sent == [s.events[0].pdu, invite.pdu]
+    assert sent == [s.events[0].pdu, invite.pdu, ban.pdu]
 
 
 async def test_a_restart_catches_up_from_the_database(database: Database) -> None:
