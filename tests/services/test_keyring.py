@@ -112,8 +112,10 @@ def keyring(
     client: ScriptedClient | None,
     trusted: Sequence[TrustedKeyServer] = (),
     clock: Callable[[], int] = lambda: NOW,
+    store: ServerKeyStore | None = None,
 ) -> Keyring:
-    return Keyring(OWN, ServerKeyStore(database), client, trusted, clock=clock)
+    store = ServerKeyStore(database) if store is None else store
+    return Keyring(OWN, store, client, trusted, clock=clock)
 
 
 def signed_by_b(obj: dict[str, Any], key: ServerSigningKey = B_KEY) -> dict[str, Any]:
@@ -147,6 +149,43 @@ async def test_concurrent_askers_share_one_fetch(database: Database) -> None:
         )
     )
     assert len(client.calls) == 1
+
+
+class CountingStore(ServerKeyStore):
+    """Counts the reads of stored key responses."""
+
+    reads = 0
+
+    async def get_key_responses(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return await super().get_key_responses(*args, **kwargs)
+
+
+async def test_concurrent_checks_share_the_database_reads(database: Database) -> None:
+    # a join's send_join answer: a thousand events of one server checked at once
+    store = CountingStore(database)
+    client = ScriptedClient(direct(b_response()), delay=0.05)
+    ring = keyring(database, client, store=store)
+    objects = [signed_by_b({"n": n}) for n in range(200)]
+    await asyncio.gather(
+        *(ring.verify_json_for_server("b.example", o, valid_at_ts=NOW) for o in objects)
+    )
+    # one read finding nothing, the fetch, one read of what it stored
+    assert (len(client.calls), store.reads) == (1, 2)
+    # after a restart the keys are in the database only: one read for all
+    store = CountingStore(database)
+    ring = keyring(database, ScriptedClient(direct({})), store=store)
+    await asyncio.gather(
+        *(ring.verify_json_for_server("b.example", o, valid_at_ts=NOW) for o in objects)
+    )
+    assert store.reads == 1
+    # a forged one among them is still refused
+    forged = signed_by_b({"n": "x"}, B_OLD)
+    forged["signatures"]["b.example"][B_KEY.key_id] = forged["signatures"]["b.example"].pop(
+        B_OLD.key_id
+    )
+    with pytest.raises(InvalidSignatureError):
+        await ring.verify_json_for_server("b.example", forged, valid_at_ts=NOW)
 
 
 async def test_a_bad_signature_is_invalid_and_a_missing_one_is_missing(
