@@ -124,7 +124,8 @@ async def log_in_again(home: Home, ca: FederationCA, user_id: str, store: Path) 
         assert isinstance(login, LoginResponse), login
         uploaded = await client.keys_upload()
         assert isinstance(uploaded, KeysUploadResponse), uploaded
-        return login.device_id
+        device_id: str = login.device_id
+        return device_id
     finally:
         await client.close()
 
@@ -144,6 +145,7 @@ async def clients_across(
         member = await JsE2eeMember.start(
             js_home.url, js_session, tmp_path / "js.stderr", test_ca.pem_path
         )
+        assert isinstance(member, JsE2eeMember)
         started.append(member)
         client = await nio_client(nio_home, test_ca, nio_session, tmp_path / "nio")
         started.append(client)
@@ -230,7 +232,7 @@ async def verify_each_other(js: JsE2eeMember, js_session: Session, nio: AsyncCli
     """Each client fetched the other's device keys through its own server (which asked the
     other's); each checks them against what the other client holds and marks them verified."""
     js_keys = await js.do("own_keys")
-    nio_ed25519 = nio.olm.account.identity_keys["ed25519"]  # type: ignore[union-attr]
+    nio_ed25519 = nio.olm.account.identity_keys["ed25519"]
 
     await nio_knows_device(nio, js.user_id, js_session.device_id)
     js_device = nio.device_store[js.user_id][js_session.device_id]
@@ -262,7 +264,7 @@ async def exchange_messages(
     # it trusts the js-sdk device
     sent = await nio.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": FROM_NIO})
     assert getattr(sent, "event_id", None), sent
-    nio_keys = nio.olm.account.identity_keys  # type: ignore[union-attr]
+    nio_keys = nio.olm.account.identity_keys
     seen = await js.do("decrypt", room_id=room_id, event_id=sent.event_id)
     assert seen == {
         "type": "m.room.encrypted",
@@ -305,13 +307,13 @@ async def typing_and_reading(
         "sees_receipt", room_id=room_id, user_id=nio.user_id, event_id=js_event["event_id"]
     )
     assert isinstance(receipt["ts"], int)
-    assert await js.do("read", room_id=room_id, event_id=nio_event.event_id) == {}  # type: ignore[union-attr]
+    assert await js.do("read", room_id=room_id, event_id=nio_event.event_id) == {}
     await sync_until(
         nio,
         "the js-sdk user's read receipt",
         lambda: (
             (r := nio.rooms[room_id].read_receipts.get(js.user_id)) is not None
-            and r.event_id == nio_event.event_id  # type: ignore[union-attr]
+            and r.event_id == nio_event.event_id
         ),
     )
 
@@ -386,7 +388,7 @@ async def images_both_ways(
             "info": {"mimetype": "image/png", "size": len(nio_png)},
         },
     )
-    seen = await js.do("decrypt", room_id=room_id, event_id=nio_image.event_id)  # type: ignore[union-attr]
+    seen = await js.do("decrypt", room_id=room_id, event_id=nio_image.event_id)
     assert seen["content"] == {"msgtype": "m.image", "file": file}
     fetched = await js.do("download", file=file)
     media_id = uploaded.content_uri.removeprefix(f"mxc://{nio_home.server_name}/")
