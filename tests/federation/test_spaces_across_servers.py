@@ -355,7 +355,8 @@ def test_what_other_servers_answer_is_checked(
                         # not a child of `good`: not taken for the truth about `other`
                         fake_summary(other, name="A lie"),
                     ],
-                    "inaccessible_children": [],
+                    # nor to hide it
+                    "inaccessible_children": [other],
                 },
             ),
             other: (200, {"room": fake_summary(other, name="The truth"), "children": []}),

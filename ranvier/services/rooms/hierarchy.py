@@ -413,7 +413,7 @@ class SpaceHierarchyService:
             return (
                 room,
                 children,
-                [r for r in inaccessible if isinstance(r, str)]
+                [r for r in inaccessible if isinstance(r, str) and r in child_ids]
                 if isinstance(inaccessible, list)
                 else [],
             )
