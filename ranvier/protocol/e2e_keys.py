@@ -55,6 +55,16 @@ def canonical(obj: Any) -> bytes:
         raise KeyFormatError(str(e)) from e
 
 
+def cross_signing_public_key(key: Mapping[str, Any]) -> str | None:
+    """The public key a cross-signing key holds (the value of its one `keys` entry), if it
+    holds exactly one."""
+    keys = key.get("keys")
+    if isinstance(keys, dict) and len(keys) == 1:
+        value = next(iter(keys.values()))
+        return value if isinstance(value, str) else None
+    return None
+
+
 def parse_key_name(name: str) -> tuple[str, str]:
     """`<algorithm>:<key_id>` of a one-time or fallback key, split."""
     algorithm, sep, key_id = name.partition(":")

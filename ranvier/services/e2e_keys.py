@@ -26,6 +26,7 @@ from ranvier.protocol.e2e_keys import (
     CrossSigningKey,
     KeyFormatError,
     check_cross_signing_key,
+    cross_signing_public_key,
     device_verify_key,
     same_signed_content,
     verify_signature,
@@ -157,7 +158,7 @@ class E2eKeyService:
             if (
                 signature.user_id != requester
                 or master is None
-                or _public_key(master) != signature.target_key
+                or cross_signing_public_key(master) != signature.target_key
             ):
                 continue
             signed = dict(master)
@@ -207,7 +208,7 @@ class E2eKeyService:
             if (
                 target is None
                 and master is not None
-                and _public_key(master) == signature.target_key
+                and cross_signing_public_key(master) == signature.target_key
             ):
                 target = master
             if target is None:
@@ -368,7 +369,7 @@ class E2eKeyService:
         """Signatures of one of the user's devices by their self-signing key, or of their
         master key by their devices. Returns them with the changed device."""
         master = own.get(MASTER)
-        if master is not None and _public_key(master) == key_id:
+        if master is not None and cross_signing_public_key(master) == key_id:
             _require_same_key(master, signed)
             by_user = signed.get("signatures", {}).get(user_id, {})
             devices = (await self._store.get_device_keys({user_id: None})).get(user_id, {})
@@ -418,7 +419,7 @@ class E2eKeyService:
         if user_signing is None:
             raise _SignatureFailure(404, "M_NOT_FOUND", "No user-signing key found")
         master = await self._master_key_of(user_id)
-        if master is None or _public_key(master) != key_id:
+        if master is None or cross_signing_public_key(master) != key_id:
             raise _SignatureFailure(404, "M_NOT_FOUND", "Unknown master key")
         _require_same_key(master, signed)
         usk = check_cross_signing_key(user_signing, requester, USER_SIGNING)
@@ -449,14 +450,6 @@ class _SignatureFailure(Exception):
         self.status = status
         self.errcode = errcode
         self.error = error
-
-
-def _public_key(key: Mapping[str, Any]) -> str | None:
-    keys = key.get("keys")
-    if isinstance(keys, dict) and len(keys) == 1:
-        value = next(iter(keys.values()))
-        return value if isinstance(value, str) else None
-    return None
 
 
 def _require_same_key(stored: Mapping[str, Any], signed: Mapping[str, Any]) -> None:

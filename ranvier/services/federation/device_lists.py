@@ -35,6 +35,7 @@ from ranvier.protocol.e2e_keys import (
     SELF_SIGNING,
     KeyFormatError,
     check_cross_signing_key,
+    cross_signing_public_key,
 )
 from ranvier.protocol.events import Event
 from ranvier.services.device_lists import DeviceListService
@@ -337,7 +338,8 @@ class DeviceListPublisher:
             for usage, field in ((MASTER, "master_key"), (SELF_SIGNING, "self_signing_key")):
                 if usage in cross_signing:
                     key = cross_signing[usage]
-                    content[field] = _with_signatures(key, _public_key(key), signatures)
+                    public_key = cross_signing_public_key(key)
+                    content[field] = _with_signatures(key, public_key, signatures)
             if len(content) > 1:
                 # only the newest keys matter
                 await self._sender.send_durable_edus(
@@ -379,14 +381,6 @@ class DeviceListPublisher:
                     content["device_display_name"] = device.display_name
             updates.append((DEVICE_LIST_UPDATE, content))
         return updates
-
-
-def _public_key(key: Mapping[str, Any]) -> str | None:
-    keys = key.get("keys")
-    if isinstance(keys, dict) and len(keys) == 1:
-        value = next(iter(keys.values()))
-        return value if isinstance(value, str) else None
-    return None
 
 
 def _with_signatures(
