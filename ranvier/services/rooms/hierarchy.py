@@ -339,7 +339,8 @@ class SpaceHierarchyService:
 
     async def local_summary(self, room_id: str, *, suggested_only: bool) -> RoomSummary | None:
         """The room's summary from its current state, if this server is in it."""
-        if not await state_store.server_has_joined_member(self._db, room_id, self._server_name):
+        joined_members = await state_store.get_members(self._db, room_id)
+        if not any(user.partition(":")[2] == self._server_name for user in joined_members):
             return None
         try:
             head = await self._sender.head(room_id)
@@ -356,8 +357,7 @@ class SpaceHierarchyService:
             for key, event_id in wanted.items()
             if key[1] == "" and key[0] != SPACE_CHILD and event_id in events
         }
-        joined = len(await state_store.get_members(self._db, room_id))
-        entry = directory_entry(room_id, joined, room_state)
+        entry = directory_entry(room_id, len(joined_members), room_state)
         entry["room_version"] = head.room_version.identifier
         encryption = room_state.get("m.room.encryption")
         algorithm = encryption.content.get("algorithm") if encryption is not None else None
