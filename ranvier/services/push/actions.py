@@ -56,9 +56,9 @@ def thread_of(event: Event) -> str:
     return MAIN_THREAD
 
 
-# rooms whose members' membership events are kept in memory: a room's member count is read
-# for every batch sent into it
-ROOMS_REMEMBERED = 1000
+# membership events kept in memory, over all rooms: a room's member count is read for every
+# batch sent into it
+MEMBER_EVENTS_REMEMBERED = 200_000
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class PushActionService:
         # room -> its current membership events' IDs -> (member, whether it is a join);
         # an event's membership survives its redaction, so this never goes stale
         self._room_to_member_joins: LRUCache[str, dict[str, tuple[str, bool]]] = LRUCache(
-            maxsize=ROOMS_REMEMBERED
+            maxsize=MEMBER_EVENTS_REMEMBERED, getsizeof=len
         )
 
     # -- recording -----------------------------------------------------------------------
@@ -183,7 +183,8 @@ class PushActionService:
                         member_event.state_key,
                         member_event.membership == "join",
                     )
-            self._room_to_member_joins[event.room_id] = known
+            if len(known) <= MEMBER_EVENTS_REMEMBERED:
+                self._room_to_member_joins[event.room_id] = known
         joined = [known[eid] for eid in member_event_ids if eid in known]
         local = [
             state[("m.room.member", user_id)]
