@@ -135,7 +135,7 @@ def test_client_event_hides_federation_fields_and_prunes_redacted_content() -> N
     because = {"type": "m.room.redaction", "event_id": "$r"}
     redacted = client_event(event, now=1500, redacted_because=because)
     assert redacted["content"] == {}
-    assert redacted["unsigned"] == {"age": 500, "redacted_because": because}
+    assert redacted["unsigned"] == {"age": 500, "redacted_because": because, "redacted_by": "$r"}
 
 
 # --- on both engines ------------------------------------------------------------------------
