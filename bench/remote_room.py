@@ -15,10 +15,8 @@ joins the same room. The server runs on an event loop in a thread of its own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-import socket
 import ssl
 import threading
 from collections import Counter
@@ -32,6 +30,7 @@ from urllib.parse import parse_qs, unquote
 import trustme
 from aiohttp import web
 
+from bench.threaded_https import ThreadedHttpsServer, bound_socket
 from ranvier.clock import now_ms
 from ranvier.protocol.event_builder import (
     EventTemplate,
@@ -190,9 +189,7 @@ class RemoteRoomServer:
         self.ca = trustme.CA()
         self.ca_path = self.directory / "remote-ca.pem"
         self._socket: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedHttpsServer | None = None
         self._prebuilt: RoomDag | None = None
         self._dag: RoomDag | None = None
         self._lock = threading.Lock()
@@ -243,43 +240,23 @@ class RemoteRoomServer:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(cert_path), str(key_path))
         # the port is the server name, so it is bound before the room is built
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", self.port))
+        self._socket = bound_socket(self.port)
         self.port = self._socket.getsockname()[1]
         self._prebuilt = RoomDag.prebuilt(self.server_name, self.signing_key, self.members)
         self.reset()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        started = threading.Event()
-
-        async def serve() -> None:
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            await web.SockSite(self._runner, self._socket, ssl_context=context).start()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(serve())
-            started.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name=f"remote-{self.port}", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the remote server did not start")
+        self._server = ThreadedHttpsServer(
+            self._handle,
+            context,
+            self._socket,
+            f"remote-{self.port}",
+            client_max_size=64 * 1024 * 1024,
+        )
+        self._server.start()
 
     def stop(self) -> None:
-        loop, runner = self._loop, self._runner
-        if loop is None or runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        loop.close()
-        self._loop = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()

@@ -15,10 +15,8 @@ ones both use it. Start with `with FakeServer.running(ca, directory) as fake:`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from bench.threaded_https import ThreadedHttpsServer, bound_socket
 from ranvier.clock import now_ms
 from ranvier.protocol.event_builder import EventTemplate, PrevEvent, build_event
 from ranvier.protocol.event_ids import compute_event_id
@@ -81,9 +80,7 @@ class FakeServer:
 
     def __post_init__(self) -> None:
         self._routes: list[tuple[str, str, Handler]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedHttpsServer | None = None
 
     @property
     def server_name(self) -> str:
@@ -124,38 +121,15 @@ class FakeServer:
         key_path.write_bytes(issued.private_key_pem.bytes())
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(cert_path), str(key_path))
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        started = threading.Event()
-
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=context).start()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(serve())
-            started.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name=f"fake-{self.port}", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the fake server did not start")
+        self._server = ThreadedHttpsServer(
+            self._handle, context, bound_socket(self.port), f"fake-{self.port}"
+        )
+        self._server.start()
 
     def stop(self) -> None:
-        loop, runner = self._loop, self._runner
-        if loop is None or runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        loop.close()
-        self._loop = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
