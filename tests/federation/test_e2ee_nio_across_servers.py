@@ -25,7 +25,6 @@ from nio import (
     RegisterResponse,
     RoomCreateResponse,
     RoomMessageText,
-    RoomSendResponse,
     SyncResponse,
     ToDeviceResponse,
 )
@@ -34,6 +33,7 @@ from nio.crypto.sas import SasState
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, FederationCA
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
+from tests.interop.test_e2ee_nio import send_text
 
 PASSWORD = "correct horse battery staple"
 ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
@@ -100,18 +100,6 @@ async def received(client: AsyncClient, room_id: str, event_id: str) -> Any:
         if found:
             return found[0]
     raise AssertionError(f"{event_id} never reached {client.user_id}'s sync")
-
-
-async def send_text(client: AsyncClient, room_id: str, body: str) -> RoomSendResponse:
-    """`body` sent encrypted to every device in the room, verified or not."""
-    sent = await client.room_send(
-        room_id,
-        "m.room.message",
-        {"msgtype": "m.text", "body": body},
-        ignore_unverified_devices=True,
-    )
-    assert isinstance(sent, RoomSendResponse), sent
-    return sent
 
 
 @pytest.fixture
