@@ -68,3 +68,19 @@ def has_message(room_id: str, body: str) -> Callable[[dict[str, Any]], bool]:
 def in_section(section: str, room_id: str) -> Callable[[dict[str, Any]], bool]:
     """A sync response listing `room_id` under rooms.`section` (join, invite, leave, knock)."""
     return lambda response: room_id in response.get("rooms", {}).get(section, {})
+
+
+def ephemeral(response: dict[str, Any], room_id: str, event_type: str) -> list[dict[str, Any]]:
+    """The ephemeral events of one type a /sync response gives for a joined room."""
+    room = response.get("rooms", {}).get("join", {}).get(room_id, {})
+    return [e for e in room.get("ephemeral", {}).get("events", []) if e["type"] == event_type]
+
+
+def typists_are(room_id: str, user_ids: list[str]) -> Callable[[dict[str, Any]], bool]:
+    """A /sync response whose latest m.typing in the room names exactly these users."""
+
+    def found(response: dict[str, Any]) -> bool:
+        shown = ephemeral(response, room_id, "m.typing")
+        return bool(shown) and sorted(shown[-1]["content"]["user_ids"]) == sorted(user_ids)
+
+    return found

@@ -18,7 +18,7 @@ import pytest
 
 from tests.federation.conftest import ServerPair
 from tests.federation.harness import FederatingServer, register
-from tests.federation.replies import ok, sync_until
+from tests.federation.replies import ephemeral, ok, sync_until, typists_are
 from tests.integration.matrix import CLIENT, Session
 
 
@@ -63,19 +63,6 @@ def has_member(room_id: str, user_id: str) -> Callable[[dict[str, Any]], bool]:
             and e["content"].get("membership") == "join"
             for e in events
         )
-
-    return found
-
-
-def ephemeral(response: dict[str, Any], room_id: str, event_type: str) -> list[dict[str, Any]]:
-    room = response.get("rooms", {}).get("join", {}).get(room_id, {})
-    return [e for e in room.get("ephemeral", {}).get("events", []) if e["type"] == event_type]
-
-
-def typists_are(room_id: str, user_ids: list[str]) -> Callable[[dict[str, Any]], bool]:
-    def found(response: dict[str, Any]) -> bool:
-        shown = ephemeral(response, room_id, "m.typing")
-        return bool(shown) and sorted(shown[-1]["content"]["user_ids"]) == sorted(user_ids)
 
     return found
 

@@ -25,7 +25,7 @@ from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from tests.federation.conftest import ServerPair, federating_pair
 from tests.federation.fake_server import FakeServer
 from tests.federation.harness import FederatingServer, FederationCA, register
-from tests.federation.replies import ok, sync_until
+from tests.federation.replies import ephemeral, ok, sync_until
 from tests.integration.matrix import CLIENT, Session
 
 FED = "/_matrix/federation"
@@ -117,11 +117,6 @@ def watch(
 
     sync_until(scene.server, scene.alice, record, since=since)
     return seen
-
-
-def ephemeral(response: dict[str, Any], room_id: str, event_type: str) -> list[dict[str, Any]]:
-    room = response.get("rooms", {}).get("join", {}).get(room_id, {})
-    return [e for e in room.get("ephemeral", {}).get("events", []) if e["type"] == event_type]
 
 
 def typing(room_id: str, user_id: str, is_typing: Any = True) -> dict[str, Any]:

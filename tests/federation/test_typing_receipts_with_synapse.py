@@ -12,24 +12,11 @@ from urllib.parse import quote
 import pytest
 
 from tests.federation.harness import FederatingServer, register
-from tests.federation.replies import ok, sync_until
+from tests.federation.replies import ephemeral, ok, sync_until, typists_are
 from tests.federation.synapse_peer import SynapsePeer, register_on_synapse
 from tests.integration.matrix import CLIENT, Session
 
 Server = FederatingServer | SynapsePeer
-
-
-def ephemeral(response: dict[str, Any], room_id: str, event_type: str) -> list[dict[str, Any]]:
-    room = response.get("rooms", {}).get("join", {}).get(room_id, {})
-    return [e for e in room.get("ephemeral", {}).get("events", []) if e["type"] == event_type]
-
-
-def typists_are(room_id: str, user_ids: list[str]) -> Callable[[dict[str, Any]], bool]:
-    def found(response: dict[str, Any]) -> bool:
-        shown = ephemeral(response, room_id, "m.typing")
-        return bool(shown) and sorted(shown[-1]["content"]["user_ids"]) == sorted(user_ids)
-
-    return found
 
 
 def receipt_of(
