@@ -1,13 +1,16 @@
 """Who is asking: the identity a request was authenticated as.
 
-A client request acts for a user (on one of their devices); a federation request acts for a
-remote server. Services that act for users take a `UserRequester`; code that serves both
-takes `Requester` and matches on the kind.
+A client request acts for a user (on one of their devices), possibly through an
+application service; a federation request acts for a remote server. Services that act for
+users take a `UserRequester`; code that serves both takes `Requester` and matches on the
+kind.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ranvier.config.appservices import AppService
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,9 @@ class UserRequester:
     is_guest: bool
     is_admin: bool
     access_token_id: int | None
+    # set when the request came with an application service's as_token: the service acts
+    # as `user_id` (its sender, or a user of its namespace it masquerades as)
+    app_service: AppService | None = None
 
 
 @dataclass(frozen=True)

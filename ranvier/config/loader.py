@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ranvier.config.appservices import load_appservices
 from ranvier.config.errors import ConfigError
 from ranvier.config.models import HomeserverConfig
 from ranvier.config.synapse_keys import (
@@ -47,6 +48,10 @@ def load_config(path: str | Path) -> HomeserverConfig:
     except ValidationError as exc:
         raise ConfigError(problems + _describe(exc), str(path)) from None
     problems += semantic_problems(config, path.parent)
+    try:
+        config._appservices = load_appservices(config.app_service_config_files, config.server_name)
+    except ConfigError as exc:
+        problems += exc.problems
     if problems:
         raise ConfigError(problems, str(path))
     config._not_used = tuple(not_used)
@@ -112,12 +117,15 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         value = resolved.get(key)
         if isinstance(value, str) and not Path(value).is_absolute():
             resolved[key] = str(base / value)
-    ca_files = resolved.get("federation_custom_ca_list")
-    if isinstance(ca_files, list):
-        resolved["federation_custom_ca_list"] = [
-            str(base / entry) if isinstance(entry, str) and not Path(entry).is_absolute() else entry
-            for entry in ca_files
-        ]
+    for key in ("federation_custom_ca_list", "app_service_config_files"):
+        files = resolved.get(key)
+        if isinstance(files, list):
+            resolved[key] = [
+                str(base / entry)
+                if isinstance(entry, str) and not Path(entry).is_absolute()
+                else entry
+                for entry in files
+            ]
     database = resolved.get("database")
     if isinstance(database, dict) and database.get("name", "sqlite3") == "sqlite3":
         args = database.get("args")

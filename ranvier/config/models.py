@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from ranvier.config.appservices import AppService, load_appservices
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from ranvier.protocol.signing_keys import ED25519, decode_verify_key
@@ -611,10 +612,18 @@ class HomeserverConfig(Section):
         default_factory=_default_trusted_key_servers
     )
     suppress_key_server_warning: bool = False
+    # application services (config/appservices.py): their registration files, whether
+    # transactions also carry the hs_token in the query string for services older than
+    # spec v1.4, and whether requests made with an as_token update last-seen IPs
+    app_service_config_files: list[str] = Field(default_factory=list)
+    use_appservice_legacy_authorization: bool = False
+    track_appservice_user_ips: bool = False
 
     # Synapse options in the file that mean nothing here (synapse_keys.UNUSED), for the
     # one start-up line that lists them
     _not_used: tuple[str, ...] = PrivateAttr(default=())
+    # the registrations of app_service_config_files, read once (load_config or first use)
+    _appservices: tuple[AppService, ...] | None = PrivateAttr(default=None)
 
     _rc_message = field_validator("rc_message", mode="before")(_ratelimit_defaults(*RC_MESSAGE))
     _rc_media_create = field_validator("rc_media_create", mode="before")(
@@ -731,6 +740,12 @@ class HomeserverConfig(Section):
             raise ValueError(f"{value!r} is not a valid server name (e.g. example.com)")
         return value
 
+    @field_validator("app_service_config_files", mode="before")
+    @classmethod
+    def _no_appservices(cls, value: Any) -> Any:
+        # Synapse's generated file may say `app_service_config_files: null` or leave it empty
+        return [] if value is None or value is False else value
+
     @model_validator(mode="after")
     def _baseurl_ends_with_slash(self) -> HomeserverConfig:
         if self.public_baseurl is not None and not self.public_baseurl.endswith("/"):
@@ -740,6 +755,13 @@ class HomeserverConfig(Section):
     @property
     def not_used_keys(self) -> tuple[str, ...]:
         return self._not_used
+
+    @property
+    def appservices(self) -> tuple[AppService, ...]:
+        """The registered application services; raises ConfigError if a file is bad."""
+        if self._appservices is None:
+            self._appservices = load_appservices(self.app_service_config_files, self.server_name)
+        return self._appservices
 
     @property
     def effective_public_baseurl(self) -> str:

@@ -199,7 +199,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "sentry": Unsupported("reporting errors to Sentry"),
     # -- API
     "room_prejoin_state": Unsupported("choosing the state sent with invites"),
-    "app_service_config_files": Unsupported("application services (bridges)"),
     # -- single sign-on
     "saml2_config": Unsupported("single sign-on (SAML)", quiet=DISABLED_SECTION),
     "oidc_providers": Unsupported("single sign-on (OpenID Connect)"),
@@ -272,9 +271,7 @@ UNUSED: dict[str, Unused] = {
     "gc_min_interval": Unused("Synapse's garbage collector tuning"),
     "dummy_events_threshold": Unused("forward extremities come from federation"),
     "server_context": Unused("a label for Synapse's metrics and logs"),
-    "use_appservice_legacy_authorization": Unused("application services are not supported"),
     "track_puppeted_user_ips": Unused("admin puppeting is not supported"),
-    "track_appservice_user_ips": Unused("application services are not supported"),
     "macaroon_secret_key": Unused("Ranvier's tokens are not macaroons"),
     "macaroon_secret_key_path": Unused("Ranvier's tokens are not macaroons"),
     "form_secret": Unused("Ranvier serves no forms (consent, SSO) that need it"),

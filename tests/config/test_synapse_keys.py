@@ -36,7 +36,6 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
     [
         ("oidc_providers", [{"idp_id": "x"}], "single sign-on (OpenID Connect)"),
         ("enable_metrics", True, "Prometheus metrics"),
-        ("app_service_config_files", ["bridge.yaml"], "application services"),
         ("enable_registration_captcha", True, "captcha at registration"),
         ("registrations_require_3pid", ["email"], "requiring an email address"),
         ("enable_search", False, "turning message search off"),
