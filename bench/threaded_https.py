@@ -1,6 +1,7 @@
-"""An aiohttp handler served over TLS on its own event loop, in a daemon thread: the
-scripted remote servers that benchmarks (remote_room.py) and tests (tests/federation/
-fake_server.py) drive from synchronous code."""
+"""An aiohttp handler served over TLS (or plain HTTP, with no context) on its own event
+loop, in a daemon thread: the scripted remote servers that benchmarks (remote_room.py) and
+tests (tests/federation/fake_server.py, tests/appservice/fake_appservice.py) drive from
+synchronous code."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class ThreadedHttpsServer:
     def __init__(
         self,
         handler: Handler,
-        context: ssl.SSLContext,
+        context: ssl.SSLContext | None,
         sock: socket.socket,
         name: str,
         *,

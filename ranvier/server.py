@@ -120,6 +120,8 @@ from ranvier.protocol.signing_keys import ServerSigningKey, decode_verify_key
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
 from ranvier.services.admin_users import AdminUserService
+from ranvier.services.appservice.client import AppServiceClient
+from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
@@ -280,7 +282,24 @@ class Accounts:
     accounts: AccountService
 
 
-def build_accounts(config: HomeserverConfig, database: Database) -> Accounts:
+@dataclass(frozen=True)
+class AppServices:
+    """The registered application services (bridges, bots) and the client that calls them."""
+
+    registry: AppServiceRegistry
+    client: AppServiceClient
+
+
+def build_appservices(config: HomeserverConfig) -> AppServices:
+    return AppServices(
+        registry=AppServiceRegistry(config.appservices),
+        client=AppServiceClient(legacy_authorization=config.use_appservice_legacy_authorization),
+    )
+
+
+def build_accounts(
+    config: HomeserverConfig, database: Database, appservices: AppServiceRegistry | None = None
+) -> Accounts:
     users = UserStore(database)
     tokens = TokenStore(database)
     device_store = DeviceStore(database)
@@ -298,7 +317,10 @@ def build_accounts(config: HomeserverConfig, database: Database) -> Accounts:
         users=users,
         access_tokens=access_tokens,
         hasher=hasher,
-        auth=RequestAuthenticator(access_tokens),
+        auth=RequestAuthenticator(
+            access_tokens,
+            AppServiceRegistry(config.appservices) if appservices is None else appservices,
+        ),
         uia=uia,
         login=login_service,
         devices=device_service,
@@ -1093,6 +1115,7 @@ class Homeserver:
     media: Media
     moderation: Moderation
     keyring: Keyring
+    appservices: AppServices
     url_previews: UrlPreviewService | None = None
     # the certificate of the listeners with `tls: true`, if there are any
     tls: ServerCertificate | None = None
@@ -1389,6 +1412,7 @@ class Homeserver:
         if self.federation.sender is not None:
             await self.federation.sender.stop()
         await self.federation.client.close()
+        await self.appservices.client.close()
         if self.url_previews is not None:
             await self.url_previews.close()
         self.ephemeral.typing.stop()
@@ -1403,7 +1427,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     signing_key = load_signing_key(config.signing_key_path)
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
-    accounts = build_accounts(config, database)
+    appservices = build_appservices(config)
+    accounts = build_accounts(config, database, appservices.registry)
     federation = build_federation(config, database, signing_key)
     # the client API's lookups of other servers' profiles and aliases ask those servers
     remote = RemoteQueries(federation.client)
@@ -1459,6 +1484,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         media=media,
         moderation=build_moderation(config, database, accounts, rooms, user_data),
         keyring=keyring,
+        appservices=appservices,
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
     )

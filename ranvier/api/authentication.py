@@ -13,6 +13,7 @@ from ranvier.errors import MatrixError
 from ranvier.http.auth import access_token
 from ranvier.http.ratelimit import client_address
 from ranvier.requester import UserRequester
+from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.tokens import AccessTokens
 
 
@@ -27,8 +28,9 @@ def unknown_token(*, soft_logout: bool = False) -> MatrixError:
 
 
 class RequestAuthenticator:
-    def __init__(self, access_tokens: AccessTokens) -> None:
+    def __init__(self, access_tokens: AccessTokens, appservices: AppServiceRegistry) -> None:
         self._access_tokens = access_tokens
+        self._appservices = appservices
 
     async def require_user(
         self, request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False
