@@ -121,6 +121,8 @@ from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
 from ranvier.services.admin_users import AdminUserService
 from ranvier.services.appservice.client import AppServiceClient
+from ranvier.services.appservice.overview import log_registrations
+from ranvier.services.appservice.queries import AppServiceQueries
 from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
@@ -422,6 +424,7 @@ async def build_rooms(
     remote_aliases: RemoteDirectoryQuery,
     federation_client: FederationClient,
     keyring: Keyring,
+    appservice_queries: AppServiceQueries,
 ) -> Rooms:
     caches = config.caches
     loader = EventLoader(
@@ -457,6 +460,7 @@ async def build_rooms(
         config.server_name,
         require_membership=config.require_membership_for_aliases,
         remote=remote_aliases,
+        provider=appservice_queries.ask_for_alias,
     )
     sending = EventSendingService(sender)
     sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
@@ -466,6 +470,9 @@ async def build_rooms(
 
     async def user_status(user_id: str) -> tuple[bool, bool]:
         user = await users.get_user(user_id)
+        if user is None and await appservice_queries.ensure_user_known(user_id):
+            # another server invites a bridge's puppet: its service may create it now
+            user = await users.get_user(user_id)
         return user is not None, user is not None and user.deactivated
 
     invites = InviteService(
@@ -501,6 +508,8 @@ async def build_rooms(
         profile_of,
         remote_memberships=remote_memberships,
         remote_joins=remote_joins,
+        local_alias=aliases.local_room_id,
+        user_provider=appservice_queries.ensure_user_known,
     )
     sending.add_state_follow_up("m.room.guest_access", membership.on_guest_access_changed)
     return Rooms(
@@ -1263,8 +1272,9 @@ class Homeserver:
             *user_reports_api.UserReportEndpoints(auth, moderation.user_reports).routes(),
             *admin_suspension_api.AccountModerationEndpoints(auth, moderation.suspensions).routes(),
             *voip_api.VoipEndpoints(auth, config).routes(),
-            # no application services yet: no protocols, nothing found
-            *thirdparty_api.ThirdPartyEndpoints(auth, ThirdPartyLookup()).routes(),
+            *thirdparty_api.ThirdPartyEndpoints(
+                auth, ThirdPartyLookup(self.appservices.registry, self.appservices.client)
+            ).routes(),
             *login_token_api.LoginTokenEndpoints(
                 auth,
                 self.accounts.login,
@@ -1434,7 +1444,15 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     remote = RemoteQueries(federation.client)
     keyring = build_keyring(config, database, signing_key, federation.client)
     rooms = await build_rooms(
-        config, database, signing_key, remote.directory, federation.client, keyring
+        config,
+        database,
+        signing_key,
+        remote.directory,
+        federation.client,
+        keyring,
+        AppServiceQueries(
+            appservices.registry, appservices.client, accounts.users, config.server_name
+        ),
     )
     user_data = build_user_data(config, database, rooms.membership.shares_room, remote.profile)
     user_data.profiles.on_change(rooms.membership.on_profile_change)
@@ -1587,6 +1605,7 @@ async def serve(
     warning = key_server_warning(config)
     if warning is not None:
         logger.warning("%s", warning)
+    log_registrations(config.appservices)
     homeserver = await create_homeserver(config)
     try:
         hold = await hold_for_server(homeserver.database)

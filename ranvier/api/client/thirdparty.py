@@ -36,11 +36,10 @@ class ThirdPartyEndpoints:
 
     async def get_protocol(self, request: web.Request) -> web.Response:
         await self._auth.require_user(request, allow_guest=True)
-        protocol = request.match_info["protocol"]
-        protocols = await self._lookup.protocols()
-        if protocol not in protocols:
+        metadata = await self._lookup.protocol(request.match_info["protocol"])
+        if metadata is None:
             raise MatrixError(404, "M_NOT_FOUND", "Unknown protocol")
-        return json_response(protocols[protocol])
+        return json_response(metadata)
 
     async def get_locations(self, request: web.Request) -> web.Response:
         return await self._query(request, "location")

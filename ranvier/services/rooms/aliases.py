@@ -31,6 +31,14 @@ MAX_ALIAS_LENGTH = 255
 # MatrixError to answer (services/federation/queries.py asks with /query/directory)
 RemoteDirectoryQuery = Callable[[str], Awaitable[tuple[str, list[str]]]]
 
+# a local alias nobody created -> whether an application service whose namespace it is in
+# says it has just created it (services/appservice/queries.py asks them)
+AliasProvider = Callable[[str], Awaitable[bool]]
+
+
+async def no_alias_provider(_alias: str) -> bool:
+    return False
+
 
 @dataclass(frozen=True)
 class RoomAlias:
@@ -65,6 +73,7 @@ class AliasService:
         *,
         require_membership: bool,
         remote: RemoteDirectoryQuery,
+        provider: AliasProvider = no_alias_provider,
     ) -> None:
         self._db = db
         self._sender = sender
@@ -72,6 +81,7 @@ class AliasService:
         self._server_name = server_name
         self._require_membership = require_membership
         self._remote = remote
+        self._provider = provider
 
     async def create(self, requester: UserRequester, alias_text: str, room_id: str) -> None:
         """PUT /directory/room/{roomAlias}"""
@@ -114,10 +124,18 @@ class AliasService:
         return await self._resolve_local(alias)
 
     async def _resolve_local(self, alias: RoomAlias) -> tuple[str, list[str]]:
-        room_id = await alias_store.get_alias(self._db, str(alias))
+        room_id = await self.local_room_id(str(alias))
         if room_id is None:
             raise MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found")
         return room_id, await self._with_joined_servers(room_id, [self._server_name])
+
+    async def local_room_id(self, alias: str) -> str | None:
+        """The room a local alias points at; if none, the one an application service
+        creates for it when asked (spec: application-service-api "Querying")."""
+        room_id = await alias_store.get_alias(self._db, alias)
+        if room_id is None and await self._provider(alias):
+            room_id = await alias_store.get_alias(self._db, alias)
+        return room_id
 
     async def _with_joined_servers(self, room_id: str, servers: Sequence[str]) -> list[str]:
         members = await state_store.get_members(self._db, room_id)

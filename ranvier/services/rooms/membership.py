@@ -43,6 +43,19 @@ AUTHORISING_USER = "join_authorised_via_users_server"
 # (displayname, avatar_url) of a user, for their member events
 ProfileLookup = Callable[[str], Awaitable[tuple[str | None, str | None]]]
 
+# a local alias -> the room it points at, or None (AliasService.local_room_id, which also
+# asks the application service whose namespace the alias is in)
+LocalAliasLookup = Callable[[str], Awaitable[str | None]]
+
+# a user about to be invited -> whether they exist, once any application service whose
+# namespace holds an unregistered local user was asked to create them
+# (services/appservice/queries.py)
+UserProvider = Callable[[str], Awaitable[bool]]
+
+
+async def _everyone_exists(_user_id: str) -> bool:
+    return True
+
 
 class RemoteMembershipHandler(Protocol):
     """Membership changes of our users that go through other servers
@@ -98,8 +111,12 @@ class MembershipService:
         profile_lookup: ProfileLookup,
         remote_memberships: RemoteMembershipHandler | None = None,
         remote_joins: RemoteJoinHandler | None = None,
+        local_alias: LocalAliasLookup | None = None,
+        user_provider: UserProvider = _everyone_exists,
     ) -> None:
         self._sender = sender
+        self._local_alias = local_alias or (lambda alias: alias_store.get_alias(self._db, alias))
+        self._user_provider = user_provider
         self._remote_joins = remote_joins
         # invites of other servers' users, and memberships in rooms this server is not in
         self._remote = remote_memberships
@@ -134,7 +151,7 @@ class MembershipService:
                     f"{room_id_or_alias} is an alias on another server; "
                     "remote rooms need federation, which this server does not have yet"
                 )
-            room_id = await alias_store.get_alias(self._db, room_id_or_alias)
+            room_id = await self._local_alias(room_id_or_alias)
             if room_id is None:
                 raise not_found(f"Room alias {room_id_or_alias} not found")
             return room_id
@@ -403,6 +420,10 @@ class MembershipService:
                 raise forbidden(f"{target} is banned from the room")
             if current.membership == "join":
                 raise forbidden(f"{target} is already in the room")
+        if remote is None:
+            # spec: application-service-api "Querying" - as Synapse, the invite goes ahead
+            # whatever the service answers
+            await self._user_provider(target)
         content = await self._content_with_profile("invite", target, reason)
         if is_direct:
             content["is_direct"] = True
