@@ -124,6 +124,8 @@ from ranvier.services.appservice.client import AppServiceClient
 from ranvier.services.appservice.overview import log_registrations
 from ranvier.services.appservice.queries import AppServiceQueries
 from ranvier.services.appservice.registry import AppServiceRegistry
+from ranvier.services.appservice.room_list import AppServiceRoomList
+from ranvier.services.appservice.users import AppServiceUsers
 from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
@@ -282,6 +284,8 @@ class Accounts:
     login: LoginService
     devices: DeviceService
     accounts: AccountService
+    # the accounts application services act as and register
+    appservice_users: AppServiceUsers
 
 
 @dataclass(frozen=True)
@@ -307,13 +311,16 @@ def build_accounts(
     device_store = DeviceStore(database)
     access_tokens = AccessTokens(tokens, device_store)
     users.on_user_changed(access_tokens.invalidate_user)
+    if appservices is None:
+        appservices = AppServiceRegistry(config.appservices)
+    appservice_users = AppServiceUsers(appservices, users, device_store, config.server_name)
     hasher = PasswordHasher(config.password_config)
     device_service = DeviceService(device_store, tokens, access_tokens)
     login_service = LoginService(config, users, tokens, access_tokens, device_service, hasher)
     uia = UserInteractiveAuth(UIAuthStore(database))
     uia.register_stage(PASSWORD, PasswordStage(login_service))
     account_service = AccountService(
-        config, users, hasher, login_service, device_service, access_tokens
+        config, users, hasher, login_service, device_service, access_tokens, appservices
     )
     return Accounts(
         users=users,
@@ -321,12 +328,15 @@ def build_accounts(
         hasher=hasher,
         auth=RequestAuthenticator(
             access_tokens,
-            AppServiceRegistry(config.appservices) if appservices is None else appservices,
+            appservices,
+            appservice_users,
+            track_appservice_user_ips=config.track_appservice_user_ips,
         ),
         uia=uia,
         login=login_service,
         devices=device_service,
         accounts=account_service,
+        appservice_users=appservice_users,
     )
 
 
@@ -408,6 +418,8 @@ class Rooms:
     user_directory: UserDirectoryService
     aliases: AliasService
     public_rooms: PublicRoomsService
+    # the rooms application services publish in their networks' directories
+    appservice_room_list: AppServiceRoomList
     spaces: SpaceHierarchyService
     relations: RelationsService
     reading: RoomReadingService
@@ -425,6 +437,7 @@ async def build_rooms(
     federation_client: FederationClient,
     keyring: Keyring,
     appservice_queries: AppServiceQueries,
+    appservices: AppServiceRegistry,
 ) -> Rooms:
     caches = config.caches
     loader = EventLoader(
@@ -460,6 +473,7 @@ async def build_rooms(
         config.server_name,
         require_membership=config.require_membership_for_aliases,
         remote=remote_aliases,
+        appservices=appservices,
         provider=appservice_queries.ask_for_alias,
     )
     sending = EventSendingService(sender)
@@ -512,6 +526,7 @@ async def build_rooms(
         user_provider=appservice_queries.ensure_user_known,
     )
     sending.add_state_follow_up("m.room.guest_access", membership.on_guest_access_changed)
+    appservice_room_list = AppServiceRoomList(database)
     return Rooms(
         sender=sender,
         membership=membership,
@@ -532,9 +547,11 @@ async def build_rooms(
             access,
             config.server_name,
             federation_client,
+            appservice_room_list,
             enable_room_list_search=config.enable_room_list_search,
             allow_over_federation=config.allow_public_rooms_over_federation,
         ),
+        appservice_room_list=appservice_room_list,
         spaces=SpaceHierarchyService(
             database, sender, loader, federation_client, config.server_name, aliases.resolve
         ),
@@ -1289,9 +1306,16 @@ class Homeserver:
         server_name = self.config.server_name
         return [
             *register.RegisterEndpoints(
-                a.auth, a.accounts, a.uia, server_name, self.ratelimiters.registration
+                a.auth,
+                a.accounts,
+                a.uia,
+                server_name,
+                self.ratelimiters.registration,
+                a.appservice_users,
             ).routes(),
-            *login.LoginEndpoints(a.auth, a.login, server_name, self.ratelimiters).routes(),
+            *login.LoginEndpoints(
+                a.auth, a.login, server_name, self.ratelimiters, a.appservice_users
+            ).routes(),
             *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
             *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),
         ]
@@ -1344,6 +1368,7 @@ class Homeserver:
             *directory_api.RoomDirectoryEndpoints(
                 auth,
                 rooms.public_rooms,
+                rooms.appservice_room_list,
                 allow_public_rooms_without_auth=self.config.allow_public_rooms_without_auth,
             ).routes(),
         ]
@@ -1439,6 +1464,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     updater = BackgroundUpdater(database)
     appservices = build_appservices(config)
     accounts = build_accounts(config, database, appservices.registry)
+    # a service acts as its sender without registering it
+    await accounts.appservice_users.ensure_senders()
     federation = build_federation(config, database, signing_key)
     # the client API's lookups of other servers' profiles and aliases ask those servers
     remote = RemoteQueries(federation.client)
@@ -1453,6 +1480,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         AppServiceQueries(
             appservices.registry, appservices.client, accounts.users, config.server_name
         ),
+        appservices.registry,
     )
     user_data = build_user_data(config, database, rooms.membership.shares_room, remote.profile)
     user_data.profiles.on_change(rooms.membership.on_profile_change)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.clock import now_ms
+from ranvier.config.appservices import AppService
 from ranvier.errors import MatrixError
 from ranvier.http.auth import access_token
 from ranvier.http.ratelimit import client_address
 from ranvier.requester import UserRequester
 from ranvier.services.appservice.registry import AppServiceRegistry
+from ranvier.services.appservice.users import AppServiceUsers
 from ranvier.services.tokens import AccessTokens
 
 
@@ -27,10 +29,23 @@ def unknown_token(*, soft_logout: bool = False) -> MatrixError:
     return MatrixError(401, "M_UNKNOWN_TOKEN", "Unknown access token")
 
 
+# spec: application-service-api "Identity assertion"; the unstable name of MSC3202 first
+DEVICE_ID_PARAMS = ("device_id", "org.matrix.msc3202.device_id")
+
+
 class RequestAuthenticator:
-    def __init__(self, access_tokens: AccessTokens, appservices: AppServiceRegistry) -> None:
+    def __init__(
+        self,
+        access_tokens: AccessTokens,
+        appservices: AppServiceRegistry,
+        appservice_users: AppServiceUsers,
+        *,
+        track_appservice_user_ips: bool,
+    ) -> None:
         self._access_tokens = access_tokens
         self._appservices = appservices
+        self._appservice_users = appservice_users
+        self._track_appservice_user_ips = track_appservice_user_ips
 
     async def require_user(
         self, request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False
@@ -39,6 +54,9 @@ class RequestAuthenticator:
         token = access_token(request)
         if token is None:
             raise missing_token()
+        service = self._appservices.by_token(token)
+        if service is not None:
+            return await self._as_service(request, service)
         info = await self._access_tokens.lookup(token)
         if info is None or info.deactivated:
             raise unknown_token()
@@ -63,6 +81,47 @@ class RequestAuthenticator:
             is_guest=info.is_guest,
             is_admin=info.admin,
             access_token_id=info.id,
+        )
+
+    def appservice(self, request: web.Request) -> AppService:
+        """The application service whose as_token the request carries, from an address its
+        `ip_range_whitelist` allows; 401 otherwise (a user's token included)."""
+        token = access_token(request)
+        if token is None:
+            raise missing_token()
+        service = self._appservices.by_token(token)
+        if service is None or not service.allows_address(client_address(request)):
+            raise unknown_token()
+        return service
+
+    def appservice_or_none(self, request: web.Request) -> AppService | None:
+        """The service if the request carries a valid as_token, else None (no token, or a
+        user's): for endpoints where a service's request means something else."""
+        token = access_token(request)
+        if token is None or self._appservices.by_token(token) is None:
+            return None
+        return self.appservice(request)
+
+    async def _as_service(self, request: web.Request, service: AppService) -> UserRequester:
+        if not service.allows_address(client_address(request)):
+            raise unknown_token()
+        device_ids = [
+            value for param in DEVICE_ID_PARAMS for value in request.query.getall(param, [])
+        ]
+        user_id, is_admin = await self._appservice_users.acting_user(
+            service, request.query.get("user_id"), device_ids[0] if device_ids else None
+        )
+        device_id = device_ids[0] if device_ids else None
+        if self._track_appservice_user_ips:
+            self.record_seen(request, user_id, device_id)
+        return UserRequester(
+            user_id=user_id,
+            device_id=device_id,
+            # a service acts for real accounts: never refused as a guest
+            is_guest=False,
+            is_admin=is_admin,
+            access_token_id=None,
+            app_service=service,
         )
 
     def record_seen(self, request: web.Request, user_id: str, device_id: str | None) -> None:

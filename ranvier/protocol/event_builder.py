@@ -40,6 +40,9 @@ class EventTemplate:
     state_key: str | None = None
     # for m.room.redaction: top-level before room version 11, in content from 11 on
     redacts: str | None = None
+    # None: now. An application service may set it (spec: application-service-api
+    # "Timestamp massaging"); the event's place in the DAG does not change
+    origin_server_ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
 from ranvier.errors import MatrixError
+from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.devices import DeviceService
 from ranvier.services.login import LoginService, Session
 from ranvier.services.passwords import PasswordHasher
@@ -58,8 +59,10 @@ class AccountService:
         login: LoginService,
         devices: DeviceService,
         access_tokens: AccessTokens,
+        appservices: AppServiceRegistry,
     ) -> None:
         self._config = config
+        self._appservices = appservices
         self._users = users
         self._hasher = hasher
         self._login = login
@@ -87,9 +90,18 @@ class AccountService:
         if len(self.user_id(localpart).encode()) > MAX_USER_ID_BYTES:
             raise invalid_username(f"User ID may not be longer than {MAX_USER_ID_BYTES} bytes")
 
+    def check_not_reserved(self, localpart: str) -> None:
+        """400 M_EXCLUSIVE for a user ID an application service holds exclusively: only
+        that service may register it (spec: application-service-api)."""
+        if self._appservices.exclusive_owner_of_user(self.user_id(localpart)) is not None:
+            raise MatrixError(
+                400, "M_EXCLUSIVE", "This user ID is reserved by an application service."
+            )
+
     async def check_available(self, localpart: str) -> None:
         """400 M_INVALID_USERNAME or M_USER_IN_USE unless `localpart` could be registered."""
         self.validate_localpart(localpart)
+        self.check_not_reserved(localpart)
         if self._config.inhibit_user_in_use_error:
             return
         if await self._users.user_exists_case_insensitive(self.user_id(localpart)):
@@ -179,6 +191,7 @@ class AccountService:
             user_id = await self._create_generated(password_hash, guest=False)
         else:
             self.validate_localpart(localpart)
+            self.check_not_reserved(localpart)
             user_id = self.user_id(localpart)
             if await self._users.user_exists_case_insensitive(user_id):
                 raise user_in_use()

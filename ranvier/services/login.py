@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 PASSWORD_LOGIN = "m.login.password"
 TOKEN_LOGIN = "m.login.token"
+# spec: application-service-api - a service logs in as its users with its as_token
+APPSERVICE_LOGIN = "m.login.application_service"
 
 
 def invalid_credentials() -> MatrixError:
@@ -93,7 +95,7 @@ class LoginService:
         return config.enabled is not False and config.localdb_enabled
 
     def login_types(self) -> list[str]:
-        types = [TOKEN_LOGIN]
+        types = [TOKEN_LOGIN, APPSERVICE_LOGIN]
         if self.password_login_enabled:
             types.insert(0, PASSWORD_LOGIN)
         return types

@@ -60,6 +60,28 @@ def password_credentials(body: dict[str, Any]) -> PasswordCredentials:
     return PasswordCredentials(user=user, password=fields.password)
 
 
+class _UserFields(RequestBody):
+    identifier: _UserIdentifier | None = None
+    user: str | None = None
+
+
+def appservice_login_user(body: dict[str, Any]) -> str:
+    """The user an m.login.application_service login names (an m.id.user identifier, or
+    the deprecated top-level `user`)."""
+    fields = validate_body(body, _UserFields)
+    if fields.identifier is not None:
+        if fields.identifier.type != USER_IDENTIFIER:
+            raise MatrixError(
+                400, "M_UNKNOWN", f"Unsupported identifier type {fields.identifier.type!r}"
+            )
+        user = fields.identifier.user
+    else:
+        user = fields.user
+    if not user:
+        raise MatrixError(400, "M_MISSING_PARAM", "Missing the user to log in as")
+    return user
+
+
 def login_token(body: dict[str, Any]) -> str:
     return validate_body(body, _TokenFields).token
 

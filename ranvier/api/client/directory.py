@@ -10,7 +10,8 @@ from pydantic import Field
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import RequestBody, json_response, read_body
-from ranvier.http.params import query_int, query_string
+from ranvier.http.params import query_bool, query_int, query_string
+from ranvier.services.appservice.room_list import AppServiceRoomList
 from ranvier.services.rooms.aliases import AliasService
 from ranvier.services.rooms.public_rooms import PublicRoomsQuery, PublicRoomsService
 
@@ -94,17 +95,23 @@ class RoomDirectoryEndpoints:
         self,
         auth: RequestAuthenticator,
         public_rooms: PublicRoomsService,
+        network_lists: AppServiceRoomList,
         *,
         allow_public_rooms_without_auth: bool,
     ) -> None:
         self._auth = auth
         self._public_rooms = public_rooms
+        self._network_lists = network_lists
         self._allow_without_auth = allow_public_rooms_without_auth
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get(CLIENT + "/directory/list/room/{roomId}", self.get_visibility),
             web.put(CLIENT + "/directory/list/room/{roomId}", self.set_visibility),
+            web.put(
+                CLIENT + "/directory/list/appservice/{networkId}/{roomId}",
+                self.set_network_visibility,
+            ),
             web.get(CLIENT + "/publicRooms", self.get_public_rooms),
             web.post(CLIENT + "/publicRooms", self.query_public_rooms),
         ]
@@ -123,6 +130,18 @@ class RoomDirectoryEndpoints:
         await self._public_rooms.set_visibility(requester, request.match_info["roomId"], visibility)
         return json_response({})
 
+    async def set_network_visibility(self, request: web.Request) -> web.Response:
+        """PUT /_matrix/client/v3/directory/list/appservice/{networkId}/{roomId}"""
+        requester = await self._auth.require_user(request)
+        body = await read_body(request, _VisibilityBody, bad_value="M_INVALID_PARAM")
+        await self._network_lists.set_visibility(
+            requester,
+            request.match_info["networkId"],
+            request.match_info["roomId"],
+            body.visibility,
+        )
+        return json_response({})
+
     async def get_public_rooms(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/publicRooms"""
         if not self._allow_without_auth:
@@ -132,6 +151,9 @@ class RoomDirectoryEndpoints:
                 limit=query_int(request, "limit", 0),
                 since=query_string(request, "since"),
                 server=query_string(request, "server"),
+                # not in the spec's GET, but Synapse reads them there too
+                include_all_networks=query_bool(request, "include_all_networks") is True,
+                third_party_instance_id=query_string(request, "third_party_instance_id"),
             )
         )
         return json_response(page)

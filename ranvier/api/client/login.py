@@ -6,11 +6,22 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
-from ranvier.api.client.credentials import login_token, password_credentials
+from ranvier.api.client.credentials import (
+    appservice_login_user,
+    login_token,
+    password_credentials,
+)
 from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
 from ranvier.http.ratelimit import Ratelimiters, client_address
-from ranvier.services.login import PASSWORD_LOGIN, TOKEN_LOGIN, LoginService, LoginToken
+from ranvier.services.appservice.users import AppServiceUsers
+from ranvier.services.login import (
+    APPSERVICE_LOGIN,
+    PASSWORD_LOGIN,
+    TOKEN_LOGIN,
+    LoginService,
+    LoginToken,
+)
 from ranvier.services.uia import PasswordCredentials
 
 CLIENT = "/_matrix/client/v3"
@@ -34,9 +45,11 @@ class LoginEndpoints:
         login: LoginService,
         server_name: str,
         ratelimiters: Ratelimiters,
+        appservice_users: AppServiceUsers,
     ) -> None:
         self._auth = auth
         self._login = login
+        self._appservice_users = appservice_users
         self._server_name = server_name
         self._limits = ratelimiters
 
@@ -58,9 +71,11 @@ class LoginEndpoints:
     async def login(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/login"""
         raw = await read_json_object(request)
+        body = validate_body(raw, _LoginBody)
+        if body.type == APPSERVICE_LOGIN:
+            return await self._login_for_appservice(request, raw, body)
         # rc_login.address: every attempt from one IP
         self._limits.login_address.check(client_address(request))
-        body = validate_body(raw, _LoginBody)
         credentials: PasswordCredentials | LoginToken
         if body.type == PASSWORD_LOGIN:
             credentials = password_credentials(raw)
@@ -91,6 +106,22 @@ class LoginEndpoints:
                 self._limits.login_failed_attempts.record(account)
             raise
         self._limits.login_account.record(session.user_id.lower())
+        self._auth.record_seen(request, session.user_id, session.device_id)
+        return json_response(session.response(self._server_name))
+
+    async def _login_for_appservice(
+        self, request: web.Request, raw: dict[str, object], body: _LoginBody
+    ) -> web.Response:
+        """A service logging in as a user of its namespace: its as_token is the credential
+        (spec: application-service-api "Server admin style permissions")."""
+        service = self._auth.appservice(request)
+        user_id = await self._appservice_users.check_login(service, appservice_login_user(raw))
+        session = await self._login.start_session(
+            user_id,
+            body.device_id,
+            body.initial_device_display_name,
+            refresh=body.refresh_token,
+        )
         self._auth.record_seen(request, session.user_id, session.device_id)
         return json_response(session.response(self._server_name))
 

@@ -6,10 +6,12 @@ from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.credentials import stage_auth, user_interactive_auth
+from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.http.params import query_choice, required_query_string
 from ranvier.http.ratelimit import Ratelimiter, client_address
 from ranvier.services.accounts import AccountService, Registered
+from ranvier.services.appservice.users import AppServiceUsers
 from ranvier.services.uia import UserInteractiveAuth
 
 REGISTER = "/_matrix/client/v3/register"
@@ -17,6 +19,8 @@ REGISTER = "/_matrix/client/v3/register"
 PASSWORD_HASH = "password_hash"
 # where a completed registration session keeps the user it registered, for retries
 REGISTERED_USER_ID = "registered_user_id"
+# spec: application-service-api "Server admin style permissions"
+APPSERVICE_REGISTRATION = "m.login.application_service"
 
 
 class _RegisterBody(RequestBody):
@@ -30,6 +34,17 @@ class _RegisterBody(RequestBody):
     guest_access_token: str | None = None
 
 
+class _AppServiceRegisterBody(RequestBody):
+    type: str
+    username: str | None = None
+    # the name older services send, as Synapse still reads it
+    user: str | None = None
+    device_id: str | None = None
+    initial_device_display_name: str | None = None
+    inhibit_login: bool = False
+    refresh_token: bool = False
+
+
 class RegisterEndpoints:
     def __init__(
         self,
@@ -38,9 +53,11 @@ class RegisterEndpoints:
         uia: UserInteractiveAuth,
         server_name: str,
         ratelimiter: Ratelimiter,
+        appservice_users: AppServiceUsers,
     ) -> None:
         self._auth = auth
         self._accounts = accounts
+        self._appservice_users = appservice_users
         self._uia = uia
         self._server_name = server_name
         # rc_registration, per client IP; only accounts actually created count, so the
@@ -56,6 +73,16 @@ class RegisterEndpoints:
     async def register(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/register"""
         raw = await read_json_object(request)
+        if raw.get("type") == APPSERVICE_REGISTRATION:
+            return await self._register_for_appservice(request, raw)
+        if self._auth.appservice_or_none(request) is not None:
+            # as Synapse: a service registers its users with its own type only
+            raise MatrixError(
+                400,
+                "M_UNKNOWN",
+                "An access token should not be provided on requests to /register "
+                f"(except if type is {APPSERVICE_REGISTRATION})",
+            )
         address = client_address(request)
         self._ratelimiter.check(address, update=False)
         kind = query_choice(request, "kind", "user", ("user", "guest"))
@@ -129,6 +156,26 @@ class RegisterEndpoints:
         self._ratelimiter.record(address)
         await self._uia.operation_completed(auth, remember={REGISTERED_USER_ID: registered.user_id})
         self._record_seen(request, registered)
+        return json_response(registered.response(self._server_name))
+
+    async def _register_for_appservice(
+        self, request: web.Request, raw: dict[str, object]
+    ) -> web.Response:
+        """A service registering a user of its namespace: no flows, no password, and open
+        even with `enable_registration: false`."""
+        service = self._auth.appservice(request)
+        body = validate_body(raw, _AppServiceRegisterBody)
+        localpart = body.username if body.username is not None else body.user
+        if localpart is None:
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing 'username'")
+        user_id = await self._appservice_users.register(service, localpart)
+        registered = await self._accounts.log_in_registered(
+            user_id,
+            device_id=body.device_id,
+            display_name=body.initial_device_display_name,
+            inhibit_login=body.inhibit_login,
+            refresh=body.refresh_token,
+        )
         return json_response(registered.response(self._server_name))
 
     def _record_seen(self, request: web.Request, registered: Registered) -> None:

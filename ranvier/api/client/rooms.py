@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import Field
 
 from ranvier.api.authentication import RequestAuthenticator
+from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_body, read_json_object
 from ranvier.http.ratelimit import Ratelimiters
 from ranvier.requester import UserRequester
@@ -20,6 +21,23 @@ from ranvier.services.rooms.room_creation import (
 )
 
 CLIENT = "/_matrix/client/v3"
+# the largest origin_server_ts the spec allows: canonical JSON's integer range
+MAX_TIMESTAMP = 2**53 - 1
+
+
+def massaged_timestamp(request: web.Request, requester: UserRequester) -> int | None:
+    """The `ts` an application service gives its send (spec: application-service-api
+    "Timestamp massaging"); None for anyone else, whose `ts` is ignored as Synapse does."""
+    if requester.app_service is None:
+        return None
+    value = request.query.get("ts")
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) > MAX_TIMESTAMP:
+        raise MatrixError(
+            400, "M_INVALID_PARAM", "'ts' must be a timestamp in milliseconds since the epoch"
+        )
+    return int(value)
 
 
 class _InitialStateBody(RequestBody):
@@ -105,6 +123,7 @@ class RoomEndpoints:
             request.match_info["eventType"],
             content,
             request.match_info["txnId"],
+            origin_server_ts=massaged_timestamp(request, requester),
         )
         return json_response({"event_id": event.event_id})
 
@@ -119,5 +138,6 @@ class RoomEndpoints:
             request.match_info["eventType"],
             request.match_info.get("stateKey", ""),
             content,
+            origin_server_ts=massaged_timestamp(request, requester),
         )
         return json_response({"event_id": event.event_id})

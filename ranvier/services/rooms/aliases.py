@@ -15,6 +15,7 @@ from typing import Any
 from ranvier.errors import MatrixError
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.requester import UserRequester
+from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.rooms.room_access import CANONICAL_ALIAS, RoomAccess
 from ranvier.services.rooms.room_creation import is_valid_alias_localpart
 from ranvier.services.rooms.sender import RoomEventSender, RoomNotFound
@@ -73,8 +74,10 @@ class AliasService:
         *,
         require_membership: bool,
         remote: RemoteDirectoryQuery,
+        appservices: AppServiceRegistry,
         provider: AliasProvider = no_alias_provider,
     ) -> None:
+        self._appservices = appservices
         self._db = db
         self._sender = sender
         self._access = access
@@ -92,8 +95,14 @@ class AliasService:
             )
         if not isinstance(room_id, str) or not room_id.startswith("!"):
             raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID")
-        # admins may alias rooms they are not in, as in Synapse
-        if self._require_membership and not requester.is_admin:
+        self._check_alias_namespace(requester, str(alias))
+        # admins may alias rooms they are not in, as in Synapse, and so may a service in
+        # its namespace (spec: application-service-api "Server admin style permissions")
+        if (
+            self._require_membership
+            and not requester.is_admin
+            and requester.app_service is None
+        ):
             if not await self._access.is_joined(room_id, requester.user_id):
                 raise MatrixError(403, "M_FORBIDDEN", "You must be in the room to alias it")
         elif not await self._access.room_exists(room_id):
@@ -103,6 +112,23 @@ class AliasService:
         except alias_store.AliasInUse:
             # spec: directory.yaml PUT - 409 when the alias exists
             raise MatrixError(409, "M_ROOM_IN_USE", f"Room alias {alias} already exists") from None
+
+    def _check_alias_namespace(self, requester: UserRequester, alias: str) -> None:
+        """400 M_EXCLUSIVE, as Synapse answers: a service may create or delete aliases of
+        its own namespace only; anyone else none that a service holds exclusively."""
+        service = requester.app_service
+        if service is not None:
+            if not service.is_alias_in_namespace(alias):
+                raise MatrixError(
+                    400,
+                    "M_EXCLUSIVE",
+                    "This application service has not reserved this kind of alias.",
+                )
+            return
+        if self._appservices.exclusive_owner_of_alias(alias) is not None:
+            raise MatrixError(
+                400, "M_EXCLUSIVE", "This alias is reserved by an application service."
+            )
 
     async def resolve(self, alias_text: str) -> tuple[str, list[str]]:
         """GET /directory/room/{roomAlias}: (room_id, servers that know the room)."""
@@ -155,10 +181,14 @@ class AliasService:
             record = await alias_store.get_alias_record(self._db, str(alias))
         if record is None:
             raise MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found")
-        if record.creator != requester.user_id and not await self._access.can_edit_directory(
-            requester, record.room_id
+        # a service manages the aliases of its namespace whoever created them
+        if (
+            requester.app_service is None
+            and record.creator != requester.user_id
+            and not await self._access.can_edit_directory(requester, record.room_id)
         ):
             raise MatrixError(403, "M_FORBIDDEN", "You don't have permission to delete the alias")
+        self._check_alias_namespace(requester, str(alias))
         room_id = await alias_store.delete_alias(self._db, str(alias))
         if room_id is None:
             # deleted by someone else since the lookup

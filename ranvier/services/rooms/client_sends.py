@@ -54,14 +54,19 @@ class EventSendingService:
         event_type: str,
         content: dict[str, Any],
         txn_id: str,
+        *,
+        origin_server_ts: int | None = None,
     ) -> Event:
-        """PUT /rooms/{roomId}/send/{eventType}/{txnId}: idempotent per device and txn ID."""
+        """PUT /rooms/{roomId}/send/{eventType}/{txnId}: idempotent per device and txn ID.
+        `origin_server_ts`: an application service's `ts`, else now."""
         if event_type == TOMBSTONE_EVENT:
             # as Synapse: a tombstone is only meaningful as the room's state
             raise MatrixError(400, "M_BAD_JSON", "m.room.tombstone must be sent as a state event")
         for validator in self._message_validators:
             await validator(requester, room_id, event_type, content)
-        template = EventTemplate(event_type, requester.user_id, content, room_id)
+        template = EventTemplate(
+            event_type, requester.user_id, content, room_id, origin_server_ts=origin_server_ts
+        )
         endpoint = f"send/{room_id}/{event_type}"
         return await self.send(template, txn=self.txn(requester, endpoint, txn_id))
 
@@ -72,6 +77,8 @@ class EventSendingService:
         event_type: str,
         state_key: str,
         content: dict[str, Any],
+        *,
+        origin_server_ts: int | None = None,
     ) -> Event:
         if (
             event_type == MEMBERSHIP_EVENT
@@ -91,7 +98,14 @@ class EventSendingService:
             # as Synapse: setting the state it already has, as its sender, changes nothing
             # and answers with the event there (SyTest "Setting state twice is idempotent")
             return existing
-        template = EventTemplate(event_type, requester.user_id, content, room_id, state_key)
+        template = EventTemplate(
+            event_type,
+            requester.user_id,
+            content,
+            room_id,
+            state_key,
+            origin_server_ts=origin_server_ts,
+        )
         event = await self.send(template)
         for follow_up in self._state_follow_ups.get(event_type, []):
             await follow_up(event)

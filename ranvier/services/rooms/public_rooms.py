@@ -26,6 +26,7 @@ from ranvier.federation.client import FederationRequests
 from ranvier.federation.errors import DestinationUnreachable, RemoteRequestFailed
 from ranvier.protocol.events import Event
 from ranvier.requester import UserRequester
+from ranvier.services.appservice.room_list import AppServiceRoomList, parse_instance_id
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.room_access import RoomAccess
 from ranvier.storage import rooms as room_store
@@ -196,11 +197,13 @@ class PublicRoomsService:
         access: RoomAccess,
         server_name: str,
         federation: FederationRequests,
+        network_lists: AppServiceRoomList,
         *,
         enable_room_list_search: bool,
         allow_over_federation: bool,
     ) -> None:
         self._db = db
+        self._network_lists = network_lists
         self._loader = loader
         self._access = access
         self._server_name = server_name
@@ -286,10 +289,29 @@ class PublicRoomsService:
         since = PageToken.decode(query.since) if query.since is not None else None
         limit = query.limit if query.limit else DEFAULT_LIMIT
         limit = min(limit, MAX_LIMIT)
-        if not self._enable_room_list_search or query.third_party_instance_id is not None:
-            # no application service networks are bridged yet: their lists are empty
+        network = (
+            parse_instance_id(query.third_party_instance_id)
+            if query.third_party_instance_id is not None
+            else None
+        )
+        if not self._enable_room_list_search:
             return {"chunk": [], "total_room_count_estimate": 0}
-        entries = await self._entries()
+        # as Synapse: the server's own directory alone, one service network's alone when
+        # named, or both with include_all_networks
+        if network is not None:
+            published = await self._network_lists.listed_rooms(network)
+        elif query.include_all_networks:
+            published = list(
+                dict(
+                    [
+                        *await room_store.get_published_rooms(self._db),
+                        *await self._network_lists.listed_rooms(None),
+                    ]
+                ).items()
+            )
+        else:
+            published = await room_store.get_published_rooms(self._db)
+        entries = await self._entries(published)
         entries = [
             entry
             for entry in entries
@@ -300,8 +322,7 @@ class PublicRoomsService:
         page["total_room_count_estimate"] = len(entries)
         return page
 
-    async def _entries(self) -> list[dict[str, Any]]:
-        published = await room_store.get_published_rooms(self._db)
+    async def _entries(self, published: list[tuple[str, int]]) -> list[dict[str, Any]]:
         state_ids = await state_store.get_current_state_ids_for_rooms(
             self._db, [room_id for room_id, _ in published], _ENTRY_STATE
         )

@@ -402,6 +402,7 @@ class RoomEventSender:
             current_state=auth_state,
             server_name=self.server_name,
             signing_key=self.signing_key,
+            origin_server_ts=template.origin_server_ts,
         )
         check_auth(event, auth_state, version)
         return event
