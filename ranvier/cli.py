@@ -157,6 +157,19 @@ def _parser() -> argparse.ArgumentParser:
     register_user.add_argument("--admin", action="store_true", help="make the user a server admin")
     register_user.set_defaults(func=_register_user)
 
+    appservices = _command(
+        commands,
+        "appservices",
+        "list the application services and how far behind each is",
+        "List the application services (bridges, bots) app_service_config_files registers, "
+        "with their namespaces, and from the database how many transactions each has not "
+        "acknowledged (and how old the oldest is) and how far its events stream is behind "
+        "the newest event. Read-only: the server may be running.",
+        "ranvier appservices -c homeserver.yaml",
+    )
+    _config_arg(appservices)
+    appservices.set_defaults(func=_appservices)
+
     _db_commands(commands)
     _media_commands(commands)
     return parser
@@ -379,6 +392,13 @@ def _register_user(args: argparse.Namespace) -> int:
             print(f"Cannot register {args.user}: {exc.error}", file=sys.stderr)
         return 1
     print(user_id)
+    return 0
+
+
+def _appservices(args: argparse.Namespace) -> int:
+    from ranvier.services.appservice import commands
+
+    print(commands.list_appservices(load_config(args.config_path)))
     return 0
 
 
