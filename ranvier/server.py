@@ -36,6 +36,7 @@ from ranvier.api.client import (
     versions,
 )
 from ranvier.api.client import account_data as account_data_api
+from ranvier.api.client import appservice_ping as appservice_ping_api
 from ranvier.api.client import capabilities as capabilities_api
 from ranvier.api.client import dehydrated_devices as dehydrated_devices_api
 from ranvier.api.client import directory as directory_api
@@ -121,10 +122,14 @@ from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
 from ranvier.services.admin_users import AdminUserService
 from ranvier.services.appservice.client import AppServiceClient
+from ranvier.services.appservice.ephemeral import EphemeralCollector, StreamSources
+from ranvier.services.appservice.interest import AppServiceInterest
 from ranvier.services.appservice.overview import log_registrations
+from ranvier.services.appservice.ping import AppServicePing
 from ranvier.services.appservice.queries import AppServiceQueries
 from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.appservice.room_list import AppServiceRoomList
+from ranvier.services.appservice.transactions import AppServiceTransactionSender
 from ranvier.services.appservice.users import AppServiceUsers
 from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
@@ -230,6 +235,7 @@ from ranvier.services.uia import PASSWORD, SESSION_LIFETIME_MS, UserInteractiveA
 from ranvier.services.user_directory import POPULATE_USER_DIRECTORY, UserDirectoryService
 from ranvier.services.user_reports import UserReportService
 from ranvier.storage.account_data import AccountDataStore
+from ranvier.storage.appservices import AppServiceStore, AppServiceStreams
 from ranvier.storage.background_updates import BackgroundUpdater
 from ranvier.storage.database import Database
 from ranvier.storage.dehydrated_devices import DehydratedDeviceStore
@@ -1014,6 +1020,63 @@ def build_media(
     )
 
 
+@dataclass(frozen=True)
+class AppServiceTransactions:
+    """What the homeserver pushes to application services: which events and rooms each
+    is interested in, and the loops that put them into transactions."""
+
+    interest: AppServiceInterest
+    sender: AppServiceTransactionSender
+
+
+def build_appservice_transactions(
+    database: Database,
+    appservices: AppServices,
+    accounts: Accounts,
+    rooms: Rooms,
+    ephemeral: Ephemeral,
+    e2ee: E2ee,
+    notifier: Notifier,
+    server_name: str,
+) -> AppServiceTransactions:
+    streams = AppServiceStreams(database)
+    interest = AppServiceInterest(streams, rooms.sender.loader, server_name)
+    typing = ephemeral.typing
+
+    async def devices_of(user_id: str) -> list[str]:
+        return [device.device_id for device in await accounts.devices.list_devices(user_id)]
+
+    collector = EphemeralCollector(
+        streams,
+        interest,
+        StreamSources(
+            receipts_position=ephemeral.receipts.current_position,
+            presence_position=ephemeral.presence.current_position,
+            to_device_position=ephemeral.to_device.current_position,
+            device_lists_position=e2ee.device_lists.current_position,
+            typing_position=typing.current_position,
+            typing_changed_since=typing.changed_since,
+            devices_of=devices_of,
+            key_counts=e2ee.device_lists.key_counts,
+        ),
+    )
+    positions = rooms.sender.positions
+    sender = AppServiceTransactionSender(
+        appservices.registry.all,
+        client=appservices.client,
+        store=AppServiceStore(database),
+        streams=streams,
+        interest=interest,
+        loader=rooms.sender.loader,
+        serializer=rooms.serializer,
+        events_position=lambda: positions.current,
+        ephemeral=collector,
+    )
+    # typing, receipts, presence, to-device and device lists wake the services sent them
+    notifier.listeners.append(sender.notify_stream)
+    return AppServiceTransactions(interest=interest, sender=sender)
+
+
 def connect_persist_listeners(
     config: HomeserverConfig,
     database: Database,
@@ -1023,10 +1086,13 @@ def connect_persist_listeners(
     notifier: Notifier,
     federation_sender: FederationSender | None,
     e2ee: E2ee,
+    appservice_transactions: AppServiceTransactions,
 ) -> None:
     """Who hears of each committed batch of room events, in order (PersistListeners)."""
     rooms.sender.listeners.connect(
         readable=[
+            # before any reader runs: which rooms a service has members in
+            appservice_transactions.interest.on_persisted,
             # forgets cached redaction lookups before a woken reader serves the redacted event
             rooms.redactions.on_persisted,
             RoomEventWakeups(database, notifier, rooms.sender.positions).on_persisted,
@@ -1042,6 +1108,8 @@ def connect_persist_listeners(
             *([federation_sender.notify_new_events] if federation_sender is not None else []),
             # other servers' users' device lists are kept only while we share a room
             e2ee.remote_device_lists.on_persisted,
+            # wakes the application services' loops, which never hold up the send
+            appservice_transactions.sender.notify_new_events,
         ],
     )
 
@@ -1142,6 +1210,7 @@ class Homeserver:
     moderation: Moderation
     keyring: Keyring
     appservices: AppServices
+    appservice_transactions: AppServiceTransactions
     url_previews: UrlPreviewService | None = None
     # the certificate of the listeners with `tls: true`, if there are any
     tls: ServerCertificate | None = None
@@ -1197,6 +1266,10 @@ class Homeserver:
                 self.accounts.auth, self.dehydrated_devices
             ).routes()
             route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
+            route_defs += appservice_ping_api.AppServicePingEndpoints(
+                self.accounts.auth,
+                AppServicePing(self.appservices.registry, self.appservices.client),
+            ).routes()
             route_defs += legacy_api.LegacyEndpoints(
                 self.accounts.auth,
                 LegacySyncService(
@@ -1420,6 +1493,7 @@ class Homeserver:
         await self.push.pushers.start()
         if self.federation.sender is not None:
             self.federation.sender.start()
+        self.appservice_transactions.sender.start()
         return bound
 
     async def stop(self) -> None:
@@ -1447,6 +1521,8 @@ class Homeserver:
         if self.federation.sender is not None:
             await self.federation.sender.stop()
         await self.federation.client.close()
+        # a transaction in flight is sent again, with the same ID, at the next start
+        await self.appservice_transactions.sender.stop()
         await self.appservices.client.close()
         if self.url_previews is not None:
             await self.url_previews.close()
@@ -1490,9 +1566,20 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     )
     push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
     e2ee = await build_e2ee(config, database, accounts, rooms, notifier, federation)
+    appservice_transactions = build_appservice_transactions(
+        database, appservices, accounts, rooms, ephemeral, e2ee, notifier, config.server_name
+    )
     # before the start-up work below that sends events (resuming a room deletion)
     connect_persist_listeners(
-        config, database, rooms, ephemeral, push, notifier, federation.sender, e2ee
+        config,
+        database,
+        rooms,
+        ephemeral,
+        push,
+        notifier,
+        federation.sender,
+        e2ee,
+        appservice_transactions,
     )
     # members keep their m.direct entries, tags and push rules in an upgraded room
     rooms.upgrades.on_upgraded.append(
@@ -1531,6 +1618,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         moderation=build_moderation(config, database, accounts, rooms, user_data),
         keyring=keyring,
         appservices=appservices,
+        appservice_transactions=appservice_transactions,
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
     )

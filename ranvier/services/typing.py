@@ -149,6 +149,15 @@ class TypingService:
                 self._room_id_to_typists[event.room_id].discard(event.state_key)
                 self._changed(event.room_id, event.state_key, typing=False)
 
+    def changed_since(self, position: int) -> dict[str, list[str]]:
+        """room_id -> who types there now, for the rooms whose typing set changed after
+        `position` (application services are pushed these)."""
+        return {
+            room_id: self.typing_in(room_id)
+            for room_id, changed_at in self._room_id_to_position.items()
+            if changed_at > position
+        }
+
     def typing_in(self, room_id: str) -> list[str]:
         return sorted(self._room_id_to_typists.get(room_id, ()))
 

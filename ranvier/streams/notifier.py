@@ -13,7 +13,7 @@ database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from cachetools import LRUCache
 
@@ -29,6 +29,9 @@ class Notifier:
         self._key_to_waiters: dict[str, set[asyncio.Event]] = {}
         self._key_to_positions: LRUCache[str, dict[str, int]] = LRUCache(remembered_keys)
         self._closed = False
+        # told of every notification, after the waiters: writers elsewhere that follow
+        # streams (the application service sender)
+        self.listeners: list[Callable[..., None]] = []
 
     @property
     def closed(self) -> bool:
@@ -44,6 +47,7 @@ class Notifier:
     def notify(
         self, stream: str, position: int, *, rooms: Iterable[str] = (), users: Iterable[str] = ()
     ) -> None:
+        rooms, users = tuple(rooms), tuple(users)
         for key in (*rooms, *users):
             positions = self._key_to_positions.get(key)
             if positions is None:
@@ -53,6 +57,8 @@ class Notifier:
                 positions[stream] = position
             for waiter in self._key_to_waiters.get(key, ()):
                 waiter.set()
+        for listener in self.listeners:
+            listener(stream, position, rooms=rooms, users=users)
 
     def _already_past(self, keys: Collection[str], since: SyncToken) -> bool:
         for key in keys:

@@ -39,6 +39,10 @@ class AppServiceAnswer:
     status: int | None
     body: Any = None
     error: str = ""
+    # the body as sent, for messages that quote it (a ping's M_BAD_STATUS)
+    text: str = ""
+    # unreachable because no answer came in time (rather than refused or broken)
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -76,9 +80,14 @@ class AppServiceClient:
         answer = await self._request(service, "GET", f"/rooms/{quote(alias, safe='')}")
         return answer.ok
 
-    async def ping(self, service: AppService, transaction_id: str | None) -> AppServiceAnswer:
+    async def ping(
+        self,
+        service: AppService,
+        transaction_id: str | None,
+        timeout: float = QUERY_TIMEOUT_SECONDS,
+    ) -> AppServiceAnswer:
         body = {} if transaction_id is None else {"transaction_id": transaction_id}
-        return await self._request(service, "POST", "/ping", body=body)
+        return await self._request(service, "POST", "/ping", body=body, timeout=timeout)
 
     async def protocol(self, service: AppService, protocol: str) -> AppServiceAnswer:
         return await self._request(
@@ -136,7 +145,7 @@ class AppServiceClient:
             logger.info(
                 "Application service %s: %s %s failed: %s", service.id, method, path, reason
             )
-            return AppServiceAnswer(None, error=reason)
+            return AppServiceAnswer(None, error=reason, timed_out=isinstance(exc, TimeoutError))
         try:
             parsed = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
@@ -149,7 +158,7 @@ class AppServiceClient:
             response.status,
             (time.monotonic() - started) * 1000,
         )
-        return AppServiceAnswer(response.status, parsed)
+        return AppServiceAnswer(response.status, parsed, text=raw.decode("utf-8", errors="replace"))
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
