@@ -245,3 +245,20 @@ def test_aliases_in_a_services_exclusive_namespace_are_its_own(
     assert delete_alias(server, irc_headers, irc_alias).status == 200
     gone = request("GET", server.url + CLIENT + f"/directory/room/{quote(irc_alias)}")
     assert_error(gone, 404, "M_NOT_FOUND")
+
+
+def test_without_track_appservice_user_ips_a_services_requests_leave_no_trace(
+    server: RunningServer, appservice: FakeAppService
+) -> None:
+    puppet = register_puppet(server, appservice, "_fake_untracked", device_id="QUIET")
+    assert puppet.status == 200, puppet.body
+    device = as_request(
+        server,
+        appservice,
+        "GET",
+        "/devices/QUIET",
+        user_id=user_id("_fake_untracked"),
+        device_id="QUIET",
+    )
+    assert device.status == 200, device.body
+    assert device.json().get("last_seen_ip") is None

@@ -25,16 +25,12 @@ def instance_id(appservice_id: str, network_id: str) -> str:
     return f"{appservice_id}{INSTANCE_ID_SEPARATOR}{network_id}"
 
 
-def parse_instance_id(value: str) -> Network:
-    """The network a `third_party_instance_id` names, or 400 M_INVALID_PARAM."""
+def parse_instance_id(value: str) -> Network | None:
+    """The network a `third_party_instance_id` names; None for one not of our form, which
+    can name no network here (the spec's own example, "irc-freenode", is such a one)."""
     appservice_id, separator, network_id = value.partition(INSTANCE_ID_SEPARATOR)
     if not separator or not appservice_id or not network_id:
-        raise MatrixError(
-            400,
-            "M_INVALID_PARAM",
-            f"Unknown third_party_instance_id {value!r}: expected 'appservice_id|network_id' "
-            "as /thirdparty/protocols lists it",
-        )
+        return None
     return appservice_id, network_id
 
 

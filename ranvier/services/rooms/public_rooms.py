@@ -289,12 +289,9 @@ class PublicRoomsService:
         since = PageToken.decode(query.since) if query.since is not None else None
         limit = query.limit if query.limit else DEFAULT_LIMIT
         limit = min(limit, MAX_LIMIT)
-        network = (
-            parse_instance_id(query.third_party_instance_id)
-            if query.third_party_instance_id is not None
-            else None
-        )
-        if not self._enable_room_list_search:
+        instance = query.third_party_instance_id
+        network = parse_instance_id(instance) if instance is not None else None
+        if not self._enable_room_list_search or (instance is not None and network is None):
             return {"chunk": [], "total_room_count_estimate": 0}
         # as Synapse: the server's own directory alone, one service network's alone when
         # named, or both with include_all_networks
