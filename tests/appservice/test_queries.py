@@ -29,6 +29,12 @@ def queries_of(appservice: FakeAppService, path: str) -> list[Received]:
     return [r for r in appservice.requests if r.method == "GET" and r.path == path]
 
 
+def unique(server: RunningServer, name: str) -> str:
+    """`name` made this server's own: the module's service is shared by both engines' servers
+    and records what each asks."""
+    return f"{name}_{server.url.rsplit(':', 1)[1]}"
+
+
 def create_room(server: RunningServer, creator: Session) -> str:
     reply = authed(creator, "POST", server.url + CLIENT + "/createRoom", {"preset": "public_chat"})
     assert reply.status == 200, reply.body
@@ -62,7 +68,7 @@ def test_an_unknown_alias_in_the_namespace_is_created_by_the_service(
     server: RunningServer, appservice: FakeAppService, alice: Session
 ) -> None:
     room_id = create_room(server, alice)
-    alias = f"#_fake_portal:{SERVER}"
+    alias = f"#{unique(server, '_fake_portal')}:{SERVER}"
     provide_alias(server, appservice, alias, room_id)
 
     reply = resolve(server, alice, alias)
@@ -80,7 +86,7 @@ def test_joining_by_an_unknown_alias_asks_the_service(
     server: RunningServer, appservice: FakeAppService, alice: Session
 ) -> None:
     room_id = create_room(server, alice)
-    alias = f"#_fake_joined:{SERVER}"
+    alias = f"#{unique(server, '_fake_joined')}:{SERVER}"
     provide_alias(server, appservice, alias, room_id)
     bob = register(server.url, "bob_joins")
 
@@ -96,8 +102,9 @@ def test_joining_by_an_unknown_alias_asks_the_service(
 def test_an_alias_the_service_does_not_provide_is_not_found(
     server: RunningServer, appservice: FakeAppService, alice: Session
 ) -> None:
-    refused = f"#_fake_refused:{SERVER}"  # the fake answers 404 to what it is not told
-    claimed = f"#_fake_claimed:{SERVER}"  # 200, but creates nothing
+    # the fake answers 404 to what it is not told; 200 here, but creates nothing
+    refused = f"#{unique(server, '_fake_refused')}:{SERVER}"
+    claimed = f"#{unique(server, '_fake_claimed')}:{SERVER}"
     appservice.answers[("GET", f"{APP}/rooms/{claimed}")] = lambda _r: (200, {})
 
     for alias in (refused, claimed):
@@ -125,14 +132,15 @@ def test_inviting_an_unknown_namespaced_user_asks_the_service_first(
     server: RunningServer, appservice: FakeAppService, alice: Session
 ) -> None:
     room_id = create_room(server, alice)
-    puppet = f"@_fake_puppet:{SERVER}"
+    localpart = unique(server, "_fake_puppet")
+    puppet = f"@{localpart}:{SERVER}"
 
     def create_puppet(_received: Received) -> tuple[int, Any]:
         # the service registers its puppet and names it before answering
         reply = request(
             "POST",
             server.url + CLIENT + "/register",
-            {"type": "m.login.application_service", "username": "_fake_puppet"},
+            {"type": "m.login.application_service", "username": localpart},
             as_headers(appservice),
         )
         assert reply.status == 200, reply.body

@@ -29,8 +29,12 @@ GAME_METADATA = {
 }
 
 
+# both take module_database so that each engine's server gets its own, whose requests it
+# alone records
+
+
 @pytest.fixture(scope="module")
-def bridges() -> Iterator[tuple[FakeAppService, FakeAppService]]:
+def bridges(module_database: dict[str, Any]) -> Iterator[tuple[FakeAppService, FakeAppService]]:
     first = FakeAppService(
         id="bridge_one",
         sender_localpart="_one_bot",
@@ -53,7 +57,7 @@ def bridges() -> Iterator[tuple[FakeAppService, FakeAppService]]:
 
 
 @pytest.fixture(scope="module")
-def bot() -> Iterator[FakeAppService]:
+def bot(module_database: dict[str, Any]) -> Iterator[FakeAppService]:
     """A service that declares no protocol: no bridge."""
     fake = FakeAppService(
         id="plain_bot", sender_localpart="_plain_bot", user_regex="@_plain_.*"
