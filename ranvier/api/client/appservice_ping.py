@@ -20,7 +20,14 @@ class AppServicePingEndpoints:
         self._ping = ping
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/_matrix/client/v1/appservice/{appserviceId}/ping", self.ping)]
+        return [
+            web.post("/_matrix/client/v1/appservice/{appserviceId}/ping", self.ping),
+            # MSC2659's path, which bridges call on servers older than spec v1.7
+            web.post(
+                "/_matrix/client/unstable/fi.mau.msc2659/appservice/{appserviceId}/ping",
+                self.ping,
+            ),
+        ]
 
     async def ping(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v1/appservice/{appserviceId}/ping"""
