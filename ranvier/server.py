@@ -543,6 +543,7 @@ async def build_rooms(
             config.default_room_version,
             profile_of,
             remote_inviter=membership.invite,
+            alias_check=aliases.check_alias_namespace,
         ),
         sending=sending,
         aliases=aliases,

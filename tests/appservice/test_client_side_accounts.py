@@ -262,3 +262,22 @@ def test_without_track_appservice_user_ips_a_services_requests_leave_no_trace(
     )
     assert device.status == 200, device.body
     assert device.json().get("last_seen_ip") is None
+
+
+def test_create_room_may_not_take_an_alias_a_service_holds(
+    server: RunningServer, appservice: FakeAppService, irc: FakeAppService, alice: Session
+) -> None:
+    def create(headers: dict[str, str], alias_name: str) -> Reply:
+        body = {"room_alias_name": alias_name}
+        return request("POST", server.url + CLIENT + "/createRoom", body, headers)
+
+    irc_headers = {"Authorization": f"Bearer {irc.as_token}"}
+    fake_headers = {"Authorization": f"Bearer {appservice.as_token}"}
+    assert_error(create(alice.headers, "irc_lobby"), 400, "M_EXCLUSIVE")
+    assert_error(create(fake_headers, "irc_lobby"), 400, "M_EXCLUSIVE")
+    made = create(irc_headers, "irc_lobby")
+    assert made.status == 200, made.body
+    found = request(
+        "GET", server.url + CLIENT + f"/directory/room/{quote('#irc_lobby:' + SERVER_NAME)}"
+    )
+    assert found.json()["room_id"] == made.json()["room_id"]

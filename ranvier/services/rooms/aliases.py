@@ -95,14 +95,10 @@ class AliasService:
             )
         if not isinstance(room_id, str) or not room_id.startswith("!"):
             raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID")
-        self._check_alias_namespace(requester, str(alias))
+        self.check_alias_namespace(requester, str(alias))
         # admins may alias rooms they are not in, as in Synapse, and so may a service in
         # its namespace (spec: application-service-api "Server admin style permissions")
-        if (
-            self._require_membership
-            and not requester.is_admin
-            and requester.app_service is None
-        ):
+        if self._require_membership and not requester.is_admin and requester.app_service is None:
             if not await self._access.is_joined(room_id, requester.user_id):
                 raise MatrixError(403, "M_FORBIDDEN", "You must be in the room to alias it")
         elif not await self._access.room_exists(room_id):
@@ -113,9 +109,10 @@ class AliasService:
             # spec: directory.yaml PUT - 409 when the alias exists
             raise MatrixError(409, "M_ROOM_IN_USE", f"Room alias {alias} already exists") from None
 
-    def _check_alias_namespace(self, requester: UserRequester, alias: str) -> None:
+    def check_alias_namespace(self, requester: UserRequester, alias: str) -> None:
         """400 M_EXCLUSIVE, as Synapse answers: a service may create or delete aliases of
-        its own namespace only; anyone else none that a service holds exclusively."""
+        its own namespace only; anyone else none that a service holds exclusively (also
+        through createRoom's room_alias_name)."""
         service = requester.app_service
         if service is not None:
             if not service.is_alias_in_namespace(alias):
@@ -188,7 +185,7 @@ class AliasService:
             and not await self._access.can_edit_directory(requester, record.room_id)
         ):
             raise MatrixError(403, "M_FORBIDDEN", "You don't have permission to delete the alias")
-        self._check_alias_namespace(requester, str(alias))
+        self.check_alias_namespace(requester, str(alias))
         room_id = await alias_store.delete_alias(self._db, str(alias))
         if room_id is None:
             # deleted by someone else since the lookup

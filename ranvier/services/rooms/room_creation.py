@@ -77,6 +77,11 @@ class RemoteInviter(Protocol):
     ) -> None: ...
 
 
+# (requester, alias): raises MatrixError if the requester may not create the alias (one an
+# application service holds: AliasService.check_alias_namespace)
+AliasCheck = Callable[[UserRequester, str], None]
+
+
 class RoomCreationService:
     def __init__(
         self,
@@ -85,7 +90,9 @@ class RoomCreationService:
         default_room_version: str,
         profile_lookup: ProfileLookup,
         remote_inviter: RemoteInviter | None = None,
+        alias_check: AliasCheck | None = None,
     ) -> None:
+        self._alias_check = alias_check
         self._sender = sender
         self._server_name = server_name
         self._default_room_version = default_room_version
@@ -113,6 +120,8 @@ class RoomCreationService:
                 raise MatrixError(
                     400, "M_INVALID_PARAM", f"{request.room_alias_name!r} is not a valid alias name"
                 )
+            if self._alias_check is not None:
+                self._alias_check(requester, alias)
         if alias is not None and await alias_store.get_alias(self._sender.db, alias):
             raise MatrixError(400, "M_ROOM_IN_USE", f"The alias {alias} is already in use")
         profile = await self._profile_lookup(creator)
