@@ -181,7 +181,9 @@ class BridgeProcess:
     def events(self) -> list[dict[str, Any]]:
         if not self.events_path.exists():
             return []
-        return [json.loads(line) for line in self.events_path.read_text().splitlines()]
+        # the last piece is "" or a line the bridge is still writing
+        *complete, _ = self.events_path.read_text().split("\n")
+        return [json.loads(line) for line in complete]
 
     def messages(self, room_id: str, sender: str) -> list[str]:
         """The bodies of `sender`'s messages in `room_id` the bridge has seen, in order."""
