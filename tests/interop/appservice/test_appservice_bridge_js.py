@@ -1,7 +1,7 @@
 """Issue 19's real-bridge test, Node side: a bridge built on matrix-appservice-bridge
 (js/appservice_bridge.mjs, its own process) registers a puppet through its Intent, which joins
 a room its bot made with a human and sends into it; the human's messages arrive in the
-bridge's onEvent, once each. Both engines.
+bridge's onEvent, once each, also those sent while it was down. Both engines.
 """
 
 from __future__ import annotations
@@ -65,3 +65,28 @@ def test_puppet_and_human_bridge_a_room_both_ways(
 def test_puppet_outside_the_namespace_is_refused(bridge: BridgeProcess, human: Session) -> None:
     refused = bridge.do("whoami", localpart=human.user_id[1:].split(":")[0])
     assert (refused["status"], refused["errcode"]) == (403, "M_FORBIDDEN"), refused
+
+
+def test_bridge_restart_loses_and_duplicates_nothing(
+    bridge: BridgeProcess, human: Session, homeserver: Homeserver
+) -> None:
+    room_id = bridge.ok("create_room", invite=[human.user_id])["room_id"]
+    reply = authed(human, "POST", f"{homeserver.url}{CLIENT}/rooms/{quote(room_id)}/join", {})
+    assert reply.status == 200, reply.body
+    bridge.stop()
+    sent = ["while node was down 1", "while node was down 2"]
+    for text in sent:
+        send_text(homeserver.url, human, room_id, text)
+
+    bridge.start()
+
+    bridge.wait_until(
+        lambda: len(bridge.messages(room_id, human.user_id)) >= len(sent),
+        "the messages sent while the bridge was down did not reach its onEvent",
+    )
+    send_text(homeserver.url, human, room_id, "node is back")
+    bridge.wait_until(
+        lambda: "node is back" in bridge.messages(room_id, human.user_id),
+        "a message sent after the bridge's restart did not reach its onEvent",
+    )
+    assert bridge.messages(room_id, human.user_id) == [*sent, "node is back"]
