@@ -490,7 +490,7 @@ async def build_rooms(
 
     async def user_status(user_id: str) -> tuple[bool, bool]:
         user = await users.get_user(user_id)
-        if user is None and await appservice_queries.ensure_user_known(user_id):
+        if user is None and await appservice_queries.ask_for_user(user_id):
             # another server invites a bridge's puppet: its service may create it now
             user = await users.get_user(user_id)
         return user is not None, user is not None and user.deactivated
@@ -529,7 +529,7 @@ async def build_rooms(
         remote_memberships=remote_memberships,
         remote_joins=remote_joins,
         local_alias=aliases.local_room_id,
-        user_provider=appservice_queries.ensure_user_known,
+        user_provider=appservice_queries.ask_for_user,
     )
     sending.add_state_follow_up("m.room.guest_access", membership.on_guest_access_changed)
     appservice_room_list = AppServiceRoomList(database)
@@ -1554,9 +1554,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         remote.directory,
         federation.client,
         keyring,
-        AppServiceQueries(
-            appservices.registry, appservices.client, accounts.users, config.server_name
-        ),
+        AppServiceQueries(appservices.registry, appservices.client, accounts.users),
         appservices.registry,
     )
     user_data = build_user_data(config, database, rooms.membership.shares_room, remote.profile)

@@ -26,12 +26,10 @@ class AppServiceQueries:
         registry: AppServiceRegistry,
         client: AppServiceClient,
         users: UserStore,
-        server_name: str,
     ) -> None:
         self._registry = registry
         self._client = client
         self._users = users
-        self._server_name = server_name
 
     async def ask_for_alias(self, alias: str) -> bool:
         """Whether a service whose alias namespace matches `alias` says it has just created
@@ -42,17 +40,16 @@ class AppServiceQueries:
                 return True
         return False
 
-    async def ensure_user_known(self, user_id: str) -> bool:
-        """Whether `user_id` exists, after asking the services whose user namespace it is
-        in if it is a local user nobody has registered. Other servers' users are taken to
-        exist: no service here can speak for them."""
-        if user_id.partition(":")[2] != self._server_name:
-            return True
-        if any(service.sender == user_id for service in self._registry.all):
-            return True
+    async def ask_for_user(self, user_id: str) -> bool:
+        """Whether a service whose user namespace holds `user_id`, a local user nobody has
+        registered, says it has just created it; the caller looks the user up again.
+        Registered users and the services' own senders are not asked about (as Synapse)."""
+        services = self._registry.with_user_in_namespace(user_id)
+        if not services or any(service.sender == user_id for service in self._registry.all):
+            return False
         if await self._users.get_user(user_id) is not None:
-            return True
-        for service in self._registry.with_user_in_namespace(user_id):
+            return False
+        for service in services:
             if await self._client.query_user(service, user_id):
                 logger.info("Application service %s provided the user %s", service.id, user_id)
                 return True

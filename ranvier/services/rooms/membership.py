@@ -47,14 +47,14 @@ ProfileLookup = Callable[[str], Awaitable[tuple[str | None, str | None]]]
 # asks the application service whose namespace the alias is in)
 LocalAliasLookup = Callable[[str], Awaitable[str | None]]
 
-# a user about to be invited -> whether they exist, once any application service whose
-# namespace holds an unregistered local user was asked to create them
+# a local user about to be invited -> whether an application service whose namespace holds
+# them, if nobody registered them, says it has just created them
 # (services/appservice/queries.py)
 UserProvider = Callable[[str], Awaitable[bool]]
 
 
-async def _everyone_exists(_user_id: str) -> bool:
-    return True
+async def _no_user_provider(_user_id: str) -> bool:
+    return False
 
 
 class RemoteMembershipHandler(Protocol):
@@ -112,7 +112,7 @@ class MembershipService:
         remote_memberships: RemoteMembershipHandler | None = None,
         remote_joins: RemoteJoinHandler | None = None,
         local_alias: LocalAliasLookup | None = None,
-        user_provider: UserProvider = _everyone_exists,
+        user_provider: UserProvider = _no_user_provider,
     ) -> None:
         self._sender = sender
         self._local_alias = local_alias or (lambda alias: alias_store.get_alias(self._db, alias))
