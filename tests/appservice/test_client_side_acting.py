@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from nacl.signing import SigningKey
 
+from ranvier.protocol.unpadded_base64 import encode_base64
 from tests.appservice.client_side import (
     as_request,
     irc_service,
@@ -337,3 +339,79 @@ def test_network_directory_refusals(server: RunningServer, appservice: FakeAppSe
     )
     # an instance ID not of the form /thirdparty/protocols gives names no network here
     assert listed(server, appservice, third_party_instance_id="irc-freenode") == []
+
+
+# -- device management (spec v1.17) --
+
+
+def test_a_service_creates_and_deletes_its_users_devices_without_uia(
+    server: RunningServer, appservice: FakeAppService
+) -> None:
+    nina = puppet(server, appservice, "_fake_nina")
+    made = as_request(
+        server, appservice, "PUT", "/devices/NINABRIDGE", {"display_name": "b"}, user_id=nina
+    )
+    assert made.status == 201, made.body
+    again = as_request(
+        server, appservice, "PUT", "/devices/NINABRIDGE", {"display_name": "c"}, user_id=nina
+    )
+    assert again.status == 200, again.body
+    assert whoami(server, appservice, user_id=nina, device_id="NINABRIDGE").status == 200
+    deleted = as_request(server, appservice, "DELETE", "/devices/NINABRIDGE", user_id=nina)
+    assert deleted.status == 200, deleted.body
+    assert_error(
+        whoami(server, appservice, user_id=nina, device_id="NINABRIDGE"), 400, "M_UNKNOWN_DEVICE"
+    )
+    for device_id in ("NINA1", "NINA2"):
+        as_request(server, appservice, "PUT", f"/devices/{device_id}", {}, user_id=nina)
+    bulk = as_request(
+        server, appservice, "POST", "/delete_devices", {"devices": ["NINA1", "NINA2"]}, user_id=nina
+    )
+    assert bulk.status == 200, bulk.body
+    listed_ids = {
+        d["device_id"]
+        for d in as_request(server, appservice, "GET", "/devices", user_id=nina).json()["devices"]
+    }
+    assert not listed_ids & {"NINA1", "NINA2", "NINABRIDGE"}
+
+
+def test_an_ordinary_session_neither_creates_devices_nor_deletes_them_without_uia(
+    server: RunningServer, appservice: FakeAppService
+) -> None:
+    oscar = puppet(server, appservice, "_fake_oscar")
+    login = as_request(
+        server, appservice, "POST", "/login", {"type": "m.login.application_service", "user": oscar}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    url = server.url + CLIENT + "/devices/"
+    assert_error(
+        request("PUT", url + "OSCARNEW", {"display_name": "x"}, headers), 404, "M_NOT_FOUND"
+    )
+    challenge = request("DELETE", url + login.json()["device_id"], {}, headers)
+    assert challenge.status == 401 and "flows" in challenge.json(), challenge.body
+
+
+def test_a_service_replaces_its_users_cross_signing_keys_without_uia(
+    server: RunningServer, appservice: FakeAppService
+) -> None:
+    paula = puppet(server, appservice, "_fake_paula")
+
+    def master_key() -> dict[str, Any]:
+        public = encode_base64(bytes(SigningKey.generate().verify_key))
+        return {"user_id": paula, "usage": ["master"], "keys": {f"ed25519:{public}": public}}
+
+    first, second = master_key(), master_key()
+    for key in (first, second):
+        upload = as_request(
+            server,
+            appservice,
+            "POST",
+            "/keys/device_signing/upload",
+            {"master_key": key},
+            user_id=paula,
+        )
+        assert upload.status == 200, upload.body
+    query = as_request(
+        server, appservice, "POST", "/keys/query", {"device_keys": {paula: []}}, user_id=paula
+    )
+    assert query.json()["master_keys"][paula]["keys"] == second["keys"]

@@ -87,6 +87,13 @@ class DeviceEndpoints:
         requester = await self._auth.require_user(request)
         display_name = (await read_body(request, _UpdateBody)).display_name
         device_id = request.match_info["deviceId"]
+        if (
+            requester.app_service is not None
+            and await self._devices.get_device(requester.user_id, device_id) is None
+        ):
+            # spec v1.17 "Device management": a service creates its users' devices here
+            await self._devices.ensure_device(requester.user_id, device_id, display_name)
+            return json_response({}, status=201)
         if display_name is None:
             exists = await self._devices.get_device(requester.user_id, device_id) is not None
         else:
@@ -103,6 +110,10 @@ class DeviceEndpoints:
         body = await read_json_object(request) if request.can_read_body else {}
         if await self._devices.get_device(requester.user_id, device_id) is None:
             raise no_such_device()
+        if requester.app_service is not None:
+            # spec v1.17 "Device management": no user-interactive auth for a service
+            await self._devices.delete_devices(requester.user_id, [device_id])
+            return json_response({})
         auth = await user_interactive_auth(
             self._uia,
             body,
@@ -119,6 +130,10 @@ class DeviceEndpoints:
         requester = await self._auth.require_user(request)
         body = await read_json_object(request)
         device_ids = validate_body(body, _DeleteDevicesBody).devices
+        if requester.app_service is not None:
+            # spec v1.17 "Device management": no user-interactive auth for a service
+            await self._devices.delete_devices(requester.user_id, device_ids)
+            return json_response({})
         auth = await user_interactive_auth(
             self._uia,
             body,

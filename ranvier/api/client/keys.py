@@ -197,7 +197,8 @@ class KeyEndpoints:
         body = await read_json_object(request)
         uploaded = validate_body(body, _CrossSigningUploadBody).by_usage()
         keys, needs_auth = await self._keys.check_cross_signing_upload(requester.user_id, uploaded)
-        if not needs_auth:
+        # spec v1.17: an application service replaces its users' keys without UIA
+        if not needs_auth or requester.app_service is not None:
             await self._keys.upload_cross_signing_keys(requester.user_id, keys)
             return json_response({})
         auth = await user_interactive_auth(
