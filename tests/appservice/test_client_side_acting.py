@@ -415,3 +415,13 @@ def test_a_service_replaces_its_users_cross_signing_keys_without_uia(
         server, appservice, "POST", "/keys/query", {"device_keys": {paula: []}}, user_id=paula
     )
     assert query.json()["master_keys"][paula]["keys"] == second["keys"]
+
+
+def test_a_services_retried_send_is_the_same_event(
+    server: RunningServer, appservice: FakeAppService
+) -> None:
+    room_id = public_room(server, appservice)
+    first = send(server, appservice, room_id, "retried")
+    assert first.status == 200, first.body
+    assert send(server, appservice, room_id, "retried").json() == first.json()
+    assert send(server, appservice, room_id, "another").json() != first.json()

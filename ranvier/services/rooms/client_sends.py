@@ -144,8 +144,13 @@ class EventSendingService:
     @staticmethod
     def txn(requester: UserRequester, endpoint: str, txn_id: str) -> Txn:
         """The idempotency key of a client send. spec: "Transaction identifiers" - scoped to
-        the device (the token, without one) and to the endpoint, i.e. its path."""
-        scope = requester.device_id or f"token:{requester.access_token_id}"
+        the device (without one: the token, or the application service acting) and to the
+        endpoint, i.e. its path."""
+        scope = requester.device_id or (
+            f"appservice:{requester.app_service.id}"
+            if requester.app_service is not None
+            else f"token:{requester.access_token_id}"
+        )
         return (requester.user_id, scope, endpoint, txn_id)
 
 
