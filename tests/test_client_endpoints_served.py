@@ -43,7 +43,6 @@ NOT_YET_SERVED = {
     ("GET", "/_matrix/client/v3/login/sso/redirect/{idpId}"): 21,
     # application services: issue 19 (the third-party lookups are served, finding nothing
     # until application services answer them)
-    ("POST", "/_matrix/client/v1/appservice/{appserviceId}/ping"): 19,
     ("PUT", "/_matrix/client/v3/directory/list/appservice/{networkId}/{roomId}"): 19,
 }
 

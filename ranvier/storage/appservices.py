@@ -388,7 +388,7 @@ class AppServiceStreams:
             return set((await conn.execute(query)).scalars())
 
 
-# -- `ranvier appservices` (the query helper's block; restored by txn after overwriting it) --
+# -- what `ranvier appservices` shows (services/appservice/commands.py) --
 
 
 @dataclass(frozen=True)

@@ -179,3 +179,28 @@ def test_a_failing_service_gets_the_same_transaction_again_and_nothing_twice(
     sent_ids = [e["event_id"] for e in appservice.events()]
     assert sent_ids.count(message) == 1 and sent_ids.count(later) == 1
     assert sent_ids.index(message) < sent_ids.index(later)
+
+
+def test_once_its_users_leave_the_room_is_no_longer_sent(
+    server: RunningServer, appservice: FakeAppService, alice: Session
+) -> None:
+    room_id = create_room(server.url, alice)
+    bot = bot_joins(server, appservice, alice, room_id)
+    while_in = send(server, alice, room_id, "while the bot is in")
+    wait_until(lambda: any(e["event_id"] == while_in for e in appservice.events()), "it")
+    left = as_service(server, appservice, "POST", f"/rooms/{quote(room_id)}/leave", {})
+    assert left.status == 200, left.body
+    after = send(server, alice, room_id, "after the bot left")
+    watched = create_room(server.url, alice)
+    bot_joins(server, appservice, alice, watched)
+    marker = send(server, alice, watched, "marker")
+
+    wait_until(lambda: any(e["event_id"] == marker for e in appservice.events()), "the marker")
+    # its own leave is about its user; what follows is not its business any more
+    leave = [
+        e
+        for e in events_in(appservice, room_id)
+        if e["type"] == "m.room.member" and e["content"]["membership"] == "leave"
+    ]
+    assert [e["state_key"] for e in leave] == [bot]
+    assert after not in {e["event_id"] for e in appservice.events()}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,6 +52,9 @@ MAX_RETRY_SECONDS = 300.0
 # how long a loop that failed unexpectedly (a bug, the database) pauses
 ERROR_PAUSE_SECONDS = 5.0
 STOP_TIMEOUT_SECONDS = 2.0
+# how often positions moved past what a service ignores are written: they only save a
+# restart from looking at those events again
+SAVE_POSITIONS_SECONDS = 5.0
 
 
 class AppServicePusher(Protocol):
@@ -71,6 +75,8 @@ class _ServiceLoop:
     task: asyncio.Task[None] | None = None
     # the typing stream is in memory only: its position is too
     typing_position: int = 0
+    # when positions that carried no transaction were last written
+    saved_at: float = 0.0
 
 
 class AppServiceTransactionSender:
@@ -158,9 +164,11 @@ class AppServiceTransactionSender:
                     continue
                 # cleared before reading: what is notified while we read wakes us again
                 loop.wakeup.clear()
-                positions = await self._next(loop, positions)
-                if positions is None:
+                moved = await self._next(loop, positions)
+                if moved is None:
                     await loop.wakeup.wait()
+                else:
+                    positions = moved
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -194,8 +202,18 @@ class AppServiceTransactionSender:
         loop.typing_position = extras.typing_position
         if new_positions == positions:
             return None
-        await self._store.set_positions(service.id, new_positions)
+        await self._save_positions(loop, new_positions)
         return new_positions
+
+    async def _save_positions(self, loop: _ServiceLoop, positions: StreamPositions) -> None:
+        """Write positions that carried no transaction, at most every few seconds: on a busy
+        server every batch of events moves them, and a write per batch per service would
+        compete with the sends."""
+        now = time.monotonic()
+        if now - loop.saved_at < SAVE_POSITIONS_SECONDS:
+            return
+        await self._store.set_positions(loop.service.id, positions)
+        loop.saved_at = now
 
     async def _events(self, service: AppService, after: int, up_to: int) -> tuple[list[Event], int]:
         """Up to MAX_EVENTS events after `after` that the service wants, and the position
