@@ -1072,6 +1072,7 @@ def build_appservice_transactions(
         serializer=rooms.serializer,
         events_position=lambda: positions.current,
         ephemeral=collector,
+        stripped_state=StateLoader(database, rooms.sender.loader).stripped_state,
     )
     # typing, receipts, presence, to-device and device lists wake the services sent them
     notifier.listeners.append(sender.notify_stream)

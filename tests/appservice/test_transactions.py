@@ -105,7 +105,7 @@ def test_a_membership_of_its_user_is_sent_from_a_room_it_is_not_in(
         {"type": "m.login.application_service", "username": "_fake_invitee"},
     )
     assert registered.status == 200, registered.body
-    room_id = create_room(server.url, alice)
+    room_id = create_room(server.url, alice, name="Bridged DM")
     before = send(server, alice, room_id, "before the invite")
     invite = authed(
         alice, "POST", f"{server.url}{CLIENT}/rooms/{quote(room_id)}/invite", {"user_id": puppet}
@@ -124,6 +124,13 @@ def test_a_membership_of_its_user_is_sent_from_a_room_it_is_not_in(
         "the invite",
     )
     assert event["content"]["membership"] == "invite" and event["sender"] == alice.user_id
+    # what the invitee would see of the room, as in /sync's invite_state: the invite last
+    stripped = event["unsigned"]["invite_room_state"]
+    assert {"type": "m.room.name", "state_key": "", "content": {"name": "Bridged DM"}}.items() <= (
+        next(e for e in stripped if e["type"] == "m.room.name").items()
+    )
+    assert any(e["type"] == "m.room.create" for e in stripped)
+    assert stripped[-1]["type"] == "m.room.member" and stripped[-1]["state_key"] == puppet
     # nobody of the service was in the room: the room's other events are not its business
     assert before not in {e["event_id"] for e in appservice.events()}
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,6 +55,13 @@ STOP_TIMEOUT_SECONDS = 2.0
 # how often positions moved past what a service ignores are written: they only save a
 # restart from looking at those events again
 SAVE_POSITIONS_SECONDS = 5.0
+
+
+# membership event ID -> the room's stripped state as of it, the event last (as /sync
+# serves invite_state)
+StrippedState = Callable[[str], Awaitable[list[dict[str, Any]]]]
+# spec: what an invited or knocking user sees of the room, in the membership's unsigned
+STRIPPED_STATE_KEYS = {"invite": "invite_room_state", "knock": "knock_room_state"}
 
 
 class AppServicePusher(Protocol):
@@ -92,6 +99,7 @@ class AppServiceTransactionSender:
         serializer: ClientEventSerializer,
         events_position: Callable[[], int],
         ephemeral: EphemeralCollector,
+        stripped_state: StrippedState,
         first_retry_seconds: float = FIRST_RETRY_SECONDS,
     ) -> None:
         self._client = client
@@ -102,6 +110,7 @@ class AppServiceTransactionSender:
         self._serializer = serializer
         self._events_position = events_position
         self._ephemeral = ephemeral
+        self._stripped_state = stripped_state
         self._first_retry = first_retry_seconds
         # a service without a url wants no transactions (spec: registration `url`)
         self._loops = [_ServiceLoop(service) for service in services if service.url is not None]
@@ -244,6 +253,17 @@ class AppServiceTransactionSender:
         served = await self._serializer.serialize_events(
             events, requester_user_id=service.sender, hide_erased=False
         )
+        for event, client_form in zip(events, served, strict=True):
+            key = STRIPPED_STATE_KEYS.get(event.membership or "")
+            if (
+                key is not None
+                and event.type == "m.room.member"
+                and event.state_key is not None
+                and service.is_user_in_namespace(event.state_key)
+            ):
+                # as Synapse: a bridge deciding on its puppet's invite sees what the
+                # invitee would (the room's name, encryption, whether it is a DM)
+                client_form["unsigned"][key] = await self._stripped_state(event.event_id)
         body: dict[str, Any] = {"events": served}
         body.update(await self._ephemeral.body_fields(service, events, extras))
         return body
