@@ -37,6 +37,7 @@ class Registration:
     port: int = field(default_factory=free_port)
     as_token: str = field(default_factory=lambda: secrets.token_hex(16))
     hs_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    receive_ephemeral: bool = False
 
     @property
     def url(self) -> str:
@@ -63,6 +64,7 @@ class Registration:
                 "rooms": [],
             },
             "rate_limited": False,
+            "receive_ephemeral": self.receive_ephemeral,
         }
 
     def write(self, directory: Path) -> Path:
@@ -127,6 +129,7 @@ class BridgeProcess:
                     "hs_token": registration.hs_token,
                     "bot_localpart": registration.bot_localpart,
                     "port": registration.port,
+                    "receive_ephemeral": registration.receive_ephemeral,
                     "events_path": str(self.events_path),
                     "state_path": str(directory / "bridge-state.json"),
                 }

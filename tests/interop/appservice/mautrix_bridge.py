@@ -42,21 +42,26 @@ class Bridge:
             # the bridge's memory of who is registered and joined survives its restarts,
             # as mautrix bridges keep it in their database
             state_store=FileASStateStore(config["state_path"], binary=False),
+            # typing and receipts pushed in transactions (MSC2409), when registered for them
+            ephemeral_events=config["receive_ephemeral"],
         )
         # record events in the order the transactions carried them
         self.appservice.synchronous_handlers = True
         self.appservice.matrix_event_handler(self.record)
 
     async def record(self, event: Event) -> None:
+        # ephemeral events (typing, receipts) have no ID, sender or timestamp
         line: dict[str, Any] = {
-            "event_id": event.event_id,
-            "room_id": event.room_id,
-            "sender": event.sender,
-            "type": str(event.type),
-            "origin_server_ts": event.timestamp,
+            "event_id": getattr(event, "event_id", None),
+            "room_id": getattr(event, "room_id", None),
+            "sender": getattr(event, "sender", None),
+            "type": event.type.t,
+            "origin_server_ts": getattr(event, "timestamp", None),
         }
         if isinstance(event, MessageEvent):
             line["body"] = event.content.body
+        elif event.type.is_ephemeral:
+            line["content"] = event.serialize()["content"]
         with self.events_path.open("a") as events:
             events.write(json.dumps(line) + "\n")
 

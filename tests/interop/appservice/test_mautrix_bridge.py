@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -35,7 +36,7 @@ BRIDGED_TS = 1_700_000_000_000
 
 @pytest.fixture(scope="module")
 def registration() -> Registration:
-    return Registration("mautrix_interop", "bridge_")
+    return Registration("mautrix_interop", "bridge_", receive_ephemeral=True)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,38 @@ def test_human_message_reaches_the_bridge_once(
         "the human's two messages did not reach the bridge",
     )
     assert bridge.messages(room_id, human.user_id)[before:] == ["hello bridge", "are you there"]
+
+
+def test_human_typing_and_read_receipt_reach_the_bridge(
+    bridge: BridgeProcess, human: Session, room_id: str
+) -> None:
+    """What mautrix bridges relay as the other network's typing and read markers (MSC2409)."""
+    sent = bridge.ok("send", localpart="bridge_x", room_id=room_id, body="read me")
+    rooms = f"{bridge.homeserver.url}{CLIENT}/rooms/{quote(room_id)}"
+    reply = authed(human, "PUT", f"{rooms}/typing/{quote(human.user_id)}", {"typing": True})
+    assert reply.status == 200, reply.body
+    bridge.wait_until(
+        lambda: any(
+            event["type"] == "m.typing"
+            and event["room_id"] == room_id
+            and human.user_id in event["content"]["user_ids"]
+            for event in bridge.events()
+        ),
+        "the human's typing did not reach the bridge",
+    )
+
+    url = f"{rooms}/receipt/m.read/{quote(sent['event_id'])}"
+    assert authed(human, "POST", url, {}).status == 200
+
+    def read_by_human(event: dict[str, Any]) -> bool:
+        content = event.get("content") or {}
+        reads = content.get(sent["event_id"], {}).get("m.read", {})
+        return event["type"] == "m.receipt" and human.user_id in reads
+
+    bridge.wait_until(
+        lambda: any(read_by_human(event) for event in bridge.events()),
+        "the human's read receipt did not reach the bridge",
+    )
 
 
 def test_exclusive_namespace_refused_to_a_human(
