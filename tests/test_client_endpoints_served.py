@@ -41,9 +41,6 @@ NOT_YET_SERVED = {
     # SSO: issue 21
     ("GET", "/_matrix/client/v3/login/sso/redirect"): 21,
     ("GET", "/_matrix/client/v3/login/sso/redirect/{idpId}"): 21,
-    # application services: issue 19 (the third-party lookups are served, finding nothing
-    # until application services answer them)
-    ("PUT", "/_matrix/client/v3/directory/list/appservice/{networkId}/{roomId}"): 19,
 }
 
 # Endpoints whose right answer here is the router's 404 M_UNRECOGNIZED, with why.

@@ -17,7 +17,8 @@ __all__ = ["module_database"]
 
 
 @pytest.fixture(scope="module")
-def appservice() -> Iterator[FakeAppService]:
+def appservice(module_database: dict[str, Any]) -> Iterator[FakeAppService]:
+    # one per engine's server (module_database is), so what each server sends stays apart
     fake = FakeAppService().start()
     try:
         yield fake

@@ -95,9 +95,6 @@ class Bridge:
             # as a bridge does: the bot invites its puppet when the room is not public
             await self.puppet(command["localpart"]).ensure_joined(RoomID(command["room_id"]))
             return {"joined": True}
-        if op == "displayname":
-            await self.puppet(command["localpart"]).set_displayname(command["displayname"])
-            return {"displayname": command["displayname"]}
         if op == "alias":
             await self.puppet_or_bot(command).add_room_alias(
                 RoomID(command["room_id"]), command["alias_localpart"]

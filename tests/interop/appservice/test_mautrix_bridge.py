@@ -99,11 +99,6 @@ def test_puppet_joins_and_sends_with_its_bridged_timestamp(
     joined = authed(human, "GET", members_url).json()["joined"]
     assert set(joined) == {human.user_id, puppet, registration.user_id("bridge_bot")}
 
-    # the puppet takes the name of the person it stands for, in its profile and in the room
-    bridge.ok("displayname", localpart="bridge_x", displayname="Xavier (far side)")
-    joined = authed(human, "GET", members_url).json()["joined"]
-    assert joined[puppet]["display_name"] == "Xavier (far side)"
-
 
 def test_human_message_reaches_the_bridge_once(
     bridge: BridgeProcess, human: Session, room_id: str
