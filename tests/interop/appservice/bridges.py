@@ -193,9 +193,9 @@ class BridgeProcess:
         return [
             event["body"]
             for event in self.events()
-            if event["room_id"] == room_id
+            if event["type"] == "m.room.message"
+            and event["room_id"] == room_id
             and event["sender"] == sender
-            and event["type"] == "m.room.message"
         ]
 
     def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 60.0) -> float:

@@ -44,6 +44,7 @@ class Bridge:
             state_store=FileASStateStore(config["state_path"], binary=False),
             # typing and receipts pushed in transactions (MSC2409), when registered for them
             ephemeral_events=config["receive_ephemeral"],
+            query_user=self.provide_user,
         )
         # record events in the order the transactions carried them
         self.appservice.synchronous_handlers = True
@@ -62,6 +63,19 @@ class Bridge:
             line["body"] = event.content.body
         elif event.type.is_ephemeral:
             line["content"] = event.serialize()["content"]
+        elif event.type == EventType.ROOM_MEMBER:
+            line["state_key"] = event.state_key
+            line["membership"] = event.serialize()["content"]["membership"]
+        self.append(line)
+
+    async def provide_user(self, user_id: UserID) -> dict[str, Any]:
+        """Asked about an unknown ID of its namespace, a bridge creates the puppet of the
+        person on the other network that it stands for."""
+        await self.appservice.intent.user(user_id).ensure_registered()
+        self.append({"type": "query_user", "user_id": user_id})
+        return {"provided": True}
+
+    def append(self, line: dict[str, Any]) -> None:
         with self.events_path.open("a") as events:
             events.write(json.dumps(line) + "\n")
 
@@ -95,6 +109,9 @@ class Bridge:
             # as a bridge does: the bot invites its puppet when the room is not public
             await self.puppet(command["localpart"]).ensure_joined(RoomID(command["room_id"]))
             return {"joined": True}
+        if op == "displayname":
+            await self.puppet(command["localpart"]).set_displayname(command["displayname"])
+            return {"displayname": command["displayname"]}
         if op == "alias":
             await self.puppet_or_bot(command).add_room_alias(
                 RoomID(command["room_id"]), command["alias_localpart"]

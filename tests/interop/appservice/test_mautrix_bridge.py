@@ -20,6 +20,7 @@ from tests.integration.matrix import (
     CLIENT,
     Session,
     authed,
+    create_room,
     send_text,
 )
 from tests.interop.appservice.bridges import (
@@ -99,6 +100,11 @@ def test_puppet_joins_and_sends_with_its_bridged_timestamp(
     joined = authed(human, "GET", members_url).json()["joined"]
     assert set(joined) == {human.user_id, puppet, registration.user_id("bridge_bot")}
 
+    # the puppet takes the name of the person it stands for, in its profile and in the room
+    bridge.ok("displayname", localpart="bridge_x", displayname="Xavier (far side)")
+    joined = authed(human, "GET", members_url).json()["joined"]
+    assert joined[puppet]["display_name"] == "Xavier (far side)"
+
 
 def test_human_message_reaches_the_bridge_once(
     bridge: BridgeProcess, human: Session, room_id: str
@@ -171,6 +177,39 @@ def test_bridge_cannot_masquerade_outside_its_namespace(
 ) -> None:
     refused = bridge.do("whoami", localpart=human.user_id[1:].split(":")[0])
     assert (refused["status"], refused["errcode"]) == (403, "M_FORBIDDEN"), refused
+
+
+def test_human_starts_a_chat_with_a_puppet_the_bridge_provides(
+    bridge: BridgeProcess, registration: Registration, human: Session, homeserver: Homeserver
+) -> None:
+    """As a person starts a chat with someone of the other network, with a puppet nobody has
+    registered yet: Ranvier asks the bridge about it (GET /_matrix/app/v1/users/{userId}),
+    the bridge registers it, and it gets the invite."""
+    puppet = registration.user_id("bridge_dm")
+    chat = create_room(homeserver.url, human, preset="trusted_private_chat", is_direct=True)
+    url = f"{homeserver.url}{CLIENT}/rooms/{quote(chat)}/invite"
+    reply = authed(human, "POST", url, {"user_id": puppet})
+    assert reply.status == 200, reply.body
+    queries = [event for event in bridge.events() if event["type"] == "query_user"]
+    assert queries == [{"type": "query_user", "user_id": puppet}]
+    bridge.wait_until(
+        lambda: any(
+            event["type"] == "m.room.member"
+            and event["room_id"] == chat
+            and (event["state_key"], event["membership"]) == (puppet, "invite")
+            for event in bridge.events()
+        ),
+        "the puppet's invite did not reach the bridge",
+    )
+
+    assert bridge.ok("join", localpart="bridge_dm", room_id=chat) == {"joined": True}
+    send_text(homeserver.url, human, chat, "hi from this side")
+    bridge.wait_until(
+        lambda: "hi from this side" in bridge.messages(chat, human.user_id),
+        "the human's message in the chat did not reach the bridge",
+    )
+    members = authed(human, "GET", f"{homeserver.url}{CLIENT}/rooms/{quote(chat)}/joined_members")
+    assert set(members.json()["joined"]) == {human.user_id, puppet}
 
 
 def test_homeserver_restart_under_a_running_bridge_loses_nothing(
