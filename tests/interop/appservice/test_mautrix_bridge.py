@@ -179,6 +179,31 @@ def test_bridge_cannot_masquerade_outside_its_namespace(
     assert (refused["status"], refused["errcode"]) == (403, "M_FORBIDDEN"), refused
 
 
+def test_human_opens_a_chat_with_the_bridge_bot(
+    bridge: BridgeProcess, registration: Registration, human: Session, homeserver: Homeserver
+) -> None:
+    """How people log in to most bridges: a direct chat with its bot, which the bridge sees
+    invited, joins, and reads commands in."""
+    bot = registration.user_id("bridge_bot")
+    chat = create_room(homeserver.url, human, preset="trusted_private_chat", invite=[bot])
+    bridge.wait_until(
+        lambda: any(
+            event["type"] == "m.room.member"
+            and event["room_id"] == chat
+            and (event["state_key"], event["membership"]) == (bot, "invite")
+            for event in bridge.events()
+        ),
+        "the bot's invite did not reach the bridge",
+    )
+    assert bridge.ok("join", localpart="bridge_bot", room_id=chat) == {"joined": True}
+
+    send_text(homeserver.url, human, chat, "login")
+    bridge.wait_until(
+        lambda: bridge.messages(chat, human.user_id) == ["login"],
+        "the human's command did not reach the bridge",
+    )
+
+
 def test_human_starts_a_chat_with_a_puppet_the_bridge_provides(
     bridge: BridgeProcess, registration: Registration, human: Session, homeserver: Homeserver
 ) -> None:
