@@ -1,7 +1,9 @@
 """Issue 19's real-bridge test, Python side: a bridge built on mautrix's AppService (run as its
-own process, mautrix_bridge.py) registers its bot and a puppet, bridges a room both ways with
-masquerading and bridged timestamps, gets M_EXCLUSIVE where it should, and loses or duplicates
-nothing when it restarts, or when Ranvier restarts while it is down. Both engines.
+own process, mautrix_bridge.py) registers its bot and puppets, bridges a room both ways with
+masquerading and bridged timestamps, gets typing and read receipts, answers Ranvier's question
+about an unknown puppet, gets M_EXCLUSIVE where it should, and loses or duplicates nothing
+when it restarts, when Ranvier restarts under it, or when Ranvier restarts while it is down.
+Both engines.
 
 The tests share one server, one bridge and one room, and run in file order.
 """
