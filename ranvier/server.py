@@ -544,6 +544,7 @@ async def build_rooms(
             profile_of,
             remote_inviter=membership.invite,
             alias_check=aliases.check_alias_namespace,
+            user_provider=appservice_queries.ask_for_user,
         ),
         sending=sending,
         aliases=aliases,

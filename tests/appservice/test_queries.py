@@ -169,6 +169,43 @@ def test_inviting_an_unknown_namespaced_user_asks_the_service_first(
     assert member.json() == {"membership": "invite", "displayname": "Puppet from the bridge"}
 
 
+def test_a_direct_chat_created_with_an_unknown_puppet_asks_the_service_first(
+    server: RunningServer, appservice: FakeAppService, alice: Session
+) -> None:
+    # how clients open a direct chat: createRoom with `invite`, not /invite
+    localpart = unique(server, "_fake_dm")
+    puppet = f"@{localpart}:{SERVER}"
+    registered: list[int] = []
+
+    def create_puppet(_received: Received) -> tuple[int, Any]:
+        reply = request(
+            "POST",
+            server.url + CLIENT + "/register",
+            {"type": "m.login.application_service", "username": localpart},
+            as_headers(appservice),
+        )
+        registered.append(reply.status)
+        return 200, {}
+
+    appservice.answers[("GET", f"{APP}/users/{puppet}")] = create_puppet
+
+    reply = authed(
+        alice,
+        "POST",
+        server.url + CLIENT + "/createRoom",
+        {"preset": "trusted_private_chat", "invite": [puppet], "is_direct": True},
+    )
+
+    assert reply.status == 200, reply.body
+    assert len(queries_of(appservice, f"{APP}/users/{puppet}")) == 1
+    assert registered == [200]
+    room_id = reply.json()["room_id"]
+    member = authed(
+        alice, "GET", server.url + CLIENT + f"/rooms/{room_id}/state/m.room.member/{puppet}"
+    )
+    assert member.json()["membership"] == "invite"
+
+
 def test_inviting_users_the_services_cannot_provide_asks_nobody_or_goes_ahead(
     server: RunningServer, appservice: FakeAppService, alice: Session
 ) -> None:

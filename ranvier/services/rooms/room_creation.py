@@ -15,6 +15,7 @@ from ranvier.protocol.event_builder import EventTemplate
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from ranvier.requester import UserRequester
 from ranvier.services.rooms.errors import as_matrix_error
+from ranvier.services.rooms.membership import UserProvider
 from ranvier.services.rooms.sender import RoomEventSender
 from ranvier.storage import aliases as alias_store
 
@@ -91,8 +92,10 @@ class RoomCreationService:
         profile_lookup: ProfileLookup,
         remote_inviter: RemoteInviter | None = None,
         alias_check: AliasCheck | None = None,
+        user_provider: UserProvider | None = None,
     ) -> None:
         self._alias_check = alias_check
+        self._user_provider = user_provider
         self._sender = sender
         self._server_name = server_name
         self._default_room_version = default_room_version
@@ -125,6 +128,13 @@ class RoomCreationService:
         if alias is not None and await alias_store.get_alias(self._sender.db, alias):
             raise MatrixError(400, "M_ROOM_IN_USE", f"The alias {alias} is already in use")
         profile = await self._profile_lookup(creator)
+        if self._user_provider is not None:
+            # as an /invite does: a bridge's puppet nobody registered yet is asked of the
+            # bridge first (clients open direct chats with createRoom's `invite`)
+            remote = set(self._remote_invitees(request))
+            for invitee in dict.fromkeys(request.invite):
+                if invitee not in remote:
+                    await self._user_provider(invitee)
         templates = self._initial_events(requester, request, version, preset, alias, profile)
 
         async def reserve_alias(conn: AsyncConnection, room_id: str) -> None:
