@@ -1271,7 +1271,11 @@ class Homeserver:
             route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
             route_defs += appservice_ping_api.AppServicePingEndpoints(
                 self.accounts.auth,
-                AppServicePing(self.appservices.registry, self.appservices.client),
+                AppServicePing(
+                    self.appservices.registry,
+                    self.appservices.client,
+                    on_reachable=self.appservice_transactions.sender.service_reachable,
+                ),
             ).routes()
             route_defs += legacy_api.LegacyEndpoints(
                 self.accounts.auth,

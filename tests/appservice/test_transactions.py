@@ -4,6 +4,7 @@ retried unchanged until acknowledged. Both engines."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from tests.appservice.pushed import (
     txn_id_of,
     wait_until,
 )
+from tests.integration.client import request
 from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import CLIENT, Session, authed, create_room
 
@@ -186,6 +188,42 @@ def test_a_failing_service_gets_the_same_transaction_again_and_nothing_twice(
     sent_ids = [e["event_id"] for e in appservice.events()]
     assert sent_ids.count(message) == 1 and sent_ids.count(later) == 1
     assert sent_ids.index(message) < sent_ids.index(later)
+
+
+def test_a_service_back_from_an_outage_that_pings_is_sent_its_backlog_at_once(
+    server: RunningServer, appservice: FakeAppService, alice: Session
+) -> None:
+    room_id = create_room(server.url, alice)
+    bot_joins(server, appservice, alice, room_id)
+    wait_until(lambda: bool(events_in(appservice, room_id)), "the bot's join")
+    already = len(transaction_requests(appservice))
+    appservice.fail_transactions = 3
+    message = send(server, alice, room_id, "sent while the bridge is down")
+    # refused at once, after 1 s and after 2 s more: the next try would be 4 s later
+    wait_until(
+        lambda: (
+            len(transaction_requests(appservice)) - already >= 3
+            and appservice.fail_transactions == 0
+        ),
+        "three refused attempts",
+        timeout=15,
+    )
+
+    pinged = time.monotonic()
+    reply = request(
+        "POST",
+        server.url + f"/_matrix/client/v1/appservice/{appservice.id}/ping",
+        {"transaction_id": "back"},
+        {"Authorization": f"Bearer {appservice.as_token}"},
+    )
+    assert reply.status == 200, reply.body
+    wait_until(
+        lambda: message in {e["event_id"] for e in appservice.events()},
+        "the backlog after the ping",
+        timeout=10,
+    )
+    # what the backoff alone would take is 4 s
+    assert time.monotonic() - pinged < 2.5
 
 
 def test_once_its_users_leave_the_room_is_no_longer_sent(

@@ -5,6 +5,7 @@ service's `url` with the hs_token, and how long a round trip takes."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ranvier.errors import MatrixError
 from ranvier.requester import UserRequester
@@ -21,7 +22,10 @@ class AppServicePing:
         registry: AppServiceRegistry,
         client: AppServiceClient,
         timeout_seconds: float = PING_TIMEOUT_SECONDS,
+        on_reachable: Callable[[str], None] | None = None,
     ) -> None:
+        # told the ID of a service that answered its ping (the transaction sender retries)
+        self._on_reachable = on_reachable
         self._registry = registry
         self._client = client
         self._timeout = timeout_seconds
@@ -60,4 +64,6 @@ class AppServicePing:
             # MatrixError's own argument)
             error.extra.update(status=answer.status, body=answer.text)
             raise error
+        if self._on_reachable is not None:
+            self._on_reachable(service.id)
         return duration_ms

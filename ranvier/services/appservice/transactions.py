@@ -79,6 +79,8 @@ class AppServicePusher(Protocol):
 class _ServiceLoop:
     service: AppService
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # set when the service showed it is back (a ping answered): a retry waits no longer
+    reachable: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     # the typing stream is in memory only: its position is too
     typing_position: int = 0
@@ -129,6 +131,13 @@ class AppServiceTransactionSender:
             if self._ephemeral.wants(loop.service, stream):
                 loop.wakeup.set()
 
+    def service_reachable(self, appservice_id: str) -> None:
+        """The service answered a ping: a transaction waiting to be retried goes now, so a
+        bridge back from a long outage does not wait out the rest of its backoff."""
+        for loop in self._loops:
+            if loop.service.id == appservice_id:
+                loop.reachable.set()
+
     def start(self) -> None:
         self._running = True
         for loop in self._loops:
@@ -169,7 +178,7 @@ class AppServiceTransactionSender:
                     positions = await self._store.positions(service.id, await self._current())
                 pending = await self._store.pending(service.id)
                 if pending is not None:
-                    await self._deliver(service, pending)
+                    await self._deliver(loop, pending)
                     continue
                 # cleared before reading: what is notified while we read wakes us again
                 loop.wakeup.clear()
@@ -268,10 +277,12 @@ class AppServiceTransactionSender:
         body.update(await self._ephemeral.body_fields(service, events, extras))
         return body
 
-    async def _deliver(self, service: AppService, pending: PendingTransaction) -> None:
+    async def _deliver(self, loop: _ServiceLoop, pending: PendingTransaction) -> None:
         """Send until the service acknowledges it."""
+        service = loop.service
         delay = self._first_retry
         while self._running:
+            loop.reachable.clear()
             answer = await self._client.put_transaction(service, pending.txn_id, pending.body)
             if answer.ok:
                 await self._store.acknowledged(service.id, pending.txn_id)
@@ -283,5 +294,9 @@ class AppServiceTransactionSender:
                 answer.status if answer.status is not None else answer.error,
                 delay,
             )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_SECONDS)
+            try:
+                async with asyncio.timeout(delay):
+                    await loop.reachable.wait()
+                delay = self._first_retry
+            except TimeoutError:
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
