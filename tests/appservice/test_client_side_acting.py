@@ -311,6 +311,48 @@ def test_a_service_publishes_rooms_in_its_networks_directory(
     assert listed(server, appservice, third_party_instance_id=instance) == []
 
 
+def test_a_service_unlists_a_room_from_its_network_with_delete(
+    server: RunningServer, appservice: FakeAppService
+) -> None:
+    # Synapse's DELETE twin of the PUT, which SyTest and older bridges use
+    room_id = public_room(server, appservice)
+    path = f"/directory/list/appservice/irc/{room_id}"
+    assert as_request(server, appservice, "PUT", path, {"visibility": "public"}).status == 200
+    assert listed(server, appservice, third_party_instance_id=f"{appservice.id}|irc") == [room_id]
+
+    reply = as_request(server, appservice, "DELETE", path)
+
+    assert reply.status == 200, reply.body
+    assert listed(server, appservice, third_party_instance_id=f"{appservice.id}|irc") == []
+    assert room_id not in listed(server, appservice, include_all_networks=True)
+    # a user's own session may not
+    mona = puppet(server, appservice, "_fake_unlister")
+    login = as_request(
+        server, appservice, "POST", "/login", {"type": "m.login.application_service", "user": mona}
+    )
+    refused = request(
+        "DELETE",
+        server.url + CLIENT + path,
+        None,
+        {"Authorization": f"Bearer {login.json()['access_token']}"},
+    )
+    assert_error(refused, 403, "M_FORBIDDEN")
+
+
+def test_a_service_deactivates_its_user_without_user_interactive_auth(
+    server: RunningServer, appservice: FakeAppService
+) -> None:
+    ghost = puppet(server, appservice, "_fake_ghost_to_go")
+
+    reply = as_request(server, appservice, "POST", "/account/deactivate", {}, user_id=ghost)
+
+    assert reply.status == 200, reply.body
+    # gone: the service can no longer act as them
+    whoami = as_request(server, appservice, "GET", "/account/whoami", user_id=ghost)
+    assert whoami.status == 403, whoami.body
+    assert whoami.json()["errcode"] == "M_USER_DEACTIVATED"
+
+
 def test_network_directory_refusals(server: RunningServer, appservice: FakeAppService) -> None:
     room_id = public_room(server, appservice)
     mona = puppet(server, appservice, "_fake_mona")

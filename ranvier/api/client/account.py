@@ -77,6 +77,11 @@ class AccountEndpoints:
         requester = await self._auth.require_user(request)
         raw = await read_json_object(request)
         body = validate_body(raw, _DeactivateBody)
+        if requester.app_service is not None:
+            # as Synapse: a service's users have no password to confirm; the as_token is the
+            # proof (spec: application-service-api "Server admin style permissions")
+            await self._accounts.deactivate(requester.user_id, erase=body.erase)
+            return json_response({"id_server_unbind_result": "no-support"})
         auth = await user_interactive_auth(
             self._uia,
             raw,

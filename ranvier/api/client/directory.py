@@ -112,6 +112,11 @@ class RoomDirectoryEndpoints:
                 CLIENT + "/directory/list/appservice/{networkId}/{roomId}",
                 self.set_network_visibility,
             ),
+            # not in the spec, but Synapse serves it and SyTest and bridges call it: unlisting
+            web.delete(
+                CLIENT + "/directory/list/appservice/{networkId}/{roomId}",
+                self.unlist_from_network,
+            ),
             web.get(CLIENT + "/publicRooms", self.get_public_rooms),
             web.post(CLIENT + "/publicRooms", self.query_public_rooms),
         ]
@@ -139,6 +144,14 @@ class RoomDirectoryEndpoints:
             request.match_info["networkId"],
             request.match_info["roomId"],
             body.visibility,
+        )
+        return json_response({})
+
+    async def unlist_from_network(self, request: web.Request) -> web.Response:
+        """DELETE /_matrix/client/v3/directory/list/appservice/{networkId}/{roomId}"""
+        requester = await self._auth.require_user(request)
+        await self._network_lists.set_visibility(
+            requester, request.match_info["networkId"], request.match_info["roomId"], "private"
         )
         return json_response({})
 

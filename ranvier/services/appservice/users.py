@@ -46,10 +46,13 @@ class AppServiceUsers:
         self._devices = devices
         self._server_name = server_name
         self._user_id_to_admin: LRUCache[str, bool] = LRUCache(REGISTERED_CACHE_SIZE)
+        # of the users in that cache, those deactivated (an admin may reactivate them)
+        self._deactivated: set[str] = set()
         users.on_user_changed(self._forget)
 
     def _forget(self, user_id: str) -> None:
         self._user_id_to_admin.pop(user_id, None)
+        self._deactivated.discard(user_id)
 
     async def ensure_senders(self) -> None:
         """Create each service's sender account if it is missing (start-up): the sender
@@ -91,6 +94,9 @@ class AppServiceUsers:
             raise MatrixError(
                 403, "M_FORBIDDEN", f"Application service has not registered this user ({user_id})"
             )
+        if user_id in self._deactivated:
+            # a deactivated account acts no more, whoever holds a token for it
+            raise MatrixError(403, "M_USER_DEACTIVATED", f"{user_id} has been deactivated")
         if device_id is not None and await self._devices.get_device(user_id, device_id) is None:
             # spec: "Identity assertion" - a device the user does not have is 400
             raise MatrixError(400, "M_UNKNOWN_DEVICE", f"{user_id} has no device {device_id}")
@@ -104,6 +110,8 @@ class AppServiceUsers:
         if user is None:
             return None
         self._user_id_to_admin[user_id] = user.admin
+        if user.deactivated:
+            self._deactivated.add(user_id)
         return user.admin
 
     async def check_login(self, service: AppService, user: str) -> str:
