@@ -2,7 +2,8 @@
 
 Run: make bench   or   .venv/bin/python -m bench.run [--only ranvier] [--postgres] [--quick]
 With --federation the scenarios are federation's instead (bench/federation.py): joining a
-scripted remote server's room of 1,000 members, then inbound /send throughput.
+scripted remote server's room of 1,000 members, then inbound /send throughput. With
+--sliding-sync they are bench/sliding_sync.py's: a user in 1,000 rooms syncing a room list.
 Each server gets a fresh data directory (and a fresh PostgreSQL database) per round; figures are
 the median over rounds. Everything listens on 127.0.0.1; the servers are stopped by their PID.
 """
@@ -109,6 +110,12 @@ def scenarios_and_servers(
     join runs for the whole race."""
     ranvier: Starter = start_ranvier
     synapse: Starter = start_synapse
+    if args.sliding_sync:
+        from bench.sliding_sync import SlidingSyncSizes, run_sliding_sync
+
+        sliding = SlidingSyncSizes.quick() if args.quick else SlidingSyncSizes()
+        yield partial(run_sliding_sync, sizes=sliding), _chosen(args, ranvier, synapse)
+        return
     if not args.federation:
         yield client_scenarios(args), _chosen(args, ranvier, synapse)
         return
@@ -156,6 +163,11 @@ def main() -> None:
         "--federation",
         action="store_true",
         help="the federation scenarios (a remote room of 1,000 members, inbound /send)",
+    )
+    parser.add_argument(
+        "--sliding-sync",
+        action="store_true",
+        help="the sliding sync scenarios (a user in 1,000 rooms, MSC4186)",
     )
     parser.add_argument(
         "--pushed-pdus", type=int, help="with --federation: PDUs pushed (default 5,000)"
