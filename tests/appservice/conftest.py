@@ -19,11 +19,8 @@ __all__ = ["module_database"]
 @pytest.fixture(scope="module")
 def appservice(module_database: dict[str, Any]) -> Iterator[FakeAppService]:
     # one per engine's server (module_database is), so what each server sends stays apart
-    fake = FakeAppService().start()
-    try:
+    with FakeAppService() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,12 @@ class FakeAppService:
     def stop(self) -> None:
         self._server.stop()
 
+    def __enter__(self) -> FakeAppService:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def registration(self) -> dict[str, Any]:
         namespaces: dict[str, list[dict[str, Any]]] = {
             "users": [{"exclusive": self.exclusive, "regex": self.user_regex}],

@@ -17,13 +17,9 @@ TRANSACTIONS = "/_matrix/app/v1/transactions/"
 
 
 def fresh_service(**fields: Any) -> Iterator[FakeAppService]:
-    """A FakeAppService for one server: the conftest's is shared by the module's servers on
-    both engines, whose transaction IDs both start at 1."""
-    fake = FakeAppService(**fields).start()
-    try:
+    """A FakeAppService with `fields` (its registration's options) for one server."""
+    with FakeAppService(**fields) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def as_service(

@@ -28,11 +28,8 @@ APPSERVICE_TYPE = "m.login.application_service"
 
 @pytest.fixture(scope="module")
 def irc() -> Iterator[FakeAppService]:
-    fake = irc_service().start()
-    try:
+    with irc_service() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")

@@ -32,20 +32,14 @@ MESSAGE_BURST = 3
 
 @pytest.fixture(scope="module")
 def irc() -> Iterator[FakeAppService]:
-    fake = irc_service().start()
-    try:
+    with irc_service() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")
 def walled() -> Iterator[FakeAppService]:
-    fake = walled_service().start()
-    try:
+    with walled_service() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")
