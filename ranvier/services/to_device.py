@@ -142,16 +142,17 @@ class ToDeviceService:
         room_ids: Collection[str],
         from_pos: int,
         to_pos: int,
+        limit: int = MAX_PER_SYNC,
     ) -> ToDeviceEvents:
         """The device's messages after `from_pos` up to `to_pos`, oldest first, at most
-        MAX_PER_SYNC; see ToDeviceEvents.position for the next token."""
+        `limit` (sliding sync's clients may ask for fewer than MAX_PER_SYNC); see
+        ToDeviceEvents.position for the next token."""
         if device_id is None or self._user_changes.changed_since([user_id], from_pos) == set():
             return ToDeviceEvents([], to_pos)
-        messages = await self._store.get_messages(
-            user_id, device_id, from_pos, to_pos, MAX_PER_SYNC + 1
-        )
-        if len(messages) > MAX_PER_SYNC:
-            handed_out = messages[:MAX_PER_SYNC]
+        limit = max(1, min(limit, MAX_PER_SYNC))
+        messages = await self._store.get_messages(user_id, device_id, from_pos, to_pos, limit + 1)
+        if len(messages) > limit:
+            handed_out = messages[:limit]
             return ToDeviceEvents([m.event for m in handed_out], handed_out[-1].stream_id)
         return ToDeviceEvents([m.event for m in messages], to_pos)
 

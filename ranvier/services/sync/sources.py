@@ -94,8 +94,10 @@ class ToDeviceSource(SyncSource, Protocol):
         room_ids: Collection[str],
         from_pos: int,
         to_pos: int,
+        limit: int = ...,
     ) -> ToDeviceEvents:
-        """The to-device events for the device, oldest first."""
+        """The to-device events for the device, oldest first, at most `limit` (the
+        source's own bound when not given)."""
         ...
 
     async def ack(self, user_id: str, device_id: str, up_to_pos: int) -> None:
