@@ -64,24 +64,22 @@ class NoSlidingSync(Exception):
 
 class SlidingSyncBench:
     def __init__(
-        self,
-        server: RunningServer,
-        sizes: SlidingSyncSizes,
-        log: Callable[[str], None] = print,
+        self, url: str, name: str, sizes: SlidingSyncSizes, log: Callable[[str], None] = print
     ) -> None:
-        self.server = server
+        self.url = url
+        self.name = name
         self.sizes = sizes
         self.log = log
 
     async def run(self) -> dict[str, Figure]:
         async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as session:
-            client = Homeserver(self.server.url, session)
+            client = Homeserver(self.url, session)
             reader = await client.register(client.unique("reader"), PASSWORD)
             sender = await client.register(client.unique("sender"), PASSWORD)
             try:
                 await sliding_sync(client, reader, {"lists": {}})
             except NoSlidingSync:
-                self.log(f"{self.server.name}: no simplified sliding sync endpoint")
+                self.log(f"{self.name}: no simplified sliding sync endpoint")
                 return self._missing("no sliding sync")
             started = time.perf_counter()
             rooms = await create_rooms(client, reader, self.sizes.rooms)
@@ -96,7 +94,7 @@ class SlidingSyncBench:
             await client.join(sender, rooms[0])
             await fill_rooms(client, reader, rooms, self.sizes.messages_per_room)
             built = time.perf_counter() - started
-            self.log(f"{self.server.name}: {len(rooms)} rooms built in {built:.1f}s")
+            self.log(f"{self.name}: {len(rooms)} rooms built in {built:.1f}s")
             figures = {"build the rooms (setup, not a target)": Figure(built, "s", "lower")}
             figures |= await self.initial(client, reader, rooms)
             figures |= await self.incremental(client, reader, sender, rooms[0])
@@ -124,7 +122,7 @@ class SlidingSyncBench:
             answer = await sliding_sync(client, reader, {"lists": {"all": LIST}})
             samples.append((time.perf_counter() - started) * 1000)
             check_first_page(answer, rooms, self.sizes.rooms)
-        self.log(f"{self.server.name}: first responses (ms) {[round(s, 1) for s in samples]}")
+        self.log(f"{self.name}: first responses (ms) {[round(s, 1) for s in samples]}")
         return {
             key: Figure(statistics.median(samples), "ms", "lower"),
             cold_key: Figure(samples[0], "ms", "lower"),
@@ -156,10 +154,10 @@ class SlidingSyncBench:
             answer = await sliding_sync(client, reader, body, pos, timeout_ms=0)
             plain.append((time.perf_counter() - started) * 1000)
             if text not in timeline_bodies(answer, room_id):
-                raise AssertionError(f"{self.server.name}: the incremental answer lacks {text!r}")
+                raise AssertionError(f"{self.name}: the incremental answer lacks {text!r}")
             pos = answer["pos"]
         self.log(
-            f"{self.server.name}: waiting (ms) {[round(s, 1) for s in waiting]}, "
+            f"{self.name}: waiting (ms) {[round(s, 1) for s in waiting]}, "
             f"plain (ms) {[round(s, 1) for s in plain]}"
         )
         return {
@@ -263,4 +261,4 @@ async def fill_rooms(client: Homeserver, user: User, rooms: list[str], per_room:
 def run_sliding_sync(
     server: RunningServer, sizes: SlidingSyncSizes, log: Callable[[str], None] = print
 ) -> dict[str, Figure]:
-    return asyncio.run(SlidingSyncBench(server, sizes, log).run())
+    return asyncio.run(SlidingSyncBench(server.url, server.name, sizes, log).run())
