@@ -182,6 +182,7 @@ class FakeDeviceLists:
         return {
             "device_one_time_keys_count": {"signed_curve25519": 3},
             "device_unused_fallback_key_types": ["signed_curve25519"],
+            "org.matrix.msc2732.device_unused_fallback_key_types": ["signed_curve25519"],
         }
 
 

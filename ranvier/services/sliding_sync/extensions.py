@@ -133,7 +133,11 @@ class SlidingSyncExtensions:
         if self._device_lists is None:
             return body
         if ctx.device_id is not None:
-            body.update(await self._device_lists.key_counts(ctx.user_id, ctx.device_id))
+            counts = await self._device_lists.key_counts(ctx.user_id, ctx.device_id)
+            # the stable names only: sliding sync came after fallback keys were specified,
+            # and an unknown key would read as news to a long-poll on every pass
+            for name in body:
+                body[name] = counts[name]
         if ctx.from_token is not None:
             # as /sync: device list changes only since a position, never on an initial
             # request (the client then asks /keys/query for everyone)
