@@ -114,7 +114,8 @@ def scenarios_and_servers(
         from bench.sliding_sync import SlidingSyncSizes, run_sliding_sync
 
         sliding = SlidingSyncSizes.quick() if args.quick else SlidingSyncSizes()
-        yield partial(run_sliding_sync, sizes=sliding), _chosen(args, ranvier, synapse)
+        scenarios = partial(run_sliding_sync, sizes=sliding, profile_dir=args.profile)
+        yield scenarios, _chosen(args, ranvier, synapse)
         return
     if not args.federation:
         yield client_scenarios(args), _chosen(args, ranvier, synapse)
@@ -168,6 +169,11 @@ def main() -> None:
         "--sliding-sync",
         action="store_true",
         help="the sliding sync scenarios (a user in 1,000 rooms, MSC4186)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="with --sliding-sync: py-spy Ranvier after the timed runs, into this directory",
     )
     parser.add_argument(
         "--pushed-pdus", type=int, help="with --federation: PDUs pushed (default 5,000)"

@@ -10,17 +10,24 @@ What is timed, on the client, from sending the request to reading the whole answ
 - a plain incremental request (`pos`, timeout 0) once a message is already there.
 
 Run: .venv/bin/python -m bench.run --sliding-sync [--only ranvier] [--postgres] [--quick]
+With --profile DIR, Ranvier is then sampled by py-spy under more of the same requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +41,8 @@ LONG_POLL_MS = 30_000
 PASSWORD = "bench-password-1"
 # requests in flight while building the rooms: enough to keep a server busy on two cores
 BUILD_CONCURRENCY = 20
+# requests of each kind made under the profiler
+PROFILED_REQUESTS = 100
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=300)
 # what a room list asks for: the first page, the newest event, the name and avatar to draw it
 LIST = {
@@ -58,18 +67,47 @@ class SlidingSyncSizes:
         return f"first sliding sync, {self.rooms:,} rooms, range 0-19, timeline 1"
 
 
+@dataclass
+class Profile:
+    """py-spy sampling the server's process `pid` into `output` (raw, collapsed stacks)."""
+
+    pid: int
+    output: Path
+
+    @contextmanager
+    def recording(self, log: Callable[[str], None]) -> Iterator[None]:
+        py_spy = Path(sys.executable).with_name("py-spy")
+        argv = [str(py_spy), "record", "-p", str(self.pid), "-f", "raw", "-r", "200"]
+        recorder = subprocess.Popen([*argv, "-o", str(self.output)], stdout=subprocess.DEVNULL)
+        # py-spy takes a moment to attach; the first samples would otherwise be lost
+        time.sleep(1.0)
+        try:
+            yield
+        finally:
+            # only the recorder this harness started, by its own PID
+            os.kill(recorder.pid, signal.SIGINT)
+            recorder.wait(60)
+            log(f"profile written to {self.output}")
+
+
 class NoSlidingSync(Exception):
     """The server does not answer the endpoint (404, 405 or M_UNRECOGNIZED)."""
 
 
 class SlidingSyncBench:
     def __init__(
-        self, url: str, name: str, sizes: SlidingSyncSizes, log: Callable[[str], None] = print
+        self,
+        url: str,
+        name: str,
+        sizes: SlidingSyncSizes,
+        log: Callable[[str], None] = print,
+        profile: Profile | None = None,
     ) -> None:
         self.url = url
         self.name = name
         self.sizes = sizes
         self.log = log
+        self.profile = profile
 
     async def run(self) -> dict[str, Figure]:
         async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as session:
@@ -98,7 +136,23 @@ class SlidingSyncBench:
             figures = {"build the rooms (setup, not a target)": Figure(built, "s", "lower")}
             figures |= await self.initial(client, reader, rooms)
             figures |= await self.incremental(client, reader, sender, rooms[0])
+            if self.profile is not None:
+                await self.profiled(client, reader, sender, rooms[0], self.profile)
             return figures
+
+    async def profiled(
+        self, client: Homeserver, reader: User, sender: User, room_id: str, profile: Profile
+    ) -> None:
+        """Under py-spy, after the timed runs (so sampling slows none of them): first responses,
+        then plain incremental requests, enough of each for the samples to say where time goes."""
+        body = {"lists": {"all": LIST}}
+        with profile.recording(self.log):
+            for _ in range(PROFILED_REQUESTS):
+                await sliding_sync(client, reader, body)
+            pos = (await sliding_sync(client, reader, body))["pos"]
+            for i in range(PROFILED_REQUESTS):
+                await client.send(sender, room_id, f"profiled {i}")
+                pos = (await sliding_sync(client, reader, body, pos))["pos"]
 
     def _missing(self, note: str) -> dict[str, Figure]:
         return {key: Figure(None, "ms", "lower", note) for key in self._keys()}
@@ -259,6 +313,14 @@ async def fill_rooms(client: Homeserver, user: User, rooms: list[str], per_room:
 
 
 def run_sliding_sync(
-    server: RunningServer, sizes: SlidingSyncSizes, log: Callable[[str], None] = print
+    server: RunningServer,
+    sizes: SlidingSyncSizes,
+    log: Callable[[str], None] = print,
+    profile_dir: Path | None = None,
 ) -> dict[str, Figure]:
-    return asyncio.run(SlidingSyncBench(server.url, server.name, sizes, log).run())
+    """With `profile_dir`, Ranvier is also profiled (see `Profile`) into a new file there."""
+    profile = None
+    if profile_dir is not None and server.name == "ranvier":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        profile = Profile(server.pid, profile_dir / f"ranvier-sliding-sync-{stamp}.txt")
+    return asyncio.run(SlidingSyncBench(server.url, server.name, sizes, log, profile).run())
