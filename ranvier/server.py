@@ -57,6 +57,7 @@ from ranvier.api.client import room_reading as room_reading_api
 from ranvier.api.client import room_upgrades as room_upgrades_api
 from ranvier.api.client import rooms as rooms_api
 from ranvier.api.client import search as search_api
+from ranvier.api.client import sliding_sync as sliding_sync_api
 from ranvier.api.client import spaces as spaces_api
 from ranvier.api.client import sync as sync_api
 from ranvier.api.client import thirdparty as thirdparty_api
@@ -214,6 +215,11 @@ from ranvier.services.rooms.upgrade import RoomUpgradeService
 from ranvier.services.rooms.upgrade_transfer import UpgradeUserStateTransfer
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
+from ranvier.services.sliding_sync.bump_stamps import prepare_bump_stamps
+from ranvier.services.sliding_sync.extensions import SlidingSyncExtensions
+from ranvier.services.sliding_sync.facts import RoomFactsLoader
+from ranvier.services.sliding_sync.rooms import SlidingSyncRooms
+from ranvier.services.sliding_sync.service import SlidingSyncService
 from ranvier.services.suspension import Suspensions
 from ranvier.services.sync.account_data import AccountDataReader
 from ranvier.services.sync.rooms import RoomsBuilder
@@ -269,6 +275,7 @@ from ranvier.storage.url_previews import UrlPreviewStore
 from ranvier.storage.user_admin import UserAdminQueries
 from ranvier.storage.users import UserStore
 from ranvier.streams.notifier import Notifier
+from ranvier.streams.sync_token import SyncToken
 
 logger = logging.getLogger(__name__)
 
@@ -1159,6 +1166,62 @@ def build_sync(
     )
 
 
+def build_sliding_sync(
+    database: Database,
+    rooms: Rooms,
+    user_data: UserData,
+    ephemeral: Ephemeral,
+    push: Push,
+    e2ee: E2ee,
+    notifier: Notifier,
+) -> SlidingSyncService:
+    """Simplified sliding sync (MSC4186), from /sync's sources. Each room's bump stamp
+    is kept as events persist, before any start-up work sends one."""
+    rooms.sender.prepare_persist.append(prepare_bump_stamps)
+    loader = rooms.sender.loader
+    account_data = AccountDataStore(database)
+
+    async def current_token() -> SyncToken:
+        # the room events' position first, as /sync reads it
+        events = rooms.sender.positions.current
+        return SyncToken(
+            events=events,
+            account_data=await account_data.current_stream_position(),
+            receipts=ephemeral.receipts.current_position(),
+            typing=ephemeral.typing.current_position(),
+            presence=ephemeral.presence.current_position(),
+            to_device=ephemeral.to_device.current_position(),
+            device_lists=e2ee.device_lists.current_position(),
+            push_rules=push.rules.current_position(),
+        )
+
+    return SlidingSyncService(
+        database,
+        rooms.sender,
+        notifier,
+        SlidingSyncRooms(
+            database,
+            loader,
+            TimelineLoader(database, loader, rooms.visibility),
+            StateLoader(database, loader),
+            rooms.serializer,
+            unread=push.actions,
+            bundler=rooms.relations.bundled_aggregations,
+        ),
+        RoomFactsLoader(database, loader, account_data),
+        current_token,
+        # the same sources as /sync's sections, wrapped in the extensions' shapes
+        extensions=SlidingSyncExtensions(
+            database,
+            to_device=ephemeral.to_device,
+            device_lists=e2ee.device_lists,
+            account_data=AccountDataReader(user_data.account_data, push.rules),
+            receipts=ephemeral.receipts,
+            typing=ephemeral.typing,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Moderation:
     """OpenID tokens, mutual rooms, user reports and account suspension."""
@@ -1205,6 +1268,7 @@ class Homeserver:
     push: Push
     e2ee: E2ee
     sync: SyncService
+    sliding_sync: SlidingSyncService
     key_backup: KeyBackupService
     federation: Federation
     inbound_federation: InboundFederation
@@ -1269,6 +1333,9 @@ class Homeserver:
                 self.accounts.auth, self.dehydrated_devices
             ).routes()
             route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
+            route_defs += sliding_sync_api.SlidingSyncEndpoints(
+                self.accounts.auth, self.sliding_sync, self.config.filter_timeline_limit
+            ).routes()
             route_defs += appservice_ping_api.AppServicePingEndpoints(
                 self.accounts.auth,
                 AppServicePing(
@@ -1598,6 +1665,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         config, database, rooms, ephemeral, federation.sender, inbound_federation
     )
     connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
+    sliding_sync = build_sliding_sync(database, rooms, user_data, ephemeral, push, e2ee, notifier)
     return Homeserver(
         config=config,
         database=database,
@@ -1613,6 +1681,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         push=push,
         e2ee=e2ee,
         sync=build_sync(config, database, rooms, user_data, ephemeral, push, e2ee, notifier),
+        sliding_sync=sliding_sync,
         key_backup=build_key_backup(database, accounts),
         federation=federation,
         inbound_federation=inbound_federation,

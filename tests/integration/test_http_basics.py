@@ -28,8 +28,11 @@ def test_versions_lists_only_spec_versions(server: RunningServer) -> None:
     body = reply.json()
     assert "v1.1" in body["versions"]
     assert all(v.startswith("v1.") for v in body["versions"])
-    # only MSCs that are served: dehydrated devices
-    assert body["unstable_features"] == {"org.matrix.msc3814": True}
+    # only MSCs that are served: dehydrated devices, simplified sliding sync
+    assert body["unstable_features"] == {
+        "org.matrix.msc3814": True,
+        "org.matrix.simplified_msc3575": True,
+    }
 
 
 def test_unknown_endpoint_is_404_unrecognized(server: RunningServer) -> None:

@@ -12,6 +12,7 @@ SUPPORTED_SPEC_VERSIONS = tuple(f"v1.{minor}" for minor in range(1, 13))
 # the MSCs served under their unstable prefixes, which clients look for here
 UNSTABLE_FEATURES = {
     "org.matrix.msc3814": True,  # dehydrated devices
+    "org.matrix.simplified_msc3575": True,  # simplified sliding sync (MSC4186)
 }
 
 

@@ -1,0 +1,251 @@
+"""Simplified sliding sync (MSC4186): a connection's room lists, subscriptions and
+extensions, from the same sources as /sync.
+
+Every response hands out a new `pos`, stored (storage/sliding_sync.py) with the sync
+token it reads up to and, per room, the room-events position up to which the connection
+has that room's news. A request from a `pos` therefore sends only the rooms in its
+lists' ranges or subscriptions with events since, plus those never sent (`initial`).
+A `pos` stays valid until the connection's next-but-one request (the one just used
+stays, so a client whose response was lost can retry it), across restarts; an unknown
+one is 400 M_UNKNOWN_POS and the client starts the connection again. A request that finds
+nothing waits, up to its `timeout`, on the notifier as /sync does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ranvier.clock import now_ms
+from ranvier.errors import MatrixError
+from ranvier.services.rooms.sender import RoomEventSender
+from ranvier.services.sliding_sync.extensions import ExtensionContext, has_news
+from ranvier.services.sliding_sync.facts import RoomFactsLoader
+from ranvier.services.sliding_sync.request import RoomParams, SlidingSyncRequest
+from ranvier.services.sliding_sync.required_state import combine
+from ranvier.services.sliding_sync.room_list import (
+    ListedRoom,
+    bump_stamp,
+    in_ranges,
+    matches,
+    sort_rooms,
+)
+from ranvier.services.sliding_sync.rooms import RoomToSend, SlidingSyncRooms
+from ranvier.storage import sliding_sync as store
+from ranvier.storage import sync as sync_store
+from ranvier.storage.database import Database
+from ranvier.storage.sync import UserMemberships
+from ranvier.streams.notifier import Notifier
+from ranvier.streams.sync_token import InvalidSyncToken, SyncToken
+
+JsonDict = dict[str, Any]
+
+ACTIVE = ("join", "invite", "knock")
+DEPARTED = ("leave", "ban")
+
+
+class Extensions(Protocol):
+    async def build(self, ctx: ExtensionContext, requested: JsonDict) -> JsonDict: ...
+
+
+@dataclass(frozen=True)
+class _Prior:
+    pos_id: int
+    token: SyncToken
+    room_to_sent: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Pass:
+    body: JsonDict
+    token: SyncToken
+    room_to_sent: dict[str, int]
+    # rooms whose changes concern the user: a long-poll waits on them
+    active_rooms: list[str]
+    has_news: bool
+
+
+class SlidingSyncService:
+    def __init__(
+        self,
+        db: Database,
+        sender: RoomEventSender,
+        notifier: Notifier,
+        rooms: SlidingSyncRooms,
+        facts: RoomFactsLoader,
+        current_token: Callable[[], Awaitable[SyncToken]],
+        extensions: Extensions | None = None,
+    ) -> None:
+        self._db = db
+        self._sender = sender
+        self._notifier = notifier
+        self._rooms = rooms
+        self._facts = facts
+        # every stream's position up to which all has committed, the events one first
+        self._current_token = current_token
+        # None until the extensions are served: then `extensions` answers {}
+        self._extensions = extensions
+
+    async def sync(self, request: SlidingSyncRequest) -> JsonDict:
+        prior = await self._prior(request)
+        deadline = time.monotonic() + request.timeout_ms / 1000
+        while True:
+            found = await self._once(request, prior)
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if prior is None or found.has_news or remaining_ms <= 0 or self._notifier.closed:
+                break
+            await self._notifier.wait(
+                request.user_id, found.active_rooms, found.token, remaining_ms
+            )
+        pos_id = await store.add_position(
+            self._db,
+            user_id=request.user_id,
+            device_id=request.device_id or "",
+            conn_id=request.conn_id,
+            token=str(found.token),
+            room_to_sent=found.room_to_sent,
+            created_ts=now_ms(),
+            keep_from=prior.pos_id if prior is not None else None,
+        )
+        return {"pos": str(pos_id), **found.body}
+
+    async def _prior(self, request: SlidingSyncRequest) -> _Prior | None:
+        if request.pos is None:
+            return None
+        stored = None
+        if request.pos.isdigit() and len(request.pos) < 19:
+            stored = await store.get_position(self._db, int(request.pos))
+        if (
+            stored is None
+            or stored.user_id != request.user_id
+            or stored.device_id != (request.device_id or "")
+            or stored.conn_id != request.conn_id
+        ):
+            raise MatrixError(400, "M_UNKNOWN_POS", "Unknown position: start the connection again")
+        try:
+            token = SyncToken.parse(stored.token)
+        except InvalidSyncToken:
+            raise MatrixError(400, "M_UNKNOWN_POS", "Unknown position") from None
+        return _Prior(stored.pos_id, token, stored.room_to_sent)
+
+    async def _once(self, request: SlidingSyncRequest, prior: _Prior | None) -> _Pass:
+        # positions first: every read below stops at them
+        token = await self._current_token()
+        upto = token.events
+        since = prior.token.events if prior is not None else 0
+        memberships = await sync_store.get_memberships(self._db, request.user_id, since, upto)
+        listed = await self._listed(memberships, prior is not None, upto)
+        facts = await self._facts.load(
+            request.user_id, listed, [one.filters for one in request.lists.values()]
+        )
+        room_to_params: dict[str, list[RoomParams]] = {}
+        lists_body: JsonDict = {}
+        list_rooms: dict[str, list[str]] = {}
+        by_id = {room.room_id: room for room in listed}
+        ordered = sort_rooms(listed)
+        for name, wanted in request.lists.items():
+            kept = [room for room in ordered if matches(room, wanted.filters, facts)]
+            lists_body[name] = {"count": len(kept)}
+            shown = in_ranges(kept, wanted.ranges)
+            list_rooms[name] = [room.room_id for room in shown]
+            for room in shown:
+                room_to_params.setdefault(room.room_id, []).append(wanted.params)
+        subscribed: list[str] = []
+        for room_id, params in request.room_subscriptions.items():
+            listed_room = by_id.get(room_id) or self._departed(memberships, room_id)
+            if listed_room is None:
+                # as Synapse: a room the user is not in (nor left) is not sent
+                continue
+            by_id[room_id] = listed_room
+            subscribed.append(room_id)
+            room_to_params.setdefault(room_id, []).append(params)
+        sent = dict(prior.room_to_sent) if prior is not None else {}
+        candidates = [
+            RoomToSend(
+                by_id[room_id],
+                combine(params),
+                sent.get(room_id),
+                room_id in facts.dm_rooms,
+            )
+            for room_id, params in room_to_params.items()
+        ]
+        # rooms may have been sent at different positions: ask from the oldest, then
+        # `changed` looks at each from its own
+        sent_at = [s for c in candidates if (s := c.since) is not None]
+        changed = (
+            self._sender.room_changes.changed_since(room_to_params, min(sent_at))
+            if sent_at
+            else None
+        )
+        to_send = await self._rooms.changed(candidates, upto, changed)
+        rooms = await self._rooms.build(
+            request.user_id,
+            request.device_id,
+            to_send,
+            upto,
+            since if prior is not None else None,
+        )
+        # the rooms looked at are up to date to here, sent or not
+        for room_id in room_to_params:
+            sent[room_id] = upto
+        active = [room_id for room_id, m in memberships.now.items() if m.membership in ACTIVE]
+        extensions: JsonDict = {}
+        if self._extensions is not None and request.extensions:
+            extensions = await self._extensions.build(
+                ExtensionContext(
+                    user_id=request.user_id,
+                    device_id=request.device_id,
+                    from_token=prior.token if prior is not None else None,
+                    to_token=token,
+                    list_rooms=list_rooms,
+                    subscribed_rooms=subscribed,
+                    joined_rooms=frozenset(
+                        room_id for room_id, m in memberships.now.items() if m.membership == "join"
+                    ),
+                    initial_rooms=[r for r, body in rooms.items() if body.get("initial")],
+                ),
+                request.extensions,
+            )
+        body: JsonDict = {"lists": lists_body, "rooms": rooms, "extensions": extensions}
+        return _Pass(body, token, sent, active, bool(rooms) or has_news(extensions))
+
+    async def _listed(
+        self, memberships: UserMemberships, incremental: bool, upto: int
+    ) -> list[ListedRoom]:
+        """The rooms a list may show: joined, invited, knocked, and on a request from a
+        `pos` those left since it (so the client learns they went)."""
+        wanted = [
+            m
+            for m in memberships.now.values()
+            if not m.forgotten
+            and (
+                m.membership in ACTIVE
+                or (
+                    incremental
+                    and m.membership in DEPARTED
+                    and memberships.before.get(m.room_id) != m
+                )
+            )
+        ]
+        stamps = await store.get_bump_stamps(
+            self._db, [m.room_id for m in wanted if m.membership == "join"]
+        )
+        return [
+            ListedRoom(
+                m.room_id,
+                m.membership,
+                m.event_id,
+                m.stream,
+                bump_stamp(m.membership, m.stream, stamps.get(m.room_id), upto),
+            )
+            for m in wanted
+        ]
+
+    @staticmethod
+    def _departed(memberships: UserMemberships, room_id: str) -> ListedRoom | None:
+        m = memberships.now.get(room_id)
+        if m is None or m.forgotten or m.membership not in DEPARTED:
+            return None
+        return ListedRoom(room_id, m.membership, m.event_id, m.stream, m.stream)

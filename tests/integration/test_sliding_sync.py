@@ -1,0 +1,293 @@
+"""Simplified sliding sync (MSC4186) over real HTTP on both engines: lists sorted by
+recency with ranges, timelines and required_state exact, incremental responses from a
+`pos`, long-polls woken by the notifier, unknown positions, list filters."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+from tests.integration.client import Reply
+from tests.integration.homeserver import RunningServer
+from tests.integration.matrix import Session, authed
+from tests.integration.test_sync import act, create_room, room_url, say, texts, user
+
+PATH = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+
+def sliding_reply(server: RunningServer, who: Session, body: dict[str, Any], **query: Any) -> Reply:
+    url = server.url + PATH
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    return authed(who, "POST", url, body)
+
+
+def sliding(server: RunningServer, who: Session, body: dict[str, Any], **query: Any) -> Any:
+    reply = sliding_reply(server, who, body, **query)
+    assert reply.status == 200, reply.body
+    return reply.json()
+
+
+def one_list(
+    start: int, end: int, *, timeline_limit: int = 1, required_state: Any = (), **extra: Any
+) -> dict[str, Any]:
+    return {
+        "lists": {
+            "all": {
+                "ranges": [[start, end]],
+                "timeline_limit": timeline_limit,
+                "required_state": [list(pair) for pair in required_state],
+                **extra,
+            }
+        }
+    }
+
+
+def state_keys(room: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(e["type"], e["state_key"]) for e in room["required_state"]}
+
+
+def test_the_most_recent_rooms_come_first_and_a_message_moves_a_room_up(
+    server: RunningServer,
+) -> None:
+    alice = user(server, "alice")
+    rooms = [create_room(server, alice) for _ in range(50)]
+    for index, room_id in enumerate(rooms):
+        say(server, alice, room_id, f"message {index}")
+    body = sliding(server, alice, one_list(0, 9))
+    assert body["lists"]["all"]["count"] == 50
+    newest_first = list(reversed(rooms))
+    assert set(body["rooms"]) == set(newest_first[:10])
+    stamps = {room_id: room["bump_stamp"] for room_id, room in body["rooms"].items()}
+    assert sorted(stamps, key=lambda r: -stamps[r]) == newest_first[:10]
+    room = body["rooms"][rooms[-1]]
+    assert room["initial"] is True
+    assert texts(room["timeline"]) == ["message 49"]
+    assert room["limited"] is True
+    assert room["joined_count"] == 1 and room["invited_count"] == 0
+    # prev_batch pages back through /messages
+    messages = authed(
+        alice,
+        "GET",
+        room_url(server, rooms[-1], "/messages")
+        + "?"
+        + urllib.parse.urlencode({"dir": "b", "from": room["prev_batch"], "limit": 50}),
+    )
+    assert messages.status == 200, messages.body
+    assert messages.json()["chunk"][0]["type"] != "m.room.message"
+
+    # nothing new: the same rooms are not sent again
+    quiet = sliding(server, alice, one_list(0, 9), pos=body["pos"])
+    assert quiet["rooms"] == {}
+    # a message in the oldest room moves it into range, alone
+    say(server, alice, rooms[0], "back on top")
+    moved = sliding(server, alice, one_list(0, 9), pos=quiet["pos"])
+    assert list(moved["rooms"]) == [rooms[0]]
+    room = moved["rooms"][rooms[0]]
+    assert room["initial"] is True
+    assert texts(room["timeline"]) == ["back on top"]
+    assert room["num_live"] == 1
+    # and a message in a room the connection has: only the new event
+    say(server, alice, rooms[0], "again")
+    again = sliding(server, alice, one_list(0, 9), pos=moved["pos"])
+    assert list(again["rooms"]) == [rooms[0]]
+    assert "initial" not in again["rooms"][rooms[0]]
+    assert texts(again["rooms"][rooms[0]]["timeline"]) == ["again"]
+    assert again["rooms"][rooms[0]]["limited"] is False
+
+
+def test_required_state_is_exact(server: RunningServer) -> None:
+    alice, bob, carol = user(server, "alice"), user(server, "bob"), user(server, "carol")
+    room_id = create_room(server, alice, preset="public_chat", name="The room", topic="t")
+    act(server, bob, room_id, "/join")
+    act(server, carol, room_id, "/join")
+    say(server, bob, room_id, "from bob")
+    wanted = [
+        ("m.room.name", ""),
+        ("m.room.member", "$LAZY"),
+        ("m.room.member", "$ME"),
+        ("m.room.power_levels", "*"),
+    ]
+    body = sliding(server, carol, one_list(0, 0, timeline_limit=1, required_state=wanted))
+    room = body["rooms"][room_id]
+    assert state_keys(room) == {
+        ("m.room.name", ""),
+        ("m.room.member", bob.user_id),
+        ("m.room.member", carol.user_id),
+        ("m.room.power_levels", ""),
+    }
+    assert room["name"] == "The room"
+    # `*` as the type: every state event with that key
+    body = sliding(server, carol, one_list(0, 0, required_state=[("*", alice.user_id)]))
+    assert state_keys(body["rooms"][room_id]) == {("m.room.member", alice.user_id)}
+    everything = sliding(server, carol, one_list(0, 0, required_state=[("*", "*")]))
+    assert ("m.room.topic", "") in state_keys(everything["rooms"][room_id])
+    assert ("m.room.create", "") in state_keys(everything["rooms"][room_id])
+    # incremental: only a changed entry
+    state_url = room_url(server, room_id, "/state/m.room.name/")
+    assert authed(alice, "PUT", state_url, {"name": "Renamed"}).status == 200
+    later = sliding(
+        server,
+        carol,
+        one_list(0, 0, required_state=[("m.room.name", "")]),
+        pos=everything["pos"],
+    )
+    room = later["rooms"][room_id]
+    assert [e["content"] for e in room["required_state"]] == [{"name": "Renamed"}]
+    assert room["name"] == "Renamed"
+
+
+def test_an_unknown_pos_is_m_unknown_pos(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    for pos in ("12345678", "nonsense"):
+        reply = sliding_reply(server, alice, one_list(0, 0), pos=pos)
+        assert reply.status == 400
+        assert reply.json()["errcode"] == "M_UNKNOWN_POS"
+    # another user's, or another connection's, position is not theirs to continue
+    body = sliding(server, alice, {"conn_id": "main", **one_list(0, 0)})
+    assert sliding_reply(server, bob, one_list(0, 0), pos=body["pos"]).status == 400
+    other = sliding_reply(server, alice, {"conn_id": "other", **one_list(0, 0)}, pos=body["pos"])
+    assert other.json()["errcode"] == "M_UNKNOWN_POS"
+    # a position two requests back has gone; the one just used may be retried
+    second = sliding(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=body["pos"])
+    sliding(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=second["pos"])
+    assert sliding(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=second["pos"])
+    gone = sliding_reply(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=body["pos"])
+    assert gone.json()["errcode"] == "M_UNKNOWN_POS"
+    # a request without a pos starts the connection afresh: its positions go, and are
+    # never handed out again
+    fresh = sliding(server, alice, {"conn_id": "main", **one_list(0, 0)})
+    assert fresh["pos"] not in (body["pos"], second["pos"])
+    again = sliding_reply(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=second["pos"])
+    assert again.json()["errcode"] == "M_UNKNOWN_POS"
+
+
+def test_bad_requests_are_refused(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    bad_range = sliding_reply(server, alice, one_list(5, 2))
+    assert bad_range.status == 400
+    assert bad_range.json()["errcode"] == "M_INVALID_PARAM"
+    no_limit = {"lists": {"all": {"ranges": [[0, 1]], "required_state": []}}}
+    assert sliding_reply(server, alice, no_limit).json()["errcode"] == "M_MISSING_PARAM"
+    pair = one_list(0, 1)
+    pair["lists"]["all"]["required_state"] = [["m.room.name"]]
+    assert sliding_reply(server, alice, pair).json()["errcode"] == "M_BAD_JSON"
+
+
+def test_a_waiting_long_poll_wakes_with_a_message(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    pos = sliding(server, bob, one_list(0, 9))["pos"]
+    sent_at: list[float] = []
+
+    def send_later() -> None:
+        time.sleep(0.5)
+        sent_at.append(time.monotonic())
+        say(server, alice, room_id, "wake up")
+
+    sender = threading.Thread(target=send_later)
+    started = time.monotonic()
+    sender.start()
+    reply = sliding_reply(server, bob, one_list(0, 9), pos=pos, timeout=8000)
+    returned = time.monotonic()
+    sender.join()
+    assert reply.status == 200, reply.body
+    assert texts(reply.json()["rooms"][room_id]["timeline"]) == ["wake up"]
+    assert returned - sent_at[0] < 1.0 and returned - started < 5
+
+
+def test_a_long_poll_with_nothing_new_answers_at_its_timeout(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    create_room(server, alice)
+    pos = sliding(server, alice, one_list(0, 9))["pos"]
+    started = time.monotonic()
+    body = sliding(server, alice, one_list(0, 9), pos=pos, timeout=500)
+    assert time.monotonic() - started >= 0.5
+    assert body["rooms"] == {} and body["pos"] != pos
+
+
+def test_invites_and_subscriptions(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, name="Invite me")
+    act(server, alice, room_id, "/invite", {"user_id": bob.user_id})
+    body = sliding(server, bob, one_list(0, 9, filters={"is_invite": True}))
+    room = body["rooms"][room_id]
+    assert body["lists"]["all"]["count"] == 1
+    assert {e["type"] for e in room["invite_state"]} >= {"m.room.create", "m.room.member"}
+    assert room["name"] == "Invite me"
+    assert "timeline" not in room
+    none = sliding(server, bob, one_list(0, 9, filters={"is_invite": False}))
+    assert none["lists"]["all"]["count"] == 0
+    # a subscription sends a room whatever the lists hold
+    other = create_room(server, bob)
+    say(server, bob, other, "subscribed")
+    body = sliding(
+        server,
+        bob,
+        {"room_subscriptions": {other: {"required_state": [], "timeline_limit": 5}}},
+    )
+    assert list(body["rooms"]) == [other]
+    assert texts(body["rooms"][other]["timeline"]) == ["subscribed"]
+
+
+def test_list_filters(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    space = create_room(server, alice, creation_content={"type": "m.space"})
+    child = create_room(server, alice)
+    encrypted = create_room(
+        server,
+        alice,
+        initial_state=[
+            {
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+            }
+        ],
+    )
+    direct = create_room(server, alice, is_direct=True, invite=[bob.user_id])
+    child_url = room_url(server, space, "/state/m.space.child/" + urllib.parse.quote(child))
+    assert authed(alice, "PUT", child_url, {"via": ["localhost"]}).status == 200
+    direct_url = f"{server.url}/_matrix/client/v3/user/{alice.user_id}/account_data/m.direct"
+    assert authed(alice, "PUT", direct_url, {bob.user_id: [direct]}).status == 200
+    tag_url = (
+        f"{server.url}/_matrix/client/v3/user/{alice.user_id}/rooms/"
+        f"{urllib.parse.quote(child)}/tags/m.favourite"
+    )
+    assert authed(alice, "PUT", tag_url, {}).status == 200
+
+    def listed(filters: dict[str, Any]) -> set[str]:
+        body = sliding(server, alice, one_list(0, 99, timeline_limit=0, filters=filters))
+        return set(body["rooms"])
+
+    everything = {space, child, encrypted, direct}
+    assert listed({}) == everything
+    assert listed({"is_dm": True}) == {direct}
+    assert listed({"is_dm": False}) == everything - {direct}
+    assert listed({"is_encrypted": True}) == {encrypted}
+    assert listed({"room_types": ["m.space"]}) == {space}
+    assert listed({"not_room_types": ["m.space"]}) == everything - {space}
+    assert listed({"room_types": [None]}) == everything - {space}
+    assert listed({"spaces": [space]}) == {child}
+    assert listed({"tags": ["m.favourite"]}) == {child}
+    assert listed({"not_tags": ["m.favourite"]}) == everything - {child}
+    body = sliding(server, alice, one_list(0, 99, filters={"is_dm": True}))
+    assert body["rooms"][direct]["is_dm"] is True
+
+
+def test_heroes_name_a_room_without_a_name_and_counts_are_real(server: RunningServer) -> None:
+    alice, bob = user(server, "alice"), user(server, "bob")
+    room_id = create_room(server, alice, preset="public_chat")
+    act(server, bob, room_id, "/join")
+    profile = f"{server.url}/_matrix/client/v3/profile/{bob.user_id}/displayname"
+    assert authed(bob, "PUT", profile, {"displayname": "Bob B"}).status == 200
+    say(server, bob, room_id, "hello alice")
+    room = sliding(server, alice, one_list(0, 0))["rooms"][room_id]
+    assert "name" not in room
+    assert room["heroes"] == [{"user_id": bob.user_id, "displayname": "Bob B"}]
+    assert room["joined_count"] == 2
+    assert room["notification_count"] == 1 and room["highlight_count"] == 0
+    assert "is_dm" not in room
