@@ -69,16 +69,18 @@ class SlidingSyncSizes:
 
 @dataclass
 class Profile:
-    """py-spy sampling the server's process `pid` into `output` (raw, collapsed stacks)."""
+    """py-spy sampling the server's process `pid` into files `<prefix>-<what>.txt` (raw,
+    collapsed stacks: one line a stack, with its sample count)."""
 
     pid: int
-    output: Path
+    prefix: Path
 
     @contextmanager
-    def recording(self, log: Callable[[str], None]) -> Iterator[None]:
+    def recording(self, what: str, log: Callable[[str], None]) -> Iterator[None]:
         py_spy = Path(sys.executable).with_name("py-spy")
+        output = self.prefix.with_name(f"{self.prefix.name}-{what}.txt")
         argv = [str(py_spy), "record", "-p", str(self.pid), "-f", "raw", "-r", "200"]
-        recorder = subprocess.Popen([*argv, "-o", str(self.output)], stdout=subprocess.DEVNULL)
+        recorder = subprocess.Popen([*argv, "-o", str(output)], stdout=subprocess.DEVNULL)
         # py-spy takes a moment to attach; the first samples would otherwise be lost
         time.sleep(1.0)
         try:
@@ -87,7 +89,7 @@ class Profile:
             # only the recorder this harness started, by its own PID
             os.kill(recorder.pid, signal.SIGINT)
             recorder.wait(60)
-            log(f"profile written to {self.output}")
+            log(f"profile written to {output}")
 
 
 class NoSlidingSync(Exception):
@@ -146,10 +148,11 @@ class SlidingSyncBench:
         """Under py-spy, after the timed runs (so sampling slows none of them): first responses,
         then plain incremental requests, enough of each for the samples to say where time goes."""
         body = {"lists": {"all": LIST}}
-        with profile.recording(self.log):
+        with profile.recording("first", self.log):
             for _ in range(PROFILED_REQUESTS):
                 await sliding_sync(client, reader, body)
-            pos = (await sliding_sync(client, reader, body))["pos"]
+        pos = (await sliding_sync(client, reader, body))["pos"]
+        with profile.recording("incremental", self.log):
             for i in range(PROFILED_REQUESTS):
                 await client.send(sender, room_id, f"profiled {i}")
                 pos = (await sliding_sync(client, reader, body, pos))["pos"]
@@ -322,5 +325,5 @@ def run_sliding_sync(
     profile = None
     if profile_dir is not None and server.name == "ranvier":
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        profile = Profile(server.pid, profile_dir / f"ranvier-sliding-sync-{stamp}.txt")
+        profile = Profile(server.pid, profile_dir / f"ranvier-sliding-sync-{stamp}")
     return asyncio.run(SlidingSyncBench(server.url, server.name, sizes, log, profile).run())
