@@ -271,3 +271,36 @@ def test_receipts_and_typing_for_rooms_in_scope(server: RunningServer) -> None:
     assert extensions["typing"]["rooms"] == {
         first_room: {"type": "m.typing", "content": {"user_ids": [alice.user_id]}}
     }
+
+
+def test_a_room_entering_the_window_brings_its_receipts_and_account_data(
+    server: RunningServer,
+) -> None:
+    alice, bob = new_user(server, "alice"), new_user(server, "bob")
+    older, newer = (shared_room(server, alice, bob) for _ in range(2))
+    for room_id in (older, newer):
+        event_id = post(
+            server,
+            alice,
+            f"/rooms/{room_id}/send/m.room.message",
+            {"msgtype": "m.text", "body": "x"},
+        )["event_id"]
+        post(server, alice, f"/rooms/{room_id}/receipt/m.read/{event_id}", {})
+        put(server, bob, f"/user/{bob.user_id}/rooms/{room_id}/tags/u.work", {"order": 0.5})
+    # a window of one room: the most recent
+    window = {"top": {"ranges": [[0, 0]], "required_state": [], "timeline_limit": 1}}
+    wanted = {"receipts": {"enabled": True}, "account_data": {"enabled": True}}
+    first = slid(server, bob, wanted, lists=window)
+    assert list(first["rooms"]) == [newer]
+    assert set(first["extensions"]["receipts"]["rooms"]) == {newer}
+    assert set(first["extensions"]["account_data"]["rooms"]) == {newer}
+
+    # a message moves the older room to the top: it is new to the connection, so its
+    # receipts and tags come whole, though none changed since the position
+    post(server, alice, f"/rooms/{older}/send/m.room.message", {"msgtype": "m.text", "body": "y"})
+    later = slid(server, bob, wanted, lists=window, pos=first["pos"])
+    assert older in later["rooms"]
+    assert set(later["extensions"]["receipts"]["rooms"]) == {older}
+    assert later["extensions"]["account_data"]["rooms"][older] == [
+        {"type": "m.tag", "content": {"tags": {"u.work": {"order": 0.5}}}}
+    ]
