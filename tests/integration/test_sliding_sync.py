@@ -219,8 +219,20 @@ def test_invites_and_subscriptions(server: RunningServer) -> None:
     assert {e["type"] for e in room["invite_state"]} >= {"m.room.create", "m.room.member"}
     assert room["name"] == "Invite me"
     assert "timeline" not in room
-    none = sliding(server, bob, one_list(0, 9, filters={"is_invite": False}))
+    none = sliding(
+        server, bob, {"conn_id": "other", **one_list(0, 9, filters={"is_invite": False})}
+    )
     assert none["lists"]["all"]["count"] == 0
+    # talk in the room is not the invitee's news; joining it sends the room whole
+    say(server, alice, room_id, "while bob is invited")
+    later = sliding(server, bob, one_list(0, 9), pos=body["pos"])
+    assert later["rooms"] == {}
+    act(server, bob, room_id, "/join")
+    joined = sliding(server, bob, one_list(0, 9, timeline_limit=5), pos=later["pos"])
+    room = joined["rooms"][room_id]
+    assert room["initial"] is True and "invite_state" not in room
+    assert texts(room["timeline"]) == ["while bob is invited"]
+    assert room["timeline"][-1]["type"] == "m.room.member"
     # a subscription sends a room whatever the lists hold
     other = create_room(server, bob)
     say(server, bob, other, "subscribed")

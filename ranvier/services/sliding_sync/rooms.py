@@ -81,6 +81,10 @@ class SlidingSyncRooms:
         for one in rooms:
             if one.since is None:
                 kept.append(one)
+            elif one.room.membership in ("invite", "knock"):
+                # the user sees nothing of the room but their own membership
+                if one.room.membership_stream > one.since:
+                    kept.append(one)
             elif one.since < upto and (changed is None or one.room.room_id in changed):
                 to_check[one.room.room_id] = TimelineRange(one.since, self._end(one, upto))
         if to_check:
@@ -238,7 +242,10 @@ class SlidingSyncRooms:
                 "limited": timeline.limited if timeline is not None else False,
                 "prev_batch": (
                     timeline.prev_batch
-                    if timeline is not None and timeline.prev_batch is not None
+                    if timeline is not None
+                    and timeline.prev_batch is not None
+                    and one.params.timeline_limit > 0
+                    # no events sent: paging back starts from the end
                     else str(StreamToken(self._end(one, upto)))
                 ),
                 "bump_stamp": one.room.bump_stamp,

@@ -166,7 +166,7 @@ class SlidingSyncService:
             RoomToSend(
                 by_id[room_id],
                 combine(params),
-                sent.get(room_id),
+                self._sent_at(sent, memberships, by_id[room_id]),
                 room_id in facts.dm_rooms,
             )
             for room_id, params in room_to_params.items()
@@ -242,6 +242,19 @@ class SlidingSyncService:
             )
             for m in wanted
         ]
+
+    @staticmethod
+    def _sent_at(
+        sent: dict[str, int], memberships: UserMemberships, room: ListedRoom
+    ) -> int | None:
+        """Where the connection has the room up to; None: it must be sent whole, as it
+        was never sent, or the user joined since the request's `pos` (what was sent
+        while invited, or before leaving, is not the room's history)."""
+        since = sent.get(room.room_id)
+        before = memberships.before.get(room.room_id)
+        if room.membership == "join" and (before is None or before.membership != "join"):
+            return None
+        return since
 
     @staticmethod
     def _departed(memberships: UserMemberships, room_id: str) -> ListedRoom | None:
