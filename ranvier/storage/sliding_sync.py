@@ -13,18 +13,29 @@ an incremental request sends only what changed and a restart loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text, delete, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.storage.database import Database, insert_for
+from ranvier.storage.memberships import room_memberships
 from ranvier.storage.metadata import metadata
-
-# IN lists are chunked to stay inside every engine's parameter limit
-_CHUNK = 500
+from ranvier.storage.sync import MembershipAt, UserMemberships
 
 sliding_sync_bump_stamps = Table(
     "sliding_sync_bump_stamps",
@@ -68,20 +79,54 @@ async def record_bump_stamps(conn: AsyncConnection, room_to_stream: Mapping[str,
         )
 
 
-async def get_bump_stamps(db: Database, room_ids: Iterable[str]) -> dict[str, int]:
-    """room_id -> its bump stamp; rooms with no bumping event (or only backfilled ones)
-    are absent."""
-    ids = list(dict.fromkeys(room_ids))
-    found: dict[str, int] = {}
-    table = sliding_sync_bump_stamps
+def _room_list_query() -> Select[Any]:
+    members = room_memberships
+    stamps = sliding_sync_bump_stamps
+    return (
+        select(
+            members.c.room_id,
+            members.c.event_id,
+            members.c.membership,
+            members.c.stream_ordering,
+            members.c.forgotten,
+            stamps.c.stream_ordering.label("bump_stamp"),
+        )
+        .select_from(members.outerjoin(stamps, stamps.c.room_id == members.c.room_id))
+        .where(
+            members.c.user_id == bindparam("user_id"),
+            members.c.stream_ordering <= bindparam("upto"),
+        )
+        .order_by(members.c.stream_ordering)
+    )
+
+
+# built once: every request runs it
+_ROOM_LIST = _room_list_query()
+
+
+async def get_room_list(
+    db: Database, user_id: str, since: int, upto: int
+) -> tuple[UserMemberships, dict[str, int]]:
+    """The user's memberships at `since` and at `upto` (as storage/sync.get_memberships)
+    and the bump stamps of their rooms, in one read."""
+    now: dict[str, MembershipAt] = {}
+    before: dict[str, MembershipAt] = {}
+    joined_since: set[str] = set()
+    room_to_stamp: dict[str, int] = {}
     async with db.read() as conn:
-        for start in range(0, len(ids), _CHUNK):
-            query = select(table.c.room_id, table.c.stream_ordering).where(
-                table.c.room_id.in_(ids[start : start + _CHUNK])
-            )
-            for row in await conn.execute(query):
-                found[row.room_id] = row.stream_ordering
-    return found
+        result = await conn.execute(_ROOM_LIST, {"user_id": user_id, "upto": upto})
+        # unpacked, not read by name: a user in thousands of rooms makes this loop hot,
+        # and a row's attributes cost several times its unpacking
+        for room_id, event_id, membership, stream, forgotten, stamp in result.all():
+            found = MembershipAt(room_id, event_id, membership, stream, bool(forgotten))
+            now[room_id] = found
+            if stream <= since:
+                before[room_id] = found
+            elif membership == "join":
+                joined_since.add(room_id)
+            if stamp is not None:
+                room_to_stamp[room_id] = stamp
+    return UserMemberships(now, before, joined_since), room_to_stamp
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,48 @@ class RoomMemberSummary:
     heroes: list[str]
 
 
+def _member_counts_query() -> Select[tuple[str, str, int]]:
+    members = current_state_events
+    return (
+        select(members.c.room_id, members.c.membership, func.count().label("n"))
+        .where(
+            members.c.room_id.in_(bindparam("room_ids", expanding=True)),
+            members.c.type == "m.room.member",
+        )
+        .group_by(members.c.room_id, members.c.membership)
+    )
+
+
+def _heroes_query() -> Select[tuple[str, str]]:
+    members = current_state_events
+    numbered = (
+        select(
+            members.c.room_id,
+            members.c.state_key,
+            func.row_number()
+            .over(partition_by=members.c.room_id, order_by=members.c.state_key)
+            .label("n"),
+        )
+        .where(
+            members.c.room_id.in_(bindparam("room_ids", expanding=True)),
+            members.c.type == "m.room.member",
+            members.c.membership.in_(bindparam("memberships", expanding=True)),
+            members.c.state_key != bindparam("user_id"),
+        )
+        .subquery()
+    )
+    return (
+        select(numbered.c.room_id, numbered.c.state_key)
+        .where(numbered.c.n <= bindparam("heroes"))
+        .order_by(numbered.c.room_id, numbered.c.state_key)
+    )
+
+
+# built once, as the timeline queries: every sync that shows a room runs them
+_MEMBER_COUNTS = _member_counts_query()
+_HEROES = _heroes_query()
+
+
 async def get_member_summaries(
     db: Database, room_ids: Iterable[str], user_id: str, heroes: int
 ) -> dict[str, RoomMemberSummary]:
@@ -187,45 +229,24 @@ async def get_member_summaries(
     ids = list(dict.fromkeys(room_ids))
     counts: dict[str, dict[str, int]] = {room_id: {} for room_id in ids}
     room_to_heroes: dict[str, list[str]] = {room_id: [] for room_id in ids}
-    members = current_state_events
     async with db.read() as conn:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            query = (
-                select(members.c.room_id, members.c.membership, func.count().label("n"))
-                .where(members.c.room_id.in_(chunk), members.c.type == "m.room.member")
-                .group_by(members.c.room_id, members.c.membership)
-            )
-            for row in await conn.execute(query):
+            for row in await conn.execute(_MEMBER_COUNTS, {"room_ids": chunk}):
                 counts[row.room_id][row.membership] = row.n
-            for memberships in (("join", "invite"), ("leave", "ban")):
+            for memberships in (["join", "invite"], ["leave", "ban"]):
                 # spec: when nobody else is joined or invited, those who left stand in
                 rooms = [r for r in chunk if not room_to_heroes[r]]
                 if not rooms:
                     continue
-                numbered = (
-                    select(
-                        members.c.room_id,
-                        members.c.state_key,
-                        func.row_number()
-                        .over(partition_by=members.c.room_id, order_by=members.c.state_key)
-                        .label("n"),
-                    )
-                    .where(
-                        members.c.room_id.in_(rooms),
-                        members.c.type == "m.room.member",
-                        members.c.membership.in_(memberships),
-                        members.c.state_key != user_id,
-                    )
-                    .subquery()
-                )
-                query = (
-                    select(numbered.c.room_id, numbered.c.state_key)
-                    .where(numbered.c.n <= heroes)
-                    .order_by(numbered.c.room_id, numbered.c.state_key)
-                )
-                for row in await conn.execute(query):
-                    room_to_heroes[row.room_id].append(row.state_key)
+                params = {
+                    "room_ids": rooms,
+                    "memberships": memberships,
+                    "user_id": user_id,
+                    "heroes": heroes,
+                }
+                for hero in await conn.execute(_HEROES, params):
+                    room_to_heroes[hero.room_id].append(hero.state_key)
     return {
         room_id: RoomMemberSummary(
             counts[room_id].get("join", 0),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ranvier.services.sliding_sync.request import ListFilters
 
@@ -29,8 +30,9 @@ BUMP_EVENT_TYPES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class ListedRoom:
+class ListedRoom(NamedTuple):
+    """A tuple, not a dataclass: one is made per room of the user on every request."""
+
     room_id: str
     # the user's membership: join, invite, knock, or leave/ban for a room left since `pos`
     membership: str

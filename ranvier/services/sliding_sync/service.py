@@ -34,7 +34,6 @@ from ranvier.services.sliding_sync.room_list import (
 )
 from ranvier.services.sliding_sync.rooms import RoomToSend, SlidingSyncRooms
 from ranvier.storage import sliding_sync as store
-from ranvier.storage import sync as sync_store
 from ranvier.storage.database import Database
 from ranvier.storage.sync import UserMemberships
 from ranvier.streams.notifier import Notifier
@@ -135,8 +134,8 @@ class SlidingSyncService:
         token = await self._current_token()
         upto = token.events
         since = prior.token.events if prior is not None else 0
-        memberships = await sync_store.get_memberships(self._db, request.user_id, since, upto)
-        listed = await self._listed(memberships, prior is not None, upto)
+        memberships, stamps = await store.get_room_list(self._db, request.user_id, since, upto)
+        listed = self._listed(memberships, stamps, prior is not None, upto)
         facts = await self._facts.load(
             request.user_id, listed, [one.filters for one in request.lists.values()]
         )
@@ -211,8 +210,9 @@ class SlidingSyncService:
         body: JsonDict = {"lists": lists_body, "rooms": rooms, "extensions": extensions}
         return _Pass(body, token, sent, active, bool(rooms) or has_news(extensions))
 
-    async def _listed(
-        self, memberships: UserMemberships, incremental: bool, upto: int
+    @staticmethod
+    def _listed(
+        memberships: UserMemberships, stamps: dict[str, int], incremental: bool, upto: int
     ) -> list[ListedRoom]:
         """The rooms a list may show: joined, invited, knocked, and on a request from a
         `pos` those left since it (so the client learns they went)."""
@@ -229,9 +229,6 @@ class SlidingSyncService:
                 )
             )
         ]
-        stamps = await store.get_bump_stamps(
-            self._db, [m.room_id for m in wanted if m.membership == "join"]
-        )
         return [
             ListedRoom(
                 m.room_id,
