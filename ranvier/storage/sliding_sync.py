@@ -7,8 +7,9 @@ a sorted room list is one read however many rooms a user is in).
 
 `sliding_sync_positions`: one row per `pos` handed out: whose connection it belongs to
 (user, device, conn_id), the sync token it reads up to, and what the connection had been
-sent of each room by then (room ID -> the room-events position its timeline reached), so
-an incremental request sends only what changed and a restart loses nothing.
+sent of each room by then (room ID -> the room-events position its timeline reached and
+the timeline_limit it was sent with), so an incremental request sends only what changed
+and a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ sliding_sync_positions = Table(
     Column("device_id", Text(), nullable=False),
     Column("conn_id", Text(), nullable=False),
     Column("token", Text(), nullable=False),
-    # JSON: room ID -> the room-events position the connection has that room's news up to
+    # JSON: room ID -> [the room-events position the connection has that room's news up
+    # to, the timeline_limit the room was sent with]
     Column("rooms_json", Text(), nullable=False),
     Column("created_ts", BigInteger(), nullable=False),
     Index("ix_sliding_sync_positions_connection", "user_id", "device_id", "conn_id"),
@@ -136,8 +138,9 @@ class StoredPosition:
     device_id: str
     conn_id: str
     token: str
-    # room ID -> the room-events position the connection has the room's news up to
-    room_to_sent: dict[str, int]
+    # room ID -> (the room-events position the connection has the room's news up to, the
+    # timeline_limit it was sent with)
+    room_to_sent: dict[str, tuple[int, int]]
 
 
 async def get_position(db: Database, pos_id: int) -> StoredPosition | None:
@@ -152,7 +155,7 @@ async def get_position(db: Database, pos_id: int) -> StoredPosition | None:
         row.device_id,
         row.conn_id,
         row.token,
-        orjson.loads(row.rooms_json),
+        {room_id: (sent[0], sent[1]) for room_id, sent in orjson.loads(row.rooms_json).items()},
     )
 
 
@@ -163,7 +166,7 @@ async def add_position(
     device_id: str,
     conn_id: str,
     token: str,
-    room_to_sent: Mapping[str, int],
+    room_to_sent: Mapping[str, tuple[int, int]],
     created_ts: int,
     keep_from: int | None,
 ) -> int:

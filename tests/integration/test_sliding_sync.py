@@ -303,3 +303,21 @@ def test_heroes_name_a_room_without_a_name_and_counts_are_real(server: RunningSe
     assert room["joined_count"] == 2
     assert room["notification_count"] == 1 and room["highlight_count"] == 0
     assert "is_dm" not in room
+
+
+def test_a_longer_timeline_limit_sends_the_room_again_expanded(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    room_id = create_room(server, alice)
+    for index in range(4):
+        say(server, alice, room_id, f"message {index}")
+    first = sliding(server, alice, one_list(0, 0, timeline_limit=1))
+    assert texts(first["rooms"][room_id]["timeline"]) == ["message 3"]
+    # nothing new in the room, but the client now wants three events of it
+    longer = sliding(server, alice, one_list(0, 0, timeline_limit=3), pos=first["pos"])
+    room = longer["rooms"][room_id]
+    assert room["unstable_expanded_timeline"] is True and "initial" not in room
+    assert texts(room["timeline"]) == ["message 1", "message 2", "message 3"]
+    assert room["limited"] is True
+    # sent with three now: asking for three again sends nothing
+    same = sliding(server, alice, one_list(0, 0, timeline_limit=3), pos=longer["pos"])
+    assert same["rooms"] == {}

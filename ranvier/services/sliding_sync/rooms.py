@@ -49,6 +49,8 @@ class RoomToSend:
     # the room-events position the connection has this room's news up to; None: never sent
     since: int | None
     is_dm: bool
+    # sent again with a longer timeline than before (`unstable_expanded_timeline`)
+    expanded: bool = False
 
 
 class SlidingSyncRooms:
@@ -79,7 +81,7 @@ class SlidingSyncRooms:
         kept: list[RoomToSend] = []
         to_check: dict[str, TimelineRange] = {}
         for one in rooms:
-            if one.since is None:
+            if one.since is None or one.expanded:
                 kept.append(one)
             elif one.room.membership in ("invite", "knock"):
                 # the user sees nothing of the room but their own membership
@@ -156,7 +158,9 @@ class SlidingSyncRooms:
     ) -> dict[str, JsonDict]:
         limit_to_ranges: dict[int, dict[str, TimelineRange]] = {}
         for one in rooms:
-            span = TimelineRange(one.since or 0, self._end(one, upto))
+            # an expanded timeline is the newest events, not only those since
+            start = 0 if one.expanded else one.since or 0
+            span = TimelineRange(start, self._end(one, upto))
             # timeline_limit 0 still loads one event: whether the timeline is limited
             limit = max(one.params.timeline_limit, 1)
             limit_to_ranges.setdefault(limit, {})[one.room.room_id] = span
@@ -258,6 +262,8 @@ class SlidingSyncRooms:
                 ),
             }
             _flags(body, one)
+            if one.expanded:
+                body["unstable_expanded_timeline"] = True
             # as Synapse: empty parts are left out
             if events:
                 body["timeline"] = events

@@ -53,14 +53,15 @@ class Extensions(Protocol):
 class _Prior:
     pos_id: int
     token: SyncToken
-    room_to_sent: dict[str, int]
+    # room ID -> (position the connection has it up to, the timeline_limit it was sent with)
+    room_to_sent: dict[str, tuple[int, int]]
 
 
 @dataclass(frozen=True)
 class _Pass:
     body: JsonDict
     token: SyncToken
-    room_to_sent: dict[str, int]
+    room_to_sent: dict[str, tuple[int, int]]
     # rooms whose changes concern the user: a long-poll waits on them
     active_rooms: list[str]
     has_news: bool
@@ -161,15 +162,23 @@ class SlidingSyncService:
             subscribed.append(room_id)
             room_to_params.setdefault(room_id, []).append(params)
         sent = dict(prior.room_to_sent) if prior is not None else {}
-        candidates = [
-            RoomToSend(
-                by_id[room_id],
-                combine(params),
-                self._sent_at(sent, memberships, by_id[room_id]),
-                room_id in facts.dm_rooms,
+        candidates: list[RoomToSend] = []
+        for room_id, asked in room_to_params.items():
+            room_params = combine(asked)
+            sent_since = self._sent_at(sent, memberships, by_id[room_id])
+            candidates.append(
+                RoomToSend(
+                    by_id[room_id],
+                    room_params,
+                    sent_since,
+                    room_id in facts.dm_rooms,
+                    # as Synapse (and the proxy before it): a room asked for with a longer
+                    # timeline than it was sent with is sent again with that much history
+                    expanded=sent_since is not None
+                    and room_params.timeline_limit > sent[room_id][1]
+                    and by_id[room_id].membership not in ("invite", "knock"),
+                )
             )
-            for room_id, params in room_to_params.items()
-        ]
         # rooms may have been sent at different positions: ask from the oldest, then
         # `changed` looks at each from its own
         sent_at = [s for c in candidates if (s := c.since) is not None]
@@ -187,8 +196,15 @@ class SlidingSyncService:
             since if prior is not None else None,
         )
         # the rooms looked at are up to date to here, sent or not
-        for room_id in room_to_params:
-            sent[room_id] = upto
+        for one in candidates:
+            room_id = one.room.room_id
+            limit = one.params.timeline_limit
+            previous = sent.get(room_id)
+            if previous is not None and not one.expanded and one.since is not None:
+                # a shorter timeline leaves a gap only if it was limited (as Synapse)
+                shortened = rooms.get(room_id, {}).get("limited") and limit < previous[1]
+                limit = limit if shortened else previous[1]
+            sent[room_id] = (upto, limit)
         active = [room_id for room_id, m in memberships.now.items() if m.membership in ACTIVE]
         extensions: JsonDict = {}
         if self._extensions is not None and request.extensions:
@@ -242,12 +258,12 @@ class SlidingSyncService:
 
     @staticmethod
     def _sent_at(
-        sent: dict[str, int], memberships: UserMemberships, room: ListedRoom
+        sent: dict[str, tuple[int, int]], memberships: UserMemberships, room: ListedRoom
     ) -> int | None:
         """Where the connection has the room up to; None: it must be sent whole, as it
         was never sent, or the user joined since the request's `pos` (what was sent
         while invited, or before leaving, is not the room's history)."""
-        since = sent.get(room.room_id)
+        since = sent[room.room_id][0] if room.room_id in sent else None
         before = memberships.before.get(room.room_id)
         if room.membership == "join" and (before is None or before.membership != "join"):
             return None
