@@ -218,6 +218,7 @@ from ranvier.services.search import SearchService
 from ranvier.services.sliding_sync.bump_stamps import prepare_bump_stamps
 from ranvier.services.sliding_sync.extensions import SlidingSyncExtensions
 from ranvier.services.sliding_sync.facts import RoomFactsLoader
+from ranvier.services.sliding_sync.room_list_cache import RoomListCache
 from ranvier.services.sliding_sync.rooms import SlidingSyncRooms
 from ranvier.services.sliding_sync.service import SlidingSyncService
 from ranvier.services.suspension import Suspensions
@@ -1180,6 +1181,11 @@ def build_sliding_sync(
     rooms.sender.prepare_persist.append(prepare_bump_stamps)
     loader = rooms.sender.loader
     account_data = AccountDataStore(database)
+    room_list = RoomListCache(database, rooms.sender.room_changes.changed_since)
+    rooms.membership.forget_listeners.append(
+        lambda user_id, _room_id: room_list.invalidate_user(user_id)
+    )
+    rooms.sender.purge_listeners.append(lambda _room_id: room_list.invalidate_all())
 
     async def current_token() -> SyncToken:
         # the room events' position first, as /sync reads it
@@ -1209,6 +1215,7 @@ def build_sliding_sync(
             bundler=rooms.relations.bundled_aggregations,
         ),
         RoomFactsLoader(database, loader, account_data),
+        room_list,
         current_token,
         # the same sources as /sync's sections, wrapped in the extensions' shapes
         extensions=SlidingSyncExtensions(

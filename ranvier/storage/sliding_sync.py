@@ -14,7 +14,7 @@ and a restart loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ranvier.storage.database import Database, insert_for
 from ranvier.storage.memberships import room_memberships
 from ranvier.storage.metadata import metadata
-from ranvier.storage.sync import MembershipAt, UserMemberships
+from ranvier.storage.sync import MembershipAt
 
 sliding_sync_bump_stamps = Table(
     "sliding_sync_bump_stamps",
@@ -96,6 +96,7 @@ def _room_list_query() -> Select[Any]:
         .select_from(members.outerjoin(stamps, stamps.c.room_id == members.c.room_id))
         .where(
             members.c.user_id == bindparam("user_id"),
+            members.c.stream_ordering > bindparam("after"),
             members.c.stream_ordering <= bindparam("upto"),
         )
         .order_by(members.c.stream_ordering)
@@ -106,29 +107,35 @@ def _room_list_query() -> Select[Any]:
 _ROOM_LIST = _room_list_query()
 
 
-async def get_room_list(
-    db: Database, user_id: str, since: int, upto: int
-) -> tuple[UserMemberships, dict[str, int]]:
-    """The user's memberships at `since` and at `upto` (as storage/sync.get_memberships)
-    and the bump stamps of their rooms, in one read."""
-    now: dict[str, MembershipAt] = {}
-    before: dict[str, MembershipAt] = {}
-    joined_since: set[str] = set()
+async def get_room_rows(
+    db: Database, user_id: str, after: int, upto: int
+) -> tuple[list[MembershipAt], dict[str, int]]:
+    """The user's membership rows with positions in (after, upto], oldest first, and the
+    bump stamps of their rooms, in one read."""
+    rows: list[MembershipAt] = []
     room_to_stamp: dict[str, int] = {}
     async with db.read() as conn:
-        result = await conn.execute(_ROOM_LIST, {"user_id": user_id, "upto": upto})
+        result = await conn.execute(_ROOM_LIST, {"user_id": user_id, "after": after, "upto": upto})
         # unpacked, not read by name: a user in thousands of rooms makes this loop hot,
         # and a row's attributes cost several times its unpacking
         for room_id, event_id, membership, stream, forgotten, stamp in result.all():
-            found = MembershipAt(room_id, event_id, membership, stream, bool(forgotten))
-            now[room_id] = found
-            if stream <= since:
-                before[room_id] = found
-            elif membership == "join":
-                joined_since.add(room_id)
+            rows.append(MembershipAt(room_id, event_id, membership, stream, bool(forgotten)))
             if stamp is not None:
                 room_to_stamp[room_id] = stamp
-    return UserMemberships(now, before, joined_since), room_to_stamp
+    return rows, room_to_stamp
+
+
+async def get_bump_stamps(db: Database, room_ids: Collection[str]) -> dict[str, int]:
+    if not room_ids:
+        return {}
+    table = sliding_sync_bump_stamps
+    async with db.read() as conn:
+        result = await conn.execute(
+            select(table.c.room_id, table.c.stream_ordering).where(
+                table.c.room_id.in_(list(room_ids))
+            )
+        )
+        return {room_id: stamp for room_id, stamp in result.all()}
 
 
 @dataclass(frozen=True)

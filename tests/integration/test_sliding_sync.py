@@ -4,6 +4,7 @@ recency with ranges, timelines and required_state exact, incremental responses f
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import urllib.parse
@@ -11,10 +12,12 @@ from typing import Any
 
 from tests.integration.client import Reply
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import Session, authed
+from tests.integration.matrix import Session, authed, make_admin
+from tests.integration.test_admin_rooms import wait_for_deletion
 from tests.integration.test_sync import act, create_room, room_url, say, texts, user
 
 PATH = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+_room_list_admins = itertools.count()
 
 
 def sliding_reply(server: RunningServer, who: Session, body: dict[str, Any], **query: Any) -> Reply:
@@ -321,3 +324,40 @@ def test_a_longer_timeline_limit_sends_the_room_again_expanded(server: RunningSe
     # sent with three now: asking for three again sends nothing
     same = sliding(server, alice, one_list(0, 0, timeline_limit=3), pos=longer["pos"])
     assert same["rooms"] == {}
+
+
+def test_the_kept_room_list_follows_leaves_forgets_and_purges(server: RunningServer) -> None:
+    """Each user's room list is kept between requests: memberships written since, a room
+    forgotten (its rows change in place) and a room purged (its rows go) all show."""
+    alice, bob = user(server, "alice"), user(server, "bob")
+    admin = make_admin(server.config_path, f"boss{next(_room_list_admins)}")
+    left, purged, stays = (create_room(server, alice, preset="public_chat") for _ in range(3))
+    for room_id in (left, purged, stays):
+        act(server, bob, room_id, "/join")
+    subscribe = {room_id: {"required_state": [], "timeline_limit": 1} for room_id in (left, purged)}
+    first = sliding(server, bob, {**one_list(0, 9), "room_subscriptions": subscribe})
+    assert first["lists"]["all"]["count"] == 3
+    assert set(first["rooms"]) == {left, purged, stays}
+
+    # a membership written since the kept list: the room leaves the list at once
+    act(server, bob, left, "/leave")
+    after_leave = sliding(server, bob, {**one_list(0, 9), "room_subscriptions": subscribe})
+    assert after_leave["lists"]["all"]["count"] == 2
+    # a room left (not forgotten) is still sent to a subscription
+    assert left in after_leave["rooms"]
+
+    # forgetting changes the rows in place: a subscription no longer finds the room
+    act(server, bob, left, "/forget")
+    after_forget = sliding(server, bob, {**one_list(0, 9), "room_subscriptions": subscribe})
+    assert left not in after_forget["rooms"]
+    assert after_forget["lists"]["all"]["count"] == 2
+
+    # purged: the room is in neither the list nor the subscriptions' answer
+    reply = authed(
+        admin, "DELETE", f"{server.url}/_synapse/admin/v2/rooms/{purged}", {"purge": True}
+    )
+    assert reply.status == 200, reply.body
+    wait_for_deletion(server, admin, reply.json()["delete_id"])
+    after_purge = sliding(server, bob, {**one_list(0, 9), "room_subscriptions": subscribe})
+    assert after_purge["lists"]["all"]["count"] == 1
+    assert set(after_purge["rooms"]) == {stays}

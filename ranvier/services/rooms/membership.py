@@ -126,6 +126,9 @@ class MembershipService:
         # raise to refuse joins and knocks to a room ID before the room is looked up, so
         # that rules about a room hold even once it is gone here (a blocked, purged room)
         self.join_checks: list[Callable[[str], Awaitable[None]]] = []
+        # told (user ID, room ID) when a room is forgotten: its rows change in place, which
+        # no stream position shows
+        self.forget_listeners: list[Callable[[str, str], None]] = []
 
     # -- queries -------------------------------------------------------------------------
 
@@ -504,6 +507,8 @@ class MembershipService:
             # as Synapse: only rooms one has left (or been banned from) can be forgotten
             raise MatrixError(400, "M_UNKNOWN", f"User {user_id} is in room {room_id}")
         await membership_store.forget_room(self._db, user_id, room_id)
+        for listener in self.forget_listeners:
+            listener(user_id, room_id)
 
     # -- profiles ------------------------------------------------------------------------
 

@@ -157,6 +157,8 @@ class RoomEventSender:
         self._txn_to_event_id: LRUCache[Txn, str] = LRUCache(maxsize=TXNS_REMEMBERED)
         # room ID -> its newest event's position
         self.room_changes = ChangeLog(self.positions.current)
+        # told of each room whose rows were purged, to drop what they keep of it
+        self.purge_listeners: list[Callable[[str], None]] = []
         # from room version 12 a room's ID is its create event's hash: two creates by one
         # user with the same content in the same millisecond would get the same ID
         self._last_create_ts = 0
@@ -483,6 +485,8 @@ class RoomEventSender:
         """Drop what is kept in memory about a room whose rows were purged, so that the
         next send finds the room gone instead of building on its old head."""
         self._set_head(room_id, None)
+        for listener in self.purge_listeners:
+            listener(room_id)
 
     # -- heads and persistence ------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from ranvier.services.sliding_sync.room_list import (
     matches,
     sort_rooms,
 )
+from ranvier.services.sliding_sync.room_list_cache import RoomListCache
 from ranvier.services.sliding_sync.rooms import RoomToSend, SlidingSyncRooms
 from ranvier.storage import sliding_sync as store
 from ranvier.storage.database import Database
@@ -75,6 +76,7 @@ class SlidingSyncService:
         notifier: Notifier,
         rooms: SlidingSyncRooms,
         facts: RoomFactsLoader,
+        room_list: RoomListCache,
         current_token: Callable[[], Awaitable[SyncToken]],
         extensions: Extensions | None = None,
     ) -> None:
@@ -83,6 +85,7 @@ class SlidingSyncService:
         self._notifier = notifier
         self._rooms = rooms
         self._facts = facts
+        self._room_list = room_list
         # every stream's position up to which all has committed, the events one first
         self._current_token = current_token
         # None until the extensions are served: then `extensions` answers {}
@@ -135,7 +138,7 @@ class SlidingSyncService:
         token = await self._current_token()
         upto = token.events
         since = prior.token.events if prior is not None else 0
-        memberships, stamps = await store.get_room_list(self._db, request.user_id, since, upto)
+        memberships, stamps = await self._room_list.get(request.user_id, since, upto)
         listed = self._listed(memberships, stamps, prior is not None, upto)
         facts = await self._facts.load(
             request.user_id, listed, [one.filters for one in request.lists.values()]
