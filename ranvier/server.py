@@ -1673,6 +1673,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     )
     connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
     sliding_sync = build_sliding_sync(database, rooms, user_data, ephemeral, push, e2ee, notifier)
+    accounts.devices.on_devices_deleted.append(sliding_sync.on_devices_deleted)
     return Homeserver(
         config=config,
         database=database,

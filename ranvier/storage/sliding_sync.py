@@ -204,3 +204,23 @@ async def add_position(
         key = result.inserted_primary_key
         assert key is not None
         return int(key[0])
+
+
+async def delete_device_positions(db: Database, user_id: str, device_ids: Collection[str]) -> None:
+    """The positions of every connection of devices logged out: no client can use them."""
+    if not device_ids:
+        return
+    table = sliding_sync_positions
+    async with db.transaction() as conn:
+        await conn.execute(
+            delete(table).where(table.c.user_id == user_id, table.c.device_id.in_(list(device_ids)))
+        )
+
+
+async def delete_positions_before(db: Database, created_before_ts: int) -> int:
+    """Positions handed out before the time: their connections have been abandoned (each
+    used connection gets a new one at every request). Returns how many went."""
+    table = sliding_sync_positions
+    async with db.transaction() as conn:
+        result = await conn.execute(delete(table).where(table.c.created_ts < created_before_ts))
+        return int(result.rowcount or 0)

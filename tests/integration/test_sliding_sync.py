@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.integration.client import Reply
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import Session, authed, make_admin
+from tests.integration.matrix import CLIENT, Session, authed, login, make_admin
 from tests.integration.test_admin_rooms import wait_for_deletion
 from tests.integration.test_sync import act, create_room, room_url, say, texts, user
 
@@ -361,3 +361,15 @@ def test_the_kept_room_list_follows_leaves_forgets_and_purges(server: RunningSer
     after_purge = sliding(server, bob, {**one_list(0, 9), "room_subscriptions": subscribe})
     assert after_purge["lists"]["all"]["count"] == 1
     assert set(after_purge["rooms"]) == {stays}
+
+
+def test_a_logged_out_devices_positions_are_gone(server: RunningServer) -> None:
+    alice = user(server, "alice")
+    first = sliding(server, alice, one_list(0, 9))
+    assert authed(alice, "POST", server.url + CLIENT + "/logout", {}).status == 200
+    # the same device ID logged in again: what its last session was sent is not known
+    again = login(server.url, alice.user_id[1:].split(":")[0], device_id=alice.device_id)
+    assert again.device_id == alice.device_id
+    reply = sliding_reply(server, again, one_list(0, 9), pos=first["pos"])
+    assert reply.status == 400
+    assert reply.json()["errcode"] == "M_UNKNOWN_POS"

@@ -43,6 +43,11 @@ from ranvier.streams.sync_token import InvalidSyncToken, SyncToken
 JsonDict = dict[str, Any]
 
 ACTIVE = ("join", "invite", "knock")
+# a connection unused this long is taken as abandoned: its positions go (a client that
+# comes back gets M_UNKNOWN_POS and starts again)
+POSITION_LIFETIME_MS = 7 * 24 * 3600 * 1000
+# how often the abandoned positions are looked for, at a request's end
+PRUNE_INTERVAL_MS = 3600 * 1000
 DEPARTED = ("leave", "ban")
 
 
@@ -90,6 +95,7 @@ class SlidingSyncService:
         self._current_token = current_token
         # None until the extensions are served: then `extensions` answers {}
         self._extensions = extensions
+        self._last_prune_ms = 0
 
     async def sync(self, request: SlidingSyncRequest) -> JsonDict:
         prior = await self._prior(request)
@@ -112,7 +118,19 @@ class SlidingSyncService:
             created_ts=now_ms(),
             keep_from=prior.pos_id if prior is not None else None,
         )
+        await self._prune()
         return {"pos": str(pos_id), **found.body}
+
+    async def on_devices_deleted(self, user_id: str, device_ids: list[str]) -> None:
+        """DeviceService.on_devices_deleted: a logged-out device's connections go."""
+        await store.delete_device_positions(self._db, user_id, device_ids)
+
+    async def _prune(self) -> None:
+        now = now_ms()
+        if now - self._last_prune_ms < PRUNE_INTERVAL_MS:
+            return
+        self._last_prune_ms = now
+        await store.delete_positions_before(self._db, now - POSITION_LIFETIME_MS)
 
     async def _prior(self, request: SlidingSyncRequest) -> _Prior | None:
         if request.pos is None:
