@@ -14,10 +14,11 @@ invalidation does not store what it found.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 
+from ranvier.services.sliding_sync.room_list import ListedRoom, bump_stamp, sort_rooms
 from ranvier.storage import sliding_sync as store
 from ranvier.storage.database import Database
 from ranvier.storage.sync import MembershipAt, UserMemberships
@@ -29,13 +30,19 @@ DEFAULT_MAX_USERS = 256
 ChangedSince = Callable[[Collection[str], int], set[str] | None]
 
 
-@dataclass(frozen=True)
+ACTIVE = ("join", "invite", "knock")
+
+
+@dataclass
 class _Entry:
     position: int
     # room ID -> the user's membership rows in it, oldest first (never mutated: an update
     # makes new lists, so a reader holding an older entry is not disturbed)
     room_to_rows: dict[str, list[MembershipAt]]
     room_to_stamp: dict[str, int]
+    # the rooms a list may show at `position` (joined, invited, knocked, not forgotten),
+    # sorted: made by the entry's first request, reused by those at the same position
+    active: list[ListedRoom] | None = field(default=None)
 
 
 class RoomListCache:
@@ -59,10 +66,23 @@ class RoomListCache:
 
     async def get(
         self, user_id: str, since: int, upto: int
-    ) -> tuple[UserMemberships, dict[str, int]]:
-        """The user's memberships at `since` and at `upto` and their rooms' bump stamps."""
+    ) -> tuple[UserMemberships, dict[str, int], list[ListedRoom]]:
+        """The user's memberships at `since` and at `upto`, their rooms' bump stamps, and
+        the rooms a list may show at `upto` in list order (not to be modified)."""
         entry = await self._entry(user_id, upto)
-        return _memberships(entry, since), entry.room_to_stamp
+        if entry.active is None:
+            entry.active = sort_rooms(
+                ListedRoom(
+                    m.room_id,
+                    m.membership,
+                    m.event_id,
+                    m.stream,
+                    bump_stamp(m.membership, m.stream, entry.room_to_stamp.get(m.room_id), upto),
+                )
+                for rows in entry.room_to_rows.values()
+                if (m := rows[-1]).membership in ACTIVE and not m.forgotten
+            )
+        return _memberships(entry, since), entry.room_to_stamp, entry.active
 
     async def _entry(self, user_id: str, upto: int) -> _Entry:
         generation = (self._generation, self._user_to_generation.get(user_id, 0))

@@ -156,8 +156,9 @@ class SlidingSyncService:
         token = await self._current_token()
         upto = token.events
         since = prior.token.events if prior is not None else 0
-        memberships, stamps = await self._room_list.get(request.user_id, since, upto)
-        listed = self._listed(memberships, stamps, prior is not None, upto)
+        memberships, stamps, showable = await self._room_list.get(request.user_id, since, upto)
+        departed = self._departed_since(memberships, stamps, upto) if prior is not None else []
+        listed = [*showable, *departed]
         facts = await self._facts.load(
             request.user_id, listed, [one.filters for one in request.lists.values()]
         )
@@ -165,7 +166,8 @@ class SlidingSyncService:
         lists_body: JsonDict = {}
         list_rooms: dict[str, list[str]] = {}
         by_id = {room.room_id: room for room in listed}
-        ordered = sort_rooms(listed)
+        # the kept order, unless rooms left since `pos` join it
+        ordered = sort_rooms(listed) if departed else showable
         for name, wanted in request.lists.items():
             kept = [room for room in ordered if matches(room, wanted.filters, facts)]
             lists_body[name] = {"count": len(kept)}
@@ -248,23 +250,17 @@ class SlidingSyncService:
         return _Pass(body, token, sent, active, bool(rooms) or has_news(extensions))
 
     @staticmethod
-    def _listed(
-        memberships: UserMemberships, stamps: dict[str, int], incremental: bool, upto: int
+    def _departed_since(
+        memberships: UserMemberships, stamps: dict[str, int], upto: int
     ) -> list[ListedRoom]:
-        """The rooms a list may show: joined, invited, knocked, and on a request from a
-        `pos` those left since it (so the client learns they went)."""
+        """On a request from a `pos`, the rooms left since it: a list shows them too, so
+        the client learns they went (the others it may show are the cache's sorted `showable`)."""
         wanted = [
             m
             for m in memberships.now.values()
             if not m.forgotten
-            and (
-                m.membership in ACTIVE
-                or (
-                    incremental
-                    and m.membership in DEPARTED
-                    and memberships.before.get(m.room_id) != m
-                )
-            )
+            and m.membership in DEPARTED
+            and memberships.before.get(m.room_id) != m
         ]
         return [
             ListedRoom(
