@@ -13,6 +13,7 @@ invalidation does not store what it found.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
@@ -72,15 +73,9 @@ class RoomListCache:
         entry = await self._entry(user_id, upto)
         if entry.active is None:
             entry.active = sort_rooms(
-                ListedRoom(
-                    m.room_id,
-                    m.membership,
-                    m.event_id,
-                    m.stream,
-                    bump_stamp(m.membership, m.stream, entry.room_to_stamp.get(m.room_id), upto),
-                )
+                listed
                 for rows in entry.room_to_rows.values()
-                if (m := rows[-1]).membership in ACTIVE and not m.forgotten
+                if (listed := _listed(rows[-1], entry.room_to_stamp, upto)) is not None
             )
         return _memberships(entry, since), entry.room_to_stamp, entry.active
 
@@ -126,7 +121,34 @@ class RoomListCache:
         stamps = old.room_to_stamp
         if changed or new_stamps:
             stamps = {**stamps, **new_stamps, **await store.get_bump_stamps(self._db, changed)}
-        return _Entry(upto, room_to_rows, stamps)
+        entry = _Entry(upto, room_to_rows, stamps)
+        if old.active is not None:
+            # the old order, with only the rooms whose membership or stamp moved re-placed
+            moved = {*changed, *new_stamps, *(row.room_id for row in rows)}
+            active = [room for room in old.active if room.room_id not in moved]
+            for room_id in moved:
+                listed = _listed(room_to_rows[room_id][-1], stamps, upto)
+                if listed is not None:
+                    insort(active, listed, key=_order)
+            entry.active = active
+        return entry
+
+
+def _order(room: ListedRoom) -> tuple[int, str]:
+    # as room_list.sort_rooms
+    return (-room.bump_stamp, room.room_id)
+
+
+def _listed(m: MembershipAt, stamps: dict[str, int], upto: int) -> ListedRoom | None:
+    if m.membership not in ACTIVE or m.forgotten:
+        return None
+    return ListedRoom(
+        m.room_id,
+        m.membership,
+        m.event_id,
+        m.stream,
+        bump_stamp(m.membership, m.stream, stamps.get(m.room_id), upto),
+    )
 
 
 def _memberships(entry: _Entry, since: int) -> UserMemberships:
