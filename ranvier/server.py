@@ -1037,6 +1037,8 @@ class AppServiceTransactions:
 
     interest: AppServiceInterest
     sender: AppServiceTransactionSender
+    # whether any service is registered: if not, nothing needs telling of new events
+    active: bool
 
 
 def build_appservice_transactions(
@@ -1083,9 +1085,13 @@ def build_appservice_transactions(
         ephemeral=collector,
         stripped_state=StateLoader(database, rooms.sender.loader).stripped_state,
     )
-    # typing, receipts, presence, to-device and device lists wake the services sent them
-    notifier.listeners.append(sender.notify_stream)
-    return AppServiceTransactions(interest=interest, sender=sender)
+    # typing, receipts, presence, to-device and device lists wake the services sent them;
+    # a server without services pays nothing on its hot paths
+    if appservices.registry.all:
+        notifier.listeners.append(sender.notify_stream)
+    return AppServiceTransactions(
+        interest=interest, sender=sender, active=bool(appservices.registry.all)
+    )
 
 
 def connect_persist_listeners(
@@ -1100,10 +1106,11 @@ def connect_persist_listeners(
     appservice_transactions: AppServiceTransactions,
 ) -> None:
     """Who hears of each committed batch of room events, in order (PersistListeners)."""
+    appservices = appservice_transactions if appservice_transactions.active else None
     rooms.sender.listeners.connect(
         readable=[
             # before any reader runs: which rooms a service has members in
-            appservice_transactions.interest.on_persisted,
+            *([appservices.interest.on_persisted] if appservices is not None else []),
             # forgets cached redaction lookups before a woken reader serves the redacted event
             rooms.redactions.on_persisted,
             RoomEventWakeups(database, notifier, rooms.sender.positions).on_persisted,
@@ -1120,7 +1127,7 @@ def connect_persist_listeners(
             # other servers' users' device lists are kept only while we share a room
             e2ee.remote_device_lists.on_persisted,
             # wakes the application services' loops, which never hold up the send
-            appservice_transactions.sender.notify_new_events,
+            *([appservices.sender.notify_new_events] if appservices is not None else []),
         ],
     )
 
