@@ -126,6 +126,14 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
                 else entry
                 for entry in files
             ]
+    templates = resolved.get("templates")
+    if isinstance(templates, dict):
+        directory = templates.get("custom_template_directory")
+        if isinstance(directory, str) and not Path(directory).is_absolute():
+            resolved["templates"] = {
+                **templates,
+                "custom_template_directory": str(base / directory),
+            }
     database = resolved.get("database")
     if isinstance(database, dict) and database.get("name", "sqlite3") == "sqlite3":
         args = database.get("args")

@@ -342,6 +342,13 @@ class SupportContact(Section):
         return self
 
 
+class TemplatesConfig(Section):
+    """Synapse's `templates` section: a directory whose templates replace Ranvier's own of the
+    same name (services/templates.py)."""
+
+    custom_template_directory: str | None = None
+
+
 class WellKnownSupport(Section):
     """Ranvier's `well_known_support` (Synapse has no equivalent): who to contact about
     this server, served at GET /.well-known/matrix/support (spec v1.10)."""
@@ -604,6 +611,7 @@ class HomeserverConfig(Section):
     )
     # GET /.well-known/matrix/support; unset answers 404
     well_known_support: WellKnownSupport | None = None
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     # server keys (GET /_matrix/key/v2/server): how long what we publish stays valid, the
     # keys we signed with before, and the notaries asked for other servers' keys
     key_refresh_interval: int = Field(default=parse_duration_ms("1d"), gt=0)

@@ -140,7 +140,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "user_ips_max_age": Unsupported(
         "pruning where sessions were last seen (Ranvier keeps it, as `null` does)"
     ),
-    "templates": Unsupported("custom templates (email, single sign-on pages)"),
     "retention": Unsupported("message retention policies", quiet=DISABLED_SECTION),
     # -- database
     "databases": Unsupported(

@@ -94,9 +94,21 @@ def tls_problems(config: HomeserverConfig) -> list[str]:
     return certificate_problems(certificate, key)
 
 
+def template_directory_problems(config: HomeserverConfig) -> list[str]:
+    directory = config.templates.custom_template_directory
+    # relative paths were made relative to the configuration file by the loader
+    if directory is None or Path(directory).is_dir():
+        return []
+    return [
+        f"templates.custom_template_directory: {directory!r} is not a directory; create it "
+        "(templates it lacks fall back to Ranvier's own) or remove the option"
+    ]
+
+
 def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
     problems = listener_problems(config)
     problems += tls_problems(config)
+    problems += template_directory_problems(config)
     if config.database.txn_limit:
         problems.append(
             "database.txn_limit: Ranvier keeps its database connections open and cannot "
