@@ -66,6 +66,7 @@ from ranvier.api.client import typing as typing_api
 from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
+from ranvier.api.client.auth_fallback import AuthFallbackEndpoints, FallbackPages
 from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import events as federation_events
 from ranvier.api.federation import hierarchy as federation_hierarchy
@@ -234,6 +235,7 @@ from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
 from ranvier.services.sync.wakeups import RoomEventWakeups
+from ranvier.services.templates import Templates
 from ranvier.services.thirdparty import ThirdPartyLookup
 from ranvier.services.to_device import ToDeviceService
 from ranvier.services.tokens import AccessTokens
@@ -1266,6 +1268,21 @@ def build_moderation(
     )
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """The web pages of signing in: the templates they share and the fallback pages of
+    user-interactive auth stages (each stage's part registers its own)."""
+
+    templates: Templates
+    fallback_pages: FallbackPages
+
+
+def build_sign_in(config: HomeserverConfig, accounts: Accounts) -> SignIn:
+    templates = Templates(config.templates.custom_template_directory)
+    fallback_pages = FallbackPages()
+    return SignIn(templates=templates, fallback_pages=fallback_pages)
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
@@ -1292,6 +1309,7 @@ class Homeserver:
     keyring: Keyring
     appservices: AppServices
     appservice_transactions: AppServiceTransactions
+    sign_in: SignIn
     url_previews: UrlPreviewService | None = None
     # the certificate of the listeners with `tls: true`, if there are any
     tls: ServerCertificate | None = None
@@ -1328,6 +1346,9 @@ class Homeserver:
                 jobs={"regenerate_directory": POPULATE_USER_DIRECTORY},
             ).routes()
             route_defs += self._account_routes()
+            route_defs += AuthFallbackEndpoints(
+                self.accounts.uia, self.sign_in.fallback_pages
+            ).routes()
             route_defs += self._admin_routes()
             route_defs += self._user_data_routes()
             route_defs += self._room_routes()
@@ -1708,6 +1729,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         keyring=keyring,
         appservices=appservices,
         appservice_transactions=appservice_transactions,
+        sign_in=build_sign_in(config, accounts),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
     )

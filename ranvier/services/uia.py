@@ -186,6 +186,37 @@ class UserInteractiveAuth:
         for key, value in remember.items():
             await self.set_session_value(result.session, key, value)
 
+    async def live_session(self, session_id: str) -> UIASession | None:
+        """The session if it exists and has not expired, whatever operation it guards: for
+        the fallback pages (spec: "Fallback"), which complete a stage outside the request."""
+        stored = await self._store.get_session(session_id)
+        if stored is None or stored.creation_ts < now_ms() - SESSION_LIFETIME_MS:
+            return None
+        completed = await self._store.get_completed_stages(session_id)
+        return UIASession(
+            stored.session_id, stored.operation, stored.clientdict, stored.serverdict, completed
+        )
+
+    async def complete_stage(self, session: UIASession, auth: StageAuth) -> None:
+        """Run `auth`'s stage against `session` and record what it proved, so that the
+        client's next request in the session finds the stage done; raise the stage's
+        MatrixError when it refuses."""
+        if auth.type is None:
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing the auth stage type")
+        checker = self._stages.get(auth.type)
+        if checker is None:
+            raise MatrixError(400, "M_UNRECOGNIZED", f"Unsupported auth stage {auth.type!r}")
+        if auth.problem is not None:
+            raise auth.problem
+        result = await checker.check(auth, session)
+        await self.record_stage_result(session, auth.type, result)
+
+    async def record_stage_result(self, session: UIASession, stage_type: str, result: Any) -> None:
+        """Mark `stage_type` done in `session` with what it proved, for a stage proved
+        elsewhere (a single sign-on round trip)."""
+        await self._store.mark_stage_complete(session.session_id, stage_type, result)
+        session.completed[stage_type] = result
+
     async def completed_value(self, session_id: str, operation: str, key: str) -> Any:
         """What `operation_completed` remembered under `key` in this session, or None
         (no such session, expired, another operation's, or not completed)."""

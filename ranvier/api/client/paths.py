@@ -39,6 +39,7 @@ R0_PATHS = frozenset(
         "/account/password/msisdn/requestToken",
         "/account/whoami",
         "/admin/whois/{}",
+        "/auth/{}/fallback/web",
         "/capabilities",
         "/createRoom",
         "/delete_devices",
