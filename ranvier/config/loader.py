@@ -134,6 +134,11 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
                 **templates,
                 "custom_template_directory": str(base / directory),
             }
+    email = resolved.get("email")
+    if isinstance(email, dict):
+        directory = email.get("template_dir")
+        if isinstance(directory, str) and not Path(directory).is_absolute():
+            resolved["email"] = {**email, "template_dir": str(base / directory)}
     database = resolved.get("database")
     if isinstance(database, dict) and database.get("name", "sqlite3") == "sqlite3":
         args = database.get("args")

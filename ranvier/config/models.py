@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ranvier.config.appservices import AppService, load_appservices
+from ranvier.config.email import EmailConfig
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from ranvier.protocol.signing_keys import ED25519, decode_verify_key
@@ -392,6 +393,24 @@ def _default_thumbnail_sizes() -> list[ThumbnailSize]:
 
 
 RC_MEDIA_CREATE = (10, 50)
+RC_3PID_VALIDATION = (0.003, 5)
+
+
+class AllowedThreepid(Section):
+    """One entry of `allowed_local_3pids`: addresses of this medium matching the regex (from
+    its start, as Synapse's re.match) may be used."""
+
+    medium: Literal["email", "msisdn"]
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a valid regex: {exc}") from exc
+        return value
 
 
 class FederationSettings(Section):
@@ -581,6 +600,19 @@ class HomeserverConfig(Section):
     enable_set_displayname: bool = True
     enable_set_avatar_url: bool = True
     enable_3pid_changes: bool = True
+    # email (config/email.py); None: the section is absent or empty and no mail is sent
+    email: EmailConfig | None = None
+    # registration must prove an address of each medium listed (only email is served)
+    registrations_require_3pid: list[Literal["email", "msisdn"]] = Field(default_factory=list)
+    # when not empty, only addresses matching an entry may be registered or added
+    allowed_local_3pids: list[AllowedThreepid] = Field(default_factory=list)
+    # requestToken answers as if an unknown or taken address were fine (no mail is sent)
+    request_token_inhibit_3pid_errors: bool = False
+    # when set, a validation's next_link must point at one of these hosts
+    next_link_domain_whitelist: list[str] | None = None
+    rc_3pid_validation: RatelimitSettings = Field(
+        default_factory=lambda: _settings(RC_3PID_VALIDATION)
+    )
     require_auth_for_profile_requests: bool = False
     limit_profile_requests_to_users_who_share_rooms: bool = False
     # false: other servers' profile queries are refused with 403 M_FORBIDDEN
@@ -640,6 +672,21 @@ class HomeserverConfig(Section):
     _rc_registration = field_validator("rc_registration", mode="before")(
         _ratelimit_defaults(*RC_REGISTRATION)
     )
+    _rc_3pid_validation = field_validator("rc_3pid_validation", mode="before")(
+        _ratelimit_defaults(*RC_3PID_VALIDATION)
+    )
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _empty_email(cls, value: Any) -> Any:
+        # Synapse: an empty `email:` section turns nothing on
+        return None if value == {} else value
+
+    @field_validator("registrations_require_3pid", "allowed_local_3pids", mode="before")
+    @classmethod
+    def _null_list(cls, value: Any) -> Any:
+        return [] if value is None else value
+
     _rc_registration_token_validity = field_validator(
         "rc_registration_token_validity", mode="before"
     )(_ratelimit_defaults(*RC_REGISTRATION_TOKEN_VALIDITY))

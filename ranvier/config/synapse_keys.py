@@ -91,7 +91,6 @@ class Unused:
 
 
 WORKERS = Unsupported("workers (several processes sharing one homeserver)")
-NO_EMAIL = "only used when sending email, which Ranvier does not do"
 # one process, which is the one that sends (Synapse's default is `[master]`)
 ONE_INSTANCE = Quiet(
     lambda value: (
@@ -121,7 +120,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
         "delegating authentication to Matrix Authentication Service", quiet=DISABLED_SECTION
     ),
     "delete_stale_devices_after": Unsupported("deleting devices unused for a while"),
-    "email": Unsupported("sending email (verification, password reset, notifications)"),
     "max_event_delay_duration": Unsupported("delayed events"),
     "user_types": Unsupported("custom user types"),
     "experimental_features": Unsupported("Synapse's experimental features"),
@@ -150,7 +148,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "rc_admin_redaction": Unsupported("rate limiting admins' redactions"),
     "rc_joins": Unsupported("rate limiting room joins"),
     "rc_joins_per_room": Unsupported("rate limiting joins per room"),
-    "rc_3pid_validation": Unsupported("rate limiting email/phone validation"),
     "rc_invites": Unsupported("rate limiting invites"),
     "rc_third_party_invite": Unsupported("rate limiting third-party invites"),
     "rc_presence": Unsupported("rate limiting presence updates"),
@@ -176,12 +173,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     ),
     "matrix_rtc": Unsupported("MatrixRTC transports"),
     # -- registration
-    "registrations_require_3pid": Unsupported(
-        "requiring an email address or phone number at registration (Ranvier sends no "
-        "email or SMS)",
-        fix="use `registration_requires_token: true` instead",
-    ),
-    "allowed_local_3pids": Unsupported("limits on which email addresses may register"),
     "default_identity_server": Unsupported(
         "advertising an identity server",
         fix="put `m.identity_server: {base_url: ...}` in extra_well_known_client_content",
@@ -289,8 +280,6 @@ UNUSED: dict[str, Unused] = {
     "mau_limit_alerting": Unused("monthly active user limits are not supported", off(True)),
     "mau_stats_only": Unused("monthly active user limits are not supported"),
     "mau_limit_reserved_threepids": Unused("monthly active user limits are not supported"),
-    "request_token_inhibit_3pid_errors": Unused(NO_EMAIL),
-    "next_link_domain_whitelist": Unused(NO_EMAIL),
     # new hashes are argon2id (password_config.argon2); Synapse's bcrypt ones verify as they are
     "bcrypt_rounds": Unused("Ranvier makes no bcrypt hashes"),
     "disable_msisdn_registration": Unused("phone number registration is not supported"),

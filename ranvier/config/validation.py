@@ -105,10 +105,35 @@ def template_directory_problems(config: HomeserverConfig) -> list[str]:
     ]
 
 
+def email_problems(config: HomeserverConfig) -> list[str]:
+    problems = []
+    email = config.email
+    directory = email.template_dir if email is not None else None
+    if directory is not None and not Path(directory).is_dir():
+        problems.append(
+            f"email.template_dir: {directory!r} is not a directory; create it, or better "
+            "move your templates to templates.custom_template_directory (email.template_dir "
+            "is deprecated), or remove the option"
+        )
+    if "msisdn" in config.registrations_require_3pid:
+        problems.append(
+            "registrations_require_3pid: Ranvier cannot verify phone numbers (it sends no "
+            "SMS); remove msisdn from the list"
+        )
+    if "email" in config.registrations_require_3pid and email is None:
+        problems.append(
+            "registrations_require_3pid: email addresses can only be verified with the "
+            "'email' section configured (smtp_host, smtp_port, notif_from); add it or "
+            "remove email from the list"
+        )
+    return problems
+
+
 def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
     problems = listener_problems(config)
     problems += tls_problems(config)
     problems += template_directory_problems(config)
+    problems += email_problems(config)
     if config.database.txn_limit:
         problems.append(
             "database.txn_limit: Ranvier keeps its database connections open and cannot "
@@ -135,6 +160,7 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
     if (
         config.enable_registration
         and not config.registration_requires_token
+        and not config.registrations_require_3pid
         and not config.enable_registration_without_verification
     ):
         problems.append(

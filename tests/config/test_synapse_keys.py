@@ -37,7 +37,7 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
         ("oidc_providers", [{"idp_id": "x"}], "single sign-on (OpenID Connect)"),
         ("enable_metrics", True, "Prometheus metrics"),
         ("enable_registration_captcha", True, "captcha at registration"),
-        ("registrations_require_3pid", ["email"], "requiring an email address"),
+        ("block_non_admin_invites", True, "blocking invites from users who are not admins"),
         ("enable_search", False, "turning message search off"),
         ("caches", {"cache_autotuning": {"max_cache_memory_usage": "1G"}}, "auto-tuning"),
     ],
