@@ -23,9 +23,11 @@ from ranvier.api.admin import purge_history as purge_history_api
 from ranvier.api.admin import pushers as admin_pushers_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import rooms as admin_rooms_api
+from ranvier.api.admin import server_notices as admin_server_notices_api
 from ranvier.api.admin import server_version
 from ranvier.api.admin import suspension as admin_suspension_api
 from ranvier.api.admin import users as admin_users_api
+from ranvier.api.admin import users_activity as admin_user_activity_api
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client import (
     account,
@@ -122,6 +124,7 @@ from ranvier.protocol.server_keys import OldVerifyKey
 from ranvier.protocol.signing_keys import ServerSigningKey, decode_verify_key
 from ranvier.services.account_data import AccountDataService
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
+from ranvier.services.admin_user_activity import AdminUserActivity
 from ranvier.services.admin_users import AdminUserService
 from ranvier.services.appservice.client import AppServiceClient
 from ranvier.services.appservice.ephemeral import EphemeralCollector, StreamSources
@@ -216,6 +219,7 @@ from ranvier.services.rooms.upgrade import RoomUpgradeService
 from ranvier.services.rooms.upgrade_transfer import UpgradeUserStateTransfer
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
+from ranvier.services.server_notices import ServerNoticesService
 from ranvier.services.sliding_sync.bump_stamps import prepare_bump_stamps
 from ranvier.services.sliding_sync.extensions import SlidingSyncExtensions
 from ranvier.services.sliding_sync.facts import RoomFactsLoader
@@ -272,6 +276,7 @@ from ranvier.storage.room_admin import RoomAdminStore
 from ranvier.storage.schema import prepare_database
 from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.server_keys import ServerKeyStore
+from ranvier.storage.server_notices import ServerNoticeRooms
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
@@ -396,10 +401,17 @@ class Admin:
 
     registration_tokens: RegistrationTokenService
     users: AdminUserService
+    # a user's devices, sessions, rooms and account data
+    user_activity: AdminUserActivity
+    server_notices: ServerNoticesService
 
 
 def build_admin(
-    config: HomeserverConfig, database: Database, accounts: Accounts, user_data: UserData
+    config: HomeserverConfig,
+    database: Database,
+    accounts: Accounts,
+    user_data: UserData,
+    rooms: Rooms,
 ) -> Admin:
     registration_tokens = RegistrationTokenService(
         RegistrationTokenStore(database, SESSION_LIFETIME_MS)
@@ -415,7 +427,32 @@ def build_admin(
         user_data.profiles,
         accounts.hasher,
     )
-    return Admin(registration_tokens=registration_tokens, users=users)
+    user_activity = AdminUserActivity(
+        config.server_name,
+        accounts.users,
+        accounts.devices,
+        accounts.access_tokens,
+        rooms.membership,
+        user_data.account_data,
+    )
+    server_notices = ServerNoticesService(
+        config.server_notices,
+        config.server_name,
+        accounts.users,
+        accounts.accounts,
+        user_data.profiles,
+        rooms.creation,
+        rooms.membership,
+        rooms.sending,
+        user_data.account_data,
+        ServerNoticeRooms(database),
+    )
+    return Admin(
+        registration_tokens=registration_tokens,
+        users=users,
+        user_activity=user_activity,
+        server_notices=server_notices,
+    )
 
 
 @dataclass(frozen=True)
@@ -1514,6 +1551,8 @@ class Homeserver:
                 self.config.enable_registration,
             ).routes(),
             *admin_users_api.AdminUserEndpoints(auth, admin.users).routes(),
+            *admin_user_activity_api.UserActivityEndpoints(auth, admin.user_activity).routes(),
+            *admin_server_notices_api.ServerNoticeEndpoints(auth, admin.server_notices).routes(),
             *admin_federation_api.DestinationEndpoints(auth, self.federation.destinations).routes(),
         ]
 
@@ -1709,7 +1748,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         accounts=accounts,
         user_data=user_data,
         rooms=rooms,
-        admin=build_admin(config, database, accounts, user_data),
+        admin=build_admin(config, database, accounts, user_data, rooms),
         room_admin=await build_room_admin(config, database, rooms),
         ratelimiters=Ratelimiters.from_config(config),
         notifier=notifier,

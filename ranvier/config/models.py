@@ -350,6 +350,29 @@ class TemplatesConfig(Section):
     custom_template_directory: str | None = None
 
 
+class ServerNoticesConfig(Section):
+    """Synapse's `server_notices`: the system user that writes to users in a room of their
+    own (services/server_notices.py); without `system_mxid_localpart` notices are off."""
+
+    system_mxid_localpart: str | None = None
+    system_mxid_display_name: str | None = None
+    system_mxid_avatar_url: str | None = None
+    room_name: str = "Server Notices"
+    room_avatar_url: str | None = None
+    room_topic: str | None = None
+    # join the user to a new notices room rather than invite them
+    auto_join: bool = False
+
+    @field_validator("system_mxid_localpart")
+    @classmethod
+    def _localpart(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value or value != value.lower() or any(c in value for c in ":@ ")
+        ):
+            raise ValueError(f"{value!r} is not a user ID's localpart (lower case, no ':' or '@')")
+        return value
+
+
 class WellKnownSupport(Section):
     """Ranvier's `well_known_support` (Synapse has no equivalent): who to contact about
     this server, served at GET /.well-known/matrix/support (spec v1.10)."""
@@ -644,6 +667,7 @@ class HomeserverConfig(Section):
     # GET /.well-known/matrix/support; unset answers 404
     well_known_support: WellKnownSupport | None = None
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    server_notices: ServerNoticesConfig = Field(default_factory=ServerNoticesConfig)
     # server keys (GET /_matrix/key/v2/server): how long what we publish stays valid, the
     # keys we signed with before, and the notaries asked for other servers' keys
     key_refresh_interval: int = Field(default=parse_duration_ms("1d"), gt=0)

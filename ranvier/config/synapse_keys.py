@@ -199,7 +199,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
         "encrypting new rooms by default", quiet=off("off")
     ),
     "user_consent": Unsupported("asking users to consent to a policy"),
-    "server_notices": Unsupported("server notices"),
     "alias_creation_rules": Unsupported("rules for who may create room aliases"),
     "room_list_publication_rules": Unsupported("rules for who may publish rooms"),
     "default_power_level_content_override": Unsupported("changing new rooms' power levels"),
