@@ -172,7 +172,60 @@ def _parser() -> argparse.ArgumentParser:
 
     _db_commands(commands)
     _media_commands(commands)
+    _port_db_command(commands)
+    _hash_password_command(commands)
     return parser
+
+
+def _port_db_command(commands: Any) -> None:
+    port = _command(
+        commands,
+        "port-db",
+        "copy a Ranvier SQLite database into PostgreSQL",
+        "Copy the Ranvier SQLite database into an empty PostgreSQL database, then verify "
+        "the copy (row counts, first and last rows of every table) and say what to change "
+        "in homeserver.yaml. Stop the server first. Stopped midway, the same command "
+        "continues where it stopped. Progress goes to stderr.",
+        "ranvier port-db --sqlite-database /var/lib/ranvier/homeserver.db "
+        "--postgres-config homeserver-postgres.yaml",
+    )
+    port.add_argument(
+        "--sqlite-database", required=True, help="the SQLite file (database.args.database)"
+    )
+    port.add_argument(
+        "--postgres-config",
+        required=True,
+        help="a YAML file (homeserver.yaml will do) whose `database` section names the "
+        "PostgreSQL database to fill",
+    )
+    port.add_argument(
+        "--batch-size", type=int, default=1000, help="rows copied per transaction (default 1000)"
+    )
+    port.add_argument("-v", "--verbose", action="store_true", help="show every batch copied")
+    # Synapse's full-screen progress; refused below rather than ignored
+    port.add_argument("--curses", action="store_true", help=argparse.SUPPRESS)
+    port.set_defaults(func=_port_db)
+
+
+def _hash_password_command(commands: Any) -> None:
+    hash_password = _command(
+        commands,
+        "hash-password",
+        "print the hash of a password, for the users table or an admin API",
+        "Print a password hash Ranvier accepts (argon2id at password_config.argon2's cost, "
+        "with password_config.pepper, read from -c when given). Without -p it asks for the "
+        "password twice on the terminal.",
+        "ranvier hash-password -c homeserver.yaml",
+        "ranvier hash-password -p 'S3cret!'",
+    )
+    hash_password.add_argument("-p", "--password", help="the password (asked for if left out)")
+    hash_password.add_argument(
+        "-c",
+        "--config",
+        help="a YAML file (homeserver.yaml will do) to read password_config from; without "
+        "it, no pepper and the default cost",
+    )
+    hash_password.set_defaults(func=_hash_password)
 
 
 def _db_commands(commands: Any) -> None:
@@ -459,6 +512,49 @@ def _db_downgrade(args: argparse.Namespace) -> int:
     except _NotConfirmed as exc:
         print(exc, file=sys.stderr)
         return 2
+    return 0
+
+
+def _port_db(args: argparse.Namespace) -> int:
+    from ranvier.port_db import port_db
+
+    if args.curses:
+        print(
+            "ranvier port-db has no full-screen (curses) display: it shows progress as lines "
+            "on stderr. Run it again without --curses.",
+            file=sys.stderr,
+        )
+        return 2
+    return port_db(
+        args.sqlite_database,
+        args.postgres_config,
+        batch_size=args.batch_size,
+        verbose=args.verbose,
+    )
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from ranvier.services.password_hash_command import hash_password
+
+    password = args.password
+    if password is None:
+        if not sys.stdin.isatty():
+            print(
+                "ranvier hash-password: no terminal to ask for the password on; pass "
+                "-p PASSWORD, or run the command on a terminal",
+                file=sys.stderr,
+            )
+            return 2
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Confirm password: "):
+            print("The passwords do not match", file=sys.stderr)
+            return 1
+    if not password:
+        print("The password must not be empty", file=sys.stderr)
+        return 1
+    print(hash_password(password, Path(args.config) if args.config else None))
     return 0
 
 

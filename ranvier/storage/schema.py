@@ -22,6 +22,7 @@ import ranvier
 from ranvier.config.models import DatabaseConfig, HomeserverConfig
 from ranvier.storage.database import Database, open_database
 from ranvier.storage.errors import StorageError, StorageStartupError, UnknownRevisionError
+from ranvier.storage.port_progress import unfinished_port
 from ranvier.storage.server_info import record_server_start
 
 # the table where the database records its schema revision
@@ -279,6 +280,9 @@ async def prepare_database(
             raise StorageStartupError(newer_than_code_message(status.current, status.head))
         if status.current is None:
             await _refuse_foreign_database(db)
+        unfinished = await unfinished_port(db)
+        if unfinished is not None:
+            raise StorageStartupError(unfinished)
         if status.pending:
             await upgrade(db, "head", progress)
         if isinstance(config, HomeserverConfig):
