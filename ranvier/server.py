@@ -69,6 +69,7 @@ from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.auth_fallback import AuthFallbackEndpoints, FallbackPages
+from ranvier.api.client.sso import SsoEndpoints, SsoFallbackPage
 from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import events as federation_events
 from ranvier.api.federation import hierarchy as federation_hierarchy
@@ -239,6 +240,8 @@ from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
 from ranvier.services.sync.wakeups import RoomEventWakeups
+from ranvier.services.sso.oidc import OidcProvider
+from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.templates import Templates
 from ranvier.services.thirdparty import ThirdPartyLookup
 from ranvier.services.to_device import ToDeviceService
@@ -278,6 +281,7 @@ from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.server_keys import ServerKeyStore
 from ranvier.storage.server_notices import ServerNoticeRooms
 from ranvier.storage.tokens import TokenStore
+from ranvier.storage.sso import ExternalIdStore, SsoSessionStore
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
 from ranvier.storage.user_admin import UserAdminQueries
@@ -1320,6 +1324,47 @@ def build_sign_in(config: HomeserverConfig, accounts: Accounts) -> SignIn:
     return SignIn(templates=templates, fallback_pages=fallback_pages)
 
 
+@dataclass(frozen=True)
+class SingleSignOn:
+    """Signing in through OpenID Connect providers: the service and its browser pages."""
+
+    service: SsoService
+    endpoints: SsoEndpoints
+
+
+def build_sso(
+    config: HomeserverConfig,
+    database: Database,
+    accounts: Accounts,
+    user_data: UserData,
+    sign_in: SignIn,
+) -> SingleSignOn | None:
+    """None without `oidc_providers`; else the service, the m.login.sso stage of
+    user-interactive auth and its fallback page."""
+    if not config.oidc_providers:
+        return None
+    callback_url = config.effective_public_baseurl + CALLBACK_PATH.lstrip("/")
+    service = SsoService(
+        config,
+        [OidcProvider(provider, callback_url) for provider in config.oidc_providers],
+        SsoSessionStore(database),
+        ExternalIdStore(database),
+        accounts.users,
+        accounts.accounts,
+        accounts.login,
+        user_data.profiles,
+        accounts.uia,
+    )
+    accounts.uia.register_stage(SSO, SsoStage())
+    endpoints = SsoEndpoints(
+        service,
+        sign_in.templates,
+        secure_cookies=config.effective_public_baseurl.startswith("https:"),
+    )
+    sign_in.fallback_pages.register(SSO, SsoFallbackPage(endpoints, service))
+    return SingleSignOn(service=service, endpoints=endpoints)
+
+
 @dataclass
 class Homeserver:
     config: HomeserverConfig
@@ -1348,6 +1393,8 @@ class Homeserver:
     appservice_transactions: AppServiceTransactions
     sign_in: SignIn
     url_previews: UrlPreviewService | None = None
+    # single sign-on, when OpenID Connect providers are configured
+    sso: SingleSignOn | None = None
     # the certificate of the listeners with `tls: true`, if there are any
     tls: ServerCertificate | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
@@ -1386,6 +1433,8 @@ class Homeserver:
             route_defs += AuthFallbackEndpoints(
                 self.accounts.uia, self.sign_in.fallback_pages
             ).routes()
+            if self.sso is not None:
+                route_defs += self.sso.endpoints.routes()
             route_defs += self._admin_routes()
             route_defs += self._user_data_routes()
             route_defs += self._room_routes()
@@ -1672,6 +1721,8 @@ class Homeserver:
         # a transaction in flight is sent again, with the same ID, at the next start
         await self.appservice_transactions.sender.stop()
         await self.appservices.client.close()
+        if self.sso is not None:
+            await self.sso.service.close()
         if self.url_previews is not None:
             await self.url_previews.close()
         self.ephemeral.typing.stop()
@@ -1741,6 +1792,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
     sliding_sync = build_sliding_sync(database, rooms, user_data, ephemeral, push, e2ee, notifier)
     accounts.devices.on_devices_deleted.append(sliding_sync.on_devices_deleted)
+    sign_in = build_sign_in(config, accounts)
     return Homeserver(
         config=config,
         database=database,
@@ -1768,7 +1820,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         keyring=keyring,
         appservices=appservices,
         appservice_transactions=appservice_transactions,
-        sign_in=build_sign_in(config, accounts),
+        sign_in=sign_in,
+        sso=build_sso(config, database, accounts, user_data, sign_in),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
     )

@@ -191,8 +191,13 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "room_prejoin_state": Unsupported("choosing the state sent with invites"),
     # -- single sign-on
     "saml2_config": Unsupported("single sign-on (SAML)", quiet=DISABLED_SECTION),
-    "oidc_providers": Unsupported("single sign-on (OpenID Connect)"),
     "cas_config": Unsupported("single sign-on (CAS)", quiet=DISABLED_SECTION),
+    "oidc_config": Unsupported(
+        "the older single-provider oidc_config",
+        quiet=DISABLED_SECTION,
+        fix="move its options into one entry of the oidc_providers list (its idp_id "
+        "defaults to `oidc`, so users who signed in before keep their accounts)",
+    ),
     "jwt_config": Unsupported("logging in with JSON web tokens", quiet=DISABLED_SECTION),
     # -- rooms
     "encryption_enabled_by_default_for_room_type": Unsupported(
@@ -269,7 +274,6 @@ UNUSED: dict[str, Unused] = {
     "report_stats_endpoint": Unused("Ranvier sends no usage statistics"),
     "metrics_flags": Unused("Prometheus metrics are not served yet"),
     "stats": Unused("Synapse's room and user statistics tables", quiet=off({"enabled": True})),
-    "sso": Unused("single sign-on is not supported"),
     # -- only meaningful with a feature that is refused unless off
     "admin_contact": Unused("shown in limits Ranvier does not enforce"),
     "hs_disabled_message": Unused("hs_disabled is not supported"),

@@ -17,7 +17,7 @@ from ranvier.config.models import HomeserverConfig
 from ranvier.errors import MatrixError
 from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.devices import DeviceService
-from ranvier.services.login import LoginService, Session
+from ranvier.services.login import SSO_LOGIN, LoginService, Session
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.uia import DUMMY, PASSWORD
@@ -260,7 +260,12 @@ class AccountService:
     # -- password and deactivation --
 
     def reauth_flows(self) -> list[list[str]]:
-        return [[PASSWORD]] if self._login.password_auth_enabled else []
+        flows = [[PASSWORD]] if self._login.password_auth_enabled else []
+        if self._config.oidc_providers:
+            # signing in again at the provider (its fallback page); it proves only a user
+            # whose identity there is linked to their account
+            flows.append([SSO_LOGIN])
+        return flows
 
     def require_password_changes_enabled(self) -> None:
         if self._config.password_config.enabled is not True:

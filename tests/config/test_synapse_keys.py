@@ -34,7 +34,9 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
 @pytest.mark.parametrize(
     ("key", "value", "feature"),
     [
-        ("oidc_providers", [{"idp_id": "x"}], "single sign-on (OpenID Connect)"),
+        ("saml2_config", {"sp_config": {}}, "single sign-on (SAML)"),
+        ("cas_config", {"enabled": True, "server_url": "https://cas"}, "single sign-on (CAS)"),
+        ("oidc_config", {"issuer": "https://id.example"}, "move its options into one entry"),
         ("enable_metrics", True, "Prometheus metrics"),
         ("enable_registration_captcha", True, "captcha at registration"),
         ("block_non_admin_invites", True, "blocking invites from users who are not admins"),

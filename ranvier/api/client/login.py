@@ -18,6 +18,7 @@ from ranvier.services.appservice.users import AppServiceUsers
 from ranvier.services.login import (
     APPSERVICE_LOGIN,
     PASSWORD_LOGIN,
+    SSO_LOGIN,
     TOKEN_LOGIN,
     LoginService,
     LoginToken,
@@ -65,7 +66,13 @@ class LoginEndpoints:
 
     async def get_login_flows(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/v3/login"""
-        flows = [{"type": login_type} for login_type in self._login.login_types()]
+        flows: list[dict[str, object]] = [
+            {"type": login_type} for login_type in self._login.login_types()
+        ]
+        identity_providers = self._login.identity_providers()
+        if identity_providers:
+            # spec: client-server-api "Client login via SSO"
+            flows.append({"type": SSO_LOGIN, "identity_providers": identity_providers})
         return json_response({"flows": flows})
 
     async def login(self, request: web.Request) -> web.Response:
