@@ -69,7 +69,8 @@ from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.auth_fallback import AuthFallbackEndpoints, FallbackPages
-from ranvier.api.client.sso import SsoEndpoints, SsoFallbackPage
+from ranvier.api.client.consent import ConsentEndpoints
+from ranvier.api.client.fallback_pages import RecaptchaPage, TermsPage
 from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import events as federation_events
 from ranvier.api.federation import hierarchy as federation_hierarchy
@@ -112,7 +113,6 @@ from ranvier.federation.connections import Connections
 from ranvier.federation.discovery import ServerDiscovery
 from ranvier.federation.queue import FederationSender
 from ranvier.federation.tls import TlsPolicy
-from ranvier.http.metrics import RequestRecorder, metrics_routes
 from ranvier.http.middleware import (
     cors_middleware,
     matrix_error_middleware,
@@ -121,16 +121,6 @@ from ranvier.http.middleware import (
 )
 from ranvier.http.ratelimit import X_FORWARDED, Ratelimiter, Ratelimiters
 from ranvier.logs import reopen_log_files
-from ranvier.metrics import federation as federation_metrics
-from ranvier.metrics import registry as metrics_registry
-from ranvier.metrics.events import (
-    BackgroundUpdateProgress,
-    PersistedEventCounter,
-    WaitingLongPolls,
-    count_notification,
-)
-from ranvier.metrics.federation import PendingQueues
-from ranvier.metrics.http import RequestMetrics
 from ranvier.protocol.ip_addresses import AddressPolicy
 from ranvier.protocol.server_keys import OldVerifyKey
 from ranvier.protocol.signing_keys import ServerSigningKey, decode_verify_key
@@ -148,6 +138,10 @@ from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.appservice.room_list import AppServiceRoomList
 from ranvier.services.appservice.transactions import AppServiceTransactionSender
 from ranvier.services.appservice.users import AppServiceUsers
+from ranvier.services.captcha import STAGE_TYPE as RECAPTCHA
+from ranvier.services.captcha import RecaptchaStage, RecaptchaVerifier
+from ranvier.services.consent import STAGE_TYPE as TERMS
+from ranvier.services.consent import ConsentService
 from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
@@ -186,6 +180,7 @@ from ranvier.services.federation.to_device import (
 from ranvier.services.federation.transactions import TransactionService
 from ranvier.services.federation.typing_edus import TYPING_EDU, TypingFederation
 from ranvier.services.filters import FilterService
+from ranvier.services.jwt_login import JwtLogin
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
 from ranvier.services.login import LoginService, PasswordStage
@@ -251,8 +246,6 @@ from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
 from ranvier.services.sync.wakeups import RoomEventWakeups
-from ranvier.services.sso.oidc import OidcProvider
-from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.templates import Templates
 from ranvier.services.thirdparty import ThirdPartyLookup
 from ranvier.services.to_device import ToDeviceService
@@ -292,7 +285,6 @@ from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.server_keys import ServerKeyStore
 from ranvier.storage.server_notices import ServerNoticeRooms
 from ranvier.storage.tokens import TokenStore
-from ranvier.storage.sso import ExternalIdStore, SsoSessionStore
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
 from ranvier.storage.user_admin import UserAdminQueries
@@ -1170,11 +1162,6 @@ def connect_persist_listeners(
             RoomEventWakeups(database, notifier, rooms.sender.positions).on_persisted,
         ],
         persisted=[
-            *(
-                [PersistedEventCounter(config.server_name).on_persisted]
-                if config.enable_metrics
-                else []
-            ),
             rooms.search.on_persisted,
             rooms.user_directory.on_persisted,
             # sending counts as activity for presence; a member who leaves stops typing
@@ -1332,53 +1319,60 @@ class SignIn:
 
     templates: Templates
     fallback_pages: FallbackPages
+    # each None when its config leaves it off
+    captcha: RecaptchaVerifier | None
+    consent: ConsentService | None
+    jwt: JwtLogin | None
+
+    def consent_routes(self) -> list[web.RouteDef]:
+        if self.consent is None:
+            return []
+        # the policy's templates are the admin's own, by language and version
+        templates = Templates(self.consent.config.template_dir)
+        return ConsentEndpoints(self.consent, templates).routes()
+
+    async def close(self) -> None:
+        if self.captcha is not None:
+            await self.captcha.close()
 
 
-def build_sign_in(config: HomeserverConfig, accounts: Accounts) -> SignIn:
+def build_sign_in(config: HomeserverConfig, accounts: Accounts, rooms: Rooms) -> SignIn:
     templates = Templates(config.templates.custom_template_directory)
     fallback_pages = FallbackPages()
-    return SignIn(templates=templates, fallback_pages=fallback_pages)
-
-
-@dataclass(frozen=True)
-class SingleSignOn:
-    """Signing in through OpenID Connect providers: the service and its browser pages."""
-
-    service: SsoService
-    endpoints: SsoEndpoints
-
-
-def build_sso(
-    config: HomeserverConfig,
-    database: Database,
-    accounts: Accounts,
-    user_data: UserData,
-    sign_in: SignIn,
-) -> SingleSignOn | None:
-    """None without `oidc_providers`; else the service, the m.login.sso stage of
-    user-interactive auth and its fallback page."""
-    if not config.oidc_providers:
-        return None
-    callback_url = config.effective_public_baseurl + CALLBACK_PATH.lstrip("/")
-    service = SsoService(
-        config,
-        [OidcProvider(provider, callback_url) for provider in config.oidc_providers],
-        SsoSessionStore(database),
-        ExternalIdStore(database),
-        accounts.users,
-        accounts.accounts,
-        accounts.login,
-        user_data.profiles,
-        accounts.uia,
+    uia = accounts.uia
+    captcha = None
+    if config.enable_registration_captcha:
+        assert config.recaptcha_private_key and config.recaptcha_public_key, "validation.py"
+        captcha = RecaptchaVerifier(config.recaptcha_private_key, config.recaptcha_siteverify_api)
+        uia.register_stage(RECAPTCHA, RecaptchaStage(captcha, config.recaptcha_public_key))
+        fallback_pages.register(
+            RECAPTCHA, RecaptchaPage(uia, templates, config.recaptcha_public_key)
+        )
+    consent = None
+    if config.user_consent is not None:
+        assert config.form_secret and config.public_baseurl, "validation.py"
+        consent = ConsentService(
+            config.user_consent,
+            config.form_secret,
+            config.public_baseurl,
+            config.server_name,
+            accounts.users,
+        )
+        uia.register_stage(TERMS, consent.stage())
+        fallback_pages.register(TERMS, TermsPage(uia, templates, consent))
+        accounts.accounts.on_registered.append(consent.registered_through)
+        if config.user_consent.block_events_error is not None:
+            rooms.sender.before_send.append(consent.check_send)
+    jwt = None
+    if config.jwt_config.enabled:
+        jwt = JwtLogin(config.jwt_config, accounts.accounts, accounts.users, config.server_name)
+    return SignIn(
+        templates=templates,
+        fallback_pages=fallback_pages,
+        captcha=captcha,
+        consent=consent,
+        jwt=jwt,
     )
-    accounts.uia.register_stage(SSO, SsoStage())
-    endpoints = SsoEndpoints(
-        service,
-        sign_in.templates,
-        secure_cookies=config.effective_public_baseurl.startswith("https:"),
-    )
-    sign_in.fallback_pages.register(SSO, SsoFallbackPage(endpoints, service))
-    return SingleSignOn(service=service, endpoints=endpoints)
 
 
 @dataclass
@@ -1409,10 +1403,6 @@ class Homeserver:
     appservice_transactions: AppServiceTransactions
     sign_in: SignIn
     url_previews: UrlPreviewService | None = None
-    # single sign-on, when OpenID Connect providers are configured
-    sso: SingleSignOn | None = None
-    # records every request on every listener; None without enable_metrics
-    request_recorder: RequestRecorder | None = None
     # the certificate of the listeners with `tls: true`, if there are any
     tls: ServerCertificate | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
@@ -1423,18 +1413,8 @@ class Homeserver:
         self.rooms.user_directory.register_background_updates(self.background_updater)
 
     def build_app(self, listener: Listener) -> web.Application:
-        recorder = [self.request_recorder.middleware] if self.request_recorder else []
-        if listener.type == "metrics":
-            # a port of its own for the scraper, as Synapse's: the metrics and nothing else
-            metrics_app = web.Application(
-                middlewares=[request_id_middleware, matrix_error_middleware]
-            )
-            metrics_app.add_routes(metrics_routes(listener_of_its_own=True))
-            return metrics_app
         app = web.Application(
             middlewares=[
-                # outermost, so every answer is counted, errors and unknown paths included
-                *recorder,
                 request_id_middleware,
                 cors_middleware,
                 matrix_error_middleware,
@@ -1461,8 +1441,6 @@ class Homeserver:
             route_defs += AuthFallbackEndpoints(
                 self.accounts.uia, self.sign_in.fallback_pages
             ).routes()
-            if self.sso is not None:
-                route_defs += self.sso.endpoints.routes()
             route_defs += self._admin_routes()
             route_defs += self._user_data_routes()
             route_defs += self._room_routes()
@@ -1529,14 +1507,14 @@ class Homeserver:
             route_defs += self._federation_routes()
             if "client" not in resources:
                 route_defs += wellknown.WellKnownEndpoints(self.config).routes()
+        if "consent" in resources:
+            route_defs += self.sign_in.consent_routes()
         if "federation" in resources or "openid" in resources:
             # as Synapse: the federation resource implies openid
             route_defs += federation_openid.OpenIdUserInfoEndpoints(self.moderation.openid).routes()
         if "federation" in resources or "keys" in resources:
             # as Synapse: the federation resource implies keys
             route_defs += federation_keys.KeyEndpoints(self.keyring).routes()
-        if "metrics" in resources:
-            route_defs += metrics_routes(listener_of_its_own=False)
         # the r0 and unstable twins of the v3 routes, added in one place
         app.add_routes(with_legacy_prefixes(route_defs))
         return app
@@ -1612,7 +1590,12 @@ class Homeserver:
                 a.appservice_users,
             ).routes(),
             *login.LoginEndpoints(
-                a.auth, a.login, server_name, self.ratelimiters, a.appservice_users
+                a.auth,
+                a.login,
+                server_name,
+                self.ratelimiters,
+                a.appservice_users,
+                jwt=self.sign_in.jwt,
             ).routes(),
             *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
             *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),
@@ -1695,7 +1678,7 @@ class Homeserver:
         """Bind every HTTP listener; returns their URLs."""
         bound: list[str] = []
         for listener in self.config.listeners:
-            if listener.type not in ("http", "metrics"):
+            if listener.type != "http":
                 logger.warning("Listener type %r is not served yet; skipping it", listener.type)
                 continue
             runner = web.AppRunner(
@@ -1751,8 +1734,7 @@ class Homeserver:
         # a transaction in flight is sent again, with the same ID, at the next start
         await self.appservice_transactions.sender.stop()
         await self.appservices.client.close()
-        if self.sso is not None:
-            await self.sso.service.close()
+        await self.sign_in.close()
         if self.url_previews is not None:
             await self.url_previews.close()
         self.ephemeral.typing.stop()
@@ -1764,10 +1746,6 @@ class Homeserver:
 
 
 async def create_homeserver(config: HomeserverConfig) -> Homeserver:
-    if config.enable_metrics:
-        # before anything is built: caches are made metered or plain from here on
-        metrics_registry.enable(config.server_name)
-        federation_metrics.label_domains(config.federation_metrics_domains or ())
     signing_key = load_signing_key(config.signing_key_path)
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
@@ -1826,7 +1804,6 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
     sliding_sync = build_sliding_sync(database, rooms, user_data, ephemeral, push, e2ee, notifier)
     accounts.devices.on_devices_deleted.append(sliding_sync.on_devices_deleted)
-    sign_in = build_sign_in(config, accounts)
     return Homeserver(
         config=config,
         database=database,
@@ -1854,30 +1831,10 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         keyring=keyring,
         appservices=appservices,
         appservice_transactions=appservice_transactions,
-        sign_in=sign_in,
-        sso=build_sso(config, database, accounts, user_data, sign_in),
+        sign_in=build_sign_in(config, accounts, rooms),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
-        request_recorder=connect_metrics(config, notifier, federation.sender, updater),
     )
-
-
-def connect_metrics(
-    config: HomeserverConfig,
-    notifier: Notifier,
-    federation_sender: FederationSender | None,
-    updater: BackgroundUpdater,
-) -> RequestRecorder | None:
-    """What the metrics read when scraped (queues, long-polls, background updates) and
-    the request recorder every listener runs; nothing without enable_metrics."""
-    if not config.enable_metrics:
-        return None
-    notifier.listeners.append(count_notification)
-    WaitingLongPolls(notifier.waiting_counts)
-    if federation_sender is not None:
-        PendingQueues(federation_sender.pending)
-    BackgroundUpdateProgress(updater.status, updater.database_name)
-    return RequestRecorder(RequestMetrics())
 
 
 def build_tls(config: HomeserverConfig) -> ServerCertificate | None:
