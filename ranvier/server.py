@@ -69,8 +69,7 @@ from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.auth_fallback import AuthFallbackEndpoints, FallbackPages
-from ranvier.api.client.consent import ConsentEndpoints
-from ranvier.api.client.fallback_pages import RecaptchaPage, TermsPage
+from ranvier.api.client.sso import SsoEndpoints, SsoFallbackPage
 from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import events as federation_events
 from ranvier.api.federation import hierarchy as federation_hierarchy
@@ -138,10 +137,6 @@ from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.appservice.room_list import AppServiceRoomList
 from ranvier.services.appservice.transactions import AppServiceTransactionSender
 from ranvier.services.appservice.users import AppServiceUsers
-from ranvier.services.captcha import STAGE_TYPE as RECAPTCHA
-from ranvier.services.captcha import RecaptchaStage, RecaptchaVerifier
-from ranvier.services.consent import STAGE_TYPE as TERMS
-from ranvier.services.consent import ConsentService
 from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
@@ -180,7 +175,6 @@ from ranvier.services.federation.to_device import (
 from ranvier.services.federation.transactions import TransactionService
 from ranvier.services.federation.typing_edus import TYPING_EDU, TypingFederation
 from ranvier.services.filters import FilterService
-from ranvier.services.jwt_login import JwtLogin
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
 from ranvier.services.login import LoginService, PasswordStage
@@ -246,6 +240,8 @@ from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
 from ranvier.services.sync.wakeups import RoomEventWakeups
+from ranvier.services.sso.oidc import OidcProvider
+from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.templates import Templates
 from ranvier.services.thirdparty import ThirdPartyLookup
 from ranvier.services.to_device import ToDeviceService
@@ -285,6 +281,7 @@ from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.server_keys import ServerKeyStore
 from ranvier.storage.server_notices import ServerNoticeRooms
 from ranvier.storage.tokens import TokenStore
+from ranvier.storage.sso import ExternalIdStore, SsoSessionStore
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
 from ranvier.storage.user_admin import UserAdminQueries
@@ -1319,60 +1316,53 @@ class SignIn:
 
     templates: Templates
     fallback_pages: FallbackPages
-    # each None when its config leaves it off
-    captcha: RecaptchaVerifier | None
-    consent: ConsentService | None
-    jwt: JwtLogin | None
-
-    def consent_routes(self) -> list[web.RouteDef]:
-        if self.consent is None:
-            return []
-        # the policy's templates are the admin's own, by language and version
-        templates = Templates(self.consent.config.template_dir)
-        return ConsentEndpoints(self.consent, templates).routes()
-
-    async def close(self) -> None:
-        if self.captcha is not None:
-            await self.captcha.close()
 
 
-def build_sign_in(config: HomeserverConfig, accounts: Accounts, rooms: Rooms) -> SignIn:
+def build_sign_in(config: HomeserverConfig, accounts: Accounts) -> SignIn:
     templates = Templates(config.templates.custom_template_directory)
     fallback_pages = FallbackPages()
-    uia = accounts.uia
-    captcha = None
-    if config.enable_registration_captcha:
-        assert config.recaptcha_private_key and config.recaptcha_public_key, "validation.py"
-        captcha = RecaptchaVerifier(config.recaptcha_private_key, config.recaptcha_siteverify_api)
-        uia.register_stage(RECAPTCHA, RecaptchaStage(captcha, config.recaptcha_public_key))
-        fallback_pages.register(
-            RECAPTCHA, RecaptchaPage(uia, templates, config.recaptcha_public_key)
-        )
-    consent = None
-    if config.user_consent is not None:
-        assert config.form_secret and config.public_baseurl, "validation.py"
-        consent = ConsentService(
-            config.user_consent,
-            config.form_secret,
-            config.public_baseurl,
-            config.server_name,
-            accounts.users,
-        )
-        uia.register_stage(TERMS, consent.stage())
-        fallback_pages.register(TERMS, TermsPage(uia, templates, consent))
-        accounts.accounts.on_registered.append(consent.registered_through)
-        if config.user_consent.block_events_error is not None:
-            rooms.sender.before_send.append(consent.check_send)
-    jwt = None
-    if config.jwt_config.enabled:
-        jwt = JwtLogin(config.jwt_config, accounts.accounts, accounts.users, config.server_name)
-    return SignIn(
-        templates=templates,
-        fallback_pages=fallback_pages,
-        captcha=captcha,
-        consent=consent,
-        jwt=jwt,
+    return SignIn(templates=templates, fallback_pages=fallback_pages)
+
+
+@dataclass(frozen=True)
+class SingleSignOn:
+    """Signing in through OpenID Connect providers: the service and its browser pages."""
+
+    service: SsoService
+    endpoints: SsoEndpoints
+
+
+def build_sso(
+    config: HomeserverConfig,
+    database: Database,
+    accounts: Accounts,
+    user_data: UserData,
+    sign_in: SignIn,
+) -> SingleSignOn | None:
+    """None without `oidc_providers`; else the service, the m.login.sso stage of
+    user-interactive auth and its fallback page."""
+    if not config.oidc_providers:
+        return None
+    callback_url = config.effective_public_baseurl + CALLBACK_PATH.lstrip("/")
+    service = SsoService(
+        config,
+        [OidcProvider(provider, callback_url) for provider in config.oidc_providers],
+        SsoSessionStore(database),
+        ExternalIdStore(database),
+        accounts.users,
+        accounts.accounts,
+        accounts.login,
+        user_data.profiles,
+        accounts.uia,
     )
+    accounts.uia.register_stage(SSO, SsoStage())
+    endpoints = SsoEndpoints(
+        service,
+        sign_in.templates,
+        secure_cookies=config.effective_public_baseurl.startswith("https:"),
+    )
+    sign_in.fallback_pages.register(SSO, SsoFallbackPage(endpoints, service))
+    return SingleSignOn(service=service, endpoints=endpoints)
 
 
 @dataclass
@@ -1403,6 +1393,8 @@ class Homeserver:
     appservice_transactions: AppServiceTransactions
     sign_in: SignIn
     url_previews: UrlPreviewService | None = None
+    # single sign-on, when OpenID Connect providers are configured
+    sso: SingleSignOn | None = None
     # the certificate of the listeners with `tls: true`, if there are any
     tls: ServerCertificate | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
@@ -1441,6 +1433,8 @@ class Homeserver:
             route_defs += AuthFallbackEndpoints(
                 self.accounts.uia, self.sign_in.fallback_pages
             ).routes()
+            if self.sso is not None:
+                route_defs += self.sso.endpoints.routes()
             route_defs += self._admin_routes()
             route_defs += self._user_data_routes()
             route_defs += self._room_routes()
@@ -1507,8 +1501,6 @@ class Homeserver:
             route_defs += self._federation_routes()
             if "client" not in resources:
                 route_defs += wellknown.WellKnownEndpoints(self.config).routes()
-        if "consent" in resources:
-            route_defs += self.sign_in.consent_routes()
         if "federation" in resources or "openid" in resources:
             # as Synapse: the federation resource implies openid
             route_defs += federation_openid.OpenIdUserInfoEndpoints(self.moderation.openid).routes()
@@ -1590,12 +1582,7 @@ class Homeserver:
                 a.appservice_users,
             ).routes(),
             *login.LoginEndpoints(
-                a.auth,
-                a.login,
-                server_name,
-                self.ratelimiters,
-                a.appservice_users,
-                jwt=self.sign_in.jwt,
+                a.auth, a.login, server_name, self.ratelimiters, a.appservice_users
             ).routes(),
             *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
             *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),
@@ -1734,7 +1721,8 @@ class Homeserver:
         # a transaction in flight is sent again, with the same ID, at the next start
         await self.appservice_transactions.sender.stop()
         await self.appservices.client.close()
-        await self.sign_in.close()
+        if self.sso is not None:
+            await self.sso.service.close()
         if self.url_previews is not None:
             await self.url_previews.close()
         self.ephemeral.typing.stop()
@@ -1804,6 +1792,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
     sliding_sync = build_sliding_sync(database, rooms, user_data, ephemeral, push, e2ee, notifier)
     accounts.devices.on_devices_deleted.append(sliding_sync.on_devices_deleted)
+    sign_in = build_sign_in(config, accounts)
     return Homeserver(
         config=config,
         database=database,
@@ -1831,7 +1820,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         keyring=keyring,
         appservices=appservices,
         appservice_transactions=appservice_transactions,
-        sign_in=build_sign_in(config, accounts, rooms),
+        sign_in=sign_in,
+        sso=build_sso(config, database, accounts, user_data, sign_in),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
     )

@@ -15,10 +15,8 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ranvier.config.appservices import AppService, load_appservices
-from ranvier.config.captcha import DEFAULT_SITEVERIFY_API
-from ranvier.config.consent import UserConsentConfig
+from ranvier.config.oidc import OidcProviders, SsoConfig
 from ranvier.config.email import EmailConfig
-from ranvier.config.jwt import JwtConfig
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from ranvier.protocol.signing_keys import ED25519, decode_verify_key
@@ -544,17 +542,6 @@ class HomeserverConfig(Section):
     enable_registration: bool = False
     enable_registration_without_verification: bool = False
     registration_requires_token: bool = False
-    # reCAPTCHA at registration (config/captcha.py); the keys may come from `_path` files
-    enable_registration_captcha: bool = False
-    recaptcha_public_key: str | None = None
-    recaptcha_private_key: str | None = None
-    recaptcha_siteverify_api: str = DEFAULT_SITEVERIFY_API
-    # signs the links and forms of the server's own pages (the consent form)
-    form_secret: str | None = None
-    # a policy users accept (config/consent.py); None: no policy
-    user_consent: UserConsentConfig | None = None
-    # logging in with a JSON web token (config/jwt.py)
-    jwt_config: JwtConfig = Field(default_factory=JwtConfig)
     allow_guest_access: bool = False
     # report a taken user ID only when the registration completes (then as M_USER_IN_USE),
     # not from /register/available or an early check
@@ -681,6 +668,9 @@ class HomeserverConfig(Section):
     # GET /.well-known/matrix/support; unset answers 404
     well_known_support: WellKnownSupport | None = None
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    # single sign-on (config/oidc.py): OpenID Connect providers and the SSO pages' options
+    oidc_providers: OidcProviders = Field(default_factory=list)
+    sso: SsoConfig = Field(default_factory=SsoConfig)
     server_notices: ServerNoticesConfig = Field(default_factory=ServerNoticesConfig)
     # server keys (GET /_matrix/key/v2/server): how long what we publish stays valid, the
     # keys we signed with before, and the notaries asked for other servers' keys

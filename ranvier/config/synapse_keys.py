@@ -166,7 +166,11 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "media_upload_limits": Unsupported("per-user media upload limits over time"),
     "media_retention": Unsupported("purging media after a while"),
     "oembed": Unsupported("oEmbed in URL previews"),
-    # -- VoIP
+    # -- captcha, VoIP
+    "enable_registration_captcha": Unsupported(
+        "captcha at registration",
+        fix="use `registration_requires_token: true` to keep out spam accounts",
+    ),
     "matrix_rtc": Unsupported("MatrixRTC transports"),
     # -- registration
     "default_identity_server": Unsupported(
@@ -187,12 +191,19 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "room_prejoin_state": Unsupported("choosing the state sent with invites"),
     # -- single sign-on
     "saml2_config": Unsupported("single sign-on (SAML)", quiet=DISABLED_SECTION),
-    "oidc_providers": Unsupported("single sign-on (OpenID Connect)"),
     "cas_config": Unsupported("single sign-on (CAS)", quiet=DISABLED_SECTION),
+    "oidc_config": Unsupported(
+        "the older single-provider oidc_config",
+        quiet=DISABLED_SECTION,
+        fix="move its options into one entry of the oidc_providers list (its idp_id "
+        "defaults to `oidc`, so users who signed in before keep their accounts)",
+    ),
+    "jwt_config": Unsupported("logging in with JSON web tokens", quiet=DISABLED_SECTION),
     # -- rooms
     "encryption_enabled_by_default_for_room_type": Unsupported(
         "encrypting new rooms by default", quiet=off("off")
     ),
+    "user_consent": Unsupported("asking users to consent to a policy"),
     "alias_creation_rules": Unsupported("rules for who may create room aliases"),
     "room_list_publication_rules": Unsupported("rules for who may publish rooms"),
     "default_power_level_content_override": Unsupported("changing new rooms' power levels"),
@@ -257,11 +268,12 @@ UNUSED: dict[str, Unused] = {
     "track_puppeted_user_ips": Unused("admin puppeting is not supported"),
     "macaroon_secret_key": Unused("Ranvier's tokens are not macaroons"),
     "macaroon_secret_key_path": Unused("Ranvier's tokens are not macaroons"),
+    "form_secret": Unused("Ranvier serves no forms (consent, SSO) that need it"),
+    "form_secret_path": Unused("Ranvier serves no forms (consent, SSO) that need it"),
     "report_stats": Unused("Ranvier sends no usage statistics"),
     "report_stats_endpoint": Unused("Ranvier sends no usage statistics"),
     "metrics_flags": Unused("Prometheus metrics are not served yet"),
     "stats": Unused("Synapse's room and user statistics tables", quiet=off({"enabled": True})),
-    "sso": Unused("single sign-on is not supported"),
     # -- only meaningful with a feature that is refused unless off
     "admin_contact": Unused("shown in limits Ranvier does not enforce"),
     "hs_disabled_message": Unused("hs_disabled is not supported"),
@@ -275,6 +287,11 @@ UNUSED: dict[str, Unused] = {
     "bcrypt_rounds": Unused("Ranvier makes no bcrypt hashes"),
     "disable_msisdn_registration": Unused("phone number registration is not supported"),
     "enable_3pid_lookup": Unused("third-party ID lookup is not supported", off(True)),
+    "recaptcha_public_key": Unused("captcha is not supported"),
+    "recaptcha_public_key_path": Unused("captcha is not supported"),
+    "recaptcha_private_key": Unused("captcha is not supported"),
+    "recaptcha_private_key_path": Unused("captcha is not supported"),
+    "recaptcha_siteverify_api": Unused("captcha is not supported"),
     "autocreate_auto_join_rooms": Unused("auto_join_rooms is not supported", off(True)),
     "autocreate_auto_join_rooms_federated": Unused("auto_join_rooms is not supported", off(True)),
     "autocreate_auto_join_room_preset": Unused("auto_join_rooms is not supported"),

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 PASSWORD_LOGIN = "m.login.password"
 TOKEN_LOGIN = "m.login.token"
+SSO_LOGIN = "m.login.sso"
 # spec: application-service-api - a service logs in as its users with its as_token
 APPSERVICE_LOGIN = "m.login.application_service"
 
@@ -93,6 +94,10 @@ class LoginService:
         """Passwords can confirm identity (UIA), which "only_for_reauth" still allows."""
         config = self._config.password_config
         return config.enabled is not False and config.localdb_enabled
+
+    def identity_providers(self) -> list[dict[str, str]]:
+        """m.login.sso's `identity_providers`: the configured OpenID Connect providers."""
+        return [provider.login_flow_entry() for provider in self._config.oidc_providers]
 
     def login_types(self) -> list[str]:
         types = [TOKEN_LOGIN, APPSERVICE_LOGIN]

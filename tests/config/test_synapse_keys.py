@@ -24,19 +24,21 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
         write_config(
             generated,
             macaroon_secret_key="x",
-            report_stats_endpoint="https://stats.example",
+            form_secret="y",
             report_stats=False,  # asks for nothing: not listed
         )
     )
-    assert config.not_used_keys == ("macaroon_secret_key", "report_stats_endpoint")
+    assert config.not_used_keys == ("macaroon_secret_key", "form_secret")
 
 
 @pytest.mark.parametrize(
     ("key", "value", "feature"),
     [
-        ("oidc_providers", [{"idp_id": "x"}], "single sign-on (OpenID Connect)"),
+        ("saml2_config", {"sp_config": {}}, "single sign-on (SAML)"),
+        ("cas_config", {"enabled": True, "server_url": "https://cas"}, "single sign-on (CAS)"),
+        ("oidc_config", {"issuer": "https://id.example"}, "move its options into one entry"),
         ("enable_metrics", True, "Prometheus metrics"),
-        ("ui_auth", {"session_timeout": "15s"}, "skipping user-interactive auth"),
+        ("enable_registration_captcha", True, "captcha at registration"),
         ("block_non_admin_invites", True, "blocking invites from users who are not admins"),
         ("enable_search", False, "turning message search off"),
         ("caches", {"cache_autotuning": {"max_cache_memory_usage": "1G"}}, "auto-tuning"),

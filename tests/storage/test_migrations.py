@@ -99,6 +99,12 @@ TABLES_BY_REVISION = {
     "0023_remote_media": {"remote_media_cache", "remote_media_cache_thumbnails"},
     "0024_appservices": {"appservice_state", "appservice_txns", "appservice_room_list"},
     "0025_sliding_sync": {"sliding_sync_bump_stamps", "sliding_sync_positions"},
+    "0026_sso": {"user_external_ids", "sso_sessions"},
+    "0027_threepids": {
+        "threepid_validation_session",
+        "threepid_validation_token",
+        "user_threepids",
+    },
 }
 # the tables SQLite's FTS5 keeps behind each full text index, named after it
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")

@@ -1,11 +1,16 @@
-"""Reserved for the work in progress that owns it (replace this docstring with what the
-revision adds).
+"""Single sign-on: which provider identity (auth provider, subject) is which local user,
+under Synapse's table name so an admin's queries carry over; and the short-lived sessions
+of the browser's round trip through a provider (the state, nonce and PKCE verifier sent
+with it, and a new user's pending choice of username), kept server-side.
 
 Revision ID: 0026_sso
 Revises: 0025_sliding_sync
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0026_sso"
 down_revision = "0025_sliding_sync"
@@ -14,8 +19,25 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "user_external_ids",
+        sa.Column("auth_provider", sa.Text(), primary_key=True),
+        sa.Column("external_id", sa.Text(), primary_key=True),
+        sa.Column("user_id", sa.Text(), nullable=False),
+    )
+    op.create_index("ix_user_external_ids_user_id", "user_external_ids", ["user_id"])
+    op.create_table(
+        "sso_sessions",
+        sa.Column("session_id", sa.Text(), primary_key=True),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("data_json", sa.Text(), nullable=False),
+        sa.Column("expires_ts", sa.BigInteger(), nullable=False),
+    )
+    op.create_index("ix_sso_sessions_expires_ts", "sso_sessions", ["expires_ts"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_sso_sessions_expires_ts", table_name="sso_sessions")
+    op.drop_table("sso_sessions")
+    op.drop_index("ix_user_external_ids_user_id", table_name="user_external_ids")
+    op.drop_table("user_external_ids")

@@ -1,0 +1,232 @@
+"""Signing in through a real OpenID provider (oidc-provider under Node) on loopback, the way
+a browser does it, on both engines: the redirect, the provider's sign-in, the callback, the
+pages in between, and the login token the client exchanges."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+from tests.integration.client import request
+from tests.integration.homeserver import RunningServer
+from tests.integration.matrix import CLIENT as API
+from tests.integration.matrix import Session, register
+from tests.sso.conftest import CLIENT, TRUSTED_CLIENT
+from tests.sso.provider import Browser, Page, RunningProvider, login_token_of
+
+SERVER_NAME = "test.localhost"
+
+
+def start(server: RunningServer, browser: Browser, idp: str | None, client: str = CLIENT) -> Page:
+    path = f"{API}/login/sso/redirect" + (f"/{idp}" if idp else "")
+    query = urllib.parse.urlencode({"redirectUrl": client})
+    return browser.go(f"{server.url}{path}?{query}")
+
+
+def sign_in(
+    server: RunningServer, account: str, idp: str = "oidc-main", client: str = CLIENT
+) -> tuple[Browser, Page]:
+    """Through the provider as `account`: what the browser ends on after the callback."""
+    browser = Browser()
+    page = start(server, browser, idp, client)
+    assert page.status == 200 and "/interaction/" in page.url, page
+    return browser, browser.sign_in_at_provider(page, account)
+
+
+def token_from_confirmation(page: Page) -> str:
+    """The login token behind the redirect confirmation page's link."""
+    assert page.status == 200, page.body
+    return login_token_of(page.link(r"^http://client\.example/app\?loginToken="))
+
+
+def log_in_with_token(server: RunningServer, token: str) -> Session:
+    reply = request("POST", server.url + API + "/login", {"type": "m.login.token", "token": token})
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    return Session(body["user_id"], body["access_token"], body["device_id"])
+
+
+def whoami(server: RunningServer, session: Session) -> str:
+    reply = request("GET", server.url + API + "/account/whoami", headers=session.headers)
+    assert reply.status == 200, reply.body
+    user_id: str = reply.json()["user_id"]
+    return user_id
+
+
+def displayname(server: RunningServer, user_id: str) -> str | None:
+    reply = request("GET", f"{server.url}{API}/profile/{user_id}/displayname")
+    if reply.status == 404:
+        return None
+    assert reply.status == 200, reply.body
+    name: str = reply.json()["displayname"]
+    return name
+
+
+def test_login_flows_list_the_providers(server: RunningServer) -> None:
+    reply = request("GET", server.url + API + "/login")
+    assert reply.status == 200
+    flows = {flow["type"]: flow for flow in reply.json()["flows"]}
+    assert "m.login.token" in flows
+    assert flows["m.login.sso"]["identity_providers"] == [
+        {"id": "oidc-main", "name": "Main Provider", "brand": "org.example.main"},
+        {"id": "oidc-existing", "name": "Existing Users"},
+    ]
+
+
+def test_new_user_signs_in_and_comes_back_as_the_same_user(server: RunningServer) -> None:
+    _, page = sign_in(server, "alice-sub")
+    # a client not in sso.client_whitelist: the user confirms before the token goes there
+    assert "client.example/app" in page.body
+    token = token_from_confirmation(page)
+    session = log_in_with_token(server, token)
+    assert whoami(server, session) == f"@alice:{SERVER_NAME}"
+    assert displayname(server, session.user_id) == "Alice Liddell"
+    # a login token is good once
+    reply = request("POST", server.url + API + "/login", {"type": "m.login.token", "token": token})
+    assert reply.status == 403 and reply.errcode == "M_FORBIDDEN"
+
+    # again, to a whitelisted client: straight back with a token, for the same user
+    browser, page = sign_in(server, "alice-sub", client=TRUSTED_CLIENT + "?keep=1")
+    assert browser.arrived_at is not None, page.body
+    assert browser.arrived_at.startswith(TRUSTED_CLIENT + "?keep=1&loginToken=")
+    again = log_in_with_token(server, login_token_of(browser.arrived_at))
+    assert whoami(server, again) == f"@alice:{SERVER_NAME}"
+    assert again.device_id != session.device_id
+
+
+def test_several_providers_are_picked_from_a_page(server: RunningServer) -> None:
+    browser = Browser()
+    page = start(server, browser, None)
+    assert page.status == 200 and "/_synapse/client/pick_idp" in page.url
+    assert "Main Provider" in page.body and "Existing Users" in page.body
+    query = urllib.parse.urlencode({"redirectUrl": CLIENT, "idp": "oidc-main"})
+    page = browser.go(f"{server.url}/_synapse/client/pick_idp?{query}")
+    assert page.status == 200 and "/interaction/" in page.url
+    page = browser.sign_in_at_provider(page, "alice-sub")
+    assert whoami(server, log_in_with_token(server, token_from_confirmation(page))) == (
+        f"@alice:{SERVER_NAME}"
+    )
+
+
+def test_unknown_provider_and_missing_redirect_are_refused(server: RunningServer) -> None:
+    reply = request("GET", f"{server.url}{API}/login/sso/redirect/oidc-nope?redirectUrl={CLIENT}")
+    assert reply.status == 404 and reply.errcode == "M_NOT_FOUND"
+    reply = request("GET", f"{server.url}{API}/login/sso/redirect/oidc-main")
+    assert reply.status == 400 and reply.errcode == "M_MISSING_PARAM"
+
+
+def test_a_user_without_a_mapped_name_picks_one(server: RunningServer) -> None:
+    register(server.url, "taken")
+    browser, page = sign_in(server, "nameless-sub")
+    assert page.status == 200 and page.url.endswith(
+        "/_synapse/client/pick_username/account_details"
+    )
+    assert "No Name" in page.body
+
+    check = f"{server.url}/_synapse/client/pick_username/check?username="
+    assert request("GET", check + "taken").errcode == "M_USER_IN_USE"
+    assert request("GET", check + "bad%20name").errcode == "M_INVALID_USERNAME"
+    free = request("GET", check + "Nameless")
+    assert free.status == 200 and free.json() == {"available": True}
+
+    page = browser.go(page.url, {"username": "taken", "use_display_name": "true"})
+    assert page.status == 400 and "taken" in page.body.lower()
+    page = browser.go(page.url, {"username": "nameless", "use_display_name": "true"})
+    session = log_in_with_token(server, token_from_confirmation(page))
+    assert whoami(server, session) == f"@nameless:{SERVER_NAME}"
+    assert displayname(server, session.user_id) == "No Name"
+    # the picker's session is used up
+    assert browser.go(page.url.replace("http://client.example/app", server.url)).status >= 400
+    # and the identity is linked: the next sign-in goes straight through
+    _, page = sign_in(server, "nameless-sub")
+    assert whoami(server, log_in_with_token(server, token_from_confirmation(page))) == (
+        f"@nameless:{SERVER_NAME}"
+    )
+
+
+def test_a_taken_name_is_picked_again_unless_existing_users_are_allowed(
+    server: RunningServer,
+) -> None:
+    bob = register(server.url, "bob")
+    # `main` does not sign in existing users: the mapped name is taken, so the user picks
+    _, page = sign_in(server, "bob-sub", idp="oidc-main")
+    assert page.url.endswith("/pick_username/account_details"), page.body
+    assert 'value="bob"' in page.body
+    # `existing` links the identity to @bob and signs him in
+    _, page = sign_in(server, "bob-sub", idp="oidc-existing")
+    session = log_in_with_token(server, token_from_confirmation(page))
+    assert whoami(server, session) == bob.user_id
+    # sso.update_profile_information: the provider's name replaces the one he registered
+    assert displayname(server, bob.user_id) == "Bob from SSO"
+
+
+def test_attribute_requirements_refuse_sign_in(server: RunningServer) -> None:
+    _, page = sign_in(server, "outsider-sub", idp="oidc-main")
+    assert page.status == 401
+    assert "not authorised" in page.body
+    assert request("GET", f"{server.url}{API}/profile/@outsider:{SERVER_NAME}").status == 404
+
+
+def _code_and_state(
+    server: RunningServer, browser: Browser, account: str, idp: str = "oidc-main"
+) -> dict[str, str]:
+    """Sign in at the provider but stop before the homeserver's callback: its query."""
+    page = start(server, browser, idp)
+    action = re.search(r'action="([^"]+)"', page.body)
+    assert action is not None
+    # one step at a time, so the callback is not followed
+    url = urllib.parse.urljoin(page.url, action.group(1))
+    status, url, headers, _ = browser._open("POST", url, {"account": account})
+    while status in (302, 303):
+        target = urllib.parse.urljoin(url, headers["Location"])
+        if "/_synapse/client/oidc/callback" in target:
+            return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query))
+        status, url, headers, _ = browser._open("GET", target, None)
+    raise AssertionError("the provider did not send the browser back")
+
+
+def test_wrong_state_and_replayed_callbacks_are_refused(server: RunningServer) -> None:
+    browser = Browser()
+    answer = _code_and_state(server, browser, "alice-sub")
+    callback = f"{server.url}/_synapse/client/oidc/callback?"
+    # no session cookie: another browser
+    page = Browser().go(callback + urllib.parse.urlencode(answer))
+    assert page.status == 400 and "missing_session" in page.body
+    forged = {**answer, "state": "not-the-state"}
+    page = browser.go(callback + urllib.parse.urlencode(forged))
+    assert page.status == 400 and "mismatching_state" in page.body
+    # the failed attempt used the session up: the genuine answer cannot follow it
+    page = browser.go(callback + urllib.parse.urlencode(answer))
+    assert page.status == 400 and "unknown_session" in page.body
+
+
+def _inject(server: RunningServer, idp: str) -> Page:
+    """An attacker's code slipped into a victim's sign-in, with the victim's state."""
+    victim, attacker = Browser(), Browser()
+    victim_answer = _code_and_state(server, victim, "alice-sub", idp)
+    attacker_answer = _code_and_state(server, attacker, "outsider-sub", idp)
+    injected = {**attacker_answer, "state": victim_answer["state"]}
+    return victim.go(
+        f"{server.url}/_synapse/client/oidc/callback?" + urllib.parse.urlencode(injected)
+    )
+
+
+def test_a_code_from_another_sign_in_is_refused(server: RunningServer) -> None:
+    # with PKCE (`main`), the provider refuses the code: its challenge was the attacker's
+    page = _inject(server, "oidc-main")
+    assert page.status == 400 and "token_request_failed" in page.body, page.body
+    # without (`existing`, pkce_method: never), the ID token carries the attacker's nonce
+    page = _inject(server, "oidc-existing")
+    assert page.status == 400 and "invalid_token" in page.body, page.body
+
+
+def test_profile_information_is_updated_on_sign_in(
+    server: RunningServer, provider: RunningProvider
+) -> None:
+    _, page = sign_in(server, "renamed-sub")
+    user_id = log_in_with_token(server, token_from_confirmation(page)).user_id
+    assert displayname(server, user_id) == "First Name"
+    provider.set_claims("renamed-sub", {"name": "Second Name"})
+    _, page = sign_in(server, "renamed-sub")
+    log_in_with_token(server, token_from_confirmation(page))
+    assert displayname(server, user_id) == "Second Name"
