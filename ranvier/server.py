@@ -43,6 +43,7 @@ from ranvier.api.client import capabilities as capabilities_api
 from ranvier.api.client import dehydrated_devices as dehydrated_devices_api
 from ranvier.api.client import directory as directory_api
 from ranvier.api.client import filter as filter_api
+from ranvier.api.client import identity as identity_api
 from ranvier.api.client import keys as keys_api
 from ranvier.api.client import legacy as legacy_api
 from ranvier.api.client import login_token as login_token_api
@@ -175,6 +176,7 @@ from ranvier.services.federation.to_device import (
 from ranvier.services.federation.transactions import TransactionService
 from ranvier.services.federation.typing_edus import TYPING_EDU, TypingFederation
 from ranvier.services.filters import FilterService
+from ranvier.services.identity_server import IdentityServerBindings, IdentityServerClient
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
 from ranvier.services.login import LoginService, PasswordStage
@@ -243,6 +245,7 @@ from ranvier.services.sync.wakeups import RoomEventWakeups
 from ranvier.services.sso.oidc import OidcProvider
 from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.templates import Templates
+from ranvier.services.third_party_invites import ThirdPartyInvites
 from ranvier.services.thirdparty import ThirdPartyLookup
 from ranvier.services.to_device import ToDeviceService
 from ranvier.services.tokens import AccessTokens
@@ -280,6 +283,7 @@ from ranvier.storage.schema import prepare_database
 from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.server_keys import ServerKeyStore
 from ranvier.storage.server_notices import ServerNoticeRooms
+from ranvier.storage.threepid_bindings import ThreepidBindingStore
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.sso import ExternalIdStore, SsoSessionStore
 from ranvier.storage.ui_auth import UIAuthStore
@@ -726,6 +730,29 @@ class Push:
     rules: PushRuleService
     actions: PushActionService
     pushers: PusherService
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Identity servers: bindings of users' third-party identifiers, and invites by
+    email address."""
+
+    client: IdentityServerClient
+    bindings: IdentityServerBindings
+    third_party_invites: ThirdPartyInvites
+
+
+def build_identity(
+    config: HomeserverConfig, database: Database, signing_key: ServerSigningKey, rooms: Rooms
+) -> Identity:
+    client = IdentityServerClient(config.server_name, signing_key)
+    return Identity(
+        client=client,
+        bindings=IdentityServerBindings(client, ThreepidBindingStore(database)),
+        third_party_invites=ThirdPartyInvites(
+            database, client, rooms.membership, rooms.sending, rooms.sender.loader
+        ),
+    )
 
 
 async def build_push(
@@ -1392,6 +1419,7 @@ class Homeserver:
     appservices: AppServices
     appservice_transactions: AppServiceTransactions
     sign_in: SignIn
+    identity: Identity
     url_previews: UrlPreviewService | None = None
     # single sign-on, when OpenID Connect providers are configured
     sso: SingleSignOn | None = None
@@ -1585,6 +1613,7 @@ class Homeserver:
                 a.auth, a.login, server_name, self.ratelimiters, a.appservice_users
             ).routes(),
             *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
+            *identity_api.IdentityEndpoints(a.auth, self.identity.bindings).routes(),
             *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),
         ]
 
@@ -1624,7 +1653,12 @@ class Homeserver:
                 auth, self.room_admin.rooms, self.room_admin.deletion, self.config.server_name
             ).routes(),
             *purge_history_api.PurgeHistoryEndpoints(auth, self.room_admin.history_purges).routes(),
-            *membership_api.MembershipEndpoints(auth, rooms.membership).routes(),
+            *membership_api.MembershipEndpoints(
+                auth,
+                rooms.membership,
+                self.identity.third_party_invites,
+                self.ratelimiters.third_party_invite,
+            ).routes(),
             *room_upgrades_api.RoomUpgradeEndpoints(auth, rooms.upgrades).routes(),
             *directory_api.AliasEndpoints(auth, rooms.aliases).routes(),
             *relations_api.RelationEndpoints(auth, rooms.relations).routes(),
@@ -1721,6 +1755,7 @@ class Homeserver:
         # a transaction in flight is sent again, with the same ID, at the next start
         await self.appservice_transactions.sender.stop()
         await self.appservices.client.close()
+        await self.identity.client.close()
         if self.sso is not None:
             await self.sso.service.close()
         if self.url_previews is not None:
@@ -1821,6 +1856,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         appservices=appservices,
         appservice_transactions=appservice_transactions,
         sign_in=sign_in,
+        identity=build_identity(config, database, signing_key, rooms),
         sso=build_sso(config, database, accounts, user_data, sign_in),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),

@@ -418,6 +418,7 @@ def _default_thumbnail_sizes() -> list[ThumbnailSize]:
 
 RC_MEDIA_CREATE = (10, 50)
 RC_3PID_VALIDATION = (0.003, 5)
+RC_THIRD_PARTY_INVITE = (0.2, 10)
 
 
 class AllowedThreepid(Section):
@@ -637,6 +638,10 @@ class HomeserverConfig(Section):
     rc_3pid_validation: RatelimitSettings = Field(
         default_factory=lambda: _settings(RC_3PID_VALIDATION)
     )
+    # invites by email address (they make the identity server send mail), per inviting user
+    rc_third_party_invite: RatelimitSettings = Field(
+        default_factory=lambda: _settings(RC_THIRD_PARTY_INVITE)
+    )
     require_auth_for_profile_requests: bool = False
     limit_profile_requests_to_users_who_share_rooms: bool = False
     # false: other servers' profile queries are refused with 403 M_FORBIDDEN
@@ -702,6 +707,9 @@ class HomeserverConfig(Section):
     )
     _rc_3pid_validation = field_validator("rc_3pid_validation", mode="before")(
         _ratelimit_defaults(*RC_3PID_VALIDATION)
+    )
+    _rc_third_party_invite = field_validator("rc_third_party_invite", mode="before")(
+        _ratelimit_defaults(*RC_THIRD_PARTY_INVITE)
     )
 
     @field_validator("email", mode="before")

@@ -149,7 +149,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "rc_joins": Unsupported("rate limiting room joins"),
     "rc_joins_per_room": Unsupported("rate limiting joins per room"),
     "rc_invites": Unsupported("rate limiting invites"),
-    "rc_third_party_invite": Unsupported("rate limiting third-party invites"),
     "rc_presence": Unsupported("rate limiting presence updates"),
     "rc_delayed_event_mgmt": Unsupported("delayed events"),
     "rc_reports": Unsupported("rate limiting reports"),

@@ -206,6 +206,7 @@ class Ratelimiters:
     message: Ratelimiter
     registration: Ratelimiter
     registration_token_validity: Ratelimiter
+    third_party_invite: Ratelimiter
     login_address: Ratelimiter
     login_account: Ratelimiter
     login_failed_attempts: Ratelimiter
@@ -223,6 +224,7 @@ class Ratelimiters:
             registration_token_validity=limiter(
                 config.rc_registration_token_validity, "rc_registration_token_validity"
             ),
+            third_party_invite=limiter(config.rc_third_party_invite, "rc_third_party_invite"),
             login_address=limiter(config.rc_login.address, "rc_login.address"),
             login_account=limiter(config.rc_login.account, "rc_login.account"),
             login_failed_attempts=limiter(

@@ -292,5 +292,43 @@ class EventPushActionStore:
             for row in rows
         ]
 
+    async def unread_after(self, user_id: str, after: int, limit: int) -> list[PushAction]:
+        """The user's notifying actions after stream ordering `after` that no receipt has
+        read yet, oldest first: what an email notification tells about."""
+        found: list[PushAction] = []
+        position = after
+        while len(found) < limit:
+            batch = await self.actions_after(user_id, position, limit)
+            if not batch:
+                break
+            async with self._db.read() as conn:
+                positions = await _read_positions(
+                    conn, user_id, list({action.room_id for action in batch})
+                )
+            found += [
+                action
+                for action in batch
+                if not _is_read(
+                    positions.get(action.room_id, {}), action.thread_id, action.stream_ordering
+                )
+            ]
+            position = batch[-1].stream_ordering
+        return found[:limit]
+
+    async def received_ts_before(self, user_id: str, stream_ordering: int) -> int | None:
+        """When the user's notification before stream ordering `stream_ordering` arrived."""
+        query = (
+            select(event_push_actions.c.received_ts)
+            .where(
+                event_push_actions.c.user_id == user_id,
+                event_push_actions.c.stream_ordering < stream_ordering,
+            )
+            .order_by(event_push_actions.c.stream_ordering.desc())
+            .limit(1)
+        )
+        async with self._db.read() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        return None if found is None else int(found)
+
 
 __all__ = ["MAIN_THREAD", "UNTHREADED", "EventPushActionStore", "PushAction"]

@@ -15,8 +15,10 @@ from ranvier.http.json import (
     read_json_object,
     validate_body,
 )
+from ranvier.http.ratelimit import Ratelimiter
 from ranvier.services.profiles import MAX_AVATAR_URL_LENGTH, MAX_DISPLAYNAME_LENGTH
 from ranvier.services.rooms.membership import MembershipService
+from ranvier.services.third_party_invites import ThirdPartyInvites
 
 CLIENT = "/_matrix/client/v3"
 
@@ -46,6 +48,13 @@ class _TargetBody(RequestBody):
 _THIRD_PARTY_INVITE_KEYS = ("id_server", "medium", "address")
 
 
+class _ThirdPartyBody(RequestBody):
+    id_server: str
+    id_access_token: str
+    medium: str
+    address: str
+
+
 async def _optional_reason(request: web.Request) -> _ReasonBody:
     # Clients often send no body at all to join or leave; Synapse accepts that.
     if not await request.read():
@@ -59,9 +68,18 @@ def _via(request: web.Request) -> list[str]:
 
 
 class MembershipEndpoints:
-    def __init__(self, auth: RequestAuthenticator, membership: MembershipService) -> None:
+    def __init__(
+        self,
+        auth: RequestAuthenticator,
+        membership: MembershipService,
+        third_party: ThirdPartyInvites,
+        third_party_limit: Ratelimiter | None = None,
+    ) -> None:
         self._auth = auth
         self._membership = membership
+        self._third_party = third_party
+        # rc_third_party_invite, per inviting user
+        self._third_party_limit = third_party_limit
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -125,9 +143,18 @@ class MembershipEndpoints:
         requester = await self._auth.require_user(request)
         raw = await read_json_object(request)
         if "user_id" not in raw and any(key in raw for key in _THIRD_PARTY_INVITE_KEYS):
-            raise MatrixError(
-                400, "M_UNRECOGNIZED", "Invites by third-party identifier are not supported yet"
+            third_party = validate_body(raw, _ThirdPartyBody)
+            if self._third_party_limit is not None:
+                self._third_party_limit.check_user(requester)
+            await self._third_party.invite(
+                requester,
+                request.match_info["roomId"],
+                id_server=third_party.id_server,
+                id_access_token=third_party.id_access_token,
+                medium=third_party.medium,
+                address=third_party.address,
             )
+            return json_response({})
         body = validate_body(raw, _TargetBody)
         await self._membership.invite(
             requester, request.match_info["roomId"], body.user_id, reason=body.reason

@@ -286,6 +286,13 @@ class PushActionService:
         """The user's notifying actions after stream ordering `after`, oldest first."""
         return await self._store.actions_after(user_id, after, limit)
 
+    async def unread_pending(self, user_id: str, after: int, limit: int) -> list[PushAction]:
+        """As `pending`, leaving out what receipts have read: what an email tells about."""
+        return await self._store.unread_after(user_id, after, limit)
+
+    async def received_ts_before(self, user_id: str, stream_ordering: int) -> int | None:
+        return await self._store.received_ts_before(user_id, stream_ordering)
+
     async def notifications(
         self, user_id: str, from_token: str | None, limit: int, only: str | None
     ) -> JsonDict:

@@ -25,6 +25,7 @@ from ranvier.errors import MatrixError
 from ranvier.protocol.json_limits import dumps_for_serving
 from ranvier.protocol.push_rules import tweaks
 from ranvier.services.push.actions import PushActionService
+from ranvier.services.push.email_pusher import EMAIL_APP_ID, EMAIL_KIND, EmailPushers
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
@@ -121,7 +122,10 @@ class PusherService:
         get_user: Callable[[str], Awaitable[User | None]],
         include_content: bool = True,
         group_unread_count_by_room: bool = True,
+        email: EmailPushers | None = None,
     ) -> None:
+        # None: email notifications are off (email.enable_notifs), so no email pusher runs
+        self._email = email
         self._db = db
         self._store = store
         self._actions = actions
@@ -169,10 +173,14 @@ class PusherService:
     ) -> None:
         """POST /pushers/set: create or replace a pusher, from the session on `device_id`."""
         check_pusher_key(request.app_id, request.pushkey)
-        if request.kind != "http":
-            # email pushers need an email sender, which this server does not have yet
+        if request.kind == EMAIL_KIND:
+            if self._email is None:
+                raise invalid("Email notifications are not enabled on this server")
+            await self._email.check(user_id, request.app_id, request.pushkey)
+        elif request.kind != "http":
             raise invalid(f"Unsupported pusher kind {request.kind!r}")
-        check_gateway_url(request.url)
+        else:
+            check_gateway_url(request.url)
         pusher, removed = await self._store.set_pusher(
             Pusher(
                 id=0,
@@ -196,6 +204,29 @@ class PusherService:
             self._stop(old)
         self._start(pusher)
 
+    async def add_email_pusher_for_new_user(self, user_id: str, address: str) -> None:
+        """Registration with a validated email address, with `email.notif_for_new_users`
+        (the caller checks it): the user gets notification mails there, as in Synapse."""
+        if self._email is None:
+            return
+        await self.set_pusher(
+            user_id,
+            None,
+            PusherRequest(
+                app_id=EMAIL_APP_ID,
+                pushkey=address,
+                kind=EMAIL_KIND,
+                app_display_name="Email Notifications",
+                device_display_name=address,
+                lang="en",
+                profile_tag=None,
+                data={},
+                url=None,
+                format=None,
+            ),
+            append=True,
+        )
+
     async def remove_for_devices(self, user_id: str, device_ids: list[str]) -> None:
         """DeviceService.on_devices_deleted: a logged-out device's pushers go with it (as
         Synapse), so a phone that logged out, or whose session a password change ended,
@@ -215,6 +246,8 @@ class PusherService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._pusher_id_to_task.clear()
+        if self._email is not None:
+            await self._email.stop_all()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -226,6 +259,8 @@ class PusherService:
                 wakeup = self._pusher_id_to_wakeup.get(pusher_id)
                 if wakeup is not None:
                     wakeup.set()
+            if self._email is not None:
+                self._email.wake(list(self._user_id_to_pushers.get(user_id, {})))
 
     async def on_read(self, user_id: str) -> None:
         """PushActionService.on_read: a receipt changed what the user has unread, so their
@@ -233,6 +268,8 @@ class PusherService:
         with only `counts` updates the badge). Sent in the background, once, without
         retries: the next push carries the count anyway."""
         for pusher in list(self._user_id_to_pushers.get(user_id, {}).values()):
+            if pusher.kind == EMAIL_KIND:
+                continue
             task = asyncio.create_task(self._update_badge(pusher))
             self._badge_updates.add(task)
             task.add_done_callback(self._badge_updates.discard)
@@ -273,6 +310,11 @@ class PusherService:
 
     def _start(self, pusher: Pusher) -> None:
         self._stop(pusher)
+        if pusher.kind == EMAIL_KIND:
+            if self._email is not None:
+                self._user_id_to_pushers.setdefault(pusher.user_id, {})[pusher.id] = pusher
+                self._email.start(pusher)
+            return
         self._user_id_to_pushers.setdefault(pusher.user_id, {})[pusher.id] = pusher
         wakeup = asyncio.Event()
         wakeup.set()
@@ -283,6 +325,8 @@ class PusherService:
         self._user_id_to_pushers.get(pusher.user_id, {}).pop(pusher.id, None)
         self._pusher_id_to_wakeup.pop(pusher.id, None)
         self._pusher_id_to_badge.pop(pusher.id, None)
+        if self._email is not None and pusher.kind == EMAIL_KIND:
+            self._email.stop(pusher.id)
         task = self._pusher_id_to_task.pop(pusher.id, None)
         if task is not None:
             task.cancel()

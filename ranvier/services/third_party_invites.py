@@ -1,0 +1,115 @@
+"""Invites by third-party identifier (spec: client-server-api "Third-party invites",
+`POST /rooms/{roomId}/invite` with id_server, id_access_token, medium and address).
+
+The address is looked up at the identity server (hashed); a Matrix user bound to it is
+invited as any user would be. Otherwise the invite is stored at the identity server, which
+mails the address, and an `m.room.third_party_invite` event carrying the identity server's
+public keys goes into the room, for the invitee to redeem once they bind the address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ranvier.errors import MatrixError
+from ranvier.requester import UserRequester
+from ranvier.services.identity_server import (
+    IdentityServerClient,
+    IdentityServerError,
+    check_id_server,
+)
+from ranvier.services.rooms.client_sends import EventSendingService
+from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.services.rooms.membership import MembershipService
+from ranvier.storage import state as state_store
+from ranvier.storage.database import Database
+
+THIRD_PARTY_INVITE = "m.room.third_party_invite"
+# what /store-invite takes from the room's state: (request key, (event type, content key))
+_ROOM_FIELDS = {
+    "room_name": ("m.room.name", "name"),
+    "room_alias": ("m.room.canonical_alias", "alias"),
+    "room_avatar_url": ("m.room.avatar", "url"),
+    "room_join_rules": ("m.room.join_rules", "join_rule"),
+}
+
+
+class ThirdPartyInvites:
+    def __init__(
+        self,
+        db: Database,
+        client: IdentityServerClient,
+        membership: MembershipService,
+        sending: EventSendingService,
+        loader: EventLoader,
+    ) -> None:
+        self._db = db
+        self._client = client
+        self._membership = membership
+        self._sending = sending
+        self._loader = loader
+
+    async def invite(
+        self,
+        requester: UserRequester,
+        room_id: str,
+        *,
+        id_server: str,
+        id_access_token: str,
+        medium: str,
+        address: str,
+    ) -> None:
+        check_id_server(id_server)
+        if medium != "email":
+            # spec: /store-invite takes only email addresses
+            raise MatrixError(400, "M_UNRECOGNIZED", "Only email addresses can be invited")
+        state = await state_store.get_current_state_ids(self._db, room_id)
+        own = await self._loader.get_event(state.get(("m.room.member", requester.user_id), ""))
+        if own is None or own.membership != "join":
+            # checked before the identity server stores anything for a refused invite
+            raise MatrixError(403, "M_FORBIDDEN", "You are not in this room")
+        try:
+            found = await self._client.lookup(id_server, id_access_token, medium, address)
+        except IdentityServerError as exc:
+            raise exc.as_matrix_error() from exc
+        if found is not None:
+            await self._membership.invite(requester, room_id, found)
+            return
+        request = {
+            "medium": medium,
+            "address": address,
+            "room_id": room_id,
+            "sender": requester.user_id,
+            **await self._room_fields(state, requester.user_id),
+        }
+        try:
+            stored = await self._client.store_invite(id_server, id_access_token, request)
+        except IdentityServerError as exc:
+            raise exc.as_matrix_error() from exc
+        first = stored.public_keys[0]
+        content: dict[str, Any] = {
+            "display_name": stored.display_name,
+            "public_keys": stored.public_keys,
+            # the older single-key fields the spec keeps for compatibility
+            "public_key": first["public_key"],
+            "key_validity_url": first.get("key_validity_url", ""),
+        }
+        await self._sending.send_state(
+            requester, room_id, THIRD_PARTY_INVITE, stored.token, content
+        )
+
+    async def _room_fields(self, state: state_store.StateMap, sender: str) -> dict[str, str]:
+        keys = {name: (kind, "") for name, (kind, _) in _ROOM_FIELDS.items()}
+        keys["sender_display_name"] = ("m.room.member", sender)
+        keys["sender_avatar_url"] = ("m.room.member", sender)
+        fields = {name: field for name, (_, field) in _ROOM_FIELDS.items()}
+        fields["sender_display_name"] = "displayname"
+        fields["sender_avatar_url"] = "avatar_url"
+        loaded = await self._loader.get_events(state[k] for k in keys.values() if k in state)
+        found: dict[str, str] = {}
+        for name, key in keys.items():
+            event = loaded.get(state.get(key, ""))
+            value = event.content.get(fields[name]) if event is not None else None
+            if isinstance(value, str) and value:
+                found[name] = value
+        return found
