@@ -230,3 +230,49 @@ def test_profile_information_is_updated_on_sign_in(
     _, page = sign_in(server, "renamed-sub")
     log_in_with_token(server, token_from_confirmation(page))
     assert displayname(server, user_id) == "Second Name"
+
+
+def test_user_interactive_auth_through_single_sign_on(server: RunningServer) -> None:
+    _, page = sign_in(server, "alice-sub")
+    alice = log_in_with_token(server, token_from_confirmation(page))
+    _, page = sign_in(server, "alice-sub")
+    spare = log_in_with_token(server, token_from_confirmation(page))
+    device_url = f"{server.url}{API}/devices/{spare.device_id}"
+    # another user who signs in through the same provider
+    sign_in(server, "renamed-sub")
+
+    reply = request("DELETE", device_url, {}, alice.headers)
+    assert reply.status == 401
+    challenge = reply.json()
+    assert {"stages": ["m.login.sso"]} in challenge["flows"]
+    session_id = challenge["session"]
+    # naming the stage before going through the provider is refused, inside the 401
+    reply = request(
+        "DELETE",
+        device_url,
+        {"auth": {"type": "m.login.sso", "session": session_id}},
+        alice.headers,
+    )
+    assert reply.status == 401 and reply.json()["errcode"] == "M_FORBIDDEN"
+
+    fallback = f"{server.url}{API}/auth/m.login.sso/fallback/web?session={session_id}"
+    # someone else's identity does not complete alice's stage
+    intruder = Browser()
+    page = intruder.go(fallback)
+    page = intruder.go(page.link(r"idp=oidc-main"))
+    page = intruder.sign_in_at_provider(page, "renamed-sub")
+    assert page.status == 403 and "wrong_user" in page.body
+    reply = request("DELETE", device_url, {"auth": {"session": session_id}}, alice.headers)
+    assert reply.status == 401 and reply.json()["completed"] == []
+
+    browser = Browser()
+    page = browser.go(fallback)
+    assert page.status == 200 and "Main Provider" in page.body
+    page = browser.go(page.link(r"idp=oidc-main"))
+    page = browser.sign_in_at_provider(page, "alice-sub")
+    assert page.status == 200 and "authDone" in page.body, page.body
+
+    reply = request("DELETE", device_url, {"auth": {"session": session_id}}, alice.headers)
+    assert reply.status == 200, reply.body
+    gone = request("GET", f"{server.url}{API}/account/whoami", headers=spare.headers)
+    assert gone.status == 401

@@ -11,6 +11,7 @@ from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.requester import UserRequester
 from ranvier.services.accounts import AccountService
+from ranvier.services.login import SSO_LOGIN
 from ranvier.services.uia import PASSWORD, AuthResult, UserInteractiveAuth
 
 ACCOUNT = "/_matrix/client/v3/account"
@@ -30,6 +31,12 @@ def require_same_user(auth: AuthResult, requester: UserRequester) -> None:
     proven = auth.completed.get(PASSWORD)
     if proven is not None and proven != requester.user_id:
         raise MatrixError(403, "M_FORBIDDEN", "The password given is not this account's")
+    # single sign-on proves whose identity the provider vouched for: the same rule
+    proven = auth.completed.get(SSO_LOGIN)
+    if proven is not None and proven != requester.user_id:
+        raise MatrixError(
+            403, "M_FORBIDDEN", "The single sign-on identity given is not this account's"
+        )
 
 
 class AccountEndpoints:

@@ -483,6 +483,14 @@ class SsoService:
         session = await self._uia.live_session(ui_auth_session_id)
         if session is None:
             raise SsoError("unknown_session", "The request you were confirming has expired")
+        # Every re-authentication names the requester in its operation; an identity that
+        # is someone else's must not complete the stage (the endpoints check again)
+        if user_id not in session.operation.split():
+            raise SsoError(
+                "wrong_user",
+                "You signed in as someone other than the account asking you to confirm",
+                403,
+            )
         await self._uia.record_stage_result(session, SSO, user_id)
         return Page(AUTH_SUCCESS_TEMPLATE)
 
