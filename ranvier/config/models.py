@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ranvier.config.appservices import AppService, load_appservices
-from ranvier.config.oidc import OidcProviders, SsoConfig
+from ranvier.config.oidc import OidcProviders, SsoConfig, SsoSection
 from ranvier.config.email import EmailConfig
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
@@ -675,7 +675,7 @@ class HomeserverConfig(Section):
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     # single sign-on (config/oidc.py): OpenID Connect providers and the SSO pages' options
     oidc_providers: OidcProviders = Field(default_factory=list)
-    sso: SsoConfig = Field(default_factory=SsoConfig)
+    sso: SsoSection = Field(default_factory=SsoConfig)
     server_notices: ServerNoticesConfig = Field(default_factory=ServerNoticesConfig)
     # server keys (GET /_matrix/key/v2/server): how long what we publish stays valid, the
     # keys we signed with before, and the notaries asked for other servers' keys

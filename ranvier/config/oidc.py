@@ -309,3 +309,7 @@ class SsoConfig(_Section):
             if urlparse(entry).scheme not in ("http", "https"):
                 raise ValueError(f"client_whitelist: {entry!r} is not an http(s) URL prefix")
         return value
+
+
+# `sso:` with nothing after it reads as the defaults
+SsoSection = Annotated[SsoConfig, BeforeValidator(lambda value: {} if value is None else value)]
