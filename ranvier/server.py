@@ -66,6 +66,7 @@ from ranvier.api.client import sync as sync_api
 from ranvier.api.client import thirdparty as thirdparty_api
 from ranvier.api.client import to_device as to_device_api
 from ranvier.api.client import typing as typing_api
+from ranvier.api.client import unsubscribe as unsubscribe_api
 from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
@@ -142,6 +143,7 @@ from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
 from ranvier.services.e2e_keys import E2eKeyService
+from ranvier.services.email.mailer import Mailer
 from ranvier.services.federation.destinations import DestinationAdminService
 from ranvier.services.federation.device_lists import (
     DEVICE_LIST_UPDATE,
@@ -196,6 +198,9 @@ from ranvier.services.passwords import PasswordHasher
 from ranvier.services.presence import PresenceService
 from ranvier.services.profiles import ProfileService, RemoteProfileQuery, SharedRoomCheck
 from ranvier.services.push.actions import PushActionService
+from ranvier.services.push.email_mail import NotificationMail, UnsubscribeLinks
+from ranvier.services.push.email_pusher import EmailPushers
+from ranvier.services.push.email_unsubscribe import EmailUnsubscribe
 from ranvier.services.push.pushers import PusherService
 from ranvier.services.push.rules import PushRuleService
 from ranvier.services.receipts import ReceiptService
@@ -263,6 +268,7 @@ from ranvier.storage.device_inbox import DeviceInboxStore
 from ranvier.storage.device_lists import DeviceChangeLog, DeviceListStore
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.e2e_keys import E2eKeyStore
+from ranvier.storage.email_notifications import EmailThrottleStore
 from ranvier.storage.event_push_actions import EventPushActionStore
 from ranvier.storage.filters import FilterStore
 from ranvier.storage.history_purge import HistoryPurgeStore
@@ -284,6 +290,7 @@ from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.server_keys import ServerKeyStore
 from ranvier.storage.server_notices import ServerNoticeRooms
 from ranvier.storage.threepid_bindings import ThreepidBindingStore
+from ranvier.storage.threepids import ThreepidStore
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.sso import ExternalIdStore, SsoSessionStore
 from ranvier.storage.ui_auth import UIAuthStore
@@ -730,6 +737,50 @@ class Push:
     rules: PushRuleService
     actions: PushActionService
     pushers: PusherService
+    # the unsubscribe links of notification mails; None without email.enable_notifs
+    unsubscribe: EmailUnsubscribe | None = None
+
+
+def build_email_pushers(
+    config: HomeserverConfig,
+    database: Database,
+    actions: PushActionService,
+    rooms: Rooms,
+    signing_key: ServerSigningKey,
+) -> tuple[EmailPushers, UnsubscribeLinks] | None:
+    """Notification mails (email.enable_notifs): None when they are off."""
+    email = config.email
+    if email is None or not email.enable_notifs:
+        return None
+    links = UnsubscribeLinks(
+        bytes(signing_key.signing_key),
+        config.public_baseurl or f"https://{config.server_name}/",
+    )
+    mail = NotificationMail(
+        db=database,
+        loader=rooms.sender.loader,
+        templates=Templates(config.templates.custom_template_directory, email.template_dir),
+        mailer=Mailer(email, config.server_name),
+        config=email,
+        unsubscribe=links,
+    )
+    threepids = ThreepidStore(database)
+
+    async def has_validated_email(user_id: str, address: str) -> bool:
+        # an address is only bound to an account once validated; bound addresses are
+        # stored case-folded
+        return await threepids.owner("email", address.strip().casefold()) == user_id
+
+    pushers = EmailPushers(
+        pushers=PusherStore(database),
+        throttles=EmailThrottleStore(database),
+        actions=actions,
+        mail=mail,
+        delay_before_mail_ms=email.notif_delay_before_mail,
+        current_stream_ordering=lambda: rooms.sender.positions.current,
+        has_validated_email=has_validated_email,
+    )
+    return pushers, links
 
 
 @dataclass(frozen=True)
@@ -763,6 +814,7 @@ async def build_push(
     user_data: UserData,
     ephemeral: Ephemeral,
     notifier: Notifier,
+    signing_key: ServerSigningKey,
 ) -> Push:
     rules = await PushRuleService.create(PushRuleStore(database), notifier.notify)
     user_data.account_data.serve_generated("m.push_rules", rules.get_all)
@@ -779,6 +831,7 @@ async def build_push(
         # written with the events, so a long-poll they wake reads the counts
         rooms.sender.prepare_persist.append(actions.prepare)
     ephemeral.receipts.on_receipt.append(actions.on_receipt)
+    email = build_email_pushers(config, database, actions, rooms, signing_key)
     pushers = PusherService(
         database,
         PusherStore(database),
@@ -789,6 +842,7 @@ async def build_push(
         get_user=accounts.users.get_user,
         include_content=config.push.include_content,
         group_unread_count_by_room=config.push.group_unread_count_by_room,
+        email=None if email is None else email[0],
     )
     actions.on_new_actions.append(pushers.on_new_actions)
     # a receipt changes the badge count the user's devices show
@@ -796,7 +850,12 @@ async def build_push(
     accounts.users.on_user_changed(pushers.on_user_changed)
     # a logged-out device's pushers go with it (logout, device deletion, password change)
     accounts.devices.on_devices_deleted.append(pushers.remove_for_devices)
-    return Push(rules=rules, actions=actions, pushers=pushers)
+    return Push(
+        rules=rules,
+        actions=actions,
+        pushers=pushers,
+        unsubscribe=None if email is None else EmailUnsubscribe(email[1], pushers),
+    )
 
 
 @dataclass(frozen=True)
@@ -1693,6 +1752,13 @@ class Homeserver:
             *push_api.NotificationEndpoints(auth, push.actions).routes(),
             *push_api.PusherEndpoints(auth, push.pushers).routes(),
             *admin_pushers_api.PusherAdminEndpoints(auth, push.pushers).routes(),
+            *(
+                []
+                if push.unsubscribe is None
+                else unsubscribe_api.UnsubscribeEndpoints(
+                    push.unsubscribe, self.sign_in.templates
+                ).routes()
+            ),
         ]
 
     async def start(self) -> list[str]:
@@ -1796,7 +1862,9 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     ephemeral = await build_ephemeral(
         config, database, rooms, user_data, notifier, federation.sender
     )
-    push = await build_push(config, database, accounts, rooms, user_data, ephemeral, notifier)
+    push = await build_push(
+        config, database, accounts, rooms, user_data, ephemeral, notifier, signing_key
+    )
     e2ee = await build_e2ee(config, database, accounts, rooms, notifier, federation)
     appservice_transactions = build_appservice_transactions(
         database, appservices, accounts, rooms, ephemeral, e2ee, notifier, config.server_name
