@@ -114,6 +114,7 @@ from ranvier.federation.connections import Connections
 from ranvier.federation.discovery import ServerDiscovery
 from ranvier.federation.queue import FederationSender
 from ranvier.federation.tls import TlsPolicy
+from ranvier.http.metrics import RequestRecorder, metrics_routes
 from ranvier.http.middleware import (
     cors_middleware,
     matrix_error_middleware,
@@ -122,6 +123,16 @@ from ranvier.http.middleware import (
 )
 from ranvier.http.ratelimit import X_FORWARDED, Ratelimiter, Ratelimiters
 from ranvier.logs import reopen_log_files
+from ranvier.metrics import federation as federation_metrics
+from ranvier.metrics import registry as metrics_registry
+from ranvier.metrics.events import (
+    BackgroundUpdateProgress,
+    PersistedEventCounter,
+    WaitingLongPolls,
+    count_notification,
+)
+from ranvier.metrics.federation import PendingQueues
+from ranvier.metrics.http import RequestMetrics
 from ranvier.protocol.ip_addresses import AddressPolicy
 from ranvier.protocol.server_keys import OldVerifyKey
 from ranvier.protocol.signing_keys import ServerSigningKey, decode_verify_key
@@ -1245,6 +1256,11 @@ def connect_persist_listeners(
             RoomEventWakeups(database, notifier, rooms.sender.positions).on_persisted,
         ],
         persisted=[
+            *(
+                [PersistedEventCounter(config.server_name).on_persisted]
+                if config.enable_metrics
+                else []
+            ),
             rooms.search.on_persisted,
             rooms.user_directory.on_persisted,
             # sending counts as activity for presence; a member who leaves stops typing
@@ -1482,6 +1498,8 @@ class Homeserver:
     url_previews: UrlPreviewService | None = None
     # single sign-on, when OpenID Connect providers are configured
     sso: SingleSignOn | None = None
+    # records every request on every listener; None without enable_metrics
+    request_recorder: RequestRecorder | None = None
     # the certificate of the listeners with `tls: true`, if there are any
     tls: ServerCertificate | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
@@ -1492,8 +1510,18 @@ class Homeserver:
         self.rooms.user_directory.register_background_updates(self.background_updater)
 
     def build_app(self, listener: Listener) -> web.Application:
+        recorder = [self.request_recorder.middleware] if self.request_recorder else []
+        if listener.type == "metrics":
+            # a port of its own for the scraper, as Synapse's: the metrics and nothing else
+            metrics_app = web.Application(
+                middlewares=[request_id_middleware, matrix_error_middleware]
+            )
+            metrics_app.add_routes(metrics_routes(listener_of_its_own=True))
+            return metrics_app
         app = web.Application(
             middlewares=[
+                # outermost, so every answer is counted, errors and unknown paths included
+                *recorder,
                 request_id_middleware,
                 cors_middleware,
                 matrix_error_middleware,
@@ -1594,6 +1622,8 @@ class Homeserver:
         if "federation" in resources or "keys" in resources:
             # as Synapse: the federation resource implies keys
             route_defs += federation_keys.KeyEndpoints(self.keyring).routes()
+        if "metrics" in resources:
+            route_defs += metrics_routes(listener_of_its_own=False)
         # the r0 and unstable twins of the v3 routes, added in one place
         app.add_routes(with_legacy_prefixes(route_defs))
         return app
@@ -1765,7 +1795,7 @@ class Homeserver:
         """Bind every HTTP listener; returns their URLs."""
         bound: list[str] = []
         for listener in self.config.listeners:
-            if listener.type != "http":
+            if listener.type not in ("http", "metrics"):
                 logger.warning("Listener type %r is not served yet; skipping it", listener.type)
                 continue
             runner = web.AppRunner(
@@ -1835,6 +1865,10 @@ class Homeserver:
 
 
 async def create_homeserver(config: HomeserverConfig) -> Homeserver:
+    if config.enable_metrics:
+        # before anything is built: caches are made metered or plain from here on
+        metrics_registry.enable(config.server_name)
+        federation_metrics.label_domains(config.federation_metrics_domains or ())
     signing_key = load_signing_key(config.signing_key_path)
     database = await prepare_database(config)
     updater = BackgroundUpdater(database)
@@ -1928,7 +1962,26 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         sso=build_sso(config, database, accounts, user_data, sign_in),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),
         tls=build_tls(config),
+        request_recorder=connect_metrics(config, notifier, federation.sender, updater),
     )
+
+
+def connect_metrics(
+    config: HomeserverConfig,
+    notifier: Notifier,
+    federation_sender: FederationSender | None,
+    updater: BackgroundUpdater,
+) -> RequestRecorder | None:
+    """What the metrics read when scraped (queues, long-polls, background updates) and
+    the request recorder every listener runs; nothing without enable_metrics."""
+    if not config.enable_metrics:
+        return None
+    notifier.listeners.append(count_notification)
+    WaitingLongPolls(notifier.waiting_counts)
+    if federation_sender is not None:
+        PendingQueues(federation_sender.pending)
+    BackgroundUpdateProgress(updater.status, updater.database_name)
+    return RequestRecorder(RequestMetrics())
 
 
 def build_tls(config: HomeserverConfig) -> ServerCertificate | None:

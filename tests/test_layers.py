@@ -20,6 +20,8 @@ FORBIDDEN = {
     "federation": ("api", "http", "services", "server"),
     "errors": ("api", "http", "services", "storage", "server"),
     "requester": ("api", "http", "services", "storage", "server"),
+    # below everything that records into it
+    "metrics": ("api", "http", "services", "storage", "streams", "federation", "server"),
 }
 
 

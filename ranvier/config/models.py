@@ -65,7 +65,8 @@ class ListenerResource(Section):
 class Listener(Section):
     port: int = Field(ge=0, le=65535)
     bind_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
-    # Synapse's types; all but "http" are refused with their reason in validation.py
+    # Synapse's types; all but "http" and "metrics" are refused with their reason in
+    # validation.py
     type: Literal["http", "metrics", "manhole", "replication", "webclient"] = "http"
     tls: bool = False
     x_forwarded: bool = False
@@ -525,6 +526,11 @@ def _default_trusted_key_servers() -> list[TrustedKeyServer]:
     return [TrustedKeyServer(server_name="matrix.org")]
 
 
+class MetricsFlags(Section):
+    # Synapse's synapse_federation_known_servers gauge; refused when on (validation.py)
+    known_servers: bool = False
+
+
 class HomeserverConfig(Section):
     server_name: str
     public_baseurl: str | None = None
@@ -604,6 +610,13 @@ class HomeserverConfig(Section):
     federation: FederationSettings = Field(default_factory=FederationSettings)
     # false: this process sends no transaction (no room event or EDU reaches other servers)
     send_federation: bool = True
+    # Prometheus metrics (ranvier/metrics/, docs/metrics.md): served by `metrics` listeners
+    # and the `metrics` resource, which start-up refuses while this is off
+    enable_metrics: bool = False
+    metrics_flags: MetricsFlags = Field(default_factory=MetricsFlags)
+    # other servers that get their own label on the per-destination federation metrics;
+    # None or empty: none do, so the label set stays bounded
+    federation_metrics_domains: list[str] | None = None
     caches: CachesConfig = Field(default_factory=CachesConfig)
     # entries of the "events" cache before the cache factors (Synapse's default is 10K)
     event_cache_size: int = parse_size("100K")

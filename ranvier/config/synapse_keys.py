@@ -180,11 +180,7 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "allow_underscore_prefixed_registration": Unsupported("registering user IDs that begin with _"),
     # -- sessions
     "ui_auth": Unsupported("skipping user-interactive auth shortly after the last one"),
-    # -- metrics
-    "enable_metrics": Unsupported(
-        "Prometheus metrics (they arrive with a later release)",
-        fix="set it to false or remove it",
-    ),
+    # -- monitoring
     "sentry": Unsupported("reporting errors to Sentry"),
     # -- API
     "room_prejoin_state": Unsupported("choosing the state sent with invites"),
@@ -244,7 +240,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "federation_whitelist_endpoint_enabled": Unsupported(
         "the client endpoint listing federation_domain_whitelist"
     ),
-    "federation_metrics_domains": Unsupported("Prometheus metrics (issue 22)"),
     "rc_federation": Unsupported("rate limits on other servers' requests"),
     "limit_remote_rooms": Unsupported("limits on joining large remote rooms", DISABLED_SECTION),
     "key_server_signing_keys_path": Unsupported(
@@ -271,7 +266,6 @@ UNUSED: dict[str, Unused] = {
     "form_secret_path": Unused("Ranvier serves no forms (consent, SSO) that need it"),
     "report_stats": Unused("Ranvier sends no usage statistics"),
     "report_stats_endpoint": Unused("Ranvier sends no usage statistics"),
-    "metrics_flags": Unused("Prometheus metrics are not served yet"),
     "stats": Unused("Synapse's room and user statistics tables", quiet=off({"enabled": True})),
     # -- only meaningful with a feature that is refused unless off
     "admin_contact": Unused("shown in limits Ranvier does not enforce"),

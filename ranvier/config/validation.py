@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ranvier.config.log_config import LogConfigError, read_log_config
+from ranvier.config.metrics import metrics_problems
 from ranvier.config.models import HomeserverConfig, is_http_url
 from ranvier.config.tls import certificate_problems
 
@@ -17,6 +18,9 @@ from ranvier.config.tls import certificate_problems
 REMOVED_KEYS: dict[str, str] = {
     "log_file": "'log_file' was removed: point 'log_config' at a logging configuration file "
     "instead (ranvier generate-config writes one)",
+    "enable_legacy_metrics": "'enable_legacy_metrics' was removed (Synapse 1.73 dropped the "
+    "old metric names it brought back): remove it, and use the current names listed in "
+    "docs/metrics.md in your rules and dashboards",
 }
 
 
@@ -24,13 +28,11 @@ def removed_key_problems(raw: dict[str, Any]) -> list[str]:
     return [fix for key, fix in REMOVED_KEYS.items() if key in raw]
 
 
-# listener types other than "http", and why each is refused
+# listener types other than "http" and "metrics" (config/metrics.py), and why each is refused
 LISTENER_TYPES_REFUSED: dict[str, str] = {
     "webclient": "listeners of type 'webclient' are no longer supported; remove this "
     "listener and set 'web_client_location' to the URL of a web client if you want '/' to "
     "redirect to one",
-    "metrics": "Prometheus metrics are not served by Ranvier yet (they arrive with a later "
-    "release); remove this listener",
     "manhole": "the manhole (a Python shell into the running server) is not offered by "
     "Ranvier; remove this listener",
     "replication": "replication serves workers, which Ranvier does not have yet; remove this "
@@ -39,9 +41,8 @@ LISTENER_TYPES_REFUSED: dict[str, str] = {
 
 # resource names served: "client" (with media and the admin API, as in Synapse), "media",
 # "federation", "keys" (the server key API, also part of "federation"), "openid", and
-# "health" (GET /health is on every listener anyway)
+# "health" (GET /health is on every listener anyway), "metrics" (/_synapse/metrics)
 RESOURCES_REFUSED: dict[str, str] = {
-    "metrics": "Prometheus metrics are not served yet",
     "replication": "replication serves workers, which Ranvier does not have yet",
     "static": "Synapse's static files are not served by Ranvier",
     "consent": "user consent forms are not supported",
@@ -131,6 +132,7 @@ def email_problems(config: HomeserverConfig) -> list[str]:
 
 def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
     problems = listener_problems(config)
+    problems += metrics_problems(config)
     problems += tls_problems(config)
     problems += template_directory_problems(config)
     problems += email_problems(config)

@@ -40,6 +40,8 @@ from typing import Any, Protocol
 from ranvier.clock import now_ms
 from ranvier.federation.backoff import Backoff
 from ranvier.federation.errors import FederationError, NotRetrying, RemoteRequestFailed
+from ranvier.metrics import federation as federation_metrics
+from ranvier.metrics.blocks import measured
 from ranvier.protocol.events import Event
 from ranvier.storage.database import Database
 from ranvier.storage.destinations import DestinationStore
@@ -275,6 +277,7 @@ class FederationSender:
         await self._store.record_destination_rooms(entries)
         if queued and self._first_queued is None:
             self._first_queued = min(pdu.stream_ordering for pdu, _ in queued)
+        federation_metrics.pdus_queued(len(destinations) for _, destinations in queued)
         for pdu, destinations in sorted(queued, key=lambda item: item[0].stream_ordering):
             for destination in destinations:
                 queue = self._queue(destination)
@@ -473,6 +476,11 @@ class FederationSender:
                 return
             transaction = self._new_transaction(pdus, edus, outbox_ids)
         if await self._deliver(queue.destination, transaction):
+            federation_metrics.transaction_sent(
+                queue.destination,
+                len(transaction.pdus),
+                (edu.edu_type for edu in transaction.edus),
+            )
             queue.retry = None
             await self._delivered(queue, transaction)
         else:
@@ -524,6 +532,7 @@ class FederationSender:
             outbox_ids=outbox_ids,
         )
 
+    @measured("send_transaction")
     async def _deliver(self, destination: str, transaction: Transaction) -> bool:
         """PUT the transaction; False if it should be sent again later."""
         body = {
@@ -568,6 +577,15 @@ class FederationSender:
             return
         queue.delivered = newest
         await self._store.set_last_successful_stream_ordering(queue.destination, newest)
+
+    def pending(self) -> tuple[int, int, int]:
+        """(destinations with work waiting, PDUs and EDUs waiting in memory), for metrics."""
+        queues = list(self._destination_to_queue.values())
+        return (
+            sum(1 for queue in queues if queue.has_work()),
+            sum(len(queue.pdus) for queue in queues),
+            sum(len(queue.edus) + len(queue.keyed_edus) for queue in queues),
+        )
 
     async def joined_servers(self, room_ids: set[str]) -> dict[str, frozenset[str]]:
         """room_id -> the servers with a member joined to it (ours included), from the

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from cachetools import LRUCache
 
 from ranvier.clock import now_ms
+from ranvier.metrics.caches import lru_cache
 from ranvier.services.last_seen import LastSeenRecorder
 from ranvier.storage.devices import DeviceStore
 from ranvier.storage.tokens import AccessTokenInfo, TokenStore
@@ -44,7 +45,9 @@ class IssuedToken:
 class AccessTokens:
     def __init__(self, tokens: TokenStore, devices: DeviceStore) -> None:
         self._tokens = tokens
-        self._token_hash_to_info: LRUCache[str, AccessTokenInfo] = LRUCache(TOKEN_CACHE_SIZE)
+        self._token_hash_to_info: LRUCache[str, AccessTokenInfo] = lru_cache(
+            "access_tokens", TOKEN_CACHE_SIZE
+        )
         self.last_seen = LastSeenRecorder(devices)
 
     async def issue(

@@ -32,6 +32,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
 from ranvier.config.errors import unwritable_path
 from ranvier.config.models import DatabaseConfig
+from ranvier.metrics.database import transaction_timer
 from ranvier.storage.checks import (
     check_postgres_locale,
     check_postgres_version,
@@ -136,9 +137,15 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a write transaction, committed when the block exits cleanly."""
+        # named after the store method that asked: two frames up, past contextlib
+        timer = transaction_timer(2)
         if self._sqlite_writer is None:
-            async with self._turn(), self._connection(self.engine.begin) as conn:
-                yield conn
+            try:
+                async with self._turn(), self._connection(self.engine.begin) as conn:
+                    timer.connected()
+                    yield conn
+            finally:
+                timer.finished()
             return
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation
         # that arrives as the lock is granted, and the cancelled task then runs on
@@ -153,9 +160,11 @@ class Database:
             ) from None
         try:
             async with self._turn(), self._connection(self.engine.begin) as conn:
+                timer.connected()
                 yield conn
         finally:
             self._sqlite_writer.release()
+            timer.finished()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -163,14 +172,19 @@ class Database:
         SQLite); rolled back at the end. On PostgreSQL there is no transaction at all: at
         READ COMMITTED each statement sees its own snapshot either way, and BEGIN and
         ROLLBACK would be two more round trips per read."""
-        async with self._turn(), self._connection(self.engine.connect) as conn:
-            options: dict[str, Any] = {_READ_ONLY: True}
-            if self.dialect == "postgresql":
-                options["isolation_level"] = "AUTOCOMMIT"
-            conn = await conn.execution_options(**options)
-            async with conn.begin() as txn:
-                yield conn
-                await txn.rollback()
+        timer = transaction_timer(2)
+        try:
+            async with self._turn(), self._connection(self.engine.connect) as conn:
+                timer.connected()
+                options: dict[str, Any] = {_READ_ONLY: True}
+                if self.dialect == "postgresql":
+                    options["isolation_level"] = "AUTOCOMMIT"
+                conn = await conn.execution_options(**options)
+                async with conn.begin() as txn:
+                    yield conn
+                    await txn.rollback()
+        finally:
+            timer.finished()
 
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:

@@ -91,6 +91,16 @@ class Notifier:
                     if not waiters:
                         del self._key_to_waiters[key]
 
+    def waiting_counts(self) -> tuple[int, int, int]:
+        """(long-polls waiting, rooms and users they wait on), for metrics: counted when
+        asked, so waiting costs nothing more."""
+        waiters: set[int] = set()
+        users = 0
+        for key, key_waiters in list(self._key_to_waiters.items()):
+            waiters.update(id(waiter) for waiter in key_waiters)
+            users += key.startswith("@")
+        return len(waiters), len(self._key_to_waiters) - users, users
+
     @property
     def waiting(self) -> int:
         """How many keys have waiters (for tests and metrics)."""

@@ -37,7 +37,7 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
         ("saml2_config", {"sp_config": {}}, "single sign-on (SAML)"),
         ("cas_config", {"enabled": True, "server_url": "https://cas"}, "single sign-on (CAS)"),
         ("oidc_config", {"issuer": "https://id.example"}, "move its options into one entry"),
-        ("enable_metrics", True, "Prometheus metrics"),
+        ("sentry", {"dsn": "https://sentry.example"}, "reporting errors to Sentry"),
         ("enable_registration_captcha", True, "captcha at registration"),
         ("block_non_admin_invites", True, "blocking invites from users who are not admins"),
         ("enable_search", False, "turning message search off"),
@@ -57,7 +57,7 @@ def test_features_ranvier_lacks_are_refused_by_name(
     ("key", "value"),
     [
         ("oidc_providers", []),
-        ("enable_metrics", False),
+        ("sentry", None),
         ("cas_config", {"enabled": False, "server_url": "https://cas"}),
         ("enable_search", True),
         ("modules", None),
@@ -78,7 +78,7 @@ def test_misspelt_synapse_key_gets_did_you_mean(generated: Path) -> None:
 @pytest.mark.parametrize(
     ("listener", "expected"),
     [
-        ({"port": 9000, "type": "metrics"}, "Prometheus metrics are not served"),
+        ({"port": 9000, "type": "metrics"}, "Prometheus metrics, which are off"),
         ({"port": 9000, "type": "manhole"}, "the manhole"),
         ({"port": 9000, "type": "replication"}, "workers"),
         ({"port": 9000, "tls": True}, "terminate TLS at a reverse proxy"),

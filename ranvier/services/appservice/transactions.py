@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ranvier.config.appservices import AppService
+from ranvier.metrics import appservice as appservice_metrics
 from ranvier.protocol.events import Event
 from ranvier.services.appservice.client import AppServiceClient
 from ranvier.services.appservice.ephemeral import EphemeralCollector, Extras
@@ -286,7 +287,15 @@ class AppServiceTransactionSender:
             answer = await self._client.put_transaction(service, pending.txn_id, pending.body)
             if answer.ok:
                 await self._store.acknowledged(service.id, pending.txn_id)
+                body = pending.body
+                appservice_metrics.transaction_sent(
+                    service.id,
+                    events=len(body.get("events", ())),
+                    ephemeral=len(body.get("ephemeral", ())),
+                    to_device=len(body.get("de.sorunome.msc2409.to_device", ())),
+                )
                 return
+            appservice_metrics.transaction_failed(service.id)
             logger.info(
                 "Application service %s: transaction %d not acknowledged (%s); again in %.0f s",
                 service.id,

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from cachetools import Cache, LRUCache, TTLCache
+from cachetools import Cache
 
+from ranvier.metrics import caches as metered_caches
 from ranvier.protocol.events import Event
 from ranvier.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from ranvier.storage import events as event_store
@@ -19,12 +20,13 @@ V = TypeVar("V")
 K = TypeVar("K")
 
 
-def bounded_cache(maxsize: int, ttl_seconds: float | None) -> Cache[K, V]:
+def bounded_cache(name: str, maxsize: int, ttl_seconds: float | None) -> Cache[K, V]:
     """At most `maxsize` entries, least recently used out first; with `ttl_seconds`
-    (`caches.expire_caches`), each entry also goes that long after it was cached."""
+    (`caches.expire_caches`), each entry also goes that long after it was cached. `name`
+    is the cache's in the metrics."""
     if ttl_seconds is None:
-        return LRUCache(maxsize=maxsize)
-    return TTLCache(maxsize=maxsize, ttl=ttl_seconds)
+        return metered_caches.lru_cache(name, maxsize)
+    return metered_caches.ttl_cache(name, maxsize, ttl_seconds)
 
 
 class EventLoader:
@@ -38,14 +40,20 @@ class EventLoader:
     ) -> None:
         self._db = db
         ttl = cache_ttl_seconds
-        self._event_id_to_event: Cache[str, Event] = bounded_cache(events_cache_size, ttl)
-        self._group_to_state: Cache[int, StateMap] = bounded_cache(state_cache_size, ttl)
+        self._event_id_to_event: Cache[str, Event] = bounded_cache(
+            "events", events_cache_size, ttl
+        )
+        self._group_to_state: Cache[int, StateMap] = bounded_cache(
+            "state_groups", state_cache_size, ttl
+        )
         # an event's state group never changes once it is persisted
-        self._event_id_to_state_group: Cache[str, int] = bounded_cache(events_cache_size, ttl)
+        self._event_id_to_state_group: Cache[str, int] = bounded_cache(
+            "event_state_groups", events_cache_size, ttl
+        )
         # event ID -> (user, device, txn ID) it was sent with, or None if none: known for
         # the events this process persisted, so serving them needs no lookup
         self._event_id_to_txn: Cache[str, tuple[str, str, str] | None] = bounded_cache(
-            events_cache_size, ttl
+            "event_txns", events_cache_size, ttl
         )
 
     def remember(self, events: Iterable[Event]) -> None:

@@ -35,7 +35,7 @@ class Redactions:
         self._loader = loader
         # event ID -> the redaction that applies to it, or None: most events have none
         self._event_id_to_redaction_id: Cache[str, str | None] = bounded_cache(
-            cache_size, cache_ttl_seconds
+            "redactions", cache_size, cache_ttl_seconds
         )
         # bumped on every new redaction, so a lookup racing with one does not cache stale
         self._generation = 0

@@ -23,6 +23,7 @@ from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.clock import now_ms
+from ranvier.metrics.blocks import measured
 from ranvier.protocol.auth import AuthError, check_auth
 from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.event_builder import (
@@ -579,6 +580,7 @@ class RoomEventSender:
         )
         self._set_head(room_id, head)
 
+    @measured("persist_events")
     async def _commit(
         self,
         room_id: str,

@@ -19,6 +19,7 @@ from typing import Any
 from cachetools import LRUCache, TTLCache
 
 from ranvier.errors import MatrixError
+from ranvier.metrics.blocks import measured
 from ranvier.protocol.filters import DEFAULT_EVENT_LIMIT, Filter
 from ranvier.services.filters import FilterService
 from ranvier.services.rooms.sender import RoomEventSender
@@ -222,6 +223,7 @@ class SyncService:
         token = since.advanced(account_data=account_data.position)
         return _Pass({"next_batch": str(token)}, token, remembered[1], empty=True)
 
+    @measured("sync_pass")
     async def _sync_once(
         self, request: SyncRequest, sync_filter: Filter, held: Held | None
     ) -> _Pass:
