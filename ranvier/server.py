@@ -22,9 +22,11 @@ from ranvier.api.admin import media as admin_media_api
 from ranvier.api.admin import purge_history as purge_history_api
 from ranvier.api.admin import pushers as admin_pushers_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
+from ranvier.api.admin import room_membership as admin_room_membership_api
 from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_notices as admin_server_notices_api
 from ranvier.api.admin import server_version
+from ranvier.api.admin import shadow_ban as admin_shadow_ban_api
 from ranvier.api.admin import suspension as admin_suspension_api
 from ranvier.api.admin import users as admin_users_api
 from ranvier.api.admin import users_activity as admin_user_activity_api
@@ -217,6 +219,7 @@ from ranvier.services.push.rules import PushRuleService
 from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
+from ranvier.services.rooms.admin_membership import RoomAdminMembership
 from ranvier.services.rooms.aliases import AliasService, RemoteDirectoryQuery
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.client_redactions import RedactionService
@@ -239,6 +242,7 @@ from ranvier.services.rooms.upgrade_transfer import UpgradeUserStateTransfer
 from ranvier.services.rooms.visibility import HistoryVisibility
 from ranvier.services.search import SearchService
 from ranvier.services.server_notices import ServerNoticesService
+from ranvier.services.shadow_bans import ShadowBans
 from ranvier.services.sliding_sync.bump_stamps import prepare_bump_stamps
 from ranvier.services.sliding_sync.extensions import SlidingSyncExtensions
 from ranvier.services.sliding_sync.facts import RoomFactsLoader
@@ -430,6 +434,9 @@ class Admin:
     # a user's devices, sessions, rooms and account data
     user_activity: AdminUserActivity
     server_notices: ServerNoticesService
+    # putting local users into rooms
+    room_membership: RoomAdminMembership
+    shadow_bans: ShadowBans
 
 
 def build_admin(
@@ -453,6 +460,8 @@ def build_admin(
         user_data.profiles,
         accounts.hasher,
     )
+    shadow_bans = ShadowBans(config.server_name, accounts.users, rooms.sender)
+    rooms.sending.add_interceptor(shadow_bans.intercept)
     user_activity = AdminUserActivity(
         config.server_name,
         accounts.users,
@@ -478,6 +487,10 @@ def build_admin(
         users=users,
         user_activity=user_activity,
         server_notices=server_notices,
+        room_membership=RoomAdminMembership(
+            config.server_name, accounts.users, rooms.membership, rooms.sender
+        ),
+        shadow_bans=shadow_bans,
     )
 
 
@@ -1720,6 +1733,10 @@ class Homeserver:
             *admin_users_api.AdminUserEndpoints(auth, admin.users).routes(),
             *admin_user_activity_api.UserActivityEndpoints(auth, admin.user_activity).routes(),
             *admin_server_notices_api.ServerNoticeEndpoints(auth, admin.server_notices).routes(),
+            *admin_room_membership_api.RoomMembershipAdminEndpoints(
+                auth, admin.room_membership
+            ).routes(),
+            *admin_shadow_ban_api.ShadowBanEndpoints(auth, admin.shadow_bans).routes(),
             *admin_federation_api.DestinationEndpoints(auth, self.federation.destinations).routes(),
         ]
 

@@ -162,6 +162,14 @@ class UserStore:
     async def set_suspended(self, user_id: str, suspended: bool) -> None:
         await self._update(user_id, suspended=suspended)
 
+    async def set_shadow_banned(self, user_id: str, shadow_banned: bool) -> None:
+        await self._update(user_id, shadow_banned=shadow_banned)
+
+    async def get_shadow_banned_users(self) -> set[str]:
+        query = select(users.c.user_id).where(users.c.shadow_banned == true())
+        async with self._db.read() as conn:
+            return {row.user_id for row in await conn.execute(query)}
+
     async def set_user_type(self, user_id: str, user_type: str | None) -> None:
         await self._update(user_id, user_type=user_type)
 

@@ -29,6 +29,9 @@ MessageValidator = Callable[[UserRequester, str, str, dict[str, Any]], Awaitable
 # what a state event sent by a client sets off, before the client is answered (e.g. guests
 # leaving when guest access is revoked)
 StateFollowUp = Callable[[Event], Awaitable[None]]
+# (requester, template): an event to answer with instead of sending, or None to send (a
+# shadow-banned user's sends look made and are not)
+SendInterceptor = Callable[[UserRequester, EventTemplate], Awaitable[Event | None]]
 
 
 class EventSendingService:
@@ -37,6 +40,7 @@ class EventSendingService:
         self._state_validators: dict[str, list[StateValidator]] = {}
         self._message_validators: list[MessageValidator] = []
         self._state_follow_ups: dict[str, list[StateFollowUp]] = {}
+        self._interceptors: list[SendInterceptor] = []
 
     def add_state_validator(self, event_type: str, validator: StateValidator) -> None:
         self._state_validators.setdefault(event_type, []).append(validator)
@@ -46,6 +50,16 @@ class EventSendingService:
 
     def add_message_validator(self, validator: MessageValidator) -> None:
         self._message_validators.append(validator)
+
+    def add_interceptor(self, interceptor: SendInterceptor) -> None:
+        self._interceptors.append(interceptor)
+
+    async def _intercepted(self, requester: UserRequester, template: EventTemplate) -> Event | None:
+        for interceptor in self._interceptors:
+            stand_in = await interceptor(requester, template)
+            if stand_in is not None:
+                return stand_in
+        return None
 
     async def send_message(
         self,
@@ -67,6 +81,9 @@ class EventSendingService:
         template = EventTemplate(
             event_type, requester.user_id, content, room_id, origin_server_ts=origin_server_ts
         )
+        stand_in = await self._intercepted(requester, template)
+        if stand_in is not None:
+            return stand_in
         endpoint = f"send/{room_id}/{event_type}"
         return await self.send(template, txn=self.txn(requester, endpoint, txn_id))
 
@@ -106,6 +123,10 @@ class EventSendingService:
             state_key,
             origin_server_ts=origin_server_ts,
         )
+        if event_type != MEMBERSHIP_EVENT:
+            stand_in = await self._intercepted(requester, template)
+            if stand_in is not None:
+                return stand_in
         event = await self.send(template)
         for follow_up in self._state_follow_ups.get(event_type, []):
             await follow_up(event)
