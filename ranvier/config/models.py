@@ -686,7 +686,6 @@ class HomeserverConfig(Section):
     # GET /.well-known/matrix/support; unset answers 404
     well_known_support: WellKnownSupport | None = None
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
-    server_notices: ServerNoticesConfig = Field(default_factory=ServerNoticesConfig)
     # single sign-on (config/oidc.py): OpenID Connect providers and the SSO pages' options
     oidc_providers: OidcProviders = Field(default_factory=list)
     sso: SsoSection = Field(default_factory=SsoConfig)
