@@ -73,6 +73,8 @@ from ranvier.api.client import user_directory as user_directory_api
 from ranvier.api.client import user_reports as user_reports_api
 from ranvier.api.client import voip as voip_api
 from ranvier.api.client.auth_fallback import AuthFallbackEndpoints, FallbackPages
+from ranvier.api.client.consent import ConsentEndpoints
+from ranvier.api.client.fallback_pages import RecaptchaPage, TermsPage
 from ranvier.api.client.sso import SsoEndpoints, SsoFallbackPage
 from ranvier.api.client.paths import with_legacy_prefixes
 from ranvier.api.federation import events as federation_events
@@ -152,6 +154,10 @@ from ranvier.services.appservice.registry import AppServiceRegistry
 from ranvier.services.appservice.room_list import AppServiceRoomList
 from ranvier.services.appservice.transactions import AppServiceTransactionSender
 from ranvier.services.appservice.users import AppServiceUsers
+from ranvier.services.captcha import STAGE_TYPE as RECAPTCHA
+from ranvier.services.captcha import RecaptchaStage, RecaptchaVerifier
+from ranvier.services.consent import STAGE_TYPE as TERMS
+from ranvier.services.consent import ConsentService
 from ranvier.services.dehydrated_devices import DehydratedDeviceService
 from ranvier.services.device_lists import DeviceListService
 from ranvier.services.devices import DeviceService
@@ -192,6 +198,7 @@ from ranvier.services.federation.transactions import TransactionService
 from ranvier.services.federation.typing_edus import TYPING_EDU, TypingFederation
 from ranvier.services.filters import FilterService
 from ranvier.services.identity_server import IdentityServerBindings, IdentityServerClient
+from ranvier.services.jwt_login import JwtLogin
 from ranvier.services.key_backup import KeyBackupService
 from ranvier.services.legacy_sync import LegacySyncService
 from ranvier.services.login import LoginService, PasswordStage
@@ -1431,12 +1438,60 @@ class SignIn:
 
     templates: Templates
     fallback_pages: FallbackPages
+    # each None when its config leaves it off
+    captcha: RecaptchaVerifier | None
+    consent: ConsentService | None
+    jwt: JwtLogin | None
+
+    def consent_routes(self) -> list[web.RouteDef]:
+        if self.consent is None:
+            return []
+        # the policy's templates are the admin's own, by language and version
+        templates = Templates(self.consent.config.template_dir)
+        return ConsentEndpoints(self.consent, templates).routes()
+
+    async def close(self) -> None:
+        if self.captcha is not None:
+            await self.captcha.close()
 
 
-def build_sign_in(config: HomeserverConfig, accounts: Accounts) -> SignIn:
+def build_sign_in(config: HomeserverConfig, accounts: Accounts, rooms: Rooms) -> SignIn:
     templates = Templates(config.templates.custom_template_directory)
     fallback_pages = FallbackPages()
-    return SignIn(templates=templates, fallback_pages=fallback_pages)
+    uia = accounts.uia
+    captcha = None
+    if config.enable_registration_captcha:
+        assert config.recaptcha_private_key and config.recaptcha_public_key, "validation.py"
+        captcha = RecaptchaVerifier(config.recaptcha_private_key, config.recaptcha_siteverify_api)
+        uia.register_stage(RECAPTCHA, RecaptchaStage(captcha, config.recaptcha_public_key))
+        fallback_pages.register(
+            RECAPTCHA, RecaptchaPage(uia, templates, config.recaptcha_public_key)
+        )
+    consent = None
+    if config.user_consent is not None:
+        assert config.form_secret and config.public_baseurl, "validation.py"
+        consent = ConsentService(
+            config.user_consent,
+            config.form_secret,
+            config.public_baseurl,
+            config.server_name,
+            accounts.users,
+        )
+        uia.register_stage(TERMS, consent.stage())
+        fallback_pages.register(TERMS, TermsPage(uia, templates, consent))
+        accounts.accounts.on_registered.append(consent.registered_through)
+        if config.user_consent.block_events_error is not None:
+            rooms.sender.before_send.append(consent.check_send)
+    jwt = None
+    if config.jwt_config.enabled:
+        jwt = JwtLogin(config.jwt_config, accounts.accounts, accounts.users, config.server_name)
+    return SignIn(
+        templates=templates,
+        fallback_pages=fallback_pages,
+        captcha=captcha,
+        consent=consent,
+        jwt=jwt,
+    )
 
 
 @dataclass(frozen=True)
@@ -1629,6 +1684,8 @@ class Homeserver:
             route_defs += self._federation_routes()
             if "client" not in resources:
                 route_defs += wellknown.WellKnownEndpoints(self.config).routes()
+        if "consent" in resources:
+            route_defs += self.sign_in.consent_routes()
         if "federation" in resources or "openid" in resources:
             # as Synapse: the federation resource implies openid
             route_defs += federation_openid.OpenIdUserInfoEndpoints(self.moderation.openid).routes()
@@ -1712,7 +1769,12 @@ class Homeserver:
                 a.appservice_users,
             ).routes(),
             *login.LoginEndpoints(
-                a.auth, a.login, server_name, self.ratelimiters, a.appservice_users
+                a.auth,
+                a.login,
+                server_name,
+                self.ratelimiters,
+                a.appservice_users,
+                jwt=self.sign_in.jwt,
             ).routes(),
             *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
             *identity_api.IdentityEndpoints(a.auth, self.identity.bindings).routes(),
@@ -1868,6 +1930,7 @@ class Homeserver:
         # a transaction in flight is sent again, with the same ID, at the next start
         await self.appservice_transactions.sender.stop()
         await self.appservices.client.close()
+        await self.sign_in.close()
         await self.identity.client.close()
         if self.sso is not None:
             await self.sso.service.close()
@@ -1946,7 +2009,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
     sliding_sync = build_sliding_sync(database, rooms, user_data, ephemeral, push, e2ee, notifier)
     accounts.devices.on_devices_deleted.append(sliding_sync.on_devices_deleted)
-    sign_in = build_sign_in(config, accounts)
+    sign_in = build_sign_in(config, accounts, rooms)
     return Homeserver(
         config=config,
         database=database,

@@ -43,6 +43,8 @@ def load_config(path: str | Path) -> HomeserverConfig:
     problems += synapse_problems
     problems += _read_secret_file(raw, "registration_shared_secret")
     problems += _read_secret_file(raw, "turn_shared_secret")
+    for secret in ("recaptcha_public_key", "recaptcha_private_key", "form_secret"):
+        problems += _read_secret_file(raw, secret)
     try:
         config = HomeserverConfig.model_validate(raw)
     except ValidationError as exc:
@@ -111,6 +113,9 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         "pid_file",
         "registration_shared_secret_path",
         "turn_shared_secret_path",
+        "recaptcha_public_key_path",
+        "recaptcha_private_key_path",
+        "form_secret_path",
         "tls_certificate_path",
         "tls_private_key_path",
     ):
@@ -134,6 +139,11 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
                 **templates,
                 "custom_template_directory": str(base / directory),
             }
+    consent = resolved.get("user_consent")
+    if isinstance(consent, dict):
+        directory = consent.get("template_dir")
+        if isinstance(directory, str) and not Path(directory).is_absolute():
+            resolved["user_consent"] = {**consent, "template_dir": str(base / directory)}
     email = resolved.get("email")
     if isinstance(email, dict):
         directory = email.get("template_dir")

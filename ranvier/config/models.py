@@ -15,8 +15,11 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ranvier.config.appservices import AppService, load_appservices
+from ranvier.config.captcha import DEFAULT_SITEVERIFY_API
+from ranvier.config.consent import UserConsentConfig
 from ranvier.config.oidc import OidcProviders, SsoConfig, SsoSection
 from ranvier.config.email import EmailConfig
+from ranvier.config.jwt import JwtConfig
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from ranvier.protocol.signing_keys import ED25519, decode_verify_key
@@ -549,6 +552,17 @@ class HomeserverConfig(Section):
     enable_registration: bool = False
     enable_registration_without_verification: bool = False
     registration_requires_token: bool = False
+    # reCAPTCHA at registration (config/captcha.py); the keys may come from `_path` files
+    enable_registration_captcha: bool = False
+    recaptcha_public_key: str | None = None
+    recaptcha_private_key: str | None = None
+    recaptcha_siteverify_api: str = DEFAULT_SITEVERIFY_API
+    # signs the links and forms of the server's own pages (the consent form)
+    form_secret: str | None = None
+    # a policy users accept (config/consent.py); None: no policy
+    user_consent: UserConsentConfig | None = None
+    # logging in with a JSON web token (config/jwt.py)
+    jwt_config: JwtConfig = Field(default_factory=JwtConfig)
     allow_guest_access: bool = False
     # report a taken user ID only when the registration completes (then as M_USER_IN_USE),
     # not from /register/available or an early check

@@ -165,11 +165,7 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "media_upload_limits": Unsupported("per-user media upload limits over time"),
     "media_retention": Unsupported("purging media after a while"),
     "oembed": Unsupported("oEmbed in URL previews"),
-    # -- captcha, VoIP
-    "enable_registration_captcha": Unsupported(
-        "captcha at registration",
-        fix="use `registration_requires_token: true` to keep out spam accounts",
-    ),
+    # -- VoIP
     "matrix_rtc": Unsupported("MatrixRTC transports"),
     # -- registration
     "default_identity_server": Unsupported(
@@ -193,12 +189,10 @@ UNSUPPORTED: dict[str, Unsupported] = {
         fix="move its options into one entry of the oidc_providers list (its idp_id "
         "defaults to `oidc`, so users who signed in before keep their accounts)",
     ),
-    "jwt_config": Unsupported("logging in with JSON web tokens", quiet=DISABLED_SECTION),
     # -- rooms
     "encryption_enabled_by_default_for_room_type": Unsupported(
         "encrypting new rooms by default", quiet=off("off")
     ),
-    "user_consent": Unsupported("asking users to consent to a policy"),
     "alias_creation_rules": Unsupported("rules for who may create room aliases"),
     "room_list_publication_rules": Unsupported("rules for who may publish rooms"),
     "default_power_level_content_override": Unsupported("changing new rooms' power levels"),
@@ -262,8 +256,6 @@ UNUSED: dict[str, Unused] = {
     "track_puppeted_user_ips": Unused("admin puppeting is not supported"),
     "macaroon_secret_key": Unused("Ranvier's tokens are not macaroons"),
     "macaroon_secret_key_path": Unused("Ranvier's tokens are not macaroons"),
-    "form_secret": Unused("Ranvier serves no forms (consent, SSO) that need it"),
-    "form_secret_path": Unused("Ranvier serves no forms (consent, SSO) that need it"),
     "report_stats": Unused("Ranvier sends no usage statistics"),
     "report_stats_endpoint": Unused("Ranvier sends no usage statistics"),
     "stats": Unused("Synapse's room and user statistics tables", quiet=off({"enabled": True})),
@@ -280,11 +272,6 @@ UNUSED: dict[str, Unused] = {
     "bcrypt_rounds": Unused("Ranvier makes no bcrypt hashes"),
     "disable_msisdn_registration": Unused("phone number registration is not supported"),
     "enable_3pid_lookup": Unused("third-party ID lookup is not supported", off(True)),
-    "recaptcha_public_key": Unused("captcha is not supported"),
-    "recaptcha_public_key_path": Unused("captcha is not supported"),
-    "recaptcha_private_key": Unused("captcha is not supported"),
-    "recaptcha_private_key_path": Unused("captcha is not supported"),
-    "recaptcha_siteverify_api": Unused("captcha is not supported"),
     "autocreate_auto_join_rooms": Unused("auto_join_rooms is not supported", off(True)),
     "autocreate_auto_join_rooms_federated": Unused("auto_join_rooms is not supported", off(True)),
     "autocreate_auto_join_room_preset": Unused("auto_join_rooms is not supported"),

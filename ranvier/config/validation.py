@@ -9,6 +9,8 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from ranvier.config.captcha import captcha_problems
+from ranvier.config.consent import consent_problems
 from ranvier.config.log_config import LogConfigError, read_log_config
 from ranvier.config.metrics import metrics_problems
 from ranvier.config.models import HomeserverConfig, is_http_url
@@ -45,7 +47,6 @@ LISTENER_TYPES_REFUSED: dict[str, str] = {
 RESOURCES_REFUSED: dict[str, str] = {
     "replication": "replication serves workers, which Ranvier does not have yet",
     "static": "Synapse's static files are not served by Ranvier",
-    "consent": "user consent forms are not supported",
 }
 
 
@@ -130,8 +131,32 @@ def email_problems(config: HomeserverConfig) -> list[str]:
     return problems
 
 
+def sign_in_problems(config: HomeserverConfig) -> list[str]:
+    """Captcha and consent: what their pages and checks need."""
+    problems = captcha_problems(
+        config.enable_registration_captcha,
+        config.recaptcha_public_key,
+        config.recaptcha_private_key,
+        config.recaptcha_siteverify_api,
+    )
+    problems += consent_problems(config.user_consent, config.form_secret, config.public_baseurl)
+    serves_consent = any(
+        "consent" in resource.names
+        for listener in config.listeners
+        for resource in listener.resources
+    )
+    if serves_consent and config.user_consent is None:
+        problems.append(
+            "listeners: the 'consent' resource serves the policy configured in "
+            "'user_consent', which is not set; configure user_consent or remove 'consent' "
+            "from the listener's resources"
+        )
+    return problems
+
+
 def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
     problems = listener_problems(config)
+    problems += sign_in_problems(config)
     problems += metrics_problems(config)
     problems += tls_problems(config)
     problems += template_directory_problems(config)
@@ -157,11 +182,11 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
             "server is no longer supported; remove it and configure the 'email' section so "
             "the homeserver sends verification emails itself"
         )
-    # captcha and email or phone verification are refused as unsupported (synapse_keys.py),
-    # so a registration token is the one verification there is
+    # a token, a captcha or a verified address keeps out spam accounts (as Synapse)
     if (
         config.enable_registration
         and not config.registration_requires_token
+        and not config.enable_registration_captcha
         and not config.registrations_require_3pid
         and not config.enable_registration_without_verification
     ):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,8 @@ from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
 from ranvier.errors import MatrixError
 from ranvier.services.appservice.registry import AppServiceRegistry
+from ranvier.services.captcha import STAGE_TYPE as RECAPTCHA
+from ranvier.services.consent import STAGE_TYPE as TERMS
 from ranvier.services.devices import DeviceService
 from ranvier.services.login import SSO_LOGIN, LoginService, Session
 from ranvier.services.passwords import PasswordHasher
@@ -71,6 +73,13 @@ class AccountService:
         # what else a user keeps on the server that deactivation erases: each is called with
         # the user ID after the devices are gone and before the account is marked deactivated
         self.on_deactivated: list[Callable[[str], Awaitable[None]]] = []
+        # told of each account /register created, with the auth stages it completed and
+        # what they proved (a registration that accepted the policy records consent)
+        self.on_registered: list[Callable[[str, Mapping[str, Any]], Awaitable[None]]] = []
+
+    async def registered_through(self, user_id: str, completed: Mapping[str, Any]) -> None:
+        for hook in self.on_registered:
+            await hook(user_id, completed)
 
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self._config.server_name}"
@@ -114,10 +123,21 @@ class AccountService:
             raise MatrixError(403, "M_FORBIDDEN", "Registration has been disabled")
 
     def registration_flows(self) -> list[list[str]]:
+        # as Synapse: the captcha, then the policy, go in front of every flow (after a
+        # registration token); a captcha alone is verification enough for the dummy flow
+        shared: list[str] = []
+        if self._config.enable_registration_captcha:
+            shared.append(RECAPTCHA)
+        consent = self._config.user_consent
+        if consent is not None and consent.require_at_registration:
+            shared.append(TERMS)
         if self._config.registration_requires_token:
-            return [[REGISTRATION_TOKEN]]
-        if self._config.enable_registration_without_verification:
-            return [[DUMMY]]
+            return [[REGISTRATION_TOKEN, *shared]]
+        if (
+            self._config.enable_registration_without_verification
+            or self._config.enable_registration_captcha
+        ):
+            return [[*shared, DUMMY]]
         return []
 
     def check_username(self, username: str | None) -> str | None:

@@ -48,6 +48,10 @@ class StageAuth:
     session: str | None
     password: PasswordCredentials | None = None
     token: str | None = None
+    # m.login.recaptcha's `response`: what the captcha widget answered
+    captcha_response: str | None = None
+    # the address the request came from (siteverify is told it)
+    client_ip: str | None = None
     # What was wrong with the stage's own fields. It is answered inside the 401, like any
     # failed stage, so the client can retry within the same session.
     problem: MatrixError | None = None

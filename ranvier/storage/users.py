@@ -173,6 +173,18 @@ class UserStore:
     async def set_user_type(self, user_id: str, user_type: str | None) -> None:
         await self._update(user_id, user_type=user_type)
 
+    async def set_consent(self, user_id: str, version: str, ts: int) -> None:
+        """The user accepted the policy of `version` at `ts` (user_consent)."""
+        await self._update(user_id, consent_version=version, consent_ts=ts)
+
+    async def get_consent_version(self, user_id: str) -> str | None:
+        async with self._db.read() as conn:
+            result = await conn.execute(
+                select(users.c.consent_version).where(users.c.user_id == user_id)
+            )
+            version: str | None = result.scalar()
+        return version
+
     async def reactivate(self, user_id: str) -> None:
         """Undo deactivation (an admin's decision); the account is no longer erased either."""
         await self._update(user_id, deactivated=False, erased=False)

@@ -24,11 +24,11 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
         write_config(
             generated,
             macaroon_secret_key="x",
-            form_secret="y",
+            report_stats_endpoint="https://stats.example",
             report_stats=False,  # asks for nothing: not listed
         )
     )
-    assert config.not_used_keys == ("macaroon_secret_key", "form_secret")
+    assert config.not_used_keys == ("macaroon_secret_key", "report_stats_endpoint")
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_harmless_synapse_keys_are_accepted_and_named_as_not_used(generated: Pat
         ("cas_config", {"enabled": True, "server_url": "https://cas"}, "single sign-on (CAS)"),
         ("oidc_config", {"issuer": "https://id.example"}, "move its options into one entry"),
         ("sentry", {"dsn": "https://sentry.example"}, "reporting errors to Sentry"),
-        ("enable_registration_captcha", True, "captcha at registration"),
+        ("ui_auth", {"session_timeout": "15s"}, "skipping user-interactive auth"),
         ("block_non_admin_invites", True, "blocking invites from users who are not admins"),
         ("enable_search", False, "turning message search off"),
         ("caches", {"cache_autotuning": {"max_cache_memory_usage": "1G"}}, "auto-tuning"),

@@ -8,6 +8,7 @@ from typing import Any
 
 from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, validate_body
+from ranvier.services.captcha import STAGE_TYPE as RECAPTCHA
 from ranvier.services.registration_tokens import STAGE_TYPE as REGISTRATION_TOKEN
 from ranvier.services.uia import (
     PASSWORD,
@@ -34,6 +35,11 @@ class _PasswordFields(RequestBody):
 
 class _TokenFields(RequestBody):
     token: str
+
+
+class _CaptchaFields(RequestBody):
+    # a missing answer is the stage's own refusal (M_CAPTCHA_NEEDED), not a bad body
+    response: str | None = None
 
 
 class _AuthFields(RequestBody):
@@ -86,7 +92,7 @@ def login_token(body: dict[str, Any]) -> str:
     return validate_body(body, _TokenFields).token
 
 
-def stage_auth(value: Any) -> StageAuth | None:
+def stage_auth(value: Any, client_ip: str | None = None) -> StageAuth | None:
     """The `auth` object of a request body, or None if there is none."""
     if value is None:
         return None
@@ -98,6 +104,11 @@ def stage_auth(value: Any) -> StageAuth | None:
             return StageAuth(fields.type, fields.session, password=password_credentials(value))
         if fields.type == REGISTRATION_TOKEN:
             return StageAuth(fields.type, fields.session, token=login_token(value))
+        if fields.type == RECAPTCHA:
+            response = validate_body(value, _CaptchaFields).response
+            return StageAuth(
+                fields.type, fields.session, captcha_response=response, client_ip=client_ip
+            )
     except MatrixError as problem:
         return StageAuth(fields.type, fields.session, problem=problem)
     return StageAuth(fields.type, fields.session)
@@ -110,12 +121,13 @@ async def user_interactive_auth(
     *,
     operation: str,
     server_values: dict[str, Any] | None = None,
+    client_ip: str | None = None,
 ) -> AuthResult:
     """`UserInteractiveAuth.authenticate` for a request body: its `auth` parsed, the rest
     kept as what the session authorises."""
     clientdict = {key: value for key, value in body.items() if key != "auth"}
     return await uia.authenticate(
-        stage_auth(body.get("auth")),
+        stage_auth(body.get("auth"), client_ip),
         clientdict,
         flows,
         operation=operation,

@@ -15,6 +15,8 @@ from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
 from ranvier.http.ratelimit import Ratelimiters, client_address
 from ranvier.services.appservice.users import AppServiceUsers
+from ranvier.services.jwt_login import LOGIN_TYPE as JWT_LOGIN
+from ranvier.services.jwt_login import JwtLogin
 from ranvier.services.login import (
     APPSERVICE_LOGIN,
     PASSWORD_LOGIN,
@@ -47,9 +49,12 @@ class LoginEndpoints:
         server_name: str,
         ratelimiters: Ratelimiters,
         appservice_users: AppServiceUsers,
+        jwt: JwtLogin | None = None,
     ) -> None:
         self._auth = auth
         self._login = login
+        # org.matrix.login.jwt, when jwt_config is enabled
+        self._jwt = jwt
         self._appservice_users = appservice_users
         self._server_name = server_name
         self._limits = ratelimiters
@@ -73,6 +78,8 @@ class LoginEndpoints:
         if identity_providers:
             # spec: client-server-api "Client login via SSO"
             flows.append({"type": SSO_LOGIN, "identity_providers": identity_providers})
+        if self._jwt is not None:
+            flows.append({"type": JWT_LOGIN})
         return json_response({"flows": flows})
 
     async def login(self, request: web.Request) -> web.Response:
@@ -83,6 +90,8 @@ class LoginEndpoints:
             return await self._login_for_appservice(request, raw, body)
         # rc_login.address: every attempt from one IP
         self._limits.login_address.check(client_address(request))
+        if body.type == JWT_LOGIN and self._jwt is not None:
+            return await self._login_with_jwt(request, raw, body)
         credentials: PasswordCredentials | LoginToken
         if body.type == PASSWORD_LOGIN:
             credentials = password_credentials(raw)
@@ -123,6 +132,21 @@ class LoginEndpoints:
         (spec: application-service-api "Server admin style permissions")."""
         service = self._auth.appservice(request)
         user_id = await self._appservice_users.check_login(service, appservice_login_user(raw))
+        session = await self._login.start_session(
+            user_id,
+            body.device_id,
+            body.initial_device_display_name,
+            refresh=body.refresh_token,
+        )
+        self._auth.record_seen(request, session.user_id, session.device_id)
+        return json_response(session.response(self._server_name))
+
+    async def _login_with_jwt(
+        self, request: web.Request, raw: dict[str, object], body: _LoginBody
+    ) -> web.Response:
+        """org.matrix.login.jwt: the token names the user (Synapse's jwt_config)."""
+        assert self._jwt is not None
+        user_id = await self._jwt.user_for_token(login_token(raw))
         session = await self._login.start_session(
             user_id,
             body.device_id,

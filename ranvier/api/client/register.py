@@ -127,6 +127,7 @@ class RegisterEndpoints:
             self._accounts.registration_flows(),
             operation=operation,
             server_values=server_values,
+            client_ip=address,
         )
         # a request carrying only `auth` registers what the session's first request asked
         chosen = validate_body(auth.clientdict, _RegisterBody)
@@ -154,6 +155,7 @@ class RegisterEndpoints:
             refresh=chosen.refresh_token,
         )
         self._ratelimiter.record(address)
+        await self._accounts.registered_through(registered.user_id, auth.completed)
         await self._uia.operation_completed(auth, remember={REGISTERED_USER_ID: registered.user_id})
         self._record_seen(request, registered)
         return json_response(registered.response(self._server_name))
