@@ -90,6 +90,7 @@ from ranvier.api.federation import public_rooms as federation_public_rooms
 from ranvier.api.federation import query as federation_query
 from ranvier.api.federation import send as federation_send
 from ranvier.api.federation import send_join as federation_send_join
+from ranvier.api.federation import third_party_invites as federation_third_party_invites
 from ranvier.api.federation import user_keys as federation_user_keys
 from ranvier.api.federation import version as federation_version
 from ranvier.api.federation.authentication import FederationAuthenticator
@@ -832,7 +833,12 @@ def build_identity(
         client=client,
         bindings=IdentityServerBindings(client, ThreepidBindingStore(database)),
         third_party_invites=ThirdPartyInvites(
-            database, client, rooms.membership, rooms.sending, rooms.sender.loader
+            database,
+            client,
+            rooms.membership,
+            rooms.sending,
+            rooms.sender.loader,
+            config.server_name,
         ),
     )
 
@@ -1706,6 +1712,10 @@ class Homeserver:
             self.federation.client.backoff,
         )
         return [
+            # called by identity servers, which sign nothing
+            *federation_third_party_invites.OnBindEndpoints(
+                self.identity.third_party_invites
+            ).routes(),
             *federation_query.FederationQueryEndpoints(
                 auth, self.user_data.profiles, self.rooms.aliases
             ).routes(),

@@ -9,9 +9,12 @@ public keys goes into the room, for the invitee to redeem once they bind the add
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from ranvier.errors import MatrixError
+from ranvier.protocol.event_builder import EventTemplate
 from ranvier.requester import UserRequester
 from ranvier.services.identity_server import (
     IdentityServerClient,
@@ -24,6 +27,8 @@ from ranvier.services.rooms.membership import MembershipService
 from ranvier.storage import state as state_store
 from ranvier.storage.database import Database
 
+logger = logging.getLogger(__name__)
+
 THIRD_PARTY_INVITE = "m.room.third_party_invite"
 # what /store-invite takes from the room's state: (request key, (event type, content key))
 _ROOM_FIELDS = {
@@ -34,6 +39,25 @@ _ROOM_FIELDS = {
 }
 
 
+@dataclass(frozen=True)
+class BoundInvite:
+    """One invite an identity server hands over at /3pid/onbind."""
+
+    mxid: str
+    room_id: str
+    sender: str
+    # {mxid, token, signatures}: the identity server's proof, checked by the auth rules
+    signed: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ThreepidBinding:
+    medium: str
+    address: str
+    mxid: str
+    invites: list[BoundInvite]
+
+
 class ThirdPartyInvites:
     def __init__(
         self,
@@ -42,12 +66,14 @@ class ThirdPartyInvites:
         membership: MembershipService,
         sending: EventSendingService,
         loader: EventLoader,
+        server_name: str,
     ) -> None:
         self._db = db
         self._client = client
         self._membership = membership
         self._sending = sending
         self._loader = loader
+        self._local_suffix = ":" + server_name
 
     async def invite(
         self,
@@ -113,3 +139,43 @@ class ThirdPartyInvites:
             if isinstance(value, str) and value:
                 found[name] = value
         return found
+
+    async def on_bind(self, binding: ThreepidBinding) -> None:
+        """PUT /_matrix/federation/v1/3pid/onbind: the identity server says `mxid` now
+        holds the address and hands over the invites stored for it. Each invite to a room
+        this server is in, from one of our users, becomes that user's invite of `mxid`
+        carrying the identity server's signed proof (spec: client-server-api "Third-party
+        invites"); the room's auth rules check the proof against the public keys of the
+        room's m.room.third_party_invite. One invite failing does not stop the others."""
+        if not binding.mxid.endswith(self._local_suffix):
+            return
+        for invite in binding.invites:
+            if invite.mxid != binding.mxid or not invite.sender.endswith(self._local_suffix):
+                # an invite from another server's user is exchanged by that server
+                # (exchange_third_party_invite), which is not done here
+                logger.info("Not exchanging the third-party invite to %s", invite.room_id)
+                continue
+            try:
+                await self._exchange(invite)
+            except MatrixError as exc:
+                logger.info("Third-party invite to %s not exchanged: %s", invite.room_id, exc)
+
+    async def _exchange(self, invite: BoundInvite) -> None:
+        token = invite.signed.get("token")
+        if not isinstance(token, str):
+            raise MatrixError(400, "M_BAD_JSON", "The signed invite has no token")
+        state = await state_store.get_current_state_ids(self._db, invite.room_id)
+        stored = await self._loader.get_event(state.get((THIRD_PARTY_INVITE, token), ""))
+        if stored is None:
+            raise MatrixError(404, "M_NOT_FOUND", "No third-party invite with this token")
+        display_name = stored.content.get("display_name")
+        content = {
+            "membership": "invite",
+            "third_party_invite": {
+                "display_name": display_name if isinstance(display_name, str) else "",
+                "signed": invite.signed,
+            },
+        }
+        await self._sending.send(
+            EventTemplate("m.room.member", invite.sender, content, invite.room_id, invite.mxid)
+        )

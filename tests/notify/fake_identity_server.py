@@ -23,7 +23,7 @@ from typing import Any
 import trustme
 from aiohttp import web
 from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
+from nacl.signing import SigningKey, VerifyKey
 
 from bench.threaded_https import ThreadedHttpsServer, bound_socket
 
@@ -38,6 +38,10 @@ def sha256_lookup(medium: str, address: str, pepper: str) -> str:
 
 def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).rstrip(b"=").decode()
 
 
 def _unbase64(text: str) -> bytes:
@@ -80,6 +84,10 @@ class FakeIdentityServer:
         self._socket = bound_socket()
         self.port = self._socket.getsockname()[1]
         self.name = f"127.0.0.1:{self.port}"
+        # the key that signs the proofs of stored invites (spec: identity-service-api
+        # "Invitation storage"), published in each m.room.third_party_invite
+        self.invite_key = SigningKey.generate()
+        self.public_key = _base64(bytes(self.invite_key.verify_key))
         self.ca = trustme.CA()
         cert = self.ca.issue_cert("127.0.0.1")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -167,13 +175,20 @@ class FakeIdentityServer:
                 "token": secrets.token_urlsafe(12),
                 "public_keys": [
                     {
-                        "public_key": "c2VydmVyIGtleQ",
+                        "public_key": self.public_key,
                         "key_validity_url": f"https://{self.name}{PREFIX}/pubkey/isvalid",
                     }
                 ],
                 "display_name": "i...@e...",
             }
         )
+
+    def signed_invite(self, mxid: str, token: str) -> dict[str, Any]:
+        """The proof an identity server hands over at onbind for a stored invite."""
+        signed: dict[str, Any] = {"mxid": mxid, "token": token}
+        signature = self.invite_key.sign(_canonical(signed)).signature
+        signed["signatures"] = {self.name: {"ed25519:0": _base64(signature)}}
+        return signed
 
     async def _unbind(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         if not self._signed_by_homeserver(request, body):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import quote
 
-from tests.integration.client import Reply
+from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import CLIENT, Session, authed, create_room, register
 from tests.notify.fake_identity_server import FakeIdentityServer, sha256_lookup
@@ -176,11 +176,51 @@ def test_an_invite_by_unknown_email_is_stored_with_the_identity_server(
     content = invite["content"]
     assert isinstance(content, dict)
     assert content["display_name"] == "i...@e..."
-    assert content["public_key"] == "c2VydmVyIGtleQ"
+    assert content["public_key"] == identity_server.public_key
     assert content["public_keys"][0]["key_validity_url"].startswith(
         f"https://{identity_server.name}/"
     )
-    assert isinstance(invite["state_key"], str) and invite["state_key"]
+    token = invite["state_key"]
+    assert isinstance(token, str) and token
+
+    # the address's owner registers and binds it: the identity server hands the invite over
+    bob = _user(server, "newcomer")
+    onbind = server.url + "/_matrix/federation/v1/3pid/onbind"
+    pending = {
+        "medium": "email",
+        "address": address,
+        "mxid": bob.user_id,
+        "room_id": room_id,
+        "sender": alice.user_id,
+    }
+    # a proof not signed by the identity server's key invites nobody
+    forged = {**identity_server.signed_invite(bob.user_id, token), "token": token}
+    forged["signatures"] = {"evil.example": {"ed25519:0": "AAAA"}}
+    body = {"medium": "email", "address": address, "mxid": bob.user_id}
+    reply = request("PUT", onbind, {**body, "invites": [{**pending, "signed": forged}]})
+    assert reply.status == 200, reply.body
+    assert _membership(server, alice, room_id, bob.user_id) is None
+    signed = identity_server.signed_invite(bob.user_id, token)
+    reply = request("PUT", onbind, {**body, "invites": [{**pending, "signed": signed}]})
+    assert reply.status == 200, reply.body
+    member = _membership(server, alice, room_id, bob.user_id)
+    assert member is not None and member["membership"] == "invite"
+    assert member["third_party_invite"] == {"display_name": "i...@e...", "signed": signed}
+    joined = authed(bob, "POST", server.url + CLIENT + f"/rooms/{quote(room_id)}/join", {})
+    assert joined.status == 200, joined.body
+    malformed = request("PUT", onbind, {"medium": "email", "address": address})
+    assert (malformed.status, malformed.errcode) == (400, "M_MISSING_PARAM")
+
+
+def _membership(
+    server: RunningServer, user: Session, room_id: str, target: str
+) -> dict[str, object] | None:
+    for event in _state(server, user, room_id):
+        if event["type"] == "m.room.member" and event["state_key"] == target:
+            content = event["content"]
+            assert isinstance(content, dict)
+            return content
+    return None
 
 
 def test_invite_by_email_refusals(
