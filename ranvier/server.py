@@ -25,6 +25,7 @@ from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import room_membership as admin_room_membership_api
 from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_notices as admin_server_notices_api
+from ranvier.api.admin import sso as admin_sso_api
 from ranvier.api.admin import server_version
 from ranvier.api.admin import shadow_ban as admin_shadow_ban_api
 from ranvier.api.admin import suspension as admin_suspension_api
@@ -270,6 +271,7 @@ from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
 from ranvier.services.sync.wakeups import RoomEventWakeups
+from ranvier.services.sso.external_ids import ExternalIds
 from ranvier.services.sso.oidc import OidcProvider
 from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.templates import Templates
@@ -1803,6 +1805,9 @@ class Homeserver:
                 self.config.enable_registration,
             ).routes(),
             *admin_users_api.AdminUserEndpoints(auth, admin.users).routes(),
+            *admin_sso_api.ExternalIdEndpoints(
+                auth, ExternalIds(ExternalIdStore(self.database))
+            ).routes(),
             *admin_user_activity_api.UserActivityEndpoints(auth, admin.user_activity).routes(),
             *admin_server_notices_api.ServerNoticeEndpoints(auth, admin.server_notices).routes(),
             *admin_room_membership_api.RoomMembershipAdminEndpoints(

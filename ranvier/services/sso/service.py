@@ -28,8 +28,7 @@ from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
 from ranvier.errors import MatrixError
 from ranvier.services.accounts import AccountService
-from ranvier.services.login import SSO_LOGIN as SSO
-from ranvier.services.login import LoginService
+from ranvier.services.login import SSO_LOGIN, LoginService
 from ranvier.services.profiles import DISPLAYNAME, ProfileService
 from ranvier.services.sso.mapping import MappingError, UserMapper, meets_requirements
 from ranvier.services.sso.oidc import OidcProvider, ProviderError
@@ -39,6 +38,8 @@ from ranvier.storage.users import UserStore
 
 logger = logging.getLogger(__name__)
 
+# the user-interactive auth stage this service completes
+SSO = SSO_LOGIN
 CALLBACK_PATH = "/_synapse/client/oidc/callback"
 PICK_USERNAME_PATH = "/_synapse/client/pick_username/account_details"
 # Synapse's lifetimes: the trip to the provider, a new user choosing their name, and the
