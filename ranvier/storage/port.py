@@ -60,7 +60,7 @@ from ranvier.storage.metadata import metadata
 from ranvier.storage.port_progress import port_db_progress, port_db_source, port_metadata
 from ranvier.storage.schema import schema_status, upgrade
 from ranvier.storage.server_hold import hold_exclusively
-from ranvier.storage.server_info import get_server_info
+from ranvier.storage.server_info import ServerInfo, get_server_info
 
 Echo = Callable[[str], None]
 # the search index: no declaration, a virtual FTS5 table on SQLite (see module docstring)
@@ -308,11 +308,10 @@ async def _port(
 ) -> PortSummary:
     revision = await _source_revision(source)
     info = await get_server_info(source)
-    server_name = info.server_name if info is not None else ""
     echo(f"From: {source.description}, schema revision {revision}")
     echo(f"To:   {target.description}")
     await _prepare_target(target, revision, echo)
-    resumed = await _start_or_resume(target, source, server_name)
+    resumed = await _start_or_resume(target, source, info)
     if resumed:
         echo("Continuing an earlier port-db run of this database where it stopped.")
     summary = PortSummary(source.description, target.description, revision, resumed)
@@ -381,9 +380,13 @@ async def _prepare_target(target: Database, revision: str, echo: Echo) -> None:
         await upgrade(target, revision, echo)
 
 
-async def _start_or_resume(target: Database, source: Database, server_name: str) -> bool:
+async def _start_or_resume(target: Database, source: Database, info: ServerInfo | None) -> bool:
     """True when an earlier run's progress is there to continue; otherwise check that the
     target holds no data and record what is being copied."""
+    server_name = info.server_name if info is not None else ""
+    # a server started on the SQLite database stamps server_info: then rows already
+    # copied may have changed since, and continuing would miss that
+    last_started_ts = info.last_started_ts if info is not None else 0
     async with target.engine.connect() as conn:
         tables = set(await conn.run_sync(_table_names))
     if port_db_progress.name in tables and port_db_source.name in tables:
@@ -395,6 +398,12 @@ async def _start_or_resume(target: Database, source: Database, server_name: str)
                 f"{row.server_name!r} (from {row.sqlite_path}), but this SQLite database "
                 f"belongs to {server_name!r}. Finish that port, or point --postgres-config "
                 "at a new, empty database."
+            )
+        if row is not None and row.source_last_started_ts != last_started_ts:
+            raise PortError(
+                "A server has run on the SQLite database since this port began, so what was "
+                "already copied may be out of date. Start over: drop and create the "
+                "PostgreSQL database again, then run port-db with the server stopped."
             )
         return True
     holding = await _tables_with_rows(target)
@@ -412,6 +421,7 @@ async def _start_or_resume(target: Database, source: Database, server_name: str)
             insert(port_db_source).values(
                 id=1,
                 server_name=server_name,
+                source_last_started_ts=last_started_ts,
                 sqlite_path=source.location,
                 started_ts=int(time.time() * 1000),
             )

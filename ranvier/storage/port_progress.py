@@ -2,8 +2,9 @@
 
 Two tables of port-db's own, outside the schema's migrations (they exist only while a port
 runs or waits to be resumed, and port-db drops them when it has verified its copy):
-- `port_db_source`: one row naming the server whose SQLite database is being copied, so a
-  rerun can tell it resumes the same port and not another server's;
+- `port_db_source`: one row naming the server whose SQLite database is being copied, and
+  when a server last started on it, so a rerun can tell it resumes the same port of a
+  database nothing has changed since;
 - `port_db_progress`: per table, the key of the last row copied and whether it is done, so
   a port stopped midway (Ctrl-C, a crash, a lost connection) continues where it stopped.
 
@@ -25,6 +26,8 @@ port_db_source = Table(
     port_metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("server_name", Text, nullable=False),
+    # server_info.last_started_ts of the SQLite database when the port began
+    Column("source_last_started_ts", BigInteger, nullable=False),
     Column("sqlite_path", Text, nullable=False),
     Column("started_ts", BigInteger, nullable=False),
 )

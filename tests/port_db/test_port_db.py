@@ -25,6 +25,7 @@ from sqlalchemy import func, inspect, select, text
 from ranvier.config.models import DatabaseConfig
 from ranvier.storage.database import open_database
 from ranvier.storage.port import SEARCH_TABLE, ported_tables
+from ranvier.storage.schema import downgrade, known_revisions, upgrade
 from ranvier.storage.testing import (
     PostgresUnavailable,
     create_postgres_database,
@@ -460,17 +461,59 @@ def test_loose_sqlite_values(source: Source, postgres_databases: list[str], tmp_
             (source.alice.user_id,),
         )
     config, config_file = new_postgres(postgres_databases, tmp_path)
+    # a target an older Ranvier made: brought to the SQLite database's revision first
+    asyncio.run(upgrade_to(config, OLDER_REVISION))
     stopped = port_db(copy, config_file)
     assert stopped.returncode == 1
+    assert f"Upgrading schema from {OLDER_REVISION} to {known_revisions()[-1]}" in stopped.stderr
     assert "users.creation_ts holds 'yesterday'" in stopped.stderr
     assert source.bob.user_id in stopped.stderr
 
+    # a server started on the SQLite database in between (it stamps server_info) makes
+    # what was copied suspect: the port is not continued
     with sqlite3.connect(copy) as conn:
         conn.execute("UPDATE users SET creation_ts = 1 WHERE user_id = ?", (source.bob.user_id,))
+        conn.execute("UPDATE server_info SET last_started_ts = last_started_ts + 1")
+    refused = port_db(copy, config_file)
+    assert refused.returncode == 1
+    assert "A server has run on the SQLite database since this port began" in refused.stderr
+
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE server_info SET last_started_ts = last_started_ts - 1")
     finished = port_db(copy, config_file)
     assert finished.returncode == 0, finished.stderr
     assert "1 NUL characters dropped" in finished.stdout
     assert counts(config)[0] == counts(sqlite_database_config(copy))[0]
+    assert asyncio.run(display_name(config, source.alice.user_id)) == "Alice"
+
+
+OLDER_REVISION = "0010_ephemeral"
+
+
+async def downgrade_to(config: DatabaseConfig, revision: str) -> None:
+    db = await open_database(config)
+    try:
+        await downgrade(db, revision)
+    finally:
+        await db.close()
+
+
+async def upgrade_to(config: DatabaseConfig, revision: str) -> None:
+    db = await open_database(config)
+    try:
+        await upgrade(db, revision)
+    finally:
+        await db.close()
+
+
+async def display_name(config: DatabaseConfig, user_id: str) -> str:
+    db = await open_database(config)
+    try:
+        async with db.read() as conn:
+            query = text("SELECT displayname FROM profiles WHERE user_id = :user_id")
+            return str((await conn.execute(query, {"user_id": user_id})).scalar_one())
+    finally:
+        await db.close()
 
 
 def test_refusals(source: Source, postgres_databases: list[str], tmp_path: Path) -> None:
@@ -479,6 +522,21 @@ def test_refusals(source: Source, postgres_databases: list[str], tmp_path: Path)
     missing = port_db(tmp_path / "nowhere.db", config_file)
     assert missing.returncode == 1
     assert "There is no SQLite database at" in missing.stderr
+
+    not_ranvier = tmp_path / "synapse.db"
+    with sqlite3.connect(not_ranvier) as conn:
+        conn.execute("CREATE TABLE room_stats_state (room_id TEXT)")
+    foreign = port_db(not_ranvier, config_file)
+    assert foreign.returncode == 1
+    assert "is not a Ranvier database" in foreign.stderr
+
+    behind = tmp_path / "behind.db"
+    shutil.copy(source.sqlite_path, behind)
+    asyncio.run(downgrade_to(sqlite_database_config(behind), known_revisions()[-2]))
+    older = port_db(behind, config_file)
+    assert older.returncode == 1
+    assert "older than this Ranvier's" in older.stderr
+    assert "ranvier db upgrade" in older.stderr
 
     sqlite_section = tmp_path / "sqlite.yaml"
     sqlite_section.write_text(
