@@ -38,8 +38,8 @@ def provider(
 
 
 def provider_config(issuer: str) -> list[dict[str, Any]]:
-    """Two providers at the same issuer: `main` (registers new users, checks a claim) and
-    `existing` (signs in users who exist already)."""
+    """Providers at the same issuer: `main` (registers new users, checks a claim),
+    `existing` (signs in users who exist already) and `formpost` (the callback is a POST)."""
     mapping = {
         "config": {
             "localpart_template": "{{ user.preferred_username }}",
@@ -73,6 +73,18 @@ def provider_config(issuer: str) -> list[dict[str, Any]]:
             # so a test can reach the nonce check, which PKCE would otherwise pre-empt
             "pkce_method": "never",
             "user_profile_method": "userinfo_endpoint",
+            "user_mapping_provider": mapping,
+        },
+        {
+            # the provider answers with a form the browser posts to the callback
+            "idp_id": "formpost",
+            "idp_name": "Form Post",
+            "issuer": issuer,
+            "client_id": MAIN.id,
+            "client_secret": MAIN.secret,
+            "scopes": ["openid", "profile"],
+            "skip_verification": True,
+            "additional_authorization_parameters": {"response_mode": "form_post"},
             "user_mapping_provider": mapping,
         },
     ]

@@ -4,6 +4,7 @@ pages in between, and the login token the client exchanges."""
 
 from __future__ import annotations
 
+import html
 import re
 import urllib.parse
 
@@ -70,6 +71,7 @@ def test_login_flows_list_the_providers(server: RunningServer) -> None:
     assert flows["m.login.sso"]["identity_providers"] == [
         {"id": "oidc-main", "name": "Main Provider", "brand": "org.example.main"},
         {"id": "oidc-existing", "name": "Existing Users"},
+        {"id": "oidc-formpost", "name": "Form Post"},
     ]
 
 
@@ -276,3 +278,15 @@ def test_user_interactive_auth_through_single_sign_on(server: RunningServer) -> 
     assert reply.status == 200, reply.body
     gone = request("GET", f"{server.url}{API}/account/whoami", headers=spare.headers)
     assert gone.status == 401
+
+
+def test_the_callback_may_be_a_form_post(server: RunningServer) -> None:
+    browser, page = sign_in(server, "alice-sub", idp="oidc-formpost")
+    # the provider's page posts the answer to the callback with a script; post it by hand
+    action = re.search(r'<form[^>]*action="([^"]+)"', page.body)
+    assert action is not None and "/_synapse/client/oidc/callback" in action.group(1), page.body
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.body))
+    assert "code" in fields and "state" in fields, page.body
+    page = browser.go(html.unescape(action.group(1)), fields)
+    session = log_in_with_token(server, token_from_confirmation(page))
+    assert whoami(server, session) == f"@alice:{SERVER_NAME}"
