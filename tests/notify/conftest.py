@@ -26,6 +26,20 @@ DELAY_SECONDS = 1.0
 CLIENT_BASE_URL = "https://chat.example.org"
 
 
+def email_section(mailbox: Mailbox) -> dict[str, Any]:
+    """Notification mails through `mailbox`, a short delay before each."""
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": mailbox.port,
+        "notif_from": "Your %(app)s homeserver <noreply@test.localhost>",
+        "app_name": "Ranvier Test",
+        "enable_notifs": True,
+        "notif_for_new_users": True,
+        "notif_delay_before_mail": f"{int(DELAY_SECONDS * 1000)}ms",
+        "client_base_url": CLIENT_BASE_URL,
+    }
+
+
 @pytest.fixture(scope="module")
 def mailbox(module_database: dict[str, Any]) -> Iterator[Mailbox]:
     box = Mailbox().start()
@@ -52,16 +66,7 @@ def server(
     identity_server: FakeIdentityServer,
 ) -> Iterator[RunningServer]:
     directory = tmp_path_factory.mktemp("hs")
-    email = {
-        "smtp_host": "127.0.0.1",
-        "smtp_port": mailbox.port,
-        "notif_from": "Your %(app)s homeserver <noreply@test.localhost>",
-        "app_name": "Ranvier Test",
-        "enable_notifs": True,
-        "notif_for_new_users": True,
-        "notif_delay_before_mail": f"{int(DELAY_SECONDS * 1000)}ms",
-        "client_base_url": CLIENT_BASE_URL,
-    }
+    email = email_section(mailbox)
     # the server process trusts the identity server's test CA (as the system's CAs)
     previous = os.environ.get("SSL_CERT_FILE")
     os.environ["SSL_CERT_FILE"] = str(identity_server.write_ca(directory))
