@@ -28,7 +28,9 @@ from ranvier.api.admin import server_notices as admin_server_notices_api
 from ranvier.api.admin import sso as admin_sso_api
 from ranvier.api.admin import server_version
 from ranvier.api.admin import shadow_ban as admin_shadow_ban_api
+from ranvier.api.admin import statistics as admin_statistics_api
 from ranvier.api.admin import suspension as admin_suspension_api
+from ranvier.api.admin import username_available as admin_username_available_api
 from ranvier.api.admin import users as admin_users_api
 from ranvier.api.admin import users_activity as admin_user_activity_api
 from ranvier.api.authentication import RequestAuthenticator
@@ -258,6 +260,7 @@ from ranvier.services.sliding_sync.facts import RoomFactsLoader
 from ranvier.services.sliding_sync.room_list_cache import RoomListCache
 from ranvier.services.sliding_sync.rooms import SlidingSyncRooms
 from ranvier.services.sliding_sync.service import SlidingSyncService
+from ranvier.services.statistics import AdminStatistics
 from ranvier.services.suspension import Suspensions
 from ranvier.services.sync.account_data import AccountDataReader
 from ranvier.services.sync.rooms import RoomsBuilder
@@ -318,6 +321,7 @@ from ranvier.storage.threepid_bindings import ThreepidBindingStore
 from ranvier.storage.threepids import ThreepidStore
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.sso import ExternalIdStore, SsoSessionStore
+from ranvier.storage.statistics import StatisticsQueries
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
 from ranvier.storage.user_admin import UserAdminQueries
@@ -447,6 +451,7 @@ class Admin:
     # putting local users into rooms
     room_membership: RoomAdminMembership
     shadow_bans: ShadowBans
+    statistics: AdminStatistics
 
 
 def build_admin(
@@ -501,6 +506,7 @@ def build_admin(
             config.server_name, accounts.users, rooms.membership, rooms.sender
         ),
         shadow_bans=shadow_bans,
+        statistics=AdminStatistics(StatisticsQueries(database, config.server_name)),
     )
 
 
@@ -1814,6 +1820,10 @@ class Homeserver:
                 auth, admin.room_membership
             ).routes(),
             *admin_shadow_ban_api.ShadowBanEndpoints(auth, admin.shadow_bans).routes(),
+            *admin_statistics_api.StatisticsEndpoints(auth, admin.statistics).routes(),
+            *admin_username_available_api.UsernameAvailableEndpoints(
+                auth, self.accounts.accounts
+            ).routes(),
             *admin_federation_api.DestinationEndpoints(auth, self.federation.destinations).routes(),
         ]
 
