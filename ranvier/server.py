@@ -2082,7 +2082,7 @@ def connect_metrics(
     if not config.enable_metrics:
         return None
     notifier.listeners.append(count_notification)
-    WaitingLongPolls(notifier.waiting_counts)
+    WaitingLongPolls(notifier.waiting_counts, lambda: notifier.woken_by_stream)
     if federation_sender is not None:
         PendingQueues(federation_sender.pending)
     BackgroundUpdateProgress(updater.status, updater.database_name)

@@ -3,11 +3,11 @@ progress, under Synapse's names."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ranvier.metrics.registry import REGISTRY, register
 
@@ -30,12 +30,6 @@ PERSISTED_POSITION = Gauge(
 NOTIFIED = Counter(
     "synapse_notifier_notified_events",
     "Notifications of new room events to the long-polls",
-    registry=REGISTRY,
-)
-NOTIFIED_BY_STREAM = Counter(
-    "ranvier_notifier_notifications",
-    "Notifications to the long-polls, by stream",
-    ["stream"],
     registry=REGISTRY,
 )
 
@@ -88,18 +82,31 @@ def count_notification(stream: str, position: int, **_targets: Any) -> None:
     """A notifier listener: each notification of a stream's change."""
     if stream == ROOM_EVENTS_STREAM:
         NOTIFIED.inc()
-    NOTIFIED_BY_STREAM.labels(stream).inc()
 
 
 class WaitingLongPolls:
     """`synapse_notifier_listeners` (long-polls waiting), `synapse_notifier_rooms` and
-    `synapse_notifier_users` (rooms and users they wait on), read when scraped."""
+    `synapse_notifier_users` (rooms and users they wait on), and
+    `synapse_notifier_users_woken_by_stream_total`, read off the notifier when scraped."""
 
-    def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+    def __init__(
+        self,
+        counts: Callable[[], tuple[int, int, int]],
+        woken_by_stream: Callable[[], Mapping[str, int]],
+    ) -> None:
         self._counts = counts
+        self._woken_by_stream = woken_by_stream
         register(self)
 
     def collect(self) -> Iterator[Metric]:
+        woken = CounterMetricFamily(
+            "synapse_notifier_users_woken_by_stream",
+            "Long-polls woken, by the stream whose change woke them",
+            labels=["stream"],
+        )
+        for stream, count in list(self._woken_by_stream().items()):
+            woken.add_metric([stream], count)
+        yield woken
         listeners, rooms, users = self._counts()
         for name, value, help_text in (
             ("synapse_notifier_listeners", listeners, "Long-polls waiting for a change"),

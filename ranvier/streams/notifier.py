@@ -13,6 +13,7 @@ database.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 
 from cachetools import LRUCache
@@ -32,6 +33,8 @@ class Notifier:
         # told of every notification, after the waiters: writers elsewhere that follow
         # streams (the application service sender)
         self.listeners: list[Callable[..., None]] = []
+        # long-polls woken, by the stream that woke them (for metrics)
+        self.woken_by_stream: Counter[str] = Counter()
 
     @property
     def closed(self) -> bool:
@@ -48,6 +51,7 @@ class Notifier:
         self, stream: str, position: int, *, rooms: Iterable[str] = (), users: Iterable[str] = ()
     ) -> None:
         rooms, users = tuple(rooms), tuple(users)
+        woken = 0
         for key in (*rooms, *users):
             positions = self._key_to_positions.get(key)
             if positions is None:
@@ -56,7 +60,11 @@ class Notifier:
             if position > positions.get(stream, 0):
                 positions[stream] = position
             for waiter in self._key_to_waiters.get(key, ()):
-                waiter.set()
+                if not waiter.is_set():
+                    waiter.set()
+                    woken += 1
+        if woken:
+            self.woken_by_stream[stream] += woken
         for listener in self.listeners:
             listener(stream, position, rooms=rooms, users=users)
 

@@ -4,9 +4,12 @@ type `metrics` serves the same on a port of its own."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +17,7 @@ import pytest
 
 from tests.integration.client import request
 from tests.integration.conftest import module_database
-from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.homeserver import RunningServer, free_port
 from tests.integration.matrix import (
     CLIENT,
     REGISTRATION_CONFIG,
@@ -24,6 +27,7 @@ from tests.integration.matrix import (
     register,
 )
 from tests.metrics.scrape import SERVER_NAME, Scrape, scrape
+from tests.metrics.servers import serving_metrics
 
 __all__ = ["module_database"]
 
@@ -31,43 +35,24 @@ SYNAPSE_METRICS = "/_synapse/metrics"
 
 
 @pytest.fixture(scope="module")
-def ports() -> tuple[int, int]:
-    return free_port(), free_port()
+def metrics_port() -> int:
+    return free_port()
 
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory,
-    module_database: dict[str, Any],
-    ports: tuple[int, int],
+    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any], metrics_port: int
 ) -> Iterator[RunningServer]:
-    port, metrics_port = ports
-    path = write_test_config(
-        tmp_path_factory.mktemp("hs"),
-        module_database,
-        port,
-        **REGISTRATION_CONFIG,
-        enable_metrics=True,
-        listeners=[
-            {
-                "port": port,
-                "bind_addresses": ["127.0.0.1"],
-                "type": "http",
-                "resources": [{"names": ["client", "federation", "metrics"]}],
-            },
-            {"port": metrics_port, "bind_addresses": ["127.0.0.1"], "type": "metrics"},
-        ],
-    )
-    running = start_server(path, port)
-    try:
+    own_port = {"port": metrics_port, "bind_addresses": ["127.0.0.1"], "type": "metrics"}
+    with serving_metrics(
+        tmp_path_factory.mktemp("hs"), module_database, own_port, **REGISTRATION_CONFIG
+    ) as running:
         yield running
-    finally:
-        assert running.stop() == 0, running.log()
 
 
 @pytest.fixture(scope="module")
-def metrics_url(ports: tuple[int, int]) -> str:
-    return f"http://127.0.0.1:{ports[1]}"
+def metrics_url(metrics_port: int) -> str:
+    return f"http://127.0.0.1:{metrics_port}"
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +257,10 @@ def test_a_waiting_long_poll_shows_in_flight_and_among_the_notifiers_listeners(
     assert answers == [200]
     after = read(server)
     assert after.value("synapse_notifier_notified_events_total", server_name=SERVER_NAME) > notified
+    woken = {"stream": "events", "server_name": SERVER_NAME}
+    assert after.value("synapse_notifier_users_woken_by_stream_total", **woken) >= (
+        during.value("synapse_notifier_users_woken_by_stream_total", **woken) + 1
+    )
     assert not after.value(
         "synapse_http_server_in_flight_requests_count",
         method="GET",
@@ -297,3 +286,81 @@ def test_the_metrics_listener_serves_both_paths_and_nothing_else(
     assert request("GET", metrics_url + CLIENT + "/versions").status == 404
     # the http listener serves the metrics resource at Synapse's path only
     assert request("GET", server.url + "/metrics").status == 404
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "ranvier-dashboard.json"
+# what Synapse's own dashboard plots in its overview, requests, database, per-block, cache,
+# event persistence, federation, application service and GC panels
+SYNAPSE_DASHBOARD_SERIES = (
+    "synapse_http_server_response_time_seconds_bucket",
+    "synapse_http_server_requests_received_total",
+    "synapse_http_server_in_flight_requests_count",
+    "synapse_http_server_in_flight_requests_db_txn_duration_seconds_total",
+    "synapse_storage_schedule_time_bucket",
+    "synapse_storage_schedule_time_sum",
+    "synapse_storage_transaction_time_count_total",
+    "synapse_storage_transaction_time_sum_total",
+    "synapse_util_metrics_block_count_total",
+    "synapse_util_metrics_block_time_seconds_total",
+    "synapse_util_metrics_block_ru_utime_seconds_total",
+    "synapse_util_metrics_block_db_txn_duration_seconds_total",
+    "synapse_util_caches_cache",
+    "synapse_util_caches_cache_hits",
+    "synapse_util_caches_cache_size",
+    "synapse_util_caches_cache_evicted_size",
+    "synapse_storage_events_persisted_events_total",
+    "synapse_storage_events_persisted_events_sep_total",
+    "synapse_event_persisted_position",
+    "synapse_notifier_users_woken_by_stream_total",
+    "synapse_federation_client_sent_transactions_total",
+    "synapse_federation_client_sent_pdu_destinations_count_total",
+    "synapse_federation_client_sent_edus_total",
+    "synapse_federation_client_sent_edus_by_type_total",
+    "synapse_federation_transaction_queue_pending_pdus",
+    "synapse_federation_transaction_queue_pending_edus",
+    "synapse_appservice_api_sent_transactions_total",
+    "synapse_appservice_api_sent_events_total",
+    "process_cpu_seconds_total",
+    "process_cpu_user_seconds_total",
+    "process_cpu_system_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+    "python_gc_time_bucket",
+    "python_gc_time_sum",
+    "python_gc_unreachable_total",
+    "python_gc_counts",
+)
+_SERIES = re.compile(r"\b(?:synapse|process|python|ranvier)_[a-z0-9_]+")
+_SUFFIXES = ("_total", "_bucket", "_sum", "_count")
+
+
+def served(scrape: Scrape, series: str) -> bool:
+    """Whether a series a query names is served: as a sample, or as a metric family whose
+    samples only exist once something happened (a labelled counter not yet counted)."""
+    if any(name == series for name, _ in scrape.samples):
+        return True
+    return series in scrape.families or any(
+        series.endswith(suffix) and series.removesuffix(suffix) in scrape.families
+        for suffix in _SUFFIXES
+    )
+
+
+def test_every_series_the_dashboards_plot_is_served(
+    server: RunningServer, alice: Session, room_id: str
+) -> None:
+    send(server, alice, room_id, "for-the-dashboards")
+    after = read(server)
+    dashboard = json.loads(DASHBOARD.read_text())
+    ours = {
+        series
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", ())
+        for series in _SERIES.findall(target["expr"])
+    }
+    assert len(ours) > 40
+    missing = sorted(
+        series for series in {*ours, *SYNAPSE_DASHBOARD_SERIES} if not served(after, series)
+    )
+    assert missing == []
