@@ -192,6 +192,7 @@ class _TablePlan:
     key: list[Column[Any]]  # empty: SQLite's rowid
     converters: list[tuple[Column[Any], Callable[[Any], Any]]]
     # foreign keys to the table itself: written NULL first, filled once every row is there
+    # (one that may not be NULL relies on key order: rows naming only earlier rows)
     self_references: list[Column[Any]]
 
     @classmethod
@@ -200,7 +201,11 @@ class _TablePlan:
             table=table,
             key=list(table.primary_key.columns),
             converters=[(column, _converter(column)) for column in table.columns],
-            self_references=[fk.parent for fk in table.foreign_keys if fk.column.table is table],
+            self_references=[
+                fk.parent
+                for fk in table.foreign_keys
+                if fk.column.table is table and fk.parent.nullable
+            ],
         )
 
     def describe_key(self, row: Any) -> str:
