@@ -29,9 +29,7 @@ NOT_YET_SERVED = {
     # 3PIDs and email: issue 21 (sign-in and identity); `GET /account/3pid` is served, empty
     ("POST", "/_matrix/client/v3/account/3pid"): 21,
     ("POST", "/_matrix/client/v3/account/3pid/add"): 21,
-    ("POST", "/_matrix/client/v3/account/3pid/bind"): 21,
     ("POST", "/_matrix/client/v3/account/3pid/delete"): 21,
-    ("POST", "/_matrix/client/v3/account/3pid/unbind"): 21,
     ("POST", "/_matrix/client/v3/account/3pid/email/requestToken"): 21,
     ("POST", "/_matrix/client/v3/account/3pid/msisdn/requestToken"): 21,
     ("POST", "/_matrix/client/v3/account/password/email/requestToken"): 21,
