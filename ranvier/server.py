@@ -144,7 +144,7 @@ from ranvier.metrics.http import RequestMetrics
 from ranvier.protocol.ip_addresses import AddressPolicy
 from ranvier.protocol.server_keys import OldVerifyKey
 from ranvier.protocol.signing_keys import ServerSigningKey, decode_verify_key
-from ranvier.services.account_data import AccountDataService
+from ranvier.services.account_data import AccountDataService, GlobalAccountDataCache
 from ranvier.services.accounts import REGISTRATION_TOKEN, AccountService
 from ranvier.services.admin_user_activity import AdminUserActivity
 from ranvier.services.admin_users import AdminUserService
@@ -420,14 +420,17 @@ def build_user_data(
     database: Database,
     shares_room: SharedRoomCheck,
     remote_profiles: RemoteProfileQuery,
+    global_account_data: GlobalAccountDataCache,
 ) -> UserData:
     # `shares_room` comes from the rooms' membership service, which also subscribes to
     # profile changes (ProfileService.on_change) to update m.room.member events
+    account_data = AccountDataService(AccountDataStore(database))
+    account_data.on_change.append(global_account_data.invalidate)
     return UserData(
         profiles=ProfileService(
             config, ProfileStore(database), shares_room, remote=remote_profiles
         ),
-        account_data=AccountDataService(AccountDataStore(database)),
+        account_data=account_data,
         filters=FilterService(config, FilterStore(database)),
     )
 
@@ -546,6 +549,7 @@ async def build_rooms(
     keyring: Keyring,
     appservice_queries: AppServiceQueries,
     appservices: AppServiceRegistry,
+    global_account_data: GlobalAccountDataCache,
 ) -> Rooms:
     caches = config.caches
     loader = EventLoader(
@@ -562,7 +566,7 @@ async def build_rooms(
         cache_ttl_seconds=caches.ttl_seconds,
     )
     serializer = ClientEventSerializer(database, loader, redactions)
-    visibility = HistoryVisibility(database, loader)
+    visibility = HistoryVisibility(database, loader, global_account_data)
     relations = RelationsService(database, loader, serializer, visibility, redactions)
     search = SearchService(database, loader, visibility, serializer, redactions)
     sender.in_persist_transaction.append(search.index_in_transaction)
@@ -1361,6 +1365,7 @@ def build_sliding_sync(
     push: Push,
     e2ee: E2ee,
     notifier: Notifier,
+    global_account_data: GlobalAccountDataCache,
 ) -> SlidingSyncService:
     """Simplified sliding sync (MSC4186), from /sync's sources. Each room's bump stamp
     is kept as events persist, before any start-up work sends one."""
@@ -1400,7 +1405,7 @@ def build_sliding_sync(
             unread=push.actions,
             bundler=rooms.relations.bundled_aggregations,
         ),
-        RoomFactsLoader(database, loader, account_data),
+        RoomFactsLoader(database, loader, account_data, global_account_data),
         room_list,
         current_token,
         # the same sources as /sync's sections, wrapped in the extensions' shapes
@@ -1985,6 +1990,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     # the client API's lookups of other servers' profiles and aliases ask those servers
     remote = RemoteQueries(federation.client)
     keyring = build_keyring(config, database, signing_key, federation.client)
+    # m.direct and ignored users, read by every sync; dropped at each change of the user's
+    global_account_data = GlobalAccountDataCache(AccountDataStore(database))
     rooms = await build_rooms(
         config,
         database,
@@ -1994,8 +2001,11 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         keyring,
         AppServiceQueries(appservices.registry, appservices.client, accounts.users),
         appservices.registry,
+        global_account_data,
     )
-    user_data = build_user_data(config, database, rooms.membership.shares_room, remote.profile)
+    user_data = build_user_data(
+        config, database, rooms.membership.shares_room, remote.profile, global_account_data
+    )
     user_data.profiles.on_change(rooms.membership.on_profile_change)
     notifier = Notifier()
     ephemeral = await build_ephemeral(
@@ -2032,7 +2042,9 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         config, database, rooms, ephemeral, federation.sender, inbound_federation
     )
     connect_e2ee_edus(config, e2ee, ephemeral, inbound_federation.edus)
-    sliding_sync = build_sliding_sync(database, rooms, user_data, ephemeral, push, e2ee, notifier)
+    sliding_sync = build_sliding_sync(
+        database, rooms, user_data, ephemeral, push, e2ee, notifier, global_account_data
+    )
     accounts.devices.on_devices_deleted.append(sliding_sync.on_devices_deleted)
     sign_in = build_sign_in(config, accounts, rooms)
     return Homeserver(

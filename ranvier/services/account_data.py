@@ -8,7 +8,9 @@ notifier (with /sync) can wake whoever waits for it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
+
+from cachetools import LRUCache
 
 from ranvier.errors import MatrixError
 from ranvier.storage.account_data import AccountDataChanges, AccountDataStore
@@ -21,9 +23,44 @@ MAX_TAG_BYTES = 255
 
 
 IGNORED_USER_LIST = "m.ignored_user_list"
+# users whose global account data read on hot paths is kept (a few hundred bytes each)
+GLOBAL_CACHE_USERS = 4096
+
+JsonObject = dict[str, Any]
 
 
-async def ignored_users(store: AccountDataStore, user_id: str) -> frozenset[str]:
+class GlobalAccountDataReader(Protocol):
+    async def get_global(self, user_id: str, data_type: str) -> JsonObject | None: ...
+
+
+class GlobalAccountDataCache:
+    """The global account data that every sync reads (m.direct, m.ignored_user_list), kept
+    per user and dropped at each change of theirs (AccountDataService.on_change), so a sync
+    that finds nothing new asks the database nothing for it. Changes made by another process
+    would not be seen: there is one process today."""
+
+    def __init__(self, store: AccountDataStore, max_users: int = GLOBAL_CACHE_USERS) -> None:
+        self._store = store
+        self._user_to_types: LRUCache[str, dict[str, JsonObject | None]] = LRUCache(max_users)
+        # bumped at each change: a read begun before it does not keep what it found
+        self._user_to_generation: dict[str, int] = {}
+
+    def invalidate(self, user_id: str, _position: int | None = None) -> None:
+        self._user_to_types.pop(user_id, None)
+        self._user_to_generation[user_id] = self._user_to_generation.get(user_id, 0) + 1
+
+    async def get_global(self, user_id: str, data_type: str) -> JsonObject | None:
+        types = self._user_to_types.get(user_id)
+        if types is not None and data_type in types:
+            return types[data_type]
+        generation = self._user_to_generation.get(user_id, 0)
+        content = await self._store.get_global(user_id, data_type)
+        if self._user_to_generation.get(user_id, 0) == generation:
+            self._user_to_types.setdefault(user_id, {})[data_type] = content
+        return content
+
+
+async def ignored_users(store: GlobalAccountDataReader, user_id: str) -> frozenset[str]:
     """spec: "Ignoring Users" - the user IDs keyed in `ignored_users` of the user's
     m.ignored_user_list; a malformed list ignores nobody."""
     content = await store.get_global(user_id, IGNORED_USER_LIST)

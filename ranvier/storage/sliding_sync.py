@@ -148,12 +148,18 @@ class StoredPosition:
     # room ID -> (the room-events position the connection has the room's news up to, the
     # timeline_limit it was sent with)
     room_to_sent: dict[str, tuple[int, int]]
+    created_ts: int
+
+
+# built once: every request from a `pos` runs it
+_GET_POSITION = select(sliding_sync_positions).where(
+    sliding_sync_positions.c.pos_id == bindparam("pos_id")
+)
 
 
 async def get_position(db: Database, pos_id: int) -> StoredPosition | None:
-    table = sliding_sync_positions
     async with db.read() as conn:
-        row = (await conn.execute(select(table).where(table.c.pos_id == pos_id))).first()
+        row = (await conn.execute(_GET_POSITION, {"pos_id": pos_id})).first()
     if row is None:
         return None
     return StoredPosition(
@@ -163,6 +169,7 @@ async def get_position(db: Database, pos_id: int) -> StoredPosition | None:
         row.conn_id,
         row.token,
         {room_id: (sent[0], sent[1]) for room_id, sent in orjson.loads(row.rooms_json).items()},
+        row.created_ts,
     )
 
 

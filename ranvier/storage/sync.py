@@ -4,7 +4,7 @@ state); this module only reads them the way sync needs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, bindparam, false, func, select
@@ -222,10 +222,15 @@ _HEROES = _heroes_query()
 
 
 async def get_member_summaries(
-    db: Database, room_ids: Iterable[str], user_id: str, heroes: int
+    db: Database,
+    room_ids: Iterable[str],
+    user_id: str,
+    heroes: int,
+    hero_rooms: Collection[str] | None = None,
 ) -> dict[str, RoomMemberSummary]:
     """room_id -> member counts and heroes from the rooms' current state, without loading
-    every member of a large room."""
+    every member of a large room. With `hero_rooms`, only those rooms get heroes (a named
+    room shows none)."""
     ids = list(dict.fromkeys(room_ids))
     counts: dict[str, dict[str, int]] = {room_id: {} for room_id in ids}
     room_to_heroes: dict[str, list[str]] = {room_id: [] for room_id in ids}
@@ -236,7 +241,11 @@ async def get_member_summaries(
                 counts[row.room_id][row.membership] = row.n
             for memberships in (["join", "invite"], ["leave", "ban"]):
                 # spec: when nobody else is joined or invited, those who left stand in
-                rooms = [r for r in chunk if not room_to_heroes[r]]
+                rooms = [
+                    r
+                    for r in chunk
+                    if not room_to_heroes[r] and (hero_rooms is None or r in hero_rooms)
+                ]
                 if not rooms:
                     continue
                 params = {

@@ -153,9 +153,14 @@ def test_an_unknown_pos_is_m_unknown_pos(server: RunningServer) -> None:
     assert sliding_reply(server, bob, one_list(0, 0), pos=body["pos"]).status == 400
     other = sliding_reply(server, alice, {"conn_id": "other", **one_list(0, 0)}, pos=body["pos"])
     assert other.json()["errcode"] == "M_UNKNOWN_POS"
-    # a position two requests back has gone; the one just used may be retried
+    # a position two stored positions back has gone; the one just used may be retried
+    room_id = create_room(server, alice)
+    say(server, alice, room_id, "one")
     second = sliding(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=body["pos"])
-    sliding(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=second["pos"])
+    assert room_id in second["rooms"]
+    say(server, alice, room_id, "two")
+    third = sliding(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=second["pos"])
+    assert room_id in third["rooms"]
     assert sliding(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=second["pos"])
     gone = sliding_reply(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=body["pos"])
     assert gone.json()["errcode"] == "M_UNKNOWN_POS"
@@ -165,6 +170,32 @@ def test_an_unknown_pos_is_m_unknown_pos(server: RunningServer) -> None:
     assert fresh["pos"] not in (body["pos"], second["pos"])
     again = sliding_reply(server, alice, {"conn_id": "main", **one_list(0, 0)}, pos=second["pos"])
     assert again.json()["errcode"] == "M_UNKNOWN_POS"
+
+
+def test_a_response_with_no_room_carries_its_token_in_the_pos(server: RunningServer) -> None:
+    """Nothing sent, nothing stored: the pos names the stored position and the new token; a
+    later message is still delivered from it, exactly once, and a tampered pos is refused."""
+    alice = user(server, "alice")
+    room_id = create_room(server, alice)
+    say(server, alice, room_id, "before")
+    first = sliding(server, alice, one_list(0, 0))
+    unrelated = f"{server.url}{CLIENT}/user/{alice.user_id}/account_data/org.example.unrelated"
+    assert authed(alice, "PUT", unrelated, {"n": 1}).status == 200
+    quiet = sliding(server, alice, one_list(0, 0), pos=first["pos"])
+    assert quiet["rooms"] == {}
+    stored, _, carried = quiet["pos"].partition("-")
+    assert stored == first["pos"] and carried, quiet["pos"]
+    say(server, alice, room_id, "after")
+    moved = sliding(server, alice, one_list(0, 0), pos=quiet["pos"])
+    assert texts(moved["rooms"][room_id]["timeline"]) == ["after"]
+    assert "-" not in moved["pos"]
+    again = sliding(server, alice, one_list(0, 0), pos=moved["pos"])
+    assert again["rooms"] == {}
+    for tampered in (f"{stored}-nonsense", f"{stored}-", f"-{carried}", f"{stored}-s1-2"):
+        reply = sliding_reply(server, alice, one_list(0, 0), pos=tampered)
+        assert reply.status == 400 and reply.json()["errcode"] == "M_UNKNOWN_POS", tampered
+    bob = user(server, "bob")
+    assert sliding_reply(server, bob, one_list(0, 0), pos=quiet["pos"]).status == 400
 
 
 def test_bad_requests_are_refused(server: RunningServer) -> None:

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 
 from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
-from ranvier.services.account_data import ignored_users
+from ranvier.services.account_data import GlobalAccountDataReader, ignored_users
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.storage import events as event_store
 from ranvier.storage import state as state_store
 from ranvier.storage.account_data import AccountDataStore
 from ranvier.storage.database import Database
 from ranvier.storage.memberships import MembershipHistory, get_membership_history
-from ranvier.storage.state import StateMap
 
 HISTORY_VISIBILITY = ("m.room.history_visibility", "")
 KNOWN_VISIBILITIES = frozenset({"world_readable", "shared", "invited", "joined"})
@@ -66,11 +65,16 @@ def not_in_room() -> MatrixError:
 
 
 class HistoryVisibility:
-    def __init__(self, db: Database, loader: EventLoader) -> None:
+    def __init__(
+        self,
+        db: Database,
+        loader: EventLoader,
+        account_data: GlobalAccountDataReader | None = None,
+    ) -> None:
         self._db = db
         self._loader = loader
         # read only, for the user's ignore list
-        self._account_data = AccountDataStore(db)
+        self._account_data = account_data or AccountDataStore(db)
 
     async def check_user_can_see_room(
         self, user_id: str, room_id: str, *, allow_departed_users: bool = True
@@ -118,10 +122,7 @@ class HistoryVisibility:
         # either side of such an event may allow seeing it
         special = [e for e in events if self._is_special(e, user_id) and e.prev_event_ids]
         before_groups = await self._loader.state_groups_of(e.prev_event_ids[0] for e in special)
-        views: dict[int, tuple[str, str | None]] = {}
-        for group_id in {*groups.values(), *before_groups.values()}:
-            state = await self._loader.get_state_group(group_id)
-            views[group_id] = await self._view(state, user_id)
+        views = await self._views({*groups.values(), *before_groups.values()}, user_id)
 
         histories: dict[str, MembershipHistory] = {}
         positions: dict[str, int] | None = None
@@ -164,15 +165,21 @@ class HistoryVisibility:
             event.type == "m.room.member" and event.state_key == user_id
         )
 
-    async def _view(self, state: StateMap, user_id: str) -> tuple[str, str | None]:
-        """(history visibility, the user's membership) in one state."""
-        ids = {
-            key: event_id
-            for key in (HISTORY_VISIBILITY, ("m.room.member", user_id))
-            if (event_id := state.get(key)) is not None
-        }
-        loaded = await self._loader.get_events(ids.values())
-        visibility_event = loaded.get(ids.get(HISTORY_VISIBILITY, ""))
-        member_event = loaded.get(ids.get(("m.room.member", user_id), ""))
-        visibility = visibility_of(visibility_event.content if visibility_event else None)
-        return visibility, member_event.membership if member_event else None
+    async def _views(self, group_ids: set[int], user_id: str) -> dict[int, tuple[str, str | None]]:
+        """State group -> (history visibility, the user's membership) in it; the events of
+        every group are loaded together."""
+        member = ("m.room.member", user_id)
+        group_to_ids: dict[int, tuple[str | None, str | None]] = {}
+        for group_id in group_ids:
+            state = await self._loader.get_state_group(group_id)
+            group_to_ids[group_id] = (state.get(HISTORY_VISIBILITY), state.get(member))
+        loaded = await self._loader.get_events(
+            event_id for ids in group_to_ids.values() for event_id in ids if event_id is not None
+        )
+        views: dict[int, tuple[str, str | None]] = {}
+        for group_id, (visibility_id, member_id) in group_to_ids.items():
+            visibility_event = loaded.get(visibility_id or "")
+            member_event = loaded.get(member_id or "")
+            visibility = visibility_of(visibility_event.content if visibility_event else None)
+            views[group_id] = (visibility, member_event.membership if member_event else None)
+        return views

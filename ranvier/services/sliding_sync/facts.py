@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from ranvier.services.account_data import GlobalAccountDataReader
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.sliding_sync.request import ListFilters
 from ranvier.services.sliding_sync.room_list import ListedRoom, RoomFacts
@@ -19,10 +20,18 @@ SPACE_CHILD = "m.space.child"
 
 
 class RoomFactsLoader:
-    def __init__(self, db: Database, loader: EventLoader, account_data: AccountDataStore) -> None:
+    def __init__(
+        self,
+        db: Database,
+        loader: EventLoader,
+        account_data: AccountDataStore,
+        global_data: GlobalAccountDataReader,
+    ) -> None:
         self._db = db
         self._loader = loader
         self._account_data = account_data
+        # m.direct, read at every request: kept in memory
+        self._global_data = global_data
 
     async def load(
         self, user_id: str, rooms: Collection[ListedRoom], filters: Sequence[ListFilters]
@@ -61,7 +70,7 @@ class RoomFactsLoader:
         return RoomFacts(dm_rooms, encrypted, room_types, children, room_tags)
 
     async def _dm_rooms(self, user_id: str) -> set[str]:
-        direct = await self._account_data.get_global(user_id, "m.direct")
+        direct = await self._global_data.get_global(user_id, "m.direct")
         rooms: set[str] = set()
         for room_ids in (direct or {}).values():
             if isinstance(room_ids, list):

@@ -168,20 +168,45 @@ class SlidingSyncRooms:
         for limit, ranges in limit_to_ranges.items():
             timelines.update(await self._timelines.load(user_id, ranges, _ALL_EVENTS, limit))
         room_ids = [one.room.room_id for one in rooms]
-        # the state each room is at for this response, and what the connection had
-        ends = await sync_store.get_last_events_at(self._db, room_ids, upto)
+        # the state each room is at for this response, and what the connection had: a
+        # timeline's newest row is its room's last event up to here
+        ends = {room_id: t.rows[-1].event_id for room_id, t in timelines.items() if t.rows}
+        if unknown := [room_id for room_id in room_ids if room_id not in ends]:
+            ends.update(await sync_store.get_last_events_at(self._db, unknown, upto))
         for one in rooms:
             if one.room.membership in ("leave", "ban"):
                 ends[one.room.room_id] = one.room.membership_event_id
         since_to_rooms: dict[int, list[str]] = {}
-        for one in rooms:
-            if one.since is not None:
-                since_to_rooms.setdefault(one.since, []).append(one.room.room_id)
         befores: dict[str, str] = {}
+        for one in rooms:
+            if one.since is None:
+                continue
+            timeline = timelines.get(one.room.room_id)
+            if timeline is not None and not timeline.limited and not one.expanded:
+                # a whole timeline since `since` starts right after the event the
+                # connection had the room at, which the loader found (none: the room began
+                # after it)
+                if timeline.before_event_id is not None:
+                    befores[one.room.room_id] = timeline.before_event_id
+                continue
+            since_to_rooms.setdefault(one.since, []).append(one.room.room_id)
         for since, ids in since_to_rooms.items():
             befores.update(await sync_store.get_last_events_at(self._db, ids, since))
         states = await self._states.state_after([*ends.values(), *befores.values()])
-        summaries = await sync_store.get_member_summaries(self._db, room_ids, user_id, MAX_HEROES)
+        naming = await self._loader.get_events(
+            event_id
+            for room_id in room_ids
+            for key in (NAME, AVATAR, CANONICAL_ALIAS)
+            if (event_id := states.get(ends.get(room_id, ""), {}).get(key)) is not None
+        )
+        unnamed = {
+            room_id
+            for room_id in room_ids
+            if not _named(naming, states.get(ends.get(room_id, ""), {}))
+        }
+        summaries = await sync_store.get_member_summaries(
+            self._db, room_ids, user_id, MAX_HEROES, hero_rooms=unnamed
+        )
         unread = (
             await self._unread.unread_counts(user_id, room_ids) if self._unread is not None else {}
         )
@@ -212,12 +237,6 @@ class SlidingSyncRooms:
             room_to_state_ids[room_id] = wanted
         state_events = await self._loader.get_events(
             event_id for wanted in room_to_state_ids.values() for event_id in wanted.values()
-        )
-        naming = await self._loader.get_events(
-            event_id
-            for now in room_to_now.values()
-            for key in (NAME, AVATAR, CANONICAL_ALIAS)
-            if (event_id := now.get(key)) is not None
         )
         shown_events = [
             event
@@ -277,8 +296,7 @@ class SlidingSyncRooms:
             avatar = _content_of(naming, now.get(AVATAR), "url")
             if avatar is not None and (one.since is None or now.get(AVATAR) != had.get(AVATAR)):
                 body["avatar"] = avatar
-            named = name is not None or _content_of(naming, now.get(CANONICAL_ALIAS), "alias")
-            if not named and summaries[room_id].heroes:
+            if room_id in unnamed and summaries[room_id].heroes:
                 body["heroes"] = [
                     heroes.get((room_id, hero), {"user_id": hero})
                     for hero in summaries[room_id].heroes[:MAX_HEROES]
@@ -334,6 +352,14 @@ def _content_of(events: Mapping[str, Event], event_id: str | None, key: str) -> 
     event = events.get(event_id) if event_id is not None else None
     value = event.content.get(key) if event is not None else None
     return value if isinstance(value, str) and value else None
+
+
+def _named(naming: Mapping[str, Event], state: StateMap) -> bool:
+    """Whether a room list shows the room by its name or alias (else by its heroes)."""
+    return (
+        _content_of(naming, state.get(NAME), "name") is not None
+        or _content_of(naming, state.get(CANONICAL_ALIAS), "alias") is not None
+    )
 
 
 def _live(timeline: Timeline | None, after: int) -> int:

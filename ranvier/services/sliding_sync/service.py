@@ -48,6 +48,11 @@ ACTIVE = ("join", "invite", "knock")
 POSITION_LIFETIME_MS = 7 * 24 * 3600 * 1000
 # how often the abandoned positions are looked for, at a request's end
 PRUNE_INTERVAL_MS = 3600 * 1000
+# A response that sends no room changes nothing the connection holds but the token, so its
+# `pos` is the stored one with the new token carried in it ("<pos_id>-<token>"): nothing is
+# written. A stored position older than this is written anew all the same, so a connection
+# that only ever polls is not pruned as abandoned.
+CARRIED_POSITION_MAX_AGE_MS = 24 * 3600 * 1000
 DEPARTED = ("leave", "ban")
 
 
@@ -61,6 +66,7 @@ class _Prior:
     token: SyncToken
     # room ID -> (position the connection has it up to, the timeline_limit it was sent with)
     room_to_sent: dict[str, tuple[int, int]]
+    stored_ts: int
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,14 @@ class SlidingSyncService:
             await self._notifier.wait(
                 request.user_id, found.active_rooms, found.token, remaining_ms
             )
+        if (
+            prior is not None
+            and not found.body["rooms"]
+            and now_ms() - prior.stored_ts < CARRIED_POSITION_MAX_AGE_MS
+        ):
+            # the rooms looked at but not sent had nothing new: what the connection holds of
+            # them is unchanged, only the token moves on
+            return {"pos": f"{prior.pos_id}-{found.token}", **found.body}
         pos_id = await store.add_position(
             self._db,
             user_id=request.user_id,
@@ -135,9 +149,10 @@ class SlidingSyncService:
     async def _prior(self, request: SlidingSyncRequest) -> _Prior | None:
         if request.pos is None:
             return None
+        stored_id, carried_mark, carried = request.pos.partition("-")
         stored = None
-        if request.pos.isdigit() and len(request.pos) < 19:
-            stored = await store.get_position(self._db, int(request.pos))
+        if stored_id.isdigit() and len(stored_id) < 19 and bool(carried_mark) == bool(carried):
+            stored = await store.get_position(self._db, int(stored_id))
         if (
             stored is None
             or stored.user_id != request.user_id
@@ -146,10 +161,10 @@ class SlidingSyncService:
         ):
             raise MatrixError(400, "M_UNKNOWN_POS", "Unknown position: start the connection again")
         try:
-            token = SyncToken.parse(stored.token)
+            token = SyncToken.parse(carried or stored.token)
         except InvalidSyncToken:
             raise MatrixError(400, "M_UNKNOWN_POS", "Unknown position") from None
-        return _Prior(stored.pos_id, token, stored.room_to_sent)
+        return _Prior(stored.pos_id, token, stored.room_to_sent, stored.created_ts)
 
     async def _once(self, request: SlidingSyncRequest, prior: _Prior | None) -> _Pass:
         # positions first: every read below stops at them
