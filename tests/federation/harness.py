@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,10 +188,15 @@ def start_federating_server(
 
 
 def launch_federating_server(
-    directory: Path, database: dict[str, Any], ca: FederationCA, **overrides: Any
+    directory: Path,
+    database: dict[str, Any],
+    ca: FederationCA,
+    *,
+    extra_listeners: Sequence[dict[str, Any]] = (),
+    **overrides: Any,
 ) -> FederatingServer:
     """`start_federating_server` without the wait, so several start at once; call
-    `wait_until_serving()` on each."""
+    `wait_until_serving()` on each. `extra_listeners` go beside the HTTPS one."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server_name = f"localhost:{port}"
@@ -208,7 +213,7 @@ def launch_federating_server(
         **FEDERATION_TEST_CONFIG,
         "federation_custom_ca_list": [str(ca.pem_path)],
         "server_name": server_name,
-        "listeners": [listener],
+        "listeners": [listener, *extra_listeners],
         "tls_certificate_path": str(certificate_path),
         "tls_private_key_path": str(key_path),
         **overrides,
