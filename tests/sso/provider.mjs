@@ -22,6 +22,7 @@ const ACCOUNTS = {
   'bob-sub': { preferred_username: 'bob', name: 'Bob from SSO', team: 'blue' },
   'outsider-sub': { preferred_username: 'outsider', name: 'Out Sider', team: 'red' },
   'renamed-sub': { preferred_username: 'renamed', name: 'First Name', team: 'blue' },
+  'poster-sub': { preferred_username: 'poster', name: 'Poster', team: 'blue' },
 };
 
 const provider = new Provider(settings.issuer, {

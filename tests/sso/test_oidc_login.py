@@ -281,7 +281,8 @@ def test_user_interactive_auth_through_single_sign_on(server: RunningServer) -> 
 
 
 def test_the_callback_may_be_a_form_post(server: RunningServer) -> None:
-    browser, page = sign_in(server, "alice-sub", idp="oidc-formpost")
+    # an identity no other test signs in with at another provider, whose name is free
+    browser, page = sign_in(server, "poster-sub", idp="oidc-formpost")
     # the provider's page posts the answer to the callback with a script; post it by hand
     action = re.search(r'<form[^>]*action="([^"]+)"', page.body)
     assert action is not None and "/_synapse/client/oidc/callback" in action.group(1), page.body
@@ -289,4 +290,4 @@ def test_the_callback_may_be_a_form_post(server: RunningServer) -> None:
     assert "code" in fields and "state" in fields, page.body
     page = browser.go(html.unescape(action.group(1)), fields)
     session = log_in_with_token(server, token_from_confirmation(page))
-    assert whoami(server, session) == f"@alice:{SERVER_NAME}"
+    assert whoami(server, session) == f"@poster:{SERVER_NAME}"
