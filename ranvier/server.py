@@ -21,6 +21,7 @@ from ranvier.api.admin import federation as admin_federation_api
 from ranvier.api.admin import media as admin_media_api
 from ranvier.api.admin import purge_history as purge_history_api
 from ranvier.api.admin import pushers as admin_pushers_api
+from ranvier.api.admin import ratelimit_overrides as admin_ratelimit_overrides_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import room_membership as admin_room_membership_api
 from ranvier.api.admin import rooms as admin_rooms_api
@@ -227,6 +228,7 @@ from ranvier.services.push.email_pusher import EmailPushers
 from ranvier.services.push.email_unsubscribe import EmailUnsubscribe
 from ranvier.services.push.pushers import PusherService
 from ranvier.services.push.rules import PushRuleService
+from ranvier.services.ratelimit_overrides import RatelimitOverrides
 from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
@@ -308,6 +310,7 @@ from ranvier.storage.presence import PresenceStore
 from ranvier.storage.profiles import ProfileStore
 from ranvier.storage.push_rules import PushRuleStore
 from ranvier.storage.pushers import PusherStore
+from ranvier.storage.ratelimit_overrides import RatelimitOverrideStore
 from ranvier.storage.receipts import ReceiptStore
 from ranvier.storage.registration_tokens import RegistrationTokenStore
 from ranvier.storage.remote_devices import RemoteDeviceStore
@@ -455,6 +458,7 @@ class Admin:
     room_membership: RoomAdminMembership
     shadow_bans: ShadowBans
     statistics: AdminStatistics
+    ratelimit_overrides: RatelimitOverrides
 
 
 def build_admin(
@@ -510,6 +514,9 @@ def build_admin(
         ),
         shadow_bans=shadow_bans,
         statistics=AdminStatistics(StatisticsQueries(database, config.server_name)),
+        ratelimit_overrides=RatelimitOverrides(
+            config.server_name, accounts.users, RatelimitOverrideStore(database)
+        ),
     )
 
 
@@ -1829,6 +1836,9 @@ class Homeserver:
             *admin_username_available_api.UsernameAvailableEndpoints(
                 auth, self.accounts.accounts
             ).routes(),
+            *admin_ratelimit_overrides_api.RatelimitOverrideEndpoints(
+                auth, admin.ratelimit_overrides
+            ).routes(),
             *admin_federation_api.DestinationEndpoints(auth, self.federation.destinations).routes(),
         ]
 
@@ -2047,6 +2057,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
     )
     accounts.devices.on_devices_deleted.append(sliding_sync.on_devices_deleted)
     sign_in = build_sign_in(config, accounts, rooms)
+    admin = build_admin(config, database, accounts, user_data, rooms)
+    await admin.ratelimit_overrides.load()
     return Homeserver(
         config=config,
         database=database,
@@ -2054,9 +2066,11 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         accounts=accounts,
         user_data=user_data,
         rooms=rooms,
-        admin=build_admin(config, database, accounts, user_data, rooms),
+        admin=admin,
         room_admin=await build_room_admin(config, database, rooms),
-        ratelimiters=Ratelimiters.from_config(config),
+        ratelimiters=Ratelimiters.from_config(
+            config, message_overrides=admin.ratelimit_overrides.user_id_to_message_limit
+        ),
         notifier=notifier,
         ephemeral=ephemeral,
         push=push,
