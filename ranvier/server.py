@@ -1379,7 +1379,11 @@ def build_sliding_sync(
     rooms.sender.prepare_persist.append(prepare_bump_stamps)
     loader = rooms.sender.loader
     account_data = AccountDataStore(database)
-    room_list = RoomListCache(database, rooms.sender.room_changes.changed_since)
+    room_list = RoomListCache(
+        database,
+        rooms.sender.room_changes.changed_since,
+        rooms.sender.member_changes.changed_since,
+    )
     rooms.membership.forget_listeners.append(
         lambda user_id, _room_id: room_list.invalidate_user(user_id)
     )

@@ -17,6 +17,10 @@ class World:
         self.db = db
         self.position = 0
         self.changes = ChangeLog(0)
+        self.member_changes = ChangeLog(0)
+
+    def cache(self) -> RoomListCache:
+        return RoomListCache(self.db, self.changes.changed_since, self.member_changes.changed_since)
 
     async def member(self, room_id: str, membership: str) -> None:
         self.position += 1
@@ -26,6 +30,7 @@ class World:
             if membership == "join":
                 await store.record_bump_stamps(conn, {room_id: self.position})
         self.changes.record(room_id, self.position)
+        self.member_changes.record(ALICE, self.position)
 
     async def message(self, room_id: str) -> None:
         self.position += 1
@@ -36,7 +41,7 @@ class World:
 
 async def test_a_kept_list_matches_a_fresh_read(database: Database) -> None:
     world = World(database)
-    kept = RoomListCache(database, world.changes.changed_since)
+    kept = world.cache()
     for index in range(6):
         await world.member(f"!r{index}:test", "join")
     await world.member("!invited:test", "invite")
@@ -50,9 +55,7 @@ async def test_a_kept_list_matches_a_fresh_read(database: Database) -> None:
     await world.member("!invited:test", "join")
     await world.message("!r1:test")
     memberships, stamps, active = await kept.get(ALICE, since, world.position)
-    fresh = await RoomListCache(database, world.changes.changed_since).get(
-        ALICE, since, world.position
-    )
+    fresh = await world.cache().get(ALICE, since, world.position)
     assert active == fresh[2]
     assert stamps == fresh[1]
     assert memberships == fresh[0]
@@ -67,3 +70,24 @@ async def test_a_kept_list_matches_a_fresh_read(database: Database) -> None:
     ]
     assert memberships.before["!invited:test"].membership == "invite"
     assert memberships.joined_since == {"!new:test", "!invited:test"}
+
+
+async def test_membership_rows_are_read_only_when_the_log_names_the_user(
+    database: Database,
+) -> None:
+    """A request that finds no membership change of its user in the sender's log reads no
+    membership rows (a row the log was never told of stays unseen); one it names is read."""
+    world = World(database)
+    kept = world.cache()
+    await world.member("!a:test", "join")
+    assert [r.room_id for r in (await kept.get(ALICE, 0, world.position))[2]] == ["!a:test"]
+    world.position += 1
+    untold = MembershipRow("$untold", "!b:test", ALICE, ALICE, "join", world.position)
+    async with database.transaction() as conn:
+        await insert_memberships(conn, [untold])
+    world.changes.record("!b:test", world.position)
+    await world.message("!a:test")
+    assert [r.room_id for r in (await kept.get(ALICE, 0, world.position))[2]] == ["!a:test"]
+    await world.member("!c:test", "join")
+    listed = (await kept.get(ALICE, 0, world.position))[2]
+    assert sorted(r.room_id for r in listed) == ["!a:test", "!c:test"]

@@ -112,6 +112,7 @@ class OutOfBandMemberships:
                     ],
                 )
             sender.room_changes.record(event.room_id, positions[0])
+            sender.member_changes.record(event.state_key, positions[0])
         finally:
             current = sender.positions.finish(positions)
         sender.loader.remember([event])

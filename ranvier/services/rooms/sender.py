@@ -158,6 +158,8 @@ class RoomEventSender:
         self._txn_to_event_id: LRUCache[Txn, str] = LRUCache(maxsize=TXNS_REMEMBERED)
         # room ID -> its newest event's position
         self.room_changes = ChangeLog(self.positions.current)
+        # user ID -> the position of their newest membership row (room_memberships)
+        self.member_changes = ChangeLog(self.positions.current)
         # told of each room whose rows were purged, to drop what they keep of it
         self.purge_listeners: list[Callable[[str], None]] = []
         # from room version 12 a room's ID is its create event's hash: two creates by one
@@ -698,6 +700,8 @@ class RoomEventSender:
             # committed; known before the position is, so no reader can miss the room
             if positions:
                 self.room_changes.record(room_id, positions[-1])
+            for member in (*memberships, *moved):
+                self.member_changes.record(member.user_id, member.stream_ordering)
         finally:
             current = self.positions.finish(positions)
         self.loader.remember(item.event for item in built)

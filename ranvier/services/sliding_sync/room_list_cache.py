@@ -3,7 +3,8 @@ sync requests (LRU by user), so a request reads only what moved since the last o
 
 An entry holds, up to a room-events position, every membership row of the user (per
 room, oldest first) and the bump stamps of those rooms. A later request reads the rows
-written after that position, and the stamps only of the rooms the sender's change log
+written after that position (only if the sender's membership change log says the user has
+some, or no longer knows), and the stamps only of the rooms the sender's change log
 says had events since (the log is told of a room before its position is published, so
 nothing at or below the request's position is missed). Rows changed in place rather than
 written anew (`forgotten` set by /forget; a room's rows purged) do not show in that read:
@@ -48,10 +49,16 @@ class _Entry:
 
 class RoomListCache:
     def __init__(
-        self, db: Database, changed_since: ChangedSince, max_users: int = DEFAULT_MAX_USERS
+        self,
+        db: Database,
+        changed_since: ChangedSince,
+        members_changed_since: ChangedSince,
+        max_users: int = DEFAULT_MAX_USERS,
     ) -> None:
         self._db = db
+        # rooms with events after a position; users with membership rows after one
         self._changed_since = changed_since
+        self._members_changed_since = members_changed_since
         self._entries: LRUCache[str, _Entry] = LRUCache(maxsize=max_users)
         # bumped by every invalidation: a read begun under an older count is not stored
         self._user_to_generation: dict[str, int] = {}
@@ -108,7 +115,10 @@ class RoomListCache:
         changed = self._changed_since(old.room_to_rows, old.position)
         if changed is None:
             return await self._read(user_id, upto)
-        rows, new_stamps = await store.get_room_rows(self._db, user_id, old.position, upto)
+        if self._members_changed_since([user_id], old.position) == set():
+            rows, new_stamps = [], {}
+        else:
+            rows, new_stamps = await store.get_room_rows(self._db, user_id, old.position, upto)
         room_to_rows = old.room_to_rows
         if rows:
             room_to_rows = dict(room_to_rows)
