@@ -70,6 +70,7 @@ from ranvier.api.client import sliding_sync as sliding_sync_api
 from ranvier.api.client import spaces as spaces_api
 from ranvier.api.client import sync as sync_api
 from ranvier.api.client import thirdparty as thirdparty_api
+from ranvier.api.client import threepids as threepids_api
 from ranvier.api.client import to_device as to_device_api
 from ranvier.api.client import typing as typing_api
 from ranvier.api.client import unsubscribe as unsubscribe_api
@@ -280,6 +281,7 @@ from ranvier.services.sso.external_ids import ExternalIds
 from ranvier.services.sso.oidc import OidcProvider
 from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.templates import Templates
+from ranvier.services.threepids import EMAIL_IDENTITY, EmailIdentityStage, ThreepidService
 from ranvier.services.third_party_invites import ThirdPartyInvites
 from ranvier.services.thirdparty import ThirdPartyLookup
 from ranvier.services.to_device import ToDeviceService
@@ -384,7 +386,9 @@ def build_accounts(
     appservice_users = AppServiceUsers(appservices, users, device_store, config.server_name)
     hasher = PasswordHasher(config.password_config)
     device_service = DeviceService(device_store, tokens, access_tokens)
-    login_service = LoginService(config, users, tokens, access_tokens, device_service, hasher)
+    login_service = LoginService(
+        config, users, tokens, access_tokens, device_service, hasher, ThreepidStore(database)
+    )
     uia = UserInteractiveAuth(UIAuthStore(database))
     uia.register_stage(PASSWORD, PasswordStage(login_service))
     account_service = AccountService(
@@ -481,6 +485,7 @@ def build_admin(
         accounts.devices,
         user_data.profiles,
         accounts.hasher,
+        ThreepidStore(database),
     )
     shadow_bans = ShadowBans(config.server_name, accounts.users, rooms.sender)
     rooms.sending.add_interceptor(shadow_bans.intercept)
@@ -1485,8 +1490,40 @@ class SignIn:
             await self.captcha.close()
 
 
+def build_threepids(
+    config: HomeserverConfig,
+    database: Database,
+    accounts: Accounts,
+    templates: Templates,
+    push: Push,
+) -> ThreepidService:
+    """Email addresses: the m.login.email.identity stage, the address a registration
+    proved bound to the new account (with an email pusher there under
+    `email.notif_for_new_users`), and a deactivated account's addresses removed."""
+    email = config.email
+    mailer = Mailer(email, config.server_name) if email is not None else None
+    notify_new_users = email is not None and email.enable_notifs and email.notif_for_new_users
+    threepids = ThreepidService(
+        config,
+        ThreepidStore(database),
+        mailer,
+        templates,
+        on_email_registered=(
+            push.pushers.add_email_pusher_for_new_user if notify_new_users else None
+        ),
+    )
+    accounts.uia.register_stage(EMAIL_IDENTITY, EmailIdentityStage(threepids))
+    accounts.accounts.on_registered.append(threepids.bind_registered)
+    accounts.accounts.on_deactivated.append(threepids.on_deactivated)
+    return threepids
+
+
 def build_sign_in(config: HomeserverConfig, accounts: Accounts, rooms: Rooms) -> SignIn:
-    templates = Templates(config.templates.custom_template_directory)
+    # Synapse looks in custom_template_directory, then the older email.template_dir
+    templates = Templates(
+        config.templates.custom_template_directory,
+        config.email.template_dir if config.email is not None else None,
+    )
     fallback_pages = FallbackPages()
     uia = accounts.uia
     captcha = None
@@ -1593,6 +1630,8 @@ class Homeserver:
     appservice_transactions: AppServiceTransactions
     sign_in: SignIn
     identity: Identity
+    # email addresses: validation by mailed links, and those bound to accounts
+    threepids: ThreepidService
     url_previews: UrlPreviewService | None = None
     # single sign-on, when OpenID Connect providers are configured
     sso: SingleSignOn | None = None
@@ -1810,7 +1849,14 @@ class Homeserver:
                 a.appservice_users,
                 jwt=self.sign_in.jwt,
             ).routes(),
-            *account.AccountEndpoints(a.auth, a.accounts, a.uia).routes(),
+            *account.AccountEndpoints(a.auth, a.accounts, a.uia, self.threepids).routes(),
+            *threepids_api.ThreepidEndpoints(
+                a.auth,
+                self.threepids,
+                a.accounts,
+                a.uia,
+                self.ratelimiters.threepid_validation,
+            ).routes(),
             *identity_api.IdentityEndpoints(a.auth, self.identity.bindings).routes(),
             *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),
         ]
@@ -2093,6 +2139,7 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         appservices=appservices,
         appservice_transactions=appservice_transactions,
         sign_in=sign_in,
+        threepids=build_threepids(config, database, accounts, sign_in.templates, push),
         identity=build_identity(config, database, signing_key, rooms),
         sso=build_sso(config, database, accounts, user_data, sign_in),
         url_previews=build_url_previews(config, database, MediaRepositoryImages(media.service)),

@@ -26,16 +26,6 @@ SPEC_LIST = Path(__file__).parent / "protocol" / "spec" / "client_server_endpoin
 # missing: the test fails on an endpoint that is served although it is listed here, so the
 # list shrinks as those issues land.
 NOT_YET_SERVED = {
-    # 3PIDs and email: issue 21 (sign-in and identity); `GET /account/3pid` is served, empty
-    ("POST", "/_matrix/client/v3/account/3pid"): 21,
-    ("POST", "/_matrix/client/v3/account/3pid/add"): 21,
-    ("POST", "/_matrix/client/v3/account/3pid/delete"): 21,
-    ("POST", "/_matrix/client/v3/account/3pid/email/requestToken"): 21,
-    ("POST", "/_matrix/client/v3/account/3pid/msisdn/requestToken"): 21,
-    ("POST", "/_matrix/client/v3/account/password/email/requestToken"): 21,
-    ("POST", "/_matrix/client/v3/account/password/msisdn/requestToken"): 21,
-    ("POST", "/_matrix/client/v3/register/email/requestToken"): 21,
-    ("POST", "/_matrix/client/v3/register/msisdn/requestToken"): 21,
     # SSO: issue 21
     ("GET", "/_matrix/client/v3/login/sso/redirect"): 21,
     ("GET", "/_matrix/client/v3/login/sso/redirect/{idpId}"): 21,

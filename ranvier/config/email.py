@@ -136,6 +136,14 @@ class EmailConfig(Section):
             raise ValueError("smtp_pass is set without smtp_user")
         return self
 
+    def template_names(self) -> dict[str, str]:
+        """Each template option and the file it names."""
+        return {
+            name: value
+            for name, value in self.model_dump().items()
+            if name.endswith(("_template_html", "_template_text"))
+        }
+
     @property
     def port(self) -> int:
         if self.smtp_port is not None:

@@ -117,6 +117,22 @@ def email_problems(config: HomeserverConfig) -> list[str]:
             "move your templates to templates.custom_template_directory (email.template_dir "
             "is deprecated), or remove the option"
         )
+    if email is not None:
+        # as Synapse reads every template at start-up: a name an option gives must be found
+        # in the admin's directories or among Ranvier's own
+        searched = [
+            Path(directory)
+            for directory in (config.templates.custom_template_directory, directory)
+            if directory is not None and Path(directory).is_dir()
+        ]
+        searched.append(Path(__file__).resolve().parent.parent / "templates")
+        for option, name in email.template_names().items():
+            if not any((folder / name).is_file() for folder in searched):
+                problems.append(
+                    f"email.{option}: no template {name!r} in "
+                    + ", ".join(str(folder) for folder in searched)
+                    + "; add it or remove the option to use Ranvier's own"
+                )
     if "msisdn" in config.registrations_require_3pid:
         problems.append(
             "registrations_require_3pid: Ranvier cannot verify phone numbers (it sends no "

@@ -222,6 +222,8 @@ class Ratelimiters:
     login_address: Ratelimiter
     login_account: Ratelimiter
     login_failed_attempts: Ratelimiter
+    # requestToken (mails sent), per client IP and per address
+    threepid_validation: Ratelimiter
     # user ID -> that user's own message limit; a rate of 0 lifts it
     message_overrides: Mapping[str, MessageLimitOverride] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
@@ -252,6 +254,7 @@ class Ratelimiters:
             login_failed_attempts=limiter(
                 config.rc_login.failed_attempts, "rc_login.failed_attempts"
             ),
+            threepid_validation=limiter(config.rc_3pid_validation, "rc_3pid_validation"),
         )
 
     def check_message(self, requester: UserRequester) -> None:

@@ -21,6 +21,7 @@ from ranvier.services.consent import STAGE_TYPE as TERMS
 from ranvier.services.devices import DeviceService
 from ranvier.services.login import SSO_LOGIN, LoginService, Session
 from ranvier.services.passwords import PasswordHasher
+from ranvier.services.threepids import EMAIL_IDENTITY
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.uia import DUMMY, PASSWORD
 from ranvier.storage.users import UserExistsError, UserStore
@@ -131,13 +132,21 @@ class AccountService:
         consent = self._config.user_consent
         if consent is not None and consent.require_at_registration:
             shared.append(TERMS)
+        # as Synapse: with `registrations_require_3pid: [email]` every flow proves an address;
+        # with email configured but not required, a flow with the address is offered beside
+        email_required = "email" in self._config.registrations_require_3pid
+        email_choices = [[EMAIL_IDENTITY]] if email_required else [[]]
+        if not email_required and self._config.email is not None:
+            email_choices.append([EMAIL_IDENTITY])
         if self._config.registration_requires_token:
-            return [[REGISTRATION_TOKEN, *shared]]
+            return [[REGISTRATION_TOKEN, *shared, *email] for email in email_choices]
+        if email_required:
+            return [[*shared, EMAIL_IDENTITY]]
         if (
             self._config.enable_registration_without_verification
             or self._config.enable_registration_captcha
         ):
-            return [[*shared, DUMMY]]
+            return [[*shared, *(email or [DUMMY])] for email in email_choices]
         return []
 
     def check_username(self, username: str | None) -> str | None:

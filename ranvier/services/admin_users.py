@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
 from ranvier.errors import MatrixError
 from ranvier.services.accounts import AccountService
@@ -19,6 +20,8 @@ from ranvier.services.login import LoginService, Session
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.profiles import AVATAR_URL, DISPLAYNAME, ProfileService, validated_value
 from ranvier.services.shared_secret import NonceStore, mac_matches, registration_mac
+from ranvier.services.threepids import EMAIL, MSISDN, canonical_email, threepid_json
+from ranvier.storage.threepids import ThreepidStore
 from ranvier.storage.user_admin import UserAdminQueries, UserAdminView, UserListQuery
 from ranvier.storage.users import UserStore
 
@@ -92,6 +95,8 @@ class UserChanges:
     locked: bool | None = None
     user_type_given: bool = False
     user_type: str | None = None
+    # (medium, address) pairs replacing the user's third-party identifiers
+    threepids: list[tuple[str, str]] | None = None
 
 
 class AdminUserService:
@@ -105,7 +110,9 @@ class AdminUserService:
         devices: DeviceService,
         profiles: ProfileService,
         hasher: PasswordHasher,
+        threepids: ThreepidStore,
     ) -> None:
+        self._threepids = threepids
         self._config = config
         self._queries = queries
         self._users = users
@@ -147,7 +154,7 @@ class AdminUserService:
 
     async def get_user(self, user_id: str) -> dict[str, Any]:
         self.require_local(user_id)
-        return user_json(await self._existing(user_id))
+        return await self._user_json(await self._existing(user_id))
 
     async def list_users(self, query: UserListQuery) -> dict[str, Any]:
         found, total = await self._queries.list_users(query)
@@ -184,12 +191,61 @@ class AdminUserService:
         for key, value in ((DISPLAYNAME, changes.displayname), (AVATAR_URL, changes.avatar_url)):
             if value is not None:
                 validated_value(key, value)
+        threepids = await self._checked_threepids(user_id, changes.threepids)
         existing = await self._queries.get_user(user_id)
         if existing is None:
             await self._create(user_id, changes)
-            return True, user_json(await self._existing(user_id))
+            await self._replace_threepids(user_id, threepids)
+            return True, await self._user_json(await self._existing(user_id))
         await self._modify(requester, existing, changes)
-        return False, user_json(await self._existing(user_id))
+        await self._replace_threepids(user_id, threepids)
+        return False, await self._user_json(await self._existing(user_id))
+
+    # -- third-party identifiers --
+
+    async def _user_json(self, user: UserAdminView) -> dict[str, Any]:
+        body = user_json(user)
+        body["threepids"] = [
+            threepid_json(threepid) for threepid in await self._threepids.user_threepids(user.name)
+        ]
+        return body
+
+    async def _checked_threepids(
+        self, user_id: str, threepids: list[tuple[str, str]] | None
+    ) -> list[tuple[str, str]] | None:
+        """The addresses a PUT sets, canonical, once none is another account's; checked
+        before anything is written so a refusal changes nothing."""
+        if threepids is None:
+            return None
+        checked = []
+        for medium, address in threepids:
+            if medium == EMAIL:
+                address = canonical_email(address)
+            elif medium != MSISDN:
+                raise invalid_param(f"Unknown medium {medium!r}; use email or msisdn")
+            owner = await self._threepids.owner(medium, address)
+            if owner is not None and owner != user_id:
+                raise MatrixError(
+                    409, "M_THREEPID_IN_USE", f"{address} belongs to another account ({owner})"
+                )
+            checked.append((medium, address))
+        return checked
+
+    async def _replace_threepids(
+        self, user_id: str, threepids: list[tuple[str, str]] | None
+    ) -> None:
+        # Synapse: the list given replaces the user's addresses
+        if threepids is not None:
+            await self._threepids.replace_all(user_id, threepids, now_ms())
+
+    async def user_by_threepid(self, medium: str, address: str) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/threepid/{medium}/users/{address}"""
+        if medium == EMAIL:
+            address = canonical_email(address)
+        user_id = await self._threepids.owner(medium, address)
+        if user_id is None:
+            raise user_not_found()
+        return {"user_id": user_id}
 
     async def _create(self, user_id: str, changes: UserChanges) -> None:
         localpart = user_id[1:].partition(":")[0]

@@ -12,8 +12,10 @@ from ranvier.config.models import HomeserverConfig
 from ranvier.errors import MatrixError
 from ranvier.services.devices import DeviceService
 from ranvier.services.passwords import PasswordHasher
+from ranvier.services.threepids import EMAIL, canonical_email
 from ranvier.services.tokens import AccessTokens, hash_token, new_token
 from ranvier.services.uia import PasswordCredentials, StageAuth, UIASession
+from ranvier.storage.threepids import ThreepidStore
 from ranvier.storage.tokens import TokenStore
 from ranvier.storage.users import UserStore
 
@@ -77,9 +79,12 @@ class LoginService:
         access_tokens: AccessTokens,
         devices: DeviceService,
         hasher: PasswordHasher,
+        threepids: ThreepidStore,
     ) -> None:
         self._config = config
         self._users = users
+        # who an m.id.thirdparty identifier (an email address) names
+        self._threepids = threepids
         self._tokens = tokens
         self._access_tokens = access_tokens
         self._devices = devices
@@ -143,10 +148,23 @@ class LoginService:
             await self._users.set_password_hash(canonical, await self._hasher.hash(password))
         return canonical
 
+    async def _threepid_owner(self, medium: str, address: str) -> str | None:
+        if medium == EMAIL:
+            try:
+                address = canonical_email(address)
+            except MatrixError:
+                return None
+        return await self._threepids.owner(medium, address)
+
     async def check_password_auth(self, credentials: PasswordCredentials) -> str:
         """m.login.password (login or UIA) -> the user it proves."""
         if not self.password_auth_enabled:
             raise MatrixError(400, "M_UNKNOWN", "Password authentication is disabled")
+        if credentials.medium is not None and credentials.address is not None:
+            owner = await self._threepid_owner(credentials.medium, credentials.address)
+            if owner is None:
+                raise invalid_credentials()
+            return await self.check_password(owner, credentials.password)
         user_id = self.qualified_user_id(credentials.user)
         if not user_id.endswith(":" + self._config.server_name):
             raise invalid_credentials()

@@ -36,6 +36,18 @@ class PasswordCredentials:
 
     user: str
     password: str
+    # an m.id.thirdparty identifier names the account by an address instead (`user` empty)
+    medium: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class ThreepidCreds:
+    """m.login.email.identity's `threepid_creds` (and /account/3pid/add's body): a
+    validation session and the client_secret that started it."""
+
+    sid: str
+    client_secret: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ class StageAuth:
     captcha_response: str | None = None
     # the address the request came from (siteverify is told it)
     client_ip: str | None = None
+    # m.login.email.identity's session, whose mailed link must have been followed
+    threepid_creds: ThreepidCreds | None = None
     # What was wrong with the stage's own fields. It is answered inside the 401, like any
     # failed stage, so the client can retry within the same session.
     problem: MatrixError | None = None

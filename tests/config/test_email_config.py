@@ -86,3 +86,18 @@ def test_rc_3pid_validation_keeps_synapse_defaults_for_keys_left_out(generated: 
     config = load_config(write_config(generated, rc_3pid_validation={"per_second": 1}))
     assert config.rc_3pid_validation.per_second == 1
     assert config.rc_3pid_validation.burst_count == 5
+
+
+def test_a_template_option_naming_a_missing_file_refuses_start_up(generated: Path) -> None:
+    (generated.parent / "tpl").mkdir()
+    message = refusal(
+        write_config(
+            generated,
+            email={**EMAIL, "template_dir": "tpl", "registration_template_html": "mine.html"},
+        )
+    )
+    assert "email.registration_template_html" in message and "'mine.html'" in message
+    (generated.parent / "tpl" / "mine.html").write_text("<p>{{ link }}</p>")
+    config = load_config(generated)
+    assert config.email is not None
+    assert config.email.registration_template_html == "mine.html"

@@ -266,7 +266,10 @@ def test_login_bad_requests(server: RunningServer) -> None:
         "identifier": {"type": "m.id.thirdparty", "medium": "email", "address": "a@b.c"},
         "password": "x",
     }
-    assert_error(post(server, "/login", thirdparty), 400, "M_UNKNOWN")
+    # an address no account has fails as a wrong password does
+    assert_error(post(server, "/login", thirdparty), 403, "M_FORBIDDEN")
+    thirdparty["identifier"] = {"type": "m.id.thirdparty", "medium": "email"}
+    assert_error(post(server, "/login", thirdparty), 400, "M_MISSING_PARAM")
     assert_error(post(server, "/login", {"password": "x"}), 400, "M_MISSING_PARAM")
     assert_error(post(server, "/login", {"type": "m.login.token"}), 400, "M_MISSING_PARAM")
     bad_token = {"type": "m.login.token", "token": "made-up"}

@@ -17,6 +17,11 @@ from ranvier.storage.user_admin import ORDER_BY_VALUES, UserListQuery
 ADMIN = "/_synapse/admin"
 
 
+class _ThreepidEntry(RequestBody):
+    medium: str
+    address: str
+
+
 class _UserBody(RequestBody):
     """PUT /_synapse/admin/v2/users/{user_id}; an absent field changes nothing."""
 
@@ -29,6 +34,8 @@ class _UserBody(RequestBody):
     locked: bool | None = None
     # null is a value here: it makes the user a regular one
     user_type: str | None = None
+    # replaces the user's third-party identifiers
+    threepids: list[_ThreepidEntry] | None = None
 
 
 class _AdminBody(RequestBody):
@@ -75,6 +82,11 @@ def parse_user_changes(body: dict[str, Any]) -> UserChanges:
         locked=fields.locked,
         user_type_given="user_type" in fields.model_fields_set,
         user_type=fields.user_type,
+        threepids=(
+            None
+            if fields.threepids is None
+            else [(entry.medium, entry.address) for entry in fields.threepids]
+        ),
     )
 
 
@@ -106,6 +118,7 @@ class AdminUserEndpoints:
             web.post(ADMIN + "/v1/deactivate/{user_id}", self.deactivate),
             web.post(ADMIN + "/v1/reset_password/{user_id}", self.reset_password),
             web.get(ADMIN + "/v1/whois/{user_id}", self.whois),
+            web.get(ADMIN + "/v1/threepid/{medium}/users/{address}", self.user_by_threepid),
             # spec: the same lookup in the client-server API
             web.get("/_matrix/client/v3" + whois, self.whois),
             web.get("/_matrix/client/r0" + whois, self.whois),
@@ -136,6 +149,15 @@ class AdminUserEndpoints:
         """GET /_synapse/admin/v2/users/{user_id}"""
         await self._auth.require_admin(request)
         return json_response(await self._admin_users.get_user(request.match_info["user_id"]))
+
+    async def user_by_threepid(self, request: web.Request) -> web.Response:
+        """GET /_synapse/admin/v1/threepid/{medium}/users/{address}"""
+        await self._auth.require_admin(request)
+        return json_response(
+            await self._admin_users.user_by_threepid(
+                request.match_info["medium"], request.match_info["address"]
+            )
+        )
 
     async def put_user(self, request: web.Request) -> web.Response:
         """PUT /_synapse/admin/v2/users/{user_id}"""

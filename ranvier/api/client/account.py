@@ -11,6 +11,7 @@ from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.requester import UserRequester
 from ranvier.services.accounts import AccountService
+from ranvier.services.threepids import EMAIL_IDENTITY, ThreepidService
 from ranvier.services.login import SSO_LOGIN
 from ranvier.services.uia import PASSWORD, AuthResult, UserInteractiveAuth
 
@@ -41,28 +42,50 @@ def require_same_user(auth: AuthResult, requester: UserRequester) -> None:
 
 class AccountEndpoints:
     def __init__(
-        self, auth: RequestAuthenticator, accounts: AccountService, uia: UserInteractiveAuth
+        self,
+        auth: RequestAuthenticator,
+        accounts: AccountService,
+        uia: UserInteractiveAuth,
+        threepids: ThreepidService,
     ) -> None:
         self._auth = auth
         self._accounts = accounts
         self._uia = uia
+        # password reset: the account an email address names
+        self._threepids = threepids
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post(ACCOUNT + "/password", self.change_password),
             web.post(ACCOUNT + "/deactivate", self.deactivate),
-            web.get(ACCOUNT + "/3pid", self.get_3pids),
         ]
 
     async def change_password(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/account/password"""
-        requester = await self._auth.require_user(request)
+        requester = await self._auth.optional_user(request)
+        if requester is None and self._threepids.email_config is None:
+            # without email, only a signed-in user changes a password: the usual 401
+            requester = await self._auth.require_user(request)
         raw = await read_json_object(request)
         self._accounts.require_password_changes_enabled()
         body = validate_body(raw, _PasswordChangeBody)
         # the auth session stores the body it guards: keep the new password out of it (it
         # is taken from the request that completes the session, never from the store)
         guarded = {key: value for key, value in raw.items() if key != "new_password"}
+        if requester is None:
+            # spec: a password reset, the account proven by an address mailed a link
+            reset = await user_interactive_auth(
+                self._uia, guarded, [[EMAIL_IDENTITY]], operation=f"POST {ACCOUNT}/password"
+            )
+            user_id = await self._threepids.password_reset_user(reset.completed)
+            await self._accounts.change_password(
+                user_id,
+                body.new_password,
+                logout_devices=body.logout_devices,
+                keep_device_id=None,
+            )
+            await self._uia.operation_completed(reset)
+            return json_response({})
         auth = await user_interactive_auth(
             self._uia,
             guarded,
@@ -100,9 +123,3 @@ class AccountEndpoints:
         await self._uia.operation_completed(auth)
         # no identity server bindings exist to remove
         return json_response({"id_server_unbind_result": "no-support"})
-
-    async def get_3pids(self, request: web.Request) -> web.Response:
-        """GET /_matrix/client/v3/account/3pid"""
-        await self._auth.require_user(request)
-        # third-party identifiers arrive with email support
-        return json_response({"threepids": []})

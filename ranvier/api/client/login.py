@@ -100,11 +100,14 @@ class LoginEndpoints:
         else:
             raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {body.type!r}")
         # the account a password login names, lower case as user IDs are registered
-        account = (
-            self._login.qualified_user_id(credentials.user).lower()
-            if isinstance(credentials, PasswordCredentials)
-            else None
-        )
+        account = None
+        if isinstance(credentials, PasswordCredentials):
+            # (an email address stands for the account it names, as Synapse counts it)
+            account = (
+                self._login.qualified_user_id(credentials.user).lower()
+                if credentials.user
+                else f"{credentials.medium}:{credentials.address}".lower()
+            )
         if account is not None:
             # rc_login.failed_attempts counts wrong passwords; rc_login.account successful
             # logins. Both are only asked here, so a refused request costs nothing.
