@@ -277,6 +277,7 @@ from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
 from ranvier.services.sync.wakeups import RoomEventWakeups
+from ranvier.services.sso.backchannel import BackchannelLogout
 from ranvier.services.sso.external_ids import ExternalIds
 from ranvier.services.sso.oidc import OidcProvider
 from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
@@ -325,7 +326,7 @@ from ranvier.storage.server_notices import ServerNoticeRooms
 from ranvier.storage.threepid_bindings import ThreepidBindingStore
 from ranvier.storage.threepids import ThreepidStore
 from ranvier.storage.tokens import TokenStore
-from ranvier.storage.sso import ExternalIdStore, SsoSessionStore
+from ranvier.storage.sso import ExternalIdStore, ProviderSessionStore, SsoSessionStore
 from ranvier.storage.statistics import StatisticsQueries
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
@@ -1577,13 +1578,15 @@ def build_sso(
     sign_in: SignIn,
 ) -> SingleSignOn | None:
     """None without `oidc_providers`; else the service, the m.login.sso stage of
-    user-interactive auth and its fallback page."""
+    user-interactive auth and its fallback page, and back-channel logout for the providers
+    that have it."""
     if not config.oidc_providers:
         return None
     callback_url = config.effective_public_baseurl + CALLBACK_PATH.lstrip("/")
+    providers = [OidcProvider(provider, callback_url) for provider in config.oidc_providers]
     service = SsoService(
         config,
-        [OidcProvider(provider, callback_url) for provider in config.oidc_providers],
+        providers,
         SsoSessionStore(database),
         ExternalIdStore(database),
         accounts.users,
@@ -1593,10 +1596,21 @@ def build_sso(
         accounts.uia,
     )
     accounts.uia.register_stage(SSO, SsoStage())
+    backchannel = None
+    if any(provider.backchannel_logout_enabled for provider in config.oidc_providers):
+        backchannel = BackchannelLogout(
+            providers,
+            ProviderSessionStore(database),
+            ExternalIdStore(database),
+            accounts.devices,
+        )
+        accounts.login.on_provider_session.append(backchannel.record)
+        accounts.devices.on_devices_deleted.append(backchannel.on_devices_deleted)
     endpoints = SsoEndpoints(
         service,
         sign_in.templates,
         secure_cookies=config.effective_public_baseurl.startswith("https:"),
+        backchannel=backchannel,
     )
     sign_in.fallback_pages.register(SSO, SsoFallbackPage(endpoints, service))
     return SingleSignOn(service=service, endpoints=endpoints)

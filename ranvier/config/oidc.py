@@ -237,10 +237,10 @@ class OidcProviderConfig(_Section):
                 scheme != "https" and not self.skip_verification
             ):
                 raise ValueError(f"{where}: {key} {endpoint!r} must be an https URL")
-        if self.backchannel_logout_enabled:
+        if self.backchannel_logout_enabled and "openid" not in self.scopes:
             raise ValueError(
-                f"{where}: backchannel_logout_enabled (the provider logging users out) is "
-                "not supported by Ranvier yet; remove it or set it to false"
+                f"{where}: backchannel_logout_enabled needs the openid scope: the session a "
+                "logout names is the one the ID token gave at sign-in"
             )
         if self.user_mapping_provider.config.email_template is not None:
             raise ValueError(

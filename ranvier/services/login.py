@@ -4,6 +4,7 @@ short-term login tokens, refresh, and logout."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from ranvier.services.threepids import EMAIL, canonical_email
 from ranvier.services.tokens import AccessTokens, hash_token, new_token
 from ranvier.services.uia import PasswordCredentials, StageAuth, UIASession
 from ranvier.storage.threepids import ThreepidStore
-from ranvier.storage.tokens import TokenStore
+from ranvier.storage.tokens import LoginTokenInfo, TokenStore
 from ranvier.storage.users import UserStore
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ class LoginService:
         self._access_tokens = access_tokens
         self._devices = devices
         self._hasher = hasher
+        # called with (user ID, device ID, provider ID, provider session ID) when a login
+        # token from single sign-on is exchanged: back-channel logout finds devices by them
+        self.on_provider_session: list[Callable[[str, str, str, str], Awaitable[None]]] = []
 
     @property
     def password_login_enabled(self) -> bool:
@@ -181,7 +185,19 @@ class LoginService:
         refresh: bool,
     ) -> Session:
         if isinstance(credentials, LoginToken):
-            user_id = await self._check_login_token(credentials.token)
+            token = await self._check_login_token(credentials.token)
+            session = await self.start_session(
+                token.user_id, device_id, display_name, refresh=refresh
+            )
+            if token.auth_provider_id is not None and token.auth_provider_session_id is not None:
+                for record in self.on_provider_session:
+                    await record(
+                        session.user_id,
+                        session.device_id,
+                        token.auth_provider_id,
+                        token.auth_provider_session_id,
+                    )
+            return session
         elif self.password_login_enabled:
             user_id = await self.check_password_auth(credentials)
         else:
@@ -189,14 +205,14 @@ class LoginService:
             raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {PASSWORD_LOGIN!r}")
         return await self.start_session(user_id, device_id, display_name, refresh=refresh)
 
-    async def _check_login_token(self, token: str) -> str:
+    async def _check_login_token(self, token: str) -> LoginTokenInfo:
         info = await self._tokens.consume_login_token(hash_token(token), now_ms())
         if info is None:
             raise MatrixError(403, "M_FORBIDDEN", "Invalid or expired login token")
         user = await self._users.get_user(info.user_id)
         if user is None or user.deactivated:
             raise deactivated()
-        return info.user_id
+        return info
 
     async def create_login_token(
         self,

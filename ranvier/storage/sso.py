@@ -6,6 +6,9 @@ user_external_ids: which user a provider's subject is (Synapse's table and colum
 sso_sessions: the short-lived server-side half of a browser's trip through a provider,
 keyed by a random ID held in a cookie; `kind` keeps one flow's session from being taken for
 another's. Expired rows are swept whenever a new one is written.
+
+device_auth_providers: the provider session (`sid`) each device was signed in through, so a
+provider's back-channel logout finds the devices to end; rows go with their device.
 """
 
 from __future__ import annotations
@@ -36,6 +39,18 @@ sso_sessions = Table(
     Column("data_json", Text, nullable=False),
     Column("expires_ts", BigInteger, nullable=False),
     Index("ix_sso_sessions_expires_ts", "expires_ts"),
+)
+
+
+device_auth_providers = Table(
+    "device_auth_providers",
+    metadata,
+    Column("user_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("auth_provider_id", Text, nullable=False),
+    Column("auth_provider_session_id", Text, nullable=False),
+    Index("ix_device_auth_providers_session", "auth_provider_id", "auth_provider_session_id"),
+    Index("ix_device_auth_providers_device", "user_id", "device_id"),
 )
 
 
@@ -153,3 +168,42 @@ class SsoSessionStore:
     async def delete(self, session_id: str) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(delete(sso_sessions).where(sso_sessions.c.session_id == session_id))
+
+
+class ProviderSessionStore:
+    """Which devices a provider's session signed in."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(
+        self, user_id: str, device_id: str, auth_provider_id: str, session_id: str
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                insert(device_auth_providers).values(
+                    user_id=user_id,
+                    device_id=device_id,
+                    auth_provider_id=auth_provider_id,
+                    auth_provider_session_id=session_id,
+                )
+            )
+
+    async def devices_of(self, auth_provider_id: str, session_id: str) -> list[tuple[str, str]]:
+        """(user ID, device ID) of each device the session signed in."""
+        query = select(device_auth_providers.c.user_id, device_auth_providers.c.device_id).where(
+            device_auth_providers.c.auth_provider_id == auth_provider_id,
+            device_auth_providers.c.auth_provider_session_id == session_id,
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(str(row.user_id), str(row.device_id)) for row in rows]
+
+    async def forget_devices(self, user_id: str, device_ids: list[str]) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                delete(device_auth_providers).where(
+                    device_auth_providers.c.user_id == user_id,
+                    device_auth_providers.c.device_id.in_(device_ids),
+                )
+            )

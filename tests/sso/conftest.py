@@ -3,6 +3,7 @@ engine."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,9 +32,10 @@ def ports(module_database: dict[str, Any]) -> tuple[int, int]:
 def provider(
     ports: tuple[int, int], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningProvider]:
-    callback = f"http://127.0.0.1:{ports[0]}/_synapse/client/oidc/callback"
+    base = f"http://127.0.0.1:{ports[0]}/_synapse/client/oidc"
+    main = dataclasses.replace(MAIN, backchannel_logout_uri=f"{base}/backchannel_logout")
     directory = tmp_path_factory.mktemp("oidc")
-    with running_provider(ports[1], callback, [MAIN, EXISTING], directory) as running:
+    with running_provider(ports[1], f"{base}/callback", [main, EXISTING], directory) as running:
         yield running
 
 
@@ -59,6 +61,7 @@ def provider_config(issuer: str) -> list[dict[str, Any]]:
             "skip_verification": True,
             "user_mapping_provider": mapping,
             "attribute_requirements": [{"attribute": "team", "value": "blue"}],
+            "backchannel_logout_enabled": True,
         },
         {
             "idp_id": "existing",

@@ -31,6 +31,9 @@ const provider = new Provider(settings.issuer, {
     client_secret: client.secret,
     token_endpoint_auth_method: client.authMethod,
     redirect_uris: [settings.redirectUri],
+    ...(client.backchannelLogoutUri
+      ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true }
+      : {}),
     response_types: ['code'],
     grant_types: ['authorization_code'],
   })),
@@ -38,7 +41,7 @@ const provider = new Provider(settings.issuer, {
   claims: { openid: ['sub'], profile: ['preferred_username', 'name', 'team'] },
   // the claims of the granted scopes go in the ID token too, not only in userinfo
   conformIdTokenClaims: false,
-  features: { devInteractions: { enabled: false } },
+  features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
   pkce: { required: () => false },
   async findAccount(ctx, id) {
     if (!(id in ACCOUNTS)) return undefined;

@@ -33,6 +33,8 @@ class OidcClient:
     id: str
     secret: str
     auth_method: str = "client_secret_basic"
+    # where the provider sends back-channel logout tokens, if anywhere
+    backchannel_logout_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,15 @@ def running_provider(
         "issuer": issuer,
         "redirectUri": redirect_uri,
         "modules": str(NODE_MODULES),
-        "clients": [{"id": c.id, "secret": c.secret, "authMethod": c.auth_method} for c in clients],
+        "clients": [
+            {
+                "id": c.id,
+                "secret": c.secret,
+                "authMethod": c.auth_method,
+                "backchannelLogoutUri": c.backchannel_logout_uri,
+            }
+            for c in clients
+        ],
     }
     log_path = log_directory / "oidc-provider.log"
     with open(log_path, "w") as log:

@@ -72,7 +72,10 @@ def test_client_secret_path_is_read(generated: Path, tmp_path: Path) -> None:
         ({"discover": False}, "with discover: false, set authorization_endpoint"),
         ({"client_auth_method": "private_key_jwt"}, "client_auth_method"),
         ({"client_secret_jwt_key": {"key": "k"}}, "client_secret_jwt_key"),
-        ({"backchannel_logout_enabled": True}, "backchannel_logout_enabled"),
+        (
+            {"backchannel_logout_enabled": True, "scopes": ["profile"], "discover": True},
+            "backchannel_logout_enabled needs the openid scope",
+        ),
         ({"user_mapping_provider": {"module": "my.Mapper"}}, "custom mapping provider"),
         (
             {"user_mapping_provider": {"config": {"localpart_template": "{{ user.x "}}},

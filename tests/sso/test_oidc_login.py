@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 import urllib.parse
 
 from tests.integration.client import request
@@ -291,3 +292,43 @@ def test_the_callback_may_be_a_form_post(server: RunningServer) -> None:
     page = browser.go(html.unescape(action.group(1)), fields)
     session = log_in_with_token(server, token_from_confirmation(page))
     assert whoami(server, session) == f"@poster:{SERVER_NAME}"
+
+
+def test_back_channel_logout_ends_the_provider_sessions_devices(
+    server: RunningServer, provider: RunningProvider
+) -> None:
+    browser, page = sign_in(server, "alice-sub")
+    signed_in = log_in_with_token(server, token_from_confirmation(page))
+    _, page = sign_in(server, "alice-sub")
+    other_session = log_in_with_token(server, token_from_confirmation(page))
+
+    # the user signs out at the provider, in the first browser only
+    page = browser.go(f"{provider.issuer}/session/end")
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.body))
+    action = re.search(r'<form[^>]*action="([^"]+)"', page.body)
+    assert action is not None and "xsrf" in form, page.body
+    browser.go(urllib.parse.urljoin(page.url, action.group(1)), {**form, "logout": "yes"})
+
+    deadline = time.monotonic() + 10
+    while whoami_status(server, signed_in) != 401:
+        assert time.monotonic() < deadline, "the device signed in through the session stayed"
+        time.sleep(0.1)
+    # the other browser's session at the provider, and its device, are untouched
+    assert whoami_status(server, other_session) == 200
+
+
+def test_a_bad_logout_token_is_refused(server: RunningServer) -> None:
+    url = f"{server.url}/_synapse/client/oidc/backchannel_logout"
+    reply = request(
+        "POST",
+        url,
+        b"logout_token=not.a.token",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert reply.status == 400 and reply.json()["error"] == "invalid_request"
+    reply = request("POST", url, b"", {"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status == 400 and "logout_token" in reply.json()["error_description"]
+
+
+def whoami_status(server: RunningServer, session: Session) -> int:
+    return request("GET", server.url + API + "/account/whoami", headers=session.headers).status

@@ -101,7 +101,7 @@ TABLES_BY_REVISION = {
     "0025_sliding_sync": {"sliding_sync_bump_stamps", "sliding_sync_positions"},
     "0028_email_notifications": {"email_pusher_throttle", "threepid_id_server_bindings"},
     "0030_admin_api": {"ratelimit_override"},
-    "0026_sso": {"user_external_ids", "sso_sessions"},
+    "0026_sso": {"user_external_ids", "sso_sessions", "device_auth_providers"},
     "0027_threepids": {
         "threepid_validation_session",
         "threepid_validation_token",

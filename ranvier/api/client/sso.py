@@ -16,6 +16,7 @@ from ranvier.api.client.auth_fallback import html_response
 from ranvier.errors import MatrixError
 from ranvier.http.json import json_response
 from ranvier.http.params import query_string, required_query_string
+from ranvier.services.sso.backchannel import BackchannelLogout, LogoutRefused
 from ranvier.services.sso.service import (
     CALLBACK_PATH,
     ERROR_TEMPLATE,
@@ -35,6 +36,7 @@ CLIENT = "/_matrix/client/v3"
 REDIRECT = CLIENT + "/login/sso/redirect"
 PICK_IDP = "/_synapse/client/pick_idp"
 CHECK_USERNAME = "/_synapse/client/pick_username/check"
+BACKCHANNEL_LOGOUT = "/_synapse/client/oidc/backchannel_logout"
 # Synapse's cookie names. The callback may arrive as a cross-site POST (response_mode
 # form_post), which only a SameSite=None cookie survives; browsers that reject SameSite=None
 # keep the second one, which says nothing about SameSite.
@@ -48,9 +50,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SsoEndpoints:
-    def __init__(self, sso: SsoService, templates: Templates, secure_cookies: bool) -> None:
+    def __init__(
+        self,
+        sso: SsoService,
+        templates: Templates,
+        secure_cookies: bool,
+        backchannel: BackchannelLogout | None = None,
+    ) -> None:
         self._sso = sso
         self._templates = templates
+        # providers with backchannel_logout_enabled: None when there are none
+        self._backchannel = backchannel
         # https public_baseurl: cookies marked Secure (a browser drops those on plain http)
         self._secure = secure_cookies
 
@@ -66,7 +76,11 @@ class SsoEndpoints:
             web.get(PICK_USERNAME_PATH, self._pages(self.account_details)),
             web.post(PICK_USERNAME_PATH, self._pages(self.submit_account_details)),
             web.get(CHECK_USERNAME, self.check_username),
-        ]
+        ] + (
+            [web.post(BACKCHANNEL_LOGOUT, self.backchannel_logout)]
+            if self._backchannel is not None
+            else []
+        )
 
     def _pages(self, handler: Handler) -> Handler:
         """A browser page: a failure is the error page, not a JSON body."""
@@ -205,6 +219,30 @@ class SsoEndpoints:
         """GET /_synapse/client/pick_username/check"""
         await self._sso.check_username(required_query_string(request, "username"))
         return json_response({"available": True})
+
+    async def backchannel_logout(self, request: web.Request) -> web.Response:
+        """POST /_synapse/client/oidc/backchannel_logout"""
+        assert self._backchannel is not None
+        form = await request.post()
+        token = form.get("logout_token")
+        # spec (Back-Channel Logout 1.0, 2.8): 200 when done, 400 with an OAuth error
+        # body when not; never cached
+        headers = {"Cache-Control": "no-store"}
+        if not isinstance(token, str):
+            return json_response(
+                {"error": "invalid_request", "error_description": "Missing logout_token"},
+                status=400,
+                headers=headers,
+            )
+        try:
+            await self._backchannel.logout(token)
+        except LogoutRefused as exc:
+            return json_response(
+                {"error": "invalid_request", "error_description": str(exc)},
+                status=400,
+                headers=headers,
+            )
+        return web.Response(status=200, headers=headers)
 
 
 class SsoFallbackPage:

@@ -1,7 +1,9 @@
 """Single sign-on: which provider identity (auth provider, subject) is which local user,
 under Synapse's table name so an admin's queries carry over; and the short-lived sessions
 of the browser's round trip through a provider (the state, nonce and PKCE verifier sent
-with it, and a new user's pending choice of username), kept server-side.
+with it, and a new user's pending choice of username), kept server-side; and which devices
+were signed in through which session at a provider (its `sid`), so the provider's
+back-channel logout can end them (Synapse's table name).
 
 Revision ID: 0026_sso
 Revises: 0025_sliding_sync
@@ -34,9 +36,27 @@ def upgrade() -> None:
         sa.Column("expires_ts", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_sso_sessions_expires_ts", "sso_sessions", ["expires_ts"])
+    op.create_table(
+        "device_auth_providers",
+        sa.Column("user_id", sa.Text(), nullable=False),
+        sa.Column("device_id", sa.Text(), nullable=False),
+        sa.Column("auth_provider_id", sa.Text(), nullable=False),
+        sa.Column("auth_provider_session_id", sa.Text(), nullable=False),
+    )
+    op.create_index(
+        "ix_device_auth_providers_session",
+        "device_auth_providers",
+        ["auth_provider_id", "auth_provider_session_id"],
+    )
+    op.create_index(
+        "ix_device_auth_providers_device", "device_auth_providers", ["user_id", "device_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_device_auth_providers_device", table_name="device_auth_providers")
+    op.drop_index("ix_device_auth_providers_session", table_name="device_auth_providers")
+    op.drop_table("device_auth_providers")
     op.drop_index("ix_sso_sessions_expires_ts", table_name="sso_sessions")
     op.drop_table("sso_sessions")
     op.drop_index("ix_user_external_ids_user_id", table_name="user_external_ids")
