@@ -209,7 +209,8 @@ def semantic_problems(config: HomeserverConfig, config_dir: Path) -> list[str]:
         problems.append(
             "enable_registration: open registration without verification invites spam "
             "accounts; set 'registration_requires_token: true' (tokens are made with the "
-            "admin API), or, if you really want anyone to register unverified, set "
+            "admin API), or 'registrations_require_3pid: [email]' (with the 'email' "
+            "section), or, if you really want anyone to register unverified, set "
             "'enable_registration_without_verification: true'"
         )
     if config.url_preview_enabled and config.url_preview_ip_range_blacklist is None:

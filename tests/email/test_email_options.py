@@ -159,3 +159,20 @@ def test_users_cannot_change_their_addresses(server: RunningServer) -> None:
     assert deleted.status == 400 and deleted.errcode == "M_FORBIDDEN"
     capabilities = authed(henry, "GET", server.url + CLIENT + "/capabilities").json()
     assert capabilities["capabilities"]["m.3pid_changes"] == {"enabled": False}
+
+
+def test_request_token_is_rate_limited_per_client(
+    server: RunningServer, smtp: CapturingSmtpServer
+) -> None:
+    """rc_3pid_validation keeps Synapse's default here (burst 5): runs last in the module,
+    as it empties the bucket of the address every test connects from."""
+    replies = [
+        request_token(server, "/register/email/requestToken", f"flood{n}@example.org", f"secret{n}")
+        for n in range(7)
+    ]
+    limited = [reply for reply in replies if reply.status == 429]
+    assert limited, [reply.status for reply in replies]
+    assert limited[0].errcode == "M_LIMIT_EXCEEDED"
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    # what was refused mailed nothing
+    assert len([m for m in smtp.messages if str(m["To"]).startswith("flood")]) == 7 - len(limited)
