@@ -326,3 +326,12 @@ def test_policy_path_stays_inside_the_template_directory(tmp_path: Path) -> None
     assert SAFE_VERSION.match("1.0") and SAFE_VERSION.match("2024-01_b")
     for bad in ("../x", "..", ".hidden", "a/b", "", "a\\b"):
         assert not SAFE_VERSION.match(bad), bad
+
+
+def test_jwt_login_is_unknown_without_jwt_config(server: RunningServer) -> None:
+    flows = request("GET", server.url + CLIENT + "/login").json()["flows"]
+    assert {"type": "org.matrix.login.jwt"} not in flows
+    reply = request(
+        "POST", server.url + CLIENT + "/login", {"type": "org.matrix.login.jwt", "token": "x.y.z"}
+    )
+    assert reply.status == 400 and reply.errcode == "M_UNKNOWN"

@@ -1,5 +1,7 @@
-"""Reserved for the work in progress that owns it (replace this docstring with what the
-revision adds).
+"""Consent to the policy (user_consent) needs no table of its own: a user's accepted version
+and when they accepted it are the `users` columns `consent_version` and `consent_ts` that
+0003_accounts already made, under Synapse's names so a ported database keeps them. The
+revision stays in the chain, empty, so that the revisions after it keep their place.
 
 Revision ID: 0029_consent
 Revises: 0028_email_notifications
