@@ -487,6 +487,7 @@ def build_admin(
         user_data.profiles,
         accounts.hasher,
         ThreepidStore(database),
+        ExternalIds(ExternalIdStore(database)),
     )
     shadow_bans = ShadowBans(config.server_name, accounts.users, rooms.sender)
     rooms.sending.add_interceptor(shadow_bans.intercept)

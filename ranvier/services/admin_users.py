@@ -21,6 +21,7 @@ from ranvier.services.passwords import PasswordHasher
 from ranvier.services.profiles import AVATAR_URL, DISPLAYNAME, ProfileService, validated_value
 from ranvier.services.shared_secret import NonceStore, mac_matches, registration_mac
 from ranvier.services.threepids import EMAIL, MSISDN, canonical_email, threepid_json
+from ranvier.services.sso.external_ids import ExternalId, ExternalIds
 from ranvier.storage.threepids import ThreepidStore
 from ranvier.storage.user_admin import UserAdminQueries, UserAdminView, UserListQuery
 from ranvier.storage.users import UserStore
@@ -97,6 +98,8 @@ class UserChanges:
     user_type: str | None = None
     # (medium, address) pairs replacing the user's third-party identifiers
     threepids: list[tuple[str, str]] | None = None
+    # single sign-on identities replacing the user's
+    external_ids: list[ExternalId] | None = None
 
 
 class AdminUserService:
@@ -111,8 +114,10 @@ class AdminUserService:
         profiles: ProfileService,
         hasher: PasswordHasher,
         threepids: ThreepidStore,
+        external_ids: ExternalIds,
     ) -> None:
         self._threepids = threepids
+        self._external_ids = external_ids
         self._config = config
         self._queries = queries
         self._users = users
@@ -192,13 +197,17 @@ class AdminUserService:
             if value is not None:
                 validated_value(key, value)
         threepids = await self._checked_threepids(user_id, changes.threepids)
+        if changes.external_ids is not None:
+            await self._external_ids.check_free(user_id, changes.external_ids)
         existing = await self._queries.get_user(user_id)
         if existing is None:
             await self._create(user_id, changes)
             await self._replace_threepids(user_id, threepids)
+            await self._replace_external_ids(user_id, changes.external_ids)
             return True, await self._user_json(await self._existing(user_id))
         await self._modify(requester, existing, changes)
         await self._replace_threepids(user_id, threepids)
+        await self._replace_external_ids(user_id, changes.external_ids)
         return False, await self._user_json(await self._existing(user_id))
 
     # -- third-party identifiers --
@@ -208,7 +217,14 @@ class AdminUserService:
         body["threepids"] = [
             threepid_json(threepid) for threepid in await self._threepids.user_threepids(user.name)
         ]
+        body["external_ids"] = await self._external_ids.of_user(user.name)
         return body
+
+    async def _replace_external_ids(
+        self, user_id: str, external_ids: list[ExternalId] | None
+    ) -> None:
+        if external_ids is not None:
+            await self._external_ids.replace(user_id, external_ids)
 
     async def _checked_threepids(
         self, user_id: str, threepids: list[tuple[str, str]] | None

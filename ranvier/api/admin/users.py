@@ -12,6 +12,7 @@ from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
 from ranvier.http.params import query_bool, query_choice, query_int
 from ranvier.services.admin_users import AdminUserService, UserChanges
+from ranvier.services.sso.external_ids import ExternalId
 from ranvier.storage.user_admin import ORDER_BY_VALUES, UserListQuery
 
 ADMIN = "/_synapse/admin"
@@ -20,6 +21,11 @@ ADMIN = "/_synapse/admin"
 class _ThreepidEntry(RequestBody):
     medium: str
     address: str
+
+
+class _ExternalIdEntry(RequestBody):
+    auth_provider: str
+    external_id: str
 
 
 class _UserBody(RequestBody):
@@ -36,6 +42,8 @@ class _UserBody(RequestBody):
     user_type: str | None = None
     # replaces the user's third-party identifiers
     threepids: list[_ThreepidEntry] | None = None
+    # replaces the user's single sign-on identities
+    external_ids: list[_ExternalIdEntry] | None = None
 
 
 class _AdminBody(RequestBody):
@@ -86,6 +94,11 @@ def parse_user_changes(body: dict[str, Any]) -> UserChanges:
             None
             if fields.threepids is None
             else [(entry.medium, entry.address) for entry in fields.threepids]
+        ),
+        external_ids=(
+            None
+            if fields.external_ids is None
+            else [ExternalId(e.auth_provider, e.external_id) for e in fields.external_ids]
         ),
     )
 
