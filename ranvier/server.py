@@ -1864,13 +1864,17 @@ class Homeserver:
                 a.appservice_users,
                 jwt=self.sign_in.jwt,
             ).routes(),
-            *account.AccountEndpoints(a.auth, a.accounts, a.uia, self.threepids).routes(),
+            *account.AccountEndpoints(
+                a.auth, a.accounts, a.uia, self.threepids, identity=self.identity.bindings
+            ).routes(),
             *threepids_api.ThreepidEndpoints(
                 a.auth,
                 self.threepids,
                 a.accounts,
                 a.uia,
                 self.ratelimiters.threepid_validation,
+                identity=self.identity.bindings,
+                pushers=self.push.pushers,
             ).routes(),
             *identity_api.IdentityEndpoints(a.auth, self.identity.bindings).routes(),
             *devices.DeviceEndpoints(a.auth, a.devices, a.accounts, a.uia).routes(),

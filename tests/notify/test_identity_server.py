@@ -9,7 +9,15 @@ from urllib.parse import quote
 
 from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import CLIENT, Session, authed, create_room, register
+from tests.integration.matrix import (
+    CLIENT,
+    DEFAULT_PASSWORD,
+    Session,
+    authed,
+    create_room,
+    register,
+)
+from tests.notify.conftest import add_validated_email
 from tests.notify.fake_identity_server import FakeIdentityServer, sha256_lookup
 from tests.notify.fake_identity_server import Session as IsSession
 
@@ -253,3 +261,60 @@ def test_invite_by_email_refusals(
     assert not [
         e for e in _state(server, alice, room_id) if e["type"] == "m.room.third_party_invite"
     ]
+
+
+def test_deactivation_unbinds_what_was_bound_through_this_server(
+    server: RunningServer, identity_server: FakeIdentityServer
+) -> None:
+    leaving = _user(server, "leaving")
+    address = f"{secrets.token_hex(4)}@mail.example.org"
+    sid, secret = _validated_session(identity_server, address)
+    assert _bind(server, leaving, identity_server, sid, secret).status == 200
+    localpart = leaving.user_id[1:].split(":")[0]
+    body = {
+        "auth": {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": localpart},
+            "password": DEFAULT_PASSWORD,
+        }
+    }
+    reply = authed(leaving, "POST", server.url + CLIENT + "/account/deactivate", body)
+    assert (reply.status, reply.json()) == (200, {"id_server_unbind_result": "success"})
+    assert ("email", address) not in identity_server.bindings
+    assert identity_server.received("/3pid/unbind")[-1].body["mxid"] == leaving.user_id
+    # an account with nothing bound has nothing to unbind
+    other = _user(server, "unbound")
+    body["auth"]["identifier"]["user"] = other.user_id[1:].split(":")[0]  # type: ignore[index]
+    reply = authed(other, "POST", server.url + CLIENT + "/account/deactivate", body)
+    assert (reply.status, reply.json()) == (200, {"id_server_unbind_result": "no-support"})
+
+
+def test_removing_an_address_unbinds_it_and_stops_its_mails(
+    server: RunningServer, identity_server: FakeIdentityServer
+) -> None:
+    owner = _user(server, "remover")
+    address = f"{secrets.token_hex(4)}@mail.example.org"
+    add_validated_email(server, owner.user_id, address)
+    pusher = {
+        "kind": "email",
+        "app_id": "m.email",
+        "pushkey": address,
+        "app_display_name": "Email",
+        "device_display_name": address,
+        "lang": "en",
+        "data": {},
+    }
+    reply = authed(owner, "POST", server.url + CLIENT + "/pushers/set", pusher)
+    assert reply.status == 200, reply.body
+    sid, secret = _validated_session(identity_server, address)
+    assert _bind(server, owner, identity_server, sid, secret).status == 200
+    delete = server.url + CLIENT + "/account/3pid/delete"
+    # an id_server that is not a host refuses before anything is removed
+    bad = authed(owner, "POST", delete, {"medium": "email", "address": address, "id_server": "a/b"})
+    assert (bad.status, bad.errcode) == (400, "M_INVALID_PARAM")
+    reply = authed(owner, "POST", delete, {"medium": "email", "address": address})
+    assert (reply.status, reply.json()) == (200, {"id_server_unbind_result": "success"})
+    assert ("email", address) not in identity_server.bindings
+    listed = authed(owner, "GET", server.url + CLIENT + "/account/3pid").json()["threepids"]
+    assert listed == []
+    assert authed(owner, "GET", server.url + CLIENT + "/pushers").json()["pushers"] == []

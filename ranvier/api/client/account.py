@@ -8,11 +8,13 @@ from aiohttp import web
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.credentials import user_interactive_auth
 from ranvier.errors import MatrixError
+from ranvier.http.auth import access_token
 from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.requester import UserRequester
 from ranvier.services.accounts import AccountService
-from ranvier.services.threepids import EMAIL_IDENTITY, ThreepidService
+from ranvier.services.identity_server import IdentityServerBindings
 from ranvier.services.login import SSO_LOGIN
+from ranvier.services.threepids import EMAIL_IDENTITY, ThreepidService
 from ranvier.services.uia import PASSWORD, AuthResult, UserInteractiveAuth
 
 ACCOUNT = "/_matrix/client/v3/account"
@@ -47,12 +49,16 @@ class AccountEndpoints:
         accounts: AccountService,
         uia: UserInteractiveAuth,
         threepids: ThreepidService,
+        *,
+        identity: IdentityServerBindings,
     ) -> None:
         self._auth = auth
         self._accounts = accounts
         self._uia = uia
         # password reset: the account an email address names
         self._threepids = threepids
+        # deactivation unbinds the account's addresses from identity servers
+        self._identity = identity
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -62,9 +68,10 @@ class AccountEndpoints:
 
     async def change_password(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/account/password"""
-        requester = await self._auth.optional_user(request)
-        if requester is None and self._threepids.email_config is None:
-            # without email, only a signed-in user changes a password: the usual 401
+        # without an access token (and with email) this is a password reset; otherwise
+        # the signed-in user's change, with require_user's refusals (guests, ...)
+        requester = None
+        if access_token(request) is not None or self._threepids.email_config is None:
             requester = await self._auth.require_user(request)
         raw = await read_json_object(request)
         self._accounts.require_password_changes_enabled()
@@ -110,8 +117,9 @@ class AccountEndpoints:
         if requester.app_service is not None:
             # as Synapse: a service's users have no password to confirm; the as_token is the
             # proof (spec: application-service-api "Server admin style permissions")
+            unbound = await self._identity.unbind_all(requester.user_id)
             await self._accounts.deactivate(requester.user_id, erase=body.erase)
-            return json_response({"id_server_unbind_result": "no-support"})
+            return json_response({"id_server_unbind_result": unbound})
         auth = await user_interactive_auth(
             self._uia,
             raw,
@@ -119,7 +127,9 @@ class AccountEndpoints:
             operation=f"POST {ACCOUNT}/deactivate {requester.user_id}",
         )
         require_same_user(auth, requester)
+        # as Synapse: every address bound through this server is unbound first; the
+        # account goes whatever the identity servers answer
+        unbound = await self._identity.unbind_all(requester.user_id)
         await self._accounts.deactivate(requester.user_id, erase=body.erase)
         await self._uia.operation_completed(auth)
-        # no identity server bindings exist to remove
-        return json_response({"id_server_unbind_result": "no-support"})
+        return json_response({"id_server_unbind_result": unbound})

@@ -5,6 +5,7 @@ Synapse's paths so that mails and templates made for Synapse carry over."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +16,9 @@ from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.http.ratelimit import Ratelimiter, client_address
 from ranvier.services.accounts import AccountService
+from ranvier.services.identity_server import IdentityServerBindings
+from ranvier.services.push.email_pusher import EMAIL_APP_ID
+from ranvier.services.push.pushers import PusherService
 from ranvier.services.threepids import (
     EMAIL,
     Purpose,
@@ -69,6 +73,9 @@ class ThreepidEndpoints:
         accounts: AccountService,
         uia: UserInteractiveAuth,
         ratelimiter: Ratelimiter,
+        *,
+        identity: IdentityServerBindings,
+        pushers: PusherService,
     ) -> None:
         self._auth = auth
         self._threepids = threepids
@@ -76,6 +83,9 @@ class ThreepidEndpoints:
         self._uia = uia
         # rc_3pid_validation, per client IP and per address
         self._ratelimiter = ratelimiter
+        # removing an address unbinds it and stops its notification mails
+        self._identity = identity
+        self._pushers = pushers
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -180,9 +190,21 @@ class ThreepidEndpoints:
         """POST /_matrix/client/v3/account/3pid/delete"""
         requester = await self._auth.require_user(request)
         body = validate_body(await read_json_object(request), _DeleteBody)
+        self._threepids.require_3pid_changes()
+        address = body.address
+        if body.medium == EMAIL:
+            # an address that is not one was never bound: it is looked for as given
+            with contextlib.suppress(MatrixError):
+                address = canonical_email(address)
+        # as Synapse: unbound at the identity server first (an identity server that fails
+        # leaves the address in place), then removed with the email pusher mailing it
+        unbound = await self._identity.unbind(
+            requester.user_id, body.medium, address, body.id_server
+        )
         await self._threepids.delete(requester.user_id, body.medium, body.address)
-        # no identity server is told (none was bound through this server)
-        return json_response({"id_server_unbind_result": "no-support"})
+        if body.medium == EMAIL:
+            await self._pushers.delete_pusher(requester.user_id, EMAIL_APP_ID, address)
+        return json_response({"id_server_unbind_result": unbound})
 
     # -- the links in the mails --
 
