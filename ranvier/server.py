@@ -1401,7 +1401,7 @@ def build_sliding_sync(
         events = rooms.sender.positions.current
         return SyncToken(
             events=events,
-            account_data=await account_data.current_stream_position(),
+            account_data=await user_data.account_data.current_stream_position(),
             receipts=ephemeral.receipts.current_position(),
             typing=ephemeral.typing.current_position(),
             presence=ephemeral.presence.current_position(),

@@ -120,14 +120,31 @@ class AccountDataService:
         # below is recorded, so a sync can tell without a query that nothing changed
         self._user_changes = ChangeLog(floor=0)
         self._floor_known = False
+        # the stream's position, read once and then moved on by every change made here
+        # (positions are handed out and committed one after another, so the newest one
+        # told is the stream's); None until first asked
+        self._position: int | None = None
 
     def serve_generated(
         self, data_type: str, generate: Callable[[str], Awaitable[dict[str, Any]]]
     ) -> None:
         self._type_to_generator[data_type] = generate
 
+    async def current_stream_position(self) -> int:
+        """The account data stream's position, without a query once known."""
+        if self._position is None:
+            read = await self._store.current_stream_position()
+            # a change told while reading is at least as new
+            self._position = max(read, self._position or 0)
+        return self._position
+
+    def _advance(self, position: int) -> None:
+        if self._position is not None:
+            self._position = max(self._position, position)
+
     def _changed(self, user_id: str, position: int | None) -> int | None:
         if position is not None:
+            self._advance(position)
             self._user_changes.record(user_id, position)
             for callback in self.on_change:
                 callback(user_id, position)
@@ -190,6 +207,7 @@ class AccountDataService:
         calls this for /read_markers and m.fully_read receipts, after its own checks."""
         position = await self._store.set_room(user_id, room_id, FULLY_READ, {"event_id": event_id})
         # the receipts service tells the notifier itself
+        self._advance(position)
         self._user_changes.record(user_id, position)
         return position
 

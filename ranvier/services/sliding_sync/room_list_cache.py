@@ -115,9 +115,9 @@ class RoomListCache:
         changed = self._changed_since(old.room_to_rows, old.position)
         if changed is None:
             return await self._read(user_id, upto)
-        if self._members_changed_since([user_id], old.position) == set():
-            rows, new_stamps = [], {}
-        else:
+        rows: list[MembershipAt] = []
+        new_stamps: dict[str, int] = {}
+        if self._members_changed_since([user_id], old.position) != set():
             rows, new_stamps = await store.get_room_rows(self._db, user_id, old.position, upto)
         room_to_rows = old.room_to_rows
         if rows:
