@@ -184,3 +184,20 @@ def test_email_pushers_are_refused_for_addresses_not_validated(server: RunningSe
     assert [(p["kind"], p["app_id"], p["pushkey"]) for p in listed] == [
         ("email", "m.email", address)
     ]
+
+
+def test_an_invite_is_mailed_with_its_own_subject(server: RunningServer, mailbox: Mailbox) -> None:
+    alice, address = _with_pusher(server, "invitee")
+    bob = _user(server, "host")
+    room_id = create_room(server.url, bob, name="Party")
+    reply = authed(
+        bob,
+        "POST",
+        server.url + CLIENT + f"/rooms/{quote(room_id)}/invite",
+        {"user_id": alice.user_id},
+    )
+    assert reply.status == 200, reply.body
+    [mail] = mailbox.wait_for(address)
+    assert "has invited you to join the Party room on Ranvier Test" in mail.subject
+    assert "You have been invited to this room." in mail.part("plain")
+    assert f"{CLIENT_BASE_URL}/#/room/{room_id}" in mail.part("html")
