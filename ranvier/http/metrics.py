@@ -37,17 +37,16 @@ class RequestRecorder:
 
     def _servlet(self, match_info: AbstractMatchInfo) -> str:
         route = getattr(match_info, "route", None)
+        resource = getattr(route, "resource", None)
+        if resource is None:
+            # 404 and 405 answers: aiohttp makes a system route for each, so they are not
+            # remembered (that would grow with every unknown path asked for)
+            return UNMATCHED
         name = self._names.get(route)
         if name is None:
-            resource = getattr(route, "resource", None)
-            if resource is None:
-                # 404 and 405 answers: aiohttp's system route, one label for all of them
-                name = UNMATCHED
-            else:
-                handler = getattr(route, "handler", None)
-                handler_name = getattr(handler, "__qualname__", type(handler).__name__)
-                name = servlet_name(resource.canonical, handler_name)
-            self._names[route] = name
+            handler = getattr(route, "handler", None)
+            handler_name = getattr(handler, "__qualname__", type(handler).__name__)
+            name = self._names[route] = servlet_name(resource.canonical, handler_name)
         return name
 
     @web.middleware
