@@ -350,6 +350,14 @@ def test_password_reset_of_an_unknown_address_is_refused(
     # without an access token the password endpoint asks for the email stage only
     reply = request("POST", server.url + CLIENT + "/account/password", {"new_password": "x"})
     assert reply.status == 401 and reply.json()["flows"] == [{"stages": [EMAIL_STAGE]}]
+    # with a token it is the signed-in user's change, whose token must be good
+    bogus = request(
+        "POST",
+        server.url + CLIENT + "/account/password",
+        {"new_password": "x"},
+        {"Authorization": "Bearer not-a-token"},
+    )
+    assert bogus.status == 401 and bogus.errcode == "M_UNKNOWN_TOKEN"
 
 
 def test_adding_and_deleting_an_address(server: RunningServer, smtp: CapturingSmtpServer) -> None:

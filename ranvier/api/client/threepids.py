@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.api.client.credentials import threepid_creds, user_interactive_auth
+from ranvier.config.email import EmailConfig
 from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_json_object, validate_body
 from ranvier.http.ratelimit import Ratelimiter, client_address
@@ -208,18 +209,13 @@ class ThreepidEndpoints:
 
     # -- the links in the mails --
 
-    def _config_template(self, name: str) -> str:
+    def _email(self) -> EmailConfig:
         email = self._threepids.email_config
         if email is None:
             raise MatrixError(404, "M_UNRECOGNIZED", "This server sends no email")
-        value: str = getattr(email, name)
-        return value
+        return email
 
-    async def _submit(
-        self, query: Any, success_template: str, failure_template: str
-    ) -> web.Response:
-        success = self._config_template(success_template)
-        failure = self._config_template(failure_template)
+    async def _submit(self, query: Any, success: str, failure: str) -> web.Response:
         try:
             next_link = await self._threepids.submit_token(
                 _required(query, "sid"),
@@ -234,14 +230,13 @@ class ThreepidEndpoints:
 
     async def password_reset_confirmation(self, request: web.Request) -> web.Response:
         """GET /_synapse/client/password_reset/email/submit_token"""
+        self._email()
         # a page with a button rather than validating at once: mail scanners that open
-        # every link must not reset the password for the user
-        template = "password_reset_confirmation.html"
-        self._config_template("password_reset_template_success_html")
+        # every link must not confirm a reset for the user
         query = request.query
         return html_response(
             self._threepids.page(
-                template,
+                "password_reset_confirmation.html",
                 sid=_required(query, "sid"),
                 client_secret=_required(query, "client_secret"),
                 token=_required(query, "token"),
@@ -250,25 +245,29 @@ class ThreepidEndpoints:
 
     async def password_reset_submit(self, request: web.Request) -> web.Response:
         """POST /_synapse/client/password_reset/email/submit_token"""
-        form = await request.post()
+        email = self._email()
         return await self._submit(
-            form, "password_reset_template_success_html", "password_reset_template_failure_html"
+            await request.post(),
+            email.password_reset_template_success_html,
+            email.password_reset_template_failure_html,
         )
 
     async def registration_submit(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/unstable/registration/email/submit_token"""
+        email = self._email()
         return await self._submit(
             request.query,
-            "registration_template_success_html",
-            "registration_template_failure_html",
+            email.registration_template_success_html,
+            email.registration_template_failure_html,
         )
 
     async def add_threepid_submit(self, request: web.Request) -> web.Response:
         """GET /_matrix/client/unstable/add_threepid/email/submit_token"""
+        email = self._email()
         return await self._submit(
             request.query,
-            "add_threepid_template_success_html",
-            "add_threepid_template_failure_html",
+            email.add_threepid_template_success_html,
+            email.add_threepid_template_failure_html,
         )
 
 
