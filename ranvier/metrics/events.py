@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter, Gauge
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ranvier.metrics.registry import REGISTRY, register
+from ranvier.metrics.registry import REGISTRY, enabled, register
 
 PERSISTED_EVENTS = Counter(
     "synapse_storage_events_persisted_events",
@@ -157,3 +157,19 @@ class BackgroundUpdateProgress:
         if current is not None:
             items.add_metric([self._database_name, current["name"]], current["total_item_count"])
         yield items
+
+
+NON_EMPTY_SYNCS = Counter(
+    "synapse_handlers_sync_nonempty",
+    "/sync answers with something in them, by kind and whether members were lazy-loaded",
+    ["type", "lazy_loaded"],
+    registry=REGISTRY,
+)
+
+
+def sync_answered(*, initial: bool, full_state: bool, lazy_loaded: bool, empty: bool) -> None:
+    """One /sync computed (answers shared by identical requests count once)."""
+    if empty or not enabled():
+        return
+    kind = "initial_sync" if initial else "full_state_sync" if full_state else "incremental_sync"
+    NON_EMPTY_SYNCS.labels(kind, "true" if lazy_loaded else "false").inc()

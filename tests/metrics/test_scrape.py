@@ -364,3 +364,31 @@ def test_every_series_the_dashboards_plot_is_served(
         series for series in {*ours, *SYNAPSE_DASHBOARD_SERIES} if not served(after, series)
     )
     assert missing == []
+
+
+def test_non_empty_syncs_are_counted_by_kind(
+    server: RunningServer, alice: Session, room_id: str
+) -> None:
+    # a filter of its own, so no answer kept from another test's identical request serves it
+    lazy = quote(
+        json.dumps({"room": {"timeline": {"limit": 7}, "state": {"lazy_load_members": True}}})
+    )
+    before = read(server)
+    initial = authed(alice, "GET", f"{server.url}{CLIENT}/sync?timeout=0&filter={lazy}")
+    assert initial.status == 200
+    send(server, alice, room_id, "for-an-incremental-sync")
+    since = quote(initial.json()["next_batch"])
+    incremental = authed(
+        alice, "GET", f"{server.url}{CLIENT}/sync?timeout=0&filter={lazy}&since={since}"
+    )
+    assert incremental.json()["rooms"]["join"][room_id]["timeline"]["events"]
+    nothing_new = quote(incremental.json()["next_batch"])
+    empty = authed(
+        alice, "GET", f"{server.url}{CLIENT}/sync?timeout=0&filter={lazy}&since={nothing_new}"
+    )
+    assert empty.status == 200 and not empty.json().get("rooms", {}).get("join")
+    after = read(server)
+    counted = "synapse_handlers_sync_nonempty_total"
+    for kind in ("initial_sync", "incremental_sync"):
+        labels = {"type": kind, "lazy_loaded": "true", "server_name": SERVER_NAME}
+        assert after.value(counted, **labels) == before.value(counted, **labels) + 1, kind

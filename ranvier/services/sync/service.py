@@ -19,6 +19,7 @@ from typing import Any
 from cachetools import LRUCache, TTLCache
 
 from ranvier.errors import MatrixError
+from ranvier.metrics import events as sync_metrics
 from ranvier.metrics.blocks import measured
 from ranvier.protocol.filters import DEFAULT_EVENT_LIMIT, Filter
 from ranvier.services.filters import FilterService
@@ -171,6 +172,12 @@ class SyncService:
             )
         for section in self._sections:
             await section.finish(info, found.body)
+        sync_metrics.sync_answered(
+            initial=request.since is None,
+            full_state=request.full_state,
+            lazy_loaded=sync_filter.room.state.lazy_load_members,
+            empty=found.empty,
+        )
         return found
 
     async def _wait(self, user_id: str, found: _Pass, remaining_ms: int) -> None:
