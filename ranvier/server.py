@@ -23,6 +23,7 @@ from ranvier.api.admin import purge_history as purge_history_api
 from ranvier.api.admin import pushers as admin_pushers_api
 from ranvier.api.admin import ratelimit_overrides as admin_ratelimit_overrides_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
+from ranvier.api.admin import room_extremities as admin_room_extremities_api
 from ranvier.api.admin import room_membership as admin_room_membership_api
 from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_notices as admin_server_notices_api
@@ -233,6 +234,7 @@ from ranvier.services.ratelimit_overrides import RatelimitOverrides
 from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
+from ranvier.services.rooms.admin_extremities import RoomExtremitiesAdmin
 from ranvier.services.rooms.admin_membership import RoomAdminMembership
 from ranvier.services.rooms.aliases import AliasService, RemoteDirectoryQuery
 from ranvier.services.rooms.client_events import ClientEventSerializer
@@ -304,6 +306,7 @@ from ranvier.storage.e2e_keys import E2eKeyStore
 from ranvier.storage.email_notifications import EmailThrottleStore
 from ranvier.storage.event_push_actions import EventPushActionStore
 from ranvier.storage.filters import FilterStore
+from ranvier.storage.forward_extremities import ForwardExtremityQueries
 from ranvier.storage.history_purge import HistoryPurgeStore
 from ranvier.storage.key_backup import KeyBackupStore
 from ranvier.storage.media import MediaStore
@@ -464,6 +467,7 @@ class Admin:
     shadow_bans: ShadowBans
     statistics: AdminStatistics
     ratelimit_overrides: RatelimitOverrides
+    room_extremities: RoomExtremitiesAdmin
 
 
 def build_admin(
@@ -523,6 +527,9 @@ def build_admin(
         statistics=AdminStatistics(StatisticsQueries(database, config.server_name)),
         ratelimit_overrides=RatelimitOverrides(
             config.server_name, accounts.users, RatelimitOverrideStore(database)
+        ),
+        room_extremities=RoomExtremitiesAdmin(
+            ForwardExtremityQueries(database), rooms.membership, rooms.sender
         ),
     )
 
@@ -1907,6 +1914,9 @@ class Homeserver:
             ).routes(),
             *admin_ratelimit_overrides_api.RatelimitOverrideEndpoints(
                 auth, admin.ratelimit_overrides
+            ).routes(),
+            *admin_room_extremities_api.ForwardExtremityEndpoints(
+                auth, admin.room_extremities
             ).routes(),
             *admin_federation_api.DestinationEndpoints(auth, self.federation.destinations).routes(),
         ]
