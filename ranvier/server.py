@@ -396,7 +396,14 @@ def build_accounts(
     uia = UserInteractiveAuth(UIAuthStore(database))
     uia.register_stage(PASSWORD, PasswordStage(login_service))
     account_service = AccountService(
-        config, users, hasher, login_service, device_service, access_tokens, appservices
+        config,
+        users,
+        hasher,
+        login_service,
+        device_service,
+        access_tokens,
+        appservices,
+        ExternalIdStore(database),
     )
     return Accounts(
         users=users,

@@ -24,6 +24,7 @@ from ranvier.services.passwords import PasswordHasher
 from ranvier.services.threepids import EMAIL_IDENTITY
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.uia import DUMMY, PASSWORD
+from ranvier.storage.sso import ExternalIdStore
 from ranvier.storage.users import UserExistsError, UserStore
 
 # spec: appendices "User Identifiers" - the characters new user IDs may use
@@ -63,8 +64,11 @@ class AccountService:
         devices: DeviceService,
         access_tokens: AccessTokens,
         appservices: AppServiceRegistry,
+        external_ids: ExternalIdStore,
     ) -> None:
         self._config = config
+        # a user's single sign-on identities: they may confirm who they are through one
+        self._external_ids = external_ids
         self._appservices = appservices
         self._users = users
         self._hasher = hasher
@@ -288,7 +292,24 @@ class AccountService:
 
     # -- password and deactivation --
 
+    async def reauth_flows_for(self, user_id: str) -> list[list[str]]:
+        """How `user_id` may confirm who they are (user-interactive auth), as Synapse offers
+        it: their password if they have one, single sign-on if an identity of theirs at a
+        configured provider is linked. A client takes the first flow it can do, so one the
+        user could never complete must not be offered."""
+        flows = []
+        user = await self._users.get_user(user_id)
+        if self._login.password_auth_enabled and user is not None and user.password_hash:
+            flows.append([PASSWORD])
+        providers = {provider.auth_provider_id for provider in self._config.oidc_providers}
+        if providers and any(
+            provider in providers for provider, _ in await self._external_ids.of_user(user_id)
+        ):
+            flows.append([SSO_LOGIN])
+        return flows
+
     def reauth_flows(self) -> list[list[str]]:
+        """Every flow some user may be offered; endpoints use `reauth_flows_for`."""
         flows = [[PASSWORD]] if self._login.password_auth_enabled else []
         if self._config.oidc_providers:
             # signing in again at the provider (its fallback page); it proves only a user

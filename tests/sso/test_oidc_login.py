@@ -247,7 +247,8 @@ def test_user_interactive_auth_through_single_sign_on(server: RunningServer) -> 
     reply = request("DELETE", device_url, {}, alice.headers)
     assert reply.status == 401
     challenge = reply.json()
-    assert {"stages": ["m.login.sso"]} in challenge["flows"]
+    # alice has no password: single sign-on is the one way offered to her
+    assert challenge["flows"] == [{"stages": ["m.login.sso"]}]
     session_id = challenge["session"]
     # naming the stage before going through the provider is refused, inside the 401
     reply = request(
@@ -332,3 +333,12 @@ def test_a_bad_logout_token_is_refused(server: RunningServer) -> None:
 
 def whoami_status(server: RunningServer, session: Session) -> int:
     return request("GET", server.url + API + "/account/whoami", headers=session.headers).status
+
+
+def test_a_user_without_a_linked_identity_is_offered_the_password_only(
+    server: RunningServer,
+) -> None:
+    frank = register(server.url, "frank")
+    reply = request("DELETE", f"{server.url}{API}/devices/{frank.device_id}", {}, frank.headers)
+    assert reply.status == 401
+    assert reply.json()["flows"] == [{"stages": ["m.login.password"]}]

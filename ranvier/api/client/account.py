@@ -96,7 +96,7 @@ class AccountEndpoints:
         auth = await user_interactive_auth(
             self._uia,
             guarded,
-            self._accounts.reauth_flows(),
+            await self._accounts.reauth_flows_for(requester.user_id),
             operation=f"POST {ACCOUNT}/password {requester.user_id}",
         )
         require_same_user(auth, requester)
@@ -123,7 +123,7 @@ class AccountEndpoints:
         auth = await user_interactive_auth(
             self._uia,
             raw,
-            self._accounts.reauth_flows(),
+            await self._accounts.reauth_flows_for(requester.user_id),
             operation=f"POST {ACCOUNT}/deactivate {requester.user_id}",
         )
         require_same_user(auth, requester)

@@ -117,7 +117,7 @@ class DeviceEndpoints:
         auth = await user_interactive_auth(
             self._uia,
             body,
-            self._accounts.reauth_flows(),
+            await self._accounts.reauth_flows_for(requester.user_id),
             operation=f"DELETE {CLIENT}/devices/{device_id} {requester.user_id}",
         )
         require_same_user(auth, requester)
@@ -137,7 +137,7 @@ class DeviceEndpoints:
         auth = await user_interactive_auth(
             self._uia,
             body,
-            self._accounts.reauth_flows(),
+            await self._accounts.reauth_flows_for(requester.user_id),
             # the device list is part of the operation: a session that authorised deleting
             # some devices must not delete others
             operation=f"POST {CLIENT}/delete_devices {requester.user_id} {sorted(device_ids)}",

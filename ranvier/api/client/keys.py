@@ -204,7 +204,7 @@ class KeyEndpoints:
         auth = await user_interactive_auth(
             self._uia,
             body,
-            self._accounts.reauth_flows(),
+            await self._accounts.reauth_flows_for(requester.user_id),
             operation=f"POST {KEYS}/device_signing/upload {requester.user_id}",
         )
         require_same_user(auth, requester)

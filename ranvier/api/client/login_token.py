@@ -52,7 +52,7 @@ class LoginTokenEndpoints:
             auth = await user_interactive_auth(
                 self._uia,
                 body,
-                self._accounts.reauth_flows(),
+                await self._accounts.reauth_flows_for(requester.user_id),
                 operation=f"POST /login/get_token {requester.user_id}",
             )
             require_same_user(auth, requester)

@@ -164,7 +164,7 @@ class ThreepidEndpoints:
         auth = await user_interactive_auth(
             self._uia,
             raw,
-            self._accounts.reauth_flows(),
+            await self._accounts.reauth_flows_for(requester.user_id),
             operation=f"POST {ACCOUNT}/3pid/add {requester.user_id}",
         )
         proven = auth.completed.get(PASSWORD)
