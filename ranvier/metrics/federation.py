@@ -97,3 +97,31 @@ class PendingQueues:
             gauge = GaugeMetricFamily(prefix + suffix, help_text)
             gauge.add_metric([], value)
             yield gauge
+
+
+RECEIVED_PDUS = Counter(
+    "synapse_federation_server_received_pdus",
+    "PDUs in transactions other servers pushed to us (a retried transaction counts once)",
+    registry=REGISTRY,
+)
+RECEIVED_EDUS = Counter(
+    "synapse_federation_server_received_edus",
+    "EDUs in transactions other servers pushed to us",
+    registry=REGISTRY,
+)
+LAST_RECEIVED_PDU_TIME = Gauge(
+    "synapse_federation_last_received_pdu_time",
+    "When a transaction with PDUs last came from the server (federation_metrics_domains)",
+    ["origin_server_name"],
+    registry=REGISTRY,
+)
+
+
+def transaction_received(origin: str, pdu_count: int, edu_count: int) -> None:
+    """Another server pushed a transaction we had not answered before."""
+    if not enabled():
+        return
+    RECEIVED_PDUS.inc(pdu_count)
+    RECEIVED_EDUS.inc(edu_count)
+    if pdu_count and origin in _Domains.labelled:
+        LAST_RECEIVED_PDU_TIME.labels(origin).set(time.time())

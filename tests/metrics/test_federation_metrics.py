@@ -5,6 +5,7 @@ last-sent time. Both engines."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from tests.conftest import ENGINES
 from tests.federation.conftest import postgres_section, sqlite_section, test_ca
 from tests.federation.fake_server import FakeServer
 from tests.federation.harness import FederatingServer, FederationCA, launch_federating_server
+from tests.federation.test_inbound_events import message
 from tests.federation.test_outbound_queue import new_room, say, wait_for_body
 from tests.integration.homeserver import free_port
 from tests.metrics.scrape import Scrape, scrape
@@ -103,3 +105,38 @@ def test_a_transaction_to_another_server_moves_the_federation_metrics(
         dict(key)["destination_server_name"]
         for key in after.matching("synapse_federation_last_sent_pdu_time")
     } == {fake.server_name}
+
+
+def test_a_transaction_from_another_server_is_counted(
+    metered: tuple[FederatingServer, str], fake: FakeServer
+) -> None:
+    server, metrics_url = metered
+    room = new_room(server, fake)
+    member = next(
+        state_key
+        for kind, state_key in room.state
+        if kind == "m.room.member" and state_key.endswith(":" + fake.server_name)
+    )
+    before = scrape(metrics_url)
+    started = time.time()
+    event = message(fake, room, "hello from afar", sender=member)
+    typing = {"room_id": room.room_id, "user_id": member, "typing": True}
+    reply = fake.send_transaction(
+        server,
+        f"t{secrets.token_hex(6)}",
+        [event.pdu],
+        [{"edu_type": "m.typing", "content": typing}],
+    )
+    assert reply.status == 200, reply.body
+    assert reply.json()["pdus"] == {event.event_id: {}}
+    after = scrape(metrics_url)
+    for kind in ("pdus", "edus"):
+        sample = f"synapse_federation_server_received_{kind}_total"
+        assert labelled(after, sample, server) == labelled(before, sample, server) + 1, kind
+    last_received = labelled(
+        after,
+        "synapse_federation_last_received_pdu_time",
+        server,
+        origin_server_name=fake.server_name,
+    )
+    assert started - 1 <= last_received <= time.time() + 1

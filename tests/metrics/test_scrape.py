@@ -316,6 +316,8 @@ SYNAPSE_DASHBOARD_SERIES = (
     "synapse_federation_client_sent_pdu_destinations_count_total",
     "synapse_federation_client_sent_edus_total",
     "synapse_federation_client_sent_edus_by_type_total",
+    "synapse_federation_server_received_pdus_total",
+    "synapse_federation_server_received_edus_total",
     "synapse_federation_transaction_queue_pending_pdus",
     "synapse_federation_transaction_queue_pending_edus",
     "synapse_appservice_api_sent_transactions_total",

@@ -28,6 +28,7 @@ from cachetools import TTLCache
 from ranvier.clock import now_ms
 from ranvier.federation.client import FederationClient
 from ranvier.federation.errors import FederationError
+from ranvier.metrics import federation as federation_metrics
 from ranvier.protocol.auth import AuthError, check_auth, check_auth_events_consistency
 from ranvier.protocol.auth_selection import auth_types_for_event
 from ranvier.protocol.event_ids import compute_event_id
@@ -131,6 +132,7 @@ class TransactionService:
             return stored
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
+        federation_metrics.transaction_received(origin, len(pdus), len(edus))
         try:
             answer = {"pdus": await self._process_pdus(origin, pdus)}
             await self._edus.handle(origin, edus)
