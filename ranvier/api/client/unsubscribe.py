@@ -41,7 +41,7 @@ class UnsubscribeEndpoints:
         self._unsubscribe.check(user_id, pushkey, token)
         return _html(
             self._templates.render(
-                TEMPLATE, done=False, address=pushkey, action=request.rel_url.human_repr()
+                TEMPLATE, done=False, address=pushkey, action=str(request.rel_url)
             )
         )
 
