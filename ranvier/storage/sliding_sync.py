@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -138,6 +138,27 @@ async def get_bump_stamps(db: Database, room_ids: Collection[str]) -> dict[str, 
         return {room_id: stamp for room_id, stamp in result.all()}
 
 
+class SentRoom(NamedTuple):
+    """What a connection was sent of a room."""
+
+    # the room-events position the connection has the room's news up to
+    position: int
+    # the timeline_limit it was last sent with
+    timeline_limit: int
+    # the required_state pairs it was last sent with; None for positions stored before
+    # they were recorded
+    required_state: tuple[tuple[str, str], ...] | None = None
+
+
+def _sent_room(stored: list[Any]) -> SentRoom:
+    pairs = stored[2] if len(stored) > 2 else None
+    return SentRoom(
+        stored[0],
+        stored[1],
+        tuple((kind, key) for kind, key in pairs) if pairs is not None else None,
+    )
+
+
 @dataclass(frozen=True)
 class StoredPosition:
     pos_id: int
@@ -145,9 +166,7 @@ class StoredPosition:
     device_id: str
     conn_id: str
     token: str
-    # room ID -> (the room-events position the connection has the room's news up to, the
-    # timeline_limit it was sent with)
-    room_to_sent: dict[str, tuple[int, int]]
+    room_to_sent: dict[str, SentRoom]
     created_ts: int
 
 
@@ -168,7 +187,7 @@ async def get_position(db: Database, pos_id: int) -> StoredPosition | None:
         row.device_id,
         row.conn_id,
         row.token,
-        {room_id: (sent[0], sent[1]) for room_id, sent in orjson.loads(row.rooms_json).items()},
+        {room_id: _sent_room(sent) for room_id, sent in orjson.loads(row.rooms_json).items()},
         row.created_ts,
     )
 
@@ -180,7 +199,7 @@ async def add_position(
     device_id: str,
     conn_id: str,
     token: str,
-    room_to_sent: Mapping[str, tuple[int, int]],
+    room_to_sent: Mapping[str, SentRoom],
     created_ts: int,
     keep_from: int | None,
 ) -> int:
@@ -204,7 +223,9 @@ async def add_position(
                 device_id=device_id,
                 conn_id=conn_id,
                 token=token,
-                rooms_json=orjson.dumps(dict(room_to_sent)).decode(),
+                rooms_json=orjson.dumps(
+                    {room_id: list(sent) for room_id, sent in room_to_sent.items()}
+                ).decode(),
                 created_ts=created_ts,
             )
         )

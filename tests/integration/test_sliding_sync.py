@@ -357,6 +357,40 @@ def test_a_longer_timeline_limit_sends_the_room_again_expanded(server: RunningSe
     assert same["rooms"] == {}
 
 
+def test_a_room_asked_for_with_more_state_is_sent_with_it(server: RunningServer) -> None:
+    """A client opening a room subscribes to more of its state than its room list asks for:
+    the room comes again with the new entries only, though nothing happened in it, once."""
+    alice = user(server, "alice")
+    room_id = create_room(server, alice, name="Lounge", topic="Chat here")
+    say(server, alice, room_id, "hello")
+    name_only = one_list(0, 0, required_state=[("m.room.name", "")])
+    first = sliding(server, alice, name_only)
+    assert state_keys(first["rooms"][room_id]) == {("m.room.name", "")}
+    opened = {
+        **name_only,
+        "room_subscriptions": {
+            room_id: {
+                "timeline_limit": 1,
+                "required_state": [["m.room.name", ""], ["m.room.topic", ""]],
+            }
+        },
+    }
+    wider = sliding(server, alice, opened, pos=first["pos"])
+    room = wider["rooms"][room_id]
+    assert state_keys(room) == {("m.room.topic", "")}
+    assert room["required_state"][0]["content"] == {"topic": "Chat here"}
+    assert "initial" not in room and "timeline" not in room
+    # held now: the same request sends nothing; asking for less sends nothing either
+    same = sliding(server, alice, opened, pos=wider["pos"])
+    assert same["rooms"] == {}
+    narrower = sliding(server, alice, name_only, pos=same["pos"])
+    assert narrower["rooms"] == {}
+    # and the room's news still comes
+    say(server, alice, room_id, "again")
+    later = sliding(server, alice, opened, pos=narrower["pos"])
+    assert texts(later["rooms"][room_id]["timeline"]) == ["again"]
+
+
 def test_the_kept_room_list_follows_leaves_forgets_and_purges(server: RunningServer) -> None:
     """Each user's room list is kept between requests: memberships written since, a room
     forgotten (its rows change in place) and a room purged (its rows go) all show."""

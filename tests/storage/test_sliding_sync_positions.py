@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ranvier.storage import sliding_sync as store
 from ranvier.storage.database import Database
+from ranvier.storage.sliding_sync import SentRoom
 
 ALICE = "@alice:test"
 BOB = "@bob:test"
@@ -17,7 +18,7 @@ async def add(database: Database, user_id: str, device_id: str, conn_id: str, ts
         device_id=device_id,
         conn_id=conn_id,
         token="s1",
-        room_to_sent={"!room:test": (1, 1)},
+        room_to_sent={"!room:test": SentRoom(1, 1, (("m.room.name", ""),))},
         created_ts=ts,
         keep_from=None,
     )
@@ -41,4 +42,25 @@ async def test_positions_before_the_cut_off_are_pruned(database: Database) -> No
     assert await store.delete_positions_before(database, 5_000) == 1
     assert await store.get_position(database, old) is None
     kept = await store.get_position(database, recent)
-    assert kept is not None and kept.room_to_sent == {"!room:test": (1, 1)}
+    assert kept is not None and kept.room_to_sent == {
+        "!room:test": SentRoom(1, 1, (("m.room.name", ""),))
+    }
+
+
+async def test_what_each_room_was_sent_with_round_trips(database: Database) -> None:
+    sent = {
+        "!named:test": SentRoom(7, 3, (("m.room.name", ""), ("m.room.member", "$LAZY"))),
+        "!unknown:test": SentRoom(5, 1, None),
+    }
+    pos = await store.add_position(
+        database,
+        user_id=ALICE,
+        device_id="PHONE",
+        conn_id="",
+        token="s1",
+        room_to_sent=sent,
+        created_ts=1,
+        keep_from=None,
+    )
+    stored = await store.get_position(database, pos)
+    assert stored is not None and stored.room_to_sent == sent

@@ -51,6 +51,9 @@ class RoomToSend:
     is_dm: bool
     # sent again with a longer timeline than before (`unstable_expanded_timeline`)
     expanded: bool = False
+    # asked for with required_state beyond what the connection was sent with: these are
+    # the pairs it was sent with (None: nothing new asked)
+    held_state: tuple[tuple[str, str], ...] | None = None
 
 
 class SlidingSyncRooms:
@@ -81,7 +84,7 @@ class SlidingSyncRooms:
         kept: list[RoomToSend] = []
         to_check: dict[str, TimelineRange] = {}
         for one in rooms:
-            if one.since is None or one.expanded:
+            if one.since is None or one.expanded or one.held_state is not None:
                 kept.append(one)
             elif one.room.membership in ("invite", "knock"):
                 # the user sees nothing of the room but their own membership
@@ -228,7 +231,8 @@ class SlidingSyncRooms:
             if one.since is not None:
                 # only what changed since; memberships asked for with $LAZY are sent again
                 # for the senders shown, as the connection does not record which it holds
-                previous = select_state(one.params.required_state, had, user_id, lazy=False)
+                held = one.held_state if one.held_state is not None else one.params.required_state
+                previous = select_state(held, had, user_id, lazy=False)
                 wanted = {
                     key: event_id
                     for key, event_id in wanted.items()

@@ -36,6 +36,7 @@ from ranvier.services.sliding_sync.room_list_cache import RoomListCache
 from ranvier.services.sliding_sync.rooms import RoomToSend, SlidingSyncRooms
 from ranvier.storage import sliding_sync as store
 from ranvier.storage.database import Database
+from ranvier.storage.sliding_sync import SentRoom
 from ranvier.storage.sync import UserMemberships
 from ranvier.streams.notifier import Notifier
 from ranvier.streams.sync_token import InvalidSyncToken, SyncToken
@@ -64,8 +65,7 @@ class Extensions(Protocol):
 class _Prior:
     pos_id: int
     token: SyncToken
-    # room ID -> (position the connection has it up to, the timeline_limit it was sent with)
-    room_to_sent: dict[str, tuple[int, int]]
+    room_to_sent: dict[str, SentRoom]
     stored_ts: int
 
 
@@ -73,7 +73,7 @@ class _Prior:
 class _Pass:
     body: JsonDict
     token: SyncToken
-    room_to_sent: dict[str, tuple[int, int]]
+    room_to_sent: dict[str, SentRoom]
     # rooms whose changes concern the user: a long-poll waits on them
     active_rooms: list[str]
     has_news: bool
@@ -204,6 +204,7 @@ class SlidingSyncService:
         for room_id, asked in room_to_params.items():
             room_params = combine(asked)
             sent_since = self._sent_at(sent, memberships, by_id[room_id])
+            held = sent[room_id].required_state if sent_since is not None else None
             candidates.append(
                 RoomToSend(
                     by_id[room_id],
@@ -213,8 +214,15 @@ class SlidingSyncService:
                     # as Synapse (and the proxy before it): a room asked for with a longer
                     # timeline than it was sent with is sent again with that much history
                     expanded=sent_since is not None
-                    and room_params.timeline_limit > sent[room_id][1]
+                    and room_params.timeline_limit > sent[room_id].timeline_limit
                     and by_id[room_id].membership not in ("invite", "knock"),
+                    # a room asked for with state it was not sent with (a client opening a
+                    # room subscribes to more of it) is sent with that state
+                    held_state=(
+                        held
+                        if held is not None and not set(room_params.required_state) <= set(held)
+                        else None
+                    ),
                 )
             )
         # rooms may have been sent at different positions: ask from the oldest, then
@@ -237,12 +245,18 @@ class SlidingSyncService:
         for one in candidates:
             room_id = one.room.room_id
             limit = one.params.timeline_limit
+            required_state: tuple[tuple[str, str], ...] | None = one.params.required_state
             previous = sent.get(room_id)
             if previous is not None and not one.expanded and one.since is not None:
                 # a shorter timeline leaves a gap only if it was limited (as Synapse)
-                shortened = rooms.get(room_id, {}).get("limited") and limit < previous[1]
-                limit = limit if shortened else previous[1]
-            sent[room_id] = (upto, limit)
+                shortened = (
+                    rooms.get(room_id, {}).get("limited") and limit < previous.timeline_limit
+                )
+                limit = limit if shortened else previous.timeline_limit
+                if room_id not in rooms:
+                    # not sent: the connection still holds what it was sent with
+                    required_state = previous.required_state
+            sent[room_id] = SentRoom(upto, limit, required_state)
         active = [room_id for room_id, m in memberships.now.items() if m.membership in ACTIVE]
         extensions: JsonDict = {}
         if self._extensions is not None and request.extensions:
@@ -290,7 +304,7 @@ class SlidingSyncService:
 
     @staticmethod
     def _sent_at(
-        sent: dict[str, tuple[int, int]], memberships: UserMemberships, room: ListedRoom
+        sent: dict[str, SentRoom], memberships: UserMemberships, room: ListedRoom
     ) -> int | None:
         """Where the connection has the room up to; None: it must be sent whole, as it
         was never sent, or the user joined since the request's `pos` (what was sent
