@@ -32,6 +32,7 @@ from ranvier.api.admin import server_version
 from ranvier.api.admin import shadow_ban as admin_shadow_ban_api
 from ranvier.api.admin import statistics as admin_statistics_api
 from ranvier.api.admin import suspension as admin_suspension_api
+from ranvier.api.admin import user_redaction as admin_user_redaction_api
 from ranvier.api.admin import username_available as admin_username_available_api
 from ranvier.api.admin import users as admin_users_api
 from ranvier.api.admin import users_activity as admin_user_activity_api
@@ -236,6 +237,7 @@ from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
 from ranvier.services.rooms.admin_extremities import RoomExtremitiesAdmin
 from ranvier.services.rooms.admin_membership import RoomAdminMembership
+from ranvier.services.rooms.admin_user_redaction import UserRedactions
 from ranvier.services.rooms.aliases import AliasService, RemoteDirectoryQuery
 from ranvier.services.rooms.client_events import ClientEventSerializer
 from ranvier.services.rooms.client_redactions import RedactionService
@@ -334,6 +336,7 @@ from ranvier.storage.statistics import StatisticsQueries
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
 from ranvier.storage.user_admin import UserAdminQueries
+from ranvier.storage.user_events import UserEventQueries
 from ranvier.storage.users import UserStore
 from ranvier.streams.notifier import Notifier
 from ranvier.streams.sync_token import SyncToken
@@ -475,6 +478,7 @@ class Admin:
     statistics: AdminStatistics
     ratelimit_overrides: RatelimitOverrides
     room_extremities: RoomExtremitiesAdmin
+    user_redactions: UserRedactions
 
 
 def build_admin(
@@ -537,6 +541,9 @@ def build_admin(
         ),
         room_extremities=RoomExtremitiesAdmin(
             ForwardExtremityQueries(database), rooms.membership, rooms.sender
+        ),
+        user_redactions=UserRedactions(
+            config.server_name, accounts.users, UserEventQueries(database), rooms.redacting
         ),
     )
 
@@ -1925,6 +1932,7 @@ class Homeserver:
             *admin_room_extremities_api.ForwardExtremityEndpoints(
                 auth, admin.room_extremities
             ).routes(),
+            *admin_user_redaction_api.UserRedactionEndpoints(auth, admin.user_redactions).routes(),
             *admin_federation_api.DestinationEndpoints(auth, self.federation.destinations).routes(),
         ]
 
@@ -2066,6 +2074,7 @@ class Homeserver:
         # an interrupted deletion is marked failed at the next start
         await self.room_admin.deletion.stop()
         await self.room_admin.history_purges.stop()
+        await self.admin.user_redactions.stop()
         await self.accounts.access_tokens.wait_idle()
         await self.database.close()
 
