@@ -886,6 +886,9 @@ def build_identity(
             rooms.sending,
             rooms.sender.loader,
             config.server_name,
+            web_client_location=(
+                config.email.invite_client_location if config.email is not None else None
+            ),
         ),
     )
 

@@ -67,6 +67,7 @@ class ThirdPartyInvites:
         sending: EventSendingService,
         loader: EventLoader,
         server_name: str,
+        web_client_location: str | None = None,
     ) -> None:
         self._db = db
         self._client = client
@@ -74,6 +75,8 @@ class ThirdPartyInvites:
         self._sending = sending
         self._loader = loader
         self._local_suffix = ":" + server_name
+        # email.invite_client_location: where the identity server's invite mail sends people
+        self._web_client_location = web_client_location
 
     async def invite(
         self,
@@ -108,6 +111,9 @@ class ThirdPartyInvites:
             "sender": requester.user_id,
             **await self._room_fields(state, requester.user_id),
         }
+        if self._web_client_location is not None:
+            # Synapse's key, which Sydent reads for the link in its invite mail
+            request["org.matrix.web_client_location"] = self._web_client_location
         try:
             stored = await self._client.store_invite(id_server, id_access_token, request)
         except IdentityServerError as exc:

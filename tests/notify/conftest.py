@@ -24,6 +24,7 @@ __all__ = ["module_database"]
 
 DELAY_SECONDS = 1.0
 CLIENT_BASE_URL = "https://chat.example.org"
+INVITE_CLIENT_LOCATION = "https://invites.example.org"
 
 
 def email_section(mailbox: Mailbox) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def email_section(mailbox: Mailbox) -> dict[str, Any]:
         "notif_for_new_users": True,
         "notif_delay_before_mail": f"{int(DELAY_SECONDS * 1000)}ms",
         "client_base_url": CLIENT_BASE_URL,
+        "invite_client_location": INVITE_CLIENT_LOCATION,
     }
 
 

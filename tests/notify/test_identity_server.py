@@ -17,7 +17,7 @@ from tests.integration.matrix import (
     create_room,
     register,
 )
-from tests.notify.conftest import add_validated_email
+from tests.notify.conftest import INVITE_CLIENT_LOCATION, add_validated_email
 from tests.notify.fake_identity_server import FakeIdentityServer, sha256_lookup
 from tests.notify.fake_identity_server import Session as IsSession
 
@@ -178,6 +178,8 @@ def test_an_invite_by_unknown_email_is_stored_with_the_identity_server(
     assert stored["address"] == address and stored["medium"] == "email"
     assert stored["room_id"] == room_id and stored["sender"] == alice.user_id
     assert stored["room_name"] == "Picnic"
+    # email.invite_client_location, for the link in the identity server's mail
+    assert stored["org.matrix.web_client_location"] == INVITE_CLIENT_LOCATION
     [invite] = [
         e for e in _state(server, alice, room_id) if e["type"] == "m.room.third_party_invite"
     ]
