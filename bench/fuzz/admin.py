@@ -207,6 +207,15 @@ ADMIN_OPERATIONS: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] =
         None,
     ),
     ("get", "/v1/statistics/database/rooms", {}, None),
+    ("get", "/v1/rooms/{roomId}/forward_extremities", {}, None),
+    ("delete", "/v1/rooms/{roomId}/forward_extremities", {}, None),
+    (
+        "post",
+        "/v1/user/{userId}/redact",
+        {},
+        _object(rooms={"type": "array", "items": _STRING}, reason=_STRING, limit=_INTEGER),
+    ),
+    ("get", "/v1/user/redact_status/{redactId}", {}, None),
 ]
 
 
