@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -1511,6 +1511,12 @@ class SignIn:
         templates = Templates(self.consent.config.template_dir)
         return ConsentEndpoints(self.consent, templates).routes()
 
+    def on_user_syncing(self) -> Callable[[str, bool], Awaitable[None]] | None:
+        """The consent server notice's hook on /sync, when there is a notice to send."""
+        if self.consent is None or self.consent.config.server_notice_content is None:
+            return None
+        return self.consent.on_user_syncing
+
     async def close(self) -> None:
         if self.captcha is not None:
             await self.captcha.close()
@@ -1544,7 +1550,9 @@ def build_threepids(
     return threepids
 
 
-def build_sign_in(config: HomeserverConfig, accounts: Accounts, rooms: Rooms) -> SignIn:
+def build_sign_in(
+    config: HomeserverConfig, accounts: Accounts, rooms: Rooms, admin: Admin
+) -> SignIn:
     # Synapse looks in custom_template_directory, then the older email.template_dir
     templates = Templates(
         config.templates.custom_template_directory,
@@ -1569,6 +1577,7 @@ def build_sign_in(config: HomeserverConfig, accounts: Accounts, rooms: Rooms) ->
             config.public_baseurl,
             config.server_name,
             accounts.users,
+            admin.server_notices,
         )
         uia.register_stage(TERMS, consent.stage())
         fallback_pages.register(TERMS, TermsPage(uia, templates, consent))
@@ -1744,7 +1753,9 @@ class Homeserver:
             route_defs += dehydrated_devices_api.DehydratedDeviceEndpoints(
                 self.accounts.auth, self.dehydrated_devices
             ).routes()
-            route_defs += sync_api.SyncEndpoints(self.accounts.auth, self.sync).routes()
+            route_defs += sync_api.SyncEndpoints(
+                self.accounts.auth, self.sync, self.sign_in.on_user_syncing()
+            ).routes()
             route_defs += sliding_sync_api.SlidingSyncEndpoints(
                 self.accounts.auth, self.sliding_sync, self.config.filter_timeline_limit
             ).routes()
@@ -2154,8 +2165,8 @@ async def create_homeserver(config: HomeserverConfig) -> Homeserver:
         database, rooms, user_data, ephemeral, push, e2ee, notifier, global_account_data
     )
     accounts.devices.on_devices_deleted.append(sliding_sync.on_devices_deleted)
-    sign_in = build_sign_in(config, accounts, rooms)
     admin = build_admin(config, database, accounts, user_data, rooms)
+    sign_in = build_sign_in(config, accounts, rooms, admin)
     await admin.ratelimit_overrides.load()
     return Homeserver(
         config=config,

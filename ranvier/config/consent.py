@@ -22,8 +22,10 @@ class UserConsentConfig(Section):
     template_dir: str
     # the version users accept; changing it asks every user again
     version: str
-    # a server notice asking users to consent: refused, server notices are not served
+    # the content of a server notice sent to users who have not accepted `version`, once per
+    # version, when they sync; %(consent_uri)s in its strings becomes their consent link
     server_notice_content: dict[str, object] | None = None
+    # guests are sent it too
     send_server_notice_to_guests: bool = False
     # when set, events are refused (M_CONSENT_NOT_GIVEN) until the user consents; the text
     # may hold %(consent_uri)s
@@ -41,17 +43,20 @@ class UserConsentConfig(Section):
 
 
 def consent_problems(
-    consent: UserConsentConfig | None, form_secret: str | None, public_baseurl: str | None
+    consent: UserConsentConfig | None,
+    form_secret: str | None,
+    public_baseurl: str | None,
+    server_notices_enabled: bool,
 ) -> list[str]:
     """Start-up refusals: a consent setup whose pages could not be served or checked."""
     if consent is None:
         return []
     problems: list[str] = []
-    if consent.server_notice_content is not None or consent.send_server_notice_to_guests:
+    if consent.server_notice_content is not None and not server_notices_enabled:
         problems.append(
-            "user_consent.server_notice_content: server notices are not served by Ranvier "
-            "yet, so users cannot be sent one asking for consent; remove server_notice_content "
-            "and send_server_notice_to_guests (block_events_error still sends them the link)"
+            "user_consent.server_notice_content: the notice is sent as a server notice, which "
+            "needs server_notices.system_mxid_localpart; set it, or remove "
+            "server_notice_content"
         )
     if not form_secret:
         problems.append(

@@ -155,7 +155,12 @@ def sign_in_problems(config: HomeserverConfig) -> list[str]:
         config.recaptcha_private_key,
         config.recaptcha_siteverify_api,
     )
-    problems += consent_problems(config.user_consent, config.form_secret, config.public_baseurl)
+    problems += consent_problems(
+        config.user_consent,
+        config.form_secret,
+        config.public_baseurl,
+        config.server_notices.system_mxid_localpart is not None,
+    )
     serves_consent = any(
         "consent" in resource.names
         for listener in config.listeners

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from ranvier.clock import now_ms
@@ -23,7 +24,14 @@ from ranvier.protocol.event_builder import EventTemplate
 from ranvier.services.uia import UIASession
 from ranvier.storage.users import UserStore
 
+if TYPE_CHECKING:
+    # (server notices make accounts, whose registration flows name this module's stage)
+    from ranvier.services.server_notices import ServerNoticesService
+
+logger = logging.getLogger(__name__)
+
 STAGE_TYPE = "m.login.terms"
+MEMBER = "m.room.member"
 CONSENT_PATH = "/_matrix/consent"
 # the key of the policy in m.login.terms' params, as Synapse names it
 POLICY_KEY = "privacy_policy"
@@ -41,8 +49,12 @@ class ConsentService:
         public_baseurl: str,
         server_name: str,
         users: UserStore,
+        notices: ServerNoticesService | None = None,
     ) -> None:
         self.config = config
+        # the server notices the policy is announced by, and whose system user sends
+        # without consenting (None: server notices are off)
+        self._notices = notices
         self._secret = form_secret.encode()
         self._public_baseurl = public_baseurl
         self._server_name = server_name
@@ -50,6 +62,8 @@ class ConsentService:
         # users known to have accepted the current version: consent is never withdrawn, and
         # a new version means a restart with the new config
         self._consented: set[str] = set()
+        # users told of the current version, or who need not be
+        self._noticed: set[str] = set()
 
     def user_mac(self, user: str) -> str:
         """The signature of a consent link for `user` (as written in the link's `u`)."""
@@ -114,6 +128,8 @@ class ConsentService:
         error = self.config.block_events_error
         if error is None or await self.has_consented(template.sender):
             return
+        if await self._is_server_notice_traffic(template):
+            return
         user = await self._users.get_user(template.sender)
         if user is None or user.appservice_id is not None or user.user_type in EXEMPT_USER_TYPES:
             return
@@ -122,8 +138,59 @@ class ConsentService:
             403, "M_CONSENT_NOT_GIVEN", _format_block_error(error, uri), consent_uri=uri
         )
 
+    async def _is_server_notice_traffic(self, template: EventTemplate) -> bool:
+        """The system user's notices, and a user's own membership in their notices room
+        (they must be able to join it to read the notice asking them to consent)."""
+        if self._notices is None or not self._notices.enabled:
+            return False
+        if template.sender == self._notices.system_user_id:
+            return True
+        return (
+            template.type == MEMBER
+            and template.room_id is not None
+            and template.state_key == template.sender
+            and await self._notices.is_notice_room(template.sender, template.room_id)
+        )
+
+    async def on_user_syncing(self, user_id: str, is_guest: bool) -> None:
+        """Send the user `server_notice_content` (with their consent link) once per policy
+        version, if they have not accepted it, as Synapse does when a user syncs."""
+        content = self.config.server_notice_content
+        if content is None or self._notices is None or user_id in self._noticed:
+            return
+        if is_guest and not self.config.send_server_notice_to_guests:
+            return
+        accepted, noticed = await self._users.get_consent_notice_state(user_id)
+        if self.config.version not in (accepted, noticed):
+            notice = _substituted(content, {"consent_uri": self.consent_uri(user_id)})
+            try:
+                await self._notices.send_notice(
+                    self._notices.system_user_id, user_id, "m.room.message", None, notice, None
+                )
+            except Exception:
+                # the user's sync goes on; the next one tries again
+                logger.exception("Could not send %s the consent server notice", user_id)
+                return
+            await self._users.set_consent_server_notice_sent(user_id, self.config.version)
+        self._noticed.add(user_id)
+
     def stage(self) -> TermsStage:
         return TermsStage(self)
+
+
+def _substituted(value: Any, values: Mapping[str, str]) -> Any:
+    """`value` with `%(name)s` in every string filled from `values` (a string the admin
+    wrote with a stray % stays as it is)."""
+    if isinstance(value, str):
+        try:
+            return value % values
+        except (KeyError, ValueError, TypeError):
+            return value
+    if isinstance(value, Mapping):
+        return {key: _substituted(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substituted(item, values) for item in value]
+    return value
 
 
 def _format_block_error(error: str, uri: str) -> str:

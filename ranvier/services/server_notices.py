@@ -105,6 +105,10 @@ class ServerNoticesService:
             txn = (self.system_user_id, f"admin:{admin_id}", f"notice/{user_id}", txn_id)
         return (await self._sending.send(template, txn)).event_id
 
+    async def is_notice_room(self, user_id: str, room_id: str) -> bool:
+        """Whether `room_id` is `user_id`'s notices room (without making one)."""
+        return await self._rooms.find(self.system_user_id, user_id) == room_id
+
     async def notice_room(self, user_id: str) -> str:
         """The user's notices room, made (and the user invited or joined) if there is none."""
         await self._ensure_system_user()

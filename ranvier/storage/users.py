@@ -35,6 +35,8 @@ users = Table(
     Column("approved", Boolean, nullable=False, server_default=true()),
     Column("consent_version", Text, nullable=True),
     Column("consent_ts", BigInteger, nullable=True),
+    # the policy version the user was last sent a server notice about (0029_consent)
+    Column("consent_server_notice_sent", Text, nullable=True),
 )
 
 
@@ -184,6 +186,18 @@ class UserStore:
             )
             version: str | None = result.scalar()
         return version
+
+    async def get_consent_notice_state(self, user_id: str) -> tuple[str | None, str | None]:
+        """(the version the user accepted, the version they were last sent a notice of)."""
+        query = select(users.c.consent_version, users.c.consent_server_notice_sent).where(
+            users.c.user_id == user_id
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return (None, None) if row is None else (row[0], row[1])
+
+    async def set_consent_server_notice_sent(self, user_id: str, version: str) -> None:
+        await self._update(user_id, consent_server_notice_sent=version)
 
     async def reactivate(self, user_id: str) -> None:
         """Undo deactivation (an admin's decision); the account is no longer erased either."""

@@ -97,17 +97,23 @@ def test_consent_needs_its_secret_link_base_and_templates(generated: Path) -> No
     assert "policy/en/2.0.html' is missing" in message
 
 
-def test_consent_server_notices_are_refused(generated: Path) -> None:
+def test_consent_server_notice_needs_server_notices(generated: Path) -> None:
     write_policy_templates(generated.parent / "policy", "1.0")
+    notice = {"msgtype": "m.text", "body": "Please accept %(consent_uri)s"}
     message = refusal(
         write_config(
             generated,
-            user_consent={**CONSENT, "server_notice_content": {"msgtype": "m.text", "body": "x"}},
+            user_consent={**CONSENT, "server_notice_content": notice},
             form_secret="f",
             public_baseurl="https://matrix.example.org",
         )
     )
-    assert "user_consent.server_notice_content: server notices are not served" in message
+    assert "user_consent.server_notice_content: the notice is sent as a server notice" in message
+    config = load_config(
+        write_config(generated, server_notices={"system_mxid_localpart": "notices"})
+    )
+    assert config.user_consent is not None
+    assert config.user_consent.server_notice_content == notice
 
 
 def test_consent_resource_without_a_policy_is_refused(generated: Path) -> None:

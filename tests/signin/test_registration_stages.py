@@ -30,6 +30,7 @@ FORM_SECRET = "a form secret nobody else knows"
 VERSION = "1.0"
 BLOCK_ERROR = "Please accept our house rules first: %(consent_uri)s"
 REGISTER = CLIENT + "/register"
+NOTICE = "Before you go on, please read and accept our house rules: %(consent_uri)s"
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,9 @@ def server(
             "require_at_registration": True,
             "policy_name": "House rules",
             "block_events_error": BLOCK_ERROR,
+            "server_notice_content": {"msgtype": "m.text", "body": NOTICE},
         },
+        server_notices={"system_mxid_localpart": "notices"},
     )
     running = start_server(config, port)
     try:
@@ -335,3 +338,48 @@ def test_jwt_login_is_unknown_without_jwt_config(server: RunningServer) -> None:
         "POST", server.url + CLIENT + "/login", {"type": "org.matrix.login.jwt", "token": "x.y.z"}
     )
     assert reply.status == 400 and reply.errcode == "M_UNKNOWN"
+
+
+def sync_invites(server: RunningServer, who: Session) -> dict[str, Any]:
+    reply = authed(who, "GET", server.url + CLIENT + "/sync?timeout=0")
+    assert reply.status == 200, reply.body
+    invites: dict[str, Any] = reply.json().get("rooms", {}).get("invite", {})
+    return invites
+
+
+def test_a_user_without_consent_is_sent_a_server_notice_once(server: RunningServer) -> None:
+    heidi = make_admin(server.config_path, "heidi", DEFAULT_PASSWORD)
+    invites = sync_invites(server, heidi)
+    assert len(invites) == 1, invites
+    room_id = next(iter(invites))
+    # joining the notices room is allowed before consenting, to read the notice
+    joined = authed(heidi, "POST", f"{server.url}{CLIENT}/rooms/{room_id}/join", {})
+    assert joined.status == 200, joined.body
+    messages = authed(
+        heidi, "GET", f"{server.url}{CLIENT}/rooms/{room_id}/messages?dir=b&limit=20"
+    ).json()["chunk"]
+    notices = [m for m in messages if m["type"] == "m.room.message"]
+    assert len(notices) == 1
+    link = f"http://{urlparse(server.url).netloc}/_matrix/consent?" + urlencode(
+        {"u": "heidi", "h": mac("heidi")}
+    )
+    assert notices[0]["content"] == {"msgtype": "m.text", "body": NOTICE % {"consent_uri": link}}
+    assert notices[0]["sender"] == "@notices:test.localhost"
+    # later syncs send nothing more for this version
+    sync_invites(server, heidi)
+    again = authed(
+        heidi, "GET", f"{server.url}{CLIENT}/rooms/{room_id}/messages?dir=b&limit=20"
+    ).json()["chunk"]
+    assert len([m for m in again if m["type"] == "m.room.message"]) == 1
+    # the notice does not stand in for consent: heidi still cannot send elsewhere
+    refused = authed(heidi, "POST", server.url + CLIENT + "/createRoom", {})
+    assert refused.errcode == "M_CONSENT_NOT_GIVEN"
+
+
+def test_a_user_who_consented_at_registration_gets_no_notice(server: RunningServer) -> None:
+    session = start(server, "ivan")["session"]
+    stage(server, session, {"type": RECAPTCHA, "response": SOLVED})
+    stage(server, session, {"type": TERMS})
+    done = stage(server, session, {"type": DUMMY})
+    ivan = Session(done.json()["user_id"], done.json()["access_token"], done.json()["device_id"])
+    assert sync_invites(server, ivan) == {}

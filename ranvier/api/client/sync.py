@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from ranvier.api.authentication import RequestAuthenticator
@@ -27,9 +29,16 @@ def query_sync_token(request: web.Request, name: str) -> SyncToken | None:
 
 
 class SyncEndpoints:
-    def __init__(self, auth: RequestAuthenticator, sync: SyncService) -> None:
+    def __init__(
+        self,
+        auth: RequestAuthenticator,
+        sync: SyncService,
+        on_user_syncing: Callable[[str, bool], Awaitable[None]] | None = None,
+    ) -> None:
         self._auth = auth
         self._sync = sync
+        # (user ID, is guest) before each sync: server notices due to the user are sent
+        self._on_user_syncing = on_user_syncing
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(CLIENT + "/sync", self.sync)]
@@ -38,6 +47,8 @@ class SyncEndpoints:
         """GET /_matrix/client/v3/sync"""
         requester = await self._auth.require_user(request, allow_guest=True)
         since = query_sync_token(request, "since")
+        if self._on_user_syncing is not None:
+            await self._on_user_syncing(requester.user_id, requester.is_guest)
         body = await self._sync.sync(
             SyncRequest(
                 user_id=requester.user_id,

@@ -1,13 +1,16 @@
-"""Consent to the policy (user_consent) needs no table of its own: a user's accepted version
-and when they accepted it are the `users` columns `consent_version` and `consent_ts` that
-0003_accounts already made, under Synapse's names so a ported database keeps them. The
-revision stays in the chain, empty, so that the revisions after it keep their place.
+"""Consent to the policy (user_consent): the version of the policy each user was last sent a
+server notice about, `users.consent_server_notice_sent` under Synapse's name, so a user is
+told once per version. What a user accepted, and when, are the `consent_version` and
+`consent_ts` columns that 0003_accounts made.
 
 Revision ID: 0029_consent
 Revises: 0028_email_notifications
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0029_consent"
 down_revision = "0028_email_notifications"
@@ -16,8 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column("users", sa.Column("consent_server_notice_sent", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("consent_server_notice_sent")
