@@ -27,9 +27,9 @@ from ranvier.api.admin import room_extremities as admin_room_extremities_api
 from ranvier.api.admin import room_membership as admin_room_membership_api
 from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_notices as admin_server_notices_api
-from ranvier.api.admin import sso as admin_sso_api
 from ranvier.api.admin import server_version
 from ranvier.api.admin import shadow_ban as admin_shadow_ban_api
+from ranvier.api.admin import sso as admin_sso_api
 from ranvier.api.admin import statistics as admin_statistics_api
 from ranvier.api.admin import suspension as admin_suspension_api
 from ranvier.api.admin import user_redaction as admin_user_redaction_api
@@ -82,8 +82,8 @@ from ranvier.api.client import voip as voip_api
 from ranvier.api.client.auth_fallback import AuthFallbackEndpoints, FallbackPages
 from ranvier.api.client.consent import ConsentEndpoints
 from ranvier.api.client.fallback_pages import RecaptchaPage, TermsPage
-from ranvier.api.client.sso import SsoEndpoints, SsoFallbackPage
 from ranvier.api.client.paths import with_legacy_prefixes
+from ranvier.api.client.sso import SsoEndpoints, SsoFallbackPage
 from ranvier.api.federation import events as federation_events
 from ranvier.api.federation import hierarchy as federation_hierarchy
 from ranvier.api.federation import invite as federation_invite
@@ -267,6 +267,10 @@ from ranvier.services.sliding_sync.facts import RoomFactsLoader
 from ranvier.services.sliding_sync.room_list_cache import RoomListCache
 from ranvier.services.sliding_sync.rooms import SlidingSyncRooms
 from ranvier.services.sliding_sync.service import SlidingSyncService
+from ranvier.services.sso.backchannel import BackchannelLogout
+from ranvier.services.sso.external_ids import ExternalIds
+from ranvier.services.sso.oidc import OidcProvider
+from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.statistics import AdminStatistics
 from ranvier.services.suspension import Suspensions
 from ranvier.services.sync.account_data import AccountDataReader
@@ -281,14 +285,10 @@ from ranvier.services.sync.service import SyncService
 from ranvier.services.sync.state import StateLoader
 from ranvier.services.sync.timeline import TimelineLoader
 from ranvier.services.sync.wakeups import RoomEventWakeups
-from ranvier.services.sso.backchannel import BackchannelLogout
-from ranvier.services.sso.external_ids import ExternalIds
-from ranvier.services.sso.oidc import OidcProvider
-from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.templates import Templates
-from ranvier.services.threepids import EMAIL_IDENTITY, EmailIdentityStage, ThreepidService
 from ranvier.services.third_party_invites import ThirdPartyInvites
 from ranvier.services.thirdparty import ThirdPartyLookup
+from ranvier.services.threepids import EMAIL_IDENTITY, EmailIdentityStage, ThreepidService
 from ranvier.services.to_device import ToDeviceService
 from ranvier.services.tokens import AccessTokens
 from ranvier.services.typing import TypingService
@@ -328,11 +328,11 @@ from ranvier.storage.schema import prepare_database
 from ranvier.storage.server_hold import hold_for_server
 from ranvier.storage.server_keys import ServerKeyStore
 from ranvier.storage.server_notices import ServerNoticeRooms
+from ranvier.storage.sso import ExternalIdStore, ProviderSessionStore, SsoSessionStore
+from ranvier.storage.statistics import StatisticsQueries
 from ranvier.storage.threepid_bindings import ThreepidBindingStore
 from ranvier.storage.threepids import ThreepidStore
 from ranvier.storage.tokens import TokenStore
-from ranvier.storage.sso import ExternalIdStore, ProviderSessionStore, SsoSessionStore
-from ranvier.storage.statistics import StatisticsQueries
 from ranvier.storage.ui_auth import UIAuthStore
 from ranvier.storage.url_previews import UrlPreviewStore
 from ranvier.storage.user_admin import UserAdminQueries

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from ranvier.config.appservices import AppService, load_appservices
 from ranvier.config.captcha import DEFAULT_SITEVERIFY_API
 from ranvier.config.consent import UserConsentConfig
-from ranvier.config.oidc import OidcProviders, SsoConfig, SsoSection
 from ranvier.config.email import EmailConfig
 from ranvier.config.jwt import JwtConfig
+from ranvier.config.oidc import OidcProviders, SsoConfig, SsoSection
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from ranvier.protocol.signing_keys import ED25519, decode_verify_key

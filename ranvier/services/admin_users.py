@@ -20,8 +20,8 @@ from ranvier.services.login import LoginService, Session
 from ranvier.services.passwords import PasswordHasher
 from ranvier.services.profiles import AVATAR_URL, DISPLAYNAME, ProfileService, validated_value
 from ranvier.services.shared_secret import NonceStore, mac_matches, registration_mac
-from ranvier.services.threepids import EMAIL, MSISDN, canonical_email, threepid_json
 from ranvier.services.sso.external_ids import ExternalId, ExternalIds
+from ranvier.services.threepids import EMAIL, MSISDN, canonical_email, threepid_json
 from ranvier.storage.threepids import ThreepidStore
 from ranvier.storage.user_admin import UserAdminQueries, UserAdminView, UserListQuery
 from ranvier.storage.users import UserStore
