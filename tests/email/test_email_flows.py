@@ -490,3 +490,24 @@ def test_the_admin_api_shows_sets_and_looks_up_addresses(
         {"threepids": [{"medium": "carrier-pigeon", "address": "coop 3"}]},
     )
     assert bad.status == 400 and bad.errcode == "M_INVALID_PARAM"
+
+
+def test_the_legacy_add_endpoint_and_denied_addresses(
+    server: RunningServer, smtp: CapturingSmtpServer
+) -> None:
+    ivan = register_with_email(server, smtp, "ivan", "ivan@example.org")
+    denied = request_token(server, "3pid", "ivan@elsewhere.net", new_secret())
+    assert denied.status == 403 and denied.errcode == "M_THREEPID_DENIED"
+    secret = new_secret()
+    sid = request_token(server, "3pid", "ivan.2@example.org", secret).json()["sid"]
+    url = server.url + CLIENT + "/account/3pid"
+    early = authed(ivan, "POST", url, {"three_pid_creds": {"sid": sid, "client_secret": secret}})
+    assert early.status == 400 and early.errcode == "M_THREEPID_AUTH_FAILED"
+    follow(link_in(smtp.wait_for_mail("ivan.2@example.org")))
+    # Synapse's older spelling of the field
+    added = authed(ivan, "POST", url, {"threePidCreds": {"sid": sid, "client_secret": secret}})
+    assert added.status == 200, added.body
+    listed = authed(ivan, "GET", url).json()["threepids"]
+    assert {t["address"] for t in listed} == {"ivan@example.org", "ivan.2@example.org"}
+    missing = authed(ivan, "POST", url, {})
+    assert missing.status == 400 and missing.errcode == "M_MISSING_PARAM"
