@@ -331,14 +331,6 @@ class ThreepidService:
             )
         return ProvenThreepid(session.medium, session.address, session.validated_at)
 
-    async def owner(self, medium: str, address: str) -> str | None:
-        if medium == EMAIL:
-            try:
-                address = canonical_email(address)
-            except MatrixError:
-                return None
-        return await self._store.owner(medium, address)
-
     # -- the account's addresses --
 
     async def list_threepids(self, user_id: str) -> list[dict[str, Any]]:
@@ -409,24 +401,6 @@ class ThreepidService:
         if user_id is None:
             raise MatrixError(404, "M_NOT_FOUND", "No account has this email address")
         return user_id
-
-    # -- admin --
-
-    async def admin_replace(self, user_id: str, threepids: list[tuple[str, str]]) -> None:
-        """The user's addresses become exactly these (the admin API's PUT)."""
-        normalised = []
-        for medium, address in threepids:
-            if medium == EMAIL:
-                address = canonical_email(address)
-            elif medium != MSISDN:
-                raise MatrixError(400, "M_INVALID_PARAM", f"Unknown medium {medium!r}")
-            normalised.append((medium, address))
-        try:
-            await self._store.replace_all(user_id, normalised, self._clock_ms())
-        except ThreepidInUse:
-            raise MatrixError(
-                409, "M_THREEPID_IN_USE", "One of these addresses belongs to another account"
-            ) from None
 
 
 class EmailIdentityStage:
