@@ -1628,6 +1628,7 @@ def build_sso(
         accounts.login,
         user_data.profiles,
         accounts.uia,
+        sign_in.consent,
     )
     accounts.uia.register_stage(SSO, SsoStage())
     backchannel = None

@@ -19,10 +19,12 @@ from ranvier.http.params import query_string, required_query_string
 from ranvier.services.sso.backchannel import BackchannelLogout, LogoutRefused
 from ranvier.services.sso.service import (
     CALLBACK_PATH,
+    CONSENT_PATH,
     ERROR_TEMPLATE,
     LOGIN_SESSION_LIFETIME_MS,
     PICK_USERNAME_PATH,
     USERNAME_SESSION_LIFETIME_MS,
+    AskConsent,
     Page,
     PickUsername,
     Redirect,
@@ -44,7 +46,8 @@ SESSION_COOKIE = "oidc_session"
 SESSION_COOKIE_FALLBACK = "oidc_session_no_samesite"
 SESSION_COOKIE_PATH = "/_synapse/client/oidc"
 USERNAME_COOKIE = "username_mapping_session"
-USERNAME_COOKIE_PATH = "/_synapse/client/pick_username"
+# the username picker and the new user's consent page both read it
+USERNAME_COOKIE_PATH = "/_synapse/client"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,6 +79,8 @@ class SsoEndpoints:
             web.get(PICK_USERNAME_PATH, self._pages(self.account_details)),
             web.post(PICK_USERNAME_PATH, self._pages(self.submit_account_details)),
             web.get(CHECK_USERNAME, self.check_username),
+            web.get(CONSENT_PATH, self._pages(self.new_user_consent)),
+            web.post(CONSENT_PATH, self._pages(self.accept_new_user_consent)),
         ] + (
             [web.post(BACKCHANNEL_LOGOUT, self.backchannel_logout)]
             if self._backchannel is not None
@@ -174,12 +179,12 @@ class SsoEndpoints:
         response.del_cookie(SESSION_COOKIE_FALLBACK, path=SESSION_COOKIE_PATH)
         return response
 
-    def _outcome(self, outcome: Redirect | Page | PickUsername) -> web.StreamResponse:
+    def _outcome(self, outcome: Redirect | Page | PickUsername | AskConsent) -> web.StreamResponse:
         if isinstance(outcome, Redirect):
             return _found(outcome.url)
         if isinstance(outcome, Page):
             return self.render_page(outcome)
-        response = _found(PICK_USERNAME_PATH)
+        response = _found(PICK_USERNAME_PATH if isinstance(outcome, PickUsername) else CONSENT_PATH)
         response.set_cookie(
             USERNAME_COOKIE,
             outcome.session_id,
@@ -211,7 +216,23 @@ class SsoEndpoints:
             use_display_name=form.get("use_display_name") in ("true", "on", "1"),
         )
         response = self._outcome(outcome)
-        if not (isinstance(outcome, Page) and outcome.status >= 400):
+        if isinstance(outcome, Redirect) or (isinstance(outcome, Page) and outcome.status < 400):
+            response.del_cookie(USERNAME_COOKIE, path=USERNAME_COOKIE_PATH)
+        return response
+
+    async def new_user_consent(self, request: web.Request) -> web.StreamResponse:
+        """GET /_synapse/client/new_user_consent"""
+        return self.render_page(await self._sso.consent_page(request.cookies.get(USERNAME_COOKIE)))
+
+    async def accept_new_user_consent(self, request: web.Request) -> web.StreamResponse:
+        """POST /_synapse/client/new_user_consent"""
+        form = await request.post()
+        accepted = form.get("accepted_version")
+        outcome = await self._sso.accept_consent(
+            request.cookies.get(USERNAME_COOKIE), accepted if isinstance(accepted, str) else None
+        )
+        response = self._outcome(outcome)
+        if isinstance(outcome, Redirect) or outcome.status < 400:
             response.del_cookie(USERNAME_COOKIE, path=USERNAME_COOKIE_PATH)
         return response
 

@@ -28,6 +28,7 @@ from ranvier.clock import now_ms
 from ranvier.config.models import HomeserverConfig
 from ranvier.errors import MatrixError
 from ranvier.services.accounts import AccountService
+from ranvier.services.consent import ConsentService
 from ranvier.services.login import SSO_LOGIN, LoginService
 from ranvier.services.profiles import DISPLAYNAME, ProfileService
 from ranvier.services.sso.mapping import MappingError, UserMapper, meets_requirements
@@ -58,6 +59,8 @@ REDIRECT_CONFIRM_TEMPLATE = "sso_redirect_confirm.html"
 AUTH_CONFIRM_TEMPLATE = "sso_auth_confirm.html"
 AUTH_SUCCESS_TEMPLATE = "sso_auth_success.html"
 DEACTIVATED_TEMPLATE = "sso_account_deactivated.html"
+CONSENT_TEMPLATE = "sso_new_user_consent.html"
+CONSENT_PATH = "/_synapse/client/new_user_consent"
 
 
 class SsoError(Exception):
@@ -90,6 +93,13 @@ class PickUsername:
 
 
 @dataclass(frozen=True)
+class AskConsent:
+    """Send the browser to the new-user consent page, holding this session."""
+
+    session_id: str
+
+
+@dataclass(frozen=True)
 class StartedLogin:
     provider_url: str
     session_id: str
@@ -107,8 +117,14 @@ class SsoService:
         login: LoginService,
         profiles: ProfileService,
         uia: UserInteractiveAuth,
+        consent: ConsentService | None,
     ) -> None:
         self._config = config
+        # the policy a new user accepts before their account is made, when
+        # user_consent.require_at_registration asks for it
+        self._consent = (
+            consent if consent is not None and consent.config.require_at_registration else None
+        )
         self._providers = {provider.id: provider for provider in providers}
         self._mappers = {
             provider.id: UserMapper(provider.config.user_mapping_provider.config)
@@ -193,7 +209,7 @@ class SsoService:
 
     async def callback(
         self, session_id: str | None, params: Mapping[str, str]
-    ) -> Redirect | Page | PickUsername:
+    ) -> Redirect | Page | PickUsername | AskConsent:
         if session_id is None:
             raise SsoError(
                 "missing_session",
@@ -254,6 +270,18 @@ class SsoService:
                     raise SsoError(
                         "mapping_error", f"{mapped.localpart!r}: {exc.error}", 500
                     ) from exc
+                if self._consent is not None:
+                    return AskConsent(
+                        await self._pending_registration(
+                            provider.id,
+                            subject,
+                            mapped.localpart,
+                            mapped.display_name,
+                            redirect_url,
+                            provider_session,
+                            chosen=True,
+                        )
+                    )
                 user_id = await self._register(
                     provider.id, subject, mapped.localpart, mapped.display_name
                 )
@@ -262,23 +290,50 @@ class SsoService:
                 )
         self._require_registration(provider)
         # the user chooses a name: no template, confirmation asked for, or the name is taken
+        return PickUsername(
+            await self._pending_registration(
+                provider.id,
+                subject,
+                mapped.localpart,
+                mapped.display_name,
+                redirect_url,
+                provider_session,
+                chosen=False,
+            )
+        )
+
+    async def _pending_registration(
+        self,
+        provider_id: str,
+        subject: str,
+        localpart: str | None,
+        display_name: str | None,
+        redirect_url: str | None,
+        provider_session: Any,
+        *,
+        chosen: bool,
+    ) -> str:
+        """A session for a new user who still has a step to take in the browser: choose a
+        username, or (once `chosen`) accept the policy. Its ID goes in a cookie."""
         pending_id = secrets.token_urlsafe(32)
         now = now_ms()
         await self._sessions.put(
             pending_id,
             _USERNAME_SESSION,
             {
-                "idp": provider.id,
+                "idp": provider_id,
                 "subject": subject,
-                "localpart": mapped.localpart,
-                "display_name": mapped.display_name,
+                "localpart": localpart,
+                "display_name": display_name,
+                "use_display_name": True,
+                "chosen": chosen,
                 "redirect_url": redirect_url,
                 "provider_session": provider_session,
             },
             now + USERNAME_SESSION_LIFETIME_MS,
             now,
         )
-        return PickUsername(pending_id)
+        return pending_id
 
     def _require_registration(self, provider: OidcProvider) -> None:
         if not provider.config.enable_registration:
@@ -430,13 +485,43 @@ class SsoService:
 
     async def submit_username(
         self, session_id: str | None, localpart: str, use_display_name: bool
-    ) -> Redirect | Page:
+    ) -> Redirect | Page | AskConsent:
         session = await self._username_session(session_id)
         localpart = localpart.strip().lower()
         try:
             await self._accounts.check_available(localpart)
         except MatrixError as exc:
             return await self.account_details_page(session_id, exc.error, 400)
+        assert session_id is not None
+        if self._consent is not None:
+            # the choice is kept; the account is made once the policy is accepted
+            await self._sessions.delete(session_id)
+            provider = self._provider(session["idp"])
+            display_name = session["display_name"] if use_display_name else None
+            return AskConsent(
+                await self._pending_registration(
+                    provider.id,
+                    session["subject"],
+                    localpart,
+                    display_name,
+                    session["redirect_url"],
+                    session.get("provider_session"),
+                    chosen=True,
+                )
+            )
+        return await self._register_pending(
+            session_id, session, localpart, use_display_name, consented_version=None
+        )
+
+    async def _register_pending(
+        self,
+        session_id: str,
+        session: dict[str, Any],
+        localpart: str,
+        use_display_name: bool,
+        *,
+        consented_version: str | None,
+    ) -> Redirect | Page:
         provider = self._provider(session["idp"])
         display_name = session["display_name"] if use_display_name else None
         try:
@@ -444,10 +529,53 @@ class SsoService:
         except MatrixError as exc:
             # taken between the check and now
             return await self.account_details_page(session_id, exc.error, 400)
-        assert session_id is not None
         await self._sessions.delete(session_id)
+        if consented_version is not None and self._consent is not None:
+            await self._consent.record_consent(user_id, consented_version)
         return await self._hand_to_client(
             user_id, session["redirect_url"], provider, True, session.get("provider_session")
+        )
+
+    # -- the new user's consent --
+
+    async def _consent_session(self, session_id: str | None) -> dict[str, Any]:
+        session = await self._username_session(session_id)
+        if self._consent is None or not session.get("chosen"):
+            raise SsoError("unknown_session", "There is no policy to accept in this sign-in")
+        return session
+
+    async def consent_page(self, session_id: str | None) -> Page:
+        """sso_new_user_consent.html: the policy a new user accepts before their account is
+        made (user_consent.require_at_registration)."""
+        session = await self._consent_session(session_id)
+        assert self._consent is not None
+        return Page(
+            CONSENT_TEMPLATE,
+            {
+                "user_id": self._accounts.user_id(session["localpart"]),
+                "user_profile": {"display_name": session["display_name"]},
+                "consent_version": self._consent.config.version,
+                "terms_url": self._consent.policy_url(),
+                "policy_name": self._consent.config.policy_name,
+                "server_name": self._config.server_name,
+            },
+        )
+
+    async def accept_consent(
+        self, session_id: str | None, accepted_version: str | None
+    ) -> Redirect | Page:
+        session = await self._consent_session(session_id)
+        assert self._consent is not None and session_id is not None
+        if accepted_version != self._consent.config.version:
+            # an old page, from before the policy changed: show the current one
+            page = await self.consent_page(session_id)
+            return Page(page.template, page.context, 400)
+        return await self._register_pending(
+            session_id,
+            session,
+            session["localpart"],
+            True,
+            consented_version=accepted_version,
         )
 
     # -- user-interactive auth --
