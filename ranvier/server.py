@@ -24,6 +24,7 @@ from ranvier.api.admin import pushers as admin_pushers_api
 from ranvier.api.admin import ratelimit_overrides as admin_ratelimit_overrides_api
 from ranvier.api.admin import registration_tokens as admin_registration_tokens
 from ranvier.api.admin import room_extremities as admin_room_extremities_api
+from ranvier.api.admin import room_history as admin_room_history_api
 from ranvier.api.admin import room_membership as admin_room_membership_api
 from ranvier.api.admin import rooms as admin_rooms_api
 from ranvier.api.admin import server_notices as admin_server_notices_api
@@ -236,6 +237,7 @@ from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.rooms.admin import RoomAdminService
 from ranvier.services.rooms.admin_extremities import RoomExtremitiesAdmin
+from ranvier.services.rooms.admin_history import RoomHistoryAdmin
 from ranvier.services.rooms.admin_membership import RoomAdminMembership
 from ranvier.services.rooms.admin_user_redaction import UserRedactions
 from ranvier.services.rooms.aliases import AliasService, RemoteDirectoryQuery
@@ -479,6 +481,7 @@ class Admin:
     ratelimit_overrides: RatelimitOverrides
     room_extremities: RoomExtremitiesAdmin
     user_redactions: UserRedactions
+    room_history: RoomHistoryAdmin
 
 
 def build_admin(
@@ -545,6 +548,7 @@ def build_admin(
         user_redactions=UserRedactions(
             config.server_name, accounts.users, UserEventQueries(database), rooms.redacting
         ),
+        room_history=RoomHistoryAdmin(rooms.membership, rooms.sender),
     )
 
 
@@ -1948,6 +1952,7 @@ class Homeserver:
                 auth, admin.room_extremities
             ).routes(),
             *admin_user_redaction_api.UserRedactionEndpoints(auth, admin.user_redactions).routes(),
+            *admin_room_history_api.RoomHistoryAdminEndpoints(auth, admin.room_history).routes(),
             *admin_federation_api.DestinationEndpoints(auth, self.federation.destinations).routes(),
         ]
 

@@ -216,6 +216,12 @@ ADMIN_OPERATIONS: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] =
         _object(rooms={"type": "array", "items": _STRING}, reason=_STRING, limit=_INTEGER),
     ),
     ("get", "/v1/user/redact_status/{redactId}", {}, None),
+    (
+        "get",
+        "/v1/rooms/{roomId}/timestamp_to_event",
+        {"ts": _INTEGER, "dir": {"enum": ["f", "b"]}},
+        None,
+    ),
 ]
 
 

@@ -5,6 +5,7 @@ reference), against Ranvier on both engines; and the forward extremities page.""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from sqlalchemy import insert
@@ -136,3 +137,40 @@ def test_forward_extremities(
     assert (unknown.status, unknown.errcode) == (404, "M_NOT_FOUND")
     bad = call(server, admin, "DELETE", f"{ADMIN}/v1/rooms/nonsense/forward_extremities")
     assert (bad.status, bad.errcode) == (400, "M_INVALID_PARAM")
+
+
+def test_timestamp_to_event(server: RunningServer, admin: Session) -> None:
+    zed = register(server.url, "sa_zed")
+    room_id = create_room(server.url, zed)
+    before = int(time.time() * 1000)
+    time.sleep(0.01)
+    message = send_text(server.url, zed, room_id, "at a time")
+    stamp = event_ts(server, zed, room_id, message)
+    path = f"{ADMIN}/v1/rooms/{q(room_id)}/timestamp_to_event"
+    # the admin is not in the room and still finds it
+    assert get(server, admin, f"{path}?ts={before}&dir=f") == {
+        "event_id": message,
+        "origin_server_ts": stamp,
+    }
+    assert get(server, admin, f"{path}?ts={stamp + 10_000}&dir=b")["event_id"] == message
+    # nothing after the newest event
+    after = call(server, admin, "GET", f"{path}?ts={stamp + 10_000}")
+    assert (after.status, after.errcode) == (404, "M_NOT_FOUND")
+    assert call(server, admin, "GET", path).errcode == "M_MISSING_PARAM"
+    for bad in ("ts=soon", "ts=1&dir=up"):
+        reply = call(server, admin, "GET", f"{path}?{bad}")
+        assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM"), bad
+    assert call(server, zed, "GET", f"{path}?ts=1").errcode == "M_FORBIDDEN"
+    unknown = call(
+        server,
+        admin,
+        "GET",
+        f"{ADMIN}/v1/rooms/{q('!nope:test.localhost')}/timestamp_to_event?ts=1",
+    )
+    assert (unknown.status, unknown.errcode) == (404, "M_NOT_FOUND")
+
+
+def event_ts(server: RunningServer, who: Session, room_id: str, event_id: str) -> int:
+    reply = authed(who, "GET", server.url + CLIENT + f"/rooms/{q(room_id)}/event/{q(event_id)}")
+    stamp: int = reply.json()["origin_server_ts"]
+    return stamp
