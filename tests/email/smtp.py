@@ -8,28 +8,45 @@ import email.policy
 import re
 import threading
 import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session
+from aiosmtpd.smtp import Envelope, LoginPassword, Session
 
 from tests.integration.homeserver import free_port
 
 LINK = re.compile(r"https?://\S+")
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """How a message came: over TLS or not, and who logged in (AUTH) to send it."""
+
+    encrypted: bool
+    login: str | None
+
+
 class _Keeper:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.deliveries: list[Delivery] = []
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
+        credentials = session.auth_data if session.authenticated else None
+        login = credentials.login.decode() if isinstance(credentials, LoginPassword) else None
         with self.lock:
             self.messages.append(message)
+            # STARTTLS sets session.ssl; a TLS-only (SMTPS) server's transport is TLS anyway
+            encrypted = session.ssl is not None or bool(
+                server.transport.get_extra_info("ssl_object")
+            )
+            self.deliveries.append(Delivery(encrypted, login))
         return "250 Message accepted for delivery"
 
 
@@ -47,6 +64,11 @@ class CapturingSmtpServer:
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self._keeper.lock:
+            return list(self._keeper.deliveries)
 
     @property
     def messages(self) -> list[EmailMessage]:
@@ -70,13 +92,13 @@ class CapturingSmtpServer:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None, "the mail has no text part"
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def html_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     assert part is not None, "the mail has no HTML part"
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def link_in(message: EmailMessage) -> str:
