@@ -2328,6 +2328,12 @@ async def serve(
     warning = key_server_warning(config)
     if warning is not None:
         logger.warning("%s", warning)
+    if config.email is not None and config.email.template_dir is not None:
+        # as Synapse warns: it still works, searched after custom_template_directory
+        logger.warning(
+            "email.template_dir is deprecated: move its templates to "
+            "templates.custom_template_directory"
+        )
     log_registrations(config.appservices)
     homeserver = await create_homeserver(config)
     try:

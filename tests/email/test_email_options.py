@@ -98,6 +98,8 @@ def request_token(server: RunningServer, path: str, address: str, secret: str) -
 def test_email_is_offered_beside_the_dummy_flow(server: RunningServer) -> None:
     reply = request("POST", server.url + CLIENT + "/register", {})
     assert reply.json()["flows"] == [{"stages": ["m.login.dummy"]}, {"stages": [EMAIL_STAGE]}]
+    # the deprecated option works, and start-up says so
+    assert "email.template_dir is deprecated" in server.log()
 
 
 def test_mail_goes_over_starttls_with_the_custom_template_and_new_users_get_a_pusher(
