@@ -242,12 +242,6 @@ class OidcProviderConfig(_Section):
                 f"{where}: backchannel_logout_enabled needs the openid scope: the session a "
                 "logout names is the one the ID token gave at sign-in"
             )
-        if self.user_mapping_provider.config.email_template is not None:
-            raise ValueError(
-                f"{where}: user_mapping_provider.config.email_template is not supported by "
-                "Ranvier yet (users' email addresses are not kept from single sign-on); "
-                "remove it"
-            )
         return self
 
     @property

@@ -46,6 +46,8 @@ def provider_config(issuer: str) -> list[dict[str, Any]]:
         "config": {
             "localpart_template": "{{ user.preferred_username }}",
             "display_name_template": "{{ user.name }}",
+            # empty for accounts without one: nothing is bound
+            "email_template": "{{ user.email }}",
         }
     }
     return [

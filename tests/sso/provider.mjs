@@ -23,6 +23,8 @@ const ACCOUNTS = {
   'outsider-sub': { preferred_username: 'outsider', name: 'Out Sider', team: 'red' },
   'renamed-sub': { preferred_username: 'renamed', name: 'First Name', team: 'blue' },
   'poster-sub': { preferred_username: 'poster', name: 'Poster', team: 'blue' },
+  'mailer-sub': { preferred_username: 'mailer', name: 'Mailer', team: 'blue', email: 'Mailer@Example.ORG' },
+  'badmail-sub': { preferred_username: 'badmail', name: 'Bad Mail', team: 'blue', email: 'not an address' },
 };
 
 const provider = new Provider(settings.issuer, {
@@ -38,7 +40,7 @@ const provider = new Provider(settings.issuer, {
     grant_types: ['authorization_code'],
   })),
   cookies: { keys: ['sso-test-cookie-key'] },
-  claims: { openid: ['sub'], profile: ['preferred_username', 'name', 'team'] },
+  claims: { openid: ['sub'], profile: ['preferred_username', 'name', 'team', 'email'] },
   // the claims of the granted scopes go in the ID token too, not only in userinfo
   conformIdTokenClaims: false,
   features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },

@@ -82,7 +82,7 @@ def test_client_secret_path_is_read(generated: Path, tmp_path: Path) -> None:
             "not a valid Jinja2 template",
         ),
         (
-            {"user_mapping_provider": {"config": {"email_template": "{{ user.email }}"}}},
+            {"user_mapping_provider": {"config": {"email_template": "{{ user.email"}}},
             "email_template",
         ),
         ({"attribute_requirements": [{"attribute": "team"}]}, "exactly one of `value`"),

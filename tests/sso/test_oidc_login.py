@@ -97,6 +97,28 @@ def test_new_user_signs_in_and_comes_back_as_the_same_user(server: RunningServer
     assert again.device_id != session.device_id
 
 
+def test_email_template_gives_a_new_user_their_address(server: RunningServer) -> None:
+    """email_template's address is the provider's word: bound to the new account (in the
+    case Synapse stores it in) and listed by /account/3pid; a value that is no address is left
+    out, and the account is made all the same."""
+    _, page = sign_in(server, "mailer-sub")
+    session = log_in_with_token(server, token_from_confirmation(page))
+    reply = request("GET", server.url + API + "/account/3pid", headers=session.headers)
+    assert reply.status == 200, reply.body
+    assert [(t["medium"], t["address"]) for t in reply.json()["threepids"]] == [
+        ("email", "mailer@example.org")
+    ]
+    _, page = sign_in(server, "badmail-sub")
+    other = log_in_with_token(server, token_from_confirmation(page))
+    reply = request("GET", server.url + API + "/account/3pid", headers=other.headers)
+    assert reply.status == 200 and reply.json()["threepids"] == []
+    # users without an email claim got none (the template rendered empty)
+    _, page = sign_in(server, "alice-sub")
+    alice = log_in_with_token(server, token_from_confirmation(page))
+    reply = request("GET", server.url + API + "/account/3pid", headers=alice.headers)
+    assert reply.json()["threepids"] == []
+
+
 def test_several_providers_are_picked_from_a_page(server: RunningServer) -> None:
     browser = Browser()
     page = start(server, browser, None)

@@ -37,6 +37,8 @@ class MappedUser:
     display_name: str | None
     # ask the user to confirm (or change) `localpart`
     confirm_localpart: bool
+    # the address email_template made, bound to a new account as an address it holds
+    email: str | None = None
 
 
 class UserMapper:
@@ -50,6 +52,7 @@ class UserMapper:
         self._subject = compile_template(config.subject_template)
         self._localpart = compile_template(config.localpart_template)
         self._display_name = compile_template(config.display_name_template)
+        self._email = compile_template(config.email_template)
 
     def subject(self, claims: dict[str, Any]) -> str:
         if self._subject is not None:
@@ -72,6 +75,7 @@ class UserMapper:
             localpart=localpart.lower() if localpart else None,
             display_name=display_name or None,
             confirm_localpart=self._config.confirm_localpart,
+            email=self._render(self._email, claims) if self._email else None,
         )
 
     @staticmethod

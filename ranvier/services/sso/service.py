@@ -33,6 +33,7 @@ from ranvier.services.login import SSO_LOGIN, LoginService
 from ranvier.services.profiles import DISPLAYNAME, ProfileService
 from ranvier.services.sso.mapping import MappingError, UserMapper, meets_requirements
 from ranvier.services.sso.oidc import OidcProvider, ProviderError
+from ranvier.services.threepids import EMAIL, EMAIL_IDENTITY, ProvenThreepid, canonical_email
 from ranvier.services.uia import UserInteractiveAuth
 from ranvier.storage.sso import ExternalIdStore, ExternalIdTaken, SsoSessionStore
 from ranvier.storage.users import UserStore
@@ -280,10 +281,11 @@ class SsoService:
                             redirect_url,
                             provider_session,
                             chosen=True,
+                            email=mapped.email,
                         )
                     )
                 user_id = await self._register(
-                    provider.id, subject, mapped.localpart, mapped.display_name
+                    provider.id, subject, mapped.localpart, mapped.display_name, mapped.email
                 )
                 return await self._hand_to_client(
                     user_id, redirect_url, provider, True, provider_session
@@ -299,6 +301,7 @@ class SsoService:
                 redirect_url,
                 provider_session,
                 chosen=False,
+                email=mapped.email,
             )
         )
 
@@ -312,6 +315,7 @@ class SsoService:
         provider_session: Any,
         *,
         chosen: bool,
+        email: str | None,
     ) -> str:
         """A session for a new user who still has a step to take in the browser: choose a
         username, or (once `chosen`) accept the policy. Its ID goes in a cookie."""
@@ -329,6 +333,7 @@ class SsoService:
                 "chosen": chosen,
                 "redirect_url": redirect_url,
                 "provider_session": provider_session,
+                "email": email,
             },
             now + USERNAME_SESSION_LIFETIME_MS,
             now,
@@ -391,7 +396,12 @@ class SsoService:
             ) from None
 
     async def _register(
-        self, provider_id: str, subject: str, localpart: str, display_name: str | None
+        self,
+        provider_id: str,
+        subject: str,
+        localpart: str,
+        display_name: str | None,
+        email: str | None,
     ) -> str:
         registered = await self._accounts.register(
             localpart=localpart,
@@ -404,7 +414,21 @@ class SsoService:
         )
         await self._link(provider_id, subject, registered.user_id)
         logger.info("Registered %s through %s", registered.user_id, provider_id)
+        if email is not None:
+            await self._keep_email(registered.user_id, email)
         return registered.user_id
+
+    async def _keep_email(self, user_id: str, email: str) -> None:
+        """The address email_template made is the provider's word: it is bound to the new
+        account as a validated address (as Synapse does), through the same registration
+        hooks as an address proven by mail (so notif_for_new_users gives it a pusher)."""
+        try:
+            address = canonical_email(email)
+        except MatrixError:
+            logger.warning("%s: email_template made %r, not an email address", user_id, email)
+            return
+        proven = ProvenThreepid(EMAIL, address, now_ms())
+        await self._accounts.registered_through(user_id, {EMAIL_IDENTITY: proven.as_json()})
 
     async def _hand_to_client(
         self,
@@ -507,6 +531,7 @@ class SsoService:
                     session["redirect_url"],
                     session.get("provider_session"),
                     chosen=True,
+                    email=session.get("email"),
                 )
             )
         return await self._register_pending(
@@ -525,7 +550,9 @@ class SsoService:
         provider = self._provider(session["idp"])
         display_name = session["display_name"] if use_display_name else None
         try:
-            user_id = await self._register(provider.id, session["subject"], localpart, display_name)
+            user_id = await self._register(
+                provider.id, session["subject"], localpart, display_name, session.get("email")
+            )
         except MatrixError as exc:
             # taken between the check and now
             return await self.account_details_page(session_id, exc.error, 400)
