@@ -89,6 +89,15 @@ def test_overrides_change_the_users_message_limit(server: RunningServer, admin: 
     assert sends_until_refused(server, bot, bot_room, 6) < 6
 
 
+def test_server_notices_off(server: RunningServer, admin: Session) -> None:
+    """This module's server has no `server_notices`: the send endpoint says so."""
+    target = register(server.url, "unnoticed")
+    body = {"user_id": target.user_id, "content": {"msgtype": "m.text", "body": "x"}}
+    reply = call(server, admin, "POST", ADMIN + "/v1/send_server_notice", body)
+    assert (reply.status, reply.errcode) == (400, "M_UNKNOWN")
+    assert "not enabled" in reply.json()["error"]
+
+
 def test_refusals(server: RunningServer, admin: Session) -> None:
     plain = register(server.url, "plain")
     path = override_path(plain.user_id)

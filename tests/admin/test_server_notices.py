@@ -3,6 +3,7 @@ notices room (tagged m.server_notice, read-only for them), refusals."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.admin.conftest import ADMIN, NOTICES, call, q, uid
@@ -22,8 +23,11 @@ def state_of(server: RunningServer, who: Session, room_id: str) -> dict[tuple[st
     return {(e["type"], e["state_key"]): e["content"] for e in reply.json()}
 
 
-def invited_room(server: RunningServer, who: Session) -> str:
-    reply = authed(who, "GET", server.url + CLIENT + "/sync?timeout=0")
+def invited_room(server: RunningServer, who: Session, ask: int = 0) -> str:
+    # `ask` varies the filter: an identical /sync within sync_response_cache_duration is
+    # answered from the cache, as in Synapse
+    timeline = q(json.dumps({"room": {"timeline": {"limit": ask + 1}}}))
+    reply = authed(who, "GET", server.url + CLIENT + f"/sync?timeout=0&filter={timeline}")
     invites = reply.json()["rooms"]["invite"]
     assert len(invites) == 1, invites
     return next(iter(invites))
@@ -110,3 +114,14 @@ def test_refusals(server: RunningServer, admin: Session) -> None:
     assert remote.status == 400
     unknown = call(server, admin, "POST", SEND, notice(uid("nobody"), "x"))
     assert (unknown.status, unknown.errcode) == (404, "M_NOT_FOUND")
+
+
+def test_a_user_who_leaves_gets_a_new_room(server: RunningServer, admin: Session) -> None:
+    kai = register(server.url, "kai")
+    call(server, admin, "POST", SEND, notice(kai.user_id, "one"))
+    first_room = invited_room(server, kai)
+    left = authed(kai, "POST", server.url + CLIENT + f"/rooms/{q(first_room)}/leave", {})
+    assert left.status == 200
+    call(server, admin, "POST", SEND, notice(kai.user_id, "two"))
+    second_room = invited_room(server, kai, ask=1)
+    assert second_room != first_room
