@@ -7,7 +7,15 @@ import json
 
 from tests.admin.conftest import ADMIN, Synadm, call, q, uid
 from tests.integration.homeserver import RunningServer
-from tests.integration.matrix import CLIENT, Session, authed, create_room, login, register
+from tests.integration.matrix import (
+    CLIENT,
+    Session,
+    authed,
+    create_room,
+    login,
+    register,
+    send_text,
+)
 
 
 def test_version(synadm: Synadm) -> None:
@@ -169,3 +177,44 @@ def test_media_list_of_a_user(server: RunningServer, synadm: Synadm) -> None:
     listed = synadm.json("user", "media", pat.user_id)
     assert listed["total"] == 1
     assert listed["media"][0]["upload_name"] == "a.txt"
+
+
+def test_more_commands(server: RunningServer, admin: Session, synadm: Synadm) -> None:
+    """The rest of synadm's everyday commands: registration tokens, media, history purges,
+    room deletion, suspension and deactivation."""
+    created = synadm.json("regtok", "new", "--token", "invite-only", "--uses-allowed", "2")
+    assert created["token"] == "invite-only" and created["uses_allowed"] == 2
+    listed = synadm.json("regtok", "list")
+    assert [t["token"] for t in listed["registration_tokens"]] == ["invite-only"]
+    assert (
+        synadm.json("regtok", "update", "invite-only", "--uses-allowed", "5")["uses_allowed"] == 5
+    )
+    assert synadm.json("regtok", "details", "invite-only")["uses_allowed"] == 5
+    synadm.run("regtok", "delete", "invite-only")
+    assert synadm.json("regtok", "list")["registration_tokens"] == []
+
+    una = register(server.url, "syn_una")
+    upload = authed(una, "POST", server.url + "/_matrix/media/v3/upload?filename=u.txt", b"data")
+    media_id = upload.json()["content_uri"].rsplit("/", 1)[1]
+    synadm.run("media", "protect", media_id)
+    shown = synadm.json("user", "media", una.user_id)["media"][0]
+    assert shown["safe_from_quarantine"] is True
+    assert synadm.json("media", "purge", "--before-days", "1") == {"deleted": 0}
+
+    room_id = create_room(server.url, una)
+    first = send_text(server.url, una, room_id, "old")
+    send_text(server.url, una, room_id, "new")
+    purge = synadm.json("history", "purge", room_id, "--before-event-id", first)
+    assert "purge_id" in purge
+    # it shows the room and its members, then the answer
+    printed = synadm.run("room", "delete", room_id).stdout
+    deleted = json.loads(printed[printed.rindex("\n{\n") :])
+    assert "delete_id" in deleted
+    status = synadm.json("room", "delete-status", "--delete-id", deleted["delete_id"])
+    assert status["room_id"] == room_id
+
+    synadm.run("user", "suspend", una.user_id)
+    assert call(server, admin, "GET", f"{ADMIN}/v2/users/{q(una.user_id)}").json()["suspended"]
+    synadm.run("user", "suspend", una.user_id, "--unsuspend")
+    synadm.run("user", "deactivate", una.user_id)
+    assert synadm.json("user", "details", una.user_id)["deactivated"] is True
