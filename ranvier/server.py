@@ -516,6 +516,7 @@ def build_admin(
         accounts.access_tokens,
         rooms.membership,
         user_data.account_data,
+        UserEventQueries(database),
     )
     server_notices = ServerNoticesService(
         config.server_notices,

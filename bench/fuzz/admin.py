@@ -169,6 +169,8 @@ ADMIN_OPERATIONS: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] =
     ("post", "/v1/users/{userId}/login", {}, _object(valid_until_ms=_INTEGER)),
     ("get", "/v1/users/{userId}/joined_rooms", {}, None),
     ("get", "/v1/users/{userId}/accountdata", {}, None),
+    ("get", "/v1/users/{userId}/sent_invite_count", {"from_ts": _INTEGER}, None),
+    ("get", "/v1/users/{userId}/cumulative_joined_room_count", {"from_ts": _INTEGER}, None),
     ("post", "/v1/users/{userId}/shadow_ban", {}, None),
     ("delete", "/v1/users/{userId}/shadow_ban", {}, None),
     ("get", "/v1/users/{userId}/override_ratelimit", {}, None),

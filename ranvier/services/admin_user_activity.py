@@ -1,6 +1,7 @@
 """What a server admin may see and do of a user's activity (Synapse's user admin API): their
 devices (list, look up, rename, log out), a session as them ("login as user", for support),
-the rooms they are joined to and their account data.
+the rooms they are joined to, their account data, and how many invites they sent and rooms
+they joined.
 
 Every call names a local user that must exist: another server's user is 400
 M_INVALID_PARAM, an unknown one 404 M_NOT_FOUND, before anything is read or written.
@@ -17,6 +18,7 @@ from ranvier.services.devices import DeviceService
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.tokens import AccessTokens
 from ranvier.storage.devices import Device
+from ranvier.storage.user_events import UserEventQueries
 from ranvier.storage.users import User, UserStore
 
 
@@ -42,6 +44,7 @@ class AdminUserActivity:
         access_tokens: AccessTokens,
         membership: MembershipService,
         account_data: AccountDataService,
+        user_events: UserEventQueries,
     ) -> None:
         self._server_name = server_name
         self._users = users
@@ -49,6 +52,7 @@ class AdminUserActivity:
         self._access_tokens = access_tokens
         self._membership = membership
         self._account_data = account_data
+        self._user_events = user_events
 
     async def existing_local_user(self, user_id: str) -> User:
         localpart, colon, server = user_id[1:].partition(":")
@@ -122,3 +126,12 @@ class AdminUserActivity:
         await self.existing_local_user(user_id)
         everything = await self._account_data.changes_since(user_id, None)
         return {"account_data": {"global": everything.global_data, "rooms": everything.room_data}}
+
+    async def sent_invite_count(self, user_id: str, from_ts: int) -> dict[str, Any]:
+        await self.existing_local_user(user_id)
+        return {"invite_count": await self._user_events.count_invites_sent(user_id, from_ts)}
+
+    async def cumulative_joined_room_count(self, user_id: str, from_ts: int) -> dict[str, Any]:
+        await self.existing_local_user(user_id)
+        count = await self._user_events.count_rooms_joined(user_id, from_ts)
+        return {"cumulative_joined_room_count": count}

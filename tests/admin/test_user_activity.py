@@ -22,6 +22,8 @@ def test_refusals_common_to_every_endpoint(server: RunningServer, admin: Session
         ("POST", f"{ADMIN}/v1/users/{q(someone.user_id)}/login"),
         ("GET", f"{ADMIN}/v1/users/{q(someone.user_id)}/joined_rooms"),
         ("GET", f"{ADMIN}/v1/users/{q(someone.user_id)}/accountdata"),
+        ("GET", f"{ADMIN}/v1/users/{q(someone.user_id)}/sent_invite_count"),
+        ("GET", f"{ADMIN}/v1/users/{q(someone.user_id)}/cumulative_joined_room_count"),
     ]
     for method, path in paths:
         assert call(server, None, method, path).errcode == "M_MISSING_TOKEN"
@@ -157,3 +159,39 @@ def test_joined_rooms_and_account_data(server: RunningServer, admin: Session) ->
     data = call(server, admin, "GET", f"{ADMIN}/v1/users/{q(fay.user_id)}/accountdata").json()
     assert data["account_data"]["global"]["org.example.colour"] == {"colour": "green"}
     assert data["account_data"]["rooms"] == {first: {"org.example.pin": {"pinned": True}}}
+
+
+def test_invites_sent_and_rooms_joined(server: RunningServer, admin: Session) -> None:
+    gus = register(server.url, "gus")
+    hal = register(server.url, "hal_counts")
+    ida = register(server.url, "ida_counts")
+    counts = f"{ADMIN}/v1/users/{q(gus.user_id)}"
+    assert call(server, admin, "GET", f"{counts}/sent_invite_count").json() == {"invite_count": 0}
+    rooms = [create_room(server.url, gus) for _ in range(2)]
+    for room_id in rooms:
+        for guest in (hal, ida):
+            invite = authed(
+                gus,
+                "POST",
+                server.url + CLIENT + f"/rooms/{q(room_id)}/invite",
+                {"user_id": guest.user_id},
+            )
+            assert invite.status == 200
+    # leaving and joining again counts the room once
+    authed(gus, "POST", server.url + CLIENT + f"/rooms/{q(rooms[0])}/leave", {})
+    left_at = int(time.time() * 1000)
+    time.sleep(0.01)
+    third = create_room(server.url, gus)
+    assert call(server, admin, "GET", f"{counts}/sent_invite_count").json() == {"invite_count": 4}
+    joined = call(server, admin, "GET", f"{counts}/cumulative_joined_room_count").json()
+    assert joined == {"cumulative_joined_room_count": 3}
+    # from a time on: only the room made since
+    later = call(server, admin, "GET", f"{counts}/cumulative_joined_room_count?from_ts={left_at}")
+    assert later.json() == {"cumulative_joined_room_count": 1}
+    assert call(server, admin, "GET", f"{counts}/sent_invite_count?from_ts={left_at}").json() == {
+        "invite_count": 0
+    }
+    assert third
+    bad = call(server, admin, "GET", f"{counts}/sent_invite_count?from_ts=yesterday")
+    assert (bad.status, bad.errcode) == (400, "M_INVALID_PARAM")
+    assert call(server, gus, "GET", f"{counts}/sent_invite_count").errcode == "M_FORBIDDEN"

@@ -1,6 +1,7 @@
 """Synapse's user admin API for a user's devices, sessions, joined rooms and account data
 (docs/admin_api/user_admin_api: "User devices", "Login as a user", "List room memberships
-of a user", "Account data")."""
+of a user", "Account data", "Get the number of invites sent by the user", "Get the
+cumulative number of rooms a user has joined")."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import StrictInt, StrictStr
 
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.http.json import RequestBody, json_response, read_body, read_json_object, validate_body
+from ranvier.http.params import query_int
 from ranvier.services.admin_user_activity import AdminUserActivity
 
 ADMIN = "/_synapse/admin"
@@ -56,6 +58,11 @@ class UserActivityEndpoints:
             web.post(ADMIN + "/v1/users/{user_id}/login", self.login_as),
             web.get(ADMIN + "/v1/users/{user_id}/joined_rooms", self.joined_rooms),
             web.get(ADMIN + "/v1/users/{user_id}/accountdata", self.account_data),
+            web.get(ADMIN + "/v1/users/{user_id}/sent_invite_count", self.sent_invite_count),
+            web.get(
+                ADMIN + "/v1/users/{user_id}/cumulative_joined_room_count",
+                self.cumulative_joined_room_count,
+            ),
         ]
 
     async def list_devices(self, request: web.Request) -> web.Response:
@@ -116,3 +123,19 @@ class UserActivityEndpoints:
         """GET /_synapse/admin/v1/users/{user_id}/accountdata"""
         await self._auth.require_admin(request)
         return json_response(await self._activity.account_data(request.match_info["user_id"]))
+
+    async def sent_invite_count(self, request: web.Request) -> web.Response:
+        """GET /_synapse/admin/v1/users/{user_id}/sent_invite_count"""
+        await self._auth.require_admin(request)
+        from_ts = query_int(request, "from_ts", 0)
+        body = await self._activity.sent_invite_count(request.match_info["user_id"], from_ts)
+        return json_response(body)
+
+    async def cumulative_joined_room_count(self, request: web.Request) -> web.Response:
+        """GET /_synapse/admin/v1/users/{user_id}/cumulative_joined_room_count"""
+        await self._auth.require_admin(request)
+        from_ts = query_int(request, "from_ts", 0)
+        body = await self._activity.cumulative_joined_room_count(
+            request.match_info["user_id"], from_ts
+        )
+        return json_response(body)
