@@ -10,6 +10,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -84,7 +85,6 @@ from ranvier.api.client.auth_fallback import AuthFallbackEndpoints, FallbackPage
 from ranvier.api.client.consent import ConsentEndpoints
 from ranvier.api.client.fallback_pages import RecaptchaPage, TermsPage
 from ranvier.api.client.paths import with_legacy_prefixes
-from ranvier.api.client.sso import SsoEndpoints, SsoFallbackPage
 from ranvier.api.federation import events as federation_events
 from ranvier.api.federation import hierarchy as federation_hierarchy
 from ranvier.api.federation import invite as federation_invite
@@ -269,10 +269,7 @@ from ranvier.services.sliding_sync.facts import RoomFactsLoader
 from ranvier.services.sliding_sync.room_list_cache import RoomListCache
 from ranvier.services.sliding_sync.rooms import SlidingSyncRooms
 from ranvier.services.sliding_sync.service import SlidingSyncService
-from ranvier.services.sso.backchannel import BackchannelLogout
 from ranvier.services.sso.external_ids import ExternalIds
-from ranvier.services.sso.oidc import OidcProvider
-from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
 from ranvier.services.statistics import AdminStatistics
 from ranvier.services.suspension import Suspensions
 from ranvier.services.sync.account_data import AccountDataReader
@@ -342,6 +339,10 @@ from ranvier.storage.user_events import UserEventQueries
 from ranvier.storage.users import UserStore
 from ranvier.streams.notifier import Notifier
 from ranvier.streams.sync_token import SyncToken
+
+if TYPE_CHECKING:
+    from ranvier.api.client.sso import SsoEndpoints
+    from ranvier.services.sso.service import SsoService
 
 logger = logging.getLogger(__name__)
 
@@ -1621,6 +1622,13 @@ def build_sso(
     that have it."""
     if not config.oidc_providers:
         return None
+    # imported only here: the OAuth and JOSE libraries they load (with cryptography) cost
+    # every server some 9 MiB, and only one with providers needs them
+    from ranvier.api.client.sso import SsoEndpoints, SsoFallbackPage
+    from ranvier.services.sso.backchannel import BackchannelLogout
+    from ranvier.services.sso.oidc import OidcProvider
+    from ranvier.services.sso.service import CALLBACK_PATH, SSO, SsoService, SsoStage
+
     callback_url = config.effective_public_baseurl + CALLBACK_PATH.lstrip("/")
     providers = [OidcProvider(provider, callback_url) for provider in config.oidc_providers]
     service = SsoService(

@@ -3,11 +3,12 @@ trusts (login type `org.matrix.login.jwt`, services/jwt_login.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from joserfc import jwk
-from joserfc.errors import JoseError
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from joserfc import jwk
 
 # the signing algorithms a token may use; "none" (unsigned) is never accepted
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
@@ -23,13 +24,6 @@ PUBLIC_KEY_ALGORITHMS = (
     "ES512",
     "EdDSA",
 )
-# the kind of public key each family of algorithms verifies with
-_KEY_TYPES: dict[str, type[jwk.RSAKey] | type[jwk.ECKey] | type[jwk.OKPKey]] = {
-    "RS": jwk.RSAKey,
-    "PS": jwk.RSAKey,
-    "ES": jwk.ECKey,
-    "Ed": jwk.OKPKey,
-}
 
 
 class Section(BaseModel):
@@ -72,11 +66,23 @@ class JwtConfig(Section):
 
     def verification_key(self) -> jwk.OctKey | jwk.RSAKey | jwk.ECKey | jwk.OKPKey:
         """The key `secret` is for `algorithm`; ValueError if it is not one."""
+        # imported here: the JOSE library (and the cryptography it loads) costs every server
+        # some 9 MiB, and only one with jwt_config needs it
+        from joserfc import jwk
+        from joserfc.errors import JoseError
+
         assert self.secret is not None and self.algorithm is not None
+        # the kind of public key each family of algorithms verifies with
+        key_types: dict[str, type[jwk.RSAKey] | type[jwk.ECKey] | type[jwk.OKPKey]] = {
+            "RS": jwk.RSAKey,
+            "PS": jwk.RSAKey,
+            "ES": jwk.ECKey,
+            "Ed": jwk.OKPKey,
+        }
         try:
             if self.algorithm in HMAC_ALGORITHMS:
                 return jwk.OctKey.import_key(self.secret)
-            return _KEY_TYPES[self.algorithm[:2]].import_key(self.secret)
+            return key_types[self.algorithm[:2]].import_key(self.secret)
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise ValueError(
                 f"secret is not a key {self.algorithm} verifies with (give the PEM public "

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from joserfc import jwt
-from joserfc.errors import JoseError
-
 from ranvier.config.jwt import JwtConfig
 from ranvier.errors import MatrixError
 from ranvier.services.accounts import AccountService
@@ -40,12 +37,18 @@ class JwtLogin:
             options["iss"] = {"essential": True, "value": config.issuer}
         if config.audiences is not None:
             options["aud"] = {"essential": True, "values": config.audiences}
+        # imported here, as in config/jwt.py: only a server with jwt_config loads it
+        from joserfc import jwt
+
         # exp and nbf are checked whenever the token has them
         self._claims = jwt.JWTClaimsRegistry(leeway=LEEWAY_SECONDS, **options)
 
     def claims(self, token: str) -> dict[str, Any]:
         """The token's claims once its signature, algorithm, times, issuer and audience
         are checked; 403 M_FORBIDDEN otherwise."""
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+
         try:
             decoded = jwt.decode(token, self._key, algorithms=[self._algorithm])
             self._claims.validate(decoded.claims)
