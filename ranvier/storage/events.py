@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -89,6 +90,7 @@ event_txn_ids = Table(
     Column("txn_id", Text, primary_key=True),
     Column("event_id", Text, nullable=False),
     Column("inserted_ts", BigInteger, nullable=False),
+    Index("ix_event_txn_ids_event", "event_id"),
 )
 
 redactions = Table(
@@ -414,20 +416,26 @@ async def get_redactions_of(db: Database, event_ids: Iterable[str]) -> dict[str,
     return found
 
 
-async def get_txn_ids(
-    db: Database, user_id: str, device_id: str, event_ids: Iterable[str]
-) -> dict[str, str]:
-    """event ID -> the transaction ID this user's device sent it with."""
+# built once: every sync that serves its user's own events runs it
+_EVENT_TXNS = select(
+    event_txn_ids.c.event_id,
+    event_txn_ids.c.user_id,
+    event_txn_ids.c.device_id,
+    event_txn_ids.c.txn_id,
+).where(event_txn_ids.c.event_id.in_(bindparam("event_ids", expanding=True)))
+
+
+async def get_event_txns(db: Database, event_ids: Iterable[str]) -> dict[str, tuple[str, str, str]]:
+    """event ID -> (user, device, transaction ID) it was sent with, for those sent with one
+    (by the index on event_id, whoever sent them)."""
     ids = list(dict.fromkeys(event_ids))
-    if not ids:
-        return {}
-    query = select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
-        event_txn_ids.c.user_id == user_id,
-        event_txn_ids.c.device_id == device_id,
-        event_txn_ids.c.event_id.in_(ids),
-    )
+    found: dict[str, tuple[str, str, str]] = {}
     async with db.read() as conn:
-        return {row.event_id: row.txn_id for row in await conn.execute(query)}
+        for start in range(0, len(ids), 500):
+            rows = await conn.execute(_EVENT_TXNS, {"event_ids": ids[start : start + 500]})
+            for event_id, user_id, device_id, txn_id in rows:
+                found[event_id] = (user_id, device_id, txn_id)
+    return found
 
 
 async def get_stream_orderings(db: Database, event_ids: Iterable[str]) -> dict[str, int]:

@@ -40,9 +40,7 @@ class EventLoader:
     ) -> None:
         self._db = db
         ttl = cache_ttl_seconds
-        self._event_id_to_event: Cache[str, Event] = bounded_cache(
-            "events", events_cache_size, ttl
-        )
+        self._event_id_to_event: Cache[str, Event] = bounded_cache("events", events_cache_size, ttl)
         self._group_to_state: Cache[int, StateMap] = bounded_cache(
             "state_groups", state_cache_size, ttl
         )
@@ -92,14 +90,16 @@ class EventLoader:
     ) -> dict[str, str]:
         """event ID -> the transaction ID this user's device sent it with."""
         known, missing = _split_cached(self._event_id_to_txn, event_ids)
-        found = {
+        if missing:
+            read = await event_store.get_event_txns(self._db, missing)
+            for event_id in missing:
+                # "sent without one" is kept too: most events served are others'
+                known[event_id] = self._event_id_to_txn[event_id] = read.get(event_id)
+        return {
             event_id: txn[2]
             for event_id, txn in known.items()
             if txn is not None and txn[0] == user_id and txn[1] == device_id
         }
-        if missing:
-            found.update(await event_store.get_txn_ids(self._db, user_id, device_id, missing))
-        return found
 
     def remember_state_groups(self, event_id_to_group: Mapping[str, int]) -> None:
         self._event_id_to_state_group.update(event_id_to_group)
