@@ -173,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     _db_commands(commands)
     _media_commands(commands)
     _port_db_command(commands)
+    _import_synapse_command(commands)
     _hash_password_command(commands)
     return parser
 
@@ -205,6 +206,26 @@ def _port_db_command(commands: Any) -> None:
     # Synapse's full-screen progress; refused below rather than ignored
     port.add_argument("--curses", action="store_true", help=argparse.SUPPRESS)
     port.set_defaults(func=_port_db)
+
+
+def _import_synapse_command(commands: Any) -> None:
+    command = _command(
+        commands,
+        "import-synapse",
+        "import a stopped Synapse's accounts into a new Ranvier database",
+        "Read Synapse's database (read-only) and import its users, devices, access tokens, "
+        "encryption keys, key backups, account data, push rules and filters into Ranvier's "
+        "empty database, then verify the counts. Rooms, events and media are not imported "
+        "yet. Stop Synapse and Ranvier first; Ranvier must have Synapse's server_name and "
+        "signing key. Stopped midway, the same command continues where it stopped.",
+        "ranvier import-synapse -c homeserver.yaml --synapse-config /etc/synapse/homeserver.yaml",
+    )
+    _config_arg(command)
+    command.add_argument("--synapse-config", required=True, help="Synapse's homeserver.yaml")
+    command.add_argument(
+        "--batch-size", type=int, default=1000, help="rows written per transaction (default 1000)"
+    )
+    command.set_defaults(func=_import_synapse)
 
 
 def _hash_password_command(commands: Any) -> None:
@@ -531,6 +552,12 @@ def _port_db(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         verbose=args.verbose,
     )
+
+
+def _import_synapse(args: argparse.Namespace) -> int:
+    from ranvier.import_synapse import import_synapse
+
+    return import_synapse(args.config_path, args.synapse_config, batch_size=args.batch_size)
 
 
 def _hash_password(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from ranvier.storage.database import Database, open_database
 from ranvier.storage.errors import StorageError, StorageStartupError, UnknownRevisionError
 from ranvier.storage.port_progress import unfinished_port
 from ranvier.storage.server_info import record_server_start
+from ranvier.storage.synapse_import.progress import unfinished_import
 
 # the table where the database records its schema revision
 VERSION_TABLE = "schema_revision"
@@ -280,7 +281,7 @@ async def prepare_database(
             raise StorageStartupError(newer_than_code_message(status.current, status.head))
         if status.current is None:
             await _refuse_foreign_database(db)
-        unfinished = await unfinished_port(db)
+        unfinished = await unfinished_port(db) or await unfinished_import(db)
         if unfinished is not None:
             raise StorageStartupError(unfinished)
         if status.pending:

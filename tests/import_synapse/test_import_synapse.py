@@ -1,0 +1,429 @@
+"""`ranvier import-synapse`, as an admin runs it: a real Synapse from PyPI (on SQLite) is
+used by clients over HTTP and stopped; its database is imported into a new Ranvier (SQLite
+and PostgreSQL), the first time interrupted midway and then run again; Ranvier started on the
+result serves the same clients: old access tokens, the same passwords, their keys, backups,
+account data, push rules and filters. Refusals change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import yaml
+from nacl.signing import SigningKey
+
+from bench.servers import SERVER_NAME, Database, start_synapse
+from bench.synapse_setup import ensure_synapse
+from ranvier.config.models import DatabaseConfig
+from ranvier.protocol.signing import sign_json
+from ranvier.protocol.unpadded_base64 import encode_base64
+from ranvier.services.tokens import hash_token
+from ranvier.storage.synapse_import.importer import import_synapse_database
+from tests.integration.client import Reply, request
+from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
+from tests.integration.matrix import CLIENT, Session, authed, login, register
+from tests.integration.test_e2e_keys import OTK, CrossSigning, Device
+
+PASSWORD = "an old Synapse password"
+BACKUP_ALGORITHM = "m.megolm_backup.v1.curve25519-aes-sha2"
+ROOM = "!backedup:bench.localhost"
+SESSION_ID = "megolm-session-1"
+ROOM_KEY = {
+    "first_message_index": 3,
+    "forwarded_count": 1,
+    "is_verified": True,
+    "session_data": {"ephemeral": "eph", "ciphertext": "cipher", "mac": "mac"},
+}
+FILTER = {"room": {"timeline": {"limit": 7}}}
+ACCOUNT_DATA_TYPE = "org.example.settings"
+
+
+@dataclass
+class SynapseData:
+    """The stopped Synapse's config, and what its clients did."""
+
+    config_path: Path
+    signing_key: Path
+    alice: Session  # admin, with keys, cross-signing, a backup
+    bob: Session
+    alice_device: Device
+    cross_signing: CrossSigning
+    one_time_keys: dict[str, Any]
+    backup_version: str
+    backup_auth_data: dict[str, Any]
+    filter_id: str
+
+
+def ok(reply: Reply) -> Any:
+    assert reply.status == 200, (reply.status, reply.body)
+    return reply.json()
+
+
+def call(session: Session, url: str, method: str, path: str, body: Any = None) -> Any:
+    return ok(authed(session, method, url + CLIENT + path, body))
+
+
+def register_admin(url: str, secret: str, localpart: str) -> Session:
+    """Synapse's shared-secret admin registration, as register_new_matrix_user does it."""
+    nonce = ok(request("GET", url + "/_synapse/admin/v1/register"))["nonce"]
+    message = b"\x00".join([nonce.encode(), localpart.encode(), PASSWORD.encode(), b"admin"])
+    mac = hmac.new(secret.encode(), message, hashlib.sha1).hexdigest()
+    body = {"nonce": nonce, "username": localpart, "password": PASSWORD, "admin": True, "mac": mac}
+    reply = ok(request("POST", url + "/_synapse/admin/v1/register", body))
+    return Session(reply["user_id"], reply["access_token"], reply["device_id"])
+
+
+def use_synapse(url: str, secret: str) -> dict[str, Any]:
+    alice = register_admin(url, secret, "alice")
+    bob = register(url, "bob", PASSWORD)
+    carol = register(url, "carol", PASSWORD)
+    call(
+        alice,
+        url,
+        "PUT",
+        f"/profile/{quote(alice.user_id)}/displayname",
+        {"displayname": "Alice A."},
+    )
+    call(bob, url, "PUT", f"/profile/{quote(bob.user_id)}/displayname", {"displayname": "Bob B."})
+    # E2EE: device keys, one-time and fallback keys, cross-signing, a signed device
+    device = Device(alice)
+    otks = {f"{OTK}:AAAA{n}": device.one_time_key(n) for n in range(3)}
+    fallback = {f"{OTK}:FALL": device.one_time_key(99, fallback=True)}
+    body = {"device_keys": device.device_keys(), "one_time_keys": otks, "fallback_keys": fallback}
+    counts = call(alice, url, "POST", "/keys/upload", body)
+    assert counts["one_time_key_counts"][OTK] == 3
+    cross = CrossSigning.for_user(alice.user_id)
+    upload = cross.upload_body()
+    reply = authed(alice, "POST", url + CLIENT + "/keys/device_signing/upload", upload)
+    if reply.status == 401:
+        upload["auth"] = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": PASSWORD,
+            "session": reply.json()["session"],
+        }
+        reply = authed(alice, "POST", url + CLIENT + "/keys/device_signing/upload", upload)
+    ok(reply)
+    signed_device = sign_json(device.device_keys(), alice.user_id, cross.self_signing.signing)
+    signatures = {alice.user_id: {alice.device_id: signed_device}}
+    assert call(alice, url, "POST", "/keys/signatures/upload", signatures)["failures"] == {}
+    # a key backup with one room key
+    auth_data = {"public_key": encode_base64(b"b" * 32)}
+    version = call(
+        alice,
+        url,
+        "POST",
+        "/room_keys/version",
+        {"algorithm": BACKUP_ALGORITHM, "auth_data": auth_data},
+    )["version"]
+    call(
+        alice, url, "PUT", f"/room_keys/keys/{quote(ROOM)}/{SESSION_ID}?version={version}", ROOM_KEY
+    )
+    # account data, an ignored user, push rules, a filter
+    call(
+        alice,
+        url,
+        "PUT",
+        f"/user/{quote(alice.user_id)}/account_data/{ACCOUNT_DATA_TYPE}",
+        {"theme": "dark"},
+    )
+    ignored: dict[str, Any] = {"ignored_users": {"@spammer:elsewhere.example": {}}}
+    call(
+        alice, url, "PUT", f"/user/{quote(alice.user_id)}/account_data/m.ignored_user_list", ignored
+    )
+    rule = {"pattern": "cake", "actions": ["notify"]}
+    call(alice, url, "PUT", "/pushrules/global/content/cake", rule)
+    call(
+        alice,
+        url,
+        "PUT",
+        "/pushrules/global/override/.m.rule.suppress_notices/enabled",
+        {"enabled": False},
+    )
+    filter_id = call(alice, url, "POST", f"/user/{quote(alice.user_id)}/filter", FILTER)[
+        "filter_id"
+    ]
+    # a deactivated user
+    admin_path = f"/_synapse/admin/v1/deactivate/{quote(carol.user_id)}"
+    ok(authed(alice, "POST", url + admin_path, {}))
+    return {
+        "alice": alice,
+        "bob": bob,
+        "alice_device": device,
+        "cross_signing": cross,
+        "one_time_keys": otks,
+        "backup_version": version,
+        "backup_auth_data": auth_data,
+        "filter_id": filter_id,
+    }
+
+
+@pytest.fixture(scope="module")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> SynapseData:
+    # built as the benchmark builds it (a minute or two the first time), never skipped
+    ensure_synapse("1.163.2")
+    directory = tmp_path_factory.mktemp("synapse")
+    server = start_synapse(directory, Database("sqlite"))
+    try:
+        raw = yaml.safe_load((directory / "homeserver.yaml").read_text())
+        data = use_synapse(server.url, raw["registration_shared_secret"])
+    finally:
+        server.stop()
+    return SynapseData(directory / "homeserver.yaml", Path(raw["signing_key_path"]), **data)
+
+
+def ranvier_config(
+    directory: Path, database: dict[str, Any], synapse: SynapseData, **extra: Any
+) -> tuple[Path, int]:
+    """A Ranvier configured as the same server: Synapse's name and a copy of its key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory / "signing.key"
+    shutil.copy(synapse.signing_key, key)
+    port = free_port()
+    overrides = {"server_name": SERVER_NAME, "signing_key_path": str(key), **extra}
+    return write_test_config(directory, database, port, **overrides), port
+
+
+def import_command(config: Path, synapse: SynapseData) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "ranvier.cli", "import-synapse", "-c", str(config)]
+    argv += ["--synapse-config", str(synapse.config_path)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupted_import(database: dict[str, Any], synapse: SynapseData, stop_at: str) -> None:
+    """The import stopped as a Ctrl-C would, right after the progress line `stop_at`."""
+    shown: list[str] = []
+
+    def echo(line: str) -> None:
+        shown.append(line)
+        if line.startswith(stop_at):
+            raise Interrupted
+
+    synapse_section = yaml.safe_load(synapse.config_path.read_text())["database"]
+    with pytest.raises(Interrupted):
+        asyncio.run(
+            import_synapse_database(
+                synapse_section,
+                DatabaseConfig.model_validate(database),
+                server_name=SERVER_NAME,
+                hash_token=hash_token,
+                batch_size=1,
+                echo=echo,
+            )
+        )
+    assert shown[-1].startswith(stop_at), shown
+
+
+@pytest.fixture(scope="module")
+def imported(
+    tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any], synapse: SynapseData
+) -> Iterator[tuple[RunningServer, str]]:
+    """Ranvier on the imported database, on each engine, and the import's output; the first
+    run is interrupted in the devices step and a server refuses the half-filled database."""
+    config, port = ranvier_config(tmp_path_factory.mktemp("ranvier"), module_database, synapse)
+    interrupted_import(module_database, synapse, stop_at="devices: 1/")
+    with pytest.raises(RuntimeError, match="import-synapse"):
+        start_server(config, port)
+    done = import_command(config, synapse)
+    assert done.returncode == 0, done.stderr
+    server = start_server(config, port)
+    try:
+        yield server, done.stdout + done.stderr
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def test_import_resumes_and_says_what_it_did_not_import(
+    imported: tuple[RunningServer, str],
+) -> None:
+    _, output = imported
+    assert "users: done in an earlier run (3 rows)" in output
+    assert "resuming an earlier run" in output
+    assert "Not imported yet" in output and "rooms" in output and "media" in output
+
+
+def test_old_access_tokens_and_passwords_work(
+    imported: tuple[RunningServer, str], synapse: SynapseData
+) -> None:
+    server, _ = imported
+    url = server.url
+    whoami = call(synapse.alice, url, "GET", "/account/whoami")
+    assert whoami["user_id"] == synapse.alice.user_id
+    assert whoami["device_id"] == synapse.alice.device_id
+    bob = login(url, "bob", PASSWORD)
+    assert bob.user_id == synapse.bob.user_id
+    wrong = request(
+        "POST",
+        url + CLIENT + "/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "bob"},
+            "password": "not it",
+        },
+    )
+    assert (wrong.status, wrong.errcode) == (403, "M_FORBIDDEN")
+    carol = request(
+        "POST",
+        url + CLIENT + "/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "carol"},
+            "password": PASSWORD,
+        },
+    )
+    assert (carol.status, carol.errcode) == (403, "M_USER_DEACTIVATED")
+
+
+def test_admin_flag_profiles_and_devices(
+    imported: tuple[RunningServer, str], synapse: SynapseData
+) -> None:
+    server, _ = imported
+    url = server.url
+    admin_url = f"{url}/_synapse/admin/v2/users/{quote(synapse.bob.user_id)}"
+    shown = ok(authed(synapse.alice, "GET", admin_url))
+    assert shown["displayname"] == "Bob B." and shown["admin"] is False
+    assert authed(synapse.bob, "GET", admin_url).status == 403
+    profile = ok(request("GET", f"{url}{CLIENT}/profile/{quote(synapse.alice.user_id)}"))
+    assert profile["displayname"] == "Alice A."
+    devices = call(synapse.alice, url, "GET", "/devices")["devices"]
+    assert synapse.alice.device_id in {device["device_id"] for device in devices}
+
+
+def test_keys_query_and_claim(imported: tuple[RunningServer, str], synapse: SynapseData) -> None:
+    server, _ = imported
+    alice = synapse.alice
+    query = call(alice, server.url, "POST", "/keys/query", {"device_keys": {alice.user_id: []}})
+    device = query["device_keys"][alice.user_id][alice.device_id]
+    assert device["keys"] == synapse.alice_device.device_keys()["keys"]
+    signers = set(device["signatures"][alice.user_id])
+    assert signers == {
+        f"ed25519:{alice.device_id}",
+        synapse.cross_signing.self_signing.signing.key_id,
+    }
+    master = query["master_keys"][alice.user_id]
+    assert master["keys"] == synapse.cross_signing.master.unsigned_json()["keys"]
+    self_signing = query["self_signing_keys"][alice.user_id]
+    assert self_signing["keys"] == synapse.cross_signing.self_signing.unsigned_json()["keys"]
+    claim_body = {"one_time_keys": {alice.user_id: {alice.device_id: OTK}}}
+    claimed = call(synapse.bob, server.url, "POST", "/keys/claim", claim_body)
+    [(key_id, key)] = claimed["one_time_keys"][alice.user_id][alice.device_id].items()
+    assert synapse.one_time_keys[key_id] == key
+
+
+def test_key_backup(imported: tuple[RunningServer, str], synapse: SynapseData) -> None:
+    server, _ = imported
+    version = call(synapse.alice, server.url, "GET", "/room_keys/version")
+    assert version["version"] == synapse.backup_version
+    assert version["auth_data"] == synapse.backup_auth_data
+    assert version["count"] == 1
+    path = f"/room_keys/keys/{quote(ROOM)}/{SESSION_ID}?version={synapse.backup_version}"
+    assert call(synapse.alice, server.url, "GET", path) == ROOM_KEY
+
+
+def test_account_data_push_rules_and_filters(
+    imported: tuple[RunningServer, str], synapse: SynapseData
+) -> None:
+    server, _ = imported
+    url, alice = server.url, synapse.alice
+    user = quote(alice.user_id)
+    assert call(alice, url, "GET", f"/user/{user}/account_data/{ACCOUNT_DATA_TYPE}") == {
+        "theme": "dark"
+    }
+    ignored = call(alice, url, "GET", f"/user/{user}/account_data/m.ignored_user_list")
+    assert list(ignored["ignored_users"]) == ["@spammer:elsewhere.example"]
+    rule = call(alice, url, "GET", "/pushrules/global/content/cake")
+    assert rule["pattern"] == "cake" and rule["actions"] == ["notify"]
+    enabled = call(alice, url, "GET", "/pushrules/global/override/.m.rule.suppress_notices/enabled")
+    assert enabled == {"enabled": False}
+    assert call(alice, url, "GET", f"/user/{user}/filter/{synapse.filter_id}") == FILTER
+    # a new filter takes a new ID: the old one still means what it meant
+    other = call(alice, url, "POST", f"/user/{user}/filter", {"presence": {"limit": 1}})
+    assert other["filter_id"] != synapse.filter_id
+    assert call(alice, url, "GET", f"/user/{user}/filter/{synapse.filter_id}") == FILTER
+    # the imported account data reaches a first sync
+    sync = call(alice, url, "GET", "/sync")
+    types = {event["type"] for event in sync["account_data"]["events"]}
+    assert {ACCOUNT_DATA_TYPE, "m.ignored_user_list", "m.push_rules"} <= types
+
+
+def test_refuses_a_database_that_has_users(
+    imported: tuple[RunningServer, str], synapse: SynapseData
+) -> None:
+    server, _ = imported
+    # the server running on it is refused first
+    running = import_command(server.config_path, synapse)
+    assert running.returncode == 1
+    assert "Ranvier server is using the database" in running.stderr
+    server.stop()
+    try:
+        again = import_command(server.config_path, synapse)
+        assert again.returncode == 1
+        assert "already has 3 user(s)" in again.stderr
+    finally:
+        restarted = start_server(server.config_path, int(server.url.rsplit(":", 1)[1]))
+        server.process = restarted.process
+    # nothing changed: the old token still works
+    assert (
+        call(synapse.alice, server.url, "GET", "/account/whoami")["user_id"]
+        == synapse.alice.user_id
+    )
+
+
+def _new_sqlite(directory: Path) -> dict[str, Any]:
+    return {"name": "sqlite3", "args": {"database": str(directory / "homeserver.db")}}
+
+
+def test_refuses_another_server_name(tmp_path: Path, synapse: SynapseData) -> None:
+    config, _ = ranvier_config(tmp_path, _new_sqlite(tmp_path), synapse)
+    raw = yaml.safe_load(config.read_text())
+    raw["server_name"] = "other.localhost"
+    config.write_text(yaml.safe_dump(raw))
+    result = import_command(config, synapse)
+    assert result.returncode == 1
+    assert "server_name is 'bench.localhost' but Ranvier's is 'other.localhost'" in result.stderr
+    assert not (tmp_path / "homeserver.db").exists()
+
+
+def test_refuses_another_signing_key(tmp_path: Path, synapse: SynapseData) -> None:
+    config, _ = ranvier_config(tmp_path, _new_sqlite(tmp_path), synapse)
+    other = encode_base64(bytes(SigningKey.generate()))
+    (tmp_path / "signing.key").write_text(f"ed25519 other {other}\n")
+    result = import_command(config, synapse)
+    assert result.returncode == 1
+    assert "signing key" in result.stderr and "copy Synapse's key file" in result.stderr
+    assert not (tmp_path / "homeserver.db").exists()
+
+
+def test_refuses_an_unknown_synapse_schema(tmp_path: Path, synapse: SynapseData) -> None:
+    # a copy of Synapse's database as a newer Synapse would have left it
+    raw = yaml.safe_load(synapse.config_path.read_text())
+    copy = tmp_path / "synapse.db"
+    shutil.copy(raw["database"]["args"]["database"], copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE schema_version SET version = 95")
+    raw["database"]["args"]["database"] = str(copy)
+    synapse_config = tmp_path / "synapse.yaml"
+    synapse_config.write_text(yaml.safe_dump(raw))
+    config, _ = ranvier_config(tmp_path / "ranvier", _new_sqlite(tmp_path), synapse)
+    argv = [sys.executable, "-m", "ranvier.cli", "import-synapse", "-c", str(config)]
+    result = subprocess.run(
+        [*argv, "--synapse-config", str(synapse_config)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "schema version 95" in result.stderr and "Synapse 1.163" in result.stderr
+    assert not (tmp_path / "homeserver.db").exists()
