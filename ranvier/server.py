@@ -235,6 +235,7 @@ from ranvier.services.push.rules import PushRuleService
 from ranvier.services.ratelimit_overrides import RatelimitOverrides
 from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
+from ranvier.services.retention import RetentionPurgeJobs, RoomRetention, check_retention_content
 from ranvier.services.rooms.admin import RoomAdminService
 from ranvier.services.rooms.admin_extremities import RoomExtremitiesAdmin
 from ranvier.services.rooms.admin_history import RoomHistoryAdmin
@@ -565,6 +566,8 @@ class Rooms:
     sending: EventSendingService
     serializer: ClientEventSerializer
     visibility: HistoryVisibility
+    # rooms' message retention policies, which visibility applies
+    retention: RoomRetention
     redactions: Redactions
     search: SearchService
     user_directory: UserDirectoryService
@@ -607,7 +610,8 @@ async def build_rooms(
         cache_ttl_seconds=caches.ttl_seconds,
     )
     serializer = ClientEventSerializer(database, loader, redactions)
-    visibility = HistoryVisibility(database, loader, global_account_data)
+    retention = RoomRetention(config.retention, database, loader)
+    visibility = HistoryVisibility(database, loader, global_account_data, retention)
     relations = RelationsService(database, loader, serializer, visibility, redactions)
     search = SearchService(database, loader, visibility, serializer, redactions)
     sender.in_persist_transaction.append(search.index_in_transaction)
@@ -632,6 +636,8 @@ async def build_rooms(
     sending = EventSendingService(sender)
     sending.add_state_validator("m.room.canonical_alias", aliases.check_canonical_alias)
     sending.add_message_validator(relations.check_new_relation)
+    if config.retention.enabled:
+        sending.add_state_validator("m.room.retention", check_retention_content)
     out_of_band = OutOfBandMemberships(sender, config.server_name)
     users = UserStore(database)
 
@@ -712,6 +718,7 @@ async def build_rooms(
         ),
         serializer=serializer,
         visibility=visibility,
+        retention=retention,
         redactions=redactions,
         search=search,
         user_directory=user_directory,
@@ -744,6 +751,8 @@ class RoomAdmin:
     rooms: RoomAdminService
     deletion: RoomDeletionService
     history_purges: HistoryPurgeService
+    # the `retention` section's purge jobs, through history_purges
+    retention_purges: RetentionPurgeJobs
 
 
 async def build_room_admin(config: HomeserverConfig, database: Database, rooms: Rooms) -> RoomAdmin:
@@ -756,7 +765,12 @@ async def build_room_admin(config: HomeserverConfig, database: Database, rooms: 
     history_purges = HistoryPurgeService(
         HistoryPurgeStore(database, config.server_name), rooms.sender.loader
     )
-    return RoomAdmin(rooms=admin, deletion=deletion, history_purges=history_purges)
+    return RoomAdmin(
+        rooms=admin,
+        deletion=deletion,
+        history_purges=history_purges,
+        retention_purges=RetentionPurgeJobs(rooms.retention, database, history_purges),
+    )
 
 
 @dataclass(frozen=True)
@@ -2063,6 +2077,7 @@ class Homeserver:
         if self.federation.sender is not None:
             self.federation.sender.start()
         self.appservice_transactions.sender.start()
+        self.room_admin.retention_purges.start()
         return bound
 
     async def stop(self) -> None:
@@ -2102,6 +2117,7 @@ class Homeserver:
         self.ephemeral.typing.stop()
         # an interrupted deletion is marked failed at the next start
         await self.room_admin.deletion.stop()
+        await self.room_admin.retention_purges.stop()
         await self.room_admin.history_purges.stop()
         await self.admin.user_redactions.stop()
         await self.accounts.access_tokens.wait_idle()

@@ -20,6 +20,7 @@ from ranvier.config.consent import UserConsentConfig
 from ranvier.config.email import EmailConfig
 from ranvier.config.jwt import JwtConfig
 from ranvier.config.oidc import OidcProviders, SsoConfig, SsoSection
+from ranvier.config.retention import RetentionConfig
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from ranvier.protocol.signing_keys import ED25519, decode_verify_key
@@ -678,6 +679,8 @@ class HomeserverConfig(Section):
     # the largest room.timeline.limit a stored filter may ask for
     filter_timeline_limit: int = Field(default=100, ge=1)
     user_directory: UserDirectoryConfig = Field(default_factory=UserDirectoryConfig)
+    # message retention policies (config/retention.py, docs/retention.md)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     # rate limits (in memory, per process); Synapse's names and defaults
     rc_message: RatelimitSettings = Field(default_factory=lambda: _settings(RC_MESSAGE))
     rc_registration: RatelimitSettings = Field(default_factory=lambda: _settings(RC_REGISTRATION))

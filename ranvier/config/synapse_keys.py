@@ -138,7 +138,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "user_ips_max_age": Unsupported(
         "pruning where sessions were last seen (Ranvier keeps it, as `null` does)"
     ),
-    "retention": Unsupported("message retention policies", quiet=DISABLED_SECTION),
     # -- database
     "databases": Unsupported(
         "splitting data over several databases", fix="use the single `database` section"

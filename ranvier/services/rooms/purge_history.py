@@ -91,6 +91,19 @@ class HistoryPurgeService:
         task.add_done_callback(self._tasks.discard)
         return purge_id
 
+    async def purge_before(self, room_id: str, ts: int) -> bool:
+        """Purge the room's events received before `ts`, local ones too, and wait for it
+        (retention's purge jobs); False if there was nothing to purge up to, or an
+        admin's purge of the room is running (the next job run does it)."""
+        if room_id in self._room_ids_in_progress:
+            return False
+        point = await self._store.point_at_ts(room_id, ts)
+        if point is None or room_id in self._room_ids_in_progress:
+            return False
+        self._room_ids_in_progress.add(room_id)
+        await self._run(point, PurgeStatus(room_id), delete_local_events=True)
+        return True
+
     def status(self, purge_id: str) -> dict[str, str]:
         """GET /_synapse/admin/v1/purge_history_status/{purge_id}"""
         self._forget_old_statuses()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.services.account_data import GlobalAccountDataReader, ignored_users
+from ranvier.services.retention import RoomRetention
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.storage import events as event_store
 from ranvier.storage import state as state_store
@@ -70,11 +71,14 @@ class HistoryVisibility:
         db: Database,
         loader: EventLoader,
         account_data: GlobalAccountDataReader | None = None,
+        retention: RoomRetention | None = None,
     ) -> None:
         self._db = db
         self._loader = loader
         # read only, for the user's ignore list
         self._account_data = account_data or AccountDataStore(db)
+        # hides messages older than their room's retention policy allows
+        self._retention = retention
 
     async def check_user_can_see_room(
         self, user_id: str, room_id: str, *, allow_departed_users: bool = True
@@ -110,6 +114,8 @@ class HistoryVisibility:
         """The events the user may see, in the order given: also (spec: "Ignoring
         Users", and as Synapse) without the non-state events of users they ignore. State
         events stay: the room's state is what it is, whoever set it."""
+        if self._retention is not None:
+            events = await self._retention.drop_expired(events)
         if not events:
             return []
         ignored = await ignored_users(self._account_data, user_id)
