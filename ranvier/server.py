@@ -247,6 +247,7 @@ from ranvier.services.rooms.client_redactions import RedactionService
 from ranvier.services.rooms.client_sends import EventSendingService
 from ranvier.services.rooms.deletion import RoomDeletionService
 from ranvier.services.rooms.event_loader import EventLoader
+from ranvier.services.rooms.forget_on_leave import RoomForgetter
 from ranvier.services.rooms.hierarchy import SpaceHierarchyService
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.rooms.public_rooms import PublicRoomsService
@@ -1369,6 +1370,15 @@ def connect_persist_listeners(
             e2ee.remote_device_lists.on_persisted,
             # wakes the application services' loops, which never hold up the send
             *([appservices.sender.notify_new_events] if appservices is not None else []),
+            *(
+                [
+                    RoomForgetter(
+                        database, config.server_name, rooms.membership.forget_listeners
+                    ).on_persisted
+                ]
+                if config.forget_rooms_on_leave
+                else []
+            ),
         ],
     )
 

@@ -681,6 +681,8 @@ class HomeserverConfig(Section):
     user_directory: UserDirectoryConfig = Field(default_factory=UserDirectoryConfig)
     # message retention policies (config/retention.py, docs/retention.md)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    # a local user who leaves (or is kicked or banned from) a room forgets it at once
+    forget_rooms_on_leave: bool = False
     # rate limits (in memory, per process); Synapse's names and defaults
     rc_message: RatelimitSettings = Field(default_factory=lambda: _settings(RC_MESSAGE))
     rc_registration: RatelimitSettings = Field(default_factory=lambda: _settings(RC_REGISTRATION))

@@ -195,7 +195,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "alias_creation_rules": Unsupported("rules for who may create room aliases"),
     "room_list_publication_rules": Unsupported("rules for who may publish rooms"),
     "default_power_level_content_override": Unsupported("changing new rooms' power levels"),
-    "forget_rooms_on_leave": Unsupported("forgetting rooms on leave"),
     "exclude_rooms_from_sync": Unsupported("leaving rooms out of every /sync"),
     "exclude_rooms_from_presence": Unsupported("leaving rooms out of presence"),
     "opentracing": Unsupported("OpenTracing", quiet=DISABLED_SECTION),
