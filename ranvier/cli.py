@@ -214,10 +214,11 @@ def _import_synapse_command(commands: Any) -> None:
         "import-synapse",
         "import a stopped Synapse's accounts into a new Ranvier database",
         "Read Synapse's database (read-only) and import its users, devices, access tokens, "
-        "encryption keys, key backups, account data, push rules and filters into Ranvier's "
-        "empty database, then verify the counts. Rooms, events and media are not imported "
-        "yet. Stop Synapse and Ranvier first; Ranvier must have Synapse's server_name and "
-        "signing key. Stopped midway, the same command continues where it stopped.",
+        "encryption keys, key backups, account data, push rules, pushers and filters into "
+        "Ranvier's empty database, then verify the counts. Rooms, events and media are not "
+        "imported yet. Stop Synapse and Ranvier first; Ranvier must have Synapse's "
+        "server_name and signing key. Stopped midway, the same command continues where it "
+        "stopped.",
         "ranvier import-synapse -c homeserver.yaml --synapse-config /etc/synapse/homeserver.yaml",
     )
     _config_arg(command)

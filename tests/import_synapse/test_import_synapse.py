@@ -47,6 +47,16 @@ ROOM_KEY = {
 }
 FILTER = {"room": {"timeline": {"limit": 7}}}
 ACCOUNT_DATA_TYPE = "org.example.settings"
+PUSHER = {
+    "kind": "http",
+    "app_id": "org.example.phone",
+    "pushkey": "push-key-of-bobs-phone",
+    "app_display_name": "Example Phone",
+    "device_display_name": "Bob's phone",
+    "lang": "fr",
+    # nothing listens there: no event is sent in this module, so nothing is pushed
+    "data": {"url": "http://127.0.0.1:9/_matrix/push/v1/notify", "format": "event_id_only"},
+}
 
 
 @dataclass
@@ -63,6 +73,7 @@ class SynapseData:
     backup_version: str
     backup_auth_data: dict[str, Any]
     filter_id: str
+    room_id: str  # alice's: the room is not imported, her tags and account data in it are
 
 
 def ok(reply: Reply) -> Any:
@@ -154,6 +165,13 @@ def use_synapse(url: str, secret: str) -> dict[str, Any]:
     filter_id = call(alice, url, "POST", f"/user/{quote(alice.user_id)}/filter", FILTER)[
         "filter_id"
     ]
+    call(bob, url, "POST", "/pushers/set", PUSHER)
+    # two tags of one room (one row each in Synapse, one m.tag in Ranvier), room account data
+    room_id = call(alice, url, "POST", "/createRoom", {})["room_id"]
+    room = f"/user/{quote(alice.user_id)}/rooms/{quote(room_id)}"
+    call(alice, url, "PUT", f"{room}/tags/m.favourite", {"order": 0.25})
+    call(alice, url, "PUT", f"{room}/tags/u.work", {})
+    call(alice, url, "PUT", f"{room}/account_data/{ACCOUNT_DATA_TYPE}", {"pinned": True})
     # a deactivated user
     admin_path = f"/_synapse/admin/v1/deactivate/{quote(carol.user_id)}"
     ok(authed(alice, "POST", url + admin_path, {}))
@@ -166,6 +184,7 @@ def use_synapse(url: str, secret: str) -> dict[str, Any]:
         "backup_version": version,
         "backup_auth_data": auth_data,
         "filter_id": filter_id,
+        "room_id": room_id,
     }
 
 
@@ -351,6 +370,10 @@ def test_account_data_push_rules_and_filters(
     enabled = call(alice, url, "GET", "/pushrules/global/override/.m.rule.suppress_notices/enabled")
     assert enabled == {"enabled": False}
     assert call(alice, url, "GET", f"/user/{user}/filter/{synapse.filter_id}") == FILTER
+    room = f"/user/{user}/rooms/{quote(synapse.room_id)}"
+    tags = call(alice, url, "GET", f"{room}/tags")["tags"]
+    assert tags == {"m.favourite": {"order": 0.25}, "u.work": {}}
+    assert call(alice, url, "GET", f"{room}/account_data/{ACCOUNT_DATA_TYPE}") == {"pinned": True}
     # a new filter takes a new ID: the old one still means what it meant
     other = call(alice, url, "POST", f"/user/{user}/filter", {"presence": {"limit": 1}})
     assert other["filter_id"] != synapse.filter_id
@@ -359,6 +382,16 @@ def test_account_data_push_rules_and_filters(
     sync = call(alice, url, "GET", "/sync")
     types = {event["type"] for event in sync["account_data"]["events"]}
     assert {ACCOUNT_DATA_TYPE, "m.ignored_user_list", "m.push_rules"} <= types
+
+
+def test_pushers(imported: tuple[RunningServer, str], synapse: SynapseData) -> None:
+    server, _ = imported
+    [pusher] = call(synapse.bob, server.url, "GET", "/pushers")["pushers"]
+    assert {key: pusher[key] for key in PUSHER} == PUSHER
+    # it belongs to the session that made it: logging that device out removes it
+    call(synapse.bob, server.url, "POST", "/logout", {})
+    bob = login(server.url, "bob", PASSWORD)
+    assert call(bob, server.url, "GET", "/pushers")["pushers"] == []
 
 
 def test_refuses_a_database_that_has_users(

@@ -31,6 +31,7 @@ from ranvier.storage.filters import user_filters
 from ranvier.storage.key_backup import e2e_room_keys, e2e_room_keys_versions
 from ranvier.storage.profiles import profiles
 from ranvier.storage.push_rules import push_rule_settings, push_rules
+from ranvier.storage.pushers import pushers
 from ranvier.storage.sso import user_external_ids
 from ranvier.storage.stream_ids import (
     ACCOUNT_DATA_STREAM,
@@ -447,6 +448,26 @@ async def _write_filters(conn: AsyncConnection, rows: list[dict[str, Any]]) -> N
         )
 
 
+def _pusher(row: Row, ctx: ImportContext) -> dict[str, Any]:
+    return {
+        "user_id": row["user_name"],
+        "kind": row["kind"],
+        "app_id": row["app_id"],
+        "pushkey": row["pushkey"],
+        "app_display_name": row["app_display_name"],
+        "device_display_name": row["device_display_name"],
+        "profile_tag": row["profile_tag"] or None,
+        # Synapse's API requires lang, but its column allows NULL for old rows
+        "lang": row["lang"] or "en",
+        "data": _text(row["data"]) if row["data"] is not None else "{}",
+        "created_ts": int(row["ts"] or ctx.now_ms),
+        # no events are imported yet: the pusher starts with the first event Ranvier stores
+        "last_stream_ordering": 0,
+        "failing_since": row["failing_since"],
+        "device_id": row["device_id"],
+    }
+
+
 _USER_EXISTS = "EXISTS (SELECT 1 FROM users u WHERE u.name = {column})"
 _DEVICE_EXISTS = (
     "EXISTS (SELECT 1 FROM devices d WHERE d.user_id = s.user_id "
@@ -634,6 +655,21 @@ STEPS: tuple[Step, ...] = (
         _rule_enabled,
         _write_enabled,
         _counter(push_rule_settings, push_rule_settings.c.enabled.is_not(None)),
+    ),
+    Step(
+        "pushers",
+        # older pushers name their session's access token rather than its device
+        "s.id, s.user_name, s.kind, s.app_id, s.pushkey, s.app_display_name, "
+        "s.device_display_name, s.profile_tag, s.lang, s.data, s.ts, s.failing_since, "
+        "COALESCE(s.device_id, (SELECT a.device_id FROM access_tokens a "
+        "WHERE a.id = s.access_token)) AS device_id FROM pushers s",
+        ("s.id",),
+        # a pusher Synapse disabled pushes nothing there, and Ranvier keeps only live ones
+        f"{local('s.user_name')} AND COALESCE(s.enabled, TRUE) AND "
+        + _USER_EXISTS.format(column="s.user_name"),
+        _pusher,
+        _insert(pushers),
+        _counter(pushers),
     ),
     Step(
         "user_filters",
