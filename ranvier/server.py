@@ -213,6 +213,7 @@ from ranvier.services.legacy_sync import LegacySyncService
 from ranvier.services.login import LoginService, PasswordStage
 from ranvier.services.media.files import MediaFiles
 from ranvier.services.media.remote import FileFetcher, remote_media_cache
+from ranvier.services.media.retention import MediaRetention
 from ranvier.services.media.service import MediaService
 from ranvier.services.media.url_preview.fetcher import PreviewFetcher
 from ranvier.services.media.url_preview.service import (
@@ -1240,6 +1241,8 @@ class Media:
     create_ratelimiter: Ratelimiter
     # bytes fetched from other servers per client IP (remote_media_download_*)
     remote_download_ratelimiter: Ratelimiter
+    # media_retention's periodic deletions
+    retention: MediaRetention
 
 
 def build_media(
@@ -1254,8 +1257,10 @@ def build_media(
     remote = remote_media_cache(
         config, RemoteMediaCacheStore(database), files, fetcher, store.sha256_in_use
     )
+    service = MediaService(config, store, files, user_exists, remote)
     return Media(
-        service=MediaService(config, store, files, user_exists, remote),
+        service=service,
+        retention=MediaRetention(config.media_retention, service),
         create_ratelimiter=Ratelimiter(config.rc_media_create, name="rc_media_create"),
         remote_download_ratelimiter=Ratelimiter(
             RatelimitSettings(
@@ -2088,6 +2093,7 @@ class Homeserver:
             self.federation.sender.start()
         self.appservice_transactions.sender.start()
         self.room_admin.retention_purges.start()
+        self.media.retention.start()
         return bound
 
     async def stop(self) -> None:
@@ -2129,6 +2135,7 @@ class Homeserver:
         await self.room_admin.deletion.stop()
         await self.room_admin.retention_purges.stop()
         await self.room_admin.history_purges.stop()
+        await self.media.retention.stop()
         await self.admin.user_redactions.stop()
         await self.accounts.access_tokens.wait_idle()
         await self.database.close()

@@ -144,3 +144,28 @@ class RetentionConfig(_Section):
         if self.allowed_lifetime_max is not None:
             max_lifetime = min(max_lifetime, self.allowed_lifetime_max)
         return max_lifetime
+
+
+class MediaRetentionConfig(_Section):
+    """Synapse's `media_retention`: media nobody has fetched for this long is deleted,
+    files and rows (None keeps it). Local media that is protected or quarantined, and
+    users' and rooms' avatars, stay; quarantined remote media stays known so it stays
+    refused."""
+
+    local_media_lifetime: int | None = Field(default=None, gt=0)
+    remote_media_lifetime: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_section(cls, value: object) -> object:
+        # empty, `null` or `false`: nothing is deleted
+        return {} if value is None or value is False else value
+
+    @field_validator("local_media_lifetime", "remote_media_lifetime", mode="before")
+    @classmethod
+    def _duration(cls, value: int | str | None) -> int | None:
+        return _duration_or_none(value)
+
+    @property
+    def enabled(self) -> bool:
+        return self.local_media_lifetime is not None or self.remote_media_lifetime is not None

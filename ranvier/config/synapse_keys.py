@@ -162,7 +162,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     ),
     "media_storage_providers": Unsupported("media storage providers"),
     "media_upload_limits": Unsupported("per-user media upload limits over time"),
-    "media_retention": Unsupported("purging media after a while"),
     "oembed": Unsupported("oEmbed in URL previews"),
     # -- VoIP
     "matrix_rtc": Unsupported("MatrixRTC transports"),

@@ -115,3 +115,22 @@ def test_bad_values_refuse_start_up(generated: Path) -> None:
     assert "interval" in message
     message = refusal(write_config(generated, retention={"enabled": True, "max_lifetime": "1d"}))
     assert "max_lifetime" in message
+
+
+def test_media_retention_loads_durations_and_refuses_bad_ones(generated: Path) -> None:
+    section = {"local_media_lifetime": "90d", "remote_media_lifetime": "14d"}
+    media = load_config(write_config(generated, media_retention=section)).media_retention
+    assert (media.local_media_lifetime, media.remote_media_lifetime) == (90 * DAY, 14 * DAY)
+    for off in (None, False, {}):
+        assert not load_config(write_config(generated, media_retention=off)).media_retention.enabled
+    message = refusal(write_config(generated, media_retention={"local_media_lifetime": "often"}))
+    assert "media_retention.local_media_lifetime" in message
+    message = refusal(write_config(generated, media_retention={"remote_media_lifetime": 0}))
+    assert "media_retention.remote_media_lifetime" in message
+    message = refusal(write_config(generated, media_retention={"lifetime": "1d"}))
+    assert "lifetime" in message
+
+
+def test_forget_rooms_on_leave_is_a_switch(generated: Path) -> None:
+    assert not load_config(generated).forget_rooms_on_leave
+    assert load_config(write_config(generated, forget_rooms_on_leave=True)).forget_rooms_on_leave
