@@ -2007,7 +2007,12 @@ class Homeserver:
         auth, rooms = self.accounts.auth, self.rooms
         return [
             *rooms_api.RoomEndpoints(
-                auth, rooms.creation, rooms.sending, self.ratelimiters
+                auth,
+                rooms.creation,
+                rooms.sending,
+                self.identity.third_party_invites,
+                self.ratelimiters,
+                self.ratelimiters.third_party_invite,
             ).routes(),
             *admin_rooms_api.RoomAdminEndpoints(
                 auth, self.room_admin.rooms, self.room_admin.deletion, self.config.server_name

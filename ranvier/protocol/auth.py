@@ -341,7 +341,7 @@ class _Checker:
             raise self.fail("invite.tpi.event", "no m.room.third_party_invite for the token")
         if invite_event.sender != event.sender:
             raise self.fail("invite.tpi.sender", "sender did not send the third party invite")
-        if _third_party_signature_matches(signed, invite_event.content):
+        if third_party_keys_that_signed(signed, invite_event.content):
             return
         raise self.fail("invite.tpi.other", "no signature in `signed` matches a public key")
 
@@ -570,34 +570,40 @@ def _levels_in(content: Mapping[str, Any], key: str, rv: RoomVersion) -> dict[st
     return levels
 
 
-def _third_party_signature_matches(
+def third_party_keys_that_signed(
     signed: Mapping[str, Any], invite_content: Mapping[str, Any]
-) -> bool:
-    """spec: rooms/v1 rule 5.3.1.7 - any signature in `signed` by any key of the invite event."""
-    keys: list[str] = []
+) -> list[tuple[str, str | None]]:
+    """spec: rooms/v1 rule 5.3.1.7 - the keys of the invite event (public key, its
+    key_validity_url if given) by which some signature in `signed` is made; the rule
+    holds when there is one."""
+    keys: list[tuple[str, str | None]] = []
     if isinstance(invite_content.get("public_key"), str):
-        keys.append(invite_content["public_key"])
+        url = invite_content.get("key_validity_url")
+        keys.append((invite_content["public_key"], url if isinstance(url, str) else None))
     public_keys = invite_content.get("public_keys")
     if isinstance(public_keys, list):
         for entry in public_keys:
             if isinstance(entry, Mapping) and isinstance(entry.get("public_key"), str):
-                keys.append(entry["public_key"])
+                url = entry.get("key_validity_url")
+                keys.append((entry["public_key"], url if isinstance(url, str) else None))
     signatures = signed.get("signatures")
     if not keys or not isinstance(signatures, Mapping):
-        return False
+        return []
     # the signed JSON is the object without its signatures, as for any signed JSON object
     message = encode_canonical_json(
         {k: v for k, v in signed.items() if k not in ("signatures", "unsigned")}
     )
+    found: list[tuple[str, str | None]] = []
     for by_key in signatures.values():
         if not isinstance(by_key, Mapping):
             continue
         for signature in by_key.values():
-            if isinstance(signature, str) and any(
-                _verify_ed25519(key, message, signature) for key in keys
-            ):
-                return True
-    return False
+            if not isinstance(signature, str):
+                continue
+            for key in keys:
+                if key not in found and _verify_ed25519(key[0], message, signature):
+                    found.append(key)
+    return found
 
 
 def _verify_ed25519(public_key: str, message: bytes, signature: str) -> bool:

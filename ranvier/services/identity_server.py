@@ -19,6 +19,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -90,6 +91,13 @@ class IdentityServerClient:
         self._signing_key = signing_key
         self._session: aiohttp.ClientSession | None = None
 
+    def _client_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+            )
+        return self._session
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -105,10 +113,7 @@ class IdentityServerClient:
         access_token: str | None = None,
         signed: bool = False,
     ) -> Any:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
-            )
+        session = self._client_session()
         headers = {"Content-Type": "application/json"}
         if access_token is not None:
             headers["Authorization"] = f"Bearer {access_token}"
@@ -125,7 +130,7 @@ class IdentityServerClient:
             )
         url = f"https://{id_server}{IDENTITY}{path}"
         try:
-            async with self._session.request(
+            async with session.request(
                 method,
                 url,
                 data=None if body is None else orjson.dumps(body),
@@ -144,6 +149,30 @@ class IdentityServerClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.info("Identity server %s not reached: %s", id_server, exc)
             raise IdentityServerError(None, None, f"{id_server} could not be reached") from exc
+
+    async def key_is_valid(self, key_validity_url: str, public_key: str) -> bool:
+        """spec: identity-service-api /pubkey/isvalid, at the URL the invite event gives
+        (never one made up here); IdentityServerError when it gives no answer."""
+        if urlsplit(key_validity_url).scheme not in ("http", "https"):
+            raise IdentityServerError(None, None, f"{key_validity_url!r} is not an http(s) URL")
+        session = self._client_session()
+        try:
+            async with session.get(key_validity_url, params={"public_key": public_key}) as response:
+                raw = await response.read()
+                if response.status != 200:
+                    raise IdentityServerError(
+                        response.status, None, f"{key_validity_url} answered {response.status}"
+                    )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.info("Key validity URL %s not reached: %s", key_validity_url, exc)
+            raise IdentityServerError(
+                None, None, f"{key_validity_url} could not be reached"
+            ) from exc
+        try:
+            reply = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise IdentityServerError(200, None, f"{key_validity_url} answered no JSON") from exc
+        return isinstance(reply, dict) and reply.get("valid") is True
 
     async def bind(
         self, id_server: str, id_access_token: str, sid: str, client_secret: str, mxid: str

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranvier.errors import MatrixError
+from ranvier.protocol.auth import third_party_keys_that_signed
 from ranvier.protocol.event_builder import EventTemplate
 from ranvier.requester import UserRequester
 from ranvier.services.identity_server import (
@@ -78,6 +79,15 @@ class ThirdPartyInvites:
         # email.invite_client_location: where the identity server's invite mail sends people
         self._web_client_location = web_client_location
 
+    @staticmethod
+    def check_request(id_server: str, medium: str) -> None:
+        """Refusals an invite by address meets before anything happens: createRoom checks
+        its invite_3pid with this before the room exists."""
+        check_id_server(id_server)
+        if medium != "email":
+            # spec: /store-invite takes only email addresses
+            raise MatrixError(400, "M_UNRECOGNIZED", "Only email addresses can be invited")
+
     async def invite(
         self,
         requester: UserRequester,
@@ -88,10 +98,7 @@ class ThirdPartyInvites:
         medium: str,
         address: str,
     ) -> None:
-        check_id_server(id_server)
-        if medium != "email":
-            # spec: /store-invite takes only email addresses
-            raise MatrixError(400, "M_UNRECOGNIZED", "Only email addresses can be invited")
+        self.check_request(id_server, medium)
         state = await state_store.get_current_state_ids(self._db, room_id)
         own = await self._loader.get_event(state.get(("m.room.member", requester.user_id), ""))
         if own is None or own.membership != "join":
@@ -152,9 +159,11 @@ class ThirdPartyInvites:
         this server is in, from one of our users, becomes that user's invite of `mxid`
         carrying the identity server's signed proof (spec: client-server-api "Third-party
         invites"); the room's auth rules check the proof against the public keys of the
-        room's m.room.third_party_invite. One invite failing does not stop the others."""
+        room's m.room.third_party_invite. One invite failing does not stop the others, but
+        then the identity server is told of the failure (the last), as Synapse does."""
         if not binding.mxid.endswith(self._local_suffix):
             return
+        failure: MatrixError | None = None
         for invite in binding.invites:
             if invite.mxid != binding.mxid or not invite.sender.endswith(self._local_suffix):
                 # an invite from another server's user is exchanged by that server
@@ -165,6 +174,30 @@ class ThirdPartyInvites:
                 await self._exchange(invite)
             except MatrixError as exc:
                 logger.info("Third-party invite to %s not exchanged: %s", invite.room_id, exc)
+                failure = exc
+        if failure is not None:
+            raise failure
+
+    async def _check_signing_key(
+        self, signed: dict[str, Any], invite_content: dict[str, Any]
+    ) -> None:
+        """spec: client-server-api "Third-party invites" - the server in the room MUST
+        check, at the key's key_validity_url, that the key that signed the proof is still
+        valid: an identity server that revoked it, or cannot be asked, invites nobody. The
+        signature itself is the auth rules' to check."""
+        for public_key, validity_url in third_party_keys_that_signed(signed, invite_content):
+            if validity_url is None:
+                continue
+            try:
+                valid = await self._client.key_is_valid(validity_url, public_key)
+            except IdentityServerError as exc:
+                raise MatrixError(
+                    502, "M_UNKNOWN", f"The identity server's key could not be checked: {exc}"
+                ) from exc
+            if not valid:
+                raise MatrixError(
+                    403, "M_FORBIDDEN", "The identity server no longer holds the invite's key valid"
+                )
 
     async def _exchange(self, invite: BoundInvite) -> None:
         token = invite.signed.get("token")
@@ -174,6 +207,7 @@ class ThirdPartyInvites:
         stored = await self._loader.get_event(state.get((THIRD_PARTY_INVITE, token), ""))
         if stored is None:
             raise MatrixError(404, "M_NOT_FOUND", "No third-party invite with this token")
+        await self._check_signing_key(invite.signed, stored.content)
         display_name = stored.content.get("display_name")
         content = {
             "membership": "invite",

@@ -78,6 +78,9 @@ class FakeIdentityServer:
     homeserver_url: str | None = None
     # status to answer /3pid/unbind with (e.g. 501: unbinding not supported)
     unbind_status: int = 200
+    # invite keys /pubkey/isvalid calls revoked; its status (500: it cannot say)
+    revoked_keys: set[str] = field(default_factory=set)
+    isvalid_status: int = 200
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -122,6 +125,14 @@ class FakeIdentityServer:
         route = (request.method, request.path.removeprefix(PREFIX))
         if route == ("POST", "/3pid/unbind"):
             return await self._unbind(request, body)
+        if route == ("GET", "/pubkey/isvalid"):
+            # spec: identity-service-api, unauthenticated
+            if self.isvalid_status != 200:
+                return _error(self.isvalid_status, "M_UNKNOWN", "Key store unavailable")
+            key = request.query.get("public_key", "")
+            return web.json_response(
+                {"valid": key == self.public_key and key not in self.revoked_keys}
+            )
         if request.headers.get("Authorization") != f"Bearer {self.access_token}":
             return _error(401, "M_UNAUTHORIZED", "Unknown access token")
         if route == ("POST", "/3pid/bind"):

@@ -128,9 +128,12 @@ R0_PATHS = frozenset(
 
 # Endpoints that reached the spec after r0 and that clients released in between still call
 # under /unstable, as Synapse serves them there: cross-signing uploads (SyTest's
-# cross-signing tests too) and key backup.
+# cross-signing tests too), key backup, and the identity-server binds of MSC2290 (SyTest's
+# identity tests call them there).
 UNSTABLE_PATHS = frozenset(
     {
+        "/account/3pid/bind",
+        "/account/3pid/unbind",
         "/keys/device_signing/upload",
         "/keys/signatures/upload",
         "/room_keys/keys",

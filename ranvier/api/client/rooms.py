@@ -11,7 +11,7 @@ from pydantic import Field
 from ranvier.api.authentication import RequestAuthenticator
 from ranvier.errors import MatrixError
 from ranvier.http.json import RequestBody, json_response, read_body, read_json_object
-from ranvier.http.ratelimit import Ratelimiters
+from ranvier.http.ratelimit import Ratelimiter, Ratelimiters
 from ranvier.requester import UserRequester
 from ranvier.services.rooms.client_sends import EventSendingService
 from ranvier.services.rooms.room_creation import (
@@ -19,6 +19,7 @@ from ranvier.services.rooms.room_creation import (
     InitialStateEvent,
     RoomCreationService,
 )
+from ranvier.services.third_party_invites import ThirdPartyInvites
 
 CLIENT = "/_matrix/client/v3"
 # the largest origin_server_ts the spec allows: canonical JSON's integer range
@@ -46,6 +47,13 @@ class _InitialStateBody(RequestBody):
     content: dict[str, Any]
 
 
+class _ThirdPartyInviteBody(RequestBody):
+    id_server: str
+    id_access_token: str
+    medium: str
+    address: str
+
+
 class _CreateRoomBody(RequestBody):
     visibility: Literal["public", "private"] = "private"
     preset: Literal["private_chat", "trusted_private_chat", "public_chat"] | None = None
@@ -54,6 +62,7 @@ class _CreateRoomBody(RequestBody):
     name: str | None = None
     topic: str | None = None
     invite: list[str] = Field(default_factory=list)
+    invite_3pid: list[_ThirdPartyInviteBody] = Field(default_factory=list)
     is_direct: bool = False
     creation_content: dict[str, Any] = Field(default_factory=dict)
     initial_state: list[_InitialStateBody] = Field(default_factory=list)
@@ -66,12 +75,17 @@ class RoomEndpoints:
         auth: RequestAuthenticator,
         creation: RoomCreationService,
         sending: EventSendingService,
+        third_party_invites: ThirdPartyInvites,
         ratelimiters: Ratelimiters | None = None,
+        third_party_limit: Ratelimiter | None = None,
     ) -> None:
         self._auth = auth
         self._creation = creation
         self._sending = sending
+        self._third_party_invites = third_party_invites
         self._ratelimiters = ratelimiters
+        # rc_third_party_invite, per inviting user, as POST /rooms/{roomId}/invite counts it
+        self._third_party_limit = third_party_limit
 
     def _ratelimit(self, requester: UserRequester) -> None:
         # rc_message, per user as Synapse; counted once the body is known to be usable
@@ -92,6 +106,11 @@ class RoomEndpoints:
         """POST /_matrix/client/v3/createRoom"""
         requester = await self._auth.require_user(request)
         body = await read_body(request, _CreateRoomBody)
+        # invite_3pid is refused or counted before the room exists, so a refusal leaves none
+        for invitee in body.invite_3pid:
+            self._third_party_invites.check_request(invitee.id_server, invitee.medium)
+            if self._third_party_limit is not None:
+                self._third_party_limit.check_user(requester)
         room_id = await self._creation.create_room(
             requester,
             CreateRoomRequest(
@@ -110,6 +129,18 @@ class RoomEndpoints:
                 power_level_content_override=body.power_level_content_override,
             ),
         )
+        # As Synapse, after the room and its other invites: each address is looked up, and
+        # invited or left an m.room.third_party_invite (an identity server's refusal fails
+        # the request, the room staying)
+        for invitee in body.invite_3pid:
+            await self._third_party_invites.invite(
+                requester,
+                room_id,
+                id_server=invitee.id_server,
+                id_access_token=invitee.id_access_token,
+                medium=invitee.medium,
+                address=invitee.address,
+            )
         return json_response({"room_id": room_id})
 
     async def send_message(self, request: web.Request) -> web.Response:

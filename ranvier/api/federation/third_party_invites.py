@@ -1,5 +1,8 @@
 """Third-party invites redeemed: spec server-server-api third_party_invite.yaml
-(PUT /_matrix/federation/v1/3pid/onbind, called by identity servers, unauthenticated)."""
+(PUT /_matrix/federation/v1/3pid/onbind, called by identity servers, unauthenticated).
+
+The spec says PUT, but Sydent, the identity server most deployments use, sends POST, and
+Synapse serves POST: both are routed to the same handler."""
 
 from __future__ import annotations
 
@@ -36,10 +39,13 @@ class OnBindEndpoints:
         self._invites = invites
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.put("/_matrix/federation/v1/3pid/onbind", self.on_bind)]
+        return [
+            web.put("/_matrix/federation/v1/3pid/onbind", self.on_bind),
+            web.post("/_matrix/federation/v1/3pid/onbind", self.on_bind),
+        ]
 
     async def on_bind(self, request: web.Request) -> web.Response:
-        """PUT /_matrix/federation/v1/3pid/onbind"""
+        """PUT (or POST) /_matrix/federation/v1/3pid/onbind"""
         body = await read_body(request, _OnBindBody)
         await self._invites.on_bind(
             ThreepidBinding(

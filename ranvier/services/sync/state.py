@@ -110,9 +110,15 @@ class StateLoader:
         membership event, which comes last."""
         state = (await self.state_after([membership_event_id])).get(membership_event_id, {})
         ids = [state[(kind, "")] for kind in STRIPPED_STATE_TYPES if (kind, "") in state]
-        loaded = await self._loader.get_events([*ids, membership_event_id])
+        own = await self._loader.get_event(membership_event_id)
+        if own is not None and own.sender != own.state_key:
+            # the inviter's own membership too, as Synapse sends it: clients show who
+            # invited the user with its displayname and avatar
+            inviter = state.get((MEMBER, own.sender))
+            if inviter is not None:
+                ids.append(inviter)
+        loaded = await self._loader.get_events(ids)
         stripped = [_strip(loaded[event_id]) for event_id in ids if event_id in loaded]
-        own = loaded.get(membership_event_id)
         if not state and own is not None:
             # an out-of-band invite or knock (services/federation/out_of_band.py): no
             # state here, what the other server sent instead
