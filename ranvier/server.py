@@ -236,7 +236,12 @@ from ranvier.services.push.rules import PushRuleService
 from ranvier.services.ratelimit_overrides import RatelimitOverrides
 from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
-from ranvier.services.retention import RetentionPurgeJobs, RoomRetention, check_retention_content
+from ranvier.services.retention import (
+    RedactionPruner,
+    RetentionPurgeJobs,
+    RoomRetention,
+    check_retention_content,
+)
 from ranvier.services.rooms.admin import RoomAdminService
 from ranvier.services.rooms.admin_extremities import RoomExtremitiesAdmin
 from ranvier.services.rooms.admin_history import RoomHistoryAdmin
@@ -755,6 +760,8 @@ class RoomAdmin:
     history_purges: HistoryPurgeService
     # the `retention` section's purge jobs, through history_purges
     retention_purges: RetentionPurgeJobs
+    # redaction_retention_period: prunes redacted events' original content
+    redaction_pruner: RedactionPruner
 
 
 async def build_room_admin(config: HomeserverConfig, database: Database, rooms: Rooms) -> RoomAdmin:
@@ -772,6 +779,9 @@ async def build_room_admin(config: HomeserverConfig, database: Database, rooms: 
         deletion=deletion,
         history_purges=history_purges,
         retention_purges=RetentionPurgeJobs(rooms.retention, database, history_purges),
+        redaction_pruner=RedactionPruner(
+            config.redaction_retention_period, database, rooms.sender.loader, rooms.redactions
+        ),
     )
 
 
@@ -2098,6 +2108,7 @@ class Homeserver:
             self.federation.sender.start()
         self.appservice_transactions.sender.start()
         self.room_admin.retention_purges.start()
+        self.room_admin.redaction_pruner.start()
         self.media.retention.start()
         return bound
 
@@ -2139,6 +2150,7 @@ class Homeserver:
         # an interrupted deletion is marked failed at the next start
         await self.room_admin.deletion.stop()
         await self.room_admin.retention_purges.stop()
+        await self.room_admin.redaction_pruner.stop()
         await self.room_admin.history_purges.stop()
         await self.media.retention.stop()
         await self.admin.user_redactions.stop()

@@ -20,7 +20,12 @@ from ranvier.config.consent import UserConsentConfig
 from ranvier.config.email import EmailConfig
 from ranvier.config.jwt import JwtConfig
 from ranvier.config.oidc import OidcProviders, SsoConfig, SsoSection
-from ranvier.config.retention import MediaRetentionConfig, RetentionConfig
+from ranvier.config.retention import (
+    DEFAULT_REDACTION_RETENTION_MS,
+    MediaRetentionConfig,
+    RedactionRetentionPeriod,
+    RetentionConfig,
+)
 from ranvier.config.units import parse_duration_ms, parse_size
 from ranvier.protocol.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from ranvier.protocol.signing_keys import ED25519, decode_verify_key
@@ -683,6 +688,8 @@ class HomeserverConfig(Section):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     # a local user who leaves (or is kicked or banned from) a room forgets it at once
     forget_rooms_on_leave: bool = False
+    # how long a redacted event's original content is kept; None keeps it forever
+    redaction_retention_period: RedactionRetentionPeriod = DEFAULT_REDACTION_RETENTION_MS
     # deleting media nobody fetched for a while (services/media/retention.py)
     media_retention: MediaRetentionConfig = Field(default_factory=MediaRetentionConfig)
     # rate limits (in memory, per process); Synapse's names and defaults

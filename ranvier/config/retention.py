@@ -7,7 +7,9 @@ purged, and `m.room.retention` events are stored like any other state.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ranvier.config.units import parse_duration_ms
 
@@ -169,3 +171,19 @@ class MediaRetentionConfig(_Section):
     @property
     def enabled(self) -> bool:
         return self.local_media_lifetime is not None or self.remote_media_lifetime is not None
+
+
+def _redaction_period(value: object) -> object:
+    if value is None or value is False:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("write a duration such as '7d', milliseconds, or null to keep it")
+    if isinstance(value, int) and value < 0:
+        raise ValueError("a duration cannot be negative")
+    return parse_duration_ms(value)
+
+
+# Synapse's `redaction_retention_period`: how long the original content of a redacted
+# event is kept before it is pruned from the database; None (`null`) keeps it forever
+RedactionRetentionPeriod = Annotated[int | None, BeforeValidator(_redaction_period)]
+DEFAULT_REDACTION_RETENTION_MS = parse_duration_ms("7d")

@@ -21,9 +21,11 @@ from ranvier.clock import now_ms
 from ranvier.config.retention import PurgeJob, RetentionConfig
 from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
+from ranvier.protocol.redaction import redact
 from ranvier.requester import UserRequester
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.purge_history import HistoryPurgeService
+from ranvier.services.rooms.redaction_rules import Redactions
 from ranvier.storage import retention as retention_store
 from ranvier.storage.database import Database
 
@@ -153,3 +155,98 @@ class RetentionPurgeJobs:
         if purged:
             logger.info("Retention purged expired history in %d rooms", len(purged))
         return purged
+
+
+# as Synapse: redactions are looked at every five minutes; a shorter period is looked at
+# four times per period, so nothing outlives it by more than a quarter
+REDACTION_CHECK_PERIOD_MS = 5 * 60 * 1000
+SHORTEST_CHECK_PERIOD_MS = 1000
+REDACTION_BATCH = 100
+
+
+def redaction_check_period_ms(period_ms: int) -> int:
+    return max(SHORTEST_CHECK_PERIOD_MS, min(REDACTION_CHECK_PERIOD_MS, period_ms // 4))
+
+
+class RedactionPruner:
+    """`redaction_retention_period`: once a redaction is that old, the event it redacts
+    is stored pruned (what the room version's redaction algorithm keeps), so its original
+    content leaves the database. Events are served redacted from the moment of the
+    redaction anyway; this only stops the server keeping what they said. A redaction that
+    does not take effect (its sender lacked the power) prunes nothing.
+
+    Redactions are taken in the order they were received; how far this has got is kept in
+    memory, so after a restart the first pass looks at every old redaction again (pruning
+    an event twice changes nothing)."""
+
+    def __init__(
+        self,
+        period_ms: int | None,
+        db: Database,
+        loader: EventLoader,
+        redactions: Redactions,
+    ) -> None:
+        self._period_ms = period_ms
+        self._db = db
+        self._loader = loader
+        self._redactions = redactions
+        self._done_up_to_ts = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._period_ms is not None:
+            self._task = asyncio.create_task(
+                self._every(redaction_check_period_ms(self._period_ms))
+            )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _every(self, period_ms: int) -> None:
+        while True:
+            await asyncio.sleep(period_ms / 1000)
+            try:
+                await self.run()
+            except Exception:
+                logger.exception("Pruning redacted events failed; trying again later")
+
+    async def run(self) -> int:
+        """Prune the events of redactions older than the period; how many were pruned."""
+        assert self._period_ms is not None
+        cutoff = now_ms() - self._period_ms
+        pruned = 0
+        while True:
+            batch = await retention_store.redactions_received_between(
+                self._db, self._done_up_to_ts, cutoff, REDACTION_BATCH
+            )
+            if not batch:
+                break
+            pruned += await self._prune([record.redacts for record in batch])
+            self._done_up_to_ts = batch[-1].received_ts
+            if len(batch) < REDACTION_BATCH:
+                break
+        # nothing received up to the cutoff is left to look at
+        self._done_up_to_ts = max(self._done_up_to_ts, cutoff)
+        if pruned:
+            logger.info("Pruned the original content of %d redacted events", pruned)
+        return pruned
+
+    async def _prune(self, event_ids: list[str]) -> int:
+        targets = await self._loader.get_events(event_ids)
+        applied = await self._redactions.applied(targets.values())
+        replaced: dict[str, dict[str, Any]] = {}
+        for event_id in applied:
+            event = targets[event_id]
+            original = event.pdu
+            pruned = redact(original, event.room_version)
+            # what the server noted beside the event is not what its sender said
+            if "unsigned" in original:
+                pruned["unsigned"] = original["unsigned"]
+            if pruned != original:
+                replaced[event_id] = pruned
+        await retention_store.replace_event_json(self._db, replaced)
+        self._loader.forget(replaced)
+        return len(replaced)

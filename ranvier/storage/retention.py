@@ -1,13 +1,18 @@
-"""What message retention reads: the rooms this server holds state for, their
-`m.room.retention` policy events, and counts of a room's events (to tell what a purge did).
-The purging itself is storage/history_purge.py's."""
+"""What retention reads and writes: the rooms this server holds state for, their
+`m.room.retention` policy events, counts of a room's events (to tell what a purge did),
+and redactions by age with the pruned copies of the events they redact. The purging of
+history itself is storage/history_purge.py's."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, update
 
 from ranvier.storage.database import Database
-from ranvier.storage.events import events
+from ranvier.storage.events import events, redactions
 from ranvier.storage.state import current_state_events
 
 RETENTION = "m.room.retention"
@@ -47,3 +52,43 @@ async def count_room_events(db: Database, room_id: str) -> int:
     query = select(func.count()).select_from(events).where(events.c.room_id == room_id)
     async with db.read() as conn:
         return int((await conn.execute(query)).scalar_one())
+
+
+@dataclass(frozen=True)
+class RedactionRecord:
+    redaction_id: str
+    redacts: str
+    received_ts: int
+
+
+async def redactions_received_between(
+    db: Database, after_ts: int, up_to_ts: int, limit: int
+) -> list[RedactionRecord]:
+    """Redactions this server received in (after_ts, up_to_ts], oldest first."""
+    query = (
+        select(redactions.c.event_id, redactions.c.redacts, events.c.received_ts)
+        .select_from(redactions.join(events, events.c.event_id == redactions.c.event_id))
+        .where(
+            events.c.received_ts > after_ts,
+            events.c.received_ts <= up_to_ts,
+            events.c.rejected_reason.is_(None),
+        )
+        .order_by(events.c.received_ts, redactions.c.event_id)
+        .limit(limit)
+    )
+    async with db.read() as conn:
+        rows = (await conn.execute(query)).all()
+    return [RedactionRecord(row.event_id, row.redacts, row.received_ts) for row in rows]
+
+
+async def replace_event_json(db: Database, event_id_to_pdu: dict[str, dict[str, Any]]) -> None:
+    """Store these PDUs in place of the events' (pruned copies of them)."""
+    if not event_id_to_pdu:
+        return
+    async with db.transaction() as conn:
+        for event_id, pdu in event_id_to_pdu.items():
+            await conn.execute(
+                update(events)
+                .where(events.c.event_id == event_id)
+                .values(json=orjson.dumps(pdu).decode())
+            )

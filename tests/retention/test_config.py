@@ -134,3 +134,23 @@ def test_media_retention_loads_durations_and_refuses_bad_ones(generated: Path) -
 def test_forget_rooms_on_leave_is_a_switch(generated: Path) -> None:
     assert not load_config(generated).forget_rooms_on_leave
     assert load_config(write_config(generated, forget_rooms_on_leave=True)).forget_rooms_on_leave
+
+
+def test_redaction_retention_period_defaults_to_a_week_and_null_keeps(generated: Path) -> None:
+    assert load_config(generated).redaction_retention_period == 7 * DAY
+    assert (
+        load_config(
+            write_config(generated, redaction_retention_period="28d")
+        ).redaction_retention_period
+        == 28 * DAY
+    )
+    assert (
+        load_config(
+            write_config(generated, redaction_retention_period=None)
+        ).redaction_retention_period
+        is None
+    )
+    message = refusal(write_config(generated, redaction_retention_period="a while"))
+    assert "redaction_retention_period" in message
+    message = refusal(write_config(generated, redaction_retention_period=-5))
+    assert "redaction_retention_period" in message
