@@ -434,20 +434,17 @@ def _status(args: argparse.Namespace) -> int:
     return process.status(load_config(args.config_path))
 
 
-def _register_user(args: argparse.Namespace) -> int:
-    import asyncio
+def _password(given: str | None, command: str, flag: str) -> str | int:
+    """The password `given` on the command line, or asked for twice on the terminal; an
+    exit status when there is none to be had."""
     import getpass
 
-    from ranvier.errors import MatrixError
-    from ranvier.server import register_user
-
-    config = load_config(args.config_path)
-    password = args.password
+    password = given
     if password is None:
         if not sys.stdin.isatty():
             print(
-                "ranvier register-user: no terminal to ask for the password on; pass "
-                "--password PASSWORD, or run the command on a terminal",
+                f"ranvier {command}: no terminal to ask for the password on; pass "
+                f"{flag}, or run the command on a terminal",
                 file=sys.stderr,
             )
             return 2
@@ -458,6 +455,19 @@ def _register_user(args: argparse.Namespace) -> int:
     if not password:
         print("The password must not be empty", file=sys.stderr)
         return 1
+    return password
+
+
+def _register_user(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ranvier.errors import MatrixError
+    from ranvier.server import register_user
+
+    config = load_config(args.config_path)
+    password = _password(args.password, "register-user", "--password PASSWORD")
+    if isinstance(password, int):
+        return password
     try:
         user_id = asyncio.run(register_user(config, args.user, password, admin=args.admin))
     except MatrixError as exc:
@@ -562,26 +572,11 @@ def _import_synapse(args: argparse.Namespace) -> int:
 
 
 def _hash_password(args: argparse.Namespace) -> int:
-    import getpass
-
     from ranvier.services.password_hash_command import hash_password
 
-    password = args.password
-    if password is None:
-        if not sys.stdin.isatty():
-            print(
-                "ranvier hash-password: no terminal to ask for the password on; pass "
-                "-p PASSWORD, or run the command on a terminal",
-                file=sys.stderr,
-            )
-            return 2
-        password = getpass.getpass("Password: ")
-        if password != getpass.getpass("Confirm password: "):
-            print("The passwords do not match", file=sys.stderr)
-            return 1
-    if not password:
-        print("The password must not be empty", file=sys.stderr)
-        return 1
+    password = _password(args.password, "hash-password", "-p PASSWORD")
+    if isinstance(password, int):
+        return password
     print(hash_password(password, Path(args.config) if args.config else None))
     return 0
 
