@@ -199,6 +199,26 @@ class ThirdPartyInvites:
                     403, "M_FORBIDDEN", "The identity server no longer holds the invite's key valid"
                 )
 
+    async def redeem_on_join(
+        self, requester: UserRequester, room_id: str, signed: dict[str, Any]
+    ) -> None:
+        """POST /join with `third_party_signed` (spec: client-server-api "Joining rooms"):
+        the identity server's proof for a pending m.room.third_party_invite, redeemed into
+        the invite the join then follows, as an onbind would. A user already invited or in
+        the room is left as they are; an invite from another server's user is left to the
+        join (exchange_third_party_invite is not done here)."""
+        if signed.get("mxid") != requester.user_id:
+            raise MatrixError(403, "M_FORBIDDEN", "third_party_signed is for another user than you")
+        sender = signed.get("sender")
+        if not isinstance(sender, str) or not sender.endswith(self._local_suffix):
+            logger.info("Not exchanging the third-party invite to %s at join", room_id)
+            return
+        state = await state_store.get_current_state_ids(self._db, room_id)
+        own = await self._loader.get_event(state.get(("m.room.member", requester.user_id), ""))
+        if own is not None and own.membership in ("invite", "join"):
+            return
+        await self._exchange(BoundInvite(requester.user_id, room_id, sender, signed))
+
     async def _exchange(self, invite: BoundInvite) -> None:
         token = invite.signed.get("token")
         if not isinstance(token, str):

@@ -194,9 +194,10 @@ class FakeIdentityServer:
             }
         )
 
-    def signed_invite(self, mxid: str, token: str) -> dict[str, Any]:
-        """The proof an identity server hands over at onbind for a stored invite."""
-        signed: dict[str, Any] = {"mxid": mxid, "token": token}
+    def signed_invite(self, mxid: str, token: str, **more: str) -> dict[str, Any]:
+        """The proof an identity server hands over at onbind for a stored invite (with
+        `sender` too, the one a client joins with)."""
+        signed: dict[str, Any] = {"mxid": mxid, "token": token, **more}
         signature = self.invite_key.sign(_canonical(signed)).signature
         signed["signatures"] = {self.name: {"ed25519:0": _base64(signature)}}
         return signed

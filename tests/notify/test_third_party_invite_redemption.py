@@ -234,3 +234,39 @@ def test_identity_server_binds_are_served_under_unstable(
     )
     assert (reply.status, reply.json()) == (200, {"id_server_unbind_result": "success"})
     assert ("email", address) not in identity_server.bindings
+
+
+def test_a_join_with_third_party_signed_redeems_the_invite(
+    server: RunningServer, identity_server: FakeIdentityServer
+) -> None:
+    alice, bob, carol = _user(server, "alice"), _user(server, "bob"), _user(server, "carol")
+    room_id, _, token = _stored_invite(server, alice, identity_server)
+    join = server.url + CLIENT + f"/join/{quote(room_id)}"
+    # the room is invite-only: no proof, no entry
+    assert authed(bob, "POST", join, {}).status == 403
+    signed = identity_server.signed_invite(bob.user_id, token, sender=alice.user_id)
+
+    forged = {**signed, "signatures": {"evil.example": {"ed25519:0": "AAAA"}}}
+    reply = authed(bob, "POST", join, {"third_party_signed": forged})
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+    # a proof for bob is no use to carol
+    reply = authed(carol, "POST", join, {"third_party_signed": signed})
+    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+    no_token = {k: v for k, v in signed.items() if k != "token"}
+    reply = authed(bob, "POST", join, {"third_party_signed": no_token})
+    assert (reply.status, reply.errcode) == (400, "M_MISSING_PARAM")
+    domain = alice.user_id.partition(":")[2]
+    by_alias = server.url + CLIENT + "/join/" + quote("#nowhere:" + domain)
+    reply = authed(bob, "POST", by_alias, {"third_party_signed": signed})
+    assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM")
+    for user in (bob, carol):
+        assert _membership(server, alice, room_id, user.user_id) is None
+
+    by_id = server.url + CLIENT + f"/rooms/{quote(room_id)}/join"
+    reply = authed(bob, "POST", by_id, {"third_party_signed": signed})
+    assert reply.status == 200, reply.body
+    assert _membership(server, alice, room_id, bob.user_id) == "join"
+    # joining again with the proof leaves the membership as it is (no second invite)
+    reply = authed(bob, "POST", join, {"third_party_signed": signed})
+    assert reply.status == 200, reply.body
+    assert _membership(server, alice, room_id, bob.user_id) == "join"

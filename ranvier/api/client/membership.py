@@ -3,6 +3,8 @@ leaving.yaml, kicking.yaml, banning.yaml, knocking.yaml, list_joined_rooms.yaml.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from pydantic import Field
 
@@ -16,6 +18,7 @@ from ranvier.http.json import (
     validate_body,
 )
 from ranvier.http.ratelimit import Ratelimiter
+from ranvier.requester import UserRequester
 from ranvier.services.profiles import MAX_AVATAR_URL_LENGTH, MAX_DISPLAYNAME_LENGTH
 from ranvier.services.rooms.membership import MembershipService
 from ranvier.services.third_party_invites import ThirdPartyInvites
@@ -23,8 +26,17 @@ from ranvier.services.third_party_invites import ThirdPartyInvites
 CLIENT = "/_matrix/client/v3"
 
 
+class _ThirdPartySigned(RequestBody):
+    # spec: client-server-api "Joining rooms" - the identity server's signed proof
+    sender: str
+    mxid: str
+    token: str
+    signatures: dict[str, dict[str, str]]
+
+
 class _ReasonBody(RequestBody):
-    # third_party_signed and unstable keys are ignored, as a join without them
+    # unstable keys are ignored, as a join without them; a join's third_party_signed is
+    # read by MembershipEndpoints._redeem
     reason: str | None = None
 
 
@@ -60,6 +72,10 @@ async def _optional_reason(request: web.Request) -> _ReasonBody:
     if not await request.read():
         return _ReasonBody()
     return await read_body(request, _ReasonBody)
+
+
+async def _raw_join_body(request: web.Request) -> dict[str, Any]:
+    return await read_json_object(request) if await request.read() else {}
 
 
 def _via(request: web.Request) -> list[str]:
@@ -108,26 +124,43 @@ class MembershipEndpoints:
         room_id = request.match_info["roomId"]
         if not room_id.startswith("!"):
             raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID")
+        await self._redeem(requester, room_id, await _raw_join_body(request))
         joined = await self._membership.join(requester, room_id, reason=body.reason)
         return json_response({"room_id": joined})
 
     async def join_room(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
         requester = await self._auth.require_user(request, allow_guest=True)
-        raw = await read_json_object(request) if await request.read() else {}
+        raw = await _raw_join_body(request)
         body = validate_body(raw, _JoinBody)
         # as Synapse: the body's other keys become the member event's content (SyTest
         # "POST /join/:room_id can join a room with custom content"), a per-room name
         # included; /rooms/{roomId}/join takes only the reason, as there
         extra = {key: value for key, value in raw.items() if key not in _JOIN_REQUEST_KEYS}
+        target = request.match_info["roomIdOrAlias"]
+        if "third_party_signed" in raw and not target.startswith("!"):
+            # the proof names a room's invite: an alias would have to be resolved first
+            raise MatrixError(
+                400, "M_INVALID_PARAM", "third_party_signed needs the room's ID, not an alias"
+            )
+        await self._redeem(requester, target, raw)
         room_id = await self._membership.join(
             requester,
-            request.match_info["roomIdOrAlias"],
+            target,
             reason=body.reason,
             via=_via(request),
             extra_content=extra,
         )
         return json_response({"room_id": room_id})
+
+    async def _redeem(self, requester: UserRequester, room_id: str, raw: dict[str, Any]) -> None:
+        """A join's third_party_signed, checked for shape, then handed over as sent: every
+        key of it is covered by the identity server's signatures."""
+        signed = raw.get("third_party_signed")
+        if signed is None:
+            return
+        validate_body(signed, _ThirdPartySigned)
+        await self._third_party.redeem_on_join(requester, room_id, signed)
 
     async def knock_room(self, request: web.Request) -> web.Response:
         """POST /_matrix/client/v3/knock/{roomIdOrAlias}"""
