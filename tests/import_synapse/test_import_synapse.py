@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -30,6 +31,8 @@ from ranvier.protocol.signing import sign_json
 from ranvier.protocol.unpadded_base64 import encode_base64
 from ranvier.services.tokens import hash_token
 from ranvier.storage.synapse_import.importer import import_synapse_database
+from ranvier.storage.testing import PostgresUnavailable, postgres_server_url
+from tests.conftest import postgres_unavailable
 from tests.integration.client import Reply, request
 from tests.integration.homeserver import RunningServer, free_port, start_server, write_test_config
 from tests.integration.matrix import CLIENT, Session, authed, login, register
@@ -188,18 +191,22 @@ def use_synapse(url: str, secret: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> SynapseData:
+def build_synapse(directory: Path, database: Database) -> SynapseData:
+    """A Synapse on `database`, used by the clients, then stopped."""
     # built as the benchmark builds it (a minute or two the first time), never skipped
     ensure_synapse("1.163.2")
-    directory = tmp_path_factory.mktemp("synapse")
-    server = start_synapse(directory, Database("sqlite"))
+    server = start_synapse(directory, database)
     try:
         raw = yaml.safe_load((directory / "homeserver.yaml").read_text())
         data = use_synapse(server.url, raw["registration_shared_secret"])
     finally:
         server.stop()
     return SynapseData(directory / "homeserver.yaml", Path(raw["signing_key_path"]), **data)
+
+
+@pytest.fixture(scope="module")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> SynapseData:
+    return build_synapse(tmp_path_factory.mktemp("synapse"), Database("sqlite"))
 
 
 def ranvier_config(
@@ -460,3 +467,39 @@ def test_refuses_an_unknown_synapse_schema(tmp_path: Path, synapse: SynapseData)
     assert result.returncode == 1
     assert "schema version 95" in result.stderr and "Synapse 1.163" in result.stderr
     assert not (tmp_path / "homeserver.db").exists()
+
+
+@pytest.mark.postgres
+def test_imports_from_synapse_on_postgresql(tmp_path: Path) -> None:
+    """The import reads a Synapse that runs on PostgreSQL too (the same clients' doing)."""
+    database = Database("postgres", postgres_url=postgres_server_url())
+    try:
+        synapse = build_synapse(tmp_path / "synapse", database)
+    except PostgresUnavailable as exc:
+        postgres_unavailable(str(exc))
+        return
+    try:
+        assert yaml.safe_load(synapse.config_path.read_text())["database"]["name"] == "psycopg2"
+        config, port = ranvier_config(tmp_path / "ranvier", _new_sqlite(tmp_path), synapse)
+        result = import_command(config, synapse)
+        assert result.returncode == 0, result.stderr
+        assert "(Synapse = Ranvier, verified)" in result.stdout
+        assert re.search(r"e2e_one_time_keys_json +3\n", result.stdout), result.stdout
+        server = start_server(config, port)
+        try:
+            alice = synapse.alice
+            assert call(alice, server.url, "GET", "/account/whoami")["user_id"] == alice.user_id
+            body: dict[str, Any] = {"device_keys": {alice.user_id: []}}
+            query = call(alice, server.url, "POST", "/keys/query", body)
+            device = query["device_keys"][alice.user_id][alice.device_id]
+            assert device["keys"] == synapse.alice_device.device_keys()["keys"]
+            user = quote(alice.user_id)
+            path = f"/user/{user}/filter/{synapse.filter_id}"
+            assert call(alice, server.url, "GET", path) == FILTER
+            [pusher] = call(synapse.bob, server.url, "GET", "/pushers")["pushers"]
+            assert pusher["pushkey"] == PUSHER["pushkey"]
+            login(server.url, "bob", PASSWORD)
+        finally:
+            assert server.stop() == 0, server.log()
+    finally:
+        database.drop_all()
