@@ -9,7 +9,6 @@ for rooms whose max_lifetime is at most an hour."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import sqlite3
@@ -19,11 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import select
 
-from ranvier.config.models import DatabaseConfig
-from ranvier.storage.database import open_database
-from ranvier.storage.events import events
 from tests.integration.conftest import module_server
 from tests.integration.homeserver import RunningServer
 from tests.integration.matrix import (
@@ -35,6 +30,7 @@ from tests.integration.matrix import (
     register,
     send_text,
 )
+from tests.retention.helpers import message_bodies, stored_event_ids
 
 ALLOWED_MIN_MS = 2000
 ALLOWED_MAX_MS = 4000
@@ -57,23 +53,6 @@ def alice(server: RunningServer) -> Session:
     return register(server.url, "alice")
 
 
-def stored_event_ids(database: dict[str, Any], room_id: str) -> set[str]:
-    """The room's events in the database, outliers included: what a purge must delete."""
-
-    async def read() -> set[str]:
-        db = await open_database(DatabaseConfig(**database))
-        try:
-            async with db.read() as conn:
-                rows = await conn.execute(
-                    select(events.c.event_id).where(events.c.room_id == room_id)
-                )
-                return {row.event_id for row in rows}
-        finally:
-            await db.close()
-
-    return asyncio.run(read())
-
-
 def sqlite_pages_in_use(database: dict[str, Any]) -> int | None:
     """Pages of the SQLite file holding data (all pages but the free ones); None on
     PostgreSQL."""
@@ -88,13 +67,6 @@ def sqlite_pages_in_use(database: dict[str, Any]) -> int | None:
 def set_policy(server: RunningServer, who: Session, room_id: str, content: dict[str, Any]) -> Any:
     url = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/state/m.room.retention/"
     return authed(who, "PUT", url, content)
-
-
-def message_bodies(server: RunningServer, who: Session, room_id: str) -> list[str]:
-    url = f"{server.url}{CLIENT}/rooms/{quote(room_id)}/messages?dir=b&limit=100"
-    reply = authed(who, "GET", url)
-    assert reply.status == 200, reply.body
-    return [e["content"]["body"] for e in reply.json()["chunk"] if e["type"] == "m.room.message"]
 
 
 def synced_bodies(server: RunningServer, who: Session, room_id: str) -> list[str]:
