@@ -28,9 +28,8 @@ from ranvier.storage.synapse_import.importer import (
 # said after every import, so no admin believes their rooms came along
 NOT_IMPORTED_YET = (
     "Not imported yet (a later Ranvier will): rooms, their events and state, memberships, "
-    "receipts, aliases and the room directory, media, refresh tokens (sessions that use "
-    "them must log in again when their access token expires), extended profile fields, "
-    "disabled pushers, and other servers' data. Until then, use this import to try "
+    "receipts, aliases and the room directory, media, extended profile fields, disabled "
+    "pushers, and other servers' data. Until then, use this import to try "
     "Ranvier with your accounts, not to replace a Synapse whose rooms matter."
 )
 

@@ -76,6 +76,8 @@ class SynapseData:
     backup_version: str
     backup_auth_data: dict[str, Any]
     filter_id: str
+    bob_refreshable: Session  # a session with a refresh token, and its token
+    bob_refresh_token: str
     room_id: str  # alice's: the room is not imported, her tags and account data in it are
 
 
@@ -169,6 +171,19 @@ def use_synapse(url: str, secret: str) -> dict[str, Any]:
         "filter_id"
     ]
     call(bob, url, "POST", "/pushers/set", PUSHER)
+    # a session with a refresh token, as clients that ask for one have
+    refreshable = ok(
+        request(
+            "POST",
+            url + CLIENT + "/login",
+            {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": "bob"},
+                "password": PASSWORD,
+                "refresh_token": True,
+            },
+        )
+    )
     # two tags of one room (one row each in Synapse, one m.tag in Ranvier), room account data
     room_id = call(alice, url, "POST", "/createRoom", {})["room_id"]
     room = f"/user/{quote(alice.user_id)}/rooms/{quote(room_id)}"
@@ -188,6 +203,10 @@ def use_synapse(url: str, secret: str) -> dict[str, Any]:
         "backup_auth_data": auth_data,
         "filter_id": filter_id,
         "room_id": room_id,
+        "bob_refreshable": Session(
+            refreshable["user_id"], refreshable["access_token"], refreshable["device_id"]
+        ),
+        "bob_refresh_token": refreshable["refresh_token"],
     }
 
 
@@ -195,7 +214,8 @@ def build_synapse(directory: Path, database: Database) -> SynapseData:
     """A Synapse on `database`, used by the clients, then stopped."""
     # built as the benchmark builds it (a minute or two the first time), never skipped
     ensure_synapse("1.163.2")
-    server = start_synapse(directory, database)
+    # Synapse hands out refresh tokens only with a lifetime for the access tokens they renew
+    server = start_synapse(directory, database, {"refreshable_access_token_lifetime": "1h"})
     try:
         raw = yaml.safe_load((directory / "homeserver.yaml").read_text())
         data = use_synapse(server.url, raw["registration_shared_secret"])
@@ -313,6 +333,21 @@ def test_old_access_tokens_and_passwords_work(
         },
     )
     assert (carol.status, carol.errcode) == (403, "M_USER_DEACTIVATED")
+
+
+def test_refresh_tokens(imported: tuple[RunningServer, str], synapse: SynapseData) -> None:
+    server, _ = imported
+    session = synapse.bob_refreshable
+    assert call(session, server.url, "GET", "/account/whoami")["device_id"] == session.device_id
+    body = {"refresh_token": synapse.bob_refresh_token}
+    renewed = ok(request("POST", server.url + CLIENT + "/refresh", body))
+    assert renewed["refresh_token"] != synapse.bob_refresh_token
+    new_session = Session(session.user_id, renewed["access_token"], session.device_id)
+    assert call(new_session, server.url, "GET", "/account/whoami") == {
+        "user_id": session.user_id,
+        "device_id": session.device_id,
+        "is_guest": False,
+    }
 
 
 def test_admin_flag_profiles_and_devices(

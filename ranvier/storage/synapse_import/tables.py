@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ranvier.storage.account_data import TAG_TYPE, account_data, room_account_data
@@ -40,7 +40,7 @@ from ranvier.storage.stream_ids import (
     stream_positions,
 )
 from ranvier.storage.threepids import user_threepids
-from ranvier.storage.tokens import access_tokens
+from ranvier.storage.tokens import access_tokens, refresh_tokens
 from ranvier.storage.users import users
 
 Row = Mapping[str, Any]
@@ -177,12 +177,38 @@ def _device(row: Row, ctx: ImportContext) -> dict[str, Any]:
     }
 
 
+def _refresh_token(row: Row, ctx: ImportContext) -> dict[str, Any]:
+    return {
+        # the same ID, which the session's access token names
+        "id": int(row["id"]),
+        "token_hash": ctx.hash_token(row["token"]),
+        "user_id": row["user_id"],
+        "device_id": row["device_id"],
+        "expiry_ts": row["expiry_ts"],
+        "ultimate_session_expiry_ts": row["ultimate_session_expiry_ts"],
+        "creation_ts": ctx.now_ms,
+    }
+
+
+async def _write_refresh_tokens(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await _insert(refresh_tokens)(conn, rows)
+    if rows and conn.dialect.name == "postgresql":
+        # the rows came with their IDs: new refresh tokens must be numbered after them
+        await conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('refresh_tokens', 'id'), "
+                "(SELECT max(id) FROM refresh_tokens))"
+            )
+        )
+
+
 def _access_token(row: Row, ctx: ImportContext) -> dict[str, Any]:
     return {
         "token_hash": ctx.hash_token(row["token"]),
         "user_id": row["user_id"],
         "device_id": row["device_id"],
         "valid_until_ms": row["valid_until_ms"],
+        "refresh_token_id": row["refresh_token_id"],
         "used": _bool(row["used"]),
         "puppets_user_id": row["puppets_user_id"],
         "creation_ts": int(row["last_validated"] or ctx.now_ms),
@@ -508,9 +534,25 @@ STEPS: tuple[Step, ...] = (
         _counter(devices),
     ),
     Step(
+        "refresh_tokens",
+        "s.id, s.user_id, s.device_id, s.token, s.expiry_ts, s.ultimate_session_expiry_ts "
+        "FROM refresh_tokens s",
+        ("s.id",),
+        # a refresh token already exchanged for a newer one is spent (see access_tokens)
+        f"{local('s.user_id')} AND s.next_token_id IS NULL AND "
+        + _USER_EXISTS.format(column="s.user_id"),
+        _refresh_token,
+        _write_refresh_tokens,
+        _counter(refresh_tokens),
+    ),
+    Step(
         "access_tokens",
         "s.id, s.user_id, s.device_id, s.token, s.valid_until_ms, s.puppets_user_id, "
-        "s.last_validated, s.used FROM access_tokens s",
+        "s.last_validated, s.used, "
+        # only the refresh tokens imported: the newest of each session
+        "CASE WHEN EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.id = s.refresh_token_id "
+        "AND r.next_token_id IS NULL) THEN s.refresh_token_id END AS refresh_token_id "
+        "FROM access_tokens s",
         ("s.id",),
         local("s.user_id") + " AND " + _USER_EXISTS.format(column="s.user_id"),
         _access_token,
