@@ -237,6 +237,7 @@ from ranvier.services.ratelimit_overrides import RatelimitOverrides
 from ranvier.services.receipts import ReceiptService
 from ranvier.services.registration_tokens import RegistrationTokenService
 from ranvier.services.retention import (
+    ForgottenRoomPurger,
     RedactionPruner,
     RetentionPurgeJobs,
     RoomRetention,
@@ -762,6 +763,8 @@ class RoomAdmin:
     retention_purges: RetentionPurgeJobs
     # redaction_retention_period: prunes redacted events' original content
     redaction_pruner: RedactionPruner
+    # forgotten_room_retention_period: purges rooms every local user forgot
+    forgotten_rooms: ForgottenRoomPurger
 
 
 async def build_room_admin(config: HomeserverConfig, database: Database, rooms: Rooms) -> RoomAdmin:
@@ -781,6 +784,9 @@ async def build_room_admin(config: HomeserverConfig, database: Database, rooms: 
         retention_purges=RetentionPurgeJobs(rooms.retention, database, history_purges),
         redaction_pruner=RedactionPruner(
             config.redaction_retention_period, database, rooms.sender.loader, rooms.redactions
+        ),
+        forgotten_rooms=ForgottenRoomPurger(
+            config.forgotten_room_retention_period, database, config.server_name, deletion
         ),
     )
 
@@ -2109,6 +2115,7 @@ class Homeserver:
         self.appservice_transactions.sender.start()
         self.room_admin.retention_purges.start()
         self.room_admin.redaction_pruner.start()
+        self.room_admin.forgotten_rooms.start()
         self.media.retention.start()
         return bound
 
@@ -2151,6 +2158,7 @@ class Homeserver:
         await self.room_admin.deletion.stop()
         await self.room_admin.retention_purges.stop()
         await self.room_admin.redaction_pruner.stop()
+        await self.room_admin.forgotten_rooms.stop()
         await self.room_admin.history_purges.stop()
         await self.media.retention.stop()
         await self.admin.user_redactions.stop()

@@ -690,6 +690,8 @@ class HomeserverConfig(Section):
     forget_rooms_on_leave: bool = False
     # how long a redacted event's original content is kept; None keeps it forever
     redaction_retention_period: RedactionRetentionPeriod = DEFAULT_REDACTION_RETENTION_MS
+    # rooms every local user forgot are purged this long after; None keeps them
+    forgotten_room_retention_period: RedactionRetentionPeriod = None
     # deleting media nobody fetched for a while (services/media/retention.py)
     media_retention: MediaRetentionConfig = Field(default_factory=MediaRetentionConfig)
     # rate limits (in memory, per process); Synapse's names and defaults

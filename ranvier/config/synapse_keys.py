@@ -131,7 +131,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     ),
     "max_avatar_size": Unsupported("a limit on the size of avatars"),
     "allowed_avatar_mimetypes": Unsupported("limits on the type of avatars"),
-    "forgotten_room_retention_period": Unsupported("purging rooms everyone has forgotten"),
     "user_ips_max_age": Unsupported(
         "pruning where sessions were last seen (Ranvier keeps it, as `null` does)"
     ),

@@ -23,6 +23,7 @@ from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.protocol.redaction import redact
 from ranvier.requester import UserRequester
+from ranvier.services.rooms.deletion import RoomDeletionService
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.purge_history import HistoryPurgeService
 from ranvier.services.rooms.redaction_rules import Redactions
@@ -250,3 +251,62 @@ class RedactionPruner:
         await retention_store.replace_event_json(self._db, replaced)
         self._loader.forget(replaced)
         return len(replaced)
+
+
+FORGOTTEN_CHECK_PERIOD_MS = 60 * 60 * 1000
+
+
+def forgotten_check_period_ms(period_ms: int) -> int:
+    return max(SHORTEST_CHECK_PERIOD_MS, min(FORGOTTEN_CHECK_PERIOD_MS, period_ms // 4))
+
+
+class ForgottenRoomPurger:
+    """`forgotten_room_retention_period`: a room every local user has forgotten is purged
+    from the database once that long has passed since the last membership change of a
+    local user in it (their leave: a forget always comes after it, and it is what the
+    database dates). A local user joining again before then keeps the room. Checked every
+    hour, or four times per period when that is shorter than four hours."""
+
+    def __init__(
+        self,
+        period_ms: int | None,
+        db: Database,
+        server_name: str,
+        deletion: RoomDeletionService,
+    ) -> None:
+        self._period_ms = period_ms
+        self._db = db
+        self._server_name = server_name
+        self._deletion = deletion
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._period_ms is not None:
+            self._task = asyncio.create_task(
+                self._every(forgotten_check_period_ms(self._period_ms))
+            )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _every(self, period_ms: int) -> None:
+        while True:
+            await asyncio.sleep(period_ms / 1000)
+            try:
+                await self.run()
+            except Exception:
+                logger.exception("Purging forgotten rooms failed; trying again later")
+
+    async def run(self) -> list[str]:
+        """Purge the rooms forgotten long enough; the rooms purged."""
+        assert self._period_ms is not None
+        room_ids = await retention_store.rooms_forgotten_since(
+            self._db, self._server_name, now_ms() - self._period_ms
+        )
+        purged = [room_id for room_id in room_ids if await self._deletion.purge_forgotten(room_id)]
+        if purged:
+            logger.info("Purged %d rooms every local user had forgotten", len(purged))
+        return purged

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import case, false, func, select, update
 
 from ranvier.storage.database import Database
 from ranvier.storage.events import events, redactions
+from ranvier.storage.memberships import room_memberships
 from ranvier.storage.state import current_state_events
 
 RETENTION = "m.room.retention"
@@ -92,3 +93,24 @@ async def replace_event_json(db: Database, event_id_to_pdu: dict[str, dict[str, 
                 .where(events.c.event_id == event_id)
                 .values(json=orjson.dumps(pdu).decode())
             )
+
+
+async def rooms_forgotten_since(db: Database, server_name: str, before_ts: int) -> list[str]:
+    """Rooms where every membership of this server's users is forgotten, the last of them
+    received before `before_ts`."""
+    local = room_memberships.c.user_id.endswith(":" + server_name, autoescape=True)
+    query = (
+        select(room_memberships.c.room_id)
+        .select_from(
+            room_memberships.join(events, events.c.event_id == room_memberships.c.event_id)
+        )
+        .where(local)
+        .group_by(room_memberships.c.room_id)
+        .having(
+            func.sum(case((room_memberships.c.forgotten == false(), 1), else_=0)) == 0,
+            func.max(events.c.received_ts) < before_ts,
+        )
+        .order_by(room_memberships.c.room_id)
+    )
+    async with db.read() as conn:
+        return [row.room_id for row in await conn.execute(query)]

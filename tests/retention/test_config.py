@@ -154,3 +154,11 @@ def test_redaction_retention_period_defaults_to_a_week_and_null_keeps(generated:
     assert "redaction_retention_period" in message
     message = refusal(write_config(generated, redaction_retention_period=-5))
     assert "redaction_retention_period" in message
+
+
+def test_forgotten_room_retention_period_is_off_unless_set(generated: Path) -> None:
+    assert load_config(generated).forgotten_room_retention_period is None
+    config = load_config(write_config(generated, forgotten_room_retention_period="28d"))
+    assert config.forgotten_room_retention_period == 28 * DAY
+    message = refusal(write_config(generated, forgotten_room_retention_period="later"))
+    assert "forgotten_room_retention_period" in message

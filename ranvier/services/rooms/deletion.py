@@ -180,6 +180,21 @@ class RoomDeletionService:
             raise MatrixError(400, "M_UNKNOWN", record.error or "Deleting the room failed")
         return deletion_status(record)["shutdown_room"]  # type: ignore[no-any-return]
 
+    async def purge_forgotten(self, room_id: str) -> bool:
+        """Purge a room every local user has forgotten (forgotten_room_retention_period):
+        no shutdown, as nobody here is in it; False if a deletion of it is running or a
+        local user is joined after all."""
+        if room_id in self._room_ids_in_progress:
+            return False
+        self._room_ids_in_progress.add(room_id)
+        try:
+            await self._purge(room_id, force=False)
+        except PurgeRefused:
+            return False
+        finally:
+            self._room_ids_in_progress.discard(room_id)
+        return True
+
     def _claim(self, room_id: str) -> None:
         if room_id in self._room_ids_in_progress:
             raise MatrixError(400, "M_UNKNOWN", f"The deletion of {room_id} is already running")
