@@ -224,9 +224,23 @@ def build_synapse(directory: Path, database: Database) -> SynapseData:
     return SynapseData(directory / "homeserver.yaml", Path(raw["signing_key_path"]), **data)
 
 
+def synapse_database_digest(synapse: SynapseData) -> str:
+    """SHA-256 of Synapse's SQLite database and of what its write-ahead log holds. (SQLite
+    makes an empty log and its index beside a WAL database even for a read-only reader.)"""
+    raw = yaml.safe_load(synapse.config_path.read_text())
+    database = Path(raw["database"]["args"]["database"])
+    wal = database.with_name(database.name + "-wal")
+    logged = wal.read_bytes() if wal.exists() else b""
+    return hashlib.sha256(database.read_bytes() + b"\0" + logged).hexdigest()
+
+
 @pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> SynapseData:
-    return build_synapse(tmp_path_factory.mktemp("synapse"), Database("sqlite"))
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseData]:
+    data = build_synapse(tmp_path_factory.mktemp("synapse"), Database("sqlite"))
+    before = synapse_database_digest(data)
+    yield data
+    # every import above read it; none may have written to it
+    assert synapse_database_digest(data) == before
 
 
 def ranvier_config(
@@ -241,10 +255,25 @@ def ranvier_config(
     return write_test_config(directory, database, port, **overrides), port
 
 
-def import_command(config: Path, synapse: SynapseData) -> subprocess.CompletedProcess[str]:
+def import_command(
+    config: Path, synapse: SynapseData, synapse_config: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "ranvier.cli", "import-synapse", "-c", str(config)]
-    argv += ["--synapse-config", str(synapse.config_path)]
+    argv += ["--synapse-config", str(synapse_config or synapse.config_path)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300)
+
+
+def another_synapse_database(synapse: SynapseData, directory: Path) -> Path:
+    """A Synapse configuration like `synapse`'s, naming a copy of its database elsewhere;
+    returns its path."""
+    directory.mkdir()
+    raw = yaml.safe_load(synapse.config_path.read_text())
+    copy = directory / "synapse.db"
+    shutil.copy(raw["database"]["args"]["database"], copy)
+    raw["database"]["args"]["database"] = str(copy)
+    path = directory / "synapse.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 class Interrupted(Exception):
@@ -280,11 +309,17 @@ def imported(
     tmp_path_factory: pytest.TempPathFactory, module_database: dict[str, Any], synapse: SynapseData
 ) -> Iterator[tuple[RunningServer, str]]:
     """Ranvier on the imported database, on each engine, and the import's output; the first
-    run is interrupted in the devices step and a server refuses the half-filled database."""
-    config, port = ranvier_config(tmp_path_factory.mktemp("ranvier"), module_database, synapse)
+    run is interrupted in the devices step, a server refuses the half-filled database, and so
+    does an import of another Synapse database into it."""
+    directory = tmp_path_factory.mktemp("ranvier")
+    config, port = ranvier_config(directory, module_database, synapse)
     interrupted_import(module_database, synapse, stop_at="devices: 1/")
     with pytest.raises(RuntimeError, match="import-synapse"):
         start_server(config, port)
+    other = another_synapse_database(synapse, directory / "other-synapse")
+    mixed = import_command(config, synapse, other)
+    assert mixed.returncode == 1
+    assert "holds an unfinished import of bench.localhost's Synapse database" in mixed.stderr
     done = import_command(config, synapse)
     assert done.returncode == 0, done.stderr
     server = start_server(config, port)
@@ -486,19 +521,11 @@ def test_refuses_another_signing_key(tmp_path: Path, synapse: SynapseData) -> No
 
 def test_refuses_an_unknown_synapse_schema(tmp_path: Path, synapse: SynapseData) -> None:
     # a copy of Synapse's database as a newer Synapse would have left it
-    raw = yaml.safe_load(synapse.config_path.read_text())
-    copy = tmp_path / "synapse.db"
-    shutil.copy(raw["database"]["args"]["database"], copy)
-    with sqlite3.connect(copy) as conn:
+    synapse_config = another_synapse_database(synapse, tmp_path / "newer")
+    with sqlite3.connect(tmp_path / "newer" / "synapse.db") as conn:
         conn.execute("UPDATE schema_version SET version = 95")
-    raw["database"]["args"]["database"] = str(copy)
-    synapse_config = tmp_path / "synapse.yaml"
-    synapse_config.write_text(yaml.safe_dump(raw))
     config, _ = ranvier_config(tmp_path / "ranvier", _new_sqlite(tmp_path), synapse)
-    argv = [sys.executable, "-m", "ranvier.cli", "import-synapse", "-c", str(config)]
-    result = subprocess.run(
-        [*argv, "--synapse-config", str(synapse_config)], capture_output=True, text=True, timeout=60
-    )
+    result = import_command(config, synapse, synapse_config)
     assert result.returncode == 1
     assert "schema version 95" in result.stderr and "Synapse 1.163" in result.stderr
     assert not (tmp_path / "homeserver.db").exists()

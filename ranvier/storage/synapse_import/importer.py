@@ -54,8 +54,8 @@ async def import_synapse_database(
         try:
             hold = await hold_exclusively(target)
             try:
-                resumed = await prepare_target(target, echo)
                 ctx = ImportContext(server_name, now_ms(), hash_token)
+                resumed = await prepare_target(target, source, server_name, ctx.now_ms, echo)
                 return await run_import(
                     source, target, ctx, resumed=resumed, batch_size=batch_size, echo=echo
                 )

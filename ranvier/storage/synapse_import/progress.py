@@ -1,10 +1,13 @@
 """What `ranvier import-synapse` leaves in Ranvier's database while an import is unfinished.
 
-`synapse_import_progress` is the import's own table, outside the schema's migrations (as
-port-db's, storage/port_progress.py): per step, the key of the last Synapse row copied and
-whether the step is done, so an import stopped midway continues where it stopped. The import
-drops it once its verification pass has passed, and a server refuses to start while it is
-there: a half-imported server would lose the rest when its users start writing.
+Two tables of the import's own, outside the schema's migrations (as port-db's,
+storage/port_progress.py):
+- `synapse_import_progress`: per step, the key of the last Synapse row copied and whether
+  the step is done, so an import stopped midway continues where it stopped;
+- `synapse_import_source`: which Synapse database is being imported, so a rerun pointed at
+  another one is refused rather than mixing two servers' rows.
+The import drops both once its verification pass has passed, and a server refuses to start
+while they are there: a half-imported server would lose the rest when its users write.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ synapse_import_progress = Table(
     Column("last_key", Text, nullable=True),
     Column("copied_rows", BigInteger, nullable=False),
     Column("done", Boolean, nullable=False),
+)
+
+
+synapse_import_source = Table(
+    "synapse_import_source",
+    import_metadata,
+    Column("server_name", Text, primary_key=True),
+    # where Synapse's database is: its SQLite file, or PostgreSQL's host:port/database
+    Column("location", Text, nullable=False),
+    Column("started_ts", BigInteger, nullable=False),
 )
 
 

@@ -25,6 +25,7 @@ from ranvier.storage.synapse_import.progress import (
     has_progress_table,
     import_metadata,
     synapse_import_progress,
+    synapse_import_source,
 )
 from ranvier.storage.synapse_import.source import SynapseDatabase, SynapseImportError
 from ranvier.storage.synapse_import.tables import STEPS, ImportContext, Step
@@ -52,9 +53,11 @@ def _column(key: str) -> str:
     return key.split(".", 1)[-1]
 
 
-async def prepare_target(target: Database, echo: Echo) -> bool:
+async def prepare_target(
+    target: Database, source: SynapseDatabase, server_name: str, now_ms: int, echo: Echo
+) -> bool:
     """Bring Ranvier's schema up to date and check it may receive the import; True when an
-    earlier, interrupted import is resumed."""
+    earlier, interrupted import of the same Synapse database is resumed."""
     status = await schema_status(target)
     if status.ahead_of_code:
         raise SynapseImportError(
@@ -66,6 +69,18 @@ async def prepare_target(target: Database, echo: Echo) -> bool:
     async with target.engine.connect() as conn:
         resuming = await conn.run_sync(has_progress_table)
     if resuming:
+        async with target.read() as conn:
+            earlier = (await conn.execute(select(synapse_import_source))).first()
+        if earlier is not None and (earlier.location, earlier.server_name) != (
+            source.location,
+            server_name,
+        ):
+            raise SynapseImportError(
+                f"Ranvier's database holds an unfinished import of {earlier.server_name}'s "
+                f"Synapse database at {earlier.location}, not of {source.location}. Run the "
+                "import with the Synapse configuration it began with, or start again with a "
+                "new, empty Ranvier database."
+            )
         return True
     async with target.read() as conn:
         existing = int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
@@ -78,6 +93,11 @@ async def prepare_target(target: Database, echo: Echo) -> bool:
         )
     async with target.engine.begin() as conn:
         await conn.run_sync(_create_progress_table)
+        await conn.execute(
+            insert(synapse_import_source).values(
+                server_name=server_name, location=source.location, started_ts=now_ms
+            )
+        )
     return False
 
 
@@ -120,7 +140,7 @@ async def run_import(
             "running during the import? Stop it, empty Ranvier's database and import again."
         )
     async with target.engine.begin() as conn:
-        await conn.run_sync(lambda c: synapse_import_progress.drop(c))
+        await conn.run_sync(import_metadata.drop_all)
     summary.seconds = time.monotonic() - started
     return summary
 

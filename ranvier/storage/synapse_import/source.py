@@ -3,7 +3,8 @@ is one this Ranvier knows how to read.
 
 The connection cannot write: SQLite is opened with `mode=ro`, PostgreSQL sessions start with
 `default_transaction_read_only`. An import never changes the Synapse it reads, so the admin
-can go back to it whatever happens.
+can go back to it whatever happens. (A read-only SQLite reader of a WAL database still
+leaves the empty `-wal` and `-shm` files beside it, which Synapse uses as they are.)
 """
 
 from __future__ import annotations
