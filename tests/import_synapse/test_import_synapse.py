@@ -78,6 +78,7 @@ class SynapseData:
     filter_id: str
     bob_refreshable: Session  # a session with a refresh token, and its token
     bob_refresh_token: str
+    bob_creation_ts: int  # seconds, as Synapse's admin API shows it
     room_id: str  # alice's: the room is not imported, her tags and account data in it are
 
 
@@ -193,7 +194,15 @@ def use_synapse(url: str, secret: str) -> dict[str, Any]:
     # a deactivated user
     admin_path = f"/_synapse/admin/v1/deactivate/{quote(carol.user_id)}"
     ok(authed(alice, "POST", url + admin_path, {}))
+    # bob is shadow-banned, dave a support user: flags the import carries
+    shadow_ban = f"{url}/_synapse/admin/v1/users/{quote(bob.user_id)}/shadow_ban"
+    ok(authed(alice, "POST", shadow_ban, {}))
+    dave = f"{url}/_synapse/admin/v2/users/{quote('@dave:' + SERVER_NAME)}"
+    reply = authed(alice, "PUT", dave, {"password": PASSWORD, "user_type": "support"})
+    assert reply.status == 201, reply.body
+    bob_in_synapse = ok(authed(alice, "GET", f"{url}/_synapse/admin/v2/users/{quote(bob.user_id)}"))
     return {
+        "bob_creation_ts": bob_in_synapse["creation_ts"],
         "alice": alice,
         "bob": bob,
         "alice_device": device,
@@ -333,7 +342,7 @@ def test_import_resumes_and_says_what_it_did_not_import(
     imported: tuple[RunningServer, str],
 ) -> None:
     _, output = imported
-    assert "users: done in an earlier run (3 rows)" in output
+    assert "users: done in an earlier run (4 rows)" in output
     assert "resuming an earlier run" in output
     assert "Not imported yet" in output and "rooms" in output and "media" in output
 
@@ -393,6 +402,12 @@ def test_admin_flag_profiles_and_devices(
     admin_url = f"{url}/_synapse/admin/v2/users/{quote(synapse.bob.user_id)}"
     shown = ok(authed(synapse.alice, "GET", admin_url))
     assert shown["displayname"] == "Bob B." and shown["admin"] is False
+    assert shown["creation_ts"] == synapse.bob_creation_ts
+    assert shown["shadow_banned"] is True
+    dave_url = f"{url}/_synapse/admin/v2/users/{quote('@dave:' + SERVER_NAME)}"
+    assert ok(authed(synapse.alice, "GET", dave_url))["user_type"] == "support"
+    alice_url = f"{url}/_synapse/admin/v2/users/{quote(synapse.alice.user_id)}"
+    assert ok(authed(synapse.alice, "GET", alice_url))["admin"] is True
     assert authed(synapse.bob, "GET", admin_url).status == 403
     profile = ok(request("GET", f"{url}{CLIENT}/profile/{quote(synapse.alice.user_id)}"))
     assert profile["displayname"] == "Alice A."
@@ -483,7 +498,7 @@ def test_refuses_a_database_that_has_users(
     try:
         again = import_command(server.config_path, synapse)
         assert again.returncode == 1
-        assert "already has 3 user(s)" in again.stderr
+        assert "already has 4 user(s)" in again.stderr
     finally:
         restarted = start_server(server.config_path, int(server.url.rsplit(":", 1)[1]))
         server.process = restarted.process
