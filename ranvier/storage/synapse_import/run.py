@@ -33,6 +33,8 @@ from ranvier.storage.users import users
 
 Echo = Callable[[str], None]
 DEFAULT_BATCH_SIZE = 1000
+# a big table shows its first batch, then a line this often, then its end
+PROGRESS_SECONDS = 2.0
 
 
 @dataclass
@@ -175,6 +177,8 @@ async def _run_step(
                     step=step.name, last_key=None, copied_rows=0, done=False
                 )
             )
+    shown_at: float | None = None
+    shown = copied
     while True:
         sql, batch_params = step.batch_sql(after, batch_size)
         batch = await source.rows(sql, {**params, **batch_params})
@@ -195,9 +199,13 @@ async def _run_step(
                 .where(synapse_import_progress.c.step == step.name)
                 .values(last_key=orjson.dumps(after).decode(), copied_rows=copied)
             )
-        echo(f"{step.name}: {copied}/{total} rows")
+        if shown_at is None or time.monotonic() - shown_at >= PROGRESS_SECONDS:
+            echo(f"{step.name}: {copied}/{total} rows")
+            shown_at, shown = time.monotonic(), copied
         if len(batch) < batch_size:
             break
+    if copied != shown:
+        echo(f"{step.name}: {copied}/{total} rows")
     async with target.transaction() as conn:
         await conn.execute(
             update(synapse_import_progress)
