@@ -197,6 +197,8 @@ def use_synapse(url: str, secret: str) -> dict[str, Any]:
     # bob is shadow-banned, dave a support user: flags the import carries
     shadow_ban = f"{url}/_synapse/admin/v1/users/{quote(bob.user_id)}/shadow_ban"
     ok(authed(alice, "POST", shadow_ban, {}))
+    override = f"{url}/_synapse/admin/v1/users/{quote(bob.user_id)}/override_ratelimit"
+    ok(authed(alice, "POST", override, {"messages_per_second": 7, "burst_count": 70}))
     dave = f"{url}/_synapse/admin/v2/users/{quote('@dave:' + SERVER_NAME)}"
     reply = authed(alice, "PUT", dave, {"password": PASSWORD, "user_type": "support"})
     assert reply.status == 201, reply.body
@@ -404,6 +406,9 @@ def test_admin_flag_profiles_and_devices(
     assert shown["displayname"] == "Bob B." and shown["admin"] is False
     assert shown["creation_ts"] == synapse.bob_creation_ts
     assert shown["shadow_banned"] is True
+    override = f"{url}/_synapse/admin/v1/users/{quote(synapse.bob.user_id)}/override_ratelimit"
+    limits = ok(authed(synapse.alice, "GET", override))
+    assert limits == {"messages_per_second": 7, "burst_count": 70}
     dave_url = f"{url}/_synapse/admin/v2/users/{quote('@dave:' + SERVER_NAME)}"
     assert ok(authed(synapse.alice, "GET", dave_url))["user_type"] == "support"
     alice_url = f"{url}/_synapse/admin/v2/users/{quote(synapse.alice.user_id)}"

@@ -32,6 +32,7 @@ from ranvier.storage.key_backup import e2e_room_keys, e2e_room_keys_versions
 from ranvier.storage.profiles import profiles
 from ranvier.storage.push_rules import push_rule_settings, push_rules
 from ranvier.storage.pushers import pushers
+from ranvier.storage.ratelimit_overrides import ratelimit_override
 from ranvier.storage.sso import user_external_ids
 from ranvier.storage.stream_ids import (
     ACCOUNT_DATA_STREAM,
@@ -161,6 +162,15 @@ def _profile(row: Row, ctx: ImportContext) -> dict[str, Any]:
         "user_id": ctx.full_user_id(row["user_id"]),
         "displayname": row["displayname"],
         "avatar_url": row["avatar_url"],
+    }
+
+
+def _ratelimit_override(row: Row, ctx: ImportContext) -> dict[str, Any]:
+    # Synapse's admin API stores 0 for a value not given, and reads NULL as 0 too
+    return {
+        "user_id": row["user_id"],
+        "messages_per_second": int(row["messages_per_second"] or 0),
+        "burst_count": int(row["burst_count"] or 0),
     }
 
 
@@ -522,6 +532,15 @@ STEPS: tuple[Step, ...] = (
         _profile,
         _insert(profiles),
         _counter(profiles),
+    ),
+    Step(
+        "ratelimit_override",
+        "s.user_id, s.messages_per_second, s.burst_count FROM ratelimit_override s",
+        ("s.user_id",),
+        local("s.user_id") + " AND " + _USER_EXISTS.format(column="s.user_id"),
+        _ratelimit_override,
+        _insert(ratelimit_override),
+        _counter(ratelimit_override),
     ),
     Step(
         "devices",
