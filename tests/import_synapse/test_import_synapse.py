@@ -39,6 +39,7 @@ from tests.integration.matrix import CLIENT, Session, authed, login, register
 from tests.integration.test_e2e_keys import OTK, CrossSigning, Device
 
 PASSWORD = "an old Synapse password"
+PEPPER = "pepper-of-the-synapse-server"
 BACKUP_ALGORITHM = "m.megolm_backup.v1.curve25519-aes-sha2"
 ROOM = "!backedup:bench.localhost"
 SESSION_ID = "megolm-session-1"
@@ -226,7 +227,8 @@ def build_synapse(directory: Path, database: Database) -> SynapseData:
     # built as the benchmark builds it (a minute or two the first time), never skipped
     ensure_synapse("1.163.2")
     # Synapse hands out refresh tokens only with a lifetime for the access tokens they renew
-    server = start_synapse(directory, database, {"refreshable_access_token_lifetime": "1h"})
+    extra = {"refreshable_access_token_lifetime": "1h", "password_config": {"pepper": PEPPER}}
+    server = start_synapse(directory, database, extra)
     try:
         raw = yaml.safe_load((directory / "homeserver.yaml").read_text())
         data = use_synapse(server.url, raw["registration_shared_secret"])
@@ -262,7 +264,13 @@ def ranvier_config(
     key = directory / "signing.key"
     shutil.copy(synapse.signing_key, key)
     port = free_port()
-    overrides = {"server_name": SERVER_NAME, "signing_key_path": str(key), **extra}
+    overrides = {
+        "server_name": SERVER_NAME,
+        "signing_key_path": str(key),
+        # Synapse's hashes are of the password with its pepper: Ranvier needs the same one
+        "password_config": {"pepper": PEPPER},
+        **extra,
+    }
     return write_test_config(directory, database, port, **overrides), port
 
 
@@ -516,6 +524,25 @@ def test_refuses_a_database_that_has_users(
 
 def _new_sqlite(directory: Path) -> dict[str, Any]:
     return {"name": "sqlite3", "args": {"database": str(directory / "homeserver.db")}}
+
+
+def test_passwords_need_synapse_pepper(tmp_path: Path, synapse: SynapseData) -> None:
+    """Without Synapse's pepper the imported hashes cannot match: the setting is in effect."""
+    database = _new_sqlite(tmp_path)
+    config, port = ranvier_config(tmp_path / "ranvier", database, synapse, password_config={})
+    result = import_command(config, synapse)
+    assert result.returncode == 0, result.stderr
+    server = start_server(config, port)
+    try:
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "bob"},
+            "password": PASSWORD,
+        }
+        refused = request("POST", server.url + CLIENT + "/login", body)
+        assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")
+    finally:
+        assert server.stop() == 0, server.log()
 
 
 def test_refuses_another_server_name(tmp_path: Path, synapse: SynapseData) -> None:
