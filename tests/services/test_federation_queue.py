@@ -162,6 +162,16 @@ async def say(s: Setup, body: str, room_id: str | None = None) -> Event:
     return event
 
 
+async def failure_recorded(store: DestinationStore, destination: str = REMOTE) -> None:
+    """Wait until `destination`'s failed attempt is stored (its backoff started)."""
+    async with asyncio.timeout(10):
+        while True:
+            row = await store.get(destination)
+            if row is not None and row.failure_ts is not None:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def delivered(store: DestinationStore, position: int, destination: str = REMOTE) -> None:
     """Wait until `destination` is recorded as delivered up to `position`."""
     async with asyncio.timeout(10):
@@ -408,6 +418,8 @@ async def test_a_stop_during_a_failure_leaves_the_destination_to_catch_up(
     s.queue.start()
     await say(s, "one")
     await s.remote.wait_for(1)
+    # the remote has seen the attempt; the stop comes once its failure is recorded
+    await failure_recorded(s.store)
     await say(s, "two")
     await s.queue.stop()
     store = DestinationStore(database)
