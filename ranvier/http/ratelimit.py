@@ -200,7 +200,6 @@ class Ratelimiter:
             self._schedule_expiry(now)
 
 
-
 class MessageLimitOverride(Protocol):
     """One user's own `rc_message` (the override_ratelimit admin API)."""
 

@@ -69,9 +69,7 @@ def password_credentials(body: dict[str, Any]) -> PasswordCredentials:
     fields = validate_body(body, _PasswordFields)
     if fields.identifier is not None:
         if fields.identifier.type == THIRDPARTY_IDENTIFIER:
-            return _thirdparty(
-                fields.identifier.medium, fields.identifier.address, fields.password
-            )
+            return _thirdparty(fields.identifier.medium, fields.identifier.address, fields.password)
         if fields.identifier.type != USER_IDENTIFIER:
             raise MatrixError(
                 400, "M_UNKNOWN", f"Unsupported identifier type {fields.identifier.type!r}"
