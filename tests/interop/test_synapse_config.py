@@ -87,7 +87,8 @@ def test_stock_synapse_config_starts_ranvier(synapse_python: Path, tmp_path: Pat
     log = (tmp_path / "homeserver.log").read_text()
     unused = [line for line in log.splitlines() if "Not used by Ranvier:" in line]
     assert len(unused) == 1, log
-    assert unused[0].endswith("Not used by Ranvier: macaroon_secret_key, form_secret")
+    # form_secret signs the consent pages' links (user_consent) now
+    assert unused[0].endswith("Not used by Ranvier: macaroon_secret_key")
     assert " - WARNING - - - Not used by Ranvier" in unused[0]
     # Synapse's config names matrix.org as its key server: warned about, as Synapse does
     assert "uses matrix.org as a trusted key server" in log
