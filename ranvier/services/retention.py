@@ -12,7 +12,7 @@ forward extremities) always stay, as a room needs them to go on.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +23,7 @@ from ranvier.errors import MatrixError
 from ranvier.protocol.events import Event
 from ranvier.protocol.redaction import redact
 from ranvier.requester import UserRequester
+from ranvier.services.periodic import PeriodicTask
 from ranvier.services.rooms.deletion import RoomDeletionService
 from ranvier.services.rooms.event_loader import EventLoader
 from ranvier.services.rooms.purge_history import HistoryPurgeService
@@ -115,30 +116,24 @@ class RetentionPurgeJobs:
         self._config = retention.config
         self._db = db
         self._purges = purges
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[PeriodicTask] = []
 
     def start(self) -> None:
         if not self._config.enabled:
             return
         for job in self._config.purge_jobs:
-            self._tasks.append(asyncio.create_task(self._every(job)))
+            task = PeriodicTask(
+                job.interval,
+                functools.partial(self.run, job),
+                f"A retention purge job failed; it runs again in {job.interval} ms",
+            )
+            task.start()
+            self._tasks.append(task)
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await task.stop()
         self._tasks.clear()
-
-    async def _every(self, job: PurgeJob) -> None:
-        while True:
-            # as Synapse: the first run comes one interval after start-up
-            await asyncio.sleep(job.interval / 1000)
-            try:
-                await self.run(job)
-            except Exception:
-                logger.exception(
-                    "A retention purge job failed; it runs again in %d ms", job.interval
-                )
 
     async def run(self, job: PurgeJob) -> list[str]:
         """Purge the expired history of every room the job covers; the rooms it purged."""
@@ -192,27 +187,23 @@ class RedactionPruner:
         self._loader = loader
         self._redactions = redactions
         self._done_up_to_ts = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = (
+            PeriodicTask(
+                redaction_check_period_ms(period_ms),
+                self.run,
+                "Pruning redacted events failed; trying again later",
+            )
+            if period_ms is not None
+            else None
+        )
 
     def start(self) -> None:
-        if self._period_ms is not None:
-            self._task = asyncio.create_task(
-                self._every(redaction_check_period_ms(self._period_ms))
-            )
+        if self._task is not None:
+            self._task.start()
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _every(self, period_ms: int) -> None:
-        while True:
-            await asyncio.sleep(period_ms / 1000)
-            try:
-                await self.run()
-            except Exception:
-                logger.exception("Pruning redacted events failed; trying again later")
+            await self._task.stop()
 
     async def run(self) -> int:
         """Prune the events of redactions older than the period; how many were pruned."""
@@ -278,27 +269,23 @@ class ForgottenRoomPurger:
         self._db = db
         self._server_name = server_name
         self._deletion = deletion
-        self._task: asyncio.Task[None] | None = None
+        self._task = (
+            PeriodicTask(
+                forgotten_check_period_ms(period_ms),
+                self.run,
+                "Purging forgotten rooms failed; trying again later",
+            )
+            if period_ms is not None
+            else None
+        )
 
     def start(self) -> None:
-        if self._period_ms is not None:
-            self._task = asyncio.create_task(
-                self._every(forgotten_check_period_ms(self._period_ms))
-            )
+        if self._task is not None:
+            self._task.start()
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _every(self, period_ms: int) -> None:
-        while True:
-            await asyncio.sleep(period_ms / 1000)
-            try:
-                await self.run()
-            except Exception:
-                logger.exception("Purging forgotten rooms failed; trying again later")
+            await self._task.stop()
 
     async def run(self) -> list[str]:
         """Purge the rooms forgotten long enough; the rooms purged."""

@@ -9,12 +9,12 @@ lifetime by more than a quarter of it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from ranvier.clock import now_ms
 from ranvier.config.retention import MediaRetentionConfig
 from ranvier.services.media.service import MediaService
+from ranvier.services.periodic import PeriodicTask
 
 logger = logging.getLogger(__name__)
 
@@ -35,25 +35,23 @@ class MediaRetention:
     def __init__(self, config: MediaRetentionConfig, media: MediaService) -> None:
         self._config = config
         self._media = media
-        self._task: asyncio.Task[None] | None = None
+        self._task = (
+            PeriodicTask(
+                check_period_ms(config),
+                self.run,
+                "Applying media_retention failed; trying again later",
+            )
+            if config.enabled
+            else None
+        )
 
     def start(self) -> None:
-        if self._config.enabled:
-            self._task = asyncio.create_task(self._every(check_period_ms(self._config)))
+        if self._task is not None:
+            self._task.start()
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _every(self, period_ms: int) -> None:
-        while True:
-            await asyncio.sleep(period_ms / 1000)
-            try:
-                await self.run()
-            except Exception:
-                logger.exception("Applying media_retention failed; trying again later")
+            await self._task.stop()
 
     async def run(self) -> tuple[int, int]:
         """Delete what has outlived its lifetime; (local, remote) media deleted."""
