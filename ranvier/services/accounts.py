@@ -308,15 +308,6 @@ class AccountService:
             flows.append([SSO_LOGIN])
         return flows
 
-    def reauth_flows(self) -> list[list[str]]:
-        """Every flow some user may be offered; endpoints use `reauth_flows_for`."""
-        flows = [[PASSWORD]] if self._login.password_auth_enabled else []
-        if self._config.oidc_providers:
-            # signing in again at the provider (its fallback page); it proves only a user
-            # whose identity there is linked to their account
-            flows.append([SSO_LOGIN])
-        return flows
-
     def require_password_changes_enabled(self) -> None:
         if self._config.password_config.enabled is not True:
             raise MatrixError(403, "M_FORBIDDEN", "Password changes are disabled on this server")
